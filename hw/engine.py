@@ -1,0 +1,701 @@
+"""The swattn attention engine: hybrid sliding-window + global attention for one head per job.
+
+Dataflow (see docs/engine.md):
+
+* ``units`` query units each own ``lane_width`` Q.K lanes and ``lane_width`` P.V lanes. A *group*
+  is up to ``units`` queries of one residue class mod dilation (i, i + dil, ...); its window keys
+  stream past all units at once (one key every ``chunks`` cycles) followed by the global keys.
+* Stage 1 computes scores into a double-banked score buffer and the row maximum; stage 2 reads
+  them back, forms e = 2^-(m - s) M, accumulates S and A = sum e v; the epilogue normalises with
+  one reciprocal per row. Stage 1 of group g + 1 overlaps stage 2 of group g, so both arrays stay
+  busy.
+* K/V rows stream through a ring of ``ring_rows`` rows: memory grows with the window, not with n.
+* Global query rows attend to every key: after the main pass the host streams K/V twice per
+  group of ``units`` global queries (first pass: row maximum; second: exponentials and P.V).
+
+Streams (payloads are arrays of int8):
+
+* ``kv``: the G global rows (config order), rows 0..n-1, then per global group rows 0..n-1 twice.
+* ``q``: the non-global rows in processing order (``swattn.sw.schedule``), then per global group
+  its global queries.
+* ``o``: output rows in the same order as ``q``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..sw import numerics as nx
+from ..sw import regs
+from ..sw.engine_params import EngineParams
+from .blocks import DotLanes, ExpUnit, Normaliser, Reciprocal, RowMax, ScaleLanes, int8_row
+
+#: pipeline latencies, cycles from issue to the write of the result (used by the cycle model)
+STAGE1_LATENCY = 4
+STAGE2_LATENCY = 6
+
+
+def kv_layout(head_dim: int) -> data.StructLayout:
+    return data.StructLayout({"k": int8_row(head_dim), "v": int8_row(head_dim)})
+
+
+class Engine(wiring.Component):
+    """The attention engine. See the module docstring for the streams and the dataflow.
+
+    Ports: ``cfg`` (the configuration register, :func:`swattn.sw.regs.config_layout`), ``start``
+    (one-cycle pulse), ``status`` (state and error code), ``cycles`` (cycles since the last
+    accepted start, frozen when the job is done), streams ``q``, ``kv`` in and ``o`` out.
+    """
+
+    def __init__(self, params: EngineParams):
+        self.params = params
+        d = params.head_dim
+        super().__init__({
+            "cfg": In(regs.config_layout(params)),
+            "start": In(1),
+            "status": Out(regs.STATUS_LAYOUT),
+            "cycles": Out(32),
+            "q": In(stream.Signature(int8_row(d))),
+            "kv": In(stream.Signature(kv_layout(d))),
+            "o": Out(stream.Signature(int8_row(d))),
+        })
+
+    def elaborate(self, platform):
+        P = self.params
+        d, LW, U, CH = P.head_dim, P.lane_width, P.units, P.chunks
+        GM = max(1, P.max_globals)
+        B, SD, SG = P.ring_rows, P.score_depth, P.subgroup
+        SW, PW, NW = P.score_width, P.pos_width, P.seq_width + 1
+        m = Module()
+
+        chunk_bits = LW * nx.DATA_WIDTH
+
+        def chunk_of(row, c):
+            """Chunk ``c`` (a Value) of an int8 row view, as raw bits."""
+            flat = row.as_value()
+            return Array(flat[i * chunk_bits:(i + 1) * chunk_bits] for i in range(CH))[c]
+
+        # ---------------------------------------------------------------- configuration & status
+        cfg = Signal(regs.config_layout(P))
+        n = Signal(NW)
+        left, right, dil = Signal(16), Signal(16), Signal(16)
+        ng = Signal(8)
+        reach_l = Signal(32)
+        span = Signal(17)
+        ngg = Signal(8)  # global groups
+        total_pos = Signal(PW + 1)
+        m.d.comb += [n.eq(cfg.n), left.eq(cfg.left), right.eq(cfg.right), dil.eq(cfg.dilation),
+                     ng.eq(cfg.n_globals), reach_l.eq(left * dil), span.eq(left + right),
+                     ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
+        glob = [cfg.globals[i] for i in range(GM)]
+
+        state = Signal(2)
+        error = Signal(4)
+        m.d.comb += [self.status.state.eq(state), self.status.error.eq(error)]
+        running = Signal()  # job validated and in progress
+        checking = Signal()
+        chk_i = Signal(8)
+        job_init = Signal()  # one-cycle pulse: reset all job state
+
+        cycles = Signal(32)
+        m.d.comb += self.cycles.eq(cycles)
+        with m.If(state == regs.State.BUSY):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        def is_global(idx):
+            hit = Const(0, 1)
+            for i in range(GM):
+                hit = hit | ((i < ng) & (glob[i] == idx))
+            return hit
+
+        with m.If(self.start):
+            with m.If(state == regs.State.BUSY):
+                m.d.sync += error.eq(regs.Error.BUSY)
+            with m.Else():
+                m.d.sync += [cfg.eq(self.cfg), state.eq(regs.State.BUSY), error.eq(0),
+                             cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0)]
+        fail = Signal(4)
+        with m.If(checking & ~self.start):
+            # one global per cycle after the scalar checks
+            with m.If(chk_i == 0):
+                lprod = Signal(32)
+                rprod = Signal(32)
+                m.d.comb += [lprod.eq(left * dil), rprod.eq(right * dil)]
+                with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
+                    m.d.comb += fail.eq(regs.Error.N_RANGE)
+                with m.Elif((dil == 0) | (dil > P.max_dilation)):
+                    m.d.comb += fail.eq(regs.Error.DILATION)
+                with m.Elif((lprod > P.max_radius) | (rprod > P.max_radius)):
+                    m.d.comb += fail.eq(regs.Error.RADIUS)
+                with m.Elif(ng > P.max_globals):
+                    m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
+            with m.Else():
+                gi = chk_i - 1
+                cur = Signal(32)
+                m.d.comb += cur.eq(Array(glob)[gi])
+                dup = Const(0, 1)
+                for j in range(GM):
+                    dup = dup | ((j < gi) & (glob[j] == cur))
+                with m.If(cur >= cfg.n):
+                    m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
+                with m.Elif(dup):
+                    m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
+            with m.If(fail != 0):
+                m.d.sync += [error.eq(fail), state.eq(regs.State.IDLE), checking.eq(0)]
+            with m.Elif(chk_i >= ng):
+                m.d.sync += [checking.eq(0), running.eq(1)]
+                m.d.comb += job_init.eq(1)
+                m.d.sync += total_pos.eq(n + ((n * ngg) << 1))
+            with m.Else():
+                m.d.sync += chk_i.eq(chk_i + 1)
+
+        # ---------------------------------------------------------------- memories
+        def mem(name, depth, width):
+            m.submodules[name] = mm = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+            return mm
+        ring_k = mem("ring_k", B * CH, chunk_bits)
+        ring_v = mem("ring_v", B * CH, chunk_bits)
+        glob_k = mem("glob_k", GM * CH, chunk_bits)
+        glob_v = mem("glob_v", GM * CH, chunk_bits)
+        rk_w, rv_w, gk_w, gv_w = (x.write_port() for x in (ring_k, ring_v, glob_k, glob_v))
+        rk_r, gk_r = ring_k.read_port(), glob_k.read_port()
+        rv_r, gv_r = ring_v.read_port(), glob_v.read_port()
+
+        # ---------------------------------------------------------------- K/V writer
+        pl = Signal(8)  # global rows preloaded
+        wpos = Signal(PW + 1)  # ring rows committed (stream position)
+        release = Signal(PW + 1)  # lowest position still needed
+        held = Signal()
+        hchunk = Signal(range(CH))
+        kv_row = Signal(kv_layout(d))
+        last_chunk = held & (hchunk == CH - 1)
+        to_glob = pl < ng
+        next_pl = Signal.like(pl)
+        next_wpos = Signal.like(wpos)
+        m.d.comb += [next_pl.eq(pl), next_wpos.eq(wpos)]
+        with m.If(last_chunk):
+            with m.If(to_glob):
+                m.d.comb += next_pl.eq(pl + 1)
+            with m.Else():
+                m.d.comb += next_wpos.eq(wpos + 1)
+        room = (next_pl < ng) | ((next_wpos < total_pos) & ((next_wpos - release) < B))
+        m.d.comb += self.kv.ready.eq(running & (~held | last_chunk) & room)
+        waddr_ring = Cat(Const(0, 0) if CH == 1 else hchunk, wpos[:(B - 1).bit_length()])
+        waddr_glob = Cat(Const(0, 0) if CH == 1 else hchunk, pl[:max(1, (GM - 1).bit_length())])
+        kbits = chunk_of(kv_row.k, hchunk)
+        vbits = chunk_of(kv_row.v, hchunk)
+        m.d.comb += [
+            rk_w.addr.eq(waddr_ring), rv_w.addr.eq(waddr_ring),
+            gk_w.addr.eq(waddr_glob), gv_w.addr.eq(waddr_glob),
+            rk_w.data.eq(kbits), rv_w.data.eq(vbits), gk_w.data.eq(kbits), gv_w.data.eq(vbits),
+            rk_w.en.eq(held & ~to_glob), rv_w.en.eq(held & ~to_glob),
+            gk_w.en.eq(held & to_glob), gv_w.en.eq(held & to_glob),
+        ]
+        with m.If(held):
+            m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
+        m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos)]
+        with m.If(self.kv.valid & self.kv.ready):
+            m.d.sync += [kv_row.eq(self.kv.payload), held.eq(1), hchunk.eq(0)]
+        with m.Elif(last_chunk):
+            m.d.sync += held.eq(0)
+
+        # ---------------------------------------------------------------- query registers
+        qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}") for u in range(U)] for b in range(2)]
+
+        # ---------------------------------------------------------------- scheduler
+        # Descriptor of the next group, handed to stage 1.
+        desc_layout = data.StructLayout({
+            "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
+            "active": U, "start": PW + 1, "step": 16, "kmax": PW + 1, "lim": PW + 1,
+            "clip": 17, "nglob": 8,
+        })
+        desc = Signal(desc_layout)
+        desc_valid = Signal()
+        desc_take = Signal()
+        sched_bank = Signal()
+        base0 = Signal(NW + 16)
+        cls = Signal(16)
+        bq = Signal(NW + 1)
+        ggrp = Signal(8)
+        gpass = Signal()  # 0: max pass, 1: P.V pass
+        gsub = Signal(PW + 1)  # first position of the sub-group within the pass
+        uload = Signal(range(U + 1))
+        active = Signal(U)
+        idx_u = [Signal(NW + 16, name=f"idx_u{u}") for u in range(U)]
+        for u in range(U):
+            m.d.comb += idx_u[u].eq(base0 + cls + u * dil)
+
+        def advance_main():
+            with m.If(cls + 1 >= dil):
+                m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bq.eq(bq + U)]
+            with m.Else():
+                m.d.sync += cls.eq(cls + 1)
+
+        def load_queries():
+            """Take one q row per active unit (in unit order) into the scheduler's bank."""
+            act = Array(active[u] for u in range(U))
+            with m.If(uload < U):
+                with m.If(~act[uload]):
+                    m.d.sync += uload.eq(uload + 1)
+                with m.Else():
+                    m.d.comb += self.q.ready.eq(1)
+                    with m.If(self.q.valid):
+                        for b in range(2):
+                            for u in range(U):
+                                with m.If((sched_bank == b) & (uload == u)):
+                                    m.d.sync += qregs[b][u].eq(self.q.payload)
+                        m.d.sync += uload.eq(uload + 1)
+
+        with m.FSM(name="sched"):
+            with m.State("IDLE"):
+                with m.If(job_init):
+                    m.d.sync += [base0.eq(0), cls.eq(0), bq.eq(0), ggrp.eq(0), sched_bank.eq(0),
+                                 desc_valid.eq(0)]
+                    m.next = "MAIN_GROUP"
+            with m.State("MAIN_GROUP"):
+                with m.If(base0 + cls >= n):
+                    with m.If(base0 >= n):
+                        m.next = "GLOBAL_GROUP"
+                    with m.Else():  # a class with no rows in this last block
+                        m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bq.eq(bq + U)]
+                with m.Else():
+                    act_c = Signal(U)
+                    m.d.comb += act_c.eq(Cat(*[(idx_u[u] < n) & ~is_global(idx_u[u])
+                                               for u in range(U)]))
+                    with m.If(act_c == 0):  # only global rows: nothing to compute here
+                        advance_main()
+                    with m.Else():
+                        m.d.sync += [active.eq(act_c), uload.eq(0)]
+                        m.next = "MAIN_LOAD"
+            with m.State("MAIN_LOAD"):
+                load_queries()
+                with m.If(uload == U):
+                    mlo = Signal(NW + 1)
+                    m.d.comb += mlo.eq(Mux(bq > left, bq - left, 0))
+                    lo_neg = reach_l > base0 + cls
+                    m.d.sync += [
+                        desc.main.eq(1), desc.no_pv.eq(0), desc.reset_max.eq(1),
+                        desc.reset_acc.eq(1), desc.final.eq(1), desc.qbank.eq(sched_bank),
+                        desc.active.eq(active), desc.start.eq(Mux(lo_neg, cls, base0 + cls - reach_l)),
+                        desc.step.eq(dil), desc.kmax.eq(bq + U - 1 + right - mlo),
+                        desc.lim.eq(n), desc.clip.eq(mlo + left - bq), desc.nglob.eq(ng),
+                        desc_valid.eq(1),
+                    ]
+                    m.next = "MAIN_HAND"
+            with m.State("MAIN_HAND"):
+                with m.If(desc_take):
+                    m.d.sync += [desc_valid.eq(0), sched_bank.eq(~sched_bank)]
+                    advance_main()
+                    m.next = "MAIN_GROUP"
+            with m.State("GLOBAL_GROUP"):
+                with m.If(ggrp >= ngg):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [active.eq(Cat(*[(ggrp * U + u) < ng for u in range(U)])),
+                                 uload.eq(0), gpass.eq(0), gsub.eq(0)]
+                    m.next = "GLOBAL_LOAD"
+            with m.State("GLOBAL_LOAD"):
+                load_queries()
+                with m.If(uload == U):
+                    m.next = "GLOBAL_SUB"
+            with m.State("GLOBAL_SUB"):
+                pass_base = Signal(PW + 1)
+                m.d.comb += pass_base.eq(n + ((ggrp * n) << 1) + Mux(gpass, n, 0))
+                last_sub = gsub + SG >= n
+                m.d.sync += [
+                    desc.main.eq(0), desc.no_pv.eq(~gpass), desc.reset_max.eq(~gpass & (gsub == 0)),
+                    desc.reset_acc.eq(gsub == 0), desc.final.eq(gpass & last_sub),
+                    desc.qbank.eq(sched_bank), desc.active.eq(active),
+                    desc.start.eq(pass_base + gsub), desc.step.eq(1), desc.kmax.eq(SG - 1),
+                    desc.lim.eq(pass_base + n), desc.clip.eq(0), desc.nglob.eq(0),
+                    desc_valid.eq(1),
+                ]
+                m.next = "GLOBAL_HAND"
+            with m.State("GLOBAL_HAND"):
+                with m.If(desc_take):
+                    m.d.sync += desc_valid.eq(0)
+                    with m.If(gsub + SG >= n):
+                        m.d.sync += gsub.eq(0)
+                        with m.If(gpass):
+                            m.d.sync += [ggrp.eq(ggrp + 1), sched_bank.eq(~sched_bank)]
+                            m.next = "GLOBAL_GROUP"
+                        with m.Else():
+                            m.d.sync += gpass.eq(1)
+                            m.next = "GLOBAL_SUB"
+                    with m.Else():
+                        m.d.sync += gsub.eq(gsub + SG)
+                        m.next = "GLOBAL_SUB"
+
+        # ---------------------------------------------------------------- stage 1: Q.K^T
+        s1_bank = Signal()  # bank of the next group stage 1 takes
+        bank_busy = Signal(2)  # set by stage 1 start, cleared when stage 2 is done with it
+        s1_done = Signal(2)  # all scores of the bank's group written
+        s1 = Signal(desc_layout)
+        s1_run = Signal()
+        s1_k = Signal(PW + 1)  # window key count so far
+        s1_pos = Signal(PW + 1)
+        s1_gi = Signal(8)
+        s1_glob = Signal()  # in the global-key part
+        s1_chunk = Signal(range(CH))
+        s1_p = Signal(range(SD + 1))
+        s1_bnk = Signal()
+        # queue of groups from stage 1 to stage 2 (depth 2, indexed by bank)
+        q2_desc = [Signal(desc_layout, name=f"q2_desc{b}") for b in range(2)]
+        q2_count = [Signal(range(SD + 1), name=f"q2_count{b}") for b in range(2)]
+        q2_valid = Signal(2)
+
+        bank_busy_set = Signal(2)
+        bank_busy_clr = Signal(2)
+        s1_done_set = Signal(2)
+        s1_done_clr = Signal(2)
+        q2_set = Signal(2)
+        q2_clr = Signal(2)
+        m.d.sync += [
+            bank_busy.eq((bank_busy | bank_busy_set) & ~bank_busy_clr),
+            s1_done.eq((s1_done | s1_done_set) & ~s1_done_clr),
+            q2_valid.eq((q2_valid | q2_set) & ~q2_clr),
+        ]
+
+        bank_free = ~Array([bank_busy[0], bank_busy[1]])[s1_bank]
+        m.d.comb += desc_take.eq(desc_valid & ~s1_run & bank_free & running)
+        with m.If(desc_take):
+            m.d.sync += [s1.eq(desc), s1_run.eq(1), s1_k.eq(0), s1_pos.eq(desc.start),
+                         s1_gi.eq(0), s1_glob.eq(0), s1_chunk.eq(0), s1_p.eq(0),
+                         s1_bnk.eq(s1_bank), s1_bank.eq(~s1_bank)]
+            m.d.comb += bank_busy_set.eq(Mux(s1_bank, 0b10, 0b01))
+
+        win_more = (s1_k <= s1.kmax) & (s1_pos < s1.lim)
+        glob_more = s1_gi < s1.nglob
+        have_key = Mux(s1_glob, glob_more, win_more)
+        avail = s1_glob | (s1_pos < wpos)
+        issue1 = Signal()
+        m.d.comb += issue1.eq(s1_run & have_key & avail)
+        # after the last chunk of a key: is there another key?
+        nxt_win = ((s1_k + 1) <= s1.kmax) & ((s1_pos + s1.step) < s1.lim)
+        last_key1 = Signal()
+        m.d.comb += last_key1.eq(Mux(s1_glob, s1_gi + 1 >= s1.nglob, ~nxt_win & (s1.nglob == 0)))
+        with m.If(s1_run & ~have_key):
+            # no keys at all (cannot happen for a valid group) -> finish
+            m.d.sync += s1_run.eq(0)
+        with m.If(issue1):
+            with m.If(s1_chunk == CH - 1):
+                m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)]
+                with m.If(s1_glob):
+                    m.d.sync += s1_gi.eq(s1_gi + 1)
+                with m.Else():
+                    m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pos + s1.step)]
+                    with m.If(~nxt_win):
+                        m.d.sync += s1_glob.eq(1)
+                with m.If(last_key1):
+                    m.d.sync += s1_run.eq(0)
+                    m.d.comb += q2_set.eq(Mux(s1_bnk, 0b10, 0b01))
+                    for b in range(2):
+                        with m.If(s1_bnk == b):
+                            m.d.sync += [q2_desc[b].eq(s1), q2_count[b].eq(s1_p + 1)]
+            with m.Else():
+                m.d.sync += s1_chunk.eq(s1_chunk + 1)
+
+        # addresses for stage 1 reads (issued this cycle, data next cycle)
+        m.d.comb += [
+            rk_r.addr.eq(Cat(Const(0, 0) if CH == 1 else s1_chunk, s1_pos[:(B - 1).bit_length()])),
+            gk_r.addr.eq(Cat(Const(0, 0) if CH == 1 else s1_chunk,
+                             s1_gi[:max(1, (GM - 1).bit_length())])),
+        ]
+        # per-unit validity of the key for this issue
+        key_is_glob = Signal()
+        m.d.comb += key_is_glob.eq(s1.main & ~s1_glob & is_global(s1_pos))
+        uvalid = Signal(U)
+        for u in range(U):
+            kc = s1_k + s1.clip
+            inwin = ~s1.main | ((kc >= u) & (kc <= span + u))
+            m.d.comb += uvalid[u].eq(s1.active[u] & (s1_glob | (inwin & ~key_is_glob)))
+
+        # pipeline registers i1..i4
+        p1 = Signal(data.StructLayout({
+            "valid": 1, "glob": 1, "first": 1, "last": 1, "p": range(SD + 1), "bank": 1,
+            "uvalid": U, "fkey": 1, "lkey": 1, "reset_max": 1}))
+        m.d.sync += [
+            p1.valid.eq(issue1), p1.glob.eq(s1_glob), p1.first.eq(s1_chunk == 0),
+            p1.last.eq(s1_chunk == CH - 1), p1.p.eq(s1_p), p1.bank.eq(s1_bnk),
+            p1.uvalid.eq(uvalid), p1.fkey.eq(s1_p == 0), p1.lkey.eq(last_key1),
+            p1.reset_max.eq(s1.reset_max),
+        ]
+        qsel = [Signal(chunk_bits, name=f"qsel{u}") for u in range(U)]
+        for u in range(U):
+            m.d.sync += qsel[u].eq(Mux(s1.qbank, chunk_of(qregs[1][u], s1_chunk),
+                                       chunk_of(qregs[0][u], s1_chunk)))
+        kdat = Signal(chunk_bits)
+        m.d.comb += kdat.eq(Mux(p1.glob, gk_r.data, rk_r.data))
+        p2 = Signal.like(p1)
+        p3 = Signal.like(p1)
+        p4 = Signal.like(p1)
+        m.d.sync += [p2.eq(p1), p3.eq(p2)]  # DotLanes has latency 2
+        dots = []
+        for u in range(U):
+            m.submodules[f"dot{u}"] = dot = DotLanes(LW)
+            m.d.comb += [dot.a.as_value().eq(qsel[u]), dot.b.as_value().eq(kdat)]
+            dots.append(dot)
+        # i3: accumulate chunks; i4: write score and update max
+        accs = [Signal(signed(SW), name=f"acc{u}") for u in range(U)]
+        scores = [Signal(signed(SW), name=f"score{u}") for u in range(U)]
+        m.d.sync += p4.eq(p3)
+        m.d.sync += p4.valid.eq(p3.valid & p3.last)
+        for u in range(U):
+            accv = Mux(p3.first, 0, accs[u]) + dots[u].sum
+            with m.If(p3.valid):
+                m.d.sync += accs[u].eq(accv)
+            m.d.sync += scores[u].eq(accv)
+
+        score_mems, maxes = [], []
+        for u in range(U):
+            sm = mem(f"scores{u}", 2 * SD, SW + 1)
+            wp = sm.write_port()
+            m.d.comb += [wp.addr.eq(Cat(p4.p[:(SD - 1).bit_length()], p4.bank)),
+                         wp.data.eq(Cat(scores[u], p4.uvalid[u])), wp.en.eq(p4.valid)]
+            score_mems.append(sm)
+            bank_max = []
+            for b in range(2):
+                m.submodules[f"rowmax{u}_{b}"] = rm = RowMax(SW)
+                bank_max.append(rm)
+            for b in range(2):
+                rm, other = bank_max[b], bank_max[1 - b]
+                m.d.comb += [
+                    rm.en.eq(p4.valid & (p4.bank == b)), rm.first.eq(p4.fkey),
+                    rm.init.eq(other.max), rm.init_valid.eq(other.max_valid & ~p4.reset_max),
+                    rm.score.eq(scores[u]), rm.score_valid.eq(p4.uvalid[u]),
+                ]
+            maxes.append(bank_max)
+        with m.If(p4.valid & p4.lkey):
+            m.d.comb += s1_done_set.eq(Mux(p4.bank, 0b10, 0b01))
+
+        # ---------------------------------------------------------------- stage 2: softmax and P.V
+        s2_run = Signal()
+        s2_bank = Signal()  # bank stage 2 takes next (groups alternate banks)
+        s2 = Signal(desc_layout)
+        s2_bnk = Signal()
+        s2_count = Signal(range(SD + 1))
+        s2_p = Signal(range(SD + 1))
+        s2_chunk = Signal(range(CH))
+        s2_pos = Signal(PW + 1)
+        s2_gi = Signal(8)
+        s2_kw = Signal(range(SD + 1))  # number of window keys = count - nglob
+        s2_abank = Signal()  # accumulator bank of the running group
+        abank_next = Signal()  # accumulator bank the next group accumulates into
+        acc_full = Signal(2)  # bank holds a finished group the epilogue has not emitted yet
+
+        qv = Array([q2_valid[0], q2_valid[1]])[s2_bank]
+        sd1 = Array([s1_done[0], s1_done[1]])[s2_bank]
+        head = Signal(desc_layout)
+        head_count = Signal(range(SD + 1))
+        m.d.comb += [head.eq(Mux(s2_bank, q2_desc[1].as_value(), q2_desc[0].as_value())),
+                     head_count.eq(Mux(s2_bank, q2_count[1], q2_count[0]))]
+        s2_ready_to_take = running & ~s2_run & qv & sd1
+        with m.If(s2_ready_to_take):
+            bit = Mux(s2_bank, 0b10, 0b01)
+            with m.If(head.no_pv):
+                # max-only pass: nothing to do in stage 2, release the bank and the rows
+                m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit), bank_busy_clr.eq(bit)]
+                m.d.sync += [s2_bank.eq(~s2_bank), release.eq(head.start)]
+            with m.Elif(~Array([acc_full[0], acc_full[1]])[abank_next]):
+                m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit)]
+                m.d.sync += [s2_abank.eq(abank_next), abank_next.eq(abank_next ^ head.final)]
+                m.d.sync += [s2.eq(head), s2_bnk.eq(s2_bank), s2_bank.eq(~s2_bank), s2_run.eq(1),
+                             s2_count.eq(head_count), s2_p.eq(0), s2_chunk.eq(0),
+                             s2_pos.eq(head.start), s2_gi.eq(0),
+                             s2_kw.eq(head_count - head.nglob), release.eq(head.start)]
+        issue2 = s2_run
+        s2_inglob = s2_p >= s2_kw
+        s2_lastkey = s2_p + 1 >= s2_count
+        with m.If(issue2):
+            with m.If(s2_chunk == CH - 1):
+                m.d.sync += [s2_chunk.eq(0), s2_p.eq(s2_p + 1)]
+                with m.If(s2_inglob):
+                    m.d.sync += s2_gi.eq(s2_gi + 1)
+                with m.Else():
+                    m.d.sync += s2_pos.eq(s2_pos + s2.step)
+                with m.If(s2_lastkey):
+                    m.d.sync += s2_run.eq(0)
+            with m.Else():
+                m.d.sync += s2_chunk.eq(s2_chunk + 1)
+
+        meta2 = data.StructLayout({
+            "valid": 1, "first": 1, "fkey": 1, "lkey": 1, "bank": 1, "glob": 1,
+            "chunk": range(CH), "vaddr": (B * CH - 1).bit_length() or 1,
+            "gaddr": (GM * CH - 1).bit_length() or 1, "final": 1, "abank": 1})
+        t0 = Signal(meta2)
+        m.d.comb += [
+            t0.valid.eq(issue2), t0.first.eq(s2_chunk == 0), t0.fkey.eq((s2_p == 0) & s2.reset_acc),
+            t0.lkey.eq(s2_lastkey & (s2_chunk == CH - 1)), t0.bank.eq(s2_bnk), t0.glob.eq(s2_inglob),
+            t0.chunk.eq(s2_chunk), t0.final.eq(s2.final), t0.abank.eq(s2_abank),
+            t0.vaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk, s2_pos[:(B - 1).bit_length()])),
+            t0.gaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk,
+                            s2_gi[:max(1, (GM - 1).bit_length())])),
+        ]
+        t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 7)]
+        for i in range(1, 7):
+            m.d.sync += t[i].eq(t[i - 1])
+        # V read at t4, data at t5
+        m.d.comb += [rv_r.addr.eq(t[4].vaddr), gv_r.addr.eq(t[4].gaddr)]
+        vdat = Signal(chunk_bits)
+        m.d.comb += vdat.eq(Mux(t[5].glob, gv_r.data, rv_r.data))
+
+        mant = cfg.mult_mant
+        mshift = cfg.mult_shift
+        accA = []  # per unit: list of CH chunk registers (arrays of LW accumulators)
+        sums = []
+        for u in range(U):
+            rp = score_mems[u].read_port()
+            m.d.comb += rp.addr.eq(Cat(s2_p[:(SD - 1).bit_length()], s2_bnk))
+            # t1: score data -> difference
+            sval = rp.data[:SW].as_signed()
+            svalid = rp.data[SW]
+            mx = Mux(t[1].bank, maxes[u][1].max, maxes[u][0].max)
+            diff = Signal(nx.DIFF_WIDTH, name=f"diff{u}")
+            dv2 = Signal(name=f"dv2_{u}")
+            m.d.sync += [diff.eq(mx - sval), dv2.eq(svalid & t[1].valid)]
+            # t2: product with the multiplier mantissa
+            xprod = Signal(nx.XPROD_WIDTH, name=f"xprod{u}")
+            dv3 = Signal(name=f"dv3_{u}")
+            m.d.sync += [xprod.eq(diff * mant), dv3.eq(dv2)]
+            # t3: rounding shift and clamp -> exponential unit (latency 1)
+            rnd = Signal(nx.XPROD_WIDTH + 1, name=f"rnd{u}")
+            m.d.comb += rnd.eq((xprod + ((Const(1, 65) << mshift) >> 1)) >> mshift)
+            m.submodules[f"exp{u}"] = ex = ExpUnit()
+            m.d.comb += ex.x.eq(Mux(rnd >= nx.EXP_CUTOFF, nx.EXP_CUTOFF, rnd))
+            dv4 = Signal(name=f"dv4_{u}")
+            m.d.sync += dv4.eq(dv3)
+            # t4: e valid; register it for t5
+            e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}")
+            m.d.sync += e5.eq(Mux(dv4, ex.e, 0))
+            # t5: products e * v
+            m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
+            m.d.comb += [sc.e.eq(e5), sc.v.as_value().eq(vdat)]
+            e6 = Signal(nx.EXP_WIDTH, name=f"e6_{u}")
+            m.d.sync += e6.eq(e5)
+            # t6: accumulate
+            # two accumulator banks: the epilogue reads one while the next group fills the other
+            abanks, sbanks = [], []
+            for ab in range(2):
+                chunks = [[Signal(signed(P.acc_width), name=f"A{u}_{ab}_{c}_{j}")
+                           for j in range(LW)] for c in range(CH)]
+                ssum = Signal(P.sum_width, name=f"S{u}_{ab}")
+                with m.If(t[6].valid & (t[6].abank == ab)):
+                    for c in range(CH):
+                        with m.If(t[6].chunk == c):
+                            for j in range(LW):
+                                m.d.sync += chunks[c][j].eq(
+                                    Mux(t[6].fkey, 0, chunks[c][j]) + sc.prod[j])
+                    with m.If(t[6].first):
+                        m.d.sync += ssum.eq(Mux(t[6].fkey, 0, ssum) + e6)
+                abanks.append([x for c in chunks for x in c])
+                sbanks.append(ssum)
+            accA.append(abanks)
+            sums.append(sbanks)
+        grp_done = Signal()
+        m.d.sync += grp_done.eq(t[6].valid & t[6].lkey)
+        done_bank = Signal()
+        done_final = Signal()
+        done_abank = Signal()
+        m.d.sync += [done_bank.eq(t[6].bank), done_final.eq(t[6].final), done_abank.eq(t[6].abank)]
+        with m.If(grp_done):
+            m.d.comb += bank_busy_clr.eq(Mux(done_bank, 0b10, 0b01))
+
+        # ---------------------------------------------------------------- epilogue and output
+        # A finished group waits in its accumulator bank; the epilogue takes banks in order.
+        copy = grp_done & done_final
+        act_bank = [Signal(U, name=f"act_bank{b}") for b in range(2)]
+        grp_active = Signal(U)
+        m.d.comb += grp_active.eq(Mux(done_bank, q2_desc[1].active, q2_desc[0].active))
+        acc_full_set = Signal(2)
+        acc_full_clr = Signal(2)
+        m.d.sync += acc_full.eq((acc_full | acc_full_set) & ~acc_full_clr)
+        with m.If(copy):
+            m.d.comb += acc_full_set.eq(Mux(done_abank, 0b10, 0b01))
+            for b in range(2):
+                with m.If(done_abank == b):
+                    m.d.sync += act_bank[b].eq(grp_active)
+        epi_bank = Signal()  # bank the epilogue serves next
+        epi_go = Signal()  # one-cycle pulse: start normalising bank epi_bank
+        epi_run = Signal()
+        pending = Signal(U)  # rows of the bank still to emit
+        ou = Signal(range(U + 1))
+        with m.If(~epi_run & Array([acc_full[0], acc_full[1]])[epi_bank]):
+            m.d.comb += epi_go.eq(1)
+            m.d.sync += [epi_run.eq(1), ou.eq(0),
+                         pending.eq(Mux(epi_bank, act_bank[1], act_bank[0]))]
+        ready_rows = Signal(U)
+        out_rows = []
+        ol = P.out_lanes
+        for u in range(U):
+            sel_s = Mux(epi_bank, sums[u][1], sums[u][0])
+            pshift = Signal(range(P.sum_width + 1), name=f"p{u}")
+            m.submodules[f"recip{u}"] = rc = Reciprocal()
+            row = Signal(int8_row(d), name=f"orow{u}")
+            out_rows.append(row)
+            oc = Signal(range(d // ol + 1), name=f"oc{u}")
+            act_u = Mux(epi_bank, act_bank[1][u], act_bank[0][u])
+            with m.FSM(name=f"epi{u}"):
+                with m.State("IDLE"):
+                    with m.If(epi_go & act_u):
+                        m.next = "NORM"
+                with m.State("NORM"):
+                    bl = Signal(range(P.sum_width + 1))
+                    for b in range(P.sum_width):
+                        with m.If(sel_s[b]):
+                            m.d.comb += bl.eq(b + 1)
+                    pv = Signal(range(P.sum_width + 1))
+                    m.d.comb += pv.eq(Mux(bl > nx.SUM_NORM_BITS, bl - nx.SUM_NORM_BITS, 0))
+                    m.d.comb += [rc.start.eq(1), rc.divisor.eq(sel_s >> pv)]
+                    m.d.sync += pshift.eq(pv)
+                    m.next = "DIV"
+                with m.State("DIV"):
+                    with m.If(rc.done):
+                        m.d.sync += oc.eq(0)
+                        m.next = "OUT"
+                with m.State("OUT"):
+                    lat_arr = Array(Mux(epi_bank, accA[u][1][i], accA[u][0][i]) for i in range(d))
+                    for j in range(ol):
+                        m.submodules[f"norm{u}_{j}"] = nm = Normaliser(P.acc_width)
+                        m.d.comb += [nm.a.eq(lat_arr[oc * ol + j]), nm.p.eq(pshift),
+                                     nm.r.eq(rc.quotient), nm.out_shift.eq(cfg.out_shift)]
+                        with m.Switch(oc):
+                            for k in range(d // ol):
+                                with m.Case(k):
+                                    m.d.sync += row[k * ol + j].eq(nm.o)
+                    m.d.sync += oc.eq(oc + 1)
+                    with m.If(oc == d // ol - 1):
+                        m.next = "READY"
+                with m.State("READY"):
+                    m.d.comb += ready_rows[u].eq(1)
+                    with m.If(self.o.valid & self.o.ready & (ou == u)):
+                        m.next = "IDLE"
+
+        # output arbiter: the bank's rows in unit order
+        out_left = Signal(NW + 8)
+        pend_arr = Array(pending[u] for u in range(U))
+        ready_arr = Array(ready_rows[u] for u in range(U))
+        row_arr = Array(out_rows)
+        with m.If(epi_run):
+            with m.If(ou == U):
+                m.d.sync += [epi_run.eq(0), epi_bank.eq(~epi_bank)]
+                m.d.comb += acc_full_clr.eq(Mux(epi_bank, 0b10, 0b01))
+            with m.Elif(~pend_arr[ou]):
+                m.d.sync += ou.eq(ou + 1)
+            with m.Else():
+                m.d.comb += [self.o.valid.eq(ready_arr[ou]), self.o.payload.eq(row_arr[ou])]
+                with m.If(self.o.valid & self.o.ready):
+                    m.d.sync += ou.eq(ou + 1)
+
+        # ---------------------------------------------------------------- job completion
+        with m.If(job_init):
+            m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), release.eq(0), held.eq(0),
+                         s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0),
+                         q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
+                         acc_full.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
+        with m.Elif(self.o.valid & self.o.ready):
+            m.d.sync += out_left.eq(out_left - 1)
+            with m.If(out_left == 1):
+                m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
+        return m

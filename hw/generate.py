@@ -1,0 +1,78 @@
+"""``swattn generate``: write the engine's Verilog and a JSON sidecar (parameters, register map)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..sw import regs
+from ..sw.engine_params import EngineParams
+
+HELP = "generate the engine's Verilog and a JSON sidecar with parameters and register map"
+TOP = "swattn_engine"
+
+
+def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tuple[Path, Path]:
+    """Elaborate the engine and write ``<name>.v`` and ``<name>.json`` into ``out_dir``."""
+    from amaranth.back import verilog
+
+    from .engine import STAGE1_LATENCY, STAGE2_LATENCY, Engine
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(params)
+    text = verilog.convert(engine, name=name, emit_src=False)
+    vpath = out_dir / f"{name}.v"
+    vpath.write_text(text)
+    sidecar = {
+        "top": name,
+        "params": params.as_dict(),
+        "latency": {"stage1": STAGE1_LATENCY, "stage2": STAGE2_LATENCY},
+        "registers": regs.register_map(params),
+        "ports": {
+            "q": {"payload_bits": params.head_dim * 8, "order": "non-global rows in processing "
+                  "order, then each global group's queries"},
+            "kv": {"payload_bits": params.head_dim * 16, "layout": "k in the low half, v above"},
+            "o": {"payload_bits": params.head_dim * 8},
+        },
+    }
+    jpath = out_dir / f"{name}.json"
+    jpath.write_text(json.dumps(sidecar, indent=2) + "\n")
+    return vpath, jpath
+
+
+def add_params_arguments(p):
+    d = EngineParams()
+    p.add_argument("--head-dim", type=int, default=d.head_dim, help="32, 64 or 128")
+    p.add_argument("--lanes", type=int, default=d.lanes, help="int8 MAC lanes, power of two 8..4096")
+    p.add_argument("--max-radius", type=int, default=d.max_radius,
+                   help="largest window reach per side in tokens (dilation x radius)")
+    p.add_argument("--max-globals", type=int, default=d.max_globals)
+    p.add_argument("--max-dilation", type=int, default=d.max_dilation)
+    p.add_argument("--seq-width", type=int, default=d.seq_width,
+                   help="sequence counter width: n up to 2^w - 1")
+
+
+def params_from_args(args) -> EngineParams:
+    return EngineParams(head_dim=args.head_dim, lanes=args.lanes, max_radius=args.max_radius,
+                        max_globals=args.max_globals, max_dilation=args.max_dilation,
+                        seq_width=args.seq_width)
+
+
+def add_arguments(p):
+    add_params_arguments(p)
+    p.add_argument("--out", default="build/verilog", help="output folder (default build/verilog)")
+    p.add_argument("--name", default=TOP, help="top module name")
+
+
+def run(args) -> int:
+    params = params_from_args(args)
+    t0 = time.perf_counter()
+    vpath, jpath = generate(params, args.out, args.name)
+    print(f"wrote {vpath} ({vpath.stat().st_size // 1024} KiB) and {jpath} "
+          f"in {time.perf_counter() - t0:.1f} s")
+    print(f"  {params.lanes} lanes = {params.units} unit(s) x {params.lane_width} Q.K + "
+          f"{params.lane_width} P.V lanes, {params.chunks} cycle(s) per key, "
+          f"ring {params.ring_rows} rows, score buffer {params.score_depth}")
+    return 0

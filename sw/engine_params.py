@@ -1,0 +1,125 @@
+"""Elaboration parameters of the engine and the sizes derived from them.
+
+Shared by the RTL generator, the cycle model, the testbenches and the host driver, so that a
+buffer depth or a lane split is computed in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from . import numerics as nx
+from .pattern import PatternLimits
+
+
+def _pow2_ceil(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Parameters fixed when the Verilog is generated.
+
+    head_dim : 32, 64 or 128.
+    lanes : int8 MAC lanes, a power of two from 8 to 4096. Half compute Q.K^T, half P.V.
+    max_radius : largest window reach per side in tokens (dilation * radius), >= 1.
+    max_globals : largest number of global tokens, 0..64.
+    max_dilation : largest dilation, >= 1.
+    seq_width : sequence-length counter width; n may be 1 .. 2^seq_width - 1.
+    """
+
+    head_dim: int = 64
+    lanes: int = 64
+    max_radius: int = 128
+    max_globals: int = 8
+    max_dilation: int = 4
+    seq_width: int = 17
+
+    def __post_init__(self):
+        def bad(name, allowed):
+            raise ValueError(f"{name} = {getattr(self, name)!r} is out of range: allowed {allowed}")
+        if self.head_dim not in nx.HEAD_DIMS:
+            bad("head_dim", ", ".join(map(str, nx.HEAD_DIMS)))
+        if not (8 <= self.lanes <= 4096 and self.lanes & (self.lanes - 1) == 0):
+            bad("lanes", "a power of two, 8..4096")
+        if not 1 <= self.max_radius <= 4096:
+            bad("max_radius", "1..4096")
+        if not 0 <= self.max_globals <= 64:
+            bad("max_globals", "0..64")
+        if not 1 <= self.max_dilation <= 64:
+            bad("max_dilation", "1..64")
+        if not 2 <= self.seq_width <= 24:
+            bad("seq_width", "2..24")
+
+    # --- the lane split ---------------------------------------------------------------------
+    @property
+    def lane_width(self) -> int:
+        """Lanes per query unit in each of the two arrays (Q.K and P.V)."""
+        return min(self.lanes // 2, self.head_dim)
+
+    @property
+    def units(self) -> int:
+        """Query units working side by side on consecutive queries of one residue class."""
+        return max(1, self.lanes // (2 * self.head_dim))
+
+    @property
+    def chunks(self) -> int:
+        """Cycles one key occupies a unit: head_dim / lane_width."""
+        return self.head_dim // self.lane_width
+
+    @property
+    def out_lanes(self) -> int:
+        """Output elements each unit normalises per cycle in the epilogue."""
+        return max(1, self.lane_width // 8)
+
+    # --- buffers -----------------------------------------------------------------------------
+    @property
+    def n_max(self) -> int:
+        return (1 << self.seq_width) - 1
+
+    @property
+    def score_depth(self) -> int:
+        """Scores held per unit and bank: the longest key stream of one group."""
+        return _pow2_ceil(2 * self.max_radius + self.units + self.max_globals)
+
+    @property
+    def ring_rows(self) -> int:
+        """K/V rows held on chip (a ring): two groups' windows plus prefetch."""
+        return _pow2_ceil(2 * self.max_radius + 3 * self.units * self.max_dilation + 8)
+
+    @property
+    def subgroup(self) -> int:
+        """Keys per sub-group in the global-row passes (three must fit in the ring)."""
+        return min(self.score_depth, 1 << ((self.ring_rows - 8) // 3).bit_length() - 1)
+
+    @property
+    def global_groups_max(self) -> int:
+        return -(-self.max_globals // self.units)
+
+    @property
+    def pos_width(self) -> int:
+        """Width of the K/V stream position: n rows, then two passes per global group."""
+        return (self.n_max * (1 + 2 * self.global_groups_max)).bit_length()
+
+    @property
+    def acc_width(self) -> int:
+        return nx.acc_width(self.n_max)
+
+    @property
+    def sum_width(self) -> int:
+        return nx.sum_width(self.n_max)
+
+    @property
+    def score_width(self) -> int:
+        return nx.score_width(self.head_dim)
+
+    def limits(self) -> PatternLimits:
+        return PatternLimits(max_n=self.n_max, max_radius=self.max_radius,
+                             max_dilation=self.max_dilation, max_globals=self.max_globals)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.update(lane_width=self.lane_width, units=self.units, chunks=self.chunks,
+                 out_lanes=self.out_lanes, score_depth=self.score_depth,
+                 ring_rows=self.ring_rows, subgroup=self.subgroup, n_max=self.n_max)
+        return d

@@ -1,0 +1,93 @@
+"""Register layouts shared by the RTL, the testbenches and the host driver.
+
+The layouts are Amaranth ``lib.data`` layouts: the RTL uses them as port shapes and Python packs
+and unpacks them with ``layout.const(...).as_bits()`` / ``layout.from_bits(...)``, so no bit
+offset is ever written by hand.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from . import numerics as nx
+from .engine_params import EngineParams
+from .pattern import HybridPattern
+
+
+class State(enum.IntEnum):
+    IDLE = 0
+    BUSY = 1
+    DONE = 2
+
+
+class Error(enum.IntEnum):
+    """Why the last start was refused (0: it was accepted)."""
+
+    NONE = 0
+    N_RANGE = 1  #: n = 0 or n > 2^seq_width - 1
+    RADIUS = 2  #: dilation * left or dilation * right over max_radius
+    DILATION = 3  #: dilation = 0 or over max_dilation
+    GLOBAL_COUNT = 4  #: more globals than max_globals
+    GLOBAL_RANGE = 5  #: a global index >= n
+    GLOBAL_DUP = 6  #: the same global index twice
+    BUSY = 7  #: start while a job runs (the running job is not disturbed)
+
+
+STATUS_LAYOUT = data.StructLayout({"state": unsigned(2), "error": unsigned(4)})
+
+#: fixed field widths of the configuration register, independent of the engine size
+CONFIG_FIELDS = {
+    "n": 32, "left": 16, "right": 16, "dilation": 16, "n_globals": 8,
+    "mult_mant": nx.MULT_MANT_WIDTH, "mult_shift": nx.MULT_SHIFT_WIDTH,
+    "out_shift": nx.OUT_SHIFT_WIDTH,
+}
+GLOBAL_INDEX_WIDTH = 32
+
+
+def config_layout(params: EngineParams) -> data.StructLayout:
+    fields = {name: unsigned(w) for name, w in CONFIG_FIELDS.items()}
+    fields["globals"] = data.ArrayLayout(unsigned(GLOBAL_INDEX_WIDTH), max(1, params.max_globals))
+    return data.StructLayout(fields)
+
+
+def pack_config(params: EngineParams, pattern: HybridPattern | None = None,
+                cfg: nx.SoftmaxConfig | None = None, **raw) -> int:
+    """The configuration register as an integer. ``raw`` overrides fields (for invalid configs)."""
+    fields = {}
+    if pattern is not None:
+        fields.update(n=pattern.n, left=pattern.left, right=pattern.right,
+                      dilation=pattern.dilation, n_globals=len(pattern.globals_),
+                      globals=list(pattern.globals_))
+    if cfg is not None:
+        fields.update(mult_mant=cfg.mult_mant, mult_shift=cfg.mult_shift, out_shift=cfg.out_shift)
+    fields.update(raw)
+    layout = config_layout(params)
+    g = list(fields.pop("globals", []))
+    slots = max(1, params.max_globals)
+    if len(g) > slots:
+        raise ValueError(f"{len(g)} global indices do not fit the register's {slots} slots")
+    fields["globals"] = g + [0] * (slots - len(g))
+    for name, w in CONFIG_FIELDS.items():
+        v = fields.get(name, 0)
+        if not 0 <= v < (1 << w):
+            raise ValueError(f"config field {name} = {v} does not fit {w} bits")
+    return layout.const(fields).as_bits()
+
+
+def unpack_status(bits: int) -> tuple[State, Error]:
+    view = STATUS_LAYOUT.from_bits(bits)
+    return State(int(view.state)), Error(int(view.error))
+
+
+def register_map(params: EngineParams) -> dict:
+    """Field offsets and widths of the config and status registers (for the JSON sidecar)."""
+    def describe(layout):
+        out = {}
+        for name, field in layout:
+            out[name] = {"offset": field.offset, "width": field.width}
+        return out
+    return {"config": describe(config_layout(params)), "status": describe(STATUS_LAYOUT),
+            "state": {s.name: s.value for s in State}, "error": {e.name: e.value for e in Error}}
