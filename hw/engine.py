@@ -347,13 +347,14 @@ class Engine(wiring.Component):
         q2_valid = Signal(2)
 
         bank_busy_set = Signal(2)
-        bank_busy_clr = Signal(2)
+        bank_busy_clr = Signal(2)  # released by a max-only group leaving stage 2
+        bank_busy_done = Signal(2)  # released by a group finishing stage 2 (same cycle possible)
         s1_done_set = Signal(2)
         s1_done_clr = Signal(2)
         q2_set = Signal(2)
         q2_clr = Signal(2)
         m.d.sync += [
-            bank_busy.eq((bank_busy | bank_busy_set) & ~bank_busy_clr),
+            bank_busy.eq((bank_busy | bank_busy_set) & ~bank_busy_clr & ~bank_busy_done),
             s1_done.eq((s1_done | s1_done_set) & ~s1_done_clr),
             q2_valid.eq((q2_valid | q2_set) & ~q2_clr),
         ]
@@ -600,7 +601,7 @@ class Engine(wiring.Component):
         done_abank = Signal()
         m.d.sync += [done_bank.eq(t[6].bank), done_final.eq(t[6].final), done_abank.eq(t[6].abank)]
         with m.If(grp_done):
-            m.d.comb += bank_busy_clr.eq(Mux(done_bank, 0b10, 0b01))
+            m.d.comb += bank_busy_done.eq(Mux(done_bank, 0b10, 0b01))
 
         # ---------------------------------------------------------------- epilogue and output
         # A finished group waits in its accumulator bank; the epilogue takes banks in order.

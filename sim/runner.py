@@ -60,6 +60,16 @@ def job_to_json(pattern: HybridPattern, cfg: SoftmaxConfig, seed: int, **extra) 
                 mult_shift=cfg.mult_shift, out_shift=cfg.out_shift, seed=seed, **extra)
 
 
+def rtl_fingerprint() -> bytes:
+    """Hash of every source the Verilog depends on, so a cached build never goes stale."""
+    here = Path(__file__).resolve().parent.parent
+    h = hashlib.sha1()
+    for f in sorted((here / "hw").glob("*.py")) + [here / "sw" / n for n in
+                                                   ("numerics.py", "regs.py", "engine_params.py")]:
+        h.update(f.read_bytes())
+    return h.digest()
+
+
 def build(params: EngineParams, sim: str = "verilator", root: Path | str = "build/sim",
           waves: bool = False) -> tuple[Path, Path]:
     """Generate and build once per parameter set; returns (build_dir, verilog_path)."""
@@ -68,7 +78,8 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
     from ..hw.generate import generate
 
     _check_simulator(sim)
-    key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()
+                       + rtl_fingerprint()).hexdigest()[:10]
     bdir = Path(root).resolve() / f"{sim}_{key}{'_waves' if waves else ''}"
     vpath = bdir / f"{TOP}.v"
     if not vpath.exists():
@@ -100,7 +111,7 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
         res_path.unlink()
     runner = get_runner(sim)
     runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module="swattn.sim.tb_engine", build_dir=bdir,
-                test_dir=bdir, results_xml=f"{name}.results.xml", waves=waves,
+                test_dir=bdir, results_xml=str(bdir / f"{name}.results.xml"), waves=waves,
                 extra_env={"SWATTN_JOBS": str(jobs_path), "SWATTN_RESULTS": str(res_path)},
                 plusargs=plusargs or [], log_file=bdir / f"{name}.log")
     if not res_path.exists():

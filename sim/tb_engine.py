@@ -105,7 +105,12 @@ class Bench:
             if abort_after is not None and cyc >= abort_after:
                 break
             if cyc > max_cycles:
-                raise AssertionError(f"hang: {len(out)}/{n_out} rows after {cyc} cycles "
+                names = ("sched_state", "desc_valid", "s1_run", "s1_bank", "bank_busy",
+                         "s1_done", "q2_valid", "s2_run", "s2_bank", "abank_next", "acc_full",
+                         "epi_run", "epi_bank", "epi0_state", "held", "wpos")
+                dump = {k: str(getattr(dut, k).value) for k in names if hasattr(dut, k)}
+                raise AssertionError(f"state {dump}; "
+                                     f"hang: {len(out)}/{n_out} rows after {cyc} cycles "
                                      f"(q {qi}/{len(q_words)}, kv {ki}/{len(kv_words)})")
         dut.q__valid.value = 0
         dut.kv__valid.value = 0

@@ -37,7 +37,7 @@ HEAD_DIM_MAX = max(HEAD_DIMS)
 #: |q_j * k_j| <= 128 * 128 = 2^14 and d <= 128 = 2^7, so |s| <= 2^21, which needs 23 signed bits
 #: (+2^21 itself occurs only for all -128 * -128).
 PRODUCT_WIDTH = 2 * DATA_WIDTH  #: one int8 x int8 product, signed
-SCORE_WIDTH = PRODUCT_WIDTH + math.ceil(math.log2(HEAD_DIM_MAX)) + 1  #: 23
+SCORE_WIDTH = PRODUCT_WIDTH + math.ceil(math.log2(HEAD_DIM_MAX))  #: 23
 #: t = m - s lies in [0, 2^21 + 127*128*128] < 2^23: unsigned
 DIFF_WIDTH = SCORE_WIDTH
 
@@ -170,7 +170,7 @@ class SoftmaxConfig:
 
     ``mult_mant`` (0..65535) and ``mult_shift`` (0..63) encode the multiplier M that turns a score
     difference into a base-2 exponent: x = t * mult_mant / 2^mult_shift in units of 2^-8, so
-    M = mult_mant * 2^(8 - mult_shift) per score unit. ``out_shift`` (0..7) sets the output scale:
+    M = mult_mant * 2^-(mult_shift + 8) per score unit. ``out_shift`` (0..7) sets the output scale:
     o = round(attention_output / scale_v * 2^out_shift).
     """
 
@@ -186,7 +186,7 @@ class SoftmaxConfig:
     @property
     def multiplier(self) -> float:
         """M in log2 units per unit of integer score."""
-        return self.mult_mant * 2.0 ** (EXP_FRAC_BITS - self.mult_shift)
+        return self.mult_mant * 2.0 ** -(self.mult_shift + EXP_FRAC_BITS)
 
     @classmethod
     def from_scales(cls, scale_q: float, scale_k: float, head_dim: int, out_shift: int = 0,
@@ -197,16 +197,27 @@ class SoftmaxConfig:
         16 significant bits (relative error below 2^-16).
         """
         m = scale_q * scale_k * math.log2(math.e) / math.sqrt(head_dim)
+        return cls.from_multiplier(m, out_shift)
+
+    @classmethod
+    def from_multiplier(cls, m: float, out_shift: int = 0) -> "SoftmaxConfig":
+        """Encode M (log2 units per integer score unit) as (mult_mant, mult_shift)."""
         if not (m > 0 and math.isfinite(m)):
             raise ValueError(f"softmax multiplier must be positive and finite, got {m!r}")
-        # mant * 2^(8 - shift) = m  ->  shift = 8 + log2(mant / m), mant in [2^15, 2^16)
-        shift = EXP_FRAC_BITS + (MULT_MANT_WIDTH - 1) - math.floor(math.log2(m))
-        shift = min(max(shift, 0), (1 << MULT_SHIFT_WIDTH) - 1)
-        mant = round(m * 2.0 ** (shift - EXP_FRAC_BITS))
+        top = (1 << MULT_SHIFT_WIDTH) - 1
+        # mant * 2^-(shift + 8) = m with mant in [2^15, 2^16)
+        shift = (MULT_MANT_WIDTH - 1) - EXP_FRAC_BITS - math.floor(math.log2(m))
+        shift = min(max(shift, 0), top)
+        mant = round(m * 2.0 ** (shift + EXP_FRAC_BITS))
+        if mant >= 1 << MULT_MANT_WIDTH and shift > 0:  # rounded up to 2^16: renormalise
+            mant, shift = round(m * 2.0 ** (shift - 1 + EXP_FRAC_BITS)), shift - 1
         if mant >= 1 << MULT_MANT_WIDTH:
             raise ValueError(
                 f"softmax multiplier {m:.4g} is too large for the engine "
-                f"(at most {((1 << MULT_MANT_WIDTH) - 1) * 2.0 ** EXP_FRAC_BITS:.4g})")
+                f"(at most {((1 << MULT_MANT_WIDTH) - 1) * 2.0 ** -EXP_FRAC_BITS:.4g})")
+        if mant == 0:
+            raise ValueError(f"softmax multiplier {m:.4g} is too small for the engine "
+                             f"(at least {2.0 ** -(top + EXP_FRAC_BITS):.3g})")
         return cls(mant, shift, out_shift)
 
 

@@ -1,0 +1,89 @@
+"""Random job lists for the engine testbenches (shared by pytest, ``swattn sim`` and regressions).
+
+Every job carries its own seed; ``job_from_seed(params, seed)`` rebuilds exactly that job, so a
+failing seed can be re-run alone.
+"""
+
+from __future__ import annotations
+
+import random
+
+from ..sw.engine_params import EngineParams
+from ..sw.numerics import SoftmaxConfig
+from ..sw.pattern import HybridPattern
+from ..sw.regs import Error
+from .runner import job_to_json
+
+
+def random_softmax(rng: random.Random, head_dim: int) -> SoftmaxConfig:
+    """A multiplier that spreads random int8 scores over a few to a few tens of powers of two."""
+    spread = 128.0 * 128.0 * head_dim ** 0.5 / 3  # typical std of a random int8 dot product
+    m = 2.0 ** rng.uniform(-1, 5) / spread
+    return SoftmaxConfig.from_multiplier(m, rng.randrange(0, 8))
+
+
+def random_pattern(rng: random.Random, p: EngineParams) -> HybridPattern:
+    dil = rng.choice([1, 1, 1, rng.randint(1, p.max_dilation)])
+    rmax = p.max_radius // dil
+    left = rng.choice([0, rmax, rng.randint(0, rmax)])
+    right = rng.choice([0, rmax, rng.randint(0, rmax)])
+    span = (left + right) * dil + 1
+    n = rng.choice([1, rng.randint(1, 4), rng.randint(1, span + 2),
+                    rng.randint(span, 3 * span + 8)])
+    n = max(1, min(n, p.n_max))
+    g = set()
+    ng = rng.choice([0, 0, 1, rng.randint(0, p.max_globals), p.max_globals])
+    ng = min(ng, n, p.max_globals)
+    pool = [0, n - 1, rng.randrange(n)]
+    while len(g) < ng:
+        c = rng.choice(pool + [rng.randrange(n)])
+        if rng.random() < 0.3 and g:  # adjacent globals
+            c = min(n - 1, max(g) + 1)
+        g.add(c)
+    return HybridPattern(n, left, right, dil, tuple(sorted(g)), limits=p.limits())
+
+
+def job_from_seed(p: EngineParams, seed: int) -> dict:
+    rng = random.Random(seed)
+    pattern = random_pattern(rng, p)
+    cfg = random_softmax(rng, p.head_dim)
+    idle = rng.choice([0.0, 0.0, 0.2, 0.6])
+    stall = rng.choice([0.0, 0.0, 0.2, 0.6])
+    return job_to_json(pattern, cfg, seed, idle=idle, stall=stall)
+
+
+def invalid_jobs(p: EngineParams, seed: int) -> list[dict]:
+    """One job per error code, each with a config the engine must refuse."""
+    base = dict(n=8, left=1, right=1, dilation=1, n_globals=0, mult_mant=40000, mult_shift=30)
+    cases = [
+        (Error.N_RANGE, dict(n=0)),
+        (Error.N_RANGE, dict(n=p.n_max + 1)),
+        (Error.RADIUS, dict(left=p.max_radius + 1)),
+        (Error.RADIUS, dict(right=p.max_radius // 2 + 1, dilation=2) if p.max_dilation >= 2
+         else dict(right=p.max_radius + 1)),
+        (Error.DILATION, dict(dilation=0)),
+        (Error.DILATION, dict(dilation=p.max_dilation + 1, left=0, right=0)),
+        (Error.GLOBAL_RANGE, dict(n_globals=1, globals=[8])),
+    ]
+    if p.max_globals >= 2:
+        cases.append((Error.GLOBAL_DUP, dict(n_globals=2, globals=[3, 3])))
+    if p.max_globals < 255:
+        cases.append((Error.GLOBAL_COUNT, dict(n_globals=p.max_globals + 1)))
+    jobs = []
+    for i, (err, over) in enumerate(cases):
+        raw = dict(base, **over)
+        jobs.append({"kind": "invalid", "raw": raw, "expect": err.name, "seed": seed * 100 + i})
+    return jobs
+
+
+def regression_jobs(p: EngineParams, count: int, seed0: int) -> list[dict]:
+    """``count`` random jobs, then each invalid config, a mid-job reset and a start-while-busy,
+    each followed by a valid random job."""
+    jobs = [job_from_seed(p, seed0 + i) for i in range(count)]
+    for bad in invalid_jobs(p, seed0):
+        jobs += [bad, job_from_seed(p, bad["seed"] + 7)]
+    mid = job_from_seed(p, seed0 + 10_000)
+    jobs += [dict(mid, kind="reset_mid", abort_after=40), job_from_seed(p, seed0 + 10_001)]
+    busy = job_from_seed(p, seed0 + 10_002)
+    jobs += [dict(busy, kind="busy", busy_at=6), job_from_seed(p, seed0 + 10_003)]
+    return jobs
