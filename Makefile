@@ -32,7 +32,7 @@ $(CHECK): $(STAMP)
 	touch $@
 
 test: $(CHECK)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 golden-bench: $(STAMP)
 	$(BIN)/python bench/golden_speed.py

@@ -484,7 +484,9 @@ class Engine(wiring.Component):
         s2_kw = Signal(range(SD + 1))  # number of window keys = count - nglob
         s2_abank = Signal()  # accumulator bank of the running group
         abank_next = Signal()  # accumulator bank the next group accumulates into
-        acc_full = Signal(2)  # bank holds a finished group the epilogue has not emitted yet
+        acc_full = Signal(2)  # bank claimed by a final group whose rows are not emitted yet
+        acc_claim = Signal(2)
+        acc_ready = Signal(2)  # bank's group has finished stage 2: the epilogue may start
 
         qv = Array([q2_valid[0], q2_valid[1]])[s2_bank]
         sd1 = Array([s1_done[0], s1_done[1]])[s2_bank]
@@ -502,6 +504,9 @@ class Engine(wiring.Component):
             with m.Elif(~Array([acc_full[0], acc_full[1]])[abank_next]):
                 m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit)]
                 m.d.sync += [s2_abank.eq(abank_next), abank_next.eq(abank_next ^ head.final)]
+                # the bank is claimed from the take of its final group until its rows are out
+                with m.If(head.final):
+                    m.d.comb += acc_claim.eq(Mux(abank_next, 0b10, 0b01))
                 m.d.sync += [s2.eq(head), s2_bnk.eq(s2_bank), s2_bank.eq(~s2_bank), s2_run.eq(1),
                              s2_count.eq(head_count), s2_p.eq(0), s2_chunk.eq(0),
                              s2_pos.eq(head.start), s2_gi.eq(0),
@@ -611,7 +616,8 @@ class Engine(wiring.Component):
         m.d.comb += grp_active.eq(Mux(done_bank, q2_desc[1].active, q2_desc[0].active))
         acc_full_set = Signal(2)
         acc_full_clr = Signal(2)
-        m.d.sync += acc_full.eq((acc_full | acc_full_set) & ~acc_full_clr)
+        m.d.sync += [acc_full.eq((acc_full | acc_claim) & ~acc_full_clr),
+                     acc_ready.eq((acc_ready | acc_full_set) & ~acc_full_clr)]
         with m.If(copy):
             m.d.comb += acc_full_set.eq(Mux(done_abank, 0b10, 0b01))
             for b in range(2):
@@ -622,7 +628,7 @@ class Engine(wiring.Component):
         epi_run = Signal()
         pending = Signal(U)  # rows of the bank still to emit
         ou = Signal(range(U + 1))
-        with m.If(~epi_run & Array([acc_full[0], acc_full[1]])[epi_bank]):
+        with m.If(~epi_run & Array([acc_ready[0], acc_ready[1]])[epi_bank]):
             m.d.comb += epi_go.eq(1)
             m.d.sync += [epi_run.eq(1), ou.eq(0),
                          pending.eq(Mux(epi_bank, act_bank[1], act_bank[0]))]
@@ -694,7 +700,7 @@ class Engine(wiring.Component):
             m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), release.eq(0), held.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
-                         acc_full.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
+                         acc_full.eq(0), acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += out_left.eq(out_left - 1)
             with m.If(out_left == 1):

@@ -101,6 +101,7 @@ class TripletProjection:
                 w = pos.astype(np.float32) - neg
                 srow = w.sum(-1)  # 0 unless a query has more positives than negatives
             a, b = self.project(q, k)
+            a, b = a.astype(np.float32), b.astype(np.float32)  # keep w @ b in float32
             wb = w @ b
             d_i = (srow * (a * a).sum(-1) + (w @ (b * b).sum(-1)[..., None])[..., 0]
                    - 2 * (a * wb).sum(-1))
