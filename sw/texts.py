@@ -122,6 +122,12 @@ def _cut(stream: str, tokens: int) -> list[str]:
         end = start + body
         while end < len(toks) and end > start and toks[end].startswith("##"):
             end -= 1  # never cut inside a word
+        if end - start < MIN_TOKENS - 2:  # a long word at the cut: end after it instead
+            end = start + body
+            while end < len(toks) and toks[end].startswith("##"):
+                end += 1
+            if end > MAX_POSITIONS - 2 + start:
+                break
         out.append(stream[offsets[start][0]:offsets[end - 1][1]])
         start = end
     return out

@@ -1,9 +1,9 @@
 """Exact sort-based entmax-1.5 and sparsemax in NumPy, along the last axis.
 
-Sparsefinder (arXiv 2109.12188, §2 and §3) predicts the support of alpha = 1.5 entmax attention
-(Peters et al. 2019, "Sparse Sequence-to-Sequence Models", Alg. 2 for the exact sort-based
-1.5-entmax); sparsemax is alpha = 2 (Martins & Astudillo 2016, Alg. 1). Both thresholds are found
-exactly from the sorted scores, so the supports are exact up to float rounding; checked against the
+Sparsefinder (arXiv 2109.12188) predicts the support of alpha = 1.5 entmax attention (Peters
+et al. 2019, "Sparse Sequence-to-Sequence Models", which gives the exact sort-based algorithm for
+1.5-entmax); sparsemax is alpha = 2 (Martins & Astudillo 2016). Both thresholds are found exactly
+from the sorted scores, so the supports are exact up to float rounding; checked against the
 ``entmax`` package in ``tests/test_entmax.py``.
 
 -inf entries (masked keys) get probability 0; every row needs at least one finite entry.

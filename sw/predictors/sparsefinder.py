@@ -7,7 +7,8 @@ scores (:mod:`.entmax`). Per head, linear projections with bias map queries and 
 per query (margin 1; negatives sampled uniformly among the non-support keys, as many as there are
 positives; Adam; gradient norm clipped to 1 as the code does):
 
-    loss_i = relu(margin + sum_{j in pos(i)} ||q'_i - k'_j||^2 - sum_{j in neg(i)} ||q'_i - k'_j||^2)
+    loss_i = relu(margin + sum_{j in pos(i)} ||q'_i - k'_j||^2
+                         - sum_{j in neg(i)} ||q'_i - k'_j||^2)
 
 Then three ways to predict the graph from the projected q', k':
   * distance (:class:`SparsefinderDistance`): pairs whose squared distance is under a threshold t;
@@ -242,7 +243,7 @@ class SparsefinderQuantization(_Sparsefinder):
         return out
 
 
-def kmeans(points: np.ndarray, clusters: int, rng: np.random.Generator, iters: int = 25
+def kmeans(points: np.ndarray, clusters: int, rng: np.random.Generator, iters: int = 20
            ) -> np.ndarray:
     """Lloyd's k-means with k-means++ seeding on (N, r) points; returns (clusters, r)."""
     n = len(points)
@@ -254,8 +255,9 @@ def kmeans(points: np.ndarray, clusters: int, rng: np.random.Generator, iters: i
         cent.append(points[rng.choice(n, p=p)])
         d2 = np.minimum(d2, ((points - cent[-1]) ** 2).sum(-1))
     c = np.array(cent)
+    sq = (points * points).sum(-1)[:, None]
     for _ in range(iters):
-        lab = (((points[:, None, :] - c[None]) ** 2).sum(-1)).argmin(1)
+        lab = (sq - 2 * points @ c.T + (c * c).sum(-1)[None]).argmin(1)
         sums = np.zeros_like(c)
         np.add.at(sums, lab, points)
         cnt = np.bincount(lab, minlength=len(c))[:, None]
@@ -275,7 +277,7 @@ class SparsefinderKMeans(_Sparsefinder):
     paper = "Sparsefinder arXiv 2109.12188 (k-means)"
 
     def __init__(self, seed: int = 0, clusters: int | None = None, top_clusters: int = 1,
-                 max_points: int = 4096, **kw):
+                 max_points: int = 2048, **kw):
         super().__init__(seed, **kw)
         if top_clusters not in (1, 2):
             raise ValueError(f"top_clusters = {top_clusters}: allowed 1, 2")

@@ -42,13 +42,11 @@ def diagonal_conv(a: np.ndarray, size: int = KERNEL) -> np.ndarray:
     out[i, j] = sum_t a[i + t, j + t] for t in -(size-1)//2 .. size//2."""
     n, m = a.shape
     lo = (size - 1) // 2
-    hi = size - 1 - lo
     p = np.zeros((n + size - 1, m + size - 1), dtype=np.float64)
     p[lo:lo + n, lo:lo + m] = a
     out = np.zeros((n, m), dtype=np.float64)
     for t in range(size):  # loop over the kernel taps, not over tokens
         out += p[t:t + n, t:t + m]
-    del hi
     return out
 
 

@@ -7,9 +7,9 @@ Longformer (Beltagy et al., arXiv 2004.05150): a sliding window of w keys around
 comes from the budget) plus symmetric global attention on task tokens (§3.1 "Global Attention":
 [CLS] for classification).
 
-BigBird (Zaheer et al., arXiv 2007.14062, §2 and App. D): window, global and random keys at
-block granularity; BigBird-ITC uses 3 window blocks, 2 global blocks and 3 random blocks of 64
-tokens. Here, at token granularity:
+BigBird (Zaheer et al., arXiv 2007.14062, §2; block sizes in its appendix hyperparameter tables):
+window, global and random keys at block granularity; BigBird-ITC uses 3 window blocks, 2 global
+blocks and 3 random blocks of 64 tokens. Here, at token granularity:
   * the globals are [CLS] and the final [SEP] (two tokens instead of two 64-token blocks, which
     would be a quarter of a 512-token sequence);
   * the rest of the budget is split between window and random keys in BigBird's 3 : 3 ratio;
@@ -25,7 +25,7 @@ import numpy as np
 
 from .base import LayerInput, Predictor, global_mask, window_mask
 
-#: BigBird-ITC block counts (paper App. D, Table 8): window 3, global 2, random 3
+#: BigBird-ITC block counts (paper appendix, hyperparameters): window 3, global 2, random 3
 BIGBIRD_WINDOW_BLOCKS = 3
 BIGBIRD_RANDOM_BLOCKS = 3
 
@@ -63,7 +63,7 @@ class BigBird(Predictor):
     ITC block counts)."""
 
     name = "bigbird"
-    paper = "BigBird arXiv 2007.14062 §2, App. D"
+    paper = "BigBird arXiv 2007.14062 §2 (ITC)"
     static = True
 
     def __init__(self, seed: int = 0, globals_: Sequence[int] = (0, -1),

@@ -1,0 +1,513 @@
+"""``swattn eval``: every sparsity predictor on real MiniLM attention, raw and mapped to the engine.
+
+For each predictor and budget (keys per query), over every layer and head of the evaluation texts:
+
+* ``raw``: the predicted mask as is;
+* ``mapped``: each head's mask mapped to a :class:`~swattn.sw.pattern.HybridPattern` of about the
+  same keys per query (:func:`swattn.sw.mapper.map_masks`), what the engine would run;
+* ``int8``: the mapped patterns run through the int8 golden model (quantised Q, K, V), at the
+  table budget only, to show the share of the error that quantisation adds.
+
+Metrics (means over texts, layers and heads):
+
+* ``sparsity``: fraction of query-key pairs not computed;
+* ``mass_recall``: attention probability mass (dense softmax) inside the mask, per query;
+* ``entmax_recall``: fraction of the entmax-1.5 graph inside the mask (Sparsefinder's recall);
+* ``out_rel_err``: ||O_sparse - O_dense||_F / ||O_dense||_F of each head's attention output, with
+  the dense model's inputs to that layer (layer by layer, no accumulation);
+* ``emb_cos``: cosine between the sentence embedding with that attention in all six layers
+  (predictions made online from the sparse model's own Q, K) and the dense embedding;
+* ``coverage`` (mapped): the fraction of the predicted entries the mapped pattern covers.
+
+Outputs: a table on the terminal, ``--json FILE``, and PNG plots of sparsity against recall with
+one point per budget (as Sparsefinder's Pareto plots) under ``--out`` (``build/`` by default).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+HELP = "evaluate the sparsity predictors on real all-MiniLM-L6-v2 attention (raw and mapped)"
+
+DEFAULT_BUDGETS = (16, 32, 64)  #: keys per query swept for the plots
+DEFAULT_TABLE_BUDGET = 32  #: the budget shown in the table and run through the golden model
+DEFAULT_TEXTS = 3
+DEFAULT_CALIBRATION = 8
+DEFAULT_TOKENS = 256
+
+
+def add_arguments(p):
+    p.add_argument("--texts", type=int, default=DEFAULT_TEXTS, metavar="N",
+                   help=f"evaluation texts (default {DEFAULT_TEXTS})")
+    p.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION, metavar="N",
+                   help=f"calibration texts for fitting (default {DEFAULT_CALIBRATION})")
+    p.add_argument("--max-tokens", type=int, default=DEFAULT_TOKENS, metavar="T",
+                   help=f"tokens per text, 128..512 (default {DEFAULT_TOKENS})")
+    p.add_argument("--text-file", action="append", default=[], metavar="PATH",
+                   help="evaluate this text file (repeatable) instead of the built-in texts; "
+                        "at most 512 tokens each")
+    p.add_argument("--predictors", default="all", metavar="LIST",
+                   help="comma-separated predictor names or 'all' (see --list)")
+    p.add_argument("--budgets", default=",".join(map(str, DEFAULT_BUDGETS)), metavar="LIST",
+                   help="keys per query to sweep, comma-separated (default "
+                        f"{','.join(map(str, DEFAULT_BUDGETS))})")
+    p.add_argument("--table-budget", type=float, default=None, metavar="B",
+                   help=f"budget shown in the table and run in int8 (default "
+                        f"{DEFAULT_TABLE_BUDGET}, or the nearest swept budget)")
+    p.add_argument("--no-golden", action="store_true", help="skip the int8 golden-model runs")
+    p.add_argument("--max-globals", type=int, default=4, metavar="G",
+                   help="global tokens the mapper may use (default 4)")
+    p.add_argument("--max-dilation", type=int, default=4, metavar="D",
+                   help="largest dilation the mapper tries (default 4)")
+    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    p.add_argument("--out", default="build", metavar="DIR",
+                   help="folder for the PNG plots (default build)")
+    p.add_argument("--no-plots", action="store_true", help="do not write plots")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random predictors")
+    p.add_argument("--list", action="store_true", help="list the predictors and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def _user_error(msg):
+    from .cli import UserError
+    return UserError(msg)
+
+
+def _parse_predictors(spec: str) -> list[str]:
+    from .predictors.base import registry
+    reg = registry()
+    if spec.strip() == "all":
+        return list(reg)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [s for s in names if s not in reg]
+    if bad or not names:
+        raise _user_error(f"unknown predictor {', '.join(map(repr, bad)) or repr(spec)}: "
+                          f"allowed {', '.join(reg)} or 'all'")
+    return names
+
+
+def _parse_budgets(spec: str, n: int) -> list[float]:
+    try:
+        vals = sorted({float(s) for s in spec.split(",") if s.strip()})
+    except ValueError:
+        raise _user_error(f"--budgets {spec!r}: expected comma-separated numbers") from None
+    if not vals:
+        raise _user_error("--budgets is empty")
+    for b in vals:
+        if not 1 <= b <= n:
+            raise _user_error(f"budget {b:g} keys per query is out of range: allowed 1..{n} "
+                              f"(the shortest text has {n} tokens)")
+    return vals
+
+
+def _load_texts(args):
+    from . import texts
+    from .minilm import MAX_POSITIONS, ModelError, tokenize
+
+    if not texts.MIN_TOKENS <= args.max_tokens <= MAX_POSITIONS:
+        raise _user_error(f"--max-tokens {args.max_tokens} is out of range: allowed "
+                          f"{texts.MIN_TOKENS}..{MAX_POSITIONS} (all-MiniLM-L6-v2 has "
+                          f"{MAX_POSITIONS} positions)")
+    if args.texts < 1 or args.calibration < 1:
+        raise _user_error(f"--texts {args.texts} and --calibration {args.calibration}: "
+                          "each must be at least 1")
+    try:
+        cal = texts.calibration_texts(args.calibration, args.max_tokens)
+        if args.text_file:
+            ev = []
+            for path in args.text_file:
+                try:
+                    ev.append(Path(path).read_text(encoding="utf-8"))
+                except OSError as exc:
+                    raise _user_error(f"cannot read --text-file {path}: {exc.strerror}") from None
+        else:
+            ev = texts.evaluation_texts(args.texts, args.max_tokens)
+        ids_ev = []
+        for i, t in enumerate(ev):
+            try:
+                ids_ev.append(tokenize(t, MAX_POSITIONS))
+            except ModelError as exc:
+                name = args.text_file[i] if args.text_file else f"text {i}"
+                raise _user_error(f"{name}: {exc}") from None
+        ids_cal = [tokenize(t) for t in cal]
+    except (texts.TextError, ModelError) as exc:
+        raise _user_error(str(exc)) from None
+    return ids_cal, ids_ev
+
+
+def _rel_err(a, b):
+    """Per head ||a - b|| / ||b|| for (heads, n, d) arrays."""
+    num = np.sqrt(((a - b) ** 2).sum(axis=(-1, -2)))
+    den = np.sqrt((b ** 2).sum(axis=(-1, -2)))
+    return num / np.maximum(den, 1e-30)
+
+
+def _with_diagonal(mask):
+    """Rows with no key keep their own (never happens for the built-in predictors)."""
+    n = mask.shape[-1]
+    return mask | (~mask.any(-1, keepdims=True) & np.eye(n, dtype=bool))
+
+
+class _Dense:
+    """What the metrics compare against, for one evaluation text."""
+
+    def __init__(self, trace):
+        from .minilm import masked_softmax_attention
+        from .predictors.entmax import entmax15_support
+        self.trace = trace
+        self.probs = [lt.probs.astype(np.float64) for lt in trace.layers]
+        self.entmax = [entmax15_support(lt.scores) for lt in trace.layers]
+        self.out = [masked_softmax_attention(lt.q, lt.k, lt.v, None) for lt in trace.layers]
+        self.embedding = trace.embedding
+
+
+def _mask_metrics(dense: _Dense, li: int, mask: np.ndarray) -> dict:
+    from .minilm import masked_softmax_attention
+    lt = dense.trace.layers[li]
+    g = dense.entmax[li]
+    o = masked_softmax_attention(lt.q, lt.k, lt.v, _with_diagonal(mask))
+    return {
+        "sparsity": 1.0 - mask.mean(axis=(-1, -2)),
+        "mass_recall": (dense.probs[li] * mask).sum(-1).mean(-1),
+        "entmax_recall": (g & mask).sum(axis=(-1, -2)) / np.maximum(g.sum(axis=(-1, -2)), 1),
+        "out_rel_err": _rel_err(o, dense.out[li]),
+    }
+
+
+class _MapCache:
+    """Mappings of masks already seen: static predictors give the same mask to every head and to
+    the online run, and the mapper is the costliest step after the model itself."""
+
+    def __init__(self, **kw):
+        self.kw, self.memo = kw, {}
+
+    def __call__(self, masks: np.ndarray) -> list:
+        from . import mapper
+        out = []
+        for m in masks:
+            key = (m.shape, zlib.crc32(np.packbits(m).tobytes()), int(m.sum()))
+            if key not in self.memo:
+                self.memo[key] = mapper.map_masks(m[None], **self.kw)[0]
+            out.append(self.memo[key])
+        if len(self.memo) > 4096:
+            self.memo.clear()
+        return out
+
+
+class _Acc:
+    """Accumulates per-head metric arrays and scalars; means on demand."""
+
+    def __init__(self):
+        self.vals: dict[str, list] = {}
+
+    def add(self, d: dict):
+        for k, v in d.items():
+            self.vals.setdefault(k, []).append(np.asarray(v, dtype=np.float64).ravel())
+
+    def means(self) -> dict:
+        return {k: float(np.concatenate(v).mean()) for k, v in self.vals.items()}
+
+
+# --- the evaluation -----------------------------------------------------------------------------
+
+def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table_budget: float,
+             golden: bool = True, seed: int = 0, mapper_kw: dict | None = None,
+             progress=None) -> dict:
+    """Run the evaluation; returns the results dict that ``--json`` writes.
+
+    ``progress(description, advance)`` is called as work completes (optional).
+    """
+    from . import minilm
+    from .predictors.base import LayerInput, make
+
+    mapper_kw = mapper_kw or {}
+    step = progress or (lambda desc, adv=0: None)
+    t0 = time.perf_counter()
+    model = minilm.load()
+    step("dense forward passes", 0)
+    cal = [model.forward(i) for i in ids_cal]
+    dense = [_Dense(model.forward(i)) for i in ids_ev]
+    step("dense forward passes", 1)
+
+    # quantisation alone: every head through the golden model with a full pattern
+    from .pattern import HybridPattern
+    base = {}
+    if golden:
+        acc = _Acc()
+        for d in dense:
+            n = d.trace.n
+            full = HybridPattern(n, n - 1, n - 1)
+            for li, lt in enumerate(d.trace.layers):
+                o = np.stack([minilm.golden_head(lt.q[h], lt.k[h], lt.v[h], full)
+                              for h in range(lt.q.shape[0])])
+                acc.add({"out_rel_err": _rel_err(o, d.out[li])})
+            emb = model.forward(d.trace.ids, minilm.golden_attention(
+                lambda layer, q, k, hidden, full=full: [full] * q.shape[0]),
+                record=False).embedding
+            acc.add({"emb_cos": minilm.cosine(emb, d.embedding)})
+        base = acc.means()
+        step("int8 dense baseline", 1)
+
+    rows = []
+    fit_s = {}
+    map_masks = _MapCache(**mapper_kw)
+    for name in predictors:
+        pred = make(name, seed=seed)
+        tf = time.perf_counter()
+        pred.fit(cal)
+        fit_s[name] = time.perf_counter() - tf
+        step(f"fitted {name}", 1)
+        for budget in budgets:
+            raw, mapped, int8 = _Acc(), _Acc(), _Acc()
+            run_golden = golden and budget == table_budget
+            for d in dense:
+                n = d.trace.n
+                b = min(budget, n)
+                # layer by layer, on the dense model's inputs
+                for li in range(len(d.trace.layers)):
+                    x = LayerInput.from_trace(d.trace, li)
+                    mask = pred.predict(x, b)
+                    raw.add(_mask_metrics(d, li, mask))
+                    maps = map_masks(mask)
+                    pmask = np.stack([m.pattern.mask() for m in maps])
+                    mm = _mask_metrics(d, li, pmask)
+                    mm["coverage"] = [m.coverage for m in maps]
+                    mapped.add(mm)
+                    if run_golden:
+                        lt = d.trace.layers[li]
+                        o = np.stack([minilm.golden_head(lt.q[h], lt.k[h], lt.v[h],
+                                                         maps[h].pattern)
+                                      for h in range(len(maps))])
+                        int8.add({"out_rel_err": _rel_err(o, d.out[li]),
+                                  "sparsity": [m.sparsity for m in maps]})
+                # all six layers sparse, predictions from the sparse model's own Q and K
+                emb = model.forward(d.trace.ids, minilm.masked_attention(
+                    lambda layer, q, k, hidden: pred.predict(LayerInput(layer, q, k, hidden), b)),
+                    record=False).embedding
+                raw.add({"emb_cos": minilm.cosine(emb, d.embedding)})
+                patterns = {}
+
+                def mapped_fn(layer, q, k, v, hidden):
+                    m = pred.predict(LayerInput(layer, q, k, hidden), b)
+                    patterns[layer] = [mp.pattern for mp in map_masks(m)]
+                    pm = np.stack([p.mask() for p in patterns[layer]])
+                    return minilm.masked_softmax_attention(q, k, v, pm)
+
+                emb = model.forward(d.trace.ids, mapped_fn, record=False).embedding
+                mapped.add({"emb_cos": minilm.cosine(emb, d.embedding)})
+                if run_golden:
+                    # the same patterns, int8 numerics: the difference is quantisation's share
+                    emb = model.forward(d.trace.ids, minilm.golden_attention(
+                        lambda layer, q, k, hidden: patterns[layer]), record=False).embedding
+                    int8.add({"emb_cos": minilm.cosine(emb, d.embedding)})
+                step(f"{name} @ {budget:g}", 1)
+            for variant, acc in (("raw", raw), ("mapped", mapped), ("int8", int8)):
+                if acc.vals:
+                    rows.append({"predictor": name, "budget": budget, "variant": variant,
+                                 **acc.means()})
+    return {
+        "config": {"predictors": predictors, "budgets": budgets, "table_budget": table_budget,
+                   "texts": len(ids_ev), "calibration_texts": len(ids_cal),
+                   "tokens": [int(d.trace.n) for d in dense], "seed": seed,
+                   "golden": golden, "mapper": mapper_kw},
+        "int8_dense": base,
+        "fit_seconds": fit_s,
+        "results": rows,
+        "runtime_s": time.perf_counter() - t0,
+    }
+
+
+# --- functions for other tools (the demo) -------------------------------------------------------
+
+def best_predictor(results: dict, budget: float | None = None, metric: str = "emb_cos",
+                   variant: str = "mapped", include_oracle: bool = False) -> str:
+    """The predictor with the highest ``metric`` (mean) for ``variant`` at ``budget`` (default:
+    the table budget); the oracle is left out unless asked for. Lower is better for
+    ``out_rel_err``."""
+    budget = results["config"]["table_budget"] if budget is None else budget
+    rows = [r for r in results["results"] if r["variant"] == variant and r["budget"] == budget
+            and (include_oracle or r["predictor"] != "oracle") and metric in r]
+    if not rows:
+        raise ValueError(f"no {variant} results at budget {budget} with metric {metric!r}")
+    sign = -1.0 if metric == "out_rel_err" else 1.0
+    return max(rows, key=lambda r: (sign * r[metric], r.get("sparsity", 0.0)))["predictor"]
+
+
+def mapped_patterns(text: str, predictor: str = "dsa", budget: float = DEFAULT_TABLE_BUDGET,
+                    limits=None, fitted=None, calibration: int = DEFAULT_CALIBRATION):
+    """Per layer, per head :class:`~swattn.sw.mapper.Mapping` of ``text`` (at most 512 tokens)
+    for one predictor: what the engine would be configured with. ``fitted``: an already fitted
+    predictor (else one is fitted on ``calibration`` built-in texts of the text's length, at least
+    128 tokens)."""
+    from . import mapper, minilm, texts
+    from .predictors.base import LayerInput, make
+
+    ids = minilm.tokenize(text)
+    model = minilm.load()
+    if fitted is None:
+        tokens = min(max(ids.size, texts.MIN_TOKENS), minilm.MAX_POSITIONS)
+        fitted = make(predictor).fit([model.forward(minilm.tokenize(t))
+                                      for t in texts.calibration_texts(calibration, tokens)])
+    trace = model.forward(ids)
+    b = min(budget, ids.size)
+    return [mapper.map_masks(fitted.predict(LayerInput.from_trace(trace, li), b),
+                             limits=limits) for li in range(len(trace.layers))]
+
+
+# --- presentation -------------------------------------------------------------------------------
+
+COLUMNS = (("sparsity", "sparsity"), ("mass_recall", "mass rec."),
+           ("entmax_recall", "entmax rec."), ("out_rel_err", "out rel.err"),
+           ("emb_cos", "emb. cos"), ("coverage", "map cover"))
+
+
+def table_rows(results: dict, budget: float | None = None) -> list[dict]:
+    budget = results["config"]["table_budget"] if budget is None else budget
+    return [r for r in results["results"] if r["budget"] == budget]
+
+
+def render_table(results: dict, console) -> None:
+    from rich.table import Table
+    cfg = results["config"]
+    t = Table(title=f"swattn eval: all-MiniLM-L6-v2, {cfg['texts']} texts of "
+                    f"{'/'.join(map(str, sorted(set(cfg['tokens']))))} tokens, "
+                    f"budget {cfg['table_budget']:g} keys/query", title_justify="left")
+    t.add_column("predictor")
+    t.add_column("variant")
+    for _, head in COLUMNS:
+        t.add_column(head, justify="right")
+    last = None
+    for r in table_rows(results):
+        if last is not None and r["predictor"] != last:
+            t.add_section()
+        last = r["predictor"]
+        t.add_row(r["predictor"], r["variant"],
+                  *[(f"{r[k]:.4f}" if k == "emb_cos" else f"{r[k]:.3f}") if k in r else "-"
+                    for k, _ in COLUMNS])
+    base = results.get("int8_dense") or {}
+    if base:
+        t.add_section()
+        t.add_row("dense", "int8", "0.000", "1.000", "1.000", f"{base['out_rel_err']:.3f}",
+                  f"{base['emb_cos']:.4f}", "-")
+    console.print(t)
+
+
+def write_plots(results: dict, out: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = results["results"]
+    preds = results["config"]["predictors"]
+    metrics = (("mass_recall", "recall of dense attention mass"),
+               ("entmax_recall", "recall of the entmax-1.5 graph"),
+               ("emb_cos", "embedding cosine vs dense (6 layers sparse)"))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (key, label) in zip(axes, metrics):
+        for i, name in enumerate(preds):
+            c = colors[i % len(colors)]
+            for variant, style in (("raw", "-o"), ("mapped", "--s")):
+                pts = sorted((r["sparsity"], r[key]) for r in rows
+                             if r["predictor"] == name and r["variant"] == variant and key in r)
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, style, color=c, ms=4, lw=1.2,
+                            label=f"{name}" if variant == "raw" else None,
+                            alpha=1.0 if variant == "raw" else 0.6)
+        ax.set_xlabel("sparsity (fraction of pairs not computed)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, title="solid: raw mask\ndashed: mapped pattern",
+                   title_fontsize=8)
+    cfg = results["config"]
+    fig.suptitle(f"Sparsity vs recall on all-MiniLM-L6-v2 ({cfg['texts']} texts, budgets "
+                 f"{', '.join(f'{b:g}' for b in cfg['budgets'])} keys/query)")
+    fig.tight_layout()
+    path = out / "eval_pareto.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from .predictors.base import registry
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # a table piped to a file keeps its columns
+    if args.list:
+        for name, cls in registry().items():
+            console.print(f"{name:14s} {cls.paper}")
+        return 0
+    predictors = _parse_predictors(args.predictors)
+    if args.max_globals < 0 or args.max_dilation < 1:
+        raise _user_error(f"--max-globals {args.max_globals} (allowed >= 0) and --max-dilation "
+                          f"{args.max_dilation} (allowed >= 1)")
+    ids_cal, ids_ev = _load_texts(args)
+    nmin = min(i.size for i in ids_ev)
+    budgets = _parse_budgets(args.budgets, nmin)
+    tb = args.table_budget if args.table_budget is not None else DEFAULT_TABLE_BUDGET
+    table_budget = min(budgets, key=lambda b: (abs(b - tb), b))
+    if args.table_budget is not None and table_budget != args.table_budget:
+        raise _user_error(f"--table-budget {args.table_budget:g} is not one of --budgets "
+                          f"{args.budgets}")
+    total = 1 + (0 if args.no_golden else 1) + len(predictors) * (1 + len(budgets) * len(ids_ev))
+
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+    err = Console(stderr=True)
+    with Progress(TextColumn("{task.description:32s}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=False,
+                  disable=args.quiet or not err.is_terminal) as prog:
+        task = prog.add_task("loading", total=total)
+
+        plain = not err.is_terminal and not args.quiet
+        started = time.perf_counter()
+
+        def progress(desc, adv=0):
+            prog.update(task, description=desc, advance=adv)
+            if plain and adv:  # logs and pipes get one line per step instead of a live bar
+                done = int(prog.tasks[0].completed)
+                print(f"[{done}/{total}] {desc} ({time.perf_counter() - started:.0f} s)",
+                      file=sys.stderr, flush=True)
+
+        results = evaluate(predictors, budgets, ids_cal, ids_ev, table_budget,
+                           golden=not args.no_golden, seed=args.seed,
+                           mapper_kw={"max_globals": args.max_globals,
+                                      "max_dilation": args.max_dilation},
+                           progress=progress)
+    render_table(results, console)
+    console.print(f"evaluated in {results['runtime_s']:.0f} s")
+    if args.json:
+        path = Path(args.json)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(results, indent=1, default=_json_default))
+        except OSError as exc:
+            raise _user_error(f"cannot write --json {path}: {exc.strerror}") from None
+        console.print(f"results: {path}")
+    if not args.no_plots:
+        for p in write_plots(results, Path(args.out)):
+            console.print(f"plot: {p}")
+    return 0
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    raise TypeError(type(o).__name__)

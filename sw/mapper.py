@@ -1,0 +1,247 @@
+"""From a predicted mask (or attention weights) to an engine configuration.
+
+The engine runs one :class:`~swattn.sw.pattern.HybridPattern` per head: a window of ``left`` and
+``right`` steps of ``dilation`` tokens around each query plus up to G global tokens (a global
+query sees every key, every query sees a global key). :func:`map_to_pattern` picks the pattern
+that covers the most of a weight matrix, the predicted mask's entries (each 1) or attention
+probabilities, while computing at most ``budget`` keys per query on average
+(``pattern.pairs() / n <= budget``), and reports the fraction of the weight it covers.
+
+The search, for each dilation 1..max_dilation and each global count 0..max_globals:
+  * the window: of all (left, right) whose pairs fit what the globals leave of the budget, the
+    one covering the most weight (every pair at once, from prefix sums of the weight along the
+    diagonals);
+  * the globals: greedily, the token whose row and column add the most weight not yet covered
+    (exact marginal gains, updated in O(n) after each pick);
+  * with globals, windows are tried heaviest first among those that could fit (globals overlap
+    the window, so their cost is only bounded until they are picked); each try picks its globals
+    and counts pairs exactly, and the best of the first few that fit is kept.
+The best candidate by covered weight (then fewer pairs) wins. Without globals the result is the
+optimum over all windows and dilations searched; the greedy global choice makes it a good
+configuration, not a proven optimum, when globals are used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .pattern import HybridPattern, PatternLimits
+
+DEFAULT_MAX_DILATION = 4  #: dilations tried when the limits do not bound them
+DEFAULT_MAX_GLOBALS = 4  #: global tokens allowed when the limits do not bound them
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A mapped configuration. ``coverage``: covered weight / total weight (0..1);
+    ``keys_per_query``: pattern.pairs() / n; ``budget``: the budget it was mapped under."""
+
+    pattern: HybridPattern
+    coverage: float
+    keys_per_query: float
+    budget: float
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.keys_per_query / self.pattern.n
+
+    def as_dict(self) -> dict:
+        p = self.pattern
+        return {"n": p.n, "left": p.left, "right": p.right, "dilation": p.dilation,
+                "globals": list(p.globals_), "coverage": self.coverage,
+                "keys_per_query": self.keys_per_query, "budget": self.budget}
+
+
+class _Diagonals:
+    """Weights re-indexed by offset o = j - i: row view B[i, o] = W[i, i+o], column view
+    C[j, o] = W[j-o, j] (zero outside the matrix); offsets stored at index o + n - 1."""
+
+    def __init__(self, w: np.ndarray):
+        n = w.shape[0]
+        self.n = n
+        i, j = np.indices((n, n))
+        off = j - i + n - 1
+        self.rows = np.zeros((n, 2 * n - 1))
+        self.rows[i, off] = w
+        self.cols = np.zeros((n, 2 * n - 1))
+        self.cols[j, off] = w
+        self.diag = self.rows.sum(axis=0)  # weight on each diagonal
+
+    def window_sums(self, offsets: np.ndarray):
+        """Per row and per column, the weight inside the window of the given offsets."""
+        idx = offsets + self.n - 1
+        return self.rows[:, idx].sum(axis=1), self.cols[:, idx].sum(axis=1)
+
+
+class _Windows:
+    """Covered weight and pair count of every window (left, right) of one dilation, as
+    (reach+1) x (reach+1) arrays indexed [left, right]: prefix sums over the diagonals."""
+
+    def __init__(self, diag: np.ndarray, n: int, dil: int, reach: int, cap: float):
+        # no window reaching further than the cheapest one-sided window that fits can fit
+        side = np.cumsum(np.maximum(n - np.arange(reach + 1) * dil, 0))
+        reach = int(min(reach, max(np.searchsorted(side, cap, side="right") - 1, 0)))
+        o = np.arange(-reach, reach + 1)
+        cum = np.concatenate([[0.0], np.cumsum(diag[o * dil + n - 1])])
+        steps = np.arange(reach + 1)
+        # window -left..right covers indices reach-left .. reach+right of the offsets
+        self.mass = cum[reach + steps[None, :] + 1] - cum[reach - steps[:, None]]
+        side = side[:reach + 1]  # pairs of the offsets 0..x over all rows
+        self.pairs = side[:, None] + side[None, :] - n
+        self.reach = reach
+        # windows no other window beats with as much weight for as few pairs (flat indices)
+        m, p = self.mass.ravel(), self.pairs.ravel()
+        order = np.lexsort((-m, p))
+        prev = np.concatenate([[-np.inf], np.maximum.accumulate(m[order])[:-1]])
+        self.frontier = np.sort(order[m[order] > prev])
+
+    def best(self, cap: float):
+        """(left, right, mass, pairs) of the heaviest window with at most ``cap`` pairs."""
+        ok = self.pairs <= cap
+        if not ok.any():
+            return None
+        key = np.where(ok, self.mass, -np.inf)
+        top = key.max()
+        # among the heaviest (ties), the cheapest
+        cand = np.where(ok & (key >= top), self.pairs, np.iinfo(np.int64).max)
+        left, right = np.unravel_index(int(np.argmin(cand)), cand.shape)
+        return int(left), int(right), float(self.mass[left, right]), int(self.pairs[left, right])
+
+
+def _greedy_globals(w: np.ndarray, row_u: np.ndarray, col_u: np.ndarray, in_win, count: int):
+    """Greedy global tokens; row_u/col_u: weight of each row/column outside the window."""
+    gain = row_u + col_u  # the diagonal entry is always in the window: no double count
+    picked, total = [], 0.0
+    n = w.shape[0]
+    idx = np.arange(n)
+    for _ in range(count):  # loop over globals (a handful), O(n) each
+        g = int(np.argmax(gain))
+        if not np.isfinite(gain[g]):
+            break
+        picked.append(g)
+        total += float(gain[g])
+        # entries of g's row and column that other candidates would have counted again
+        u_row = np.where(in_win(g, idx), 0.0, w[g, :])
+        u_col = np.where(in_win(idx, g), 0.0, w[:, g])
+        gain = gain - u_row - u_col
+        gain[picked] = -np.inf
+    return picked, total
+
+
+def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | None = None,
+                   max_dilation: int = DEFAULT_MAX_DILATION,
+                   max_globals: int = DEFAULT_MAX_GLOBALS) -> Mapping:
+    """The HybridPattern covering the most of ``weights`` within ``budget`` keys per query.
+
+    Parameters
+    ----------
+    weights : (n, n) array, nonnegative: a boolean mask (each entry counts 1) or attention
+        probabilities / scores (negative values are clipped to 0).
+    budget : mean keys per query the pattern may compute, 1..n.
+    limits : optional engine limits; ``max_radius``, ``max_dilation`` and ``max_globals`` bound
+        the search, ``max_n`` is checked by the pattern.
+    max_dilation, max_globals : search bounds used where ``limits`` leaves them open.
+    """
+    w = np.asarray(weights)
+    if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] < 1:
+        raise ValueError(f"weights must be a square (n, n) array, got shape {w.shape}")
+    w = np.maximum(w.astype(np.float64), 0.0)
+    n = w.shape[0]
+    if not 1 <= budget <= n:
+        raise ValueError(f"budget = {budget} keys per query is out of range: allowed 1..{n}")
+    limits = limits or PatternLimits()
+    if limits.max_dilation is not None:
+        max_dilation = min(max_dilation, limits.max_dilation)
+    if limits.max_globals is not None:
+        max_globals = min(max_globals, limits.max_globals)
+    max_globals = min(max_globals, n)
+    total = float(w.sum())
+    dg = _Diagonals(w)
+    cap = math.floor(budget * n + 1e-6)  # pairs allowed (the epsilon absorbs rounding)
+
+    best = None
+    for dil in range(1, max(max_dilation, 1) + 1):
+        reach = (n - 1) // dil
+        if limits.max_radius is not None:
+            reach = min(reach, limits.max_radius // dil)
+        if dil > 1 and reach == 0:
+            break
+
+        wins = _Windows(dg.diag, n, dil, reach, cap)
+        for g in range(max_globals + 1):
+            cand = _fit_window(w, dg, wins, n, dil, g, cap, limits)
+            if cand is None:
+                continue
+            pattern, covered = cand
+            pairs = pattern.pairs()
+            key = (covered, -pairs)
+            if best is None or key > best[0]:
+                best = (key, pattern, covered, pairs)
+    if best is None:  # budget below what any window needs: the diagonal alone
+        pattern = HybridPattern(n, 0, 0, 1, (), limits)
+        covered = float(np.trace(w))
+        pairs = pattern.pairs()
+    else:
+        _, pattern, covered, pairs = best
+    return Mapping(pattern, covered / total if total > 0 else 1.0, pairs / n, float(budget))
+
+
+def _fit_window(w, dg, wins, n, dil, g, cap, limits, tries: int = 4, evals: int = 16):
+    """The heaviest window plus g greedy globals whose exact pair count fits ``cap``.
+
+    Windows on the weight/pairs frontier are tried heaviest first among those that could fit
+    once the globals' overlap with the window is subtracted (a lower bound on what globals add);
+    each try picks its globals and counts its pairs exactly; the best of the first ``tries`` that
+    fit wins.
+    """
+    if g == 0:
+        win = wins.best(cap)
+        if win is None:
+            return None
+        left, right, mass, _ = win
+        return HybridPattern(n, left, right, dil if left + right > 0 else 1, (), limits), mass
+    row_total, col_total = w.sum(1), w.sum(0)
+    steps = np.arange(wins.reach + 1)
+    width = steps[:, None] + steps[None, :] + 1
+    # each global adds its row and column, less what the window already holds of them
+    lower = wins.pairs + g * (2 * n - g) - 2 * g * width
+    cand = np.intersect1d(wins.frontier, np.flatnonzero((lower <= cap).ravel()))
+    if cand.size == 0:
+        return None
+    order = cand[np.argsort(-wins.mass.ravel()[cand], kind="stable")]
+    best, found = None, 0
+    for flat in order[:evals]:  # a bounded number of exact tries
+        left, right = np.unravel_index(int(flat), wins.mass.shape)
+        left, right = int(left), int(right)
+        offsets = np.arange(-left, right + 1) * dil
+        win_row, win_col = dg.window_sums(offsets)
+
+        def in_win(rows, cols):
+            d = np.asarray(cols) - np.asarray(rows)
+            return (d % dil == 0) & (d >= -left * dil) & (d <= right * dil)
+        picked, gain = _greedy_globals(w, row_total - win_row, col_total - win_col, in_win, g)
+        if len(picked) < g:
+            return best
+        pat = HybridPattern(n, left, right, dil if left + right > 0 else 1, tuple(picked),
+                            limits)
+        if pat.pairs() <= cap:
+            total = float(wins.mass[left, right]) + gain
+            if best is None or total > best[1]:
+                best = (pat, total)
+            found += 1
+            if found >= tries:
+                break
+    return best
+
+
+def map_masks(masks: np.ndarray, budget: float | None = None, **kw) -> list[Mapping]:
+    """Map each head's mask of (heads, n, n); the budget defaults to each mask's own keys per
+    query, so the mapped pattern computes about as much as the prediction."""
+    out = []
+    for m in masks:
+        b = budget if budget is not None else max(float(m.sum()) / m.shape[0], 1.0)
+        out.append(map_to_pattern(m, b, **kw))
+    return out
