@@ -495,12 +495,18 @@ class Engine(wiring.Component):
         m.d.comb += [head.eq(Mux(s2_bank, q2_desc[1].as_value(), q2_desc[0].as_value())),
                      head_count.eq(Mux(s2_bank, q2_count[1], q2_count[0]))]
         s2_ready_to_take = running & ~s2_run & qv & sd1
+        # The lowest K/V position later groups still need. Window starts rise with the group
+        # order except at the front, where a window clipped at row 0 starts at its residue class
+        # (0..dil-1) and the next block's class 0 starts lower again: hold those rows until the
+        # first unclipped group.
+        head_release = Signal(PW + 1)
+        m.d.comb += head_release.eq(Mux(head.main & (head.start < dil), 0, head.start))
         with m.If(s2_ready_to_take):
             bit = Mux(s2_bank, 0b10, 0b01)
             with m.If(head.no_pv):
                 # max-only pass: nothing to do in stage 2, release the bank and the rows
                 m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit), bank_busy_clr.eq(bit)]
-                m.d.sync += [s2_bank.eq(~s2_bank), release.eq(head.start)]
+                m.d.sync += [s2_bank.eq(~s2_bank), release.eq(head_release)]
             with m.Elif(~Array([acc_full[0], acc_full[1]])[abank_next]):
                 m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit)]
                 m.d.sync += [s2_abank.eq(abank_next), abank_next.eq(abank_next ^ head.final)]
@@ -510,7 +516,7 @@ class Engine(wiring.Component):
                 m.d.sync += [s2.eq(head), s2_bnk.eq(s2_bank), s2_bank.eq(~s2_bank), s2_run.eq(1),
                              s2_count.eq(head_count), s2_p.eq(0), s2_chunk.eq(0),
                              s2_pos.eq(head.start), s2_gi.eq(0),
-                             s2_kw.eq(head_count - head.nglob), release.eq(head.start)]
+                             s2_kw.eq(head_count - head.nglob), release.eq(head_release)]
         issue2 = s2_run
         s2_inglob = s2_p >= s2_kw
         s2_lastkey = s2_p + 1 >= s2_count

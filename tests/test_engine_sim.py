@@ -23,11 +23,6 @@ SIZES = {
                        seq_width=10),
 }
 JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
-#: Open bug (issue 3): with one unit, a dilated window that contains a global key gives wrong
-#: outputs for some rows (seed 1088: n=22, radius 4, dilation 3, global 9 -> row 6). These seeds
-#: are listed here, checked to still fail (so the list cannot go stale or hide a fix), and every
-#: other job must pass.
-KNOWN_FAILING = {"u1": {1088}, "u4": set()}
 
 
 @pytest.mark.parametrize("size", sorted(SIZES))
@@ -39,12 +34,7 @@ def test_random_jobs_bit_exact(size, tmp_path_factory):
                                                                            seed0)
     results = run_jobs(params, jobs, name=f"pytest_{size}")
     assert len(results) == len(jobs), f"only {len(results)} of {len(jobs)} jobs reported"
-    known = KNOWN_FAILING[size]
-    failed = [r for r in results if not r["ok"] and r["seed"] not in known]
-    if not seed:
-        still = {r["seed"] for r in results if r["seed"] in known and not r["ok"]}
-        assert still == {r["seed"] for r in results if r["seed"] in known}, \
-            f"known-failing seeds now pass: remove them from KNOWN_FAILING: {known - still}"
+    failed = [r for r in results if not r["ok"]]
     valid = [r for r in results if r["kind"] in ("ok", "busy")]
     assert sum(r.get("pairs", 0) > 0 for r in valid) >= min(len(jobs), JOBS_PER_SIZE)
     assert not failed, "failing seeds (re-run with SWATTN_JOB_SEED=<seed>): " + "; ".join(
