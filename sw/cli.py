@@ -19,6 +19,7 @@ COMMANDS = {
     "generate": "hw.generate",
     "sim": "sim.cli",
     "eval": "sw.evaluate",
+    "bench": "sw.bench",
 }
 
 
