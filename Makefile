@@ -43,7 +43,11 @@ demo: $(STAMP)
 golden-bench: $(STAMP)
 	$(BIN)/python bench/golden_speed.py
 
-bench: golden-bench
+# Issue 6: side-by-side report (build/bench/report.md, PNG plots, build/bench/bench.json): cycles
+# against the MAC bound and SALO's model, boards, CPU, the kept GPU figures. Measured RTL cycles
+# only for the small validation patterns (n <= 512): simulation is slow.
+bench: $(STAMP)
+	$(BIN)/swattn bench --json build/bench/bench.json --rtl-max-n 512
 
 clean:
 	rm -rf build sim_build .pytest_cache

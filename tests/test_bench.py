@@ -1,0 +1,197 @@
+"""swattn bench: the figures it derives, the CPU float32 baseline, board files, targets, the CLI,
+and the GPU script's pattern (mask and pair count) without a GPU.
+
+Expected values are counted by hand or come from an independent reference (the dense float64
+masked softmax in sw/golden.py, HybridPattern's own mask); none is produced by the code under test.
+"""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from swattn.sw import bench, golden
+from swattn.sw.cli import main
+from swattn.sw.pattern import HybridPattern
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- workloads and figures ----------------------------------------------------------------------
+
+def test_longformer_pairs_counted_by_hand():
+    # n = 1024, radius 256, no globals: 1024 rows of 513 keys minus the clipped ends,
+    # 2 * (1 + 2 + ... + 256) = 256 * 257
+    w = bench.Workload("x", "longformer-g0", 1024, 256, 1, 0)
+    assert w.pattern().pairs() == 1024 * 513 - 256 * 257
+
+
+def test_figures_without_model_mark_engine_unavailable():
+    w = bench.Workload("x", "longformer-g0", 1024, 256, 1, 0)
+    row = bench.figures(w, [64], None, {}, {})
+    f = row["lanes"]["64"]
+    pairs = 1024 * 513 - 256 * 257
+    assert row["useful_macs"] == 2 * 64 * pairs
+    assert f["ideal_cycles"] == 2 * 64 * pairs // 64
+    assert f["engine_cycles"] is None and f["utilisation"] is None
+
+
+def test_figures_with_model_and_boards():
+    w = bench.Workload("x", "longformer-g0", 1024, 256, 1, 0)
+    pairs = 1024 * 513 - 256 * 257
+    ideal = 2 * 64 * pairs // 128
+    calls = []
+
+    def fake_model(params, pattern):
+        calls.append((params.lanes, params.max_radius, pattern.n))
+        return 2 * ideal
+
+    boards = {"ulx3s": {"family": "ecp5", "fmax_mhz": 50.0, "lanes": None}}
+    f = bench.figures(w, [128], fake_model, boards, {})["lanes"]["128"]
+    assert calls == [(128, 256, 1024)]
+    assert f["engine_cycles"] == 2 * ideal and f["engine_source"] == "model"
+    assert f["utilisation"] == pytest.approx(0.5)
+    b = f["boards"]["ulx3s"]
+    assert b["time_per_head_s"] == pytest.approx(2 * ideal / 50e6)
+    assert b["gmac_s"] == pytest.approx(2 * 64 * pairs / (2 * ideal / 50e6) / 1e9)
+
+
+def test_model_error_is_reported_not_raised():
+    w = bench.Workload("x", "longformer-g0", 512, 32, 1, 0)
+
+    def broken(params, pattern):
+        raise NotImplementedError("dilation not modelled")
+
+    f = bench.figures(w, [8], broken, {}, {})["lanes"]["8"]
+    assert f["engine_cycles"] is None and "dilation not modelled" in f["engine_error"]
+
+
+def test_model_against_rtl_error_and_target():
+    w = bench.Workload("x", "longformer-g0", 512, 32, 1, 0)
+    rtl = {("x", 64): {"cycles": 1000, "ok": True}}
+    row = bench.figures(w, [64], lambda p, pat: 1030, {}, rtl)
+    assert row["lanes"]["64"]["model_rel_err"] == pytest.approx(0.03)
+    t = {x["target"]: x for x in bench.targets([row], {}, [64], None)}
+    tm = t["cycle model within 2% of RTL"]
+    assert tm["status"] == "miss" and tm["margin"] == pytest.approx(-0.01)
+
+
+def test_utilisation_target_pass_and_miss():
+    w = bench.Workload("x", "longformer-g16", 1024, 256, 1, 16)
+    ideal = bench.figures(w, [64], None, {}, {})["lanes"]["64"]["ideal_cycles"]
+    ok = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.97), {}, {})
+    bad = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.90), {}, {})
+    [t_ok] = [t for t in bench.targets([ok], {}, [64], None) if "utilisation" in t["target"]]
+    [t_bad] = [t for t in bench.targets([bad], {}, [64], None) if "utilisation" in t["target"]]
+    assert t_ok["status"] == "pass" and t_ok["margin"] == pytest.approx(0.02, abs=1e-4)
+    assert t_bad["status"] == "miss" and t_bad["margin"] == pytest.approx(-0.05, abs=1e-4)
+
+
+# --- boards -------------------------------------------------------------------------------------
+
+def test_read_boards_and_fmax_targets(tmp_path):
+    (tmp_path / "icebreaker.json").write_text(json.dumps(
+        {"fmax": {"clk": {"achieved": 41.5, "constraint": 12.0}}, "params": {"lanes": 8}}))
+    (tmp_path / "ulx3s.json").write_text(json.dumps({"device": "LFE5U-85F", "fmax_mhz": 87.0}))
+    (tmp_path / "broken.json").write_text("{not json")
+    boards = bench.read_boards(tmp_path)
+    assert boards["icebreaker"]["family"] == "ice40"
+    assert boards["icebreaker"]["fmax_mhz"] == 41.5 and boards["icebreaker"]["lanes"] == 8
+    assert boards["ulx3s"]["family"] == "ecp5" and boards["ulx3s"]["fmax_mhz"] == 87.0
+    assert "error" in boards["broken"]
+    t = {x["target"]: x for x in bench.targets([], boards, [], None)}
+    ice, ecp = t["iCE40UP5K Fmax >= 36 MHz"], t["ECP5-85F Fmax >= 100 MHz"]
+    assert ice["status"] == "pass" and ice["margin"] == pytest.approx(5.5)
+    assert ecp["status"] == "miss" and ecp["margin"] == pytest.approx(-13.0)
+
+
+def test_no_build_reported(tmp_path):
+    t = bench.targets([], bench.read_boards(tmp_path), [], None)
+    assert [x["note"] for x in t if "Fmax" in x["target"]] == ["no build", "no build"]
+
+
+# --- CPU float32 baseline -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, left, right, dil, g", [
+    (300, 7, 7, 1, ()), (300, 5, 9, 3, (0, 150, 299)), (64, 100, 2, 1, (3,)), (257, 0, 4, 2, ())])
+def test_sparse_f32_matches_dense_masked_reference(n, left, right, dil, g):
+    rng = np.random.default_rng(n + left)
+    q, k, v = (rng.standard_normal((n, 32)) for _ in range(3))
+    pat = HybridPattern(n, left, right, dil, g)
+    got = bench.sparse_attention_f32(q, k, v, pat, block=64)
+    ref = golden.reference_masked(q, k, v, pat)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, atol=2e-5, rtol=0)
+
+
+def test_linear_fit_recovers_a_line():
+    f = bench.linear_fit([1, 2, 4, 8], [13, 23, 43, 83])  # 10 n + 3
+    assert f["slope"] == pytest.approx(10) and f["intercept"] == pytest.approx(3)
+    assert f["r2"] == pytest.approx(1.0)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, word", [(["--lanes", "12"], "lanes 12"),
+                                        (["--n", "0"], "--n 0"),
+                                        (["--repeat", "0"], "--repeat 0")])
+def test_bad_cli_input_is_one_line(argv, word, capsys, tmp_path):
+    assert main(["bench", "--out", str(tmp_path)] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("swattn: error:") and word in err and "\n" not in err
+
+
+def test_cli_writes_report_json_and_plots(tmp_path):
+    out = tmp_path / "bench"
+    rc = main(["bench", "--n", "512", "--lanes", "8", "64", "--cpu-max-n", "512", "--no-minilm",
+               "--out", str(out), "--json", str(tmp_path / "r.json"),
+               "--synth-dir", str(tmp_path / "none")])
+    assert rc == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    report = (out / "report.md").read_text()
+    assert "## Targets" in report and "no build" in report
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "scaling_lanes.png", "scaling_n.png", "scaling_window.png", "throughput.png",
+        "utilisation.png"]
+    lf = [r for r in res["workloads"] if r["name"] == "longformer-g16-n512"][0]
+    f = lf["lanes"]["64"]
+    if res["cycle_model"]["available"]:
+        assert isinstance(f["engine_cycles"], int)
+    else:
+        assert f["engine_cycles"] is None and "unavailable" in report
+    assert res["cpu"]["longformer-g16-n512"]["golden_s"] > 0
+    assert {t["status"] for t in res["targets"]} <= {"pass", "miss", "n/a"}
+
+
+# --- the GPU script's pattern, checked on the CPU (no GPU needed) -------------------------------
+
+def _gpu_module():
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("gpu_baseline", REPO / "bench" / "gpu_baseline.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("n, r, dil, g", [(300, 10, 1, 0), (300, 10, 2, 5), (257, 7, 3, 4),
+                                          (64, 100, 1, 3)])
+def test_gpu_mask_and_pairs_match_the_pattern(n, r, dil, g):
+    gb = _gpu_module()
+    pat = HybridPattern(n, r, r, dil, tuple(range(g)))
+    assert np.array_equal(gb.dense_mask(n, r, dil, g).numpy(), pat.mask())
+    assert gb.count_pairs(n, r, dil, g) == pat.pairs()
+
+
+def test_gpu_kinds_match_bench_kinds():
+    assert _gpu_module().KINDS == bench.KINDS
+
+
+def test_gpu_script_without_gpu_exits_cleanly(capsys, monkeypatch):
+    gb = _gpu_module()
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gb.main([]) == 0
+    assert "no GPU figures" in capsys.readouterr().out
