@@ -1,0 +1,89 @@
+"""The board table: every board swattn builds for, with its engine size, clock and link speed.
+
+Adding a board with a UART is one entry here: the top level (:mod:`swattn.fpga.top`), the build,
+the flash command and the host driver read everything from it.
+
+Why these sizes:
+
+* ``icebreaker`` (iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM of 16K x 16): the smallest
+  engine the generator allows (head dim 32 as in all-MiniLM-L6-v2, 8 lanes: one unit of 4 Q.K and
+  4 P.V lanes). Q, K, V and O buffers take one SPRAM block each (1024 rows of 32 bytes), hence
+  seq_width 10. 36 MHz is the issue's target: 12 MHz x 3 from the PLL and an exact 12 cycles per
+  bit at 3 Mbaud (the FT2232H's 3 Mbaud is exact). NOTE: the engine as generated today needs about
+  twice the UP5K's LUTs and DSPs even at this size (see docs/boards.md); the build says so.
+* ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
+  one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (15 EBR
+  each of the four), radius 64 and 8 globals for Longformer/BigBird-like heads. 100 MHz is the
+  issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+from ..sw.engine_params import EngineParams
+
+
+@dataclass(frozen=True)
+class Board:
+    """One buildable board.
+
+    platform : "module:Class" of the amaranth-boards platform.
+    family : "ice40" or "ecp5" (PLL, RAM and DSP mapping, nextpnr flavour).
+    clock_hz : target clock of the engine (the PLL output); the build fails below it.
+    baud : UART rate; uart_timeout_ms : a frame silent this long is dropped.
+    word_bytes : row-buffer RAM width in bytes; spram : buffers in iCE40UP SPRAM.
+    flash_board : openFPGALoader's ``-b`` name. why : one line for ``swattn build --list``.
+    """
+
+    name: str
+    platform: str
+    family: str
+    params: EngineParams
+    clock_hz: float
+    baud: int
+    word_bytes: int
+    spram: bool
+    flash_board: str
+    why: str
+    uart_timeout_ms: float = 50.0
+    resources: dict = field(default_factory=dict)  # device totals for the utilisation table
+
+    def make_platform(self):
+        mod, cls = self.platform.split(":")
+        return getattr(importlib.import_module(mod), cls)()
+
+    @property
+    def bitstream_ext(self) -> str:
+        return "bin" if self.family == "ice40" else "bit"
+
+
+BOARDS: dict[str, Board] = {
+    "icebreaker": Board(
+        name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        family="ice40",
+        params=EngineParams(head_dim=32, lanes=8, max_radius=16, max_globals=2, max_dilation=2,
+                            seq_width=10),
+        clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="icebreaker",
+        why="iCE40UP5K; smallest engine (8 lanes), buffers in SPRAM, 36 MHz, 3 Mbaud",
+        resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
+    ),
+    "ulx3s-85f": Board(
+        name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        family="ecp5",
+        params=EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8,
+                            max_dilation=4, seq_width=11),
+        clock_hz=100e6, baud=3_000_000, word_bytes=32, spram=False, flash_board="ulx3s",
+        why="ECP5-85F; 64 lanes, buffers in block RAM, 100 MHz, 3 Mbaud",
+        resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208, "SPRAM": 0},
+    ),
+}
+
+
+def get_board(name: str) -> Board:
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}: choose one of {', '.join(BOARDS)} "
+                         f"(see `swattn build --list`)") from None

@@ -1,0 +1,445 @@
+"""The board core: host-link protocol, row buffers, feeders and the engine, behind byte streams.
+
+``BoardCore`` speaks the frames of :mod:`swattn.sw.protocol` on ``rx``/``tx`` byte streams (a UART
+outside, or a testbench directly). Between jobs the host writes the configuration register and the
+Q, K, V row buffers and reads the output buffer; during a job the buffers belong to the feeders,
+which stream Q rows by position, K/V rows in the engine's order (the global rows, then all rows
+once for the main pass and twice per global group, :func:`swattn.sw.schedule.kv_order`) and write
+the output rows by position.
+
+A write's payload goes to the buffer as it arrives (there is no room to stage a frame on the
+iCE40); its header was checked by CRC before, so only the addressed rows can change, and a payload
+CRC error tells the host to send the frame again.
+"""
+
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..hw.engine import Engine
+from ..sw import protocol as pr
+from ..sw import regs
+from ..sw.engine_params import EngineParams
+from .feeders import RowReader, RowWriter
+from .ram import SinglePortRAM
+
+#: reply payload sources
+SRC_NONE, SRC_WORD, SRC_IDENTITY, SRC_OUT = range(4)
+
+
+def _version() -> str:
+    try:
+        from swattn import __version__
+        return __version__
+    except ImportError:  # pragma: no cover
+        return "0.0.0"
+
+
+def crc16_rtl(m: Module, crc, byte, name: str):
+    """:func:`swattn.sw.protocol.crc16_update` as combinational logic."""
+    steps = []
+
+    def bind(v):
+        s = Signal(16, name=f"{name}_{len(steps)}")
+        m.d.comb += s.eq(v)
+        steps.append(s)
+        return s
+    return pr.crc16_update(crc, byte, select=Mux, bind=bind)
+
+
+class BoardCore(wiring.Component):
+    """Protocol, buffers and engine.
+
+    params : the engine's parameters; the buffers hold ``2 ** seq_width`` rows each.
+    word_bytes : buffer RAM width in bytes (divides head_dim; 2 for iCE40 SPRAM, head_dim for a
+        row per cycle on block RAM).
+    clock_hz : reported by IDENTIFY.
+    timeout_cycles : an unfinished frame is dropped after this many cycles without a byte.
+    spram : put the buffers in SB_SPRAM256KA blocks (iCE40UP).
+    """
+
+    rx: In(stream.Signature(8))
+    tx: Out(stream.Signature(8))
+    busy: Out(1)
+
+    def __init__(self, params: EngineParams, *, word_bytes: int, clock_hz: int,
+                 timeout_cycles: int, spram: bool = False):
+        d = params.head_dim
+        if word_bytes < 1 or d % word_bytes or (d // word_bytes) & (d // word_bytes - 1):
+            raise ValueError(f"word_bytes = {word_bytes}: must divide head_dim {d} into a power "
+                             f"of two of words")
+        if spram and word_bytes == d:
+            raise ValueError("SPRAM buffers are 16 bits wide: word_bytes must be 2")
+        self.params = params
+        self._W = word_bytes
+        self._clock_hz = int(clock_hz)
+        self._timeout = max(16, int(timeout_cycles))
+        self._spram = spram
+        self.buffer_rows = 1 << params.seq_width
+        super().__init__()
+
+    def identity(self) -> dict:
+        return pr.identity_fields(self.params, self.buffer_rows, self._clock_hz, _version())
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self.params
+        d, W = P.head_dim, self._W
+        R = d // W
+        WB = 8 * W
+        shift = (R - 1).bit_length()
+        rows = self.buffer_rows
+        depth = rows * R
+        U = P.units
+
+        m.submodules.engine = eng = Engine(P)
+        rams = {}
+        for name in ("q", "k", "v", "o"):
+            rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram)
+
+        cfg_layout = regs.config_layout(P)
+        cfg_nbytes = pr.config_bytes(P)
+        cfg_reg = Signal(8 * cfg_nbytes)
+        cfg = cfg_layout(cfg_reg[:cfg_layout.size])
+        cfg_valid = Signal()
+        m.d.comb += eng.cfg.as_value().eq(cfg_reg[:cfg_layout.size])
+
+        start = Signal()  # one-cycle pulse: start a job
+        m.d.comb += eng.start.eq(start)
+        active = Signal()  # the buffers belong to the feeders
+        m.d.comb += [active.eq(eng.status.state == regs.State.BUSY), self.busy.eq(active)]
+
+        # ------------------------------------------------------------- feeders (engine side)
+        m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
+        m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
+        m.submodules.o_writer = ow = RowWriter(rows, R, WB)
+        m.d.comb += [qr.clear.eq(start), kvr.clear.eq(start), ow.clear.eq(start)]
+        n = cfg.n
+        ng = cfg.n_globals
+        # Q rows by position 0 .. n-1
+        qi = Signal(range(rows + 1))
+        m.d.comb += [qr.index.valid.eq(active & (qi < n)), qr.index.payload.eq(qi)]
+        with m.If(start):
+            m.d.sync += qi.eq(0)
+        with m.Elif(qr.index.valid & qr.index.ready):
+            m.d.sync += qi.eq(qi + 1)
+        m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
+                     qr.row.ready.eq(eng.q.ready)]
+        # K/V rows: the globals in register order, then 1 + 2 * (global groups) passes of 0..n-1
+        kgi = Signal(8)
+        kpos = Signal(range(rows + 1))
+        kpass = Signal(8)
+        ngg = Signal(8)
+        m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
+        in_glob = kgi < ng
+        gidx = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))[kgi]
+        m.d.comb += [kvr.index.valid.eq(active & (in_glob | (kpass < 1 + (ngg << 1)))),
+                     kvr.index.payload.eq(Mux(in_glob, gidx, kpos))]
+        with m.If(start):
+            m.d.sync += [kgi.eq(0), kpos.eq(0), kpass.eq(0)]
+        with m.Elif(kvr.index.valid & kvr.index.ready):
+            with m.If(in_glob):
+                m.d.sync += kgi.eq(kgi + 1)
+            with m.Elif(kpos + 1 >= n):
+                m.d.sync += [kpos.eq(0), kpass.eq(kpass + 1)]
+            with m.Else():
+                m.d.sync += kpos.eq(kpos + 1)
+        m.d.comb += [eng.kv.payload.k.as_value().eq(kvr.row.payload[:8 * d]),
+                     eng.kv.payload.v.as_value().eq(kvr.row.payload[8 * d:]),
+                     eng.kv.valid.eq(kvr.row.valid), kvr.row.ready.eq(eng.kv.ready)]
+        m.d.comb += [ow.row.payload.eq(eng.o.payload.as_value()), ow.row.valid.eq(eng.o.valid),
+                     eng.o.ready.eq(ow.row.ready)]
+
+        # ------------------------------------------------------------- link side of the buffers
+        laddr = Signal(range(depth + 1))
+        link_we = Signal()
+        link_wdata = Signal(WB)
+        wtarget = Signal(2)  # 0: q, 1: k, 2: v
+        for i, name in enumerate(("q", "k", "v")):
+            ram = rams[name]
+            rd = qr if name == "q" else kvr
+            part = {"q": 0, "k": 0, "v": 1}[name]
+            m.d.comb += [
+                ram.addr.eq(Mux(active, rd.addr, laddr)),
+                ram.re.eq(Mux(active, rd.re, 1)),
+                ram.wdata.eq(link_wdata),
+                ram.we.eq(~active & link_we & (wtarget == i)),
+            ]
+            m.d.comb += rd.rdata[part * WB:(part + 1) * WB].eq(ram.rdata)
+        o_ram = rams["o"]
+        m.d.comb += [o_ram.addr.eq(Mux(active, ow.addr, laddr)), o_ram.wdata.eq(ow.wdata),
+                     o_ram.we.eq(active & ow.we), o_ram.re.eq(1)]
+
+        # ------------------------------------------------------------- receiver
+        byte = self.rx.payload
+        got = Signal()
+        m.d.comb += [self.rx.ready.eq(1), got.eq(self.rx.valid)]
+        hdr_bits = Signal(pr.HEADER_LAYOUT.size)
+        hdr = pr.HEADER_LAYOUT(hdr_bits)
+        crc = Signal(16)
+        crc_next = Signal(16)
+        m.d.comb += crc_next.eq(crc16_rtl(m, crc, byte, "rx_crc"))
+        rcrc_lo = Signal(8)
+        cnt = Signal(17)
+        skip = Signal(17)
+        idle = Signal(range(self._timeout + 1))
+        timed_out = idle == self._timeout
+        with m.If(got):
+            m.d.sync += idle.eq(0)
+        with m.Elif(~timed_out):
+            m.d.sync += idle.eq(idle + 1)
+        err = Signal(8)
+        wbuf = Signal(max(8, WB - 8))
+        wsub = Signal(range(W))
+
+        # reply request to the transmitter
+        tx_go = Signal()
+        tx_done = Signal()
+        r_hdr = Signal(pr.HEADER_LAYOUT)
+        r_src = Signal(2)
+        r_word = Signal(32)
+
+        cmd = hdr.cmd
+        is_rows = ((cmd == pr.Cmd.WRITE_Q) | (cmd == pr.Cmd.WRITE_K) | (cmd == pr.Cmd.WRITE_V)
+                   | (cmd == pr.Cmd.READ_OUT))
+        known = Signal()
+        m.d.comb += known.eq(Cat(*[cmd == c for c in pr.Cmd if c != pr.Cmd.ERROR]).any())
+        exp_len = Signal(32)
+        with m.Switch(cmd):
+            with m.Case(pr.Cmd.WRITE_CONFIG):
+                m.d.comb += exp_len.eq(cfg_nbytes)
+            with m.Case(pr.Cmd.WRITE_Q, pr.Cmd.WRITE_K, pr.Cmd.WRITE_V):
+                m.d.comb += exp_len.eq(hdr.count * d)
+        check = Signal(8)
+        with m.If(~known):
+            m.d.comb += check.eq(pr.LinkError.UNKNOWN_CMD)
+        with m.Elif((hdr.length != exp_len) | ((cmd == pr.Cmd.READ_OUT)
+                                               & (hdr.count * d > 0xFFFF))):
+            m.d.comb += check.eq(pr.LinkError.BAD_LENGTH)
+        with m.Elif(is_rows & (hdr.addr + hdr.count > rows)):
+            m.d.comb += check.eq(pr.LinkError.BAD_ADDR)
+        with m.Elif((is_rows | (cmd == pr.Cmd.WRITE_CONFIG) | (cmd == pr.Cmd.START)) & active):
+            m.d.comb += check.eq(pr.LinkError.BUSY)
+        with m.Elif((cmd == pr.Cmd.START) & ~cfg_valid):
+            m.d.comb += check.eq(pr.LinkError.NO_CONFIG)
+
+        id_bytes = pr.pack(pr.IDENTITY_LAYOUT, self.identity())
+        status_bits = Signal(pr.STATUS_REPLY_LAYOUT)
+        m.d.comb += [status_bits.engine.eq(eng.status), status_bits.config_loaded.eq(cfg_valid),
+                     status_bits.rows_out.eq(ow.count)]
+
+        def reply(cmd_, length, src):
+            m.d.sync += [r_hdr.cmd.eq(cmd_), r_hdr.addr.eq(hdr.addr), r_hdr.count.eq(hdr.count),
+                         r_hdr.length.eq(length), r_src.eq(src)]
+            m.d.comb += tx_go.eq(1)
+
+        in_frame = Signal()
+
+        def frame_timeout():
+            # placed first in a state: a byte arriving in the same cycle still wins
+            with m.If(timed_out):
+                m.d.sync += err.eq(pr.LinkError.TIMEOUT)
+                m.next = "REPLY_ERR"
+        with m.FSM(name="link"):
+            with m.State("HUNT"):
+                with m.If(got & (byte == pr.REQ_SYNC)):
+                    m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0)]
+                    m.next = "HDR"
+            with m.State("HDR"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    m.d.sync += [hdr_bits.eq(Cat(hdr_bits[8:], byte)), crc.eq(crc_next),
+                                 cnt.eq(cnt + 1)]
+                    with m.If(cnt == pr.HEADER_BYTES - 1):
+                        m.next = "HCRC0"
+            with m.State("HCRC0"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    m.d.sync += rcrc_lo.eq(byte)
+                    m.next = "HCRC1"
+            with m.State("HCRC1"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    with m.If(Cat(rcrc_lo, byte) == crc):
+                        m.next = "CHECK"
+                    with m.Else():
+                        # the header cannot be trusted, so neither can its length: wait for
+                        # the line to go quiet, then answer once
+                        m.d.sync += err.eq(pr.LinkError.BAD_CRC)
+                        m.next = "DRAIN"
+            with m.State("CHECK"):
+                m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0),
+                             laddr.eq(hdr.addr << shift)]
+                with m.Switch(cmd):
+                    with m.Case(pr.Cmd.WRITE_Q):
+                        m.d.sync += wtarget.eq(0)
+                    with m.Case(pr.Cmd.WRITE_K):
+                        m.d.sync += wtarget.eq(1)
+                    with m.Case(pr.Cmd.WRITE_V):
+                        m.d.sync += wtarget.eq(2)
+                with m.If(check != 0):
+                    m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES)]
+                    with m.If(hdr.length != 0):
+                        m.next = "SKIP"
+                    with m.Else():
+                        m.next = "REPLY_ERR"
+                with m.Else():
+                    with m.If(cmd == pr.Cmd.WRITE_CONFIG):
+                        m.d.sync += cfg_valid.eq(0)
+                    with m.If(hdr.length != 0):
+                        m.next = "PAYLOAD"
+                    with m.Else():
+                        m.next = "EXEC"
+            with m.State("PAYLOAD"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1)]
+                    with m.If(cmd == pr.Cmd.WRITE_CONFIG):
+                        m.d.sync += cfg_reg.eq(Cat(cfg_reg[8:], byte))
+                    with m.Else():
+                        if W > 1:
+                            m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1)]
+                        with m.If(wsub == W - 1):
+                            m.d.comb += link_we.eq(1)
+                            m.d.sync += laddr.eq(laddr + 1)
+                    with m.If(cnt == hdr.length - 1):
+                        m.next = "PCRC0"
+            with m.State("PCRC0"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    m.d.sync += rcrc_lo.eq(byte)
+                    m.next = "PCRC1"
+            with m.State("PCRC1"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    with m.If(Cat(rcrc_lo, byte) == crc):
+                        m.next = "EXEC"
+                    with m.Else():
+                        m.d.sync += err.eq(pr.LinkError.BAD_CRC)
+                        m.next = "REPLY_ERR"
+            with m.State("EXEC"):
+                m.d.sync += laddr.eq(hdr.addr << shift)
+                with m.Switch(cmd):
+                    with m.Case(pr.Cmd.IDENTIFY):
+                        reply(cmd, len(id_bytes), SRC_IDENTITY)
+                    with m.Case(pr.Cmd.WRITE_CONFIG):
+                        m.d.sync += cfg_valid.eq(1)
+                        reply(cmd, 0, SRC_NONE)
+                    with m.Case(pr.Cmd.START):
+                        m.d.comb += start.eq(1)
+                        reply(cmd, 0, SRC_NONE)
+                    with m.Case(pr.Cmd.READ_STATUS):
+                        m.d.sync += r_word.eq(status_bits.as_value())
+                        reply(cmd, pr.nbytes(pr.STATUS_REPLY_LAYOUT), SRC_WORD)
+                    with m.Case(pr.Cmd.READ_CYCLES):
+                        m.d.sync += r_word.eq(eng.cycles)
+                        reply(cmd, pr.nbytes(pr.CYCLES_LAYOUT), SRC_WORD)
+                    with m.Case(pr.Cmd.READ_OUT):
+                        reply(cmd, hdr.count * d, SRC_OUT)
+                    with m.Default():  # row writes: the rows are in
+                        reply(cmd, 0, SRC_NONE)
+                m.next = "REPLY"
+            with m.State("SKIP"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    m.d.sync += cnt.eq(cnt + 1)
+                    with m.If(cnt == skip - 1):
+                        m.next = "REPLY_ERR"
+            with m.State("DRAIN"):
+                with m.If(timed_out):
+                    m.next = "REPLY_ERR"
+            with m.State("REPLY_ERR"):
+                m.d.sync += r_word.eq(Cat(err, hdr.cmd))
+                reply(pr.Cmd.ERROR, pr.nbytes(pr.ERROR_LAYOUT), SRC_WORD)
+                m.next = "REPLY"
+            with m.State("REPLY"):
+                with m.If(tx_done):
+                    m.next = "HUNT"
+        m.d.comb += link_wdata.eq(Cat(wbuf, byte)[-WB:] if W > 1 else byte)
+
+        # ------------------------------------------------------------- transmitter
+        tcrc = Signal(16)
+        tcnt = Signal(17)
+        tsub = Signal(range(W))
+        tword = Signal(WB)
+        out_byte = Signal(8)
+        tcrc_next = Signal(16)
+        m.d.comb += [self.tx.payload.eq(out_byte),
+                     tcrc_next.eq(crc16_rtl(m, tcrc, out_byte, "tx_crc"))]
+        fire = self.tx.valid & self.tx.ready
+        r_hdr_bytes = Array(r_hdr.as_value()[8 * i:8 * (i + 1)] for i in range(pr.HEADER_BYTES))
+        id_rom = Array(Const(b, 8) for b in id_bytes)
+        word_bytes = Array(r_word[8 * i:8 * (i + 1)] for i in range(4))
+        tword_bytes = Array(tword[8 * i:8 * (i + 1)] for i in range(W))
+        with m.FSM(name="reply"):
+            with m.State("IDLE"):
+                with m.If(tx_go):
+                    m.next = "SYNC"
+            with m.State("SYNC"):
+                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(pr.REPLY_SYNC)]
+                with m.If(fire):
+                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0)]
+                    m.next = "HDR"
+            with m.State("HDR"):
+                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(r_hdr_bytes[tcnt[:3]])]
+                with m.If(fire):
+                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1)]
+                    with m.If(tcnt == pr.HEADER_BYTES - 1):
+                        m.next = "HCRC0"
+            with m.State("HCRC0"):
+                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[:8])]
+                with m.If(fire):
+                    m.next = "HCRC1"
+            with m.State("HCRC1"):
+                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[8:])]
+                with m.If(fire):
+                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0)]
+                    with m.If(r_hdr.length == 0):
+                        m.next = "DONE"
+                    with m.Elif(r_src == SRC_OUT):
+                        m.next = "FETCH"
+                    with m.Else():
+                        m.next = "PAY"
+            with m.State("FETCH"):  # laddr drives the O buffer; its word lands next cycle
+                m.next = "LATCH"
+            with m.State("LATCH"):
+                m.d.sync += [tword.eq(o_ram.rdata), laddr.eq(laddr + 1)]
+                m.next = "PAY"
+            with m.State("PAY"):
+                m.d.comb += self.tx.valid.eq(1)
+                with m.Switch(r_src):
+                    with m.Case(SRC_WORD):
+                        m.d.comb += out_byte.eq(word_bytes[tcnt[:2]])
+                    with m.Case(SRC_IDENTITY):
+                        m.d.comb += out_byte.eq(id_rom[tcnt[:max(1, (len(id_bytes) - 1)
+                                                                 .bit_length())]])
+                    with m.Case(SRC_OUT):
+                        m.d.comb += out_byte.eq(tword_bytes[tsub])
+                with m.If(fire):
+                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1)]
+                    if W > 1:
+                        m.d.sync += tsub.eq(tsub + 1)
+                    with m.If(tcnt == r_hdr.length - 1):
+                        m.next = "PCRC0"
+                    with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):
+                        m.next = "FETCH"
+            with m.State("PCRC0"):
+                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[:8])]
+                with m.If(fire):
+                    m.next = "PCRC1"
+            with m.State("PCRC1"):
+                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[8:])]
+                with m.If(fire):
+                    m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += tx_done.eq(1)
+                m.next = "IDLE"
+        return m

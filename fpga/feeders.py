@@ -1,0 +1,124 @@
+"""Row movers between the board's word-wide buffer RAMs and the engine's row streams.
+
+A buffer holds ``rows`` rows of ``row_bits``, as ``words`` consecutive RAM words per row (word 0
+holds the row's low bits, i.e. its first bytes). The iCE40's SPRAM is 16 bits wide, so a row takes
+many words there; on the ECP5 a word is a whole row and a row moves every cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+
+class RowReader(wiring.Component):
+    """Reads the rows named on ``index`` from ``parts`` RAMs that share one address and offers
+    them on ``row`` (part p's row in bits [p * row_bits, (p + 1) * row_bits)).
+
+    words : RAM words per row (a power of two); word_bits : RAM width.
+    ``clear`` drops any row in flight (a new job). With ``words == 1`` the RAM must hold its read
+    data while ``re`` is low; a row then moves every cycle.
+    """
+
+    def __init__(self, rows: int, words: int, word_bits: int, parts: int = 1):
+        self._rows, self._words, self._wb, self._parts = rows, words, word_bits, parts
+        row_bits = words * word_bits
+        super().__init__({
+            "index": In(stream.Signature(range(rows))),
+            "row": Out(stream.Signature(parts * row_bits)),
+            "addr": Out(range(rows * words)),
+            "re": Out(1),
+            "rdata": In(parts * word_bits),
+            "clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, WB, NP = self._words, self._wb, self._parts
+        RB = R * WB
+        shift = (R - 1).bit_length()
+        if R == 1:
+            # the RAM's read register is the output register: issue when it is (about to be) free
+            issue = self.index.valid & (~self.row.valid | self.row.ready)
+            m.d.comb += [self.index.ready.eq(issue), self.re.eq(issue),
+                         self.addr.eq(self.index.payload), self.row.payload.eq(self.rdata)]
+            with m.If(self.clear):
+                m.d.sync += self.row.valid.eq(0)
+            with m.Elif(issue):
+                m.d.sync += self.row.valid.eq(1)
+            with m.Elif(self.row.ready):
+                m.d.sync += self.row.valid.eq(0)
+            return m
+        base = Signal(range(self._rows * R))
+        w = Signal(range(R))
+        cap = Signal()  # a word read last cycle lands now
+        cap_w = Signal(range(R))
+        m.d.comb += [self.addr.eq(base + w)]
+        m.d.sync += cap.eq(0)
+        with m.If(cap):
+            for p in range(NP):
+                with m.Switch(cap_w):
+                    for k in range(R):
+                        with m.Case(k):
+                            m.d.sync += self.row.payload[p * RB + k * WB:p * RB + (k + 1) * WB].eq(
+                                self.rdata[p * WB:(p + 1) * WB])
+        with m.If(self.row.valid & self.row.ready):
+            m.d.sync += self.row.valid.eq(0)
+        with m.FSM(name="reader"):
+            with m.State("IDLE"):
+                m.d.comb += self.index.ready.eq(~self.row.valid & ~self.clear)
+                with m.If(self.index.valid & self.index.ready):
+                    m.d.sync += [base.eq(self.index.payload << shift), w.eq(0)]
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += self.re.eq(1)
+                m.d.sync += [cap.eq(1), cap_w.eq(w), w.eq(w + 1)]
+                with m.If(self.clear):
+                    m.next = "IDLE"
+                with m.Elif(w == R - 1):
+                    m.next = "LAND"
+            with m.State("LAND"):  # the last word lands this cycle
+                m.d.sync += self.row.valid.eq(~self.clear)
+                m.next = "IDLE"
+        with m.If(self.clear):
+            m.d.sync += self.row.valid.eq(0)
+        return m
+
+
+class RowWriter(wiring.Component):
+    """Writes the rows offered on ``row`` to consecutive buffer positions from 0 (after
+    ``clear``), one RAM word per cycle, straight from the held payload (no row register).
+    ``count`` is the number of rows written since ``clear``."""
+
+    def __init__(self, rows: int, words: int, word_bits: int):
+        self._rows, self._words, self._wb = rows, words, word_bits
+        super().__init__({
+            "row": In(stream.Signature(words * word_bits)),
+            "addr": Out(range(rows * words)),
+            "wdata": Out(word_bits),
+            "we": Out(1),
+            "count": Out(range(rows + 1)),
+            "clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, WB = self._words, self._wb
+        shift = (R - 1).bit_length()
+        w = Signal(range(R))
+        words = [self.row.payload[k * WB:(k + 1) * WB] for k in range(R)]
+        with m.Switch(w):
+            for k in range(R):
+                with m.Case(k):
+                    m.d.comb += self.wdata.eq(words[k])
+        m.d.comb += [self.addr.eq((self.count << shift) + w), self.we.eq(self.row.valid),
+                     self.row.ready.eq(w == R - 1)]
+        with m.If(self.clear):
+            m.d.sync += [self.count.eq(0), w.eq(0)]
+        with m.Elif(self.row.valid):
+            if R > 1:
+                m.d.sync += w.eq(w + 1)
+            with m.If(self.row.ready):
+                m.d.sync += self.count.eq(self.count + 1)
+        return m

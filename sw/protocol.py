@@ -1,0 +1,181 @@
+"""The framed host link between the swattn board top and the host driver (one source of truth).
+
+The board RTL (:mod:`swattn.fpga.link`) and the host driver (:mod:`swattn.sw.driver`) both import
+this module: the command and error codes, the header and reply layouts (Amaranth ``lib.data``
+layouts, so neither side writes a bit offset by hand) and the CRC are defined only here.
+
+A frame, in either direction::
+
+    sync (1 byte) | header (7 bytes) | crc16(header) (2) | payload (header.length bytes) | crc16(payload) (2)
+
+The payload CRC is present only when ``length > 0``. Multi-byte fields are little-endian. The
+header CRC lets the board check a frame's command and address before it writes a single byte of
+the payload, so a corrupted header can never write rows the host did not address. Requests start
+with :data:`REQ_SYNC`, replies with :data:`REPLY_SYNC`; every request gets exactly one reply:
+an echo of its header with the reply payload, or an :attr:`Cmd.ERROR` reply whose payload is
+:data:`ERROR_LAYOUT` (error code and the offending command).
+
+Rows: ``WRITE_Q`` takes rows by *stream position* (the order of :func:`swattn.sw.schedule
+.query_order`), ``WRITE_K``/``WRITE_V`` by token index, ``READ_OUT`` returns output rows by stream
+position (the same order as Q). ``addr`` is the first row, ``count`` the number of rows.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data
+
+from . import regs
+
+REQ_SYNC = 0xA5
+REPLY_SYNC = 0x5A
+#: identify magic ("SW" read as a little-endian u16)
+MAGIC = 0x5753
+#: bumped whenever a frame or a layout below changes incompatibly
+PROTOCOL_VERSION = 1
+
+CRC_POLY = 0x1021  # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor
+CRC_INIT = 0xFFFF
+CRC_BYTES = 2
+
+
+class Cmd(enum.IntEnum):
+    IDENTIFY = 0x01  #: reply payload: IDENTITY_LAYOUT
+    WRITE_CONFIG = 0x02  #: payload: the configuration register (config_bytes(params) bytes)
+    WRITE_Q = 0x03  #: payload: count rows of head_dim int8, by stream position
+    WRITE_K = 0x04  #: payload: count rows, by token index
+    WRITE_V = 0x05  #: payload: count rows, by token index
+    START = 0x06  #: start the engine with the written configuration
+    READ_STATUS = 0x07  #: reply payload: STATUS_REPLY_LAYOUT
+    READ_OUT = 0x08  #: reply payload: count output rows, by stream position
+    READ_CYCLES = 0x09  #: reply payload: CYCLES_LAYOUT (engine cycles of the last job)
+    ERROR = 0x7F  #: reply only: payload ERROR_LAYOUT
+
+
+class LinkError(enum.IntEnum):
+    """Codes of an ERROR reply."""
+
+    BAD_CRC = 1  #: header or payload CRC mismatch (a bad header is answered once the line is idle)
+    UNKNOWN_CMD = 2  #: command code not in Cmd
+    BAD_ADDR = 3  #: addr + count beyond the row buffers
+    BAD_LENGTH = 4  #: length does not match the command (count * head_dim for rows)
+    TIMEOUT = 5  #: a frame stopped arriving half-way; it was dropped
+    BUSY = 6  #: buffers or start touched while a job runs
+    NO_CONFIG = 7  #: START before a configuration was written successfully
+
+
+HEADER_LAYOUT = data.StructLayout({
+    "cmd": unsigned(8), "addr": unsigned(16), "count": unsigned(16), "length": unsigned(16)})
+HEADER_BYTES = HEADER_LAYOUT.size // 8
+
+ERROR_LAYOUT = data.StructLayout({"code": unsigned(8), "cmd": unsigned(8)})
+
+STATUS_REPLY_LAYOUT = data.StructLayout({
+    "engine": regs.STATUS_LAYOUT,  # state (BUSY while the output buffer is still being written)
+    "config_loaded": unsigned(1),
+    "pad": unsigned(1),
+    "rows_out": unsigned(16),  # output rows written to the buffer by the current/last job
+})
+
+CYCLES_LAYOUT = data.StructLayout({"cycles": unsigned(32)})
+
+IDENTITY_LAYOUT = data.StructLayout({
+    "magic": unsigned(16),
+    "protocol": unsigned(8),
+    "version_major": unsigned(8), "version_minor": unsigned(8), "version_patch": unsigned(8),
+    "head_dim": unsigned(8),
+    "lanes": unsigned(16),
+    "max_radius": unsigned(16),
+    "max_globals": unsigned(8),
+    "max_dilation": unsigned(8),
+    "seq_width": unsigned(8),
+    "buffer_rows": unsigned(16),  # rows each of the Q/K/V/O buffers holds
+    "clock_hz": unsigned(32),
+})
+
+
+def nbytes(layout) -> int:
+    return -(-layout.size // 8)
+
+
+def config_bytes(params) -> int:
+    """Bytes of the WRITE_CONFIG payload for an engine of these parameters."""
+    return nbytes(regs.config_layout(params))
+
+
+def pack(layout, fields: dict) -> bytes:
+    return layout.const(fields).as_bits().to_bytes(nbytes(layout), "little")
+
+
+def unpack(layout, raw: bytes) -> dict:
+    """Bytes -> {field: int} (nested layouts give ints of their bits)."""
+    bits = int.from_bytes(raw, "little")
+    return {name: (bits >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
+
+
+def crc16_update(crc, byte, select=None, bind=None):
+    """One byte of CRC-16/CCITT-FALSE, MSB first.
+
+    Works on Python ints (``select=None``) and, with ``select=amaranth.hdl.Mux`` and ``bind``
+    (a function that gives each bit step's value a name, i.e. a comb Signal, so the expression
+    does not double in size per bit), on Amaranth values: the RTL and the host run the very same
+    definition.
+    """
+    if select is None:
+        def select(c, a, b):
+            return a if c else b
+    if bind is None:
+        def bind(v):
+            return v
+    crc = bind(crc ^ (byte << 8))
+    for _ in range(8):
+        crc = bind(select(crc & 0x8000, ((crc << 1) ^ CRC_POLY) & 0xFFFF, (crc << 1) & 0xFFFF))
+    return crc
+
+
+def _table():
+    return [crc16_update(0, b) for b in range(256)]
+
+
+_TABLE = _table()
+
+
+def crc16(data_: bytes, crc: int = CRC_INIT) -> int:
+    for b in data_:
+        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[(crc >> 8) ^ b]
+    return crc
+
+
+def encode_frame(cmd: int, addr: int = 0, count: int = 0, payload: bytes = b"",
+                 sync: int = REQ_SYNC) -> bytes:
+    """A complete frame (request by default; ``sync=REPLY_SYNC`` builds a reply)."""
+    for name, v, w in (("addr", addr, 16), ("count", count, 16), ("length", len(payload), 16),
+                       ("cmd", cmd, 8)):
+        if not 0 <= v < (1 << w):
+            raise ValueError(f"frame {name} = {v} does not fit {w} bits")
+    hdr = pack(HEADER_LAYOUT, {"cmd": cmd, "addr": addr, "count": count,
+                               "length": len(payload)})
+    out = bytes([sync]) + hdr + crc16(hdr).to_bytes(2, "little")
+    if payload:
+        out += bytes(payload) + crc16(payload).to_bytes(2, "little")
+    return out
+
+
+def decode_header(raw: bytes) -> dict:
+    return unpack(HEADER_LAYOUT, raw)
+
+
+def version_tuple(version: str) -> tuple[int, int, int]:
+    parts = [int("".join(c for c in p if c.isdigit()) or 0) for p in version.split(".")[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
+
+
+def identity_fields(params, buffer_rows: int, clock_hz: int, version: str) -> dict:
+    major, minor, patch = version_tuple(version)
+    return dict(magic=MAGIC, protocol=PROTOCOL_VERSION, version_major=major,
+                version_minor=minor, version_patch=patch, head_dim=params.head_dim,
+                lanes=params.lanes, max_radius=params.max_radius,
+                max_globals=params.max_globals, max_dilation=params.max_dilation,
+                seq_width=params.seq_width, buffer_rows=buffer_rows, clock_hz=clock_hz)
