@@ -277,30 +277,43 @@ def read_gpu(path: Path) -> dict | None:
 # --- measured RTL cycles ------------------------------------------------------------------------
 
 def measure_rtl(wls: list[Workload], lanes: list[int], log=print) -> dict:
-    """``{(name, lanes): {"cycles", "ok", ...}}`` from the Verilator testbench (slow: small n)."""
+    """``{(name, lanes): {"cycles", "ok", ...}}`` from the Verilator testbench (slow: small n).
+
+    Workloads that share an engine configuration run as one job list on one build.
+    """
     from ..sim.runner import job_to_json, run_jobs
     from .numerics import SoftmaxConfig
 
-    out = {}
+    groups: dict = {}
     for w in wls:
         for lanes_ in lanes:
-            p = w.params(lanes_)
-            pat = HybridPattern(w.n, w.pattern().left, w.pattern().right, w.dilation,
-                                w.pattern().globals_, limits=p.limits())
-            log(f"  rtl {w.name} lanes={lanes_}: building/simulating ...")
-            t0 = time.perf_counter()
-            try:
-                res = run_jobs(p, [job_to_json(pat, SoftmaxConfig(47000, 24, 1), seed=1)],
-                               name="bench")[0]
-            except Exception as exc:  # noqa: BLE001 - a failed simulation is reported, not fatal
-                out[(w.name, lanes_)] = {"error": f"{type(exc).__name__}: {exc}"}
-                log(f"    failed: {exc}")
-                continue
-            out[(w.name, lanes_)] = {"cycles": res.get("cycles"), "ok": res.get("ok"),
-                                     "mismatches": res.get("mismatches"),
-                                     "wall_s": time.perf_counter() - t0}
-            log(f"    {res.get('cycles')} cycles, ok={res.get('ok')} "
-                f"({time.perf_counter() - t0:.0f} s)")
+            groups.setdefault(w.params(lanes_), []).append(w)
+    out = {}
+    for p, group in groups.items():
+        names = ", ".join(w.name for w in group)
+        log(f"  rtl lanes={p.lanes} max_radius={p.max_radius} max_globals={p.max_globals}: "
+            f"building and simulating {names} ...")
+        jobs = []
+        for w in group:
+            pat = w.pattern()
+            pat = HybridPattern(pat.n, pat.left, pat.right, pat.dilation, pat.globals_,
+                                limits=p.limits())
+            jobs.append(job_to_json(pat, SoftmaxConfig(47000, 24, 1), seed=1))
+        t0 = time.perf_counter()
+        try:
+            results = run_jobs(p, jobs, name="bench")
+        except Exception as exc:  # noqa: BLE001 - a failed simulation is reported, not fatal
+            for w in group:
+                out[(w.name, p.lanes)] = {"error": f"{type(exc).__name__}: {exc}"}
+            log(f"    failed: {exc}")
+            continue
+        wall = time.perf_counter() - t0
+        for w, res in zip(group, results):
+            out[(w.name, p.lanes)] = {"cycles": res.get("cycles"), "ok": res.get("ok"),
+                                      "mismatches": res.get("mismatches"),
+                                      "wall_s": wall / len(group)}
+            log(f"    {w.name}: {res.get('cycles')} cycles, ok={res.get('ok')}")
+        log(f"    ({wall:.0f} s, build included)")
     return out
 
 
