@@ -1,0 +1,458 @@
+"""amaranth.sim unit tests of the datapath sub-blocks (``hw/blocks.py``) against the numerics
+module.
+
+Every expected value comes from ``swattn.sw.numerics`` (exp2_neg, reciprocal, normalise_sum,
+normalise_output, the width functions) or from plain NumPy / Python integer arithmetic, never from
+the block under test. Each test drives many vectors through one simulation (pysim pays per
+simulation and per cycle, not per signal), and streaming blocks get a new input every cycle so the
+same run checks latency and throughput.
+"""
+
+import numpy as np
+import pytest
+from amaranth.hdl import signed, unsigned
+from amaranth.sim import Simulator
+
+from swattn.hw import blocks
+from swattn.sw import numerics as nx
+
+INT8 = (nx.DATA_MIN, nx.DATA_MAX)
+
+
+def _simulate(dut, testbench, clock=True):
+    sim = Simulator(dut)
+    if clock:
+        sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def _int8_vectors(rng, count: int, width: int) -> np.ndarray:
+    """``count`` int8 vectors: uniform, drawn from the extremes {-128, -1, 0, 1, 127}, and mixed."""
+    uniform = rng.integers(nx.DATA_MIN, nx.DATA_MAX + 1, size=(count, width))
+    extreme = rng.choice(np.array([nx.DATA_MIN, -1, 0, 1, nx.DATA_MAX]), size=(count, width))
+    pick = rng.random((count, width)) < 0.5
+    return np.where(pick, uniform, extreme).astype(np.int64)
+
+
+# --- DotLanes ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("width", [5, 128])  # odd (the adder tree carries one), full head dim
+def test_dot_lanes_latency_2_one_per_cycle(width):
+    rng = np.random.default_rng(1000 + width)
+    def full(v):
+        return np.full(width, v, dtype=np.int64)
+
+    alt = np.resize(np.array([nx.DATA_MIN, nx.DATA_MAX]), width).astype(np.int64)
+    directed = [
+        (full(nx.DATA_MIN), full(nx.DATA_MIN)),  # the largest score, +width * 2^14
+        (full(nx.DATA_MAX), full(nx.DATA_MAX)),
+        (full(nx.DATA_MIN), full(nx.DATA_MAX)),  # the most negative score
+        (full(nx.DATA_MAX), full(nx.DATA_MIN)),
+        (alt, alt), (alt, -alt - 1), (full(0), full(nx.DATA_MIN)), (full(-1), full(nx.DATA_MIN)),
+        (full(nx.DATA_MIN), full(nx.DATA_MIN)),  # the same result twice in a row
+    ]
+    n_random = 400
+    a = np.concatenate([np.stack([d[0] for d in directed]), _int8_vectors(rng, n_random, width)])
+    b = np.concatenate([np.stack([d[1] for d in directed]), _int8_vectors(rng, n_random, width)])
+    expected = (a * b).sum(axis=1)
+    assert expected[0] == width << (nx.PRODUCT_WIDTH - 2)
+    assert expected[2] == width * nx.DATA_MIN * nx.DATA_MAX
+    dut = blocks.DotLanes(width)
+    assert len(dut.sum) == nx.score_width(width)
+    zeros = [0] * width
+
+    async def tb(ctx):
+        # latency: one vector, then zeros; the sum appears after exactly two edges
+        ctx.set(dut.a, a[0].tolist())
+        ctx.set(dut.b, b[0].tolist())
+        await ctx.tick()
+        ctx.set(dut.a, zeros)
+        ctx.set(dut.b, zeros)
+        assert ctx.get(dut.sum) == 0
+        await ctx.tick()
+        assert ctx.get(dut.sum) == expected[0]
+        await ctx.tick()
+        assert ctx.get(dut.sum) == 0
+        # throughput: a new vector every cycle, result i after the edge that took vector i + 1
+        prev = 0
+        for i in range(len(a) + 1):
+            if i < len(a):
+                ctx.set(dut.a, a[i].tolist())
+                ctx.set(dut.b, b[i].tolist())
+            await ctx.tick()
+            assert ctx.get(dut.sum) == prev, f"vector {i - 1}"
+            prev = expected[i] if i < len(a) else None
+        await ctx.tick()
+        assert ctx.get(dut.sum) == expected[-1]
+
+    _simulate(dut, tb)
+
+
+# --- ScaleLanes ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("width", [3, 16])
+def test_scale_lanes_latency_1(width):
+    rng = np.random.default_rng(2000 + width)
+    e_max = 1 << nx.EXP_OUT_FRAC  # the numerics range of e is 0..2^15
+    port_max = (1 << nx.EXP_WIDTH) - 1  # the port takes any 16-bit value
+    e = np.concatenate([
+        [e_max, e_max, 0, 1, port_max, port_max, e_max - 1],
+        rng.integers(0, e_max + 1, size=300),
+        rng.integers(0, port_max + 1, size=100),
+    ]).astype(np.int64)
+    v = _int8_vectors(rng, len(e), width)
+    v[0], v[1], v[4], v[5] = nx.DATA_MIN, nx.DATA_MAX, nx.DATA_MIN, nx.DATA_MAX
+    expected = e[:, None] * v  # plain integer products
+    dut = blocks.ScaleLanes(width)
+
+    async def tb(ctx):
+        prev = [0] * width
+        for i in range(len(e)):
+            ctx.set(dut.e, int(e[i]))
+            ctx.set(dut.v, v[i].tolist())
+            assert list(ctx.get(dut.prod)) == prev, f"combinational path at vector {i}"
+            await ctx.tick()
+            prev = expected[i].tolist()
+            assert list(ctx.get(dut.prod)) == prev, f"vector {i}: e={e[i]} v={v[i].tolist()}"
+
+    _simulate(dut, tb)
+
+
+# --- ExpUnit -------------------------------------------------------------------------------------
+
+def test_exp_unit_exhaustive_latency_1():
+    rng = np.random.default_rng(3000)
+    full = np.arange(nx.EXP_CUTOFF + 1)  # the clamped input range, 0..EXP_CUTOFF
+    above = np.array([nx.EXP_CUTOFF + 1, nx.EXP_CUTOFF + 255, nx.EXP_CUTOFF + 256, 6000,
+                      (1 << nx.EXP_IN_WIDTH) - 1])
+    # in order, then shuffled (neighbours far apart, so a latency error cannot hide behind
+    # equal neighbouring outputs), then the out-of-range values
+    xs = np.concatenate([full, rng.permutation(full), above]).astype(np.int64)
+    expected = nx.exp2_neg(xs).tolist()
+    assert expected[0] == 1 << nx.EXP_OUT_FRAC and expected[nx.EXP_CUTOFF] == 0
+    assert sum(expected[:nx.EXP_CUTOFF]) > 0 and not any(expected[-len(above):])
+    xs = xs.tolist()
+    dut = blocks.ExpUnit()
+
+    async def tb(ctx):
+        prev = None
+        for x, want in zip(xs, expected):
+            ctx.set(dut.x, x)
+            if prev is not None:
+                assert ctx.get(dut.e) == prev, f"output changed before the edge (x={x})"
+            await ctx.tick()
+            got = ctx.get(dut.e)
+            assert got == want, f"x={x}: e={got}, expected {want}"
+            prev = want
+
+    _simulate(dut, tb)
+
+
+# --- Reciprocal ----------------------------------------------------------------------------------
+
+def test_reciprocal_timing_and_values():
+    rng = np.random.default_rng(4000)
+    lo, hi = 1 << (nx.SUM_NORM_BITS - 1), (1 << nx.SUM_NORM_BITS) - 1
+    edges = [lo, lo + 1, lo + 2, hi, hi - 1, hi - 2, 3 << (nx.SUM_NORM_BITS - 2), 0xAAAA, 0xD555]
+    divisors = np.concatenate([edges, rng.integers(lo, hi + 1, size=2000)]).astype(np.int64)
+    expected = nx.reciprocal(divisors).tolist()
+    assert expected[0] == 1 << (nx.RECIP_NUM_SHIFT - nx.SUM_NORM_BITS + 1)  # 2^17 fits 18 bits
+    idles = rng.integers(0, 3, size=len(divisors)).tolist()  # 0: next start right after done
+    junk = rng.integers(0, 1 << nx.SUM_NORM_BITS, size=len(divisors)).tolist()
+    divisors = divisors.tolist()
+    n_detailed = 60  # check busy/done on every cycle for these; only the done edge for the rest
+    dut = blocks.Reciprocal()
+
+    async def tb(ctx):
+        assert ctx.get(dut.busy) == 0 and ctx.get(dut.done) == 0
+        for i, (d, want) in enumerate(zip(divisors, expected)):
+            ctx.set(dut.start, 1)
+            ctx.set(dut.divisor, d)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            ctx.set(dut.divisor, junk[i])  # the divisor is latched at start
+            if i < n_detailed:
+                for cycle in range(1, nx.RECIP_WIDTH):
+                    assert ctx.get(dut.busy) == 1, f"divisor {d}: busy low at cycle {cycle}"
+                    assert ctx.get(dut.done) == 0, f"divisor {d}: done early at cycle {cycle}"
+                    await ctx.tick()
+            else:
+                await ctx.tick().repeat(nx.RECIP_WIDTH - 1)
+                assert ctx.get(dut.done) == 0, f"divisor {d}: done early"
+            await ctx.tick()
+            assert ctx.get(dut.done) == 1, f"divisor {d}: done late (>{nx.RECIP_WIDTH} cycles)"
+            assert ctx.get(dut.busy) == 0
+            got = ctx.get(dut.quotient)
+            assert got == want, f"divisor {d}: quotient {got}, expected {want}"
+            # done is a one-cycle pulse and the quotient holds until the next start
+            for _ in range(idles[i]):
+                ctx.set(dut.divisor, junk[-1 - i])
+                await ctx.tick()
+                assert ctx.get(dut.done) == 0 and ctx.get(dut.busy) == 0
+                assert ctx.get(dut.quotient) == want, f"divisor {d}: quotient did not hold"
+        # a long idle stretch at the end
+        for _ in range(5):
+            await ctx.tick()
+            assert ctx.get(dut.quotient) == expected[-1] and ctx.get(dut.done) == 0
+
+    _simulate(dut, tb)
+
+
+# --- RowMax --------------------------------------------------------------------------------------
+
+def _rowmax_program(rng, width: int, cycles: int):
+    """Per-cycle inputs (en, first, init, init_valid, score, score_valid), directed then random."""
+    smin, smax = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    ops = [
+        # a row of only the most negative score: valid, and equal to the minimum
+        (1, 1, 0, 0, smin, 1), (1, 0, 0, 0, smin, 1), (1, 0, smax, 1, smax, 0),
+        # a row with nothing valid (init and scores invalid), then the first valid score
+        (1, 1, smax, 0, smax, 0), (1, 0, 0, 0, smax, 0), (1, 0, 0, 0, -5, 1),
+        (1, 0, 0, 0, smin, 1), (1, 0, 0, 0, smax, 1), (1, 0, 0, 0, smax - 1, 1),
+        # en low: first, valid scores and inits are all ignored
+        (0, 1, smin, 1, smin, 1), (0, 0, 0, 0, smax, 1),
+        # first with a valid init and no score; then scores below it; then equal; then above
+        (1, 1, -7, 1, smax, 0), (1, 0, 0, 0, -8, 1), (1, 0, 0, 0, -7, 1), (1, 0, 0, 0, -6, 1),
+        # first with an init below the first score of the row, both valid
+        (1, 1, smin, 1, smin + 1, 1), (1, 0, 0, 0, smin, 1),
+        # first with an invalid init that is above everything: it must not count
+        (1, 1, smax, 0, smin, 1), (1, 0, 0, 0, smin, 1),
+    ]
+    pool = np.array([smin, smin + 1, -1, 0, 1, smax - 1, smax])
+    for _ in range(cycles):
+        if rng.random() < 0.3:
+            score = int(rng.choice(pool))
+        elif rng.random() < 0.3:
+            score = int(rng.integers(-4, 5))  # ties
+        else:
+            score = int(rng.integers(smin, smax + 1))
+        init = int(rng.choice(pool)) if rng.random() < 0.3 else int(rng.integers(smin, smax + 1))
+        ops.append((int(rng.random() < 0.85), int(rng.random() < 0.12), init,
+                    int(rng.random() < 0.5), score, int(rng.random() < 0.6)))
+    return ops
+
+
+@pytest.mark.parametrize("width", [nx.score_width(32), nx.SCORE_WIDTH])
+def test_row_max(width):
+    rng = np.random.default_rng(5000 + width)
+    ops = _rowmax_program(rng, width, 2500)
+    dut = blocks.RowMax(width)
+
+    async def tb(ctx):
+        row = []  # the valid values of the current row: the reference is max(row)
+        last_rows = []  # (max, valid) at the end of earlier rows, to chain from
+        assert ctx.get(dut.max_valid) == 0
+        for i, (en, first, init, init_valid, score, score_valid) in enumerate(ops):
+            # chaining: half of the rows that start from an init continue an earlier row
+            if en and first and last_rows and i % 2:
+                init, init_valid = last_rows[-1]
+            ctx.set(dut.en, en)
+            ctx.set(dut.first, first)
+            ctx.set(dut.init, init)
+            ctx.set(dut.init_valid, init_valid)
+            ctx.set(dut.score, score)
+            ctx.set(dut.score_valid, score_valid)
+            await ctx.tick()
+            if en:
+                if first:
+                    last_rows.append((max(row) if row else 0, int(bool(row))))
+                    row = [init] if init_valid else []
+                if score_valid:
+                    row.append(score)
+            where = f"cycle {i}: {ops[max(0, i - 3):i + 1]}"
+            assert ctx.get(dut.max_valid) == int(bool(row)), where
+            if row:
+                assert ctx.get(dut.max) == max(row), where
+
+    _simulate(dut, tb)
+
+
+def test_row_max_chained_rows():
+    """A row split in two segments, the second started with ``first`` from the first's result,
+    gives the maximum of the whole row (the engine continues a row from another register)."""
+    width = nx.SCORE_WIDTH
+    rng = np.random.default_rng(5100)
+    smin, smax = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    segments = []
+    for _ in range(40):
+        n1, n2 = rng.integers(0, 6, size=2)
+        segments.append((rng.integers(smin, smax + 1, size=(n1, 2)),
+                         rng.integers(smin, smax + 1, size=(n2, 2))))
+    dut = blocks.RowMax(width)
+
+    async def feed(ctx, seg, first_init):
+        # first cycle starts the row (from first_init); a score column < 0 marks it invalid
+        for j, (score, flag) in enumerate(seg.tolist()):
+            ctx.set(dut.en, 1)
+            ctx.set(dut.first, j == 0)
+            ctx.set(dut.init, first_init[0])
+            ctx.set(dut.init_valid, first_init[1])
+            ctx.set(dut.score, score)
+            ctx.set(dut.score_valid, flag >= 0)
+            await ctx.tick()
+
+    async def tb(ctx):
+        for seg1, seg2 in segments:
+            if len(seg1) == 0 or len(seg2) == 0:
+                continue
+            await feed(ctx, seg1, (smax, 0))
+            part = (ctx.get(dut.max), ctx.get(dut.max_valid))
+            await feed(ctx, seg2, part)
+            valid = [s for s, f in np.concatenate([seg1, seg2]).tolist() if f >= 0]
+            assert ctx.get(dut.max_valid) == int(bool(valid))
+            if valid:
+                assert ctx.get(dut.max) == max(valid)
+
+    _simulate(dut, tb)
+
+
+# --- Accumulators --------------------------------------------------------------------------------
+
+def _acc_config(kind: str, n_max: int):
+    """(in_shape, acc_shape, smallest addend, largest addend) as the engine uses them: the row sum
+    S of exponentials e in 0..2^15, or A_j of products e * v with v int8."""
+    e_max = 1 << nx.EXP_OUT_FRAC
+    if kind == "sum":
+        return unsigned(nx.EXP_WIDTH), unsigned(nx.sum_width(n_max)), 0, e_max
+    return (signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(nx.acc_width(n_max)),
+            e_max * nx.DATA_MIN, e_max * nx.DATA_MAX)
+
+
+@pytest.mark.parametrize("kind,n_max", [("sum", 128), ("sum", 255), ("acc", 128), ("acc", 255)])
+def test_accumulators(kind, n_max):
+    rng = np.random.default_rng(6000 + n_max + (kind == "acc"))
+    lanes = 4
+    in_shape, acc_shape, x_min, x_max = _acc_config(kind, n_max)
+    dut = blocks.Accumulators(in_shape, acc_shape, lanes)
+
+    # Worst-case rows of n_max keys (lane 0 all largest, lane 1 all smallest, lane 2 alternating,
+    # lane 3 random), then random rows of up to n_max keys with en low on random cycles. A row's
+    # first enabled cycle has clear. Values: (en, clear, x[lanes]).
+    program = []
+    for _ in range(2):
+        alt = [x_max, x_min] * (n_max // 2) + [x_max] * (n_max % 2)
+        for k in range(n_max):
+            x = [x_max, x_min, alt[k], int(rng.integers(x_min, x_max + 1))]
+            program.append((1, int(k == 0), x))
+            if rng.random() < 0.1:  # en low: clear and x must be ignored
+                program.append((0, int(rng.random() < 0.5), [x_min, x_max, x_max, x_min]))
+    for _ in range(12):
+        length = int(rng.integers(1, n_max + 1))
+        xs = rng.integers(x_min, x_max + 1, size=(length, lanes))
+        if rng.random() < 0.3:
+            xs[:, rng.integers(lanes)] = rng.choice([x_min, x_max])
+        for k in range(length):
+            while rng.random() < 0.15:
+                program.append((0, int(rng.random() < 0.5), rng.integers(x_min, x_max + 1,
+                                                                          size=lanes).tolist()))
+            program.append((1, int(k == 0), xs[k].tolist()))
+    # the expected sums reach the bounds the numerics module sizes the accumulators for
+    hi = n_max * x_max
+    lo = n_max * x_min
+    if kind == "sum":
+        assert hi.bit_length() == nx.sum_width(n_max)
+    else:
+        assert max(hi.bit_length(), (-lo - 1).bit_length()) + 1 <= nx.acc_width(n_max)
+        assert -lo == n_max << (nx.EXP_OUT_FRAC + nx.DATA_WIDTH - 1)
+
+    async def tb(ctx):
+        sums = [0] * lanes  # Python integers: the reference
+        seen = {"hi": False, "lo": False}
+        for i, (en, clear, x) in enumerate(program):
+            ctx.set(dut.en, en)
+            ctx.set(dut.clear, clear)
+            ctx.set(dut.x, x)
+            await ctx.tick()
+            if en:
+                sums = [(0 if clear else s) + v for s, v in zip(sums, x)]
+            got = list(ctx.get(dut.acc))
+            assert got == sums, f"cycle {i} (en={en} clear={clear} x={x})"
+            seen["hi"] |= hi in sums
+            seen["lo"] |= lo in sums
+        assert seen["hi"] and seen["lo"]
+
+    _simulate(dut, tb)
+
+
+# --- Normaliser ----------------------------------------------------------------------------------
+
+def _normaliser_vectors(rng, n_max: int, count: int):
+    """(a, p, r, out_shift) arrays for rows of up to n_max keys: S, then p and R from the numerics
+    module, A anywhere in [-128 S, 127 S] (A / S is a convex combination of int8 values)."""
+    s_lo, s_hi = 1 << nx.EXP_OUT_FRAC, n_max << nx.EXP_OUT_FRAC
+    # S log-uniform over its range, plus its edges and the p = 0 / p = 1 boundary
+    s = np.exp2(rng.uniform(np.log2(s_lo), np.log2(s_hi), size=count)).astype(np.int64)
+    edges = np.array([s_lo, s_lo + 1, (1 << nx.SUM_NORM_BITS) - 1, 1 << nx.SUM_NORM_BITS, s_hi,
+                      s_hi - 1])
+    s = np.clip(np.concatenate([edges, edges, edges, s]), s_lo, s_hi)
+    a = rng.integers(nx.DATA_MIN * s, nx.DATA_MAX * s + 1)
+    # extremes of A: both ends of the range, zero, +-1, and small values near rounding ties
+    k = len(edges)
+    a[:k] = nx.DATA_MIN * s[:k]
+    a[k:2 * k] = nx.DATA_MAX * s[k:2 * k]
+    a[2 * k:3 * k] = rng.choice([0, 1, -1], size=k)
+    small = slice(3 * k, 3 * k + count // 4)
+    a[small] = rng.integers(-(1 << 18), 1 << 18, size=a[small].shape)
+    p, sn = nx.normalise_sum(s)
+    r = nx.reciprocal(sn)
+    out_shift = rng.integers(0, 1 << nx.OUT_SHIFT_WIDTH, size=len(s))
+    return a, p, r, out_shift
+
+
+def _normaliser_ties():
+    """Exact half-way cases (S = 2^15, so p = 0 and R = 2^17): A / 2^(15 - out_shift) = k + 1/2,
+    where half-up rounding and floor or half-even rounding differ."""
+    rows = []
+    for out_shift in range(1 << nx.OUT_SHIFT_WIDTH):
+        unit = 1 << (nx.EXP_OUT_FRAC - out_shift)
+        for k in (-129, -128, -3, -2, -1, 0, 1, 2, 126, 127):
+            rows.append((k * unit + unit // 2, 0, 1 << (nx.RECIP_NUM_SHIFT - nx.EXP_OUT_FRAC),
+                         out_shift))
+    return [np.array(c, dtype=np.int64) for c in zip(*rows)]
+
+
+@pytest.mark.parametrize("n_max", [17, 131071])  # small rows; the largest row (S at 32 bits)
+def test_normaliser(n_max):
+    rng = np.random.default_rng(7000 + n_max)
+    acc_width = nx.acc_width(n_max)
+    a, p, r, out_shift = _normaliser_vectors(rng, n_max, 1500)
+    ta, tp, tr, tsh = _normaliser_ties()
+    # the same rows at every out_shift, so saturation (large shifts) is exercised too
+    a = np.concatenate([a, ta, np.tile(a[:40], 8)])
+    p = np.concatenate([p, tp, np.tile(p[:40], 8)])
+    r = np.concatenate([r, tr, np.tile(r[:40], 8)])
+    out_shift = np.concatenate([out_shift, tsh, np.repeat(np.arange(8), 40)])
+    # raw inputs: any p of the port with A >> p within the documented |A >> p| <= 2^23 and any R
+    # in the reciprocal's range
+    n_raw = 300
+    rp = rng.integers(0, acc_width + 1, size=n_raw)
+    top = np.minimum(23, np.maximum(acc_width - 1 - rp, 0))  # A itself must fit the port
+    ran = rng.integers(-(1 << top), (1 << top) - (top < 23) + 1)
+    ra = np.clip(ran << rp | rng.integers(0, 1 << 62, size=n_raw) & ((1 << rp) - 1),
+                 -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1)
+    rr = rng.integers((1 << 16) + 1, (1 << 17) + 1, size=n_raw)
+    rsh = rng.integers(0, 8, size=n_raw)
+    a, p, r = np.concatenate([a, ra]), np.concatenate([p, rp]), np.concatenate([r, rr])
+    out_shift = np.concatenate([out_shift, rsh])
+    assert a.min() >= -(1 << (acc_width - 1)) and a.max() < 1 << (acc_width - 1)
+
+    # normalise_output takes one out_shift: group the vectors by it (vectorised per group)
+    expected = np.empty(len(a), dtype=np.int64)
+    for sh in range(1 << nx.OUT_SHIFT_WIDTH):
+        sel = out_shift == sh
+        expected[sel] = nx.normalise_output(a[sel, None], p[sel], r[sel], sh)[:, 0]
+    assert expected.min() == nx.DATA_MIN and expected.max() == nx.DATA_MAX  # saturation reached
+    vectors = list(zip(a.tolist(), p.tolist(), r.tolist(), out_shift.tolist(), expected.tolist()))
+    dut = blocks.Normaliser(acc_width)
+
+    async def tb(ctx):
+        for va, vp, vr, vsh, want in vectors:
+            ctx.set(dut.a, va)
+            ctx.set(dut.p, vp)
+            ctx.set(dut.r, vr)
+            ctx.set(dut.out_shift, vsh)
+            got = ctx.get(dut.o)
+            assert got == want, f"a={va} p={vp} r={vr} out_shift={vsh}: o={got}, expected {want}"
+
+    _simulate(dut, tb, clock=False)
