@@ -808,6 +808,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(slow; default 0: none)")
     p.add_argument("--rtl-lanes", type=int, nargs="+", default=[64], metavar="L",
                    help="engine sizes to simulate (default 64)")
+    p.add_argument("--rtl-kinds", nargs="+", metavar="KIND",
+                   help="simulate only these workload kinds (" + ", ".join(
+                       [k[0] for k in KINDS] + [v[0] for v in VALIDATION]) + "; default all)")
     p.add_argument("--gpu-json", default=str(GPU_JSON), metavar="FILE",
                    help="figures kept from bench/gpu_baseline.py (default docs/gpu_baseline.json)")
     p.add_argument("--synth-dir", default="build/synth", metavar="DIR",
@@ -825,6 +828,11 @@ def _check_args(args) -> None:
     for la in list(args.lanes) + list(args.rtl_lanes):
         if not (8 <= la <= 4096 and la & (la - 1) == 0):
             raise UserError(f"lanes {la} is out of range: allowed a power of two, 8..4096")
+    known = [k[0] for k in KINDS] + [v[0] for v in VALIDATION]
+    for k in args.rtl_kinds or ():
+        if k not in known:
+            raise UserError(f"--rtl-kinds {k!r} is not a workload kind: allowed "
+                            + ", ".join(known))
     if args.repeat < 1:
         raise UserError(f"--repeat {args.repeat} is out of range: allowed >= 1")
     for name in ("cpu_max_n", "rtl_max_n"):
@@ -849,7 +857,8 @@ def run(args) -> int:
 
     rtl_runs = {}
     if args.rtl_max_n:
-        rtl_runs = measure_rtl([w for w in wls if w.n <= args.rtl_max_n],
+        rtl_runs = measure_rtl([w for w in wls if w.n <= args.rtl_max_n and (
+            not args.rtl_kinds or w.name.rsplit("-n", 1)[0] in args.rtl_kinds)],
                                sorted(set(args.rtl_lanes)), log)
 
     rows = [figures(w, lanes_list, model, boards, rtl_runs) for w in wls]

@@ -137,7 +137,8 @@ def test_linear_fit_recovers_a_line():
 
 @pytest.mark.parametrize("argv, word", [(["--lanes", "12"], "lanes 12"),
                                         (["--n", "0"], "--n 0"),
-                                        (["--repeat", "0"], "--repeat 0")])
+                                        (["--repeat", "0"], "--repeat 0"),
+                                        (["--rtl-kinds", "longformer"], "'longformer'")])
 def test_bad_cli_input_is_one_line(argv, word, capsys, tmp_path):
     assert main(["bench", "--out", str(tmp_path)] + argv) == 2
     err = capsys.readouterr().err.strip()
