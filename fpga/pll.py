@@ -24,6 +24,8 @@ class PLLSetting:
 def ice40_settings(fin: float, fout: float) -> PLLSetting:
     """SB_PLL40: fout = fin * (DIVF + 1) / ((DIVR + 1) * 2^DIVQ), PFD 10..133 MHz,
     VCO 533..1066 MHz."""
+    if not 16e6 <= fout <= 275e6:  # the PLL's output range (iCE40 UltraPlus data sheet)
+        raise ValueError(f"no iCE40 PLL setting gives {fout / 1e6:g} MHz: allowed 16..275 MHz")
     best = None
     for divr in range(16):
         pfd = fin / (divr + 1)
@@ -79,7 +81,7 @@ class PLL(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         s = self.setting
-        m.domains.sync = ClockDomain("sync")
+        m.domains.sync = cd = ClockDomain("sync")
         locked = Signal()
         if s.family == "ice40":
             m.submodules.pll = Instance(
@@ -107,4 +109,7 @@ class PLL(Elaboratable):
                 i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
                 o_LOCK=locked)
         m.submodules.rst_sync = ResetSynchronizer(~locked, domain="sync")
+        if platform is not None:
+            # nextpnr then reports Fmax of this net against the target
+            platform.add_clock_constraint(cd.clk, s.fout)
         return m

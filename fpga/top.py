@@ -60,7 +60,7 @@ class BoardTop(Elaboratable):
         m = Module()
         setting = pll_setting(b, platform)
         if b.family == "ice40":
-            clk_in = platform.request(platform.default_clk, dir="-")
+            clk_in = platform.request(platform.default_clk, dir="-").io
         else:
             clk_in = platform.request(platform.default_clk).i
         m.submodules.pll = PLL(setting, clk_in)

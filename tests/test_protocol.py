@@ -1,0 +1,206 @@
+"""The host-link protocol, the UART, the PLL/baud arithmetic, the host driver's own errors and the
+flash command's messages; fast (pure Python and small amaranth.sim runs)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from swattn.fpga import flash as fl
+from swattn.fpga.boards import BOARDS
+from swattn.fpga.core import crc16_rtl
+from swattn.fpga.pll import ecp5_settings, ice40_settings
+from swattn.fpga.uart import UARTRx, UARTTx, divisor_for
+from swattn.sw import protocol as pr
+from swattn.sw import regs
+from swattn.sw.driver import BadReply, Board, BoardError, NoReply
+
+# the installed entry point (running the cli module as __main__ would duplicate its UserError)
+SWATTN = [str(Path(sys.executable).parent / "swattn")]
+
+
+def test_crc_check_value():
+    # the catalogue check value of CRC-16/CCITT-FALSE
+    assert pr.crc16(b"123456789") == 0x29B1
+    # the table version and the bitwise definition (the one the RTL uses) agree
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 256, 200).tolist()
+    crc = pr.CRC_INIT
+    for b in data:
+        crc = pr.crc16_update(crc, b)
+    assert crc == pr.crc16(bytes(data))
+
+
+def test_rtl_crc_matches_python():
+    m = Module()
+    crc, byte = Signal(16), Signal(8)
+    out = Signal(16)
+    m.d.comb += out.eq(crc16_rtl(m, crc, byte, "t"))
+    sim = Simulator(m)
+    rng = np.random.default_rng(2)
+    cases = [(int(c), int(b)) for c, b in zip(rng.integers(0, 1 << 16, 64),
+                                             rng.integers(0, 256, 64))]
+
+    async def tb(ctx):
+        for c, b in cases:
+            ctx.set(crc, c)
+            ctx.set(byte, b)
+            assert ctx.get(out) == pr.crc16_update(c, b), (c, b)
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_frame_roundtrip_and_layouts():
+    payload = bytes(range(64))
+    f = pr.encode_frame(pr.Cmd.WRITE_Q, addr=5, count=2, payload=payload)
+    assert f[0] == pr.REQ_SYNC
+    hdr = f[1:1 + pr.HEADER_BYTES]
+    assert int.from_bytes(f[8:10], "little") == pr.crc16(hdr)
+    h = pr.decode_header(hdr)
+    assert h == {"cmd": pr.Cmd.WRITE_Q, "addr": 5, "count": 2, "length": 64}
+    assert f[10:74] == payload and int.from_bytes(f[74:], "little") == pr.crc16(payload)
+    assert len(pr.encode_frame(pr.Cmd.START)) == 1 + pr.HEADER_BYTES + 2  # no payload CRC
+    with pytest.raises(ValueError, match="addr"):
+        pr.encode_frame(pr.Cmd.WRITE_K, addr=1 << 16)
+    st = pr.pack(pr.STATUS_REPLY_LAYOUT, {"engine": {"state": regs.State.DONE, "error": 3},
+                                          "config_loaded": 1, "rows_out": 513})
+    f2 = pr.unpack(pr.STATUS_REPLY_LAYOUT, st)
+    assert regs.unpack_status(f2["engine"]) == (regs.State.DONE, regs.Error(3))
+    assert f2["rows_out"] == 513 and f2["config_loaded"] == 1
+
+
+def test_uart_loopback():
+    """Bytes sent by UARTTx come out of UARTRx unchanged (divisor 5, back-to-back bytes)."""
+    m = Module()
+    m.submodules.tx = tx = UARTTx(5)
+    m.submodules.rx = rx = UARTRx(5)
+    m.d.comb += rx.rx.eq(tx.tx)
+    data = [0x00, 0xFF, 0xA5, 0x5A, 0x01, 0x80, 0x3C]
+    got = []
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+
+    async def send(ctx):
+        for b in data:
+            ctx.set(tx.data.payload, b)
+            ctx.set(tx.data.valid, 1)
+            await ctx.tick().until(tx.data.ready)
+        ctx.set(tx.data.valid, 0)
+
+    async def recv(ctx):
+        ctx.set(rx.data.ready, 1)
+        for _ in range(len(data) * 60 + 40):
+            await ctx.tick()
+            if ctx.get(rx.data.valid):
+                got.append(ctx.get(rx.data.payload))
+                if len(got) == len(data):
+                    return
+    sim.add_testbench(send)
+    sim.add_testbench(recv)
+    sim.run()
+    assert got == data
+
+
+def test_pll_and_baud_arithmetic():
+    s = ice40_settings(12e6, 36e6)
+    assert s.fout == 36e6
+    assert 12e6 * (s.divs["DIVF"] + 1) / ((s.divs["DIVR"] + 1) << s.divs["DIVQ"]) == 36e6
+    e = ecp5_settings(25e6, 100e6)
+    assert e.fout == 100e6 and 400e6 <= e.fout * e.divs["CLKOP_DIV"] <= 800e6
+    with pytest.raises(ValueError, match="no iCE40 PLL"):
+        ice40_settings(12e6, 400e6)
+    assert divisor_for(36e6, 3e6) == 12
+    with pytest.raises(ValueError, match="too fast"):
+        divisor_for(8e6, 3e6)
+    for b in BOARDS.values():  # every board's clock and baud are reachable
+        fin = b.make_platform().default_clk_frequency
+        fout = (ice40_settings if b.family == "ice40" else ecp5_settings)(fin, b.clock_hz).fout
+        assert fout >= b.clock_hz * 0.999
+        divisor_for(fout, b.baud)
+
+
+class ScriptedLink:
+    """Returns canned bytes, whatever was written."""
+
+    def __init__(self, reply: bytes):
+        self.reply = bytearray(reply)
+        self.written = b""
+
+    def write(self, data):
+        self.written += data
+
+    def read(self, n, timeout):
+        out = bytes(self.reply[:n])
+        del self.reply[:n]
+        return out
+
+    def flush_input(self):
+        self.reply.clear()
+
+
+def test_driver_errors_are_clear():
+    b = Board(ScriptedLink(b""), reply_timeout=0.01, retries=0)
+    with pytest.raises(NoReply, match="no reply from the board .* IDENTIFY"):
+        b.identify()
+    good = pr.encode_frame(pr.Cmd.READ_CYCLES, payload=(1234).to_bytes(4, "little"),
+                           sync=pr.REPLY_SYNC)
+    assert Board(ScriptedLink(good), retries=0).cycles() == 1234
+    bad = bytearray(good)
+    bad[-3] ^= 1
+    with pytest.raises(BadReply, match="payload CRC"):
+        Board(ScriptedLink(bytes(bad)), retries=0).cycles()
+    with pytest.raises(BadReply, match="echoes"):
+        Board(ScriptedLink(good), retries=0).status()
+    with pytest.raises(BadReply, match="stopped after"):
+        Board(ScriptedLink(good[:6]), reply_timeout=0.01, retries=0).cycles()
+    err = pr.encode_frame(pr.Cmd.ERROR, payload=bytes([pr.LinkError.BUSY, pr.Cmd.WRITE_Q]),
+                          sync=pr.REPLY_SYNC)
+    with pytest.raises(BoardError, match="refused WRITE_Q: BUSY"):
+        Board(ScriptedLink(err), retries=0).transact(pr.Cmd.READ_CYCLES, expect_payload=4)
+    with pytest.raises(BadReply, match="sync byte"):
+        Board(ScriptedLink(bytes(100)), retries=0).cycles()
+
+
+def test_flash_messages():
+    assert fl.classify(127, "openFPGALoader: error while loading shared libraries: "
+                            "libusb-1.0.so.0: cannot open shared object file") == fl.LIBUSB_HINT
+    assert fl.classify(1, "write to flash\nJTAG init failed with: unable to open ftdi device: "
+                          "-3 (device not found)") == fl.NO_BOARD
+    assert fl.classify(0, "done") is None
+
+
+def test_flash_cli_without_board(tmp_path):
+    """No board is attached here: one clear line, non-zero exit (the libusb hint where libusb
+    itself is missing)."""
+    b = BOARDS["icebreaker"]
+    bit = fl.bitstream_path(b, tmp_path)
+    bit.parent.mkdir(parents=True)
+    bit.write_bytes(b"\0" * 64)
+    r = subprocess.run(SWATTN + ["flash", "--board", "icebreaker", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last in (f"swattn: error: {fl.NO_BOARD}", f"swattn: error: {fl.LIBUSB_HINT}"), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["build", "--board", "nope"], "unknown board 'nope'"),
+    (["flash", "--board", "nope"], "unknown board 'nope'"),
+    (["run", "--port", "/dev/does-not-exist"], "cannot open serial port '/dev/does-not-exist'"),
+])
+def test_cli_bad_input_is_one_line(argv, needle):
+    r = subprocess.run(SWATTN + argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+
+
+def test_build_list():
+    r = subprocess.run(SWATTN + ["build", "--list"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    for name in BOARDS:
+        assert name in r.stdout
