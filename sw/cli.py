@@ -19,6 +19,9 @@ COMMANDS = {
     "generate": "hw.generate",
     "sim": "sim.cli",
     "eval": "sw.evaluate",
+    "build": "fpga.build",
+    "run": "sw.board_run",
+    "flash": "fpga.flash",
     "bench": "sw.bench",
 }
 
