@@ -15,7 +15,7 @@ export ICEPACK = yowasp-icepack
 export ECPPACK = yowasp-ecppack
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install test demo bench golden-bench clean
+.PHONY: install test demo bench golden-bench clean synth synth-all flash
 
 install: $(STAMP)
 
@@ -45,9 +45,25 @@ golden-bench: $(STAMP)
 
 # Issue 6: side-by-side report (build/bench/report.md, PNG plots, build/bench/bench.json): cycles
 # against the MAC bound and SALO's model, boards, CPU, the kept GPU figures. Measured RTL cycles
-# only for the small validation patterns (n <= 512): simulation is slow.
+# only for the small validation patterns (n <= 512): simulation is slow. More through BENCH_ARGS,
+# e.g. BENCH_ARGS="--rtl-max-n 1024 --rtl-kinds longformer-g16" (about 7 minutes on 2 cores).
 bench: $(STAMP)
-	$(BIN)/swattn bench --json build/bench/bench.json --rtl-max-n 512
+	$(BIN)/swattn bench --json build/bench/bench.json --rtl-max-n 512 $(BENCH_ARGS)
 
 clean:
 	rm -rf build sim_build .pytest_cache
+
+# Board bitstreams (swattn build): BOARD=icebreaker or ulx3s-85f (`swattn build --list`).
+BOARD ?= icebreaker
+BOARDS_ALL = icebreaker ulx3s-85f
+
+synth: $(STAMP)
+	$(BIN)/swattn build --board $(BOARD) --json build/$(BOARD)/result.json
+
+synth-all: $(STAMP)
+	@status=0; for b in $(BOARDS_ALL); do \
+		$(BIN)/swattn build --board $$b --json build/$$b/result.json || status=1; \
+	done; exit $$status
+
+flash: $(STAMP)
+	$(BIN)/swattn flash --board $(BOARD)

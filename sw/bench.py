@@ -899,7 +899,10 @@ def run(args) -> int:
     cpu_wls = [w for w in wls if w.n <= args.cpu_max_n and w.kind != "validation"]
     if cpu_wls:
         log(f"  CPU baselines on {len(cpu_wls)} workloads (one thread) ...")
-        cpu = time_cpu(cpu_wls, args.repeat)
+        try:
+            cpu = time_cpu(cpu_wls, args.repeat)
+        except (subprocess.CalledProcessError, ValueError) as exc:  # report goes on without
+            log(f"  CPU baselines failed: {exc}")
 
     gpu = read_gpu(Path(args.gpu_json))
     res = {
