@@ -169,9 +169,12 @@ def read_boards(synth_dir: Path) -> dict:
         lanes = data.get("lanes")
         if lanes is None and isinstance(data.get("params"), dict):
             lanes = data["params"].get("lanes")
-        boards[f.stem] = {"file": str(f), "family": _family(f.stem, data),
-                          "fmax_mhz": _find_fmax(data),
-                          "lanes": int(lanes) if isinstance(lanes, int) else None}
+        name = str(data.get("board") or f.stem)
+        boards[name] = {"file": str(f), "family": _family(name, data),
+                        "fmax_mhz": _find_fmax(data),
+                        "lanes": int(lanes) if isinstance(lanes, int) else None}
+        if data.get("error"):
+            boards[name]["build_error"] = str(data["error"])
     return boards
 
 

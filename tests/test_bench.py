@@ -97,15 +97,25 @@ def test_read_boards_and_fmax_targets(tmp_path):
         {"fmax": {"clk": {"achieved": 41.5, "constraint": 12.0}}, "params": {"lanes": 8}}))
     (tmp_path / "ulx3s.json").write_text(json.dumps({"device": "LFE5U-85F", "fmax_mhz": 87.0}))
     (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.json").write_text(json.dumps({"board": "elsewhere", "fmax_mhz": 1}))
     boards = bench.read_boards(tmp_path)
     assert boards["icebreaker"]["family"] == "ice40"
     assert boards["icebreaker"]["fmax_mhz"] == 41.5 and boards["icebreaker"]["lanes"] == 8
     assert boards["ulx3s"]["family"] == "ecp5" and boards["ulx3s"]["fmax_mhz"] == 87.0
-    assert "error" in boards["broken"]
+    assert "error" in boards["broken"] and "elsewhere" not in boards
     t = {x["target"]: x for x in bench.targets([], boards, [], None)}
     ice, ecp = t["iCE40UP5K Fmax >= 36 MHz"], t["ECP5-85F Fmax >= 100 MHz"]
     assert ice["status"] == "pass" and ice["margin"] == pytest.approx(5.5)
     assert ecp["status"] == "miss" and ecp["margin"] == pytest.approx(-13.0)
+
+
+def test_board_name_from_build_result(tmp_path):
+    # the form `swattn build --json` writes: the board's name inside, Fmax in MHz
+    (tmp_path / "result.json").write_text(json.dumps(
+        {"board": "ulx3s-85f", "target_mhz": 100.0, "fmax_mhz": 104.2, "ok": True}))
+    b = bench.read_boards(tmp_path)["ulx3s-85f"]
+    assert b["family"] == "ecp5" and b["fmax_mhz"] == 104.2
 
 
 def test_no_build_reported(tmp_path):
