@@ -15,7 +15,7 @@ export ICEPACK = yowasp-icepack
 export ECPPACK = yowasp-ecppack
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install test demo bench golden-bench clean
+.PHONY: install test demo bench golden-bench clean synth synth-all flash
 
 install: $(STAMP)
 
@@ -52,3 +52,18 @@ bench: $(STAMP)
 
 clean:
 	rm -rf build sim_build .pytest_cache
+
+# Board bitstreams (swattn build): BOARD=icebreaker or ulx3s-85f (`swattn build --list`).
+BOARD ?= icebreaker
+BOARDS_ALL = icebreaker ulx3s-85f
+
+synth: $(STAMP)
+	$(BIN)/swattn build --board $(BOARD) --json build/$(BOARD)/result.json
+
+synth-all: $(STAMP)
+	@status=0; for b in $(BOARDS_ALL); do \
+		$(BIN)/swattn build --board $$b --json build/$$b/result.json || status=1; \
+	done; exit $$status
+
+flash: $(STAMP)
+	$(BIN)/swattn flash --board $(BOARD)

