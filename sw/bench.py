@@ -166,12 +166,14 @@ def read_boards(synth_dir: Path) -> dict:
         if not isinstance(data, dict):
             boards[f.stem] = {"file": str(f), "error": "not a JSON object"}
             continue
+        fmax = _find_fmax(data)
+        if fmax is None and not any(k in data for k in ("board", "ok", "error")):
+            continue  # some other JSON (a tool's plan or statistics), not a build result
         lanes = data.get("lanes")
         if lanes is None and isinstance(data.get("params"), dict):
             lanes = data["params"].get("lanes")
         name = str(data.get("board") or f.stem)
-        boards[name] = {"file": str(f), "family": _family(name, data),
-                        "fmax_mhz": _find_fmax(data),
+        boards[name] = {"file": str(f), "family": _family(name, data), "fmax_mhz": fmax,
                         "lanes": int(lanes) if isinstance(lanes, int) else None}
         if data.get("error"):
             boards[name]["build_error"] = str(data["error"])
@@ -471,7 +473,11 @@ def targets(rows: list[dict], boards: dict, lanes_list, model_reason) -> list[di
         t = {"target": f"{label} Fmax >= {mhz:g} MHz"}
         got = [(b["fmax_mhz"], name) for name, b in boards.items()
                if b.get("family") == fam and b.get("fmax_mhz")]
-        if not got:
+        failed = [(name, b.get("build_error") or "no Fmax in the build's JSON")
+                  for name, b in boards.items() if b.get("family") == fam and not b.get("fmax_mhz")]
+        if not got and failed:
+            t.update(status="miss", note="; ".join(f"{n}: {e}" for n, e in failed))
+        elif not got:
             t.update(status="n/a", note="no build")
         else:
             f, name = min(got)

@@ -118,6 +118,14 @@ def test_board_name_from_build_result(tmp_path):
     assert b["family"] == "ecp5" and b["fmax_mhz"] == 104.2
 
 
+def test_failed_build_is_a_miss(tmp_path):
+    (tmp_path / "result.json").write_text(json.dumps(
+        {"board": "icebreaker", "ok": False, "error": "the design does not fit the iCE40UP5K"}))
+    [t] = [x for x in bench.targets([], bench.read_boards(tmp_path), [], None)
+           if "iCE40" in x["target"]]
+    assert t["status"] == "miss" and "does not fit" in t["note"]
+
+
 def test_no_build_reported(tmp_path):
     t = bench.targets([], bench.read_boards(tmp_path), [], None)
     assert [x["note"] for x in t if "Fmax" in x["target"]] == ["no build", "no build"]
