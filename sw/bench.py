@@ -119,6 +119,8 @@ def load_cycle_model():
         from .cycles import predict_cycles
     except ImportError as exc:
         return None, f"swattn.sw.cycles.predict_cycles is not available ({exc})"
+    except Exception as exc:  # noqa: BLE001 - a broken model module must not stop the report
+        return None, f"swattn.sw.cycles failed to import ({type(exc).__name__}: {exc})"
     return predict_cycles, None
 
 
