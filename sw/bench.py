@@ -685,7 +685,7 @@ def render(res: dict) -> str:
             f = by.get((r["name"], str(r["lanes"])), {})
             model = f.get("engine_cycles")
             err = f.get("model_rel_err")
-            rows.append([r["name"], r["lanes"], r.get("cycles", "-"),
+            rows.append([r["name"], r["lanes"], f"{r['cycles']:,}" if r.get("cycles") else "-",
                          f"{f['ideal_cycles']:,}" if f else "-",
                          _pct(f["ideal_cycles"] / r["cycles"]) if f and r.get("cycles") else "-",
                          f"{model:,}" if model else "n/a",
