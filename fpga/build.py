@@ -129,9 +129,10 @@ def run_tool(argv: list[str], cwd: Path, env: dict, progress: Progress, log: Pat
         for line in proc.stdout:
             logf.write(line)
             if pat is not None:
-                mt = pat.search(line)
-                if mt:
+                if pat.search(line):
                     progress.show(name, line.strip()[:90])
+                elif line.startswith("Info:") and time.monotonic() - progress.last_print > 30:
+                    progress.show(name, line.strip()[:90])  # a heartbeat in long phases
             if line.startswith("ERROR") or "ERROR:" in line[:12]:
                 progress.show(name, line.strip()[:100], force=True)
         rc = proc.wait()

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import subprocess
+import sys
 import traceback
+import tty
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -93,6 +98,40 @@ class PinLink:
 
     def idle(self, seconds: float):
         resume(self._idle)(seconds)
+
+
+async def cli_run(link: PinLink, argv: list[str], timeout_s: float = 300.0) -> dict:
+    """Run the ``swattn`` CLI (``argv`` after ``swattn``) as a subprocess whose serial port is a
+    pseudo-terminal bridged to the UART pins: ``swattn run --port ...`` exactly as on a board."""
+    import time
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+    exe = str(Path(sys.executable).parent / "swattn")
+    proc = subprocess.Popen([exe] + [a.replace("{port}", port) for a in argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    os.set_blocking(master, False)
+    t_end = time.monotonic() + timeout_s
+    try:
+        while proc.poll() is None and time.monotonic() < t_end:
+            try:
+                data = os.read(master, 1 << 16)
+            except (BlockingIOError, OSError):
+                data = b""
+            if data:
+                await link._send(data)
+            if link.rxbuf:
+                os.write(master, bytes(link.rxbuf))
+                link.rxbuf.clear()
+            if not data:
+                await Timer(link.bit * 10, unit="ns")
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+        os.close(slave)
+    return {"rc": proc.returncode, "stdout": out[-2000:], "stderr": err[-2000:]}
 
 
 def _data(n, d, seed):
@@ -178,6 +217,11 @@ def run_scenario(board: Board, link: PinLink, sc: dict, params: EngineParams) ->
         except EngineRefused as exc:
             return {"kind": kind, "ok": exc.error == regs.Error.DILATION, "text": str(exc)}
         return {"kind": kind, "ok": False, "text": "the engine accepted it"}
+    if kind == "cli_run":  # `swattn run --port <pty>`: the CLI, pyserial and all
+        r = resume(cli_run)(link, ["run", "--port", "{port}", "--baud", "115200", "--n",
+                                   str(sc["n"]), "--radius", "2", "--n-globals", "1",
+                                   "--timeout", "120"])  # real seconds: the simulation is slow
+        return {"kind": kind, "ok": r["rc"] == 0 and "bit for bit" in r["stdout"], **r}
     if kind == "silent":  # a driver error: the board ignores garbage without a sync byte
         try:
             board.send_raw(b"\x00\x11\x22", 0, "garbage")

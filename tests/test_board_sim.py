@@ -78,14 +78,15 @@ def test_board_through_uart_pins_spram_layout():
 
 
 def test_board_row_per_cycle_layout():
-    """ECP5 buffer layout (a row per RAM word, a row per cycle into the engine)."""
+    """ECP5 buffer layout (a row per RAM word, a row per cycle into the engine); and
+    `swattn run --port` through a pseudo-terminal bridged to the simulated UART pins."""
     scen = [{"kind": "identify"}] + fixed_jobs()[:3] + [{"kind": "truncated"}] + \
-        random_jobs(3, 700)
+        random_jobs(3, 700) + [{"kind": "cli_run", "n": 24}] + random_jobs(1, 800)
     results = run_board(PARAMS, scen, word_bytes=PARAMS.head_dim, name="pins_w32")
     jobs = _check(results, scen)
-    # a row per cycle: the engine is not starved by the feeders, so the same job takes fewer
-    # cycles than the 16-word layout needs... compared against the engine's own lower bound
     assert all(r["cycles"] >= r["n"] for r in jobs)
+    cli = next(r for r in results if r["kind"] == "cli_run")
+    assert "output matches the golden model bit for bit" in cli["stdout"]
 
 
 @pytest.mark.filterwarnings("ignore:.*created but never used")
