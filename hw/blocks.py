@@ -134,6 +134,30 @@ class Reciprocal(wiring.Component):
         return m
 
 
+class Accumulators(wiring.Component):
+    """``width`` registers: ``acc[i] <= (clear ? 0 : acc[i]) + x[i]`` on cycles with ``en``.
+
+    ``in_shape`` and ``acc_shape`` are the shapes of one addend and one accumulator (the widths
+    come from the numerics module, which sizes them so that no sum of a job can overflow).
+    """
+
+    def __init__(self, in_shape, acc_shape, width: int):
+        self._width = width
+        super().__init__({
+            "en": In(1),
+            "clear": In(1),
+            "x": In(data.ArrayLayout(in_shape, width)),
+            "acc": Out(data.ArrayLayout(acc_shape, width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.en):
+            for i in range(self._width):
+                m.d.sync += self.acc[i].eq(Mux(self.clear, 0, self.acc[i]) + self.x[i])
+        return m
+
+
 class RowMax(wiring.Component):
     """Running maximum of valid scores. ``first`` starts a new row from ``init``/``init_valid``
     instead of the held value (so a row can continue from another register)."""

@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from ..sw import numerics as nx
 from ..sw import regs
 from ..sw.engine_params import EngineParams
-from .blocks import DotLanes, ExpUnit, Normaliser, Reciprocal, RowMax, ScaleLanes, int8_row
+from .blocks import Accumulators, DotLanes, ExpUnit, Normaliser, Reciprocal, RowMax, ScaleLanes, int8_row
 
 #: pipeline latencies, cycles from issue to the write of the result (used by the cycle model)
 STAGE1_LATENCY = 4
@@ -348,7 +348,7 @@ class Engine(wiring.Component):
 
         bank_busy_set = Signal(2)
         bank_busy_clr = Signal(2)  # released by a max-only group leaving stage 2
-        bank_busy_done = Signal(2)  # released by a group finishing stage 2 (same cycle possible)
+        bank_busy_done = Signal(2)  # released at the last stage-2 issue of the bank's group
         s1_done_set = Signal(2)
         s1_done_clr = Signal(2)
         q2_set = Signal(2)
@@ -468,8 +468,11 @@ class Engine(wiring.Component):
                     rm.score.eq(scores[u]), rm.score_valid.eq(p4.uvalid[u]),
                 ]
             maxes.append(bank_max)
-        with m.If(p4.valid & p4.lkey):
-            m.d.comb += s1_done_set.eq(Mux(p4.bank, 0b10, 0b01))
+        # Stage 2 may take the bank one cycle before the last score is written: it reads the
+        # first key's score at its first issue and the row maximum one cycle later, when the
+        # last key's update has landed.
+        with m.If(p3.valid & p3.last & p3.lkey):
+            m.d.comb += s1_done_set.eq(Mux(p3.bank, 0b10, 0b01))
 
         # ---------------------------------------------------------------- stage 2: softmax and P.V
         s2_run = Signal()
@@ -535,12 +538,12 @@ class Engine(wiring.Component):
         meta2 = data.StructLayout({
             "valid": 1, "first": 1, "fkey": 1, "lkey": 1, "bank": 1, "glob": 1,
             "chunk": range(CH), "vaddr": (B * CH - 1).bit_length() or 1,
-            "gaddr": (GM * CH - 1).bit_length() or 1, "final": 1, "abank": 1})
+            "gaddr": (GM * CH - 1).bit_length() or 1, "final": 1, "abank": 1, "active": U})
         t0 = Signal(meta2)
         m.d.comb += [
             t0.valid.eq(issue2), t0.first.eq(s2_chunk == 0), t0.fkey.eq((s2_p == 0) & s2.reset_acc),
             t0.lkey.eq(s2_lastkey & (s2_chunk == CH - 1)), t0.bank.eq(s2_bnk), t0.glob.eq(s2_inglob),
-            t0.chunk.eq(s2_chunk), t0.final.eq(s2.final), t0.abank.eq(s2_abank),
+            t0.chunk.eq(s2_chunk), t0.final.eq(s2.final), t0.abank.eq(s2_abank), t0.active.eq(s2.active),
             t0.vaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk, s2_pos[:(B - 1).bit_length()])),
             t0.gaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk,
                             s2_gi[:max(1, (GM - 1).bit_length())])),
@@ -590,36 +593,39 @@ class Engine(wiring.Component):
             # two accumulator banks: the epilogue reads one while the next group fills the other
             abanks, sbanks = [], []
             for ab in range(2):
-                chunks = [[Signal(signed(P.acc_width), name=f"A{u}_{ab}_{c}_{j}")
-                           for j in range(LW)] for c in range(CH)]
-                ssum = Signal(P.sum_width, name=f"S{u}_{ab}")
-                with m.If(t[6].valid & (t[6].abank == ab)):
-                    for c in range(CH):
-                        with m.If(t[6].chunk == c):
-                            for j in range(LW):
-                                m.d.sync += chunks[c][j].eq(
-                                    Mux(t[6].fkey, 0, chunks[c][j]) + sc.prod[j])
-                    with m.If(t[6].first):
-                        m.d.sync += ssum.eq(Mux(t[6].fkey, 0, ssum) + e6)
-                abanks.append([x for c in chunks for x in c])
-                sbanks.append(ssum)
+                take = t[6].valid & (t[6].abank == ab)
+                chunks = []
+                for c in range(CH):
+                    m.submodules[f"acc{u}_{ab}_{c}"] = acc = Accumulators(
+                        signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW)
+                    m.d.comb += [acc.en.eq(take & (t[6].chunk == c)), acc.clear.eq(t[6].fkey),
+                                 acc.x.eq(sc.prod)]
+                    chunks.extend(acc.acc[j] for j in range(LW))
+                m.submodules[f"sum{u}_{ab}"] = ssum = Accumulators(
+                    unsigned(nx.EXP_WIDTH), unsigned(P.sum_width), 1)
+                m.d.comb += [ssum.en.eq(take & t[6].first), ssum.clear.eq(t[6].fkey),
+                             ssum.x[0].eq(e6)]
+                abanks.append(chunks)
+                sbanks.append(ssum.acc[0])
             accA.append(abanks)
             sums.append(sbanks)
         grp_done = Signal()
         m.d.sync += grp_done.eq(t[6].valid & t[6].lkey)
-        done_bank = Signal()
         done_final = Signal()
         done_abank = Signal()
-        m.d.sync += [done_bank.eq(t[6].bank), done_final.eq(t[6].final), done_abank.eq(t[6].abank)]
-        with m.If(grp_done):
-            m.d.comb += bank_busy_done.eq(Mux(done_bank, 0b10, 0b01))
+        grp_active = Signal(U)
+        m.d.sync += [done_final.eq(t[6].final), done_abank.eq(t[6].abank),
+                     grp_active.eq(t[6].active)]
+        # The score bank (scores and row maximum) is last read at t1 of the group's last key;
+        # stage 1 writes a new group's first score at least five cycles after it takes the bank,
+        # so the bank is handed back at the last issue rather than when the group drains.
+        with m.If(issue2 & s2_lastkey & (s2_chunk == CH - 1)):
+            m.d.comb += bank_busy_done.eq(Mux(s2_bnk, 0b10, 0b01))
 
         # ---------------------------------------------------------------- epilogue and output
         # A finished group waits in its accumulator bank; the epilogue takes banks in order.
         copy = grp_done & done_final
         act_bank = [Signal(U, name=f"act_bank{b}") for b in range(2)]
-        grp_active = Signal(U)
-        m.d.comb += grp_active.eq(Mux(done_bank, q2_desc[1].active, q2_desc[0].active))
         acc_full_set = Signal(2)
         acc_full_clr = Signal(2)
         m.d.sync += [acc_full.eq((acc_full | acc_claim) & ~acc_full_clr),

@@ -13,6 +13,32 @@ HELP = "generate the engine's Verilog and a JSON sidecar with parameters and reg
 TOP = "swattn_engine"
 
 
+#: ``verilator --lint-only -Wall`` waivers for Amaranth's generated Verilog: (rule, message
+#: pattern, reason). Each is narrow (a message pattern where one exists) and written next to the
+#: Verilog as ``<name>.vlt``; ``tests/test_generate.py`` lints with them and fails on anything else.
+LINT_WAIVERS = [
+    ("WIDTHEXPAND", "*", "Amaranth's arithmetic and comparisons extend operands to the result "
+     "width by definition; the back end leaves the extension to Verilog's context rules"),
+    ("WIDTHTRUNC", "*Logical operator LOGNOT*", "Amaranth emits `x == 0` as `!x` on a vector"),
+    ("UNSIGNED", "*Comparison is constant due to unsigned arithmetic*",
+     "window checks `k >= u` are generated for every unit, u = 0 included"),
+    ("CASEINCOMPLETE", "*", "Amaranth's Array and Switch lowering leaves unlisted values to the "
+     "assignment before the case statement (defined default)"),
+    ("UNUSEDSIGNAL", "*", "unused bits of packed structs and of Amaranth's intermediate wires"),
+    ("PROCASSINIT", "*", "Amaranth gives every register its reset value as an initialiser too"),
+    ("DECLFILENAME", "*", "one file holds the top and its submodules, named top.sub"),
+]
+
+
+def write_waivers(path: Path) -> Path:
+    lines = ["`verilator_config"]
+    for rule, match, reason in LINT_WAIVERS:
+        lines.append(f"// {rule}: {reason}")
+        lines.append(f'lint_off -rule {rule} -file "*" -match "{match}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tuple[Path, Path]:
     """Elaborate the engine and write ``<name>.v`` and ``<name>.json`` into ``out_dir``."""
     from amaranth.back import verilog
@@ -37,6 +63,7 @@ def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tupl
             "o": {"payload_bits": params.head_dim * 8},
         },
     }
+    write_waivers(out_dir / f"{name}.vlt")
     jpath = out_dir / f"{name}.json"
     jpath.write_text(json.dumps(sidecar, indent=2) + "\n")
     return vpath, jpath

@@ -7,6 +7,7 @@ cocotb testbench ``swattn.sim.tb_engine`` over the job list and returns one resu
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sw.cli import UserError
 from ..sw.engine_params import EngineParams
 from ..sw.pattern import HybridPattern
 from ..sw.numerics import SoftmaxConfig
@@ -23,8 +25,8 @@ from ..sw.numerics import SoftmaxConfig
 TOP = "swattn_engine"
 
 
-class SimulatorMissing(RuntimeError):
-    pass
+class SimulatorMissing(UserError):
+    """The requested simulator is not installed (printed as one line by the CLI)."""
 
 
 def verilator_env() -> dict:
@@ -82,16 +84,20 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
                        + rtl_fingerprint()).hexdigest()[:10]
     bdir = Path(root).resolve() / f"{sim}_{key}{'_waves' if waves else ''}"
     vpath = bdir / f"{TOP}.v"
-    if not vpath.exists():
-        generate(params, bdir, TOP)
-    runner = get_runner(sim)
-    build_args = []
-    if sim == "verilator":
-        build_args = ["-Wno-fatal", "-Wno-WIDTH", "-O3", "--x-assign", "fast"]
-        if waves:
-            build_args += ["--trace-fst", "--trace-structs"]
-    runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=build_args,
-                 always=False, waves=waves, log_file=bdir / "build.log")
+    bdir.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers and parallel CLI runs share builds: one builds, the others wait
+    with open(bdir.parent / f".{bdir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not vpath.exists():
+            generate(params, bdir, TOP)
+        runner = get_runner(sim)
+        build_args = []
+        if sim == "verilator":
+            build_args = ["-Wno-fatal", "-Wno-WIDTH", "-O3", "--x-assign", "fast"]
+            if waves:
+                build_args += ["--trace-fst", "--trace-structs"]
+        runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=build_args,
+                     always=False, waves=waves, log_file=bdir / "build.log")
     return bdir, vpath
 
 

@@ -74,4 +74,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # run the imported module's main, so that UserError is the class the subcommands raise
+    from swattn.sw.cli import main as _main
+    sys.exit(_main())

@@ -1,0 +1,172 @@
+"""Analytic cycle model of the engine: ``predict_cycles(params, pattern)``.
+
+The model follows the engine's dataflow at the granularity of *groups* (see
+:mod:`swattn.sw.schedule`), not cycles: for each group it knows how many keys stream past the
+query units, and it applies the same hand-over rules as the RTL (``hw/engine.py``):
+
+* stage 1 (Q.K) takes a group when it has finished the previous one, the scheduler has loaded the
+  group's queries and the group's score bank is free (two banks, so group g waits for stage 2 to
+  have issued the last key of group g - 2); each key occupies ``chunks`` cycles, and a window key
+  cannot be issued before the K/V writer has stored it (one row every ``chunks`` cycles, the
+  global rows first);
+* stage 2 (softmax and P.V) takes a group ``S2_AFTER_S1`` cycles after stage 1 issued its last key
+  (the row maximum must be complete) and when it has finished the previous group; max-only groups
+  of the global passes pass through stage 2 in one cycle;
+* a final group's rows leave through the epilogue (normaliser, reciprocal, one row per cycle);
+  stage 2 cannot start a final group while both accumulator banks wait for the epilogue.
+
+The loop runs over groups (n / units main groups plus n / subgroup per global pass), so a
+16384-token head takes milliseconds. Measured cycles are the engine's ``cycles`` register: from
+the accepted start to the state change at the last output handshake, input always valid and
+output always ready. ``tests/test_cycle_model.py`` checks the model against the RTL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import numerics as nx
+from .engine_params import EngineParams
+from .pattern import HybridPattern
+
+#: the job starts after one configuration check per global index (the scalar checks share the
+#: first cycle)
+CHECK_BASE = 0
+#: a K/V row is accepted the cycle after job init and held for ``chunks`` cycles of writes
+WRITE_BASE = 2
+#: stage 1 -> stage 2: the last key's score reaches the bank three cycles after its issue
+S2_AFTER_S1 = 4
+#: stage 2 last issue -> the group's accumulators are complete (t1..t6 pipeline, then grp_done)
+S2_DRAIN = 7
+#: epilogue: acc ready -> first cycle of normalisation; reciprocal; row hand-off
+EPI_START = 2
+EPI_RECIP = nx.RECIP_WIDTH + 1
+#: after the last output handshake the state register changes one cycle later
+DONE_LAG = 1
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """Cycles of one job and the figures derived from them."""
+
+    cycles: int
+    useful_macs: int
+    lanes: int
+
+    @property
+    def ideal_cycles(self) -> float:
+        return self.useful_macs / self.lanes
+
+    @property
+    def utilisation(self) -> float:
+        return self.ideal_cycles / self.cycles
+
+
+def useful_macs(pattern: HybridPattern, head_dim: int) -> int:
+    """2 * d MACs per attended (query, key) pair: one for Q.K, one for P.V."""
+    return 2 * head_dim * pattern.pairs()
+
+
+def main_group_keys(pattern: HybridPattern, params: EngineParams):
+    """Per main group (in processing order): first window key, number of window keys streamed,
+    and the number of active query units."""
+    n, dil, U = pattern.n, pattern.dilation, params.units
+    left, right = pattern.left, pattern.right
+    bases = np.arange(0, n, U * dil, dtype=np.int64)
+    cls = np.arange(dil, dtype=np.int64)
+    base = np.repeat(bases, dil)
+    c = np.tile(cls, bases.size)
+    rows = base[:, None] + c[:, None] + np.arange(U, dtype=np.int64)[None, :] * dil
+    is_g = pattern.is_global()
+    active = (rows < n) & ~is_g[np.minimum(rows, n - 1)]
+    keep = active.any(axis=1)
+    base, c, nact = base[keep], c[keep], active[keep].sum(axis=1)
+    bq = base // dil
+    mlo = np.maximum(bq - left, 0)
+    kmax = bq + U - 1 + right - mlo
+    reach = left * dil
+    start = np.where(reach > base + c, c, base + c - reach)
+    kw = np.minimum(kmax + 1, -(-(n - start) // dil))
+    return start, kw, nact
+
+
+def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
+    """Cycles the engine takes for one job (from start to its last output), input never idle
+    and output always ready."""
+    CH, U, d = params.chunks, params.units, params.head_dim
+    n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
+    epi_rows = max(1, d // params.out_lanes)
+
+    # the group list: (kind, first key position, window keys, global keys, final, active rows)
+    start, kw, nact = main_group_keys(pattern, params)
+    init = CHECK_BASE + ng  # job_init pulse
+    # K/V writer: ring position p is stored at write_done(p); the global rows come first
+    def written(pos):
+        return init + WRITE_BASE + (ng + pos + 1) * CH
+
+    t_sched = init  # the scheduler starts preparing a group the cycle after this one
+    s1_free = 0  # first cycle stage 1 may take a group
+    s2_free = 0  # first cycle stage 2 may take a group
+    bank_free = [0, 0]
+    acc_free = [0, 0]  # first cycle stage 2 may take a final group into this accumulator bank
+    epi_free = 0  # first cycle the epilogue may start the next bank
+    last_out = 0
+    bank = 0
+    abank = 0
+
+    def run_group(ready, pos0, nwin, nglob, step, final, rows, no_pv):
+        nonlocal s1_free, s2_free, bank, abank, epi_free, last_out, t_sched
+        take1 = max(ready, s1_free, bank_free[bank])
+        first = take1 + 1
+        issue_end = first + (nwin + nglob) * CH  # one past the last issue
+        if nwin:
+            last_win = pos0 + (nwin - 1) * step
+            issue_end = max(issue_end, written(last_win) + (1 + nglob) * CH)
+        s1_free = issue_end
+        t_sched = take1
+        take2 = max(issue_end + S2_AFTER_S1 - 1, s2_free)
+        b = bank
+        bank ^= 1
+        if no_pv:
+            s2_free = take2 + 1
+            bank_free[b] = take2 + 1
+            return
+        if final:
+            take2 = max(take2, acc_free[abank])
+        s2_end = take2 + 1 + (nwin + nglob) * CH  # one past the last issue
+        s2_free = s2_end
+        bank_free[b] = s2_end
+        if final:
+            ready_acc = s2_end + S2_DRAIN
+            epi0 = max(ready_acc, epi_free) + EPI_START
+            out0 = epi0 + EPI_RECIP + epi_rows
+            done = out0 + U  # rows leave one per cycle, idle units skipped one per cycle
+            epi_free = done + 1
+            acc_free[abank] = done + 1
+            last_out = out0 + rows - 1 if rows else last_out
+            abank ^= 1
+
+    for g in range(start.size):
+        ready = t_sched + U + 3
+        run_group(ready, int(start[g]), int(kw[g]), ng, dil, True, int(nact[g]), False)
+
+    ggroups = -(-ng // U)
+    SG = params.subgroup
+    for gg in range(ggroups):
+        rows = min(U, ng - gg * U)
+        ready = t_sched + U + 3
+        for gpass in (0, 1):
+            base = n + 2 * gg * n + gpass * n
+            for gsub in range(0, n, SG):
+                cnt = min(SG, n - gsub)
+                run_group(ready, base + gsub, cnt, 0, 1, gpass == 1 and gsub + SG >= n, rows,
+                          gpass == 0)
+                ready = t_sched + 2
+    return last_out + DONE_LAG
+
+
+def report(params: EngineParams, pattern: HybridPattern) -> CycleReport:
+    return CycleReport(predict_cycles(params, pattern), useful_macs(pattern, params.head_dim),
+                       params.lanes)

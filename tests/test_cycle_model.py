@@ -1,0 +1,55 @@
+"""The analytic cycle model (``swattn.sw.cycles``) against cycles measured on the RTL.
+
+Jobs run with the input always valid and the output always ready (the conditions the model and
+the utilisation figure assume), on the two engine sizes of ``test_engine_sim`` (their simulator
+builds are shared). The model must agree within 2% on every job.
+"""
+
+import random
+
+import pytest
+
+from swattn.sim.jobs import random_softmax
+from swattn.sim.runner import job_to_json, run_jobs
+from swattn.sw.cycles import predict_cycles, useful_macs
+from swattn.sw.pattern import HybridPattern
+
+from test_engine_sim import SIZES
+
+TOLERANCE = 0.02
+
+
+def _jobs(params, seed):
+    rng = random.Random(seed)
+    jobs = []
+    for i in range(12):
+        dil = rng.choice([1, 1, 2, 3])
+        rmax = params.max_radius // dil
+        left, right = rng.randint(0, rmax), rng.randint(0, rmax)
+        if i % 4 == 0:
+            right = 0  # causal
+        n = rng.randint(48, 320)
+        g = tuple(sorted(rng.sample(range(n), rng.randint(0, params.max_globals))))
+        pat = HybridPattern(n, left, right, dil, g, limits=params.limits())
+        jobs.append(job_to_json(pat, random_softmax(rng, params.head_dim), seed * 100 + i,
+                                idle=0.0, stall=0.0))
+    return jobs
+
+
+@pytest.mark.parametrize("size", sorted(SIZES))
+def test_model_within_two_percent(size):
+    params = SIZES[size]
+    jobs = _jobs(params, {"u1": 71, "u4": 72}[size])
+    results = run_jobs(params, jobs, name=f"cycles_{size}")
+    report = []
+    for job, r in zip(jobs, results):
+        assert r["ok"], r
+        pat = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
+                            tuple(job["globals"]))
+        pred = predict_cycles(params, pat)
+        report.append((job["seed"], r["cycles"], pred, pred / r["cycles"] - 1))
+        # the measured cycles can never beat the lanes doing only useful work
+        assert r["cycles"] >= useful_macs(pat, params.head_dim) / params.lanes
+    worst = max(abs(e) for *_, e in report)
+    assert worst <= TOLERANCE, "seed, measured, predicted, error:\n" + "\n".join(
+        f"{s} {m} {p} {100 * e:+.2f}%" for s, m, p, e in report)
