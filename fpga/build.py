@@ -57,9 +57,13 @@ def _err(msg):
 
 
 def tool_env() -> dict:
+    """Tool variables for the build; the YoWASP executables next to this Python are found even
+    when the venv's bin folder is not on PATH."""
     env = dict(os.environ)
+    here = Path(sys.executable).parent
     for var, exe in TOOLS.items():
-        env.setdefault(var, exe)
+        if var not in env:
+            env[var] = exe if shutil.which(exe) or not (here / exe).exists() else str(here / exe)
     return env
 
 
