@@ -283,6 +283,33 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     return result
 
 
+def plot_utilisation(board: Board, res: dict, path: Path) -> Path | None:
+    """Bars of used / available per resource, Fmax against the target in the title."""
+    rows = [r for r in res.get("utilisation", []) if r["available"]]
+    if not rows:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels = [f"{r['resource']} ({r['source']})" for r in rows]
+    pct = [100 * r["used"] / r["available"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.4))
+    ax.barh(labels, pct, color=["tab:red" if p > 100 else "tab:blue" for p in pct])
+    for i, r in enumerate(rows):
+        ax.text(pct[i] + 1, i, f"{r['used']} / {r['available']}", va="center", fontsize=8)
+    ax.axvline(100, color="k", lw=0.8)
+    ax.set_xlim(0, max(110, max(pct) * 1.3))
+    ax.invert_yaxis()
+    ax.set_xlabel("% of the device")
+    f = res.get("fmax_mhz")
+    fm = f"Fmax {f:.1f} MHz" if f else "not routed"
+    ax.set_title(f"{board.name}: {fm}, target {board.clock_hz / 1e6:g} MHz", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def list_boards(file=sys.stdout):
     print(f"{'board':<12}{'device':<20}{'lanes':>6}{'head':>6}{'n max':>7}{'clock':>9}"
           f"{'baud':>10}  why", file=file)
@@ -316,6 +343,10 @@ def run(args) -> int:
                 None if fmax is None else fmax >= board.clock_hz / 1e6)
     if res.get("bitstream") and res["ok"]:
         print(f"  bitstream: {res['bitstream']} ({res['seconds']} s)")
+    png = plot_utilisation(board, res, Path(res["build_dir"]) / "utilisation.png")
+    if png:
+        res["plot"] = str(png)
+        print(f"  utilisation plot: {png}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
