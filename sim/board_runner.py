@@ -22,7 +22,9 @@ TOP = "swattn_board"
 def _fingerprint() -> bytes:
     here = Path(__file__).resolve().parent.parent
     h = hashlib.sha1()
-    files = sorted((here / "hw").glob("*.py")) + sorted((here / "fpga").glob("*.py"))
+    files = sorted((here / "hw").glob("*.py"))
+    files += [here / "fpga" / n for n in ("core.py", "uart.py", "ram.py", "feeders.py", "top.py",
+                                         "pll.py")]
     files += [here / "sw" / n for n in ("numerics.py", "regs.py", "engine_params.py",
                                         "protocol.py")]
     for f in files:
