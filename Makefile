@@ -34,11 +34,10 @@ $(CHECK): $(STAMP)
 test: $(CHECK)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
-# Until the end-to-end demo (issue 7) lands: the golden model on a Longformer-like head and the
-# engine's Verilog for it.
+# Real text -> MiniLM -> predictor -> engine configuration -> Verilog under cocotb, bit-exact
+# against the golden model. DEMO_ARGS passes options (swattn demo --help).
 demo: $(STAMP)
-	$(BIN)/swattn golden --n 1024 --radius 128 --n-globals 8
-	$(BIN)/swattn generate --head-dim 64 --lanes 64 --max-radius 128 --max-globals 8 --out build/verilog
+	$(BIN)/swattn demo $(DEMO_ARGS)
 
 golden-bench: $(STAMP)
 	$(BIN)/python bench/golden_speed.py
