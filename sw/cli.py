@@ -15,6 +15,7 @@ import sys
 
 #: subcommand -> module (relative to swattn)
 COMMANDS = {
+    "demo": "sw.demo",
     "golden": "sw.golden_cli",
     "generate": "hw.generate",
     "sim": "sim.cli",
