@@ -1,0 +1,187 @@
+"""Functional coverage of the engine's configuration space, from job lists and their results.
+
+A job counts towards its bins only if it passed. Bins (each named ``group: bin``):
+
+* ``n``: 1, small (2..4), window-sized (5 .. 2 x span), several windows (> 2 x span), where the
+  span is the window's extent ``(left + right) x dilation + 1``.
+* ``radius vs n``: no window, window clipped at the edges only (reach < n - 1), window covering the
+  whole sequence (reach >= n - 1), reach at ``max_radius``.
+* ``dilation vs radius``: 1, > 1 with a window, > 1 without one, ``max_dilation``, a dilated
+  reach of exactly ``max_radius``.
+* ``globals``: 0, 1, between, ``max_globals``; a global at the first token, at the last, two
+  adjacent, every token global.
+* ``window shape``: causal (right = 0), anti-causal (left = 0), symmetric, asymmetric.
+* ``backpressure``: idle-input probability x output-stall probability, each 0, 0.2 or 0.6.
+* ``outcome``: every ``regs.Error`` code (NONE from normal jobs, the others from refused
+  configurations and starts while busy) and a reset in the middle of a job.
+
+``Coverage.report()`` lists every bin with its count and names the bins no job hit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..sw.regs import Error
+
+LEVELS = (0.0, 0.2, 0.6)
+
+
+def _bins_of_job(p, job: dict) -> list[str]:
+    """The bins a passed job hits (``p``: the EngineParams it ran on)."""
+    kind = job.get("kind", "ok")
+    if kind == "invalid":
+        return [f"outcome: error {job['expect']}"]
+    if kind == "reset_mid":
+        return ["outcome: reset in the middle of a job"]
+    out = ["outcome: error BUSY" if kind == "busy" else "outcome: error NONE"]
+    n, left, right, dil = job["n"], job["left"], job["right"], job["dilation"]
+    g = sorted(job["globals"])
+    span = (left + right) * dil + 1
+    reach = max(left, right) * dil
+    if n == 1:
+        out.append("n: 1")
+    elif n <= 4:
+        out.append("n: small (2..4)")
+    elif n <= 2 * span:
+        out.append("n: window-sized (5 .. 2 x span)")
+    else:
+        out.append("n: several windows (> 2 x span)")
+    if left == right == 0:
+        out.append("radius vs n: no window (left = right = 0)")
+    elif reach < n - 1:
+        out.append("radius vs n: clipped at the edges only (reach < n - 1)")
+    else:
+        out.append("radius vs n: covers the sequence (reach >= n - 1)")
+    if reach == p.max_radius:
+        out.append("radius vs n: reach = max_radius")
+    if dil == 1:
+        out.append("dilation vs radius: 1")
+    elif left + right > 0:
+        out.append("dilation vs radius: > 1 with a window")
+    else:
+        out.append("dilation vs radius: > 1 without a window")
+    if dil == p.max_dilation and dil > 1:
+        out.append("dilation vs radius: max_dilation")
+    if dil > 1 and reach == p.max_radius:
+        out.append("dilation vs radius: dilated reach = max_radius")
+    ng = len(g)
+    if ng == 0:
+        out.append("globals: 0")
+    if ng == 1:
+        out.append("globals: 1")
+    if 1 < ng < p.max_globals:
+        out.append("globals: between 1 and max_globals")
+    if ng == p.max_globals and ng > 0:
+        out.append("globals: max_globals")
+    if 0 in g:
+        out.append("globals: at the first token")
+    if n - 1 in g and n > 1:
+        out.append("globals: at the last token")
+    if any(b - a == 1 for a, b in zip(g, g[1:])):
+        out.append("globals: adjacent")
+    if ng == n:
+        out.append("globals: every token global")
+    if right == 0 and left > 0:
+        out.append("window shape: causal (right = 0)")
+    elif left == 0 and right > 0:
+        out.append("window shape: anti-causal (left = 0)")
+    elif left == right > 0:
+        out.append("window shape: symmetric")
+    elif left > 0 and right > 0:
+        out.append("window shape: asymmetric")
+    idle, stall = job.get("idle", 0.0), job.get("stall", 0.0)
+    out.append(f"backpressure: idle {_level(idle)} / stall {_level(stall)}")
+    return out
+
+
+def _level(x: float) -> str:
+    return min(LEVELS, key=lambda v: abs(v - x)).__format__(".1f")
+
+
+def all_bins(p) -> list[str]:
+    """Every bin that jobs on an engine with parameters ``p`` can hit, in report order."""
+    bins = ["n: 1", "n: small (2..4)", "n: window-sized (5 .. 2 x span)",
+            "n: several windows (> 2 x span)",
+            "radius vs n: no window (left = right = 0)",
+            "radius vs n: clipped at the edges only (reach < n - 1)",
+            "radius vs n: covers the sequence (reach >= n - 1)", "radius vs n: reach = max_radius",
+            "dilation vs radius: 1"]
+    if p.max_dilation > 1:
+        bins += ["dilation vs radius: > 1 with a window", "dilation vs radius: > 1 without a window",
+                 "dilation vs radius: max_dilation"]
+        if any(p.max_radius % d == 0 for d in range(2, p.max_dilation + 1)):
+            bins.append("dilation vs radius: dilated reach = max_radius")
+    bins.append("globals: 0")
+    if p.max_globals >= 1:
+        bins += ["globals: 1", "globals: max_globals", "globals: at the first token",
+                 "globals: at the last token", "globals: every token global"]
+    if p.max_globals >= 2:
+        bins.append("globals: adjacent")
+    if p.max_globals >= 3:
+        bins.append("globals: between 1 and max_globals")
+    bins += ["window shape: causal (right = 0)", "window shape: anti-causal (left = 0)",
+             "window shape: symmetric", "window shape: asymmetric"]
+    bins += [f"backpressure: idle {i:.1f} / stall {s:.1f}" for i in LEVELS for s in LEVELS]
+    codes = [e for e in Error if not (e == Error.GLOBAL_COUNT and p.max_globals >= 255)
+             and not (e == Error.GLOBAL_DUP and p.max_globals < 2)]
+    bins += [f"outcome: error {e.name}" for e in codes]
+    bins.append("outcome: reset in the middle of a job")
+    return bins
+
+
+class Coverage:
+    """Counts of passed jobs per bin, per engine size (keyed by the parameters' repr)."""
+
+    def __init__(self):
+        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.expected: dict[str, list[str]] = {}
+        self.failed = 0
+
+    def add_jobs(self, p, records: list[dict]) -> None:
+        """``records``: job dicts (as ``swattn.sim.jobs`` makes them) with ``ok`` from the
+        results."""
+        size = _size_name(p)
+        self.expected.setdefault(size, all_bins(p))
+        for job in records:
+            if not job.get("ok"):
+                self.failed += 1
+                continue
+            for b in _bins_of_job(p, job):
+                self.counts[b][size] += 1
+
+    def unhit(self) -> list[str]:
+        """Bins expected for some size that no passed job hit on any size."""
+        want = []
+        for bins in self.expected.values():
+            want += [b for b in bins if b not in want]
+        return [b for b in want if sum(self.counts[b].values()) == 0]
+
+    def unhit_per_size(self) -> dict[str, list[str]]:
+        return {s: [b for b in bins if self.counts[b][s] == 0] for s, bins in self.expected.items()}
+
+    def as_dict(self) -> dict:
+        return {b: dict(c) for b, c in self.counts.items()}
+
+    def report(self) -> str:
+        want = []
+        for bins in self.expected.values():
+            want += [b for b in bins if b not in want]
+        lines = ["functional coverage (passed jobs per bin)", "-----------------------------------------"]
+        for b in want:
+            total = sum(self.counts[b].values())
+            lines.append(f"  {'UNHIT' if total == 0 else '     '} {b:58} {total:7}")
+        unhit = self.unhit()
+        lines.append(f"  {len(want) - len(unhit)}/{len(want)} bins hit")
+        if unhit:
+            lines.append("  unhit bins: " + "; ".join(unhit))
+        for size, bins in self.unhit_per_size().items():
+            partial = [b for b in bins if b not in unhit]
+            if partial:
+                lines.append(f"  not hit on {size} (hit on another size): " + "; ".join(partial))
+        return "\n".join(lines)
+
+
+def _size_name(p) -> str:
+    return (f"d{p.head_dim}/l{p.lanes}/r{p.max_radius}/g{p.max_globals}/dil{p.max_dilation}"
+            f"/s{p.seq_width}")

