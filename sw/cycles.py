@@ -71,7 +71,8 @@ def useful_macs(pattern: HybridPattern, head_dim: int) -> int:
 
 def main_group_keys(pattern: HybridPattern, params: EngineParams):
     """Per main group (in processing order): first window key, number of window keys streamed,
-    and the number of active query units."""
+    the first and the last active query unit; and the scheduler cycles spent on skipped groups
+    before each kept group and after the last one (length groups + 1)."""
     n, dil, U = pattern.n, pattern.dilation, params.units
     left, right = pattern.left, pattern.right
     bases = np.arange(0, n, U * dil, dtype=np.int64)
@@ -82,14 +83,26 @@ def main_group_keys(pattern: HybridPattern, params: EngineParams):
     is_g = pattern.is_global()
     active = (rows < n) & ~is_g[np.minimum(rows, n - 1)]
     keep = active.any(axis=1)
-    base, c, nact = base[keep], c[keep], active[keep].sum(axis=1)
+    # the scheduler spends one cycle on each group it skips (all its rows global or past n)
+    # (the groups of the last block that start past n are passed over in one cycle together)
+    empty = base + c >= n
+    cost = (~keep & ~empty).astype(np.int64)
+    if empty.any():
+        cost[np.flatnonzero(empty)[0]] = 1
+    kept_at = np.flatnonzero(keep)
+    csum = np.concatenate([[0], np.cumsum(cost)])
+    prev = np.concatenate([[0], kept_at + 1])
+    skips = csum[np.concatenate([kept_at, [keep.size]])] - csum[prev]
+    base, c, act = base[keep], c[keep], active[keep]
+    first = act.argmax(axis=1)
+    last = U - 1 - act[:, ::-1].argmax(axis=1)
     bq = base // dil
     mlo = np.maximum(bq - left, 0)
     kmax = bq + U - 1 + right - mlo
     reach = left * dil
     start = np.where(reach > base + c, c, base + c - reach)
     kw = np.minimum(kmax + 1, -(-(n - start) // dil))
-    return start, kw, nact
+    return start, kw, first, last, skips
 
 
 def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
@@ -100,7 +113,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     epi_rows = max(1, d // params.out_lanes)
 
     # the group list: (kind, first key position, window keys, global keys, final, active rows)
-    start, kw, nact = main_group_keys(pattern, params)
+    start, kw, first_u, last_u, skips = main_group_keys(pattern, params)
     init = CHECK_BASE + ng  # job_init pulse
     # K/V writer: ring position p is stored at write_done(p); the global rows come first
     def written(pos):
@@ -116,7 +129,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     bank = 0
     abank = 0
 
-    def run_group(ready, pos0, nwin, nglob, step, final, rows, no_pv):
+    def run_group(ready, pos0, nwin, nglob, step, final, units, no_pv):
         nonlocal s1_free, s2_free, bank, abank, epi_free, last_out, t_sched
         take1 = max(ready, s1_free, bank_free[bank])
         first = take1 + 1
@@ -142,27 +155,33 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
             ready_acc = s2_end + S2_DRAIN
             epi0 = max(ready_acc, epi_free) + EPI_START
             out0 = epi0 + EPI_RECIP + epi_rows
-            done = out0 + U  # rows leave one per cycle, idle units skipped one per cycle
+            # the arbiter visits the units in order, one cycle each (idle ones too); those before
+            # the first active unit are passed while the rows are computed
+            u_first, u_last = units
+            done = out0 + U - u_first
             epi_free = done + 1
             acc_free[abank] = done + 1
-            last_out = out0 + rows - 1 if rows else last_out
+            last_out = out0 + u_last - u_first
             abank ^= 1
 
     for g in range(start.size):
-        ready = t_sched + U + 3
-        run_group(ready, int(start[g]), int(kw[g]), ng, dil, True, int(nact[g]), False)
+        ready = t_sched + int(skips[g]) + U + 3
+        run_group(ready, int(start[g]), int(kw[g]), ng, dil, True,
+                  (int(first_u[g]), int(last_u[g])), False)
 
     ggroups = -(-ng // U)
     SG = params.subgroup
     for gg in range(ggroups):
         rows = min(U, ng - gg * U)
-        ready = t_sched + U + 3
+        # from the main pass: the trailing skips and two state changes; between global groups,
+        # one state change more than between main groups
+        ready = t_sched + U + 4 + (int(skips[-1]) + 1 if gg == 0 else 0)
         for gpass in (0, 1):
             base = n + 2 * gg * n + gpass * n
             for gsub in range(0, n, SG):
                 cnt = min(SG, n - gsub)
-                run_group(ready, base + gsub, cnt, 0, 1, gpass == 1 and gsub + SG >= n, rows,
-                          gpass == 0)
+                run_group(ready, base + gsub, cnt, 0, 1, gpass == 1 and gsub + SG >= n,
+                          (0, rows - 1), gpass == 0)
                 ready = t_sched + 2
     return last_out + DONE_LAG
 
