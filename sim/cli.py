@@ -9,7 +9,6 @@ against the golden model, measured cycles, the cycle model's prediction, ideal c
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -146,13 +145,8 @@ def run(args) -> int:
                   str(r["cycles"]), model, f"{r['ideal_cycles']:.0f}", util)
     Console(width=None if sys.stdout.isatty() else 140).print(t)
     if args.json:
-        from ..sw.cli import UserError
-        try:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=2)
-                f.write("\n")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.json}: {exc.strerror}") from None
+        from ..sw.cli import write_json
+        write_json(args.json, res)
     bad = [r for r in res["jobs"] if not r["bit_exact"]]
     for r in bad:
         print(f"seed {r['seed']} failed: {r['error_text'] or str(r['mismatches']) + ' mismatches'}"

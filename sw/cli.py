@@ -31,6 +31,18 @@ class UserError(Exception):
     """An error the user can fix; printed as one line without a traceback."""
 
 
+def write_json(path, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path``; an unwritable path is a :class:`UserError`."""
+    import json
+
+    try:
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def _load(name: str):
     return importlib.import_module(f"swattn.{COMMANDS[name]}")
 

@@ -109,7 +109,7 @@ def _head_job(q, k, v, pattern, seed):
     from ..sim.runner import job_to_json
     from .numerics import SoftmaxConfig, quantise
 
-    (qi, sq), (ki, sk), (vi, sv) = quantise(q), quantise(k), quantise(v)
+    (qi, sq), (ki, sk), (vi, _) = quantise(q), quantise(k), quantise(v)
     cfg = SoftmaxConfig.from_scales(sq, sk, q.shape[-1])
     job = job_to_json(pattern, cfg, seed, idle=0.0, stall=0.0,
                       data=[qi.tolist(), ki.tolist(), vi.tolist()], return_output=True)
@@ -253,10 +253,8 @@ def run(args) -> int:
     rpath = out / "report.json"
     rpath.write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        except OSError as exc:
-            _fail(f"cannot write {args.json}: {exc.strerror}")
+        from .cli import write_json
+        write_json(args.json, report)
     con.print(f"\nVerilog: {vpath} (+ {jpath.name}); report: {rpath}; picture: {pic}")
     if args.waves:
         con.print(f"waveforms: {out / 'sim'} (the build folder of this engine)")

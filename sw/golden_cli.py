@@ -192,11 +192,6 @@ def run(args) -> int:
         return 0
     _print_summary(res)
     if args.json:
-        from .cli import UserError
-        try:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=2)
-                f.write("\n")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.json}: {exc.strerror}") from None
+        from .cli import write_json
+        write_json(args.json, res)
     return 0
