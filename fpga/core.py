@@ -66,6 +66,7 @@ class BoardCore(wiring.Component):
     def __init__(self, params: EngineParams, *, word_bytes: int, clock_hz: int,
                  timeout_cycles: int, spram: bool = False):
         d = params.head_dim
+        self._MustUse__silence = True  # until the arguments are known good (no warning on error)
         if word_bytes < 1 or d % word_bytes or (d // word_bytes) & (d // word_bytes - 1):
             raise ValueError(f"word_bytes = {word_bytes}: must divide head_dim {d} into a power "
                              f"of two of words")
@@ -77,6 +78,7 @@ class BoardCore(wiring.Component):
         self._timeout = max(16, int(timeout_cycles))
         self._spram = spram
         self.buffer_rows = 1 << params.seq_width
+        self._MustUse__silence = False
         super().__init__()
 
     def identity(self) -> dict:

@@ -89,7 +89,6 @@ def test_board_row_per_cycle_layout():
     assert "output matches the golden model bit for bit" in cli["stdout"]
 
 
-@pytest.mark.filterwarnings("ignore:.*created but never used")
 @pytest.mark.parametrize("word_bytes", [3, 64])
 def test_bad_word_size_is_refused(word_bytes):
     from swattn.fpga.core import BoardCore
