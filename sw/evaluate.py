@@ -453,9 +453,15 @@ def run(args) -> int:
             console.print(f"{name:14s} {cls.paper}")
         return 0
     predictors = _parse_predictors(args.predictors)
-    if args.max_globals < 0 or args.max_dilation < 1:
-        raise _user_error(f"--max-globals {args.max_globals} (allowed >= 0) and --max-dilation "
-                          f"{args.max_dilation} (allowed >= 1)")
+    if args.max_globals < 0:
+        raise _user_error(f"--max-globals {args.max_globals} is out of range: allowed 0 or more")
+    if args.max_dilation < 1:
+        raise _user_error(f"--max-dilation {args.max_dilation} is out of range: allowed 1 or more")
+    # outputs are checked before minutes of work, not after
+    if not args.no_plots:
+        _writable_dir(Path(args.out), "--out")
+    if args.json:
+        _writable_dir(Path(args.json).parent, f"--json {args.json}:")
     ids_cal, ids_ev = _load_texts(args)
     nmin = min(i.size for i in ids_ev)
     budgets = _parse_budgets(args.budgets, nmin)
@@ -500,9 +506,25 @@ def run(args) -> int:
             raise _user_error(f"cannot write --json {path}: {exc.strerror}") from None
         console.print(f"results: {path}")
     if not args.no_plots:
-        for p in write_plots(results, Path(args.out)):
+        try:
+            paths = write_plots(results, Path(args.out))
+        except OSError as exc:
+            raise _user_error(f"cannot write the plots to --out {args.out}: {exc.strerror}"
+                              ) from None
+        for p in paths:
             console.print(f"plot: {p}")
     return 0
+
+
+def _writable_dir(path: Path, what: str) -> None:
+    """Create ``path`` if needed; a UserError naming ``what`` if that fails or it is read-only."""
+    import os
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _user_error(f"{what} cannot create folder {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise _user_error(f"{what} folder {path} is not writable")
 
 
 def _json_default(o):

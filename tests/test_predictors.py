@@ -303,6 +303,55 @@ def test_quantisation_buckets_have_equal_size():
     assert sparsefinder.buckets_for_density(1 - (1 - 1 / 16) ** 4, 4) == 16
 
 
+def _quant_with(proj, bucket_size):
+    p = sparsefinder.SparsefinderQuantization(bucket_size=bucket_size)
+    p.proj, p.fitted = {0: proj}, True
+    return p
+
+
+def test_quantisation_bucket_size_sets_keys_per_dimension():
+    """With one projected dimension and n = 128, buckets of 16 tokens give each query exactly
+    the 16 keys of its bucket; buckets of 32 contain those of 16; one bucket is everything."""
+    rng = np.random.default_rng(11)
+    n, heads, d = 128, 3, 32
+    x = base.LayerInput(0, rng.normal(size=(heads, n, d)), rng.normal(size=(heads, n, d)),
+                        np.zeros((n, 8)))
+    proj = sparsefinder.TripletProjection(heads, d, 1, rng)
+    a, b = proj.project(x.q, x.k)
+    g16 = _quant_with(proj, 16).graph(x, a, b, None)
+    g32 = _quant_with(proj, 32).graph(x, a, b, None)
+    assert np.all(g16.sum(-1) == 16) and np.all(g32.sum(-1) == 32)
+    assert np.all(g32[g16])
+    assert np.all(_quant_with(proj, n).graph(x, a, b, None))
+    # the 16 keys of a query are the 16 keys nearest to it in rank order of the projection
+    order_q = np.argsort(np.argsort(a[0, :, 0]))
+    order_k = np.argsort(np.argsort(b[0, :, 0]))
+    assert np.array_equal(g16[0], (order_q[:, None] // 16) == (order_k[None, :] // 16))
+    with pytest.raises(ValueError, match="bucket_size"):
+        sparsefinder.SparsefinderQuantization(bucket_size=0)
+
+
+def test_kmeans_two_nearest_clusters_contain_the_nearest(traces, fitted):
+    _, ev = traces
+    x = base.LayerInput.from_trace(ev, 3)
+    src = fitted["sf-kmeans"]
+    graphs = {}
+    for top in (1, 2):
+        p = sparsefinder.SparsefinderKMeans(clusters=8, top_clusters=top)
+        p.proj, p.calib_points, p.fitted = src.proj, src.calib_points, True
+        graphs[top] = p.graph(x, *p.projected(x), None)
+    g1, g2 = graphs[1], graphs[2]
+    assert np.all(g2[g1]) and g2.sum() > g1.sum()
+    # top-1: keys are partitioned by cluster, so two queries see the same keys or disjoint ones
+    rows = g1[0]
+    overlap = rows.astype(int) @ rows.T.astype(int)
+    size = rows.sum(-1)
+    same = overlap == np.minimum(size[:, None], size[None, :])
+    assert np.all(same | (overlap == 0))
+    with pytest.raises(ValueError, match="clusters"):
+        sparsefinder.SparsefinderKMeans(clusters=500)
+
+
 def test_kmeans_finds_separated_blobs():
     rng = np.random.default_rng(4)
     centres = np.array([[0, 0], [10, 0], [0, 10]], dtype=float)
@@ -348,9 +397,14 @@ def test_eval_cli_small_run(tmp_path, capsys):
     (["--predictors", "dsa,nope"], "unknown predictor 'nope'"),
     (["--max-tokens", "600"], "out of range: allowed 128..512"),
     (["--budgets", "0,16"], "out of range"),
+    (["--out", "/proc/swattn-no-such-dir"], "--out cannot create folder"),
+    (["--max-dilation", "0"], "--max-dilation 0 is out of range"),
 ])
-def test_eval_cli_user_errors(capsys, argv, message):
-    rc = cli.main(["eval", "--quiet", "--no-plots"] + argv)
+def test_eval_cli_user_errors(tmp_path, capsys, argv, message):
+    # a small run as the base, so that a check that fails to fire costs seconds, not minutes
+    small = ["--texts", "1", "--calibration", "1", "--max-tokens", "128", "--predictors",
+             "longformer", "--budgets", "16", "--no-golden", "--out", str(tmp_path)]
+    rc = cli.main(["eval", "--quiet"] + small + argv)
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err

@@ -1,10 +1,14 @@
 """DSA: dynamic sparse attention from low-dimensional, low-precision approximate scores.
 
-Liu et al., "Dynamic Sparse Attention for Scalable Transformer Acceleration" (arXiv 2110.11299,
-IEEE TC 2022). Per head the predictor computes approximate scores S~ = (Q P_q)(K P_k)^T with
-projections to ``rank`` dimensions, quantises the projected values to ``bits`` bits, and keeps,
-per query, the top-``budget`` entries (or, with ``select="threshold"``, the entries above one
-threshold per head chosen to give ``budget`` keys per query on average).
+Liu et al., "Transformer Acceleration with Dynamic Sparse Attention" (arXiv 2110.11299; in IEEE
+TC 2022 as "Dynamic Sparse Attention for Scalable Transformer Acceleration"), §3: a prediction
+path beside each attention layer first approximates the scores at low cost, from low-dimensional
+projections of Q and K in low precision, and attention is then computed only where the
+approximation is large. Per head the predictor computes approximate scores
+S~ = (Q P_q)(K P_k)^T with projections to ``rank`` dimensions, quantises the projected values to
+``bits`` bits, and keeps, per query, the top-``budget`` entries (``select="topk"``, default) or,
+with ``select="threshold"``, the entries above one threshold per head chosen to give ``budget``
+keys per query on average (the selection rules as PAPERS.md summarises them; unconfirmed).
 
 Where this NumPy version differs from the paper (whose code is not public; see PAPERS.md):
   * ``rank`` = d/4 = 8 and ``bits`` = 4 are our choices: the paper's exact values could not be
@@ -27,8 +31,8 @@ import numpy as np
 
 from .base import LayerInput, Predictor, global_topk_mask, topk_mask
 
-DEFAULT_RANK = 8  # our choice: d/4 for d = 32 (paper value unconfirmed)
-DEFAULT_BITS = 4  # "low-bit (about 4-bit)" (PAPERS.md, DSA)
+DEFAULT_RANK = 8  #: our choice: d/4 for d = 32 (§3's value unconfirmed)
+DEFAULT_BITS = 4  #: low precision, about 4 bits (§3 as summarised in PAPERS.md; unconfirmed)
 
 
 def quantise_symmetric(x: np.ndarray, bits: int | None, axis=None) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Smart Bird: token pairs sampled per head from a low-dimensional single-head attention sketch.
 
 Wu et al., "Smart Bird: Learnable Sparse Attention for Efficient and Effective Transformer"
-(arXiv 2108.09193), §3: (1) a single-head, low-dimensional Transformer layer computes a sketched
+(arXiv 2108.09193), method section (§3; the number could not be re-checked here, the three steps
+are the abstract's): (1) a single-head, low-dimensional Transformer layer computes a sketched
 attention matrix from the layer input; (2) token pairs are sampled from the sketch's
 probabilities, with a different sample per head, giving each head its own sparse index set;
 (3) sparse attention is computed on the sampled pairs.
@@ -25,7 +26,7 @@ import numpy as np
 
 from .base import LayerInput, Predictor, gumbel_topk
 
-DEFAULT_DIM = 16  # our choice (unconfirmed in the paper)
+DEFAULT_DIM = 16  #: our choice: half the head dimension (the paper's sketch size is unconfirmed)
 
 
 def _augment(x):

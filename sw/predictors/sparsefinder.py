@@ -1,37 +1,51 @@
 """Sparsefinder: predicting the entmax-1.5 attention graph from learned low-dimensional projections.
 
 Treviso et al., "Predicting Attention Sparsity in Transformers" (arXiv 2109.12188); public code
-``deep-spin/sparsefinder``. The target of each head is the support of alpha = 1.5 entmax of its
-scores (:mod:`.entmax`). Per head, linear projections with bias map queries and keys from d to
-``r`` dimensions (r = 4 by default; the paper also tries 8, 16, 32), trained with a triplet loss
-per query (margin 1; negatives sampled uniformly among the non-support keys, as many as there are
-positives; Adam; gradient norm clipped to 1 as the code does):
+``deep-spin/sparsefinder`` (``quantization.py``, ``README.md``). The target of each head is the
+support of alpha = 1.5 entmax of its scores (:mod:`.entmax`; paper §2, background on entmax).
+The method (paper §3): per head, linear projections with bias map queries and keys from d to
+``rank`` dimensions, trained with a triplet loss per query; the projected points are then grouped
+to predict the graph. Defaults and where each comes from:
 
-    loss_i = relu(margin + sum_{j in pos(i)} ||q'_i - k'_j||^2
-                         - sum_{j in neg(i)} ||q'_i - k'_j||^2)
+* ``rank`` r = 4 (§3; the code's example command uses 4 "rounds"; the paper also tries 8, 16, 32);
+* the loss, margin 1, as many uniformly sampled negatives as positives, Adam, gradient norm
+  clipped to 1 (code: ``batch_compute_loss`` and ``train_model`` in ``quantization.py``)::
 
-Then three ways to predict the graph from the projected q', k':
-  * distance (:class:`SparsefinderDistance`): pairs whose squared distance is under a threshold t;
-  * quantisation (:class:`SparsefinderQuantization`): per projected dimension, queries and keys
-    are each sorted into equal-size buckets; a pair is predicted when query and key share a
-    bucket in at least one dimension;
-  * clustering (:class:`SparsefinderKMeans`): k-means in the projected space (centroids fitted on
-    the calibration projections, 16 clusters by default); a pair is predicted when query and key
-    fall in the same cluster (``top_clusters`` = 2: the query's two nearest clusters).
-Always added, as in the paper's evaluation: a local window of ``window`` = 11 tokens (radius 5)
-and the [CLS] row and column.
+      loss_i = relu(margin + sum_{j in pos(i)} ||q'_i - k'_j||^2
+                           - sum_{j in neg(i)} ||q'_i - k'_j||^2)
+
+* distance (:class:`SparsefinderDistance`, §3): pairs whose squared l2 distance is under a
+  threshold t (the paper sweeps t, about 0.5..10);
+* quantisation (:class:`SparsefinderQuantization`, §3): per projected dimension, queries and keys
+  are each sorted into equal-size buckets of ``bucket_size`` = 16 tokens (code:
+  ``--bucket_size 16``, "the number of tokens per bucket"); a pair is predicted when query and
+  key share a bucket in at least one dimension;
+* clustering (:class:`SparsefinderKMeans`, §3): k-means in the projected space (centroids fitted
+  on the calibration projections, 16 clusters: the code's ``convert_kmeans_to_torch_centroids``
+  command); a pair is predicted when the key falls in one of the query's ``top_clusters`` = 2
+  nearest clusters (the code's MLM evaluation command, ``--top_clusters 2``);
+* always added at evaluation: a local window of ``window`` = 11 tokens (radius 5) and the [CLS]
+  row and column (the code's MLM evaluation command: ``--window_size 11``; the paper's
+  experiments, §4–5).
+
+Section numbers follow the paper's layout (§2 background, §3 the method, §4–5 the machine
+translation and masked-LM experiments) and could not be re-checked against the PDF here; the
+values cited from the public code are the precise source of each default.
 
 Where this NumPy version differs from the paper:
   * MiniLM was trained with softmax, not entmax, and is not fine-tuned: the entmax-1.5 graph of
     its scores is the target, but the model's own attention stays softmax.
-  * The paper sweeps its knobs (t in 0.5..10, bucket count, cluster count) to draw Pareto curves.
-    Here the knob follows from ``budget`` (keys per query): t is chosen per head so that the
-    learned part selects ``budget - window - 2`` keys per query on average; the bucket count
-    is the one whose expected pair density matches it; the cluster count is n / that budget.
+  * The paper sweeps its knobs (t, bucket size, cluster count) to draw Pareto curves. Here the
+    knob follows from ``budget`` (keys per query): t is chosen per head so that the learned part
+    selects ``budget - window - 2`` keys per query on average; the bucket size is the one whose
+    expected pair density matches that; the cluster count is ``top_clusters * n`` / that budget.
+    A fixed ``bucket_size`` or ``clusters`` can be given instead.
+  * Separate projections for queries and keys; the code's example command also shares projectors
+    and rescales queries (``--share-projectors``, ``--rescale-queries``), which is not reproduced.
   * The training loop is a small full-batch NumPy Adam (``steps`` = 200, ``lr`` = 0.01, our
-    choices: the paper trains with its own schedule) with negatives resampled every
-    ``resample`` steps instead of every step, each non-positive key drawn independently with the
-    probability that gives as many negatives as positives in expectation.
+    choices: the code trains 3 epochs of mini-batches at lr 0.001 on GPU) with negatives
+    resampled every ``resample`` steps instead of every step, each non-positive key drawn
+    independently with the probability that gives as many negatives as positives in expectation.
 """
 
 from __future__ import annotations
@@ -49,8 +63,9 @@ MARGIN = 1.0  #: triplet margin (paper, code default)
 WINDOW = 11  #: local window added at evaluation (paper)
 #: projections fitted per calibration set, shared by the three variants
 _FITTED: dict = {}
-BUCKETS = 16  #: default bucket count per dimension (paper)
-CLUSTERS = 16  #: default k-means cluster count (paper)
+BUCKET_SIZE = 16  #: tokens per bucket (code: --bucket_size 16)
+CLUSTERS = 16  #: k-means clusters (code: centroids with --bucket_size 16)
+TOP_CLUSTERS = 2  #: nearest clusters of a query (code, MLM evaluation: --top_clusters 2)
 
 
 def _pad_stack(arrays):
@@ -207,8 +222,8 @@ class SparsefinderDistance(_Sparsefinder):
 
 
 def buckets_for_density(density: float, rank: int) -> int:
-    """Bucket count B whose chance of sharing a bucket in at least one of ``rank`` dimensions,
-    1 - (1 - 1/B)^rank, is closest to ``density`` (for independent uniform ranks)."""
+    """Buckets per dimension B whose chance of sharing a bucket in at least one of ``rank``
+    dimensions, 1 - (1 - 1/B)^rank, is closest to ``density`` (for independent uniform ranks)."""
     density = min(max(density, 1e-6), 1.0)
     if density >= 1.0:
         return 1
@@ -224,18 +239,23 @@ def bucket_ids(x: np.ndarray, buckets: int) -> np.ndarray:
 
 
 class SparsefinderQuantization(_Sparsefinder):
-    """Quantisation variant. ``buckets``: fixed bucket count per dimension, or None to derive it
-    from the budget (default; the paper's default is 16)."""
+    """Quantisation variant. ``bucket_size``: tokens per bucket (the code's default is 16), or
+    None (default) to choose the bucket count from the budget."""
 
     name = "sf-quant"
     paper = "Sparsefinder arXiv 2109.12188 (quantization)"
 
-    def __init__(self, seed: int = 0, buckets: int | None = None, **kw):
+    def __init__(self, seed: int = 0, bucket_size: int | None = None, **kw):
         super().__init__(seed, **kw)
-        self.buckets = buckets
+        if bucket_size is not None and bucket_size < 1:
+            raise ValueError(f"bucket_size = {bucket_size} is out of range: allowed >= 1 or None")
+        self.bucket_size = bucket_size
 
     def graph(self, x, a, b, budget):
-        nb = self.buckets or buckets_for_density(budget / x.n, self.rank)
+        if self.bucket_size:
+            nb = max(-(-x.n // self.bucket_size), 1)
+        else:
+            nb = buckets_for_density(budget / x.n, self.rank)
         qa, kb = bucket_ids(a, nb), bucket_ids(b, nb)
         out = np.zeros((x.heads, x.n, x.n), dtype=bool)
         for dim in range(a.shape[-1]):  # loop over the r projected dimensions
@@ -269,18 +289,24 @@ def kmeans(points: np.ndarray, clusters: int, rng: np.random.Generator, iters: i
 
 
 class SparsefinderKMeans(_Sparsefinder):
-    """Clustering variant. ``clusters``: fixed cluster count, or None to derive it from the
-    budget (default; the paper's default is 16); ``top_clusters``: 1 or 2 nearest clusters of
-    each query."""
+    """Clustering variant. ``clusters``: fixed cluster count (the code's is 16), or None (default)
+    to derive it from the budget, 1..``max_clusters``; ``top_clusters``: how many of the query's
+    nearest clusters it attends to, 1 or 2 (default 2, the code's MLM evaluation);
+    ``max_points``: calibration points per head that k-means is fitted on (a random subset)."""
 
     name = "sf-kmeans"
     paper = "Sparsefinder arXiv 2109.12188 (k-means)"
 
-    def __init__(self, seed: int = 0, clusters: int | None = None, top_clusters: int = 1,
-                 max_points: int = 2048, **kw):
+    max_clusters = 128
+
+    def __init__(self, seed: int = 0, clusters: int | None = None,
+                 top_clusters: int = TOP_CLUSTERS, max_points: int = 2048, **kw):
         super().__init__(seed, **kw)
         if top_clusters not in (1, 2):
             raise ValueError(f"top_clusters = {top_clusters}: allowed 1, 2")
+        if clusters is not None and not top_clusters <= clusters <= self.max_clusters:
+            raise ValueError(f"clusters = {clusters} is out of range: allowed "
+                             f"{top_clusters}..{self.max_clusters} or None")
         self.clusters, self.top_clusters, self.max_points = clusters, top_clusters, max_points
         self._centroids: dict = {}
 
@@ -300,7 +326,9 @@ class SparsefinderKMeans(_Sparsefinder):
         return self._centroids[key]
 
     def graph(self, x, a, b, budget):
-        c = self.clusters or int(min(max(round(x.n / budget), 1), 64))
+        # a query sees about top_clusters / C of the keys
+        c = self.clusters or int(min(max(round(self.top_clusters * x.n / budget),
+                                         self.top_clusters), self.max_clusters))
         cent = self.centroids(x.layer, c)  # (H, C, r)
         da = ((a[:, :, None, :] - cent[:, None]) ** 2).sum(-1)  # (H, n, C)
         db = ((b[:, :, None, :] - cent[:, None]) ** 2).sum(-1)

@@ -2,16 +2,19 @@
 
 Yoon et al., "SPION: Layer-Wise Sparse Training of Transformer via Convolutional Flood Filling"
 (arXiv 2309.12578); public code ``mlsys-lab-sogang/SPION`` (``main_conv_ff.py``, ``config.py``).
-Per layer:
+The paper's method section describes the steps below (the section number could not be re-checked
+here); every default is cited from the code, which this module follows step for step. Per layer:
   1. the attention map averaged over heads and calibration texts (an n x n map);
   2. a 31 x 31 diagonal (identity) convolution kernel, stride 1, same padding, which sums along
-     diagonals (``KERNEL`` = 31, the paper's code);
-  3. average pooling to ``block`` x ``block`` blocks (32 by default; the paper uses 32 or 64);
-  4. a threshold at a quantile of the block scores (0.96..0.99 in the paper's configs, for
-     sequences of 1k..4k tokens; here the quantile follows from the budget, see below);
+     diagonals (``KERNEL`` = 31: ``main_conv_ff.py``, ``np.fill_diagonal`` of a 31 x 31 kernel);
+  3. average pooling to ``block`` x ``block`` blocks (``BLOCK`` = 32: ``config.py`` uses 32 for
+     the image and pathfinder tasks, 64 for the 1k..4k-token text tasks);
+  4. a threshold at a quantile of the block scores (``config.py``: 0.96 to 0.99; here the quantile
+     follows from the budget, see below);
   5. flood fill: from every cell of the first block row and block column, step to the largest of
-     the right, lower and lower-right neighbours until the edge, marking each visited block that
-     is above the threshold; diagonal blocks are always kept.
+     the right, lower and lower-right neighbours until the edge, marking each block stepped onto
+     that is above the threshold; diagonal blocks are always kept (``flood_fill`` and the loop
+     after it in ``main_conv_ff.py``, with its tie rules).
 The result is one block mask per layer, shared by all heads (the "CF" variant).
 
 Where this NumPy version differs from the paper:
