@@ -14,7 +14,7 @@ from swattn.sim.runner import job_to_json, run_jobs
 from swattn.sw.cycles import predict_cycles, useful_macs
 from swattn.sw.pattern import HybridPattern
 
-from test_engine_sim import SIZES
+from test_engine_sim import SIM, SIZES
 
 TOLERANCE = 0.02
 
@@ -40,7 +40,7 @@ def _jobs(params, seed):
 def test_model_within_two_percent(size):
     params = SIZES[size]
     jobs = _jobs(params, {"u1": 71, "u4": 72}[size])
-    results = run_jobs(params, jobs, name=f"cycles_{size}")
+    results = run_jobs(params, jobs, sim=SIM, name=f"cycles_{size}")
     report = []
     for job, r in zip(jobs, results):
         assert r["ok"], r

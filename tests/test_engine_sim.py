@@ -3,7 +3,8 @@
 Two engine sizes, random jobs (idle input, output backpressure, dilation, causal windows, globals
 at the edges), every invalid configuration followed by a valid job, a reset in the middle of a job
 and a start while busy. Each job's seed is printed on failure; re-run one job alone with
-``SWATTN_JOB_SEED=<seed> pytest tests/test_engine_sim.py``.
+``SWATTN_JOB_SEED=<seed> pytest tests/test_engine_sim.py``. ``SIM=icarus`` runs them on Icarus
+Verilog instead of Verilator.
 """
 
 import os
@@ -22,6 +23,7 @@ SIZES = {
     "u4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=3, max_dilation=3,
                        seq_width=10),
 }
+SIM = os.environ.get("SIM", "verilator")
 JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 
 
@@ -32,7 +34,7 @@ def test_random_jobs_bit_exact(size, tmp_path_factory):
     seed0 = {"u1": 1000, "u4": 5000}[size]
     jobs = [job_from_seed(params, int(seed))] if seed else regression_jobs(params, JOBS_PER_SIZE,
                                                                            seed0)
-    results = run_jobs(params, jobs, name=f"pytest_{size}")
+    results = run_jobs(params, jobs, sim=SIM, name=f"pytest_{size}")
     assert len(results) == len(jobs), f"only {len(results)} of {len(jobs)} jobs reported"
     failed = [r for r in results if not r["ok"]]
     valid = [r for r in results if r["kind"] in ("ok", "busy")]
