@@ -15,7 +15,7 @@ export ICEPACK = yowasp-icepack
 export ECPPACK = yowasp-ecppack
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install test demo bench golden-bench clean synth synth-all flash
+.PHONY: install test demo bench golden-bench clean regress formal synth synth-all flash
 
 install: $(STAMP)
 
@@ -48,6 +48,18 @@ golden-bench: $(STAMP)
 # e.g. BENCH_ARGS="--rtl-max-n 1024 --rtl-kinds longformer-g16" (about 7 minutes on 2 cores).
 bench: $(STAMP)
 	$(BIN)/swattn bench --json build/bench/bench.json --rtl-max-n 512 $(BENCH_ARGS)
+
+# Issue 8: >= 10,000 random jobs over three engine sizes on Verilator (half of them on an
+# --x-assign/--x-initial unique build with a random seed) and >= 1,000 on Icarus, bit-exact, with
+# functional coverage at the end. SHARD=I/N runs one shard; REGRESS_ARGS passes more options
+# (e.g. `--verilator-jobs 300 --icarus-jobs 30` for a short run).
+regress: $(STAMP)
+	@command -v iverilog >/dev/null || { echo "Icarus Verilog is missing: sudo apt-get install -y iverilog"; exit 1; }
+	$(BIN)/python -m swattn.sim.regress -n auto $(if $(SHARD),--shard $(SHARD)) $(REGRESS_ARGS)
+
+# Issue 8: every SymbiYosys proof (k-induction / BMC with smtbmc z3) and the planted-bug checks.
+formal: $(STAMP)
+	$(BIN)/python -m swattn.sim.formal
 
 clean:
 	rm -rf build sim_build .pytest_cache

@@ -277,7 +277,7 @@ def _proofs() -> list[Proof]:
                              f"{'A = sum e*v' if kind == 'acc' else 'S = sum e'} never overflows "
                              f"for rows of up to {n_max} keys",
                              lambda n_max=n_max, kind=kind: accumulator_harness(n_max, kind)[:2],
-                             "prove", 2))
+                             "prove", 2, quick=sw == 10, timeout=1800))
     # rows of 3 keys, so that the base case reaches the overflow (k-induction alone would only
     # report UNKNOWN for a bound it cannot close)
     out.append(Proof("planted_acc_narrow", "A one bit narrower than numerics.acc_width overflows",

@@ -1,0 +1,338 @@
+"""``make regress``: long random regression of the engine on Verilator and Icarus.
+
+The regression is a list of *chunks*; each chunk is one simulator run of
+``swattn.sim.jobs.regression_jobs(params, count, seed0)`` (random jobs with idle input and output
+backpressure, then every invalid configuration, a reset in the middle of a job and a start while
+busy, each followed by a valid job), checked bit for bit against the golden model, with a
+4-state check of the outputs (``swattn.sim.tb_xcheck``). Every second Verilator chunk runs on a
+build with ``--x-assign unique --x-initial unique`` and ``+verilator+seed+<seed0>
++verilator+rand+reset+2``.
+
+    python -m swattn.sim.regress                      # the full plan, pytest-xdist -n auto
+    python -m swattn.sim.regress --shard 2/8          # the second of eight shards (CI matrix)
+    python -m swattn.sim.regress --verilator-jobs 300 --icarus-jobs 40   # a reduced run
+    python -m swattn.sim.regress --rerun <chunk> --seed <seed>           # one failing job
+
+Chunks are split over shards by index (chunk i goes to shard i mod N); within a shard pytest-xdist
+runs them in parallel. Each chunk writes ``build/regress/chunks/<chunk>.json``; at the end the
+functional coverage (``swattn.sim.coverage``) and a summary (``build/regress/summary.json``) are
+printed. Every failing job is printed with its seed and the one command that re-runs it.
+
+This file is also the pytest module that runs the chunks (``test_chunk``); it uses absolute
+imports because pytest imports it by path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path("build/regress")
+
+#: engine sizes of the regression: one unit with four chunks per key, four units with one key per
+#: cycle, two units at head_dim 64 (with dilation 4 and four globals)
+SIZE_ARGS = {
+    "u1c4": dict(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
+                 seq_width=10),
+    "u4": dict(head_dim=32, lanes=256, max_radius=12, max_globals=3, max_dilation=3,
+               seq_width=10),
+    "u2d64": dict(head_dim=64, lanes=256, max_radius=16, max_globals=4, max_dilation=4,
+                  seq_width=9),
+}
+
+
+def sizes():
+    from swattn.sw.engine_params import EngineParams
+    return {k: EngineParams(**v) for k, v in SIZE_ARGS.items()}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    size: str
+    sim: str  # "verilator" or "icarus"
+    seed0: int
+    count: int  # random jobs (regression_jobs adds the invalid/reset/busy jobs and followers)
+    xrand: bool = False  # Verilator: --x-assign/--x-initial unique, random seed
+
+    @property
+    def id(self) -> str:
+        return f"{self.size}-{self.sim}{'-x' if self.xrand else ''}-{self.seed0}-{self.count}"
+
+    @classmethod
+    def from_id(cls, text: str) -> "Chunk":
+        parts = text.split("-")
+        xrand = "x" in parts[2:-2]
+        return cls(parts[0], parts[1], int(parts[-2]), int(parts[-1]), xrand)
+
+
+def plan(verilator_jobs: int = 10_000, icarus_jobs: int = 1_000, chunk: int = 200,
+         icarus_chunk: int = 50) -> list[Chunk]:
+    """The chunks of a regression with at least the given numbers of random jobs per simulator,
+    spread evenly over the sizes. Seeds never repeat between chunks or sizes."""
+    out = []
+    names = sorted(SIZE_ARGS)
+    for sim, total, per in (("verilator", verilator_jobs, chunk), ("icarus", icarus_jobs,
+                                                                     icarus_chunk)):
+        per_size = -(-total // len(names))
+        for si, size in enumerate(names):
+            k, left = 0, per_size
+            while left > 0:
+                c = min(per, left)
+                # seeds seed0 .. seed0 + 10_003 and seed0 * 100 + i (the invalid jobs) are used
+                seed0 = (1 if sim == "verilator" else 5) * 10_000_000 + si * 1_000_000 + k * 20_000
+                out.append(Chunk(size, sim, seed0, c, xrand=(sim == "verilator" and k % 2 == 1)))
+                k += 1
+                left -= c
+    return out
+
+
+def shard(chunks: list[Chunk], spec: str) -> list[Chunk]:
+    i, n = (int(x) for x in spec.split("/"))
+    if not 1 <= i <= n:
+        raise SystemExit(f"--shard {spec}: expected I/N with 1 <= I <= N")
+    return [c for k, c in enumerate(chunks) if k % n == i - 1]
+
+
+# ------------------------------------------------------------------------------------ running
+
+def _build(params, sim: str, xrand: bool):
+    """Verilog + simulator build. The plain Verilator build is the runner's (shared cache); the
+    x-randomised Verilator build and the Icarus build (which needs a timescale: without one
+    Icarus runs at 1 s precision and cocotb cannot make a 10 ns clock) live beside it, because
+    ``swattn.sim.runner.build`` fixes its arguments."""
+    import fcntl
+    import hashlib
+
+    from cocotb_tools.runner import get_runner
+
+    from swattn.hw.generate import generate
+    from swattn.sim import runner
+
+    if sim == "verilator" and not xrand:
+        return runner.build(params, sim)[0]
+    runner._check_simulator(sim)
+    key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()
+                       + runner.rtl_fingerprint()).hexdigest()[:10]
+    bdir = (Path("build/sim") / f"{sim}_{'xunique' if xrand else 'ts'}_{key}").resolve()
+    if sim == "verilator":
+        extra = dict(build_args=["-Wno-fatal", "-Wno-WIDTH", "-O3", "--x-assign", "unique",
+                                 "--x-initial", "unique"])
+    else:
+        extra = dict(timescale=("1ns", "1ps"))
+    bdir.mkdir(parents=True, exist_ok=True)
+    with open(bdir.parent / f".{bdir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        vpath = bdir / f"{runner.TOP}.v"
+        if not vpath.exists():
+            generate(params, bdir, runner.TOP)
+        get_runner(sim).build(sources=[vpath], hdl_toplevel=runner.TOP, build_dir=bdir,
+                              always=False, log_file=bdir / "build.log", **extra)
+    return bdir
+
+
+def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[dict], dict, float]:
+    """Run ``jobs`` under the X-checking testbench; returns (results, x-check record, seconds
+    spent building or waiting for the build)."""
+    from cocotb_tools.runner import get_runner
+
+    from swattn.sim import runner
+
+    t0 = time.monotonic()
+    bdir = _build(params, chunk.sim, chunk.xrand)
+    build_secs = time.monotonic() - t0
+    jobs_path, res_path = bdir / f"{name}.jobs.json", bdir / f"{name}.results.json"
+    x_path = bdir / f"{name}.xcheck.json"
+    jobs_path.write_text(json.dumps({"params": params.as_dict(), "jobs": jobs}))
+    for p in (res_path, x_path):
+        if p.exists():
+            p.unlink()
+    plusargs = []
+    if chunk.xrand:
+        plusargs = [f"+verilator+seed+{chunk.seed0 % 2**31}", "+verilator+rand+reset+2"]
+    try:
+        get_runner(chunk.sim).test(
+            hdl_toplevel=runner.TOP, hdl_toplevel_lang="verilog",
+            test_module="swattn.sim.tb_xcheck", build_dir=bdir, test_dir=bdir,
+            results_xml=str(bdir / f"{name}.results.xml"),
+            extra_env={"SWATTN_JOBS": str(jobs_path), "SWATTN_RESULTS": str(res_path),
+                       "SWATTN_XCHECK": str(x_path)},
+            plusargs=plusargs, log_file=bdir / f"{name}.log")
+    except SystemExit:  # the cocotb test failed: the missing results say where (log beside)
+        pass
+    results = json.loads(res_path.read_text()) if res_path.exists() else []
+    xrec = json.loads(x_path.read_text()) if x_path.exists() else {"count": -1, "events": []}
+    return results, xrec, build_secs
+
+
+def rerun_command(chunk: Chunk, seed: int) -> str:
+    return f".venv/bin/python -m swattn.sim.regress --rerun {chunk.id} --seed {seed}"
+
+
+def run_chunk(chunk: Chunk, only_seed: int | None = None, root: Path = ROOT) -> dict:
+    """Run one chunk (or, with ``only_seed``, that job and the job before it, whose end state it
+    starts from) and write ``<root>/chunks/<id>.json``; returns that record."""
+    from swattn.sim.jobs import regression_jobs
+
+    params = sizes()[chunk.size]
+    jobs = regression_jobs(params, chunk.count, chunk.seed0)
+    name = f"regress_{chunk.id}"
+    if only_seed is not None:
+        idx = [i for i, j in enumerate(jobs) if j["seed"] == only_seed]
+        if not idx:
+            raise SystemExit(f"seed {only_seed} is not in chunk {chunk.id}")
+        jobs = jobs[max(0, idx[0] - 1): idx[0] + 1]
+        name += f"_seed{only_seed}"
+    t0 = time.monotonic()
+    results, xrec, build_secs = _simulate(chunk, params, jobs, name)
+    secs = time.monotonic() - t0 - build_secs
+    failures = []
+    for job, res in zip(jobs, results):
+        if not res.get("ok"):
+            why = res.get("error_text") or {k: v for k, v in res.items() if k != "seed"}
+            failures.append({"seed": job["seed"], "kind": job.get("kind", "ok"), "why": str(why),
+                             "rerun": rerun_command(chunk, job["seed"])})
+        elif job.get("kind") == "invalid" and (res.get("q_ready") or res.get("kv_ready")):
+            failures.append({"seed": job["seed"], "kind": "invalid",
+                             "why": "a refused start raised q.ready or kv.ready",
+                             "rerun": rerun_command(chunk, job["seed"])})
+    missing = len(jobs) - len(results)
+    if missing:
+        j = jobs[len(results)]
+        failures.append({"seed": j["seed"], "kind": j.get("kind", "ok"),
+                         "why": f"the simulation stopped: {missing} job(s) without a result "
+                                f"(log: build/sim/*/{name}.log)",
+                         "rerun": rerun_command(chunk, j["seed"])})
+    if xrec["count"]:
+        failures.append({"seed": None, "kind": "xcheck",
+                         "why": f"{xrec['count']} cycle(s) with X/Z on an output: "
+                                f"{xrec['events'][:3]}", "rerun": rerun_command(chunk, jobs[0]["seed"])})
+    rec = {"chunk": asdict(chunk), "id": chunk.id, "seconds": round(secs, 1),
+           "build_seconds": round(build_secs, 1), "jobs": len(jobs),
+           "passed": sum(bool(r.get("ok")) for r in results), "failures": failures,
+           # what coverage needs from each job, with its verdict
+           "records": [dict({k: v for k, v in job.items() if k != "data"}, ok=bool(res.get("ok")),
+                            error=res.get("error"))
+                       for job, res in zip(jobs, results)]}
+    if only_seed is None:
+        out = root / "chunks"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{chunk.id}.json").write_text(json.dumps(rec))
+    return rec
+
+
+# ------------------------------------------------------------------------------------ pytest
+
+def pytest_generate_tests(metafunc):
+    if "chunk_id" in metafunc.fixturenames:
+        spec = os.environ.get("SWATTN_REGRESS_PLAN")
+        ids = json.loads(Path(spec).read_text()) if spec else []
+        metafunc.parametrize("chunk_id", ids, ids=ids)
+
+
+def test_chunk(chunk_id):
+    rec = run_chunk(Chunk.from_id(chunk_id))
+    assert not rec["failures"], "\n" + "\n".join(
+        f"FAILED seed {f['seed']} ({f['kind']}): {f['why'][:400]}\n  re-run: {f['rerun']}"
+        for f in rec["failures"][:20])
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+def summarise(chunks: list[Chunk], wall: float, root: Path = ROOT) -> tuple[dict, list[str]]:
+    from swattn.sim import coverage
+
+    recs, missing = [], []
+    for c in chunks:
+        p = root / "chunks" / f"{c.id}.json"
+        if p.exists():
+            recs.append(json.loads(p.read_text()))
+        else:
+            missing.append(c.id)
+    by = {}
+    for r in recs:
+        key = f"{r['chunk']['size']}/{r['chunk']['sim']}{'-x' if r['chunk']['xrand'] else ''}"
+        b = by.setdefault(key, {"jobs": 0, "passed": 0, "sim_seconds": 0.0})
+        b["jobs"] += r["jobs"]
+        b["passed"] += r["passed"]
+        b["sim_seconds"] += r["seconds"]
+    failures = [f for r in recs for f in r["failures"]]
+    cov = coverage.Coverage()
+    for r in recs:
+        cov.add_jobs(sizes()[r["chunk"]["size"]], r["records"])
+    summary = {"chunks": len(chunks), "chunks_missing": missing, "wall_seconds": round(wall, 1),
+               "jobs": sum(r["jobs"] for r in recs), "passed": sum(r["passed"] for r in recs),
+               "by": by, "failures": failures, "coverage": cov.as_dict(),
+               "unhit": cov.unhit()}
+    lines = ["", "regression summary", "=================="]
+    for k, b in sorted(by.items()):
+        lines.append(f"  {k:24} {b['passed']:6}/{b['jobs']:<6} jobs passed  "
+                     f"{b['sim_seconds']:8.1f} s  ({b['jobs'] / max(b['sim_seconds'], 1e-9):.1f} jobs/s)")
+    lines.append(f"  total {summary['passed']}/{summary['jobs']} jobs passed, "
+                 f"{len(failures)} failure(s), {len(missing)} chunk(s) missing, wall {wall:.0f} s")
+    lines.append("")
+    lines.append(cov.report())
+    for f in failures[:50]:
+        lines.append(f"FAILED seed {f['seed']} ({f['kind']}): {f['why'][:300]}")
+        lines.append(f"  re-run: {f['rerun']}")
+    return summary, lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m swattn.sim.regress",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--verilator-jobs", type=int, default=10_000)
+    ap.add_argument("--icarus-jobs", type=int, default=1_000)
+    ap.add_argument("--chunk", type=int, default=200, help="random jobs per Verilator run")
+    ap.add_argument("--icarus-chunk", type=int, default=50, help="random jobs per Icarus run")
+    ap.add_argument("--shard", default="1/1", help="I/N: run every N-th chunk from the I-th")
+    ap.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers (auto: cores)")
+    ap.add_argument("--rerun", metavar="CHUNK", help="re-run one job of this chunk (with --seed)")
+    ap.add_argument("--seed", type=int)
+    ap.add_argument("--list", action="store_true", help="print the chunks of the shard and stop")
+    a = ap.parse_args(argv)
+    if a.rerun:
+        if a.seed is None:
+            ap.error("--rerun needs --seed")
+        rec = run_chunk(Chunk.from_id(a.rerun), only_seed=a.seed)
+        for f in rec["failures"]:
+            print(f"FAILED seed {f['seed']} ({f['kind']}): {f['why']}")
+        print(f"{rec['passed']}/{rec['jobs']} jobs passed (the job and the one before it)")
+        return 1 if rec["failures"] else 0
+    chunks = shard(plan(a.verilator_jobs, a.icarus_jobs, a.chunk, a.icarus_chunk), a.shard)
+    if a.list:
+        for c in chunks:
+            print(c.id)
+        return 0
+    ROOT.mkdir(parents=True, exist_ok=True)
+    for c in chunks:  # stale results of an earlier run must not count
+        p = ROOT / "chunks" / f"{c.id}.json"
+        if p.exists():
+            p.unlink()
+    plan_path = ROOT / f"plan_{a.shard.replace('/', 'of')}.json"
+    plan_path.write_text(json.dumps([c.id for c in chunks]))
+    env = dict(os.environ, SWATTN_REGRESS_PLAN=str(plan_path.resolve()))
+    t0 = time.monotonic()
+    print(f"regression: {len(chunks)} chunk(s) (shard {a.shard}), "
+          f"pytest-xdist -n {a.workers}", flush=True)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(a.workers),
+           "--dist", "load", "-o", "addopts=", "-o", "python_files=regress.py",
+           "--rootdir", str(Path.cwd()), str(Path(__file__).resolve())]
+    rc = subprocess.run(cmd, env=env).returncode
+    summary, lines = summarise(chunks, time.monotonic() - t0)
+    print("\n".join(lines))
+    out = ROOT / f"summary_{a.shard.replace('/', 'of')}.json"
+    out.write_text(json.dumps(summary, indent=1))
+    print(f"summary: {out}")
+    full = a.shard == "1/1"
+    bad = rc != 0 or summary["failures"] or summary["chunks_missing"] or (full and summary["unhit"])
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
