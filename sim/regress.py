@@ -131,9 +131,30 @@ def _build(params, sim: str, xrand: bool):
         vpath = bdir / f"{runner.TOP}.v"
         if not vpath.exists():
             generate(params, bdir, runner.TOP)
+            if sim == "icarus":
+                icarus_time_zero_fix(vpath)
         get_runner(sim).build(sources=[vpath], hdl_toplevel=runner.TOP, build_dir=bdir,
                               always=False, log_file=bdir / "build.log", **extra)
     return bdir
+
+
+def icarus_time_zero_fix(vpath: Path) -> int:
+    """Make Yosys's ``always @*`` blocks run once under Icarus; returns how many triggers it fixed.
+
+    ``write_verilog`` makes each ``always @*`` read a trigger register declared ``= 0`` so that
+    simulators evaluate the block at time zero; Icarus 11 does not count the declaration's
+    assignment as an event, so a block whose inputs never change (e.g. ``epi_go`` while the
+    engine idles) stays X and 4-state simulation hangs (amaranth-lang/amaranth#594). Toggling the
+    trigger 1 ns after time zero evaluates every block once; the testbench holds reset then.
+    """
+    import re
+
+    text = vpath.read_text()
+    pat = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+    text, count = pat.subn(lambda m: f"{m.group(0)}\n{m.group(1)}initial #1 {m.group(2)}= 1'h1;",
+                           text)
+    vpath.write_text(text)
+    return count
 
 
 def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[dict], dict, float]:
