@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sysconfig
 from pathlib import Path
@@ -76,6 +77,25 @@ def rtl_fingerprint() -> bytes:
     return h.digest()
 
 
+_YOSYS_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)\s*= 0;",
+                            re.MULTILINE)
+
+
+def icarus_compat(vpath: Path) -> None:
+    """Make Yosys's Verilog settle under Icarus.
+
+    Yosys puts a register initialised to 0 in the sensitivity of every ``always @*`` block so
+    that each runs once at time 0. Icarus applies declaration initialisers before any process
+    waits, so blocks whose inputs never change afterwards (a bank flag that stays 0 through
+    reset) keep X forever. Toggling the register one time unit later, when every block waits on
+    it, gives the intended single evaluation; nothing else in the design changes.
+    """
+    text = vpath.read_text()
+    text, count = _YOSYS_TRIGGER.subn(r"\1reg \2 = 0;\n\1initial #1 \2 = 1;", text)
+    if count:
+        vpath.write_text(text)
+
+
 def build(params: EngineParams, sim: str = "verilator", root: Path | str = "build/sim",
           waves: bool = False) -> tuple[Path, Path]:
     """Generate and build once per parameter set; returns (build_dir, verilog_path)."""
@@ -86,7 +106,9 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
     check_simulator(sim)
     key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()
                        + rtl_fingerprint()).hexdigest()[:10]
-    bdir = Path(root).resolve() / f"{sim}_{key}{'_waves' if waves else ''}"
+    # "2": Icarus builds carry the icarus_compat patch (older ones hang)
+    bdir = Path(root).resolve() / f"{sim}{'2' if sim == 'icarus' else ''}_{key}" \
+        f"{'_waves' if waves else ''}"
     vpath = bdir / f"{TOP}.v"
     bdir.mkdir(parents=True, exist_ok=True)
     # pytest-xdist workers and parallel CLI runs share builds: one builds, the others wait
@@ -94,14 +116,18 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not vpath.exists():
             generate(params, bdir, TOP)
+            if sim == "icarus":
+                icarus_compat(vpath)
         runner = get_runner(sim)
         build_args = []
         if sim == "verilator":
             build_args = ["-Wno-fatal", "-Wno-WIDTH", "-O3", "--x-assign", "fast"]
             if waves:
                 build_args += ["--trace-fst", "--trace-structs"]
+        # Amaranth's Verilog has no `timescale: Icarus needs one for the testbench's 10 ns clock
+        extra = {"timescale": ("1ns", "1ps")} if sim == "icarus" else {}
         runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=build_args,
-                     always=False, waves=waves, log_file=bdir / "build.log")
+                     always=False, waves=waves, log_file=bdir / "build.log", **extra)
     return bdir, vpath
 
 

@@ -105,7 +105,7 @@ class Bench:
             if abort_after is not None and cyc >= abort_after:
                 break
             if cyc > max_cycles:
-                names = ("sched_state", "desc_valid", "s1_run", "s1_bank", "bank_busy",
+                names = ("running", "checking", "desc_take", "sched_state", "desc_valid", "s1_run", "s1_bank", "bank_busy",
                          "s1_done", "q2_valid", "s2_run", "s2_bank", "abank_next", "acc_full",
                          "epi_run", "epi_bank", "epi0_state", "held", "wpos")
                 dump = {k: str(getattr(dut, k).value) for k in names if hasattr(dut, k)}
