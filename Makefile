@@ -31,8 +31,9 @@ $(CHECK): $(STAMP)
 	$(BIN)/pip install -q -e '.[check]'
 	touch $@
 
+# Two pytest workers on two cores: one BLAS thread each (more only oversubscribe the cores).
 test: $(CHECK)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 
 # Real text -> MiniLM -> predictor -> engine configuration -> Verilog under cocotb, bit-exact
 # against the golden model. DEMO_ARGS passes options (swattn demo --help).
