@@ -234,11 +234,16 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
         # (LUT4 plus the PFU muxes for 5..7 inputs, as synth_ecp5 -noabc9 did) and finish.
         synth_opts += ["-run", ":map_luts"]
         after = f"abc -lut 4:7 -dress; clean; synth_ecp5 -top {name} -run map_cells:; "
+    pnr = ["--report", "report.json", "--seed", str(seed), "--timing-allow-fail"]
+    if board.family == "ecp5":
+        # router1 stopped converging on the 85F build (overused wires rising after 45 min);
+        # router2 is nextpnr's router for large ECP5 designs
+        pnr += ["--router", "router2"]
     plan = platform.prepare(
         BoardTop(board), name=name, synth_opts=synth_opts,
         # nextpnr would stop with an error on a missed clock before writing its report: let it
         # finish, and fail the build here, from the report, with the figures
-        nextpnr_opts=["--report", "report.json", "--seed", str(seed), "--timing-allow-fail"],
+        nextpnr_opts=pnr,
         script_after_synth=after + f"tee -q -o {name}.stat.json stat -json")
     plan.extract(bdir)
     env = tool_env()
