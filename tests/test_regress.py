@@ -1,0 +1,39 @@
+"""The regression's plan and plumbing (``swattn.sim.regress``), without simulating."""
+
+from pathlib import Path
+
+from swattn.sim import regress
+
+
+def test_plan_meets_the_issue():
+    chunks = regress.plan()
+    ver = [c for c in chunks if c.sim == "verilator"]
+    ica = [c for c in chunks if c.sim == "icarus"]
+    assert sum(c.count for c in ver) >= 10_000 and sum(c.count for c in ica) >= 1_000
+    assert len({c.size for c in ver}) >= 3 and len({c.size for c in ica}) >= 3
+    assert any(c.xrand for c in ver) and any(not c.xrand for c in ver)
+    seeds = [c.seed0 + i for c in chunks for i in range(c.count)]
+    assert len(seeds) == len(set(seeds)), "a random job seed repeats"
+
+
+def test_shards_partition_the_plan():
+    chunks = regress.plan(600, 60, 50, 10)
+    parts = [regress.shard(chunks, f"{i}/4") for i in range(1, 5)]
+    assert sorted((c.id for p in parts for c in p)) == sorted(c.id for c in chunks)
+
+
+def test_chunk_id_roundtrip_and_rerun_command():
+    for c in regress.plan(600, 60, 50, 10):
+        assert regress.Chunk.from_id(c.id) == c
+    c = regress.plan(600, 60, 50, 10)[1]
+    assert regress.rerun_command(c, 123) == \
+        f".venv/bin/python -m swattn.sim.regress --rerun {c.id} --seed 123"
+
+
+def test_icarus_time_zero_fix(tmp_path: Path):
+    v = tmp_path / "x.v"
+    v.write_text("module t;\n  reg \\$auto$verilog_backend.cc:2355:dump_module$1  = 0;\n"
+                 "  always @* begin\n    if (\\$auto$verilog_backend.cc:2355:dump_module$1 ) "
+                 "begin end\n  end\nendmodule\n")
+    assert regress.icarus_time_zero_fix(v) == 1
+    assert "initial #1 \\$auto$verilog_backend.cc:2355:dump_module$1 = 1'h1;" in v.read_text()
