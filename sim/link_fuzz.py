@@ -5,8 +5,9 @@ flipped bit, wrong lengths, addresses past the buffers, unknown commands, valid 
 payload CRC), with random gaps between bytes, while ``tx`` is ready on random cycles. Then the line
 stays idle until the board has answered and dropped any half frame, and a valid IDENTIFY must get
 its well-formed reply within a bound: the decoder never hangs and always accepts the next valid
-frame. (Not checked yet: that no buffer row outside the addressed ones changes.) Cases come from
-a seeded generator (``cases(seed, count)``), so a failing case is
+frame. Every write port of the Q/K/V/O row buffers is watched: a write must fall in rows that
+some frame of the stream with a valid header CRC addressed (``allowed_rows``), and the O buffer
+is never written (no job runs). Cases come from a seeded generator (``cases(seed, count)``), so a failing case is
 reproducible from its seed and index.
 """
 
@@ -92,6 +93,38 @@ def parse_replies(raw: bytes) -> list[dict]:
     return out
 
 
+def allowed_rows(params, stream: bytes, rows: int) -> dict[str, set[int]]:
+    """Rows of each buffer that a frame inside ``stream`` may write: every sync byte followed by
+    a header whose CRC matches and that addresses rows in range with the right length."""
+    d = params.head_dim
+    out = {"q": set(), "k": set(), "v": set(), "o": set()}
+    names = {pr.Cmd.WRITE_Q: "q", pr.Cmd.WRITE_K: "k", pr.Cmd.WRITE_V: "v"}
+    for i, b in enumerate(stream):
+        hdr = stream[i + 1:i + 1 + pr.HEADER_BYTES]
+        crc = stream[i + 1 + pr.HEADER_BYTES:i + 3 + pr.HEADER_BYTES]
+        if b != pr.REQ_SYNC or len(crc) < 2 or int.from_bytes(crc, "little") != pr.crc16(hdr):
+            continue
+        h = pr.decode_header(hdr)
+        if h["cmd"] in names and h["addr"] + h["count"] <= rows and h["length"] == h["count"] * d:
+            out[names[h["cmd"]]].update(range(h["addr"], h["addr"] + h["count"]))
+    return out
+
+
+def _buffer_ports(fragment) -> dict:
+    """The SinglePortRAM components of an elaborated BoardCore, by buffer name."""
+    from ..fpga.ram import SinglePortRAM
+
+    out = {}
+    for sub, name, _ in fragment.subfragments:
+        if name and name.startswith("buf_"):
+            rams = [o for o in (sub.origins or ()) if isinstance(o, SinglePortRAM)]
+            if rams:
+                out[name[4:]] = rams[0]
+    if set(out) != {"q", "k", "v", "o"}:
+        raise LookupError(f"BoardCore buffers found: {sorted(out)} (expected q, k, v, o)")
+    return out
+
+
 def run(params, streams: list[bytes], seed: int = 0, timeout_cycles: int = 16,
         reply_bound: int = 600) -> list[dict]:
     """Simulate BoardCore over the streams; one record per case: ``ok`` (the IDENTIFY after it
@@ -100,13 +133,20 @@ def run(params, streams: list[bytes], seed: int = 0, timeout_cycles: int = 16,
 
     from ..fpga.core import BoardCore
 
-    dut = BoardCore(params, word_bytes=2, clock_hz=12_000_000, timeout_cycles=timeout_cycles)
+    from amaranth.hdl import Fragment
+
+    W = 2
+    dut = BoardCore(params, word_bytes=W, clock_hz=12_000_000, timeout_cycles=timeout_cycles)
+    frag = Fragment.get(dut, None)
+    bufs = _buffer_ports(frag)
+    words_per_row = params.head_dim // W
     ident = pr.encode_frame(pr.Cmd.IDENTIFY)
     rng = random.Random(seed)
     results = []
 
     async def tb(ctx):
         rx_buf = bytearray()
+        writes = []  # (buffer, row) of every buffer write in the current case
 
         async def cycle(send=None):
             """One clock: offer ``send`` (a byte or None) on rx, random tx.ready; returns whether
@@ -120,6 +160,9 @@ def run(params, streams: list[bytes], seed: int = 0, timeout_cycles: int = 16,
             taken = send is not None and ctx.get(dut.rx.ready)
             if ctx.get(dut.tx.valid) and ctx.get(dut.tx.ready):
                 rx_buf.append(ctx.get(dut.tx.payload))
+            for name, ram in bufs.items():
+                if ctx.get(ram.we):
+                    writes.append((name, ctx.get(ram.addr) // words_per_row))
             await ctx.tick()
             return taken
 
@@ -151,6 +194,7 @@ def run(params, streams: list[bytes], seed: int = 0, timeout_cycles: int = 16,
             # high): a host behind the UART cannot send that fast, so leave the line quiet first
             await quiet(4)
             rx_buf.clear()
+            writes.clear()
             sent = await send_bytes(s, gaps=True)
             settled = await quiet(timeout_cycles + 8)
             garbage_raw = bytes(rx_buf)
@@ -165,15 +209,18 @@ def run(params, streams: list[bytes], seed: int = 0, timeout_cycles: int = 16,
                 reps = parse_replies(bytes(rx_buf))
                 if reps:
                     break
-            good = (ok and len(reps) == 1 and reps[0]["ok"] and reps[0]["cmd"] == pr.Cmd.IDENTIFY
+            allowed = allowed_rows(params, s, dut.buffer_rows)
+            stray = sorted({(b, r) for b, r in writes if r not in allowed[b]})
+            good = (not stray and ok and len(reps) == 1 and reps[0]["ok"] and reps[0]["cmd"] == pr.Cmd.IDENTIFY
                     and len(reps[0]["payload"]) == pr.nbytes(pr.IDENTITY_LAYOUT))
             results.append({"case": k, "ok": bool(good), "sent": sent, "settled": settled,
+                            "stray_writes": stray, "writes": len(writes),
                             "cycles": cycles, "stream": s.hex(),
                             "garbage_replies": [(r["cmd"], r["ok"]) for r in garbage_replies],
                             "garbage_raw": garbage_raw.hex(),
                             "reply": reps[0] if reps else None})
 
-    sim = Simulator(dut)
+    sim = Simulator(frag)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()

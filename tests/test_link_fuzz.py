@@ -1,5 +1,6 @@
 """Fuzzing the board's host-link decoder (``swattn.sim.link_fuzz``): after any malformed byte
-stream the decoder takes every byte, goes quiet, and answers the next valid frame correctly."""
+stream the decoder takes every byte, goes quiet, writes no buffer row that no frame addressed, and
+answers the next valid frame correctly."""
 
 import os
 
@@ -22,6 +23,7 @@ def test_decoder_recovers_from_malformed_streams(seed):
     assert len(results) == len(streams)
     assert not bad, f"seed {seed}: cases " + "; ".join(
         f"#{r['case']} stream {r['stream']} sent={r['sent']} settled={r['settled']} "
+        f"stray writes={r['stray_writes']} "
         f"reply={r['reply']}" for r in bad[:5])
     # the malformed streams did provoke error replies (the fuzz reaches the checks)
     codes = [c for r in results for c, _ in r["garbage_replies"]]
@@ -35,3 +37,16 @@ def test_parse_replies_and_a_planted_bad_crc():
     bad = bytearray(good)
     bad[-1] ^= 1
     assert not link_fuzz.parse_replies(bytes(bad))[0]["ok"]
+
+
+def test_stray_writes_are_caught(monkeypatch):
+    """Planted: if no row were addressed, a valid WRITE_Q of row 1 must count as a stray write."""
+    frame = pr.encode_frame(pr.Cmd.WRITE_Q, 1, 1, bytes(range(P.head_dim)))
+    assert link_fuzz.allowed_rows(P, frame, ROWS)["q"] == {1}
+    ok = link_fuzz.run(P, [frame], seed=3)
+    assert ok[0]["ok"] and ok[0]["writes"] > 0
+    monkeypatch.setattr(link_fuzz, "allowed_rows",
+                        lambda params, stream, rows: {"q": set(), "k": set(), "v": set(),
+                                                      "o": set()})
+    bad = link_fuzz.run(P, [frame], seed=3)
+    assert not bad[0]["ok"] and bad[0]["stray_writes"] == [("q", 1)]
