@@ -139,22 +139,11 @@ def _build(params, sim: str, xrand: bool):
 
 
 def icarus_time_zero_fix(vpath: Path) -> int:
-    """Make Yosys's ``always @*`` blocks run once under Icarus; returns how many triggers it fixed.
+    """The runner's Icarus patch (:func:`swattn.sim.runner.icarus_compat`) for this module's own
+    Icarus builds; returns how many ``always @*`` triggers it fixed."""
+    from swattn.sim.runner import icarus_compat
 
-    ``write_verilog`` makes each ``always @*`` read a trigger register declared ``= 0`` so that
-    simulators evaluate the block at time zero; Icarus 11 does not count the declaration's
-    assignment as an event, so a block whose inputs never change (e.g. ``epi_go`` while the
-    engine idles) stays X and 4-state simulation hangs (amaranth-lang/amaranth#594). Toggling the
-    trigger 1 ns after time zero evaluates every block once; the testbench holds reset then.
-    """
-    import re
-
-    text = vpath.read_text()
-    pat = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
-    text, count = pat.subn(lambda m: f"{m.group(0)}\n{m.group(1)}initial #1 {m.group(2)}= 1'h1;",
-                           text)
-    vpath.write_text(text)
-    return count
+    return icarus_compat(vpath)
 
 
 def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[dict], dict, float]:

@@ -81,19 +81,21 @@ _YOSYS_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_
                             re.MULTILINE)
 
 
-def icarus_compat(vpath: Path) -> None:
+def icarus_compat(vpath: Path) -> int:
     """Make Yosys's Verilog settle under Icarus.
 
     Yosys puts a register initialised to 0 in the sensitivity of every ``always @*`` block so
     that each runs once at time 0. Icarus applies declaration initialisers before any process
     waits, so blocks whose inputs never change afterwards (a bank flag that stays 0 through
     reset) keep X forever. Toggling the register one time unit later, when every block waits on
-    it, gives the intended single evaluation; nothing else in the design changes.
+    it, gives the intended single evaluation; nothing else in the design changes
+    (amaranth-lang/amaranth#594). Returns the number of triggers patched.
     """
     text = vpath.read_text()
     text, count = _YOSYS_TRIGGER.subn(r"\1reg \2 = 0;\n\1initial #1 \2 = 1;", text)
     if count:
         vpath.write_text(text)
+    return count
 
 
 def build(params: EngineParams, sim: str = "verilator", root: Path | str = "build/sim",

@@ -50,6 +50,10 @@ class Bench:
         dut = self.dut
         dut.rst.value = 1
         dut.start.value = 0
+        # driven, not left floating: Z on an input would read as X under Icarus
+        dut.cfg.value = 0
+        dut.q__payload.value = 0
+        dut.kv__payload.value = 0
         dut.q__valid.value = 0
         dut.kv__valid.value = 0
         dut.o__ready.value = 0

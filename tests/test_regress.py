@@ -36,4 +36,6 @@ def test_icarus_time_zero_fix(tmp_path: Path):
                  "  always @* begin\n    if (\\$auto$verilog_backend.cc:2355:dump_module$1 ) "
                  "begin end\n  end\nendmodule\n")
     assert regress.icarus_time_zero_fix(v) == 1
-    assert "initial #1 \\$auto$verilog_backend.cc:2355:dump_module$1 = 1'h1;" in v.read_text()
+    text = v.read_text()
+    assert "reg \\$auto$verilog_backend.cc:2355:dump_module$1 = 0;" in text
+    assert "initial #1 \\$auto$verilog_backend.cc:2355:dump_module$1 = 1;" in text
