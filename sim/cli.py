@@ -45,20 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _pattern(args, params):
     from ..sw.cli import UserError
+    from ..sw.golden_cli import parse_globals, window_args
     from ..sw.pattern import HybridPattern
 
-    if args.radius is not None and (args.left is not None or args.right is not None):
-        raise UserError("give either --radius or --left/--right, not both")
-    left = args.radius if args.radius is not None else (16 if args.left is None else args.left)
-    right = args.radius if args.radius is not None else (16 if args.right is None else args.right)
-    if args.globals_list is not None and args.n_globals is not None:
-        raise UserError("give either --globals or --n-globals, not both")
+    left, right = window_args(args, 16)
     if args.globals_list is not None:
-        try:
-            g = tuple(int(x) for x in args.globals_list.split(",") if x.strip())
-        except ValueError:
-            raise UserError(f"--globals must be comma-separated integers, got "
-                            f"{args.globals_list!r}") from None
+        g = parse_globals(args.globals_list, args.n)
     else:
         k = args.n_globals or 0
         if not 0 <= k <= min(args.n, params.max_globals):

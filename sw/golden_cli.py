@@ -48,7 +48,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the results as JSON to FILE ('-' for stdout, no table)")
 
 
-def _parse_globals(text: str, n: int) -> tuple[int, ...]:
+def window_args(args, default: int) -> tuple[int, int]:
+    """(left, right) from ``--radius`` or ``--left``/``--right`` (``default`` where not given);
+    also refuses ``--globals`` together with ``--n-globals``."""
+    from .cli import UserError
+
+    if args.radius is not None and (args.left is not None or args.right is not None):
+        raise UserError("give either --radius or --left/--right, not both")
+    if args.globals_list is not None and args.n_globals is not None:
+        raise UserError("give either --globals or --n-globals, not both")
+    if args.radius is not None:
+        return args.radius, args.radius
+    return (default if args.left is None else args.left,
+            default if args.right is None else args.right)
+
+
+def parse_globals(text: str, n: int) -> tuple[int, ...]:
     from .cli import UserError
 
     items = [x.strip() for x in text.split(",") if x.strip()]
@@ -72,14 +87,9 @@ def _config(args):
                         f"{', '.join(map(str, nx.HEAD_DIMS))}")
     if args.n < 1:
         raise UserError(f"--n = {args.n} is out of range: allowed 1..")
-    if args.radius is not None and (args.left is not None or args.right is not None):
-        raise UserError("give either --radius or --left/--right, not both")
-    left = args.radius if args.radius is not None else (64 if args.left is None else args.left)
-    right = args.radius if args.radius is not None else (64 if args.right is None else args.right)
-    if args.globals_list is not None and args.n_globals is not None:
-        raise UserError("give either --globals or --n-globals, not both")
+    left, right = window_args(args, 64)
     if args.globals_list is not None:
-        globals_ = _parse_globals(args.globals_list, args.n)
+        globals_ = parse_globals(args.globals_list, args.n)
     else:
         k = 0 if args.n_globals is None else args.n_globals
         if not 0 <= k <= args.n:
