@@ -33,7 +33,7 @@ $(CHECK): $(STAMP)
 
 # Two pytest workers on two cores: one BLAS thread each (more only oversubscribe the cores).
 test: $(CHECK)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # Real text -> MiniLM -> predictor -> engine configuration -> Verilog under cocotb, bit-exact
 # against the golden model. DEMO_ARGS passes options (swattn demo --help).
