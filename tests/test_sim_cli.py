@@ -56,6 +56,6 @@ def test_bad_options_one_line(argv, needle):
 def test_missing_icarus_is_one_line():
     # a PATH with the interpreter's folder only: no iverilog, whether or not it is installed
     env = dict(os.environ, PATH=os.path.dirname(sys.executable))
-    res = _swattn("--sim", "icarus", "--n", "8", env=env)
+    res = _swattn("--sim", "icarus", "--n", "8", "--radius", "4", env=env)
     assert res.returncode == 2 and "iverilog not found" in res.stderr
     assert "Traceback" not in res.stderr
