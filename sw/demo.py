@@ -2,8 +2,9 @@
 
 1. A text (deterministic, from docstrings of installed libraries, or ``--text FILE``) runs
    through all-MiniLM-L6-v2 in NumPy.
-2. A predictor (the best of the last ``swattn eval`` run at the demo budget when its JSON is
-   there, else DSA; or ``--predictor NAME``) predicts each head's mask, and the mapper turns it
+2. A predictor (the best embedding cosine of the last ``swattn eval --json build/eval.json``,
+   else of the default run kept in ``docs/eval.json`` (the README's table), else DSA; or
+   ``--predictor NAME``) predicts each head's mask, and the mapper turns it
    into an engine configuration (window, dilation, globals) under the engine's limits.
 3. The engine's Verilog for MiniLM's head dim (32) is generated and one layer's heads (or
    ``--layer/--head``) run through cocotb on Verilator, each output compared bit for bit with the
