@@ -112,11 +112,11 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
     epi_rows = max(1, d // params.out_lanes)
 
-    # the group list: (kind, first key position, window keys, global keys, final, active rows)
     start, kw, first_u, last_u, skips = main_group_keys(pattern, params)
-    init = CHECK_BASE + ng  # job_init pulse
-    # K/V writer: ring position p is stored at write_done(p); the global rows come first
+    init = CHECK_BASE + ng  # the cycle of the job_init pulse
+
     def written(pos):
+        """First cycle stage 1 may read K/V stream position ``pos`` (after the global rows)."""
         return init + WRITE_BASE + (ng + pos + 1) * CH
 
     t_sched = init  # the scheduler starts preparing a group the cycle after this one
