@@ -184,7 +184,8 @@ def run(args) -> int:
     calib_tokens = min(max(ids.size, 128), minilm.MAX_POSITIONS)
     fitted = make(predictor).fit([model.forward(minilm.tokenize(t))
                                   for t in calibration_texts(4, calib_tokens)])
-    maps = mapped_patterns(text, predictor, args.budget, limits=params.limits(), fitted=fitted)
+    maps = mapped_patterns(text, predictor, args.budget, limits=params.limits(), fitted=fitted,
+                           trace=trace)
     layer = trace.layers[args.layer]
     predicted = fitted.predict(LayerInput.from_trace(trace, args.layer), min(args.budget, ids.size))
 

@@ -343,11 +343,12 @@ def best_predictor(results: dict, budget: float | None = None, metric: str = "em
 
 
 def mapped_patterns(text: str, predictor: str = "dsa", budget: float = DEFAULT_TABLE_BUDGET,
-                    limits=None, fitted=None, calibration: int = DEFAULT_CALIBRATION):
+                    limits=None, fitted=None, calibration: int = DEFAULT_CALIBRATION,
+                    trace=None):
     """Per layer, per head :class:`~swattn.sw.mapper.Mapping` of ``text`` (at most 512 tokens)
     for one predictor: what the engine would be configured with. ``fitted``: an already fitted
     predictor (else one is fitted on ``calibration`` built-in texts of the text's length, at least
-    128 tokens)."""
+    128 tokens); ``trace``: the dense forward pass of ``text`` when the caller has it."""
     from . import mapper, minilm, texts
     from .predictors.base import LayerInput, make
 
@@ -357,7 +358,8 @@ def mapped_patterns(text: str, predictor: str = "dsa", budget: float = DEFAULT_T
         tokens = min(max(ids.size, texts.MIN_TOKENS), minilm.MAX_POSITIONS)
         fitted = make(predictor).fit([model.forward(minilm.tokenize(t))
                                       for t in texts.calibration_texts(calibration, tokens)])
-    trace = model.forward(ids)
+    if trace is None:
+        trace = model.forward(ids)
     b = min(budget, ids.size)
     return [mapper.map_masks(fitted.predict(LayerInput.from_trace(trace, li), b),
                              limits=limits) for li in range(len(trace.layers))]
