@@ -64,21 +64,21 @@ def _pattern(args, params):
 def _jobs(args, params):
     import random
 
+    from ..sw import numerics as nx
+    from ..sw.cli import UserError
     from ..sw.numerics import SoftmaxConfig
     from .jobs import job_from_seed, random_softmax
     from .runner import job_to_json
 
     if args.random is not None:
-        from ..sw.cli import UserError
         if args.random < 1:
             raise UserError(f"--random = {args.random} is out of range: allowed 1..")
         return [job_from_seed(params, args.seed + i) for i in range(args.random)]
-    if not 0 <= args.out_shift <= 7:
-        from ..sw.cli import UserError
-        raise UserError(f"--out-shift = {args.out_shift} is out of range: allowed 0..7")
+    shift_max = (1 << nx.OUT_SHIFT_WIDTH) - 1
+    if not 0 <= args.out_shift <= shift_max:
+        raise UserError(f"--out-shift = {args.out_shift} is out of range: allowed 0..{shift_max}")
     for name in ("idle", "stall"):
         if not 0.0 <= getattr(args, name) < 1.0:
-            from ..sw.cli import UserError
             raise UserError(f"--{name} = {getattr(args, name)} is out of range: allowed [0, 1)")
     pattern = _pattern(args, params)
     cfg = random_softmax(random.Random(args.seed), params.head_dim)
