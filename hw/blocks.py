@@ -23,13 +23,21 @@ def _tree_sum(values: list):
 
 
 class DotLanes(wiring.Component):
-    """``width`` int8 x int8 multipliers and an adder tree: ``sum = a . b`` two cycles later.
+    """``width`` int8 x int8 multipliers and an adder tree: ``sum = a . b``, one dot product per
+    cycle, ``latency`` cycles after its inputs.
 
-    Stage 1 registers the products, stage 2 the tree sum (latency 2, one dot product per cycle).
+    Stage 1 registers the products. With ``latency = 2`` stage 2 registers the whole tree sum;
+    with ``latency = 3`` (wide units, where one cycle of five or more adder levels would limit the
+    clock) stage 2 registers sums of eight products and stage 3 the sum of those.
     """
 
-    def __init__(self, width: int):
+    GROUP = 8  #: products summed before the mid-tree register (latency 3)
+
+    def __init__(self, width: int, latency: int = 2):
+        if latency not in (2, 3):
+            raise ValueError(f"DotLanes latency = {latency!r}: allowed 2 or 3")
         self._width = width
+        self.latency = latency
         super().__init__({
             "a": In(int8_row(width)),
             "b": In(int8_row(width)),
@@ -41,7 +49,16 @@ class DotLanes(wiring.Component):
         prods = [Signal(signed(nx.PRODUCT_WIDTH), name=f"p{i}") for i in range(self._width)]
         for i, p in enumerate(prods):
             m.d.sync += p.eq(self.a[i] * self.b[i])
-        m.d.sync += self.sum.eq(_tree_sum(list(prods)))
+        if self.latency == 2:
+            m.d.sync += self.sum.eq(_tree_sum(list(prods)))
+            return m
+        parts = []
+        for k in range(0, self._width, self.GROUP):
+            group = prods[k:k + self.GROUP]
+            part = Signal(signed(nx.score_width(len(group))), name=f"part{k // self.GROUP}")
+            m.d.sync += part.eq(_tree_sum(list(group)))
+            parts.append(part)
+        m.d.sync += self.sum.eq(_tree_sum(parts))
         return m
 
 
@@ -188,7 +205,15 @@ class RowMax(wiring.Component):
 
 
 class Normaliser(wiring.Component):
-    """o = sat8(((a >> p) * r + 2^(31 - out_shift)) >> (32 - out_shift)), combinational."""
+    """o = sat8(((a >> p) * r + 2^(31 - out_shift)) >> (32 - out_shift)), one result per cycle,
+    ``LATENCY`` cycles after its inputs.
+
+    Four register stages, so that no cycle holds more than one of the wide operations: the
+    inputs; ``a >> p``; the 25 x 19 product; the rounding shift and the saturation (``o`` is a
+    register).
+    """
+
+    LATENCY = 4
 
     def __init__(self, acc_width: int):
         super().__init__({
@@ -201,22 +226,29 @@ class Normaliser(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # stage 1: inputs
+        a1, p1 = Signal.like(self.a), Signal.like(self.p)
+        r1, sh1 = Signal.like(self.r), Signal.like(self.out_shift)
+        m.d.sync += [a1.eq(self.a), p1.eq(self.p), r1.eq(self.r), sh1.eq(self.out_shift)]
+        # stage 2: the normalising shift of the accumulator
         an = Signal(signed(nx.NORM_ACC_WIDTH))
-        r = Signal(signed(nx.RECIP_WIDTH + 1))
+        r2, sh2 = Signal(signed(nx.RECIP_WIDTH + 1)), Signal.like(self.out_shift)
+        m.d.sync += [an.eq(a1 >> p1), r2.eq(r1), sh2.eq(sh1)]
+        # stage 3: the product with the reciprocal
         prod = Signal(signed(nx.NORM_ACC_WIDTH + nx.RECIP_WIDTH + 1))
+        sh3 = Signal.like(self.out_shift)
+        m.d.sync += [prod.eq(an * r2), sh3.eq(sh2)]
+        # stage 4: round half up at bit (32 - out_shift), shift, saturate to int8
         sh = Signal(range(nx.RECIP_NUM_SHIFT + 1))
         y = Signal(signed(len(prod) + 1))
         m.d.comb += [
-            an.eq(self.a >> self.p),
-            r.eq(self.r),
-            prod.eq(an * r),
-            sh.eq(nx.RECIP_NUM_SHIFT - self.out_shift),
-            y.eq((prod + (Const(1 << (nx.RECIP_NUM_SHIFT - 1), 32) >> self.out_shift)) >> sh),
+            sh.eq(nx.RECIP_NUM_SHIFT - sh3),
+            y.eq((prod + (Const(1 << (nx.RECIP_NUM_SHIFT - 1), 32) >> sh3)) >> sh),
         ]
         with m.If(y > nx.DATA_MAX):
-            m.d.comb += self.o.eq(nx.DATA_MAX)
+            m.d.sync += self.o.eq(nx.DATA_MAX)
         with m.Elif(y < nx.DATA_MIN):
-            m.d.comb += self.o.eq(nx.DATA_MIN)
+            m.d.sync += self.o.eq(nx.DATA_MIN)
         with m.Else():
-            m.d.comb += self.o.eq(y)
+            m.d.sync += self.o.eq(y)
         return m

@@ -32,9 +32,13 @@ from ..sw import regs
 from ..sw.engine_params import EngineParams
 from .blocks import Accumulators, DotLanes, ExpUnit, Normaliser, Reciprocal, RowMax, ScaleLanes, int8_row
 
-#: pipeline latencies, cycles from issue to the write of the result (used by the cycle model)
-STAGE1_LATENCY = 4
-STAGE2_LATENCY = 6
+#: pipeline latencies, cycles from issue to the write of the result (the cycle model,
+#: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
+STAGE2_LATENCY = 7
+
+
+def stage1_latency(params: EngineParams) -> int:
+    return params.dot_latency + 2
 
 
 def kv_layout(head_dim: int) -> data.StructLayout:
@@ -87,8 +91,8 @@ class Engine(wiring.Component):
         ngg = Signal(8)  # global groups
         total_pos = Signal(PW + 1)
         m.d.comb += [n.eq(cfg.n), left.eq(cfg.left), right.eq(cfg.right), dil.eq(cfg.dilation),
-                     ng.eq(cfg.n_globals), reach_l.eq(left * dil), span.eq(left + right),
-                     ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
+                     ng.eq(cfg.n_globals)]
+        # reach_l, span and ngg are registered during the checks (they hold for the whole job)
         glob = [cfg.globals[i] for i in range(GM)]
 
         state = Signal(2)
@@ -116,13 +120,19 @@ class Engine(wiring.Component):
             with m.Else():
                 m.d.sync += [cfg.eq(self.cfg), state.eq(regs.State.BUSY), error.eq(0),
                              cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0)]
+        # The checks, one step per cycle: step 0 registers the products they need, step 1 the
+        # scalar checks, step 2 + i global i (range, then duplicate of an earlier one). ``cur``
+        # is global chk_i - 2 (loaded a cycle ahead); ``before`` marks the globals below it.
         fail = Signal(4)
+        lprod = Signal(32)
+        rprod = Signal(32)
+        cur = Signal(regs.GLOBAL_INDEX_WIDTH)
+        before = Signal(GM)
         with m.If(checking & ~self.start):
-            # one global per cycle after the scalar checks
             with m.If(chk_i == 0):
-                lprod = Signal(32)
-                rprod = Signal(32)
-                m.d.comb += [lprod.eq(left * dil), rprod.eq(right * dil)]
+                m.d.sync += [lprod.eq(left * dil), rprod.eq(right * dil), span.eq(left + right),
+                             ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
+            with m.Elif(chk_i == 1):
                 with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
                     m.d.comb += fail.eq(regs.Error.N_RANGE)
                 with m.Elif((dil == 0) | (dil > P.max_dilation)):
@@ -132,20 +142,23 @@ class Engine(wiring.Component):
                 with m.Elif(ng > P.max_globals):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
             with m.Else():
-                gi = chk_i - 1
-                cur = Signal(32)
-                m.d.comb += cur.eq(Array(glob)[gi])
                 dup = Const(0, 1)
                 for j in range(GM):
-                    dup = dup | ((j < gi) & (glob[j] == cur))
+                    dup = dup | (before[j] & (glob[j] == cur))
                 with m.If(cur >= cfg.n):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
                 with m.Elif(dup):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
+                m.d.sync += before.eq(Cat(1, before[:-1]) if GM > 1 else 1)
+            with m.If(chk_i <= 1):
+                m.d.sync += before.eq(0)
+            nxt_g = Signal(8)
+            m.d.comb += nxt_g.eq(chk_i - 1)
+            m.d.sync += cur.eq(Array(glob)[nxt_g[:max(1, (GM - 1).bit_length())]])
             with m.If(fail != 0):
                 m.d.sync += [error.eq(fail), state.eq(regs.State.IDLE), checking.eq(0)]
-            with m.Elif(chk_i >= ng):
-                m.d.sync += [checking.eq(0), running.eq(1)]
+            with m.Elif((chk_i >= 1) & (chk_i >= ng + 1)):
+                m.d.sync += [checking.eq(0), running.eq(1), reach_l.eq(lprod)]
                 m.d.comb += job_init.eq(1)
                 m.d.sync += total_pos.eq(n + ((n * ngg) << 1))
             with m.Else():
@@ -429,16 +442,18 @@ class Engine(wiring.Component):
                                        chunk_of(qregs[0][u], s1_chunk)))
         kdat = Signal(chunk_bits)
         m.d.comb += kdat.eq(Mux(p1.glob, gk_r.data, rk_r.data))
-        p2 = Signal.like(p1)
-        p3 = Signal.like(p1)
-        p4 = Signal.like(p1)
-        m.d.sync += [p2.eq(p1), p3.eq(p2)]  # DotLanes has latency 2
+        # the issue's tags follow the dot product (DotLanes' latency), then two more stages
+        DL = P.dot_latency
+        pipe = [p1] + [Signal.like(p1, name=f"p{i}") for i in range(2, DL + 3)]
+        for i in range(1, DL + 1):
+            m.d.sync += pipe[i].eq(pipe[i - 1])
+        p3, p4 = pipe[DL], pipe[DL + 1]  # the dot product is out; the score is written
         dots = []
         for u in range(U):
-            m.submodules[f"dot{u}"] = dot = DotLanes(LW)
+            m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL)
             m.d.comb += [dot.a.as_value().eq(qsel[u]), dot.b.as_value().eq(kdat)]
             dots.append(dot)
-        # i3: accumulate chunks; i4: write score and update max
+        # p3: accumulate chunks; p4: write score and update max
         accs = [Signal(signed(SW), name=f"acc{u}") for u in range(U)]
         scores = [Signal(signed(SW), name=f"score{u}") for u in range(U)]
         m.d.sync += p4.eq(p3)
@@ -548,13 +563,13 @@ class Engine(wiring.Component):
             t0.gaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk,
                             s2_gi[:max(1, (GM - 1).bit_length())])),
         ]
-        t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 7)]
-        for i in range(1, 7):
+        t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 8)]
+        for i in range(1, 8):
             m.d.sync += t[i].eq(t[i - 1])
-        # V read at t4, data at t5
-        m.d.comb += [rv_r.addr.eq(t[4].vaddr), gv_r.addr.eq(t[4].gaddr)]
+        # V read at t5, data at t6
+        m.d.comb += [rv_r.addr.eq(t[5].vaddr), gv_r.addr.eq(t[5].gaddr)]
         vdat = Signal(chunk_bits)
-        m.d.comb += vdat.eq(Mux(t[5].glob, gv_r.data, rv_r.data))
+        m.d.comb += vdat.eq(Mux(t[6].glob, gv_r.data, rv_r.data))
 
         mant = cfg.mult_mant
         mshift = cfg.mult_shift
@@ -574,48 +589,51 @@ class Engine(wiring.Component):
             xprod = Signal(nx.XPROD_WIDTH, name=f"xprod{u}")
             dv3 = Signal(name=f"dv3_{u}")
             m.d.sync += [xprod.eq(diff * mant), dv3.eq(dv2)]
-            # t3: rounding shift and clamp -> exponential unit (latency 1)
+            # t3: rounding add; t4: shift and clamp -> exponential unit (latency 1)
+            xr = Signal(nx.XPROD_WIDTH + 1, name=f"xr{u}")
+            dv4 = Signal(name=f"dv4_{u}")
+            m.d.sync += [xr.eq(xprod + ((Const(1, 65) << mshift) >> 1)), dv4.eq(dv3)]
             rnd = Signal(nx.XPROD_WIDTH + 1, name=f"rnd{u}")
-            m.d.comb += rnd.eq((xprod + ((Const(1, 65) << mshift) >> 1)) >> mshift)
+            m.d.comb += rnd.eq(xr >> mshift)
             m.submodules[f"exp{u}"] = ex = ExpUnit()
             m.d.comb += ex.x.eq(Mux(rnd >= nx.EXP_CUTOFF, nx.EXP_CUTOFF, rnd))
-            dv4 = Signal(name=f"dv4_{u}")
-            m.d.sync += dv4.eq(dv3)
-            # t4: e valid; register it for t5
+            dv5 = Signal(name=f"dv5_{u}")
+            m.d.sync += dv5.eq(dv4)
+            # t5: e valid; register it for t6
             e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}")
-            m.d.sync += e5.eq(Mux(dv4, ex.e, 0))
-            # t5: products e * v
+            m.d.sync += e5.eq(Mux(dv5, ex.e, 0))
+            # t6: products e * v
             m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
             m.d.comb += [sc.e.eq(e5), sc.v.as_value().eq(vdat)]
             e6 = Signal(nx.EXP_WIDTH, name=f"e6_{u}")
             m.d.sync += e6.eq(e5)
-            # t6: accumulate
+            # t7: accumulate
             # two accumulator banks: the epilogue reads one while the next group fills the other
             abanks, sbanks = [], []
             for ab in range(2):
-                take = t[6].valid & (t[6].abank == ab)
+                take = t[7].valid & (t[7].abank == ab)
                 chunks = []
                 for c in range(CH):
                     m.submodules[f"acc{u}_{ab}_{c}"] = acc = Accumulators(
                         signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW)
-                    m.d.comb += [acc.en.eq(take & (t[6].chunk == c)), acc.clear.eq(t[6].fkey),
+                    m.d.comb += [acc.en.eq(take & (t[7].chunk == c)), acc.clear.eq(t[7].fkey),
                                  acc.x.eq(sc.prod)]
                     chunks.extend(acc.acc[j] for j in range(LW))
                 m.submodules[f"sum{u}_{ab}"] = ssum = Accumulators(
                     unsigned(nx.EXP_WIDTH), unsigned(P.sum_width), 1)
-                m.d.comb += [ssum.en.eq(take & t[6].first), ssum.clear.eq(t[6].fkey),
+                m.d.comb += [ssum.en.eq(take & t[7].first), ssum.clear.eq(t[7].fkey),
                              ssum.x[0].eq(e6)]
                 abanks.append(chunks)
                 sbanks.append(ssum.acc[0])
             accA.append(abanks)
             sums.append(sbanks)
         grp_done = Signal()
-        m.d.sync += grp_done.eq(t[6].valid & t[6].lkey)
+        m.d.sync += grp_done.eq(t[7].valid & t[7].lkey)
         done_final = Signal()
         done_abank = Signal()
         grp_active = Signal(U)
-        m.d.sync += [done_final.eq(t[6].final), done_abank.eq(t[6].abank),
-                     grp_active.eq(t[6].active)]
+        m.d.sync += [done_final.eq(t[7].final), done_abank.eq(t[7].abank),
+                     grp_active.eq(t[7].active)]
         # The score bank (scores and row maximum) is last read at t1 of the group's last key;
         # stage 1 writes a new group's first score at least five cycles after it takes the bank,
         # so the bank is handed back at the last issue rather than when the group drains.
@@ -653,27 +671,30 @@ class Engine(wiring.Component):
             m.submodules[f"recip{u}"] = rc = Reciprocal()
             row = Signal(int8_row(d), name=f"orow{u}")
             out_rows.append(row)
-            oc = Signal(range(d // ol + 1), name=f"oc{u}")
+            NL = Normaliser.LATENCY
+            oc = Signal(range(d // ol + NL), name=f"oc{u}")
             act_u = Mux(epi_bank, act_bank[1][u], act_bank[0][u])
             with m.FSM(name=f"epi{u}"):
                 with m.State("IDLE"):
                     with m.If(epi_go & act_u):
                         m.next = "NORM"
                 with m.State("NORM"):
+                    # S's leading one (registered), then S's top bits start the reciprocal
                     bl = Signal(range(P.sum_width + 1))
                     for b in range(P.sum_width):
                         with m.If(sel_s[b]):
                             m.d.comb += bl.eq(b + 1)
-                    pv = Signal(range(P.sum_width + 1))
-                    m.d.comb += pv.eq(Mux(bl > nx.SUM_NORM_BITS, bl - nx.SUM_NORM_BITS, 0))
-                    m.d.comb += [rc.start.eq(1), rc.divisor.eq(sel_s >> pv)]
-                    m.d.sync += pshift.eq(pv)
+                    m.d.sync += pshift.eq(Mux(bl > nx.SUM_NORM_BITS, bl - nx.SUM_NORM_BITS, 0))
+                    m.next = "RECIP"
+                with m.State("RECIP"):
+                    m.d.comb += [rc.start.eq(1), rc.divisor.eq(sel_s >> pshift)]
                     m.next = "DIV"
                 with m.State("DIV"):
                     with m.If(rc.done):
                         m.d.sync += oc.eq(0)
                         m.next = "OUT"
                 with m.State("OUT"):
+                    # element group oc enters the normalisers; group oc - NL leaves them
                     lat_arr = Array(Mux(epi_bank, accA[u][1][i], accA[u][0][i]) for i in range(d))
                     for j in range(ol):
                         m.submodules[f"norm{u}_{j}"] = nm = Normaliser(P.acc_width)
@@ -681,10 +702,10 @@ class Engine(wiring.Component):
                                      nm.r.eq(rc.quotient), nm.out_shift.eq(cfg.out_shift)]
                         with m.Switch(oc):
                             for k in range(d // ol):
-                                with m.Case(k):
+                                with m.Case(k + NL):
                                     m.d.sync += row[k * ol + j].eq(nm.o)
                     m.d.sync += oc.eq(oc + 1)
-                    with m.If(oc == d // ol - 1):
+                    with m.If(oc == d // ol - 1 + NL):
                         m.next = "READY"
                 with m.State("READY"):
                     m.d.comb += ready_rows[u].eq(1)
@@ -703,7 +724,8 @@ class Engine(wiring.Component):
             with m.Elif(~pend_arr[ou]):
                 m.d.sync += ou.eq(ou + 1)
             with m.Else():
-                m.d.comb += [self.o.valid.eq(ready_arr[ou]), self.o.payload.eq(row_arr[ou])]
+                # gated by ``running``: no row is offered in the cycle a new job starts
+                m.d.comb += [self.o.valid.eq(ready_arr[ou] & running), self.o.payload.eq(row_arr[ou])]
                 with m.If(self.o.valid & self.o.ready):
                     m.d.sync += ou.eq(ou + 1)
 

@@ -45,7 +45,7 @@ def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tupl
     """Elaborate the engine and write ``<name>.v`` and ``<name>.json`` into ``out_dir``."""
     from amaranth.back import verilog
 
-    from .engine import STAGE1_LATENCY, STAGE2_LATENCY, Engine
+    from .engine import STAGE2_LATENCY, Engine, stage1_latency
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tupl
     sidecar = {
         "top": name,
         "params": params.as_dict(),
-        "latency": {"stage1": STAGE1_LATENCY, "stage2": STAGE2_LATENCY},
+        "latency": {"stage1": stage1_latency(params), "stage2": STAGE2_LATENCY},
         "registers": regs.register_map(params),
         "ports": {
             "q": {"payload_bits": params.head_dim * 8, "order": "non-global rows in processing "

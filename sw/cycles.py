@@ -31,18 +31,21 @@ from . import numerics as nx
 from .engine_params import EngineParams
 from .pattern import HybridPattern
 
-#: the job starts after one configuration check per global index (the scalar checks share the
-#: first cycle)
-CHECK_BASE = 0
+#: the job starts after the configuration checks: a cycle of products, a cycle of scalar checks,
+#: then one cycle per global index
+CHECK_BASE = 1
 #: a K/V row is accepted the cycle after job init and held for ``chunks`` cycles of writes
 WRITE_BASE = 2
-#: stage 1 -> stage 2: the last key's score reaches the bank three cycles after its issue
+#: stage 1 -> stage 2 with a two-cycle dot product: the last key's score reaches the bank three
+#: cycles after its issue (plus a cycle for each more cycle of dot product, ``dot_latency``)
 S2_AFTER_S1 = 4
-#: stage 2 last issue -> the group's accumulators are complete (t1..t6 pipeline, then grp_done)
-S2_DRAIN = 7
-#: epilogue: acc ready -> first cycle of normalisation; reciprocal; row hand-off
-EPI_START = 2
+#: stage 2 last issue -> the group's accumulators are complete (t1..t7 pipeline, then grp_done)
+S2_DRAIN = 8
+#: epilogue: acc ready -> the reciprocal starts (S's leading one, then the start); reciprocal;
+#: the normalisers' pipeline (hw.blocks.Normaliser.LATENCY) before the last element group lands
+EPI_START = 3
 EPI_RECIP = nx.RECIP_WIDTH + 1
+NORM_LATENCY = 4
 #: after the last output handshake the state register changes one cycle later
 DONE_LAG = 1
 
@@ -110,7 +113,8 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     and output always ready."""
     CH, U, d = params.chunks, params.units, params.head_dim
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
-    epi_rows = max(1, d // params.out_lanes)
+    epi_rows = max(1, d // params.out_lanes) + NORM_LATENCY
+    s2_after_s1 = S2_AFTER_S1 + params.dot_latency - 2
 
     start, kw, first_u, last_u, skips = main_group_keys(pattern, params)
     init = CHECK_BASE + ng  # the cycle of the job_init pulse
@@ -139,7 +143,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
             issue_end = max(issue_end, written(last_win) + (1 + nglob) * CH)
         s1_free = issue_end
         t_sched = take1
-        take2 = max(issue_end + S2_AFTER_S1 - 1, s2_free)
+        take2 = max(issue_end + s2_after_s1 - 1, s2_free)
         b = bank
         bank ^= 1
         if no_pv:

@@ -72,6 +72,12 @@ class EngineParams:
         """Output elements each unit normalises per cycle in the epilogue."""
         return max(1, self.lane_width // 8)
 
+    @property
+    def dot_latency(self) -> int:
+        """Cycles of a unit's Q.K dot product: products, then the adder tree in one cycle up to
+        eight lanes, in two above (the tree would otherwise hold five or more adder levels)."""
+        return 2 if self.lane_width <= 8 else 3
+
     # --- buffers -----------------------------------------------------------------------------
     @property
     def n_max(self) -> int:

@@ -37,8 +37,11 @@ def _int8_vectors(rng, count: int, width: int) -> np.ndarray:
 
 # --- DotLanes ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("width", [5, 128])  # odd (the adder tree carries one), full head dim
-def test_dot_lanes_latency_2_one_per_cycle(width):
+@pytest.mark.parametrize("width,latency", [
+    (5, 2), (128, 2),  # odd (the adder tree carries one), full head dim
+    (5, 3), (20, 3), (128, 3),  # pipelined tree: one partial group, a short last group, 16 groups
+])
+def test_dot_lanes_latency_one_per_cycle(width, latency):
     rng = np.random.default_rng(1000 + width)
     def full(v):
         return np.full(width, v, dtype=np.int64)
@@ -58,33 +61,33 @@ def test_dot_lanes_latency_2_one_per_cycle(width):
     expected = (a * b).sum(axis=1)
     assert expected[0] == width << (nx.PRODUCT_WIDTH - 2)
     assert expected[2] == width * nx.DATA_MIN * nx.DATA_MAX
-    dut = blocks.DotLanes(width)
+    dut = blocks.DotLanes(width, latency)
     assert len(dut.sum) == nx.score_width(width)
     zeros = [0] * width
 
     async def tb(ctx):
-        # latency: one vector, then zeros; the sum appears after exactly two edges
+        # latency: one vector, then zeros; the sum appears after exactly `latency` edges
         ctx.set(dut.a, a[0].tolist())
         ctx.set(dut.b, b[0].tolist())
         await ctx.tick()
         ctx.set(dut.a, zeros)
         ctx.set(dut.b, zeros)
-        assert ctx.get(dut.sum) == 0
-        await ctx.tick()
+        for _ in range(latency - 1):
+            assert ctx.get(dut.sum) == 0
+            await ctx.tick()
         assert ctx.get(dut.sum) == expected[0]
         await ctx.tick()
         assert ctx.get(dut.sum) == 0
-        # throughput: a new vector every cycle, result i after the edge that took vector i + 1
-        prev = 0
-        for i in range(len(a) + 1):
+        # throughput: a new vector every cycle; after the edge that took vector i, the output
+        # holds the result of vector i + 1 - latency
+        for i in range(len(a) + latency - 1):
             if i < len(a):
                 ctx.set(dut.a, a[i].tolist())
                 ctx.set(dut.b, b[i].tolist())
             await ctx.tick()
-            assert ctx.get(dut.sum) == prev, f"vector {i - 1}"
-            prev = expected[i] if i < len(a) else None
-        await ctx.tick()
-        assert ctx.get(dut.sum) == expected[-1]
+            j = i + 1 - latency
+            want = expected[j] if 0 <= j < len(a) else 0
+            assert ctx.get(dut.sum) == want, f"vector {j}"
 
     _simulate(dut, tb)
 
@@ -445,14 +448,23 @@ def test_normaliser(n_max):
     assert expected.min() == nx.DATA_MIN and expected.max() == nx.DATA_MAX  # saturation reached
     vectors = list(zip(a.tolist(), p.tolist(), r.tolist(), out_shift.tolist(), expected.tolist()))
     dut = blocks.Normaliser(acc_width)
+    lat = blocks.Normaliser.LATENCY
 
     async def tb(ctx):
-        for va, vp, vr, vsh, want in vectors:
-            ctx.set(dut.a, va)
-            ctx.set(dut.p, vp)
-            ctx.set(dut.r, vr)
-            ctx.set(dut.out_shift, vsh)
-            got = ctx.get(dut.o)
-            assert got == want, f"a={va} p={vp} r={vr} out_shift={vsh}: o={got}, expected {want}"
+        # a new input every cycle; after the edge that took vector i, o holds vector i + 1 - lat
+        for i in range(len(vectors) + lat - 1):
+            if i < len(vectors):
+                va, vp, vr, vsh, _ = vectors[i]
+                ctx.set(dut.a, va)
+                ctx.set(dut.p, vp)
+                ctx.set(dut.r, vr)
+                ctx.set(dut.out_shift, vsh)
+            await ctx.tick()
+            j = i + 1 - lat
+            if j >= 0:
+                va, vp, vr, vsh, want = vectors[j]
+                got = ctx.get(dut.o)
+                assert got == want, (f"a={va} p={vp} r={vr} out_shift={vsh}: o={got}, "
+                                     f"expected {want}")
 
-    _simulate(dut, tb, clock=False)
+    _simulate(dut, tb)
