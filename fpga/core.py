@@ -243,6 +243,26 @@ class BoardCore(wiring.Component):
             with m.If(timed_out):
                 m.d.sync += err.eq(pr.LinkError.TIMEOUT)
                 m.next = "REPLY_ERR"
+
+        def receive_crc(name, ok_state, bad_state):
+            """States ``<name>0`` and ``<name>1``: a frame's CRC, low byte first, compared with
+            the running CRC; ``ok_state`` on a match, else BAD_CRC and ``bad_state``."""
+            with m.State(f"{name}0"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    m.d.sync += rcrc_lo.eq(byte)
+                    m.next = f"{name}1"
+            with m.State(f"{name}1"):
+                m.d.comb += in_frame.eq(1)
+                frame_timeout()
+                with m.If(got):
+                    with m.If(Cat(rcrc_lo, byte) == crc):
+                        m.next = ok_state
+                    with m.Else():
+                        m.d.sync += err.eq(pr.LinkError.BAD_CRC)
+                        m.next = bad_state
+
         with m.FSM(name="link"):
             with m.State("HUNT"):
                 with m.If(got & (byte == pr.REQ_SYNC)):
@@ -256,23 +276,9 @@ class BoardCore(wiring.Component):
                                  cnt.eq(cnt + 1)]
                     with m.If(cnt == pr.HEADER_BYTES - 1):
                         m.next = "HCRC0"
-            with m.State("HCRC0"):
-                m.d.comb += in_frame.eq(1)
-                frame_timeout()
-                with m.If(got):
-                    m.d.sync += rcrc_lo.eq(byte)
-                    m.next = "HCRC1"
-            with m.State("HCRC1"):
-                m.d.comb += in_frame.eq(1)
-                frame_timeout()
-                with m.If(got):
-                    with m.If(Cat(rcrc_lo, byte) == crc):
-                        m.next = "CHECK"
-                    with m.Else():
-                        # the header cannot be trusted, so neither can its length: wait for
-                        # the line to go quiet, then answer once
-                        m.d.sync += err.eq(pr.LinkError.BAD_CRC)
-                        m.next = "DRAIN"
+            # a bad header CRC: the header cannot be trusted, so neither can its length: wait
+            # for the line to go quiet, then answer once
+            receive_crc("HCRC", "CHECK", "DRAIN")
             with m.State("CHECK"):
                 m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0),
                              laddr.eq(hdr.addr << shift)]
@@ -311,21 +317,7 @@ class BoardCore(wiring.Component):
                             m.d.sync += laddr.eq(laddr + 1)
                     with m.If(cnt == hdr.length - 1):
                         m.next = "PCRC0"
-            with m.State("PCRC0"):
-                m.d.comb += in_frame.eq(1)
-                frame_timeout()
-                with m.If(got):
-                    m.d.sync += rcrc_lo.eq(byte)
-                    m.next = "PCRC1"
-            with m.State("PCRC1"):
-                m.d.comb += in_frame.eq(1)
-                frame_timeout()
-                with m.If(got):
-                    with m.If(Cat(rcrc_lo, byte) == crc):
-                        m.next = "EXEC"
-                    with m.Else():
-                        m.d.sync += err.eq(pr.LinkError.BAD_CRC)
-                        m.next = "REPLY_ERR"
+            receive_crc("PCRC", "EXEC", "REPLY_ERR")
             with m.State("EXEC"):
                 m.d.sync += laddr.eq(hdr.addr << shift)
                 with m.Switch(cmd):

@@ -26,6 +26,12 @@ def divisor_for(clock_hz: float, baud: float) -> int:
     return div
 
 
+def _checked_divisor(divisor: int) -> int:
+    if divisor < 4:
+        raise ValueError(f"UART divisor {divisor} is too small: allowed >= 4")
+    return divisor
+
+
 class UARTRx(wiring.Component):
     """Receiver. ``rx`` is the pin (idle high); ``data`` carries each received byte.
 
@@ -37,9 +43,7 @@ class UARTRx(wiring.Component):
     data: Out(stream.Signature(8))
 
     def __init__(self, divisor: int):
-        if divisor < 4:
-            raise ValueError(f"UART divisor {divisor} is too small: allowed >= 4")
-        self._divisor = divisor
+        self._divisor = _checked_divisor(divisor)
         super().__init__()
 
     def elaborate(self, platform):
@@ -88,9 +92,7 @@ class UARTTx(wiring.Component):
     data: In(stream.Signature(8))
 
     def __init__(self, divisor: int):
-        if divisor < 4:
-            raise ValueError(f"UART divisor {divisor} is too small: allowed >= 4")
-        self._divisor = divisor
+        self._divisor = _checked_divisor(divisor)
         super().__init__()
 
     def elaborate(self, platform):
