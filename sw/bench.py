@@ -182,6 +182,51 @@ def read_boards(synth_dir: Path) -> dict:
     return boards
 
 
+def board_heads(params: EngineParams) -> list[Workload]:
+    """Heads sized to a board's engine (its head dim, n_max, max_radius, max_globals): the
+    Longformer-like window at the engine's largest radius with no globals and with all of them,
+    and the dilated window at the largest dilation, all at n = n_max."""
+    n, r, g, dil = params.n_max, params.max_radius, params.max_globals, params.max_dilation
+    out = [Workload(f"longformer-g0-n{n}", "board", n, r, 1, 0, head_dim=params.head_dim),
+           Workload(f"longformer-g{g}-n{n}", "board", n, r, 1, g, head_dim=params.head_dim)]
+    if dil > 1:
+        out.append(Workload(f"dilated{dil}-g{g}-n{n}", "board", n, r // dil, dil, g,
+                            head_dim=params.head_dim))
+    return out
+
+
+def board_figures(boards: dict, model, board_table=None) -> dict:
+    """Per board of the board table: its engine, the target clock, the Fmax of its last build
+    (``boards``, from :func:`read_boards`) and, for each of :func:`board_heads`, the engine's
+    cycles (model), the time per head and the useful MAC rate at the achieved Fmax and at the
+    target clock."""
+    if board_table is None:
+        from ..fpga.boards import BOARDS as board_table
+    out = {}
+    for name, b in board_table.items():
+        info = boards.get(name, {})
+        fmax = info.get("fmax_mhz")
+        entry = {"params": b.params.as_dict(), "target_mhz": b.clock_hz / 1e6, "fmax_mhz": fmax,
+                 "build": info.get("file"), "build_error": info.get("build_error")
+                 or (None if info else "no build"), "heads": []}
+        for w in board_heads(b.params):
+            pat = w.pattern()
+            useful = 2 * w.head_dim * pat.pairs()
+            h = {"name": w.name, "n": w.n, "left": pat.left, "right": pat.right,
+                 "dilation": pat.dilation, "globals": len(pat.globals_), "useful_macs": useful,
+                 "ideal_cycles": -(-useful // b.params.lanes), "cycles": None}
+            if model is not None:
+                h["cycles"] = int(model(b.params, pat))
+                h["utilisation"] = h["ideal_cycles"] / h["cycles"]
+                for key, mhz in (("at_fmax", fmax), ("at_target", b.clock_hz / 1e6)):
+                    if mhz:
+                        t = h["cycles"] / (mhz * 1e6)
+                        h[key] = {"mhz": mhz, "time_per_head_s": t, "gmac_s": useful / t / 1e9}
+            entry["heads"].append(h)
+        out[name] = entry
+    return out
+
+
 # --- CPU baselines ------------------------------------------------------------------------------
 
 def sparse_attention_f32(q: np.ndarray, k: np.ndarray, v: np.ndarray,
@@ -353,7 +398,7 @@ def minilm_workloads(log=print) -> tuple[list[Workload], str | None]:
 
 # --- figures ------------------------------------------------------------------------------------
 
-def figures(w: Workload, lanes_list, model, boards: dict, rtl: dict) -> dict:
+def figures(w: Workload, lanes_list, model, rtl: dict) -> dict:
     from . import salo
 
     pat = w.pattern()
@@ -385,16 +430,6 @@ def figures(w: Workload, lanes_list, model, boards: dict, rtl: dict) -> dict:
         sc = salo.pattern_cycles(pat, w.head_dim, arr)
         fig["salo"] = {"rows": arr.rows, "cols": arr.cols, "pes": arr.pes, "cycles": sc,
                        "utilisation": salo.utilisation(useful, sc, arr)}
-        fig["boards"] = {}
-        for b, info in boards.items():
-            f = info.get("fmax_mhz")
-            if not f or (info.get("lanes") and info["lanes"] != lanes):
-                continue
-            entry = {"fmax_mhz": f, "ideal_time_s": ideal / (f * 1e6)}
-            if cyc:
-                entry["time_per_head_s"] = cyc / (f * 1e6)
-                entry["gmac_s"] = useful / entry["time_per_head_s"] / 1e9
-            fig["boards"][b] = entry
         row["lanes"][str(lanes)] = fig
     return row
 
@@ -597,21 +632,25 @@ def render(res: dict) -> str:
                       rows) + "\n")
 
     add("## Boards (last build's Fmax)\n")
-    if not nb:
-        add("no build: no `build/synth/<board>.json` yet.\n")
-    else:
-        rows = []
-        for r in res["workloads"]:
-            if r["kind"] == "minilm":
-                continue
-            for la, f in r["lanes"].items():
-                for b, e in f["boards"].items():
-                    rows.append([r["name"], la, b, f"{e['fmax_mhz']:.1f}",
-                                 _t(e.get("time_per_head_s")), _si(
-                                     e["gmac_s"] * 1e9 if e.get("gmac_s") else None, "MAC/s"),
-                                 _t(e["ideal_time_s"])])
-        add(_md_table(["workload", "lanes", "board", "Fmax MHz", "time/head", "throughput",
-                       "bound (ideal cycles)"], rows) + "\n")
+    add("Each board's own engine (its head dim, lanes and limits, `swattn build --list`) on heads "
+        "sized to it, at n = n_max; cycles from the model, times at the Fmax of the board's last "
+        "build (`build/synth/<board>.json`) and at the target clock.\n")
+    rows = []
+    for b, e in res.get("board_figures", {}).items():
+        p = e["params"]
+        fm = (f"{e['fmax_mhz']:.1f} of {e['target_mhz']:g}" if e["fmax_mhz"]
+              else f"none of {e['target_mhz']:g} ({e['build_error'] or 'no Fmax'})")
+        for h in e["heads"]:
+            af, at = h.get("at_fmax"), h.get("at_target")
+            rows.append([b, f"d {p['head_dim']}, {p['lanes']} lanes", fm, h["name"],
+                         f"{h['cycles']:,}" if h["cycles"] else "n/a",
+                         f"{h['utilisation']:.1%}" if h.get("utilisation") else "n/a",
+                         _t(af["time_per_head_s"]) if af else "n/a",
+                         _si(af["gmac_s"] * 1e9, "MAC/s") if af else "n/a",
+                         _t(at["time_per_head_s"]) if at else "n/a"])
+    add(_md_table(["board", "engine", "Fmax MHz (achieved of target)", "head", "cycles (model)",
+                   "util", "time/head at Fmax", "throughput at Fmax", "time/head at target"],
+                  rows) + "\n")
 
     add("## CPU and GPU\n")
     cpu = res.get("cpu", {})
@@ -782,10 +821,6 @@ def plot(res: dict, out: Path) -> list[str]:
                       if (r["kind"], r["n"]) in g["by_kind_n"] else None for r in sel],
                      f"{label} ({g['device'].split()[1] if len(g['device'].split()) > 1 else ''})",
                      "o-")
-        for b, info in res["boards"].items():
-            for la in res["lanes_list"]:
-                line([r["lanes"][str(la)]["boards"].get(b, {}).get("gmac_s", 0) * 1e9 or None
-                      for r in sel], f"{b} lanes {la}", "s--")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("n")
@@ -872,7 +907,7 @@ def run(args) -> int:
             not args.rtl_kinds or w.name.rsplit("-n", 1)[0] in args.rtl_kinds)],
                                sorted(set(args.rtl_lanes)), log)
 
-    rows = [figures(w, lanes_list, model, boards, rtl_runs) for w in wls]
+    rows = [figures(w, lanes_list, model, rtl_runs) for w in wls]
     log(f"  figures for {len(rows)} workloads x {len(lanes_list)} engine sizes")
 
     mm = None
@@ -882,7 +917,7 @@ def run(args) -> int:
             mm = {"error": err}
             log(f"  minilm: unavailable ({err})")
         else:
-            mrows = [figures(w, lanes_list, model, {}, {}) for w in mwls]
+            mrows = [figures(w, lanes_list, model, {}) for w in mwls]
             totals = {}
             for la in lanes_list:
                 fs = [r["lanes"][str(la)] for r in mrows]
@@ -924,6 +959,7 @@ def run(args) -> int:
         "head_dim": HEAD_DIM, "lanes_list": lanes_list,
         "cycle_model": {"available": model is not None, "reason": reason},
         "synth_dir": args.synth_dir, "boards": boards,
+        "board_figures": board_figures(boards, model),
         "workloads": rows, "cpu": cpu, "cpu_repeat": args.repeat, "gpu": gpu,
         "minilm": mm,
         "rtl": [dict(name=k[0], lanes=k[1], **v) for k, v in rtl_runs.items()],

@@ -15,6 +15,7 @@ import pytest
 
 from swattn.sw import bench, golden
 from swattn.sw.cli import main
+from swattn.sw.engine_params import EngineParams
 from swattn.sw.pattern import HybridPattern
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +32,7 @@ def test_longformer_pairs_counted_by_hand():
 
 def test_figures_without_model_mark_engine_unavailable():
     w = bench.Workload("x", "longformer-g0", 1024, 256, 1, 0)
-    row = bench.figures(w, [64], None, {}, {})
+    row = bench.figures(w, [64], None, {})
     f = row["lanes"]["64"]
     pairs = 1024 * 513 - 256 * 257
     assert row["useful_macs"] == 2 * 64 * pairs
@@ -39,7 +40,7 @@ def test_figures_without_model_mark_engine_unavailable():
     assert f["engine_cycles"] is None and f["utilisation"] is None
 
 
-def test_figures_with_model_and_boards():
+def test_figures_with_model():
     w = bench.Workload("x", "longformer-g0", 1024, 256, 1, 0)
     pairs = 1024 * 513 - 256 * 257
     ideal = 2 * 64 * pairs // 128
@@ -49,14 +50,45 @@ def test_figures_with_model_and_boards():
         calls.append((params.lanes, params.max_radius, pattern.n))
         return 2 * ideal
 
-    boards = {"ulx3s": {"family": "ecp5", "fmax_mhz": 50.0, "lanes": None}}
-    f = bench.figures(w, [128], fake_model, boards, {})["lanes"]["128"]
+    f = bench.figures(w, [128], fake_model, {})["lanes"]["128"]
     assert calls == [(128, 256, 1024)]
     assert f["engine_cycles"] == 2 * ideal and f["engine_source"] == "model"
     assert f["utilisation"] == pytest.approx(0.5)
-    b = f["boards"]["ulx3s"]
-    assert b["time_per_head_s"] == pytest.approx(2 * ideal / 50e6)
-    assert b["gmac_s"] == pytest.approx(2 * 64 * pairs / (2 * ideal / 50e6) / 1e9)
+
+
+def test_board_figures_use_each_boards_engine_and_fmax():
+    from swattn.fpga.boards import Board
+
+    params = EngineParams(head_dim=32, lanes=64, max_radius=8, max_globals=2, max_dilation=2,
+                          seq_width=6)
+
+    def board(name):
+        return Board(name=name, platform="x:y", family="ecp5", params=params, clock_hz=100e6,
+                     baud=3_000_000, word_bytes=4, spram=False, flash_board="x", why="")
+
+    table = {"built": board("built"), "unbuilt": board("unbuilt")}
+    seen = []
+
+    def fake_model(p, pattern):
+        seen.append((p, pattern.n, pattern.left, pattern.dilation, len(pattern.globals_)))
+        return 5000
+
+    res = bench.board_figures({"built": {"fmax_mhz": 40.0, "file": "f.json"}}, fake_model, table)
+    # heads at n = n_max = 63 on the board's own engine: radius 8 with 0 and 2 globals, and
+    # radius 4 at dilation 2
+    assert {x[1:] for x in seen} == {(63, 8, 1, 0), (63, 8, 1, 2), (63, 4, 2, 2)}
+    assert all(x[0] is params for x in seen)
+    b = res["built"]
+    assert b["fmax_mhz"] == 40.0 and b["target_mhz"] == 100.0 and b["build_error"] is None
+    h = b["heads"][0]
+    pairs = sum(min(i + 8, 62) - max(i - 8, 0) + 1 for i in range(63))  # window of radius 8
+    assert h["useful_macs"] == 2 * 32 * pairs
+    assert h["at_fmax"]["time_per_head_s"] == pytest.approx(5000 / 40e6)
+    assert h["at_target"]["time_per_head_s"] == pytest.approx(5000 / 100e6)
+    assert h["at_fmax"]["gmac_s"] == pytest.approx(2 * 32 * pairs / (5000 / 40e6) / 1e9)
+    u = res["unbuilt"]
+    assert u["fmax_mhz"] is None and u["build_error"] == "no build"
+    assert "at_fmax" not in u["heads"][0] and "at_target" in u["heads"][0]
 
 
 def test_model_error_is_reported_not_raised():
@@ -65,14 +97,14 @@ def test_model_error_is_reported_not_raised():
     def broken(params, pattern):
         raise NotImplementedError("dilation not modelled")
 
-    f = bench.figures(w, [8], broken, {}, {})["lanes"]["8"]
+    f = bench.figures(w, [8], broken, {})["lanes"]["8"]
     assert f["engine_cycles"] is None and "dilation not modelled" in f["engine_error"]
 
 
 def test_model_against_rtl_error_and_target():
     w = bench.Workload("x", "longformer-g0", 512, 32, 1, 0)
     rtl = {("x", 64): {"cycles": 1000, "ok": True}}
-    row = bench.figures(w, [64], lambda p, pat: 1030, {}, rtl)
+    row = bench.figures(w, [64], lambda p, pat: 1030, rtl)
     assert row["lanes"]["64"]["model_rel_err"] == pytest.approx(0.03)
     t = {x["target"]: x for x in bench.targets([row], {}, [64], None)}
     tm = t["cycle model within 2% of RTL"]
@@ -81,9 +113,9 @@ def test_model_against_rtl_error_and_target():
 
 def test_utilisation_target_pass_and_miss():
     w = bench.Workload("x", "longformer-g16", 1024, 256, 1, 16)
-    ideal = bench.figures(w, [64], None, {}, {})["lanes"]["64"]["ideal_cycles"]
-    ok = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.97), {}, {})
-    bad = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.90), {}, {})
+    ideal = bench.figures(w, [64], None, {})["lanes"]["64"]["ideal_cycles"]
+    ok = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.97), {})
+    bad = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.90), {})
     [t_ok] = [t for t in bench.targets([ok], {}, [64], None) if "utilisation" in t["target"]]
     [t_bad] = [t for t in bench.targets([bad], {}, [64], None) if "utilisation" in t["target"]]
     assert t_ok["status"] == "pass" and t_ok["margin"] == pytest.approx(0.02, abs=1e-4)
