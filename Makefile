@@ -60,6 +60,7 @@ regress: $(STAMP)
 
 # Issue 8: every SymbiYosys proof (k-induction / BMC with smtbmc z3) and the planted-bug checks.
 formal: $(STAMP)
+	$(BIN)/python -m swattn.sim.formal --list
 	$(BIN)/python -m swattn.sim.formal
 
 clean:

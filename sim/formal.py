@@ -16,11 +16,20 @@ Proofs (``python -m swattn.sim.formal --list``):
   with no error if the reference below says the configuration is valid, and otherwise in IDLE with
   the reference's error code, without ever raising ``q.ready`` or ``kv.ready``.
 * ``handshake_*``: the ``o`` stream: once ``o.valid`` rises it stays up with a stable payload until
-  ``o.ready``; the engine never raises ``q.ready``/``kv.ready`` unless BUSY. Inputs (configuration,
-  start pulses, stream data, valid and ready) are unconstrained apart from keeping reset low.
+  ``o.ready``, in every cycle (a job start included). Inputs (configuration, start pulses, stream
+  data, valid and ready) are unconstrained apart from keeping reset low. k-induction.
+* ``feeder_*``: the board's producers of the engine's ``q`` and ``kv`` streams (``RowReader`` and
+  its buffer RAM, at both boards' geometries): once a row is offered it stays offered with a
+  stable payload until the engine takes it or a job start drops it. k-induction.
+* ``board_feeders_*``: the same rule for the ``q`` and ``kv`` inputs of the engine inside
+  ``BoardCore`` (feeders, index counters, RAMs shared with the host link, the link's start), for
+  any engine behaviour and any host bytes; with a row per RAM word only while the engine is BUSY.
+* ``board_tx_*``: the host link's reply stream ``tx``: once ``tx.valid`` rises it stays up with the
+  same byte until ``tx.ready``, for any engine behaviour and any request bytes. k-induction.
 * ``planted_*``: the same harnesses with a planted bug (an accumulator one bit narrower than the
-  numerics say, a reference validator that forgets a rule); these must FAIL, which shows that the
-  proofs can fail.
+  numerics say, a reference validator that forgets a rule, a stream rule asserted for a taken
+  row, a feeder whose RAM the host link drives); these must FAIL (or, where the base case is too
+  short to reach the bug, be refuted by induction), which shows that the proofs can fail.
 
 ``make formal`` runs them all; ``tests/test_formal.py`` runs the quick ones.
 """
@@ -39,6 +48,7 @@ from typing import Callable
 
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume, ClockDomain, Fragment, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
 
 from ..hw.blocks import Accumulators
 from ..sw import numerics as nx
@@ -185,11 +195,11 @@ def validator_harness(P: EngineParams, drop_rule: str | None = None):
     return m, [m.clk, cfg_in.as_value()], window
 
 
-def engine_signals(fragment: Fragment, *names: str) -> list[Signal]:
-    """Internal signals of an elaborated engine by name (each must be unique in the top module).
+def design_signals(fragment: Fragment, *names: str) -> list[Signal]:
+    """Internal signals of an elaborated block by name (each must be unique in its top module).
 
-    The harness reads them to state what the ports cannot show (e.g. that a job is being
-    initialised); a renamed signal makes the harness fail to build, never pass silently."""
+    The harness reads them to state what the ports cannot show (e.g. that a job is running); a
+    renamed signal makes the harness fail to build, never pass silently."""
     found = {}
     for stmts in fragment.statements.values():
         for st in stmts:
@@ -208,10 +218,12 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     """The ``o`` stream rule on the whole engine, by k-induction from any state.
 
     Inputs are unconstrained (configuration, start pulses, q/kv data and valid, o.ready); reset is
-    held low. Asserted: if ``o.valid & ~o.ready`` in a cycle, then in the next ``o.valid`` is still
-    up with the same payload, unless that cycle initialised a new job (``job_init``: a start whose
-    checks passed). That exception is what the induction cannot close without invariants of the
-    whole job (that no row waits once the job is DONE); the random simulations cover it.
+    held low. Asserted in every cycle: if ``o.valid & ~o.ready``, then in the next cycle
+    ``o.valid`` is still up with the same payload (a start in between included: ``o.valid`` is
+    gated by ``running``, which a start clears only when the engine is not BUSY). Also asserted,
+    as the strengthening the induction needs (without it a state "DONE but running" would let a
+    start drop a waiting row): ``running`` implies BUSY and not ``checking``, and ``checking``
+    implies BUSY.
     ``planted`` asserts the rule for a row the sink has just taken (``o.ready`` inverted), which
     the engine must break: the induction fails (the base case at this depth is too short to reach
     an output row, so sby reports UNKNOWN rather than FAIL).
@@ -223,7 +235,7 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     frag = Fragment.get(engine, None)
     m.submodules.dut = frag
     dut = engine
-    (job_init,) = engine_signals(frag, "job_init")
+    running, checking, state = design_signals(frag, "running", "checking", "state")
     cfg_in = Signal(regs.config_layout(P))
     start_in, q_valid, kv_valid, o_ready = Signal(), Signal(), Signal(), Signal()
     q_payload = Signal(dut.q.payload.shape())
@@ -231,42 +243,179 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     m.d.comb += [dut.cfg.eq(cfg_in), dut.start.eq(start_in), dut.q.valid.eq(q_valid),
                  dut.q.payload.eq(q_payload), dut.kv.valid.eq(kv_valid),
                  dut.kv.payload.eq(kv_payload), dut.o.ready.eq(o_ready)]
-    waiting = Signal()  # o.valid & ~o.ready (& no job_init) in the previous cycle
-    prev_payload = Signal(dut.o.payload.shape())
     held = dut.o.ready if planted else ~dut.o.ready
-    m.d.sync += [waiting.eq(dut.o.valid & held & ~job_init), prev_payload.eq(dut.o.payload)]
-    with m.If(waiting):
-        m.d.comb += Assert(dut.o.valid)
-        m.d.comb += Assert(dut.o.payload.as_value() == prev_payload.as_value())
+    _assert_held(m, dut.o.valid & held, dut.o.valid, dut.o.payload.as_value())
+    busy = state == regs.State.BUSY
+    m.d.comb += [Assert(~running | (busy & ~checking)), Assert(~checking | busy)]
     ports = [m.clk, cfg_in.as_value(), start_in, q_valid, kv_valid, o_ready,
              q_payload.as_value(), kv_payload.as_value()]
     return m, ports
 
 
-def board_tx_harness(P: EngineParams, planted: bool = False):
-    """The host link's reply stream (``BoardCore.tx``): once ``tx.valid`` rises it stays up with
-    the same byte until ``tx.ready``. The request stream (``rx``: bytes and valid) and
-    ``tx.ready`` are unconstrained; reset is held low. ``planted`` asserts the rule for a byte the
-    host has just taken, which must fail.
+def _assert_held(m: Module, waiting_now, valid, payload):
+    """The stream rule: in the cycle after one where ``waiting_now`` (valid and not ready) was
+    true, ``valid`` is up and ``payload`` equals the payload of that cycle."""
+    waiting = Signal()
+    prev = Signal(len(payload))
+    m.d.sync += [waiting.eq(waiting_now), prev.eq(payload)]
+    with m.If(waiting):
+        m.d.comb += [Assert(valid), Assert(payload == prev)]
 
-    Not in :data:`PROOFS` yet: with the whole engine behind the link, k-induction (depth 3) did
-    not finish in 10 minutes on a shared 2-core machine and BMC needed over a minute per step
-    past step 6 (a request and its reply take about 15).
+
+def _assert_reader_invariant(m: Module, frag: Fragment, words: int, row_valid):
+    """A RowReader of several ``words`` per row (``frag`` elaborated) offers a row only while
+    IDLE with no word landing (the induction needs this: an unreachable READ state with a row
+    offered would overwrite it)."""
+    if words > 1:
+        state, cap = design_signals(frag, "reader_state", "cap")
+        m.d.comb += Assert(~row_valid | ((state == _fsm_value(state, "IDLE")) & ~cap))
+
+
+def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
+                   planted: str | None = None):
+    """The producer of the engine's ``q`` (``parts`` 1) or ``kv`` (``parts`` 2) stream on the
+    board: a :class:`~swattn.fpga.feeders.RowReader` of ``words`` RAM words of ``word_bits`` per
+    row, reading ``rows`` rows. Asserted in every cycle: if ``row.valid & ~row.ready`` and no
+    ``clear`` (a job start, which drops the row at both ends), then in the next cycle
+    ``row.valid`` is up with the same payload. The index stream, ``clear`` and ``row.ready`` are
+    unconstrained.
+
+    The RAM is as in ``fpga/core.py`` while the feeders own the buffers (the engine is BUSY):
+    with ``words`` 1 the row is the RAM's read register, so the harness has the real
+    :class:`~swattn.fpga.ram.SinglePortRAM` (block RAM) on the reader's address and read enable,
+    not written; with more words the reader latches each word, so ``rdata`` is left free (any
+    RAM, the iCE40's SPRAM reading every cycle included). Strengthening, asserted too: a row is
+    only offered while the reader is IDLE with no word landing.
+
+    ``planted`` "taken": the rule asserted for a row the engine has just taken (must fail);
+    "shared_ram": the RAM as the host link drives it between jobs (read every cycle at the link's
+    address, written by the link): a waiting row changes under ``valid`` (must fail; in
+    ``core.py`` this can happen only while the engine is not BUSY and so takes no row).
     """
-    from ..fpga.core import BoardCore
+    from ..fpga.feeders import RowReader
+    from ..fpga.ram import SinglePortRAM
 
     m = _module()
-    m.submodules.dut = dut = BoardCore(P, word_bytes=2, clock_hz=12_000_000, timeout_cycles=16)
+    reader = RowReader(rows, words, word_bits, parts)
+    frag = Fragment.get(reader, None)
+    m.submodules.reader = frag
+    idx_valid, clear, row_ready = Signal(), Signal(), Signal()
+    idx = Signal(range(rows))
+    m.d.comb += [reader.index.valid.eq(idx_valid), reader.index.payload.eq(idx),
+                 reader.clear.eq(clear), reader.row.ready.eq(row_ready)]
+    ports = [m.clk, idx_valid, idx, clear, row_ready]
+    if words == 1:
+        link_addr = Signal(range(rows * words))
+        link_we = Signal()
+        link_wdata = Signal(word_bits)
+        for p in range(parts):
+            ram = SinglePortRAM(word_bits, rows * words)
+            m.submodules[f"ram{p}"] = ram
+            if planted == "shared_ram":
+                m.d.comb += [ram.addr.eq(link_addr), ram.re.eq(1), ram.we.eq(link_we),
+                             ram.wdata.eq(link_wdata)]
+            else:
+                m.d.comb += [ram.addr.eq(reader.addr), ram.re.eq(reader.re), ram.we.eq(0)]
+            m.d.comb += reader.rdata[p * word_bits:(p + 1) * word_bits].eq(ram.rdata)
+        if planted == "shared_ram":
+            ports += [link_addr, link_we, link_wdata]
+    else:
+        rdata = Signal(parts * word_bits)
+        m.d.comb += reader.rdata.eq(rdata)
+        ports.append(rdata)
+        _assert_reader_invariant(m, frag, words, reader.row.valid)
+    held = row_ready if planted == "taken" else ~row_ready
+    _assert_held(m, reader.row.valid & held & ~clear, reader.row.valid, reader.row.payload)
+    return m, ports
+
+
+def board_tx_harness(P: EngineParams, word_bytes: int, planted: bool = False):
+    """The host link's reply stream (``BoardCore.tx``): once ``tx.valid`` rises it stays up with
+    the same byte until ``tx.ready``, for any engine behaviour (:func:`board_free_engine`), any
+    request bytes and any ``tx.ready``. Strengthening, asserted too: the transmitter is busy
+    only while the receiver waits for the reply (so no new reply overwrites the one going out).
+    ``planted`` asserts the rule for a byte the host has just taken, which must fail.
+    """
+    m = _module()
+    dut, frag, _, ports = board_free_engine(P, m, word_bytes)
+    reply_state, link_state = design_signals(frag, "reply_state", "link_state")
+    m.d.comb += Assert((reply_state == _fsm_value(reply_state, "IDLE"))
+                       | (link_state == _fsm_value(link_state, "REPLY")))
+    held = dut.tx.ready if planted else ~dut.tx.ready
+    _assert_held(m, dut.tx.valid & held, dut.tx.valid, dut.tx.payload)
+    return m, ports
+
+
+def _fsm_value(state: Signal, name: str) -> int:
+    """The encoding of state ``name`` in an Amaranth FSM's state signal."""
+    return next(v for v in range(1 << len(state)) if state.decoder(v) == f"{name}/{v}")
+
+
+def board_free_engine(P: EngineParams, m: Module, word_bytes: int):
+    """Add to ``m`` a :class:`~swattn.fpga.core.BoardCore` (buffers of ``word_bytes``-byte words)
+    elaborated with its engine replaced by a block of the engine's ports whose outputs (status,
+    cycles, ``o``, ``q.ready``, ``kv.ready``) are free inputs of the harness, so that a proof
+    holds for any engine behaviour, the real one included; the link's ``rx`` and ``tx.ready``
+    are free too. Returns (core, its fragment, engine stand-in, the harness's ports)."""
+    from ..fpga import core as board_core
+    from ..hw.engine import Engine
+
+    model = Engine(P)
+    model._MustUse__silence = True  # only its signature is used
+    signature = model.signature
+    made = []
+
+    class FreeEngine(wiring.Component):
+        def __init__(self, params):
+            super().__init__(signature)
+            made.append(self)
+
+        def elaborate(self, platform):
+            return Module()
+
+    dut = board_core.BoardCore(P, word_bytes=word_bytes, clock_hz=12_000_000,
+                               timeout_cycles=16)
+    real, board_core.Engine = board_core.Engine, FreeEngine
+    try:
+        m.submodules.dut = frag = Fragment.get(dut, None)
+    finally:
+        board_core.Engine = real
+    (eng,) = made
+    free = []
+    for port in (eng.status, eng.cycles, eng.o.valid, eng.o.payload, eng.q.ready, eng.kv.ready):
+        port = port.as_value() if hasattr(port, "as_value") else port
+        sig = Signal(len(port))
+        m.d.comb += port.eq(sig)
+        free.append(sig)
     rx_valid, rx_payload, tx_ready = Signal(), Signal(8), Signal()
     m.d.comb += [dut.rx.valid.eq(rx_valid), dut.rx.payload.eq(rx_payload),
                  dut.tx.ready.eq(tx_ready)]
-    waiting = Signal()
-    prev = Signal(8)
-    held = dut.tx.ready if planted else ~dut.tx.ready
-    m.d.sync += [waiting.eq(dut.tx.valid & held), prev.eq(dut.tx.payload)]
-    with m.If(waiting):
-        m.d.comb += [Assert(dut.tx.valid), Assert(dut.tx.payload == prev)]
-    return m, [m.clk, rx_valid, rx_payload, tx_ready]
+    return dut, frag, eng, [m.clk, rx_valid, rx_payload, tx_ready, *free]
+
+
+def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False):
+    """The engine's ``q`` and ``kv`` inputs inside the board (``fpga/core.py``: feeders, index
+    counters, buffer RAMs shared with the host link, the link's start), for any engine
+    behaviour (:func:`board_free_engine`) and any bytes from the host. Asserted for each stream:
+    if ``valid & ~ready`` in a cycle with no start, then in the next cycle ``valid`` is up with
+    the same payload. With a row per RAM word (``word_bytes == head_dim``) only in cycles where
+    the engine is BUSY: the row is then the RAM's read register, and between jobs the host link
+    reads the RAM, so a row left over from a refused job changes under ``valid`` until the next
+    start drops it (the engine, not BUSY, takes no row). ``planted``: the rule asserted for a
+    taken row (must fail).
+    """
+    m = _module()
+    _, frag, eng, ports = board_free_engine(P, m, word_bytes)
+    readers = {name: f for f, name, _ in frag.subfragments if name.endswith("_reader")}
+    words = P.head_dim // word_bytes
+    _assert_reader_invariant(m, readers["q_reader"], words, eng.q.valid)
+    _assert_reader_invariant(m, readers["kv_reader"], words, eng.kv.valid)
+    # a row per word: the row is the RAM's read register, which the link reads between jobs
+    owned = eng.status.state == regs.State.BUSY if words == 1 else 1
+    for s in (eng.q, eng.kv):
+        held = s.ready if planted else ~s.ready
+        _assert_held(m, s.valid & held & ~eng.start & owned, s.valid, s.payload.as_value())
+    return m, ports
 
 
 # ------------------------------------------------------------------------------------ proofs
@@ -291,6 +440,12 @@ VALIDATOR_SIZES = {
     "u2": EngineParams(head_dim=32, lanes=128, max_radius=12, max_globals=4, max_dilation=4,
                        seq_width=10),
 }
+
+
+#: the boards' row-buffer RAM word widths in bytes (``fpga/boards.py``, both at head_dim 32, as
+#: the board proofs): the ULX3S reads a whole row per cycle from block RAM, the iCEBreaker a row
+#: in 16 words of 16 bits from SPRAM
+BOARD_WORD_BYTES = (32, 2)
 
 
 def _proofs() -> list[Proof]:
@@ -327,6 +482,38 @@ def _proofs() -> list[Proof]:
     out.append(Proof("planted_handshake", "the rule asserted for a row the sink has taken",
                      lambda: handshake_harness(VALIDATOR_SIZES["u1"], planted=True), "prove", 3,
                      expect="UNKNOWN", quick=False))
+    # the board's side of the engine's streams, at the boards' RAM geometries
+    P = VALIDATOR_SIZES["u1"]
+    for wb in BOARD_WORD_BYTES:
+        words = P.head_dim // wb
+        for name, parts in (("q", 1), ("kv", 2)):
+            out.append(Proof(f"feeder_{name}_wb{wb}",
+                             f"{name} feeder (RowReader, {words} word(s) of {8 * wb} bits per "
+                             f"row): valid held, payload stable until ready or a start",
+                             lambda a=(words, 8 * wb, parts): feeder_harness(*a), "prove", 2))
+        out.append(Proof(f"board_feeders_wb{wb}",
+                         f"q and kv into the engine inside BoardCore (word_bytes {wb}, any engine "
+                         f"behaviour): valid held, payload stable until ready or a start"
+                         + (", while BUSY" if words == 1 else ""),
+                         lambda wb=wb: board_feeder_harness(P, wb), "prove", 2))
+        out.append(Proof(f"board_tx_wb{wb}",
+                         f"host-link reply stream tx (word_bytes {wb}, any engine behaviour): "
+                         f"valid held, byte stable until ready",
+                         lambda wb=wb: board_tx_harness(P, wb), "prove", 3))
+    for bug, what in (("taken", "the feeder rule asserted for a row the engine has taken"),
+                      ("shared_ram", "the feeder with its RAM driven by the host link")):
+        out.append(Proof(f"planted_feeder_{bug}", what,
+                         lambda bug=bug: feeder_harness(1, 8 * P.head_dim, 2, planted=bug),
+                         "prove", 4, expect="FAIL"))
+    out.append(Proof("planted_board_feeders_taken",
+                     "the board's q/kv rule asserted for a row the engine has taken",
+                     lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 6,
+                     expect="FAIL"))
+    # a request and its reply take about 15 cycles: BMC that deep took over 14 minutes here, so
+    # this planted bug is refuted by induction (UNKNOWN) rather than found (FAIL)
+    out.append(Proof("planted_board_tx_taken", "the tx rule asserted for a byte the host has taken",
+                     lambda: board_tx_harness(P, 2, planted=True), "prove", 3,
+                     expect="UNKNOWN"))
     return out
 
 

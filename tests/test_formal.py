@@ -15,7 +15,24 @@ def test_quick_set_has_proofs_and_planted_bugs():
     assert any(n.startswith("acc_") for n in QUICK)
     assert any(n.startswith("validator_") for n in QUICK)
     assert any(n.startswith("handshake_") for n in QUICK)
-    assert sum(formal.PROOFS[n].expect != "PASS" for n in QUICK) >= 2
+    for wb in formal.BOARD_WORD_BYTES:
+        for name in ("feeder_q", "feeder_kv", "board_feeders", "board_tx"):
+            assert f"{name}_wb{wb}" in QUICK
+    planted = {"planted_feeder_taken", "planted_feeder_shared_ram", "planted_board_feeders_taken",
+               "planted_board_tx_taken"}
+    assert planted <= set(QUICK)
+    assert sum(formal.PROOFS[n].expect != "PASS" for n in QUICK) >= 6
+
+
+def test_board_proofs_cover_every_board():
+    """The board proofs run at head_dim 32 with each RAM word width in BOARD_WORD_BYTES: every
+    board's geometry (RAM words per row) must be among them."""
+    from swattn.fpga.boards import BOARDS
+    hd = formal.VALIDATOR_SIZES["u1"].head_dim
+    proven = {(hd // wb, wb) for wb in formal.BOARD_WORD_BYTES}
+    for b in BOARDS.values():
+        geometry = (b.params.head_dim // b.word_bytes, b.word_bytes)
+        assert geometry in proven, f"{b.name}: RAM geometry {geometry} has no feeder proof"
 
 
 @pytest.mark.parametrize("name", QUICK)
