@@ -101,81 +101,29 @@ def shard(chunks: list[Chunk], spec: str) -> list[Chunk]:
 
 # ------------------------------------------------------------------------------------ running
 
-def _build(params, sim: str, xrand: bool):
-    """Verilog + simulator build. The plain Verilator build is the runner's (shared cache); the
-    x-randomised Verilator build and the Icarus build (which needs a timescale: without one
-    Icarus runs at 1 s precision and cocotb cannot make a 10 ns clock) live beside it, because
-    ``swattn.sim.runner.build`` fixes its arguments."""
-    import fcntl
-    import hashlib
-
-    from cocotb_tools.runner import get_runner
-
-    from swattn.hw.generate import generate
-    from swattn.sim import runner
-
-    if sim == "verilator" and not xrand:
-        return runner.build(params, sim)[0]
-    runner._check_simulator(sim)
-    key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()
-                       + runner.rtl_fingerprint()).hexdigest()[:10]
-    bdir = (Path("build/sim") / f"{sim}_{'xunique' if xrand else 'ts'}_{key}").resolve()
-    if sim == "verilator":
-        extra = dict(build_args=["-Wno-fatal", "-Wno-WIDTH", "-O3", "--x-assign", "unique",
-                                 "--x-initial", "unique"])
-    else:
-        extra = dict(timescale=("1ns", "1ps"))
-    bdir.mkdir(parents=True, exist_ok=True)
-    with open(bdir.parent / f".{bdir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        vpath = bdir / f"{runner.TOP}.v"
-        if not vpath.exists():
-            generate(params, bdir, runner.TOP)
-            if sim == "icarus":
-                icarus_time_zero_fix(vpath)
-        get_runner(sim).build(sources=[vpath], hdl_toplevel=runner.TOP, build_dir=bdir,
-                              always=False, log_file=bdir / "build.log", **extra)
-    return bdir
-
-
-def icarus_time_zero_fix(vpath: Path) -> int:
-    """The runner's Icarus patch (:func:`swattn.sim.runner.icarus_compat`) for this module's own
-    Icarus builds; returns how many ``always @*`` triggers it fixed."""
-    from swattn.sim.runner import icarus_compat
-
-    return icarus_compat(vpath)
+#: Verilator arguments of the x-randomised builds (after the runner's defaults, which they override)
+XRAND_ARGS = ["--x-assign", "unique", "--x-initial", "unique"]
 
 
 def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[dict], dict, float]:
-    """Run ``jobs`` under the X-checking testbench; returns (results, x-check record, seconds
-    spent building or waiting for the build)."""
-    from cocotb_tools.runner import get_runner
-
+    """Run ``jobs`` under the X-checking testbench on the runner's build (x-randomised for an
+    ``xrand`` chunk); returns (results, x-check record, seconds spent building or waiting for the
+    build)."""
     from swattn.sim import runner
 
+    build_args = XRAND_ARGS if chunk.xrand else None
     t0 = time.monotonic()
-    bdir = _build(params, chunk.sim, chunk.xrand)
+    bdir, _ = runner.build(params, chunk.sim, build_args=build_args)
     build_secs = time.monotonic() - t0
-    jobs_path, res_path = bdir / f"{name}.jobs.json", bdir / f"{name}.results.json"
     x_path = bdir / f"{name}.xcheck.json"
-    jobs_path.write_text(json.dumps({"params": params.as_dict(), "jobs": jobs}))
-    for p in (res_path, x_path):
-        if p.exists():
-            p.unlink()
+    if x_path.exists():
+        x_path.unlink()
     plusargs = []
     if chunk.xrand:
         plusargs = [f"+verilator+seed+{chunk.seed0 % 2**31}", "+verilator+rand+reset+2"]
-    try:
-        get_runner(chunk.sim).test(
-            hdl_toplevel=runner.TOP, hdl_toplevel_lang="verilog",
-            test_module="swattn.sim.tb_xcheck", build_dir=bdir, test_dir=bdir,
-            results_xml=str(bdir / f"{name}.results.xml"),
-            extra_env={"SWATTN_JOBS": str(jobs_path), "SWATTN_RESULTS": str(res_path),
-                       "SWATTN_XCHECK": str(x_path)},
-            plusargs=plusargs, log_file=bdir / f"{name}.log")
-    except SystemExit:  # the cocotb test failed: the missing results say where (log beside)
-        pass
-    results = json.loads(res_path.read_text()) if res_path.exists() else []
+    results = runner.run_jobs(params, jobs, chunk.sim, name=name, plusargs=plusargs,
+                              build_args=build_args, test_module="swattn.sim.tb_xcheck",
+                              extra_env={"SWATTN_XCHECK": str(x_path)}, partial=True)
     xrec = json.loads(x_path.read_text()) if x_path.exists() else {"count": -1, "events": []}
     return results, xrec, build_secs
 

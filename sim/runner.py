@@ -58,7 +58,7 @@ def check_simulator(sim: str):
         raise SimulatorMissing(f"simulator {sim!r} is not supported: use verilator or icarus")
 
 
-_check_simulator = check_simulator  # the name the board runner and regress import
+_check_simulator = check_simulator  # the name the board runner imports
 
 
 def job_to_json(pattern: HybridPattern, cfg: SoftmaxConfig, seed: int, **extra) -> dict:
@@ -98,19 +98,37 @@ def icarus_compat(vpath: Path) -> int:
     return count
 
 
+def build_dir(params: EngineParams, sim: str, root: Path | str = "build/sim", waves: bool = False,
+              build_args: list[str] | None = None) -> Path:
+    """Where :func:`build` builds: one directory per parameter set, RTL sources, simulator,
+    ``waves`` and ``build_args`` (which only Verilator takes: a UserError otherwise)."""
+    if build_args and sim != "verilator":
+        raise UserError(f"build arguments {' '.join(build_args)!r}: only Verilator takes them "
+                        f"(simulator {sim})")
+    key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()
+                       + rtl_fingerprint()).hexdigest()[:10]
+    variant = hashlib.sha1(json.dumps(build_args).encode()).hexdigest()[:6] if build_args else ""
+    # "2": Icarus builds carry the icarus_compat patch (older ones hang)
+    return Path(root).resolve() / (f"{sim}{'2' if sim == 'icarus' else ''}_{key}"
+                                   f"{'_' + variant if variant else ''}{'_waves' if waves else ''}")
+
+
 def build(params: EngineParams, sim: str = "verilator", root: Path | str = "build/sim",
-          waves: bool = False) -> tuple[Path, Path]:
-    """Generate and build once per parameter set; returns (build_dir, verilog_path)."""
+          waves: bool = False, build_args: list[str] | None = None) -> tuple[Path, Path]:
+    """Generate and build once per parameter set and ``build_args``; returns (build_dir,
+    verilog_path).
+
+    build_args : extra Verilator arguments, after the defaults (``-O3``, warnings not fatal, and
+    ``--x-assign fast`` unless they give their own ``--x-assign``). Each set builds in its own
+    directory. Icarus takes none.
+    """
     from cocotb_tools.runner import get_runner
 
     from ..hw.generate import generate
 
     check_simulator(sim)
-    key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()
-                       + rtl_fingerprint()).hexdigest()[:10]
-    # "2": Icarus builds carry the icarus_compat patch (older ones hang)
-    bdir = Path(root).resolve() / f"{sim}{'2' if sim == 'icarus' else ''}_{key}" \
-        f"{'_waves' if waves else ''}"
+    build_args = list(build_args or [])
+    bdir = build_dir(params, sim, root, waves, build_args)
     vpath = bdir / f"{TOP}.v"
     bdir.mkdir(parents=True, exist_ok=True)
     # pytest-xdist workers and parallel CLI runs share builds: one builds, the others wait
@@ -121,38 +139,57 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
             if sim == "icarus":
                 icarus_compat(vpath)
         runner = get_runner(sim)
-        build_args = []
+        args = []
         if sim == "verilator":
-            build_args = ["-Wno-fatal", "-Wno-WIDTH", "-O3", "--x-assign", "fast"]
+            args = ["-Wno-fatal", "-Wno-WIDTH", "-O3"]
+            if "--x-assign" not in build_args:
+                args += ["--x-assign", "fast"]
+            args += build_args
             if waves:
-                build_args += ["--trace-fst", "--trace-structs"]
+                args += ["--trace-fst", "--trace-structs"]
         # Amaranth's Verilog has no `timescale: Icarus needs one for the testbench's 10 ns clock
         extra = {"timescale": ("1ns", "1ps")} if sim == "icarus" else {}
-        runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=build_args,
+        runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=args,
                      always=False, waves=waves, log_file=bdir / "build.log", **extra)
     return bdir, vpath
 
 
 def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
              root: Path | str = "build/sim", waves: bool = False, name: str = "jobs",
-             plusargs: list[str] | None = None) -> list[dict]:
+             plusargs: list[str] | None = None, build_args: list[str] | None = None,
+             test_module: str = "swattn.sim.tb_engine", extra_env: dict | None = None,
+             partial: bool = False) -> list[dict]:
     """Run each job (a dict from :func:`job_to_json`, plus optional keys ``idle``, ``stall``
     (probabilities of an idle input cycle / a not-ready output cycle), ``kind`` ("ok", "invalid",
-    "reset_mid", "busy") and ``raw`` config overrides). Returns one result dict per job."""
+    "reset_mid", "busy") and ``raw`` config overrides). Returns one result dict per job.
+
+    build_args : extra Verilator arguments (see :func:`build`); plusargs : simulator run-time
+    arguments. test_module : the cocotb module to run (it reads ``SWATTN_JOBS`` and writes
+    ``SWATTN_RESULTS``, like ``swattn.sim.tb_engine``); extra_env : more environment for it.
+    partial : return the results written before a failing or stopped simulation (possibly fewer
+    than the jobs, or none) instead of raising.
+    """
     from cocotb_tools.runner import get_runner
 
-    bdir, _ = build(params, sim, root, waves)
+    bdir, _ = build(params, sim, root, waves, build_args)
     jobs_path = bdir / f"{name}.jobs.json"
     res_path = bdir / f"{name}.results.json"
     jobs_path.write_text(json.dumps({"params": params.as_dict(), "jobs": jobs}))
     if res_path.exists():
         res_path.unlink()
     runner = get_runner(sim)
-    runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module="swattn.sim.tb_engine", build_dir=bdir,
-                test_dir=bdir, results_xml=str(bdir / f"{name}.results.xml"), waves=waves,
-                extra_env={"SWATTN_JOBS": str(jobs_path), "SWATTN_RESULTS": str(res_path)},
-                plusargs=plusargs or [], log_file=bdir / f"{name}.log")
+    try:
+        runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=test_module,
+                    build_dir=bdir, test_dir=bdir, results_xml=str(bdir / f"{name}.results.xml"),
+                    waves=waves, extra_env={"SWATTN_JOBS": str(jobs_path),
+                                            "SWATTN_RESULTS": str(res_path), **(extra_env or {})},
+                    plusargs=plusargs or [], log_file=bdir / f"{name}.log")
+    except SystemExit:  # the cocotb test failed: the results so far say where (log beside)
+        if not partial:
+            raise
     if not res_path.exists():
+        if partial:
+            return []
         raise RuntimeError(f"the testbench wrote no results: see {bdir / (name + '.log')}")
     return json.loads(res_path.read_text())
 

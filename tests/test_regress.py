@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from swattn.sim import regress
+from swattn.sim import regress, runner
 
 
 def test_plan_meets_the_issue():
@@ -30,12 +30,27 @@ def test_chunk_id_roundtrip_and_rerun_command():
         f".venv/bin/python -m swattn.sim.regress --rerun {c.id} --seed 123"
 
 
-def test_icarus_time_zero_fix(tmp_path: Path):
+def test_icarus_compat(tmp_path: Path):
     v = tmp_path / "x.v"
     v.write_text("module t;\n  reg \\$auto$verilog_backend.cc:2355:dump_module$1  = 0;\n"
                  "  always @* begin\n    if (\\$auto$verilog_backend.cc:2355:dump_module$1 ) "
                  "begin end\n  end\nendmodule\n")
-    assert regress.icarus_time_zero_fix(v) == 1
+    assert runner.icarus_compat(v) == 1
     text = v.read_text()
     assert "reg \\$auto$verilog_backend.cc:2355:dump_module$1 = 0;" in text
     assert "initial #1 \\$auto$verilog_backend.cc:2355:dump_module$1 = 1;" in text
+
+
+def test_build_dirs_differ_by_build_args():
+    """The x-randomised regression builds never share a directory with the plain build."""
+    import pytest
+
+    from swattn.sw.cli import UserError
+    params = regress.sizes()["u1c4"]
+    plain = runner.build_dir(params, "verilator")
+    xrand = runner.build_dir(params, "verilator", build_args=regress.XRAND_ARGS)
+    assert plain != xrand and plain == runner.build_dir(params, "verilator", build_args=[])
+    assert xrand == runner.build_dir(params, "verilator", build_args=list(regress.XRAND_ARGS))
+    assert runner.build_dir(params, "icarus") not in (plain, xrand)
+    with pytest.raises(UserError, match="only Verilator"):
+        runner.build_dir(params, "icarus", build_args=["-O3"])
