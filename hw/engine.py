@@ -35,6 +35,9 @@ from .blocks import Accumulators, DotLanes, ExpUnit, Normaliser, Reciprocal, Row
 #: pipeline latencies, cycles from issue to the write of the result (the cycle model,
 #: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
 STAGE2_LATENCY = 7
+#: cycles from stage 2 taking a group to the K/V writer seeing the rows it releases: the V read
+#: of the previous group's last key (address at t5, data at t6) must come first
+RELEASE_DELAY = 7
 
 
 def stage1_latency(params: EngineParams) -> int:
@@ -179,7 +182,7 @@ class Engine(wiring.Component):
         # ---------------------------------------------------------------- K/V writer
         pl = Signal(8)  # global rows preloaded
         wpos = Signal(PW + 1)  # ring rows committed (stream position)
-        release = Signal(PW + 1)  # lowest position still needed
+        release = Signal(PW + 1)  # lowest position still needed (see rel_req below)
         held = Signal()
         hchunk = Signal(range(CH))
         kv_row = Signal(kv_layout(d))
@@ -519,12 +522,21 @@ class Engine(wiring.Component):
         # first unclipped group.
         head_release = Signal(PW + 1)
         m.d.comb += head_release.eq(Mux(head.main & (head.start < dil), 0, head.start))
+        # Taking a group releases the rows below its first key, but the previous group's last V
+        # reads are still in the pipeline (address at t5): the release reaches the K/V writer
+        # RELEASE_DELAY cycles later, or the writer could overwrite a row still to be read (the
+        # last main group's keys when the global passes begin, a sub-group's last keys).
+        rel_pipe = [Signal(PW + 1, name=f"rel_req{i}") for i in range(RELEASE_DELAY)]
+        rel_req = rel_pipe[0]
+        for i in range(1, RELEASE_DELAY):
+            m.d.sync += rel_pipe[i].eq(rel_pipe[i - 1])
+        m.d.comb += release.eq(rel_pipe[-1])
         with m.If(s2_ready_to_take):
             bit = Mux(s2_bank, 0b10, 0b01)
             with m.If(head.no_pv):
                 # max-only pass: nothing to do in stage 2, release the bank and the rows
                 m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit), bank_busy_clr.eq(bit)]
-                m.d.sync += [s2_bank.eq(~s2_bank), release.eq(head_release)]
+                m.d.sync += [s2_bank.eq(~s2_bank), rel_req.eq(head_release)]
             with m.Elif(~Array([acc_full[0], acc_full[1]])[abank_next]):
                 m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit)]
                 m.d.sync += [s2_abank.eq(abank_next), abank_next.eq(abank_next ^ head.final)]
@@ -534,7 +546,7 @@ class Engine(wiring.Component):
                 m.d.sync += [s2.eq(head), s2_bnk.eq(s2_bank), s2_bank.eq(~s2_bank), s2_run.eq(1),
                              s2_count.eq(head_count), s2_p.eq(0), s2_chunk.eq(0),
                              s2_pos.eq(head.start), s2_gi.eq(0),
-                             s2_kw.eq(head_count - head.nglob), release.eq(head_release)]
+                             s2_kw.eq(head_count - head.nglob), rel_req.eq(head_release)]
         issue2 = s2_run
         s2_inglob = s2_p >= s2_kw
         s2_lastkey = s2_p + 1 >= s2_count
@@ -731,7 +743,8 @@ class Engine(wiring.Component):
 
         # ---------------------------------------------------------------- job completion
         with m.If(job_init):
-            m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), release.eq(0), held.eq(0),
+            m.d.sync += [r.eq(0) for r in rel_pipe]
+            m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), held.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
                          acc_full.eq(0), acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
