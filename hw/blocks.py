@@ -175,6 +175,43 @@ class Accumulators(wiring.Component):
         return m
 
 
+class AccumulatorRing(wiring.Component):
+    """One unit's P.V accumulators of one bank: ``chunks`` registers of ``width`` accumulators in a
+    ring, of which only the head is ever added to (``width`` adders, not ``width * chunks``).
+
+    ``add``: head <- (``clear`` ? 0 : head) + x, and the ring turns by one, so the next chunk is at
+    the head. ``turn`` (without ``add``): the ring turns, values unchanged (the epilogue reads the
+    bank chunk after chunk at the head). A key's chunks arrive in order 0 .. chunks - 1 and a read
+    turns the ring ``chunks`` times, so chunk 0 is at the head between keys and between reads.
+    """
+
+    def __init__(self, in_shape, acc_shape, width: int, chunks: int):
+        self._width, self._chunks = width, chunks
+        self._acc_shape = acc_shape
+        super().__init__({
+            "add": In(1),
+            "turn": In(1),
+            "clear": In(1),
+            "x": In(data.ArrayLayout(in_shape, width)),
+            "head": Out(data.ArrayLayout(acc_shape, width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ring = [Signal(data.ArrayLayout(self._acc_shape, self._width), name=f"chunk{c}")
+                for c in range(self._chunks)]
+        new = Signal.like(ring[0])
+        for i in range(self._width):
+            m.d.comb += new[i].eq(Mux(self.add & self.clear, 0, ring[0][i])
+                                  + Mux(self.add, self.x[i], 0))
+        with m.If(self.add | self.turn):
+            for c in range(self._chunks - 1):
+                m.d.sync += ring[c].eq(ring[c + 1])
+            m.d.sync += ring[-1].eq(new)
+        m.d.comb += self.head.eq(ring[0])
+        return m
+
+
 class RowMax(wiring.Component):
     """Running maximum of valid scores. ``first`` starts a new row from ``init``/``init_valid``
     instead of the held value (so a row can continue from another register)."""

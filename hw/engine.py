@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from ..sw import numerics as nx
 from ..sw import regs
 from ..sw.engine_params import EngineParams
-from .blocks import Accumulators, DotLanes, ExpUnit, Normaliser, Reciprocal, RowMax, ScaleLanes, int8_row
+from .blocks import AccumulatorRing, Accumulators, DotLanes, ExpUnit, Normaliser, Reciprocal, RowMax, ScaleLanes, int8_row
 
 #: pipeline latencies, cycles from issue to the write of the result (the cycle model,
 #: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
@@ -585,6 +585,8 @@ class Engine(wiring.Component):
 
         mant = cfg.mult_mant
         mshift = cfg.mult_shift
+        epi_bank = Signal()  # bank the epilogue serves next
+        epi_turn = [Signal(name=f"epi_turn{u}") for u in range(U)]  # turn the bank's ring
         accA = []  # per unit: list of CH chunk registers (arrays of LW accumulators)
         sums = []
         for u in range(U):
@@ -624,13 +626,11 @@ class Engine(wiring.Component):
             abanks, sbanks = [], []
             for ab in range(2):
                 take = t[7].valid & (t[7].abank == ab)
-                chunks = []
-                for c in range(CH):
-                    m.submodules[f"acc{u}_{ab}_{c}"] = acc = Accumulators(
-                        signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW)
-                    m.d.comb += [acc.en.eq(take & (t[7].chunk == c)), acc.clear.eq(t[7].fkey),
-                                 acc.x.eq(sc.prod)]
-                    chunks.extend(acc.acc[j] for j in range(LW))
+                m.submodules[f"acc{u}_{ab}"] = ring = AccumulatorRing(
+                    signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW, CH)
+                m.d.comb += [ring.add.eq(take), ring.clear.eq(t[7].fkey), ring.x.eq(sc.prod),
+                             ring.turn.eq(epi_turn[u] & (epi_bank == ab))]
+                chunks = ring.head
                 m.submodules[f"sum{u}_{ab}"] = ssum = Accumulators(
                     unsigned(nx.EXP_WIDTH), unsigned(P.sum_width), 1)
                 m.d.comb += [ssum.en.eq(take & t[7].first), ssum.clear.eq(t[7].fkey),
@@ -665,7 +665,6 @@ class Engine(wiring.Component):
             for b in range(2):
                 with m.If(done_abank == b):
                     m.d.sync += act_bank[b].eq(grp_active)
-        epi_bank = Signal()  # bank the epilogue serves next
         epi_go = Signal()  # one-cycle pulse: start normalising bank epi_bank
         epi_run = Signal()
         pending = Signal(U)  # rows of the bank still to emit
@@ -706,11 +705,18 @@ class Engine(wiring.Component):
                         m.d.sync += oc.eq(0)
                         m.next = "OUT"
                 with m.State("OUT"):
-                    # element group oc enters the normalisers; group oc - NL leaves them
-                    lat_arr = Array(Mux(epi_bank, accA[u][1][i], accA[u][0][i]) for i in range(d))
+                    # element group oc enters the normalisers; group oc - NL leaves them. The
+                    # elements come from the head chunk of the bank's ring, which turns after
+                    # its last group
+                    per_chunk = LW // ol
+                    sub = oc[:(per_chunk - 1).bit_length()]
+                    m.d.comb += epi_turn[u].eq((sub == per_chunk - 1) & (oc < d // ol))
+                    head_arr = Array(Mux(epi_bank, accA[u][1][i], accA[u][0][i])
+                                     for i in range(LW))
                     for j in range(ol):
                         m.submodules[f"norm{u}_{j}"] = nm = Normaliser(P.acc_width)
-                        m.d.comb += [nm.a.eq(lat_arr[oc * ol + j]), nm.p.eq(pshift),
+                        m.d.comb += [nm.a.eq(head_arr[sub * ol + j] if per_chunk > 1
+                                             else head_arr[j]), nm.p.eq(pshift),
                                      nm.r.eq(rc.quotient), nm.out_shift.eq(cfg.out_shift)]
                         with m.Switch(oc):
                             for k in range(d // ol):

@@ -202,6 +202,54 @@ def test_reciprocal_timing_and_values():
     _simulate(dut, tb)
 
 
+# --- AccumulatorRing -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("chunks", [1, 3, 8])
+def test_accumulator_ring(chunks):
+    """Keys arrive as ``chunks`` consecutive adds (chunk 0 first), rows start with clear, idle
+    cycles and whole-bank reads (``chunks`` turns) come in between; the head must always be the
+    running sum of the chunk whose turn it is. Reference: a list of per-chunk sums in Python."""
+    rng = np.random.default_rng(6100 + chunks)
+    width = 3
+    in_shape, acc_shape, x_min, x_max = _acc_config("acc", 255)
+    dut = blocks.AccumulatorRing(in_shape, acc_shape, width, chunks)
+    # program of (add, turn, clear, x): rows of up to 40 keys with the worst-case values
+    program = []
+    for row in range(8):
+        keys = int(rng.integers(1, 41)) if row else 255  # first row: n_max keys, all extreme
+        for k in range(keys):
+            for c in range(chunks):
+                while rng.random() < 0.1:  # idle: clear and x must be ignored
+                    program.append((0, 0, 1, [x_max] * width))
+                x = ([x_max, x_min, x_max] if row == 0 else
+                     rng.integers(x_min, x_max + 1, size=width).tolist())
+                program.append((1, int(rng.random() < 0.5), int(k == 0), x))
+        for c in range(chunks):  # the epilogue reads the bank: one turn per chunk
+            program.append((0, 1, int(rng.random() < 0.5), [x_min] * width))
+
+    async def tb(ctx):
+        sums = [[0] * width for _ in range(chunks)]  # logical chunk -> sums
+        head = 0  # logical chunk at the head
+        extremes = set()
+        for i, (add, turn, clear, x) in enumerate(program):
+            got = [ctx.get(dut.head[j]) for j in range(width)]
+            assert got == sums[head], f"step {i}: head {got}, expected chunk {head} {sums[head]}"
+            extremes.update(v for v in got if v in (255 * x_max, 255 * x_min))
+            ctx.set(dut.add, add)
+            ctx.set(dut.turn, turn)
+            ctx.set(dut.clear, clear)
+            ctx.set(dut.x, x)
+            await ctx.tick()
+            if add:
+                sums[head] = [(0 if clear else s) + v for s, v in zip(sums[head], x)]
+            if add or turn:
+                head = (head + 1) % chunks
+        # the worst-case row's sums (the bounds of acc_width at n_max 255) were at the head
+        assert extremes == {255 * x_max, 255 * x_min}
+
+    _simulate(dut, tb)
+
+
 # --- RowMax --------------------------------------------------------------------------------------
 
 def _rowmax_program(rng, width: int, cycles: int):
