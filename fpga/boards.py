@@ -9,8 +9,9 @@ Why these sizes:
   engine the generator allows (head dim 32 as in all-MiniLM-L6-v2, 8 lanes: one unit of 4 Q.K and
   4 P.V lanes). Q, K, V and O buffers take one SPRAM block each (1024 rows of 32 bytes), hence
   seq_width 10. 36 MHz is the issue's target: 12 MHz x 3 from the PLL and an exact 12 cycles per
-  bit at 3 Mbaud (the FT2232H's 3 Mbaud is exact). NOTE: the engine as generated today needs about
-  twice the UP5K's LUTs and DSPs even at this size (see docs/boards.md); the build says so.
+  bit at 3 Mbaud (the FT2232H's 3 Mbaud is exact). NOTE: the design as generated today does
+  not fit: about 6.0k LUT4, 6.8k flip-flops and 18 SB_MAC16 at this size (fpga/README.md);
+  the build says so.
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (15 EBR
   each of the four), radius 64 and 8 globals for Longformer/BigBird-like heads. 100 MHz is the
