@@ -179,7 +179,8 @@ def validator_harness(P: EngineParams, drop_rule: str | None = None):
     first = Signal(init=1)
     m.d.sync += first.eq(0)
     hcfg = Signal(regs.config_layout(P))  # the harness's copy of the configuration started
-    window = max(1, P.max_globals) + 2  # the checks take at most 1 + max_globals cycles
+    # the checks take at most 2 + max_globals cycles (products, scalar checks, one per global)
+    window = max(1, P.max_globals) + 2
     since = Signal(range(window + 2))
     m.d.comb += [dut.cfg.eq(cfg_in), dut.start.eq(first)]
     with m.If(first):
