@@ -564,13 +564,13 @@ class Engine(wiring.Component):
 
         meta2 = data.StructLayout({
             "valid": 1, "first": 1, "fkey": 1, "lkey": 1, "bank": 1, "glob": 1,
-            "chunk": range(CH), "vaddr": (B * CH - 1).bit_length() or 1,
+            "vaddr": (B * CH - 1).bit_length() or 1,
             "gaddr": (GM * CH - 1).bit_length() or 1, "final": 1, "abank": 1, "active": U})
         t0 = Signal(meta2)
         m.d.comb += [
             t0.valid.eq(issue2), t0.first.eq(s2_chunk == 0), t0.fkey.eq((s2_p == 0) & s2.reset_acc),
             t0.lkey.eq(s2_lastkey & (s2_chunk == CH - 1)), t0.bank.eq(s2_bnk), t0.glob.eq(s2_inglob),
-            t0.chunk.eq(s2_chunk), t0.final.eq(s2.final), t0.abank.eq(s2_abank), t0.active.eq(s2.active),
+            t0.final.eq(s2.final), t0.abank.eq(s2_abank), t0.active.eq(s2.active),
             t0.vaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk, s2_pos[:(B - 1).bit_length()])),
             t0.gaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk,
                             s2_gi[:max(1, (GM - 1).bit_length())])),
@@ -587,7 +587,7 @@ class Engine(wiring.Component):
         mshift = cfg.mult_shift
         epi_bank = Signal()  # bank the epilogue serves next
         epi_turn = [Signal(name=f"epi_turn{u}") for u in range(U)]  # turn the bank's ring
-        accA = []  # per unit: list of CH chunk registers (arrays of LW accumulators)
+        accA = []  # per unit and bank: the head chunk of the accumulator ring (LW values)
         sums = []
         for u in range(U):
             rp = score_mems[u].read_port()
