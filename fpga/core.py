@@ -13,8 +13,8 @@ CRC error tells the host to send the frame again.
 """
 
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.engine import Engine
@@ -128,6 +128,7 @@ class BoardCore(wiring.Component):
             m.d.sync += qi.eq(qi + 1)
         m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                      qr.row.ready.eq(eng.q.ready)]
+        kv_out, kv_out_valid = Signal(2 * 8 * d), Signal()
         # K/V rows: the globals in register order, then 1 + 2 * (global groups) passes of 0..n-1
         kgi = Signal(8)
         kpos = Signal(range(rows + 1))
@@ -147,9 +148,21 @@ class BoardCore(wiring.Component):
                 m.d.sync += [kpos.eq(0), kpass.eq(kpass + 1)]
             with m.Else():
                 m.d.sync += kpos.eq(kpos + 1)
-        m.d.comb += [eng.kv.payload.k.as_value().eq(kvr.row.payload[:8 * d]),
-                     eng.kv.payload.v.as_value().eq(kvr.row.payload[8 * d:]),
-                     eng.kv.valid.eq(kvr.row.valid), kvr.row.ready.eq(eng.kv.ready)]
+        if R == 1:
+            # A row per RAM word: the reader's read enable (on every block RAM of the K and V
+            # buffers) would follow the engine's ready in the same cycle; a two-row FIFO with
+            # registered outputs between them cuts that path (one cycle of latency, full rate).
+            m.submodules.kv_fifo = kvf = ResetInserter(start)(
+                fifo.SyncFIFOBuffered(width=2 * 8 * d, depth=2))
+            m.d.comb += [kvf.w_data.eq(kvr.row.payload), kvf.w_en.eq(kvr.row.valid),
+                         kvr.row.ready.eq(kvf.w_rdy), kv_out_valid.eq(kvf.r_rdy),
+                         kv_out.eq(kvf.r_data), kvf.r_en.eq(eng.kv.ready)]
+        else:
+            m.d.comb += [kv_out_valid.eq(kvr.row.valid), kv_out.eq(kvr.row.payload),
+                         kvr.row.ready.eq(eng.kv.ready)]
+        m.d.comb += [eng.kv.payload.k.as_value().eq(kv_out[:8 * d]),
+                     eng.kv.payload.v.as_value().eq(kv_out[8 * d:]),
+                     eng.kv.valid.eq(kv_out_valid)]
         m.d.comb += [ow.row.payload.eq(eng.o.payload.as_value()), ow.row.valid.eq(eng.o.valid),
                      eng.o.ready.eq(ow.row.ready)]
 
@@ -214,6 +227,7 @@ class BoardCore(wiring.Component):
             with m.Case(pr.Cmd.WRITE_Q, pr.Cmd.WRITE_K, pr.Cmd.WRITE_V):
                 m.d.comb += exp_len.eq(hdr.count * d)
         check = Signal(8)
+        check_r = Signal(8)
         with m.If(~known):
             m.d.comb += check.eq(pr.LinkError.UNKNOWN_CMD)
         with m.Elif((hdr.length != exp_len) | ((cmd == pr.Cmd.READ_OUT)
@@ -278,7 +292,10 @@ class BoardCore(wiring.Component):
                         m.next = "HCRC0"
             # a bad header CRC: the header cannot be trusted, so neither can its length: wait
             # for the line to go quiet, then answer once
-            receive_crc("HCRC", "CHECK", "DRAIN")
+            receive_crc("HCRC", "VALIDATE", "DRAIN")
+            with m.State("VALIDATE"):  # the header's checks, registered for CHECK
+                m.d.sync += check_r.eq(check)
+                m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0),
                              laddr.eq(hdr.addr << shift)]
@@ -289,8 +306,8 @@ class BoardCore(wiring.Component):
                         m.d.sync += wtarget.eq(1)
                     with m.Case(pr.Cmd.WRITE_V):
                         m.d.sync += wtarget.eq(2)
-                with m.If(check != 0):
-                    m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES)]
+                with m.If(check_r != 0):
+                    m.d.sync += [err.eq(check_r), skip.eq(hdr.length + pr.CRC_BYTES)]
                     with m.If(hdr.length != 0):
                         m.next = "SKIP"
                     with m.Else():

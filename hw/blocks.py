@@ -245,12 +245,15 @@ class Normaliser(wiring.Component):
     """o = sat8(((a >> p) * r + 2^(31 - out_shift)) >> (32 - out_shift)), one result per cycle,
     ``LATENCY`` cycles after its inputs.
 
-    Four register stages, so that no cycle holds more than one of the wide operations: the
-    inputs; ``a >> p``; the 25 x 19 product; the rounding shift and the saturation (``o`` is a
-    register).
+    Six register stages, so that no cycle holds more than one wide operation: the inputs;
+    ``a >> p``; two partial products (``a >> p`` split at bit 16, each small enough for one
+    18 x 18 hard multiplier, R < 2^17 on its low 17 bits and R = 2^17 a shift); their sum; the
+    shift by ``31 - out_shift`` (eight choices); the rounding (``(z + 1) >> 1`` equals
+    ``(x + 2^(k - 1)) >> k`` for ``z = x >> (k - 1)``) and the saturation (``o`` is a register).
     """
 
-    LATENCY = 4
+    LATENCY = 6
+    SPLIT = 16  #: bit at which ``a >> p`` is split for the partial products
 
     def __init__(self, acc_width: int):
         super().__init__({
@@ -263,25 +266,34 @@ class Normaliser(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        k0 = nx.RECIP_NUM_SHIFT - (1 << nx.OUT_SHIFT_WIDTH)  # 24: the smallest shift - 1
         # stage 1: inputs
         a1, p1 = Signal.like(self.a), Signal.like(self.p)
         r1, sh1 = Signal.like(self.r), Signal.like(self.out_shift)
         m.d.sync += [a1.eq(self.a), p1.eq(self.p), r1.eq(self.r), sh1.eq(self.out_shift)]
         # stage 2: the normalising shift of the accumulator
         an = Signal(signed(nx.NORM_ACC_WIDTH))
-        r2, sh2 = Signal(signed(nx.RECIP_WIDTH + 1)), Signal.like(self.out_shift)
+        r2, sh2 = Signal.like(self.r), Signal.like(self.out_shift)
         m.d.sync += [an.eq(a1 >> p1), r2.eq(r1), sh2.eq(sh1)]
-        # stage 3: the product with the reciprocal
+        # stage 3: partial products with R's low bits (R = 2^17 has them all zero)
+        top = nx.RECIP_WIDTH - 1
+        r_lo = r2[:top]
+        plo = Signal(self.SPLIT + top, name="plo")
+        phi = Signal(signed(nx.NORM_ACC_WIDTH - self.SPLIT + top + 1), name="phi")
+        an3 = Signal.like(an)
+        rtop, sh3 = Signal(), Signal.like(self.out_shift)
+        m.d.sync += [plo.eq(an[:self.SPLIT] * r_lo), phi.eq(an[self.SPLIT:].as_signed() * r_lo),
+                     an3.eq(an), rtop.eq(r2[top]), sh3.eq(sh2)]
+        # stage 4: the product
         prod = Signal(signed(nx.NORM_ACC_WIDTH + nx.RECIP_WIDTH + 1))
-        sh3 = Signal.like(self.out_shift)
-        m.d.sync += [prod.eq(an * r2), sh3.eq(sh2)]
-        # stage 4: round half up at bit (32 - out_shift), shift, saturate to int8
-        sh = Signal(range(nx.RECIP_NUM_SHIFT + 1))
-        y = Signal(signed(len(prod) + 1))
-        m.d.comb += [
-            sh.eq(nx.RECIP_NUM_SHIFT - sh3),
-            y.eq((prod + (Const(1 << (nx.RECIP_NUM_SHIFT - 1), 32) >> sh3)) >> sh),
-        ]
+        sh4 = Signal.like(self.out_shift)
+        m.d.sync += [prod.eq(Mux(rtop, an3 << top, (phi << self.SPLIT) + plo)), sh4.eq(sh3)]
+        # stage 5: z = prod >> (31 - out_shift)
+        z = Signal(signed(len(prod) - k0 + 1))
+        m.d.sync += z.eq((prod >> k0) >> ~sh4)  # ~sh4 = 7 - out_shift
+        # stage 6: round half up, saturate to int8
+        y = Signal(signed(len(z)))
+        m.d.comb += y.eq((z + 1) >> 1)
         with m.If(y > nx.DATA_MAX):
             m.d.sync += self.o.eq(nx.DATA_MAX)
         with m.Elif(y < nx.DATA_MIN):

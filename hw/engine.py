@@ -105,6 +105,9 @@ class Engine(wiring.Component):
         checking = Signal()
         chk_i = Signal(8)
         job_init = Signal()  # one-cycle pulse: reset all job state
+        chk_seen = Signal()
+        chk_fail = Signal(4)
+        chk_last = Signal()
 
         cycles = Signal(32)
         m.d.comb += self.cycles.eq(cycles)
@@ -122,10 +125,13 @@ class Engine(wiring.Component):
                 m.d.sync += error.eq(regs.Error.BUSY)
             with m.Else():
                 m.d.sync += [cfg.eq(self.cfg), state.eq(regs.State.BUSY), error.eq(0),
-                             cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0)]
+                             cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0),
+                             chk_seen.eq(0), chk_fail.eq(0), chk_last.eq(0)]
         # The checks, one step per cycle: step 0 registers the products they need, step 1 the
         # scalar checks, step 2 + i global i (range, then duplicate of an earlier one). ``cur``
         # is global chk_i - 2 (loaded a cycle ahead); ``before`` marks the globals below it.
+        # A step's outcome is registered (chk_fail, chk_last) and acted on a cycle later, so the
+        # compares do not drive the job's control in the same cycle.
         fail = Signal(4)
         lprod = Signal(32)
         rprod = Signal(32)
@@ -136,6 +142,7 @@ class Engine(wiring.Component):
                 m.d.sync += [lprod.eq(left * dil), rprod.eq(right * dil), span.eq(left + right),
                              ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
             with m.Elif(chk_i == 1):
+                m.d.sync += total_pos.eq(n + ((n * ngg) << 1))
                 with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
                     m.d.comb += fail.eq(regs.Error.N_RANGE)
                 with m.Elif((dil == 0) | (dil > P.max_dilation)):
@@ -158,14 +165,13 @@ class Engine(wiring.Component):
             nxt_g = Signal(8)
             m.d.comb += nxt_g.eq(chk_i - 1)
             m.d.sync += cur.eq(Array(glob)[nxt_g[:max(1, (GM - 1).bit_length())]])
-            with m.If(fail != 0):
-                m.d.sync += [error.eq(fail), state.eq(regs.State.IDLE), checking.eq(0)]
-            with m.Elif((chk_i >= 1) & (chk_i >= ng + 1)):
+            m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail),
+                         chk_last.eq((chk_i >= 1) & (chk_i >= ng + 1)), chk_i.eq(chk_i + 1)]
+            with m.If(chk_seen & (chk_fail != 0)):
+                m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
+            with m.Elif(chk_seen & chk_last):
                 m.d.sync += [checking.eq(0), running.eq(1), reach_l.eq(lprod)]
                 m.d.comb += job_init.eq(1)
-                m.d.sync += total_pos.eq(n + ((n * ngg) << 1))
-            with m.Else():
-                m.d.sync += chk_i.eq(chk_i + 1)
 
         # ---------------------------------------------------------------- memories
         def mem(name, depth, width):
@@ -237,17 +243,24 @@ class Engine(wiring.Component):
         ggrp = Signal(8)
         gpass = Signal()  # 0: max pass, 1: P.V pass
         gsub = Signal(PW + 1)  # first position of the sub-group within the pass
+        pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         uload = Signal(range(U + 1))
         active = Signal(U)
+        # bc = base0 + cls, kept in a register (the scheduler's compares start from it)
+        bc = Signal(NW + 16)
         idx_u = [Signal(NW + 16, name=f"idx_u{u}") for u in range(U)]
         for u in range(U):
-            m.d.comb += idx_u[u].eq(base0 + cls + u * dil)
+            m.d.comb += idx_u[u].eq(bc + u * dil)
+
+        def next_block():
+            m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bc.eq(base0 + U * dil),
+                         bq.eq(bq + U)]
 
         def advance_main():
             with m.If(cls + 1 >= dil):
-                m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bq.eq(bq + U)]
+                next_block()
             with m.Else():
-                m.d.sync += cls.eq(cls + 1)
+                m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1)]
 
         def load_queries():
             """Take one q row per active unit (in unit order) into the scheduler's bank."""
@@ -267,15 +280,17 @@ class Engine(wiring.Component):
         with m.FSM(name="sched"):
             with m.State("IDLE"):
                 with m.If(job_init):
-                    m.d.sync += [base0.eq(0), cls.eq(0), bq.eq(0), ggrp.eq(0), sched_bank.eq(0),
+                    m.d.sync += [base0.eq(0), cls.eq(0), bc.eq(0), bq.eq(0), ggrp.eq(0),
+                                 sched_bank.eq(0),
                                  desc_valid.eq(0)]
                     m.next = "MAIN_GROUP"
             with m.State("MAIN_GROUP"):
-                with m.If(base0 + cls >= n):
+                with m.If(bc >= n):
                     with m.If(base0 >= n):
+                        m.d.sync += pbase.eq(n)
                         m.next = "GLOBAL_GROUP"
                     with m.Else():  # a class with no rows in this last block
-                        m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bq.eq(bq + U)]
+                        next_block()
                 with m.Else():
                     act_c = Signal(U)
                     m.d.comb += act_c.eq(Cat(*[(idx_u[u] < n) & ~is_global(idx_u[u])
@@ -290,11 +305,11 @@ class Engine(wiring.Component):
                 with m.If(uload == U):
                     mlo = Signal(NW + 1)
                     m.d.comb += mlo.eq(Mux(bq > left, bq - left, 0))
-                    lo_neg = reach_l > base0 + cls
+                    lo_neg = reach_l > bc
                     m.d.sync += [
                         desc.main.eq(1), desc.no_pv.eq(0), desc.reset_max.eq(1),
                         desc.reset_acc.eq(1), desc.final.eq(1), desc.qbank.eq(sched_bank),
-                        desc.active.eq(active), desc.start.eq(Mux(lo_neg, cls, base0 + cls - reach_l)),
+                        desc.active.eq(active), desc.start.eq(Mux(lo_neg, cls, bc - reach_l)),
                         desc.step.eq(dil), desc.kmax.eq(bq + U - 1 + right - mlo),
                         desc.lim.eq(n), desc.clip.eq(mlo + left - bq), desc.nglob.eq(ng),
                         desc_valid.eq(1),
@@ -317,8 +332,7 @@ class Engine(wiring.Component):
                 with m.If(uload == U):
                     m.next = "GLOBAL_SUB"
             with m.State("GLOBAL_SUB"):
-                pass_base = Signal(PW + 1)
-                m.d.comb += pass_base.eq(n + ((ggrp * n) << 1) + Mux(gpass, n, 0))
+                pass_base = pbase
                 last_sub = gsub + SG >= n
                 m.d.sync += [
                     desc.main.eq(0), desc.no_pv.eq(~gpass), desc.reset_max.eq(~gpass & (gsub == 0)),
@@ -333,7 +347,7 @@ class Engine(wiring.Component):
                 with m.If(desc_take):
                     m.d.sync += desc_valid.eq(0)
                     with m.If(gsub + SG >= n):
-                        m.d.sync += gsub.eq(0)
+                        m.d.sync += [gsub.eq(0), pbase.eq(pbase + n)]
                         with m.If(gpass):
                             m.d.sync += [ggrp.eq(ggrp + 1), sched_bank.eq(~sched_bank)]
                             m.next = "GLOBAL_GROUP"
@@ -578,10 +592,11 @@ class Engine(wiring.Component):
         t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 8)]
         for i in range(1, 8):
             m.d.sync += t[i].eq(t[i - 1])
-        # V read at t5, data at t6
-        m.d.comb += [rv_r.addr.eq(t[5].vaddr), gv_r.addr.eq(t[5].gaddr)]
+        # V read at t4, data at t5, registered at t6 (a memory's output never feeds a multiplier
+        # in the same cycle)
+        m.d.comb += [rv_r.addr.eq(t[4].vaddr), gv_r.addr.eq(t[4].gaddr)]
         vdat = Signal(chunk_bits)
-        m.d.comb += vdat.eq(Mux(t[6].glob, gv_r.data, rv_r.data))
+        m.d.sync += vdat.eq(Mux(t[5].glob, gv_r.data, rv_r.data))
 
         mant = cfg.mult_mant
         mshift = cfg.mult_shift

@@ -167,6 +167,12 @@ def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
     return code
 
 
+def validator_window(P: EngineParams) -> int:
+    """Cycles the checks take at most: products, scalar checks, one per global, and the cycle
+    that acts on the last step's registered outcome."""
+    return max(1, P.max_globals) + 3
+
+
 def validator_harness(P: EngineParams, drop_rule: str | None = None):
     """One start from reset with any configuration register value; see the module docstring."""
     from ..hw.engine import Engine
@@ -179,8 +185,7 @@ def validator_harness(P: EngineParams, drop_rule: str | None = None):
     first = Signal(init=1)
     m.d.sync += first.eq(0)
     hcfg = Signal(regs.config_layout(P))  # the harness's copy of the configuration started
-    # the checks take at most 2 + max_globals cycles (products, scalar checks, one per global)
-    window = max(1, P.max_globals) + 2
+    window = validator_window(P)
     since = Signal(range(window + 2))
     m.d.comb += [dut.cfg.eq(cfg_in), dut.start.eq(first)]
     with m.If(first):
@@ -474,7 +479,7 @@ def _proofs() -> list[Proof]:
                      lambda: accumulator_harness(3, "acc", narrow=1)[:2], "prove", 5,
                      expect="FAIL"))
     for size, P in VALIDATOR_SIZES.items():
-        window = max(1, P.max_globals) + 2
+        window = validator_window(P)
         out.append(Proof(f"validator_{size}",
                          f"validator accepts exactly the valid configurations ({size}: "
                          f"max_globals {P.max_globals}, n_max {P.n_max})",
@@ -483,7 +488,7 @@ def _proofs() -> list[Proof]:
     P = VALIDATOR_SIZES["u1"]
     out.append(Proof("planted_validator_dup", "a reference that forgets duplicate globals",
                      lambda: validator_harness(P, drop_rule="dup")[:2], "bmc",
-                     max(1, P.max_globals) + 5, expect="FAIL"))
+                     validator_window(P) + 3, expect="FAIL"))
     for size in ("u1", "u2"):
         P = VALIDATOR_SIZES[size]
         out.append(Proof(f"handshake_{size}", f"o stream: valid held, payload stable until ready "

@@ -33,7 +33,7 @@ from .pattern import HybridPattern
 
 #: the job starts after the configuration checks: a cycle of products, a cycle of scalar checks,
 #: then one cycle per global index
-CHECK_BASE = 1
+CHECK_BASE = 2
 #: a K/V row is accepted the cycle after job init and held for ``chunks`` cycles of writes
 WRITE_BASE = 2
 #: stage 1 -> stage 2 with a two-cycle dot product: the last key's score reaches the bank three
@@ -45,7 +45,7 @@ S2_DRAIN = 8
 #: the normalisers' pipeline (hw.blocks.Normaliser.LATENCY) before the last element group lands
 EPI_START = 3
 EPI_RECIP = nx.RECIP_WIDTH + 1
-NORM_LATENCY = 4
+NORM_LATENCY = 6
 #: after the last output handshake the state register changes one cycle later
 DONE_LAG = 1
 
