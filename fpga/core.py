@@ -14,7 +14,7 @@ CRC error tells the host to send the frame again.
 
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.engine import Engine
@@ -226,19 +226,29 @@ class BoardCore(wiring.Component):
                 m.d.comb += exp_len.eq(cfg_nbytes)
             with m.Case(pr.Cmd.WRITE_Q, pr.Cmd.WRITE_K, pr.Cmd.WRITE_V):
                 m.d.comb += exp_len.eq(hdr.count * d)
-        check = Signal(8)
+        # the header's checks: each registered in VALIDATE, then the first that fails, in CHECK
+        bad = Signal(data.StructLayout({"cmd": 1, "length": 1, "addr": 1, "busy": 1, "cfg": 1}))
+        bad_now = Signal.like(bad)
+        m.d.comb += [
+            bad_now.cmd.eq(~known),
+            bad_now.length.eq((hdr.length != exp_len)
+                              | ((cmd == pr.Cmd.READ_OUT) & (hdr.count * d > 0xFFFF))),
+            bad_now.addr.eq(is_rows & (hdr.addr + hdr.count > rows)),
+            bad_now.busy.eq((is_rows | (cmd == pr.Cmd.WRITE_CONFIG) | (cmd == pr.Cmd.START))
+                            & active),
+            bad_now.cfg.eq((cmd == pr.Cmd.START) & ~cfg_valid),
+        ]
         check_r = Signal(8)
-        with m.If(~known):
-            m.d.comb += check.eq(pr.LinkError.UNKNOWN_CMD)
-        with m.Elif((hdr.length != exp_len) | ((cmd == pr.Cmd.READ_OUT)
-                                               & (hdr.count * d > 0xFFFF))):
-            m.d.comb += check.eq(pr.LinkError.BAD_LENGTH)
-        with m.Elif(is_rows & (hdr.addr + hdr.count > rows)):
-            m.d.comb += check.eq(pr.LinkError.BAD_ADDR)
-        with m.Elif((is_rows | (cmd == pr.Cmd.WRITE_CONFIG) | (cmd == pr.Cmd.START)) & active):
-            m.d.comb += check.eq(pr.LinkError.BUSY)
-        with m.Elif((cmd == pr.Cmd.START) & ~cfg_valid):
-            m.d.comb += check.eq(pr.LinkError.NO_CONFIG)
+        with m.If(bad.cmd):
+            m.d.comb += check_r.eq(pr.LinkError.UNKNOWN_CMD)
+        with m.Elif(bad.length):
+            m.d.comb += check_r.eq(pr.LinkError.BAD_LENGTH)
+        with m.Elif(bad.addr):
+            m.d.comb += check_r.eq(pr.LinkError.BAD_ADDR)
+        with m.Elif(bad.busy):
+            m.d.comb += check_r.eq(pr.LinkError.BUSY)
+        with m.Elif(bad.cfg):
+            m.d.comb += check_r.eq(pr.LinkError.NO_CONFIG)
 
         id_bytes = pr.pack(pr.IDENTITY_LAYOUT, self.identity())
         status_bits = Signal(pr.STATUS_REPLY_LAYOUT)
@@ -294,7 +304,7 @@ class BoardCore(wiring.Component):
             # for the line to go quiet, then answer once
             receive_crc("HCRC", "VALIDATE", "DRAIN")
             with m.State("VALIDATE"):  # the header's checks, registered for CHECK
-                m.d.sync += check_r.eq(check)
+                m.d.sync += bad.eq(bad_now)
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0),
@@ -381,11 +391,18 @@ class BoardCore(wiring.Component):
         tcnt = Signal(17)
         tsub = Signal(range(W))
         tword = Signal(WB)
-        out_byte = Signal(8)
+        out_byte = Signal(8)  # the byte the state offers (a multiplexer over its sources)
+        # The offered byte is registered before it reaches the UART and the CRC: a state offers
+        # its byte from the second cycle in which it wants to send (``settled``), and its indices
+        # only move on a handshake, so the registered byte is the state's current byte.
+        want = Signal()
+        byte_r = Signal(8)
+        settled = Signal()
         tcrc_next = Signal(16)
-        m.d.comb += [self.tx.payload.eq(out_byte),
-                     tcrc_next.eq(crc16_rtl(m, tcrc, out_byte, "tx_crc"))]
+        m.d.comb += [self.tx.payload.eq(byte_r), self.tx.valid.eq(want & settled),
+                     tcrc_next.eq(crc16_rtl(m, tcrc, byte_r, "tx_crc"))]
         fire = self.tx.valid & self.tx.ready
+        m.d.sync += [byte_r.eq(out_byte), settled.eq(want & ~fire)]
         r_hdr_bytes = Array(r_hdr.as_value()[8 * i:8 * (i + 1)] for i in range(pr.HEADER_BYTES))
         id_rom = Array(Const(b, 8) for b in id_bytes)
         word_bytes = Array(r_word[8 * i:8 * (i + 1)] for i in range(4))
@@ -395,22 +412,22 @@ class BoardCore(wiring.Component):
                 with m.If(tx_go):
                     m.next = "SYNC"
             with m.State("SYNC"):
-                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(pr.REPLY_SYNC)]
+                m.d.comb += [want.eq(1), out_byte.eq(pr.REPLY_SYNC)]
                 with m.If(fire):
                     m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0)]
                     m.next = "HDR"
             with m.State("HDR"):
-                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(r_hdr_bytes[tcnt[:3]])]
+                m.d.comb += [want.eq(1), out_byte.eq(r_hdr_bytes[tcnt[:3]])]
                 with m.If(fire):
                     m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1)]
                     with m.If(tcnt == pr.HEADER_BYTES - 1):
                         m.next = "HCRC0"
             with m.State("HCRC0"):
-                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[:8])]
+                m.d.comb += [want.eq(1), out_byte.eq(tcrc[:8])]
                 with m.If(fire):
                     m.next = "HCRC1"
             with m.State("HCRC1"):
-                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[8:])]
+                m.d.comb += [want.eq(1), out_byte.eq(tcrc[8:])]
                 with m.If(fire):
                     m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0)]
                     with m.If(r_hdr.length == 0):
@@ -425,7 +442,7 @@ class BoardCore(wiring.Component):
                 m.d.sync += [tword.eq(o_ram.rdata), laddr.eq(laddr + 1)]
                 m.next = "PAY"
             with m.State("PAY"):
-                m.d.comb += self.tx.valid.eq(1)
+                m.d.comb += want.eq(1)
                 with m.Switch(r_src):
                     with m.Case(SRC_WORD):
                         m.d.comb += out_byte.eq(word_bytes[tcnt[:2]])
@@ -443,11 +460,11 @@ class BoardCore(wiring.Component):
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):
                         m.next = "FETCH"
             with m.State("PCRC0"):
-                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[:8])]
+                m.d.comb += [want.eq(1), out_byte.eq(tcrc[:8])]
                 with m.If(fire):
                     m.next = "PCRC1"
             with m.State("PCRC1"):
-                m.d.comb += [self.tx.valid.eq(1), out_byte.eq(tcrc[8:])]
+                m.d.comb += [want.eq(1), out_byte.eq(tcrc[8:])]
                 with m.If(fire):
                     m.next = "DONE"
             with m.State("DONE"):

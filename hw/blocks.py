@@ -26,16 +26,17 @@ class DotLanes(wiring.Component):
     """``width`` int8 x int8 multipliers and an adder tree: ``sum = a . b``, one dot product per
     cycle, ``latency`` cycles after its inputs.
 
-    Stage 1 registers the products. With ``latency = 2`` stage 2 registers the whole tree sum;
-    with ``latency = 3`` (wide units, where one cycle of five or more adder levels would limit the
-    clock) stage 2 registers sums of eight products and stage 3 the sum of those.
+    Stage 1 registers the inputs (they come from a memory: its output never feeds a multiplier
+    in the same cycle), stage 2 the products. With ``latency = 3`` stage 3 registers the whole
+    tree sum; with ``latency = 4`` (wide units, where one cycle of five or more adder levels would
+    limit the clock) stage 3 registers sums of eight products and stage 4 the sum of those.
     """
 
     GROUP = 8  #: products summed before the mid-tree register (latency 3)
 
     def __init__(self, width: int, latency: int = 2):
-        if latency not in (2, 3):
-            raise ValueError(f"DotLanes latency = {latency!r}: allowed 2 or 3")
+        if latency not in (3, 4):
+            raise ValueError(f"DotLanes latency = {latency!r}: allowed 3 or 4")
         self._width = width
         self.latency = latency
         super().__init__({
@@ -46,10 +47,12 @@ class DotLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        a_r, b_r = Signal.like(self.a), Signal.like(self.b)
+        m.d.sync += [a_r.eq(self.a), b_r.eq(self.b)]
         prods = [Signal(signed(nx.PRODUCT_WIDTH), name=f"p{i}") for i in range(self._width)]
         for i, p in enumerate(prods):
-            m.d.sync += p.eq(self.a[i] * self.b[i])
-        if self.latency == 2:
+            m.d.sync += p.eq(a_r[i] * b_r[i])
+        if self.latency == 3:
             m.d.sync += self.sum.eq(_tree_sum(list(prods)))
             return m
         parts = []
@@ -63,7 +66,12 @@ class DotLanes(wiring.Component):
 
 
 class ScaleLanes(wiring.Component):
-    """``width`` multipliers of an unsigned exponential by int8 values, registered (latency 1)."""
+    """``width`` multipliers of an exponential e in 0..2^15 by int8 values, registered (latency 1).
+
+    ``e`` is at most 2^15 (``numerics``): its low 15 bits times v is a signed 16 x 8 product
+    (one 16 x 16 or 18 x 18 hard multiplier; the 17-bit signed e would take two on the iCE40),
+    and e = 2^15, whose low bits are zero, is v shifted.
+    """
 
     def __init__(self, width: int):
         self._width = width
@@ -75,10 +83,10 @@ class ScaleLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        e = Signal(signed(nx.EXP_WIDTH + 1))
-        m.d.comb += e.eq(self.e)
+        top = nx.EXP_WIDTH - 1
+        e_lo = self.e[:top]
         for i in range(self._width):
-            m.d.sync += self.prod[i].eq(e * self.v[i])
+            m.d.sync += self.prod[i].eq(Mux(self.e[top], self.v[i] << top, e_lo * self.v[i]))
         return m
 
 

@@ -189,20 +189,34 @@ class Engine(wiring.Component):
         pl = Signal(8)  # global rows preloaded
         wpos = Signal(PW + 1)  # ring rows committed (stream position)
         release = Signal(PW + 1)  # lowest position still needed (see rel_req below)
+        rel_next = Signal(PW + 1)  # release's value in the next cycle
         held = Signal()
         hchunk = Signal(range(CH))
         kv_row = Signal(kv_layout(d))
         last_chunk = held & (hchunk == CH - 1)
-        to_glob = pl < ng
         next_pl = Signal.like(pl)
         next_wpos = Signal.like(wpos)
+        # The compares behind ``ready`` are registered a cycle ahead, for each way the writer
+        # can move (nothing, a global row, a ring row): pl < ng, pl + 1 < ng, wpos < total_pos,
+        # wpos + 1 < total_pos and the ring's fill wpos - release (release is rel_pipe's last
+        # register, so its next value is the one before it).
+        plt, plt1 = Signal(), Signal()
+        wlt, wlt1 = Signal(), Signal()
+        gap = Signal(signed(PW + 3))
+        to_glob = plt
         m.d.comb += [next_pl.eq(pl), next_wpos.eq(wpos)]
         with m.If(last_chunk):
             with m.If(to_glob):
                 m.d.comb += next_pl.eq(pl + 1)
             with m.Else():
                 m.d.comb += next_wpos.eq(wpos + 1)
-        room = (next_pl < ng) | ((next_wpos < total_pos) & ((next_wpos - release) < B))
+        room = Signal()
+        with m.If(last_chunk & to_glob):
+            m.d.comb += room.eq(plt1 | (wlt & (gap < B)))
+        with m.Elif(last_chunk):
+            m.d.comb += room.eq(plt | (wlt1 & (gap < B - 1)))
+        with m.Else():
+            m.d.comb += room.eq(plt | (wlt & (gap < B)))
         m.d.comb += self.kv.ready.eq(running & (~held | last_chunk) & room)
         waddr_ring = Cat(Const(0, 0) if CH == 1 else hchunk, wpos[:(B - 1).bit_length()])
         waddr_glob = Cat(Const(0, 0) if CH == 1 else hchunk, pl[:max(1, (GM - 1).bit_length())])
@@ -217,7 +231,9 @@ class Engine(wiring.Component):
         ]
         with m.If(held):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
-        m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos)]
+        m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos), plt.eq(next_pl < ng),
+                     plt1.eq(next_pl + 1 < ng), wlt.eq(next_wpos < total_pos),
+                     wlt1.eq(next_wpos + 1 < total_pos), gap.eq(next_wpos - rel_next)]
         with m.If(self.kv.valid & self.kv.ready):
             m.d.sync += [kv_row.eq(self.kv.payload), held.eq(1), hchunk.eq(0)]
         with m.Elif(last_chunk):
@@ -244,6 +260,11 @@ class Engine(wiring.Component):
         gpass = Signal()  # 0: max pass, 1: P.V pass
         gsub = Signal(PW + 1)  # first position of the sub-group within the pass
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
+        # a main group's descriptor fields, registered when the group is formed
+        g_start = Signal(PW + 1)
+        g_kbase = Signal(NW + 18)
+        g_mlo = Signal(NW + 1)
+        g_clip = Signal(17)
         uload = Signal(range(U + 1))
         active = Signal(U)
         # bc = base0 + cls, kept in a register (the scheduler's compares start from it)
@@ -298,20 +319,21 @@ class Engine(wiring.Component):
                     with m.If(act_c == 0):  # only global rows: nothing to compute here
                         advance_main()
                     with m.Else():
-                        m.d.sync += [active.eq(act_c), uload.eq(0)]
+                        m.d.sync += [active.eq(act_c), uload.eq(0),
+                                     g_start.eq(Mux(reach_l > bc, cls, bc - reach_l)),
+                                     g_kbase.eq(bq + U - 1 + right),
+                                     g_mlo.eq(Mux(bq > left, bq - left, 0)),
+                                     g_clip.eq(Mux(bq > left, 0, left - bq))]
                         m.next = "MAIN_LOAD"
             with m.State("MAIN_LOAD"):
                 load_queries()
-                with m.If(uload == U):
-                    mlo = Signal(NW + 1)
-                    m.d.comb += mlo.eq(Mux(bq > left, bq - left, 0))
-                    lo_neg = reach_l > bc
+                with m.If(uload == U):  # at least a cycle after MAIN_GROUP set the g_* fields
                     m.d.sync += [
                         desc.main.eq(1), desc.no_pv.eq(0), desc.reset_max.eq(1),
                         desc.reset_acc.eq(1), desc.final.eq(1), desc.qbank.eq(sched_bank),
-                        desc.active.eq(active), desc.start.eq(Mux(lo_neg, cls, bc - reach_l)),
-                        desc.step.eq(dil), desc.kmax.eq(bq + U - 1 + right - mlo),
-                        desc.lim.eq(n), desc.clip.eq(mlo + left - bq), desc.nglob.eq(ng),
+                        desc.active.eq(active), desc.start.eq(g_start),
+                        desc.step.eq(dil), desc.kmax.eq(g_kbase - g_mlo),
+                        desc.lim.eq(n), desc.clip.eq(g_clip), desc.nglob.eq(ng),
                         desc_valid.eq(1),
                     ]
                     m.next = "MAIN_HAND"
@@ -366,6 +388,7 @@ class Engine(wiring.Component):
         s1_run = Signal()
         s1_k = Signal(PW + 1)  # window key count so far
         s1_pos = Signal(PW + 1)
+        s1_pnext = Signal(PW + 1)  # s1_pos + step
         s1_gi = Signal(8)
         s1_glob = Signal()  # in the global-key part
         s1_chunk = Signal(range(CH))
@@ -397,16 +420,34 @@ class Engine(wiring.Component):
                          s1_bnk.eq(s1_bank), s1_bank.eq(~s1_bank)]
             m.d.comb += bank_busy_set.eq(Mux(s1_bank, 0b10, 0b01))
 
-        win_more = (s1_k <= s1.kmax) & (s1_pos < s1.lim)
-        glob_more = s1_gi < s1.nglob
+        # Registered a key ahead (they decide every issue, so they are not computed from s1_k,
+        # s1_pos and s1_gi in the cycle that uses them): win_r = s1_k <= kmax & s1_pos < lim;
+        # nxt_r: the same for the next window key; gmore_r = s1_gi < nglob; glast_r = s1_gi + 1
+        # >= nglob; kc_r = s1_k + clip; kig_r: s1_pos is a global row.
+        # (the key after next is compared with bounds lowered by two steps, s1_kmax2 and s1_lim2)
+        win_r, nxt_r = Signal(name="win_r"), Signal(name="nxt_r")
+        gmore_r, glast_r = Signal(name="gmore_r"), Signal(name="glast_r")
+        kig_r = Signal(name="kig_r")
+        kc_r = Signal(PW + 18)
+        s1_kmax2 = Signal(signed(PW + 3))
+        s1_lim2 = Signal(signed(PW + 19))
+        with m.If(desc_take):
+            m.d.sync += [win_r.eq(desc.start < desc.lim),
+                         nxt_r.eq((desc.kmax >= 1) & (desc.start + desc.step < desc.lim)),
+                         gmore_r.eq(desc.nglob != 0), glast_r.eq(desc.nglob <= 1),
+                         kc_r.eq(desc.clip), kig_r.eq(is_global(desc.start)),
+                         s1_kmax2.eq(desc.kmax - 2), s1_lim2.eq(desc.lim - (desc.step << 1)),
+                         s1_pnext.eq(desc.start + desc.step)]
+        win_more = win_r
+        glob_more = gmore_r
         have_key = Mux(s1_glob, glob_more, win_more)
         avail = s1_glob | (s1_pos < wpos)
         issue1 = Signal()
         m.d.comb += issue1.eq(s1_run & have_key & avail)
         # after the last chunk of a key: is there another key?
-        nxt_win = ((s1_k + 1) <= s1.kmax) & ((s1_pos + s1.step) < s1.lim)
+        nxt_win = nxt_r
         last_key1 = Signal()
-        m.d.comb += last_key1.eq(Mux(s1_glob, s1_gi + 1 >= s1.nglob, ~nxt_win & (s1.nglob == 0)))
+        m.d.comb += last_key1.eq(Mux(s1_glob, glast_r, ~nxt_win & (s1.nglob == 0)))
         with m.If(s1_run & ~have_key):
             # no keys at all (cannot happen for a valid group) -> finish
             m.d.sync += s1_run.eq(0)
@@ -414,9 +455,14 @@ class Engine(wiring.Component):
             with m.If(s1_chunk == CH - 1):
                 m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)]
                 with m.If(s1_glob):
-                    m.d.sync += s1_gi.eq(s1_gi + 1)
+                    m.d.sync += [s1_gi.eq(s1_gi + 1), gmore_r.eq(~glast_r),
+                                 glast_r.eq(s1_gi + 2 >= s1.nglob)]
                 with m.Else():
-                    m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pos + s1.step)]
+                    m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pnext),
+                                 s1_pnext.eq(s1_pnext + s1.step),
+                                 win_r.eq(nxt_r),
+                                 nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
+                                 kc_r.eq(kc_r + 1), kig_r.eq(is_global(s1_pnext))]
                     with m.If(~nxt_win):
                         m.d.sync += s1_glob.eq(1)
                 with m.If(last_key1):
@@ -436,10 +482,10 @@ class Engine(wiring.Component):
         ]
         # per-unit validity of the key for this issue
         key_is_glob = Signal()
-        m.d.comb += key_is_glob.eq(s1.main & ~s1_glob & is_global(s1_pos))
+        m.d.comb += key_is_glob.eq(s1.main & ~s1_glob & kig_r)
         uvalid = Signal(U)
         for u in range(U):
-            kc = s1_k + s1.clip
+            kc = kc_r
             inwin = ~s1.main | ((kc >= u) & (kc <= span + u))
             m.d.comb += uvalid[u].eq(s1.active[u] & (s1_glob | (inwin & ~key_is_glob)))
 
@@ -544,7 +590,7 @@ class Engine(wiring.Component):
         rel_req = rel_pipe[0]
         for i in range(1, RELEASE_DELAY):
             m.d.sync += rel_pipe[i].eq(rel_pipe[i - 1])
-        m.d.comb += release.eq(rel_pipe[-1])
+        m.d.comb += [release.eq(rel_pipe[-1]), rel_next.eq(rel_pipe[-2])]
         with m.If(s2_ready_to_take):
             bit = Mux(s2_bank, 0b10, 0b01)
             with m.If(head.no_pv):
@@ -618,14 +664,16 @@ class Engine(wiring.Component):
             xprod = Signal(nx.XPROD_WIDTH, name=f"xprod{u}")
             dv3 = Signal(name=f"dv3_{u}")
             m.d.sync += [xprod.eq(diff * mant), dv3.eq(dv2)]
-            # t3: rounding add; t4: shift and clamp -> exponential unit (latency 1)
-            xr = Signal(nx.XPROD_WIDTH + 1, name=f"xr{u}")
+            # t3: z = floor(2 xprod / 2^mshift); t4: x = (z + 1) >> 1, which is xprod / 2^mshift
+            # rounded half up, clamped at EXP_CUTOFF (x >= CUTOFF exactly when z >= 2 CUTOFF - 1)
+            # -> exponential unit (latency 1)
+            z = Signal(nx.XPROD_WIDTH + 1, name=f"z{u}")
             dv4 = Signal(name=f"dv4_{u}")
-            m.d.sync += [xr.eq(xprod + ((Const(1, 65) << mshift) >> 1)), dv4.eq(dv3)]
-            rnd = Signal(nx.XPROD_WIDTH + 1, name=f"rnd{u}")
-            m.d.comb += rnd.eq(xr >> mshift)
+            m.d.sync += [z.eq((xprod << 1) >> mshift), dv4.eq(dv3)]
+            rnd = Signal(nx.EXP_IN_WIDTH, name=f"rnd{u}")
+            m.d.comb += rnd.eq((z[:nx.EXP_IN_WIDTH] + 1) >> 1)
             m.submodules[f"exp{u}"] = ex = ExpUnit()
-            m.d.comb += ex.x.eq(Mux(rnd >= nx.EXP_CUTOFF, nx.EXP_CUTOFF, rnd))
+            m.d.comb += ex.x.eq(Mux(z >= 2 * nx.EXP_CUTOFF - 1, nx.EXP_CUTOFF, rnd))
             dv5 = Signal(name=f"dv5_{u}")
             m.d.sync += dv5.eq(dv4)
             # t5: e valid; register it for t6
@@ -765,6 +813,8 @@ class Engine(wiring.Component):
         # ---------------------------------------------------------------- job completion
         with m.If(job_init):
             m.d.sync += [r.eq(0) for r in rel_pipe]
+            m.d.sync += [plt.eq(ng != 0), plt1.eq(ng > 1), wlt.eq(total_pos != 0),
+                         wlt1.eq(total_pos > 1), gap.eq(0)]
             m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), held.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),

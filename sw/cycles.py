@@ -36,9 +36,9 @@ from .pattern import HybridPattern
 CHECK_BASE = 2
 #: a K/V row is accepted the cycle after job init and held for ``chunks`` cycles of writes
 WRITE_BASE = 2
-#: stage 1 -> stage 2 with a two-cycle dot product: the last key's score reaches the bank three
+#: stage 1 -> stage 2 with a three-cycle dot product (hw.blocks.DotLanes): the last key's score reaches the bank three
 #: cycles after its issue (plus a cycle for each more cycle of dot product, ``dot_latency``)
-S2_AFTER_S1 = 4
+S2_AFTER_S1 = 5
 #: stage 2 last issue -> the group's accumulators are complete (t1..t7 pipeline, then grp_done)
 S2_DRAIN = 8
 #: epilogue: acc ready -> the reciprocal starts (S's leading one, then the start); reciprocal;
@@ -114,7 +114,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     CH, U, d = params.chunks, params.units, params.head_dim
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
     epi_rows = max(1, d // params.out_lanes) + NORM_LATENCY
-    s2_after_s1 = S2_AFTER_S1 + params.dot_latency - 2
+    s2_after_s1 = S2_AFTER_S1 + params.dot_latency - 3
 
     start, kw, first_u, last_u, skips = main_group_keys(pattern, params)
     init = CHECK_BASE + ng  # the cycle of the job_init pulse

@@ -74,9 +74,10 @@ class EngineParams:
 
     @property
     def dot_latency(self) -> int:
-        """Cycles of a unit's Q.K dot product: products, then the adder tree in one cycle up to
-        eight lanes, in two above (the tree would otherwise hold five or more adder levels)."""
-        return 2 if self.lane_width <= 8 else 3
+        """Cycles of a unit's Q.K dot product: inputs registered, products, then the adder tree
+        in one cycle up to eight lanes, in two above (the tree would otherwise hold five or more
+        adder levels)."""
+        return 3 if self.lane_width <= 8 else 4
 
     # --- buffers -----------------------------------------------------------------------------
     @property
