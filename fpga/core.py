@@ -14,14 +14,14 @@ CRC error tells the host to send the frame again.
 
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.engine import Engine
 from ..sw import protocol as pr
 from ..sw import regs
 from ..sw.engine_params import EngineParams
-from .feeders import RowReader, RowWriter
+from .feeders import RowBuffer, RowReader, RowWriter
 from .ram import SinglePortRAM
 
 #: reply payload sources
@@ -150,13 +150,13 @@ class BoardCore(wiring.Component):
                 m.d.sync += kpos.eq(kpos + 1)
         if R == 1:
             # A row per RAM word: the reader's read enable (on every block RAM of the K and V
-            # buffers) would follow the engine's ready in the same cycle; a two-row FIFO with
-            # registered outputs between them cuts that path (one cycle of latency, full rate).
-            m.submodules.kv_fifo = kvf = ResetInserter(start)(
-                fifo.SyncFIFOBuffered(width=2 * 8 * d, depth=2))
-            m.d.comb += [kvf.w_data.eq(kvr.row.payload), kvf.w_en.eq(kvr.row.valid),
-                         kvr.row.ready.eq(kvf.w_rdy), kv_out_valid.eq(kvf.r_rdy),
-                         kv_out.eq(kvf.r_data), kvf.r_en.eq(eng.kv.ready)]
+            # buffers) would follow the engine's ready in the same cycle; a two-row buffer
+            # between them cuts that path (one cycle of latency, full rate), and its row
+            # registers do not depend on the engine's ready either.
+            m.submodules.kv_buf = kvb = ResetInserter(start)(RowBuffer(2 * 8 * d))
+            m.d.comb += [kvb.i.payload.eq(kvr.row.payload), kvb.i.valid.eq(kvr.row.valid),
+                         kvr.row.ready.eq(kvb.i.ready), kv_out_valid.eq(kvb.o.valid),
+                         kv_out.eq(kvb.o.payload), kvb.o.ready.eq(eng.kv.ready)]
         else:
             m.d.comb += [kv_out_valid.eq(kvr.row.valid), kv_out.eq(kvr.row.payload),
                          kvr.row.ready.eq(eng.kv.ready)]

@@ -7,7 +7,7 @@ many words there; on the ECP5 a word is a whole row and a row moves every cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -121,4 +121,40 @@ class RowWriter(wiring.Component):
                 m.d.sync += w.eq(w + 1)
             with m.If(self.row.ready):
                 m.d.sync += self.count.eq(self.count + 1)
+        return m
+
+
+class RowBuffer(wiring.Component):
+    """A two-row stream buffer that cuts every combinational path through it, for wide rows.
+
+    ``o.ready`` reaches only the buffer's two flags and its read pointer, never the row
+    registers: a row register loads ``i.payload`` in every cycle in which it is empty (the value
+    counts only once the entry is marked full, in the cycle the input is taken), and ``o.payload``
+    is a multiplexer selected by the read pointer. ``i.ready`` is a register. Full rate: a row
+    can enter and another leave in the same cycle.
+    """
+
+    def __init__(self, width: int):
+        super().__init__({
+            "i": In(stream.Signature(width)),
+            "o": Out(stream.Signature(width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(2)]
+        full = Signal(2)
+        wptr, rptr = Signal(), Signal()
+        for k in range(2):
+            with m.If(~full[k]):
+                m.d.sync += rows[k].eq(self.i.payload)
+        m.d.comb += [self.i.ready.eq(~full.bit_select(wptr, 1)),
+                     self.o.valid.eq(full.bit_select(rptr, 1)),
+                     self.o.payload.eq(Mux(rptr, rows[1], rows[0]))]
+        put = self.i.valid & self.i.ready
+        take = self.o.valid & self.o.ready
+        set_, clr = Signal(2), Signal(2)
+        m.d.comb += [set_.eq(Mux(put, Mux(wptr, 0b10, 0b01), 0)),
+                     clr.eq(Mux(take, Mux(rptr, 0b10, 0b01), 0))]
+        m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put), rptr.eq(rptr ^ take)]
         return m

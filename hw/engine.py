@@ -200,9 +200,9 @@ class Engine(wiring.Component):
         # can move (nothing, a global row, a ring row): pl < ng, pl + 1 < ng, wpos < total_pos,
         # wpos + 1 < total_pos and the ring's fill wpos - release (release is rel_pipe's last
         # register, so its next value is the one before it).
-        plt, plt1 = Signal(), Signal()
-        wlt, wlt1 = Signal(), Signal()
-        gap = Signal(signed(PW + 3))
+        plt, plt1 = Signal(name="plt"), Signal(name="plt1")
+        wlt, wlt1 = Signal(name="wlt"), Signal(name="wlt1")
+        gap_ok, gap_ok1 = Signal(name="gap_ok"), Signal(name="gap_ok1")  # fill < B, < B - 1
         to_glob = plt
         m.d.comb += [next_pl.eq(pl), next_wpos.eq(wpos)]
         with m.If(last_chunk):
@@ -212,11 +212,11 @@ class Engine(wiring.Component):
                 m.d.comb += next_wpos.eq(wpos + 1)
         room = Signal()
         with m.If(last_chunk & to_glob):
-            m.d.comb += room.eq(plt1 | (wlt & (gap < B)))
+            m.d.comb += room.eq(plt1 | (wlt & gap_ok))
         with m.Elif(last_chunk):
-            m.d.comb += room.eq(plt | (wlt1 & (gap < B - 1)))
+            m.d.comb += room.eq(plt | (wlt1 & gap_ok1))
         with m.Else():
-            m.d.comb += room.eq(plt | (wlt & (gap < B)))
+            m.d.comb += room.eq(plt | (wlt & gap_ok))
         m.d.comb += self.kv.ready.eq(running & (~held | last_chunk) & room)
         waddr_ring = Cat(Const(0, 0) if CH == 1 else hchunk, wpos[:(B - 1).bit_length()])
         waddr_glob = Cat(Const(0, 0) if CH == 1 else hchunk, pl[:max(1, (GM - 1).bit_length())])
@@ -233,9 +233,14 @@ class Engine(wiring.Component):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
         m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos), plt.eq(next_pl < ng),
                      plt1.eq(next_pl + 1 < ng), wlt.eq(next_wpos < total_pos),
-                     wlt1.eq(next_wpos + 1 < total_pos), gap.eq(next_wpos - rel_next)]
+                     wlt1.eq(next_wpos + 1 < total_pos),
+                     gap_ok.eq(next_wpos - rel_next < B), gap_ok1.eq(next_wpos - rel_next < B - 1)]
+        # the row register follows the input whenever the writer could take a row (its enable
+        # comes from registers, not from the handshake); the value counts from the take on
+        with m.If(~held | last_chunk):
+            m.d.sync += kv_row.eq(self.kv.payload)
         with m.If(self.kv.valid & self.kv.ready):
-            m.d.sync += [kv_row.eq(self.kv.payload), held.eq(1), hchunk.eq(0)]
+            m.d.sync += [held.eq(1), hchunk.eq(0)]
         with m.Elif(last_chunk):
             m.d.sync += held.eq(0)
 
@@ -814,7 +819,7 @@ class Engine(wiring.Component):
         with m.If(job_init):
             m.d.sync += [r.eq(0) for r in rel_pipe]
             m.d.sync += [plt.eq(ng != 0), plt1.eq(ng > 1), wlt.eq(total_pos != 0),
-                         wlt1.eq(total_pos > 1), gap.eq(0)]
+                         wlt1.eq(total_pos > 1), gap_ok.eq(1), gap_ok1.eq(B > 1)]
             m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), held.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),

@@ -2,7 +2,8 @@
 
 Jobs run with the input always valid and the output always ready (the conditions the model and
 the utilisation figure assume), on the two engine sizes of ``test_engine_sim`` (their simulator
-builds are shared). The model must agree within 2% on every job.
+builds are shared). The model must agree within 2% on every job (the issue's target), and in
+fact agrees exactly.
 """
 
 import random
@@ -51,5 +52,9 @@ def test_model_within_two_percent(size):
         # the measured cycles can never beat the lanes doing only useful work
         assert r["cycles"] >= useful_macs(pat, params.head_dim) / params.lanes
     worst = max(abs(e) for *_, e in report)
-    assert worst <= TOLERANCE, "seed, measured, predicted, error:\n" + "\n".join(
+    table = "seed, measured, predicted, error:\n" + "\n".join(
         f"{s} {m} {p} {100 * e:+.2f}%" for s, m, p, e in report)
+    assert worst <= TOLERANCE, table  # the issue's target
+    # the model follows the engine's hand-over rules cycle for cycle (docs/engine.md): any
+    # difference means one of them changed without the other
+    assert all(m == p for _, m, p, _ in report), table
