@@ -163,28 +163,45 @@ class BoardCore(wiring.Component):
         m.d.comb += [eng.kv.payload.k.as_value().eq(kv_out[:8 * d]),
                      eng.kv.payload.v.as_value().eq(kv_out[8 * d:]),
                      eng.kv.valid.eq(kv_out_valid)]
-        m.d.comb += [ow.row.payload.eq(eng.o.payload.as_value()), ow.row.valid.eq(eng.o.valid),
-                     eng.o.ready.eq(ow.row.ready)]
+        if R == 1:
+            # likewise the output rows: the O buffer's write enable comes from a register
+            m.submodules.o_buf = ob = ResetInserter(start)(RowBuffer(8 * d))
+            m.d.comb += [ob.i.payload.eq(eng.o.payload.as_value()), ob.i.valid.eq(eng.o.valid),
+                         eng.o.ready.eq(ob.i.ready), ow.row.payload.eq(ob.o.payload),
+                         ow.row.valid.eq(ob.o.valid), ob.o.ready.eq(ow.row.ready)]
+        else:
+            m.d.comb += [ow.row.payload.eq(eng.o.payload.as_value()),
+                         ow.row.valid.eq(eng.o.valid), eng.o.ready.eq(ow.row.ready)]
 
         # ------------------------------------------------------------- link side of the buffers
         laddr = Signal(range(depth + 1))
         link_we = Signal()
         link_wdata = Signal(WB)
         wtarget = Signal(2)  # 0: q, 1: k, 2: v
+        # The link's writes reach the Q/K/V buffers a cycle later, from registers: a buffer's
+        # block RAMs spread over the die, and the frame receiver's decode would otherwise sit in
+        # front of that routing. (The link writes only between jobs, bytes apart.)
+        lw_addr = Signal.like(laddr)
+        lw_data = Signal.like(link_wdata)
+        lw_en = Signal(3)
+        m.d.sync += [lw_addr.eq(laddr), lw_data.eq(link_wdata),
+                     lw_en.eq(Mux(~active & link_we, 1 << wtarget, 0))]
         for i, name in enumerate(("q", "k", "v")):
             ram = rams[name]
             rd = qr if name == "q" else kvr
             part = {"q": 0, "k": 0, "v": 1}[name]
             m.d.comb += [
-                ram.addr.eq(Mux(active, rd.addr, laddr)),
+                ram.addr.eq(Mux(active, rd.addr, lw_addr)),
                 ram.re.eq(Mux(active, rd.re, 1)),
-                ram.wdata.eq(link_wdata),
-                ram.we.eq(~active & link_we & (wtarget == i)),
+                ram.wdata.eq(lw_data),
+                ram.we.eq(lw_en[i]),
             ]
             m.d.comb += rd.rdata[part * WB:(part + 1) * WB].eq(ram.rdata)
         o_ram = rams["o"]
-        m.d.comb += [o_ram.addr.eq(Mux(active, ow.addr, laddr)), o_ram.wdata.eq(ow.wdata),
-                     o_ram.we.eq(active & ow.we), o_ram.re.eq(1)]
+        # the O buffer belongs to the writer while a job runs and until its last row is written
+        o_active = active | ow.row.valid
+        m.d.comb += [o_ram.addr.eq(Mux(o_active, ow.addr, laddr)), o_ram.wdata.eq(ow.wdata),
+                     o_ram.we.eq(o_active & ow.we), o_ram.re.eq(1)]
 
         # ------------------------------------------------------------- receiver
         byte = self.rx.payload
