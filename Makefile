@@ -71,11 +71,11 @@ BOARD ?= icebreaker
 BOARDS_ALL = icebreaker ulx3s-85f
 
 synth: $(STAMP)
-	$(BIN)/swattn build --board $(BOARD) --json build/$(BOARD)/result.json
+	$(BIN)/swattn build --board $(BOARD) --json build/synth/$(BOARD).json
 
 synth-all: $(STAMP)
 	@status=0; for b in $(BOARDS_ALL); do \
-		$(BIN)/swattn build --board $$b --json build/$$b/result.json || status=1; \
+		$(BIN)/swattn build --board $$b --json build/synth/$$b.json || status=1; \
 	done; exit $$status
 
 flash: $(STAMP)
