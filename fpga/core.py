@@ -137,21 +137,11 @@ class BoardCore(wiring.Component):
         m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
         in_glob = kgi < ng
         gidx = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))[kgi]
-        # the K/V reader's index stream; on row-per-word boards through a RowBuffer, so that the
-        # buffers' read address starts at a register (the index is a global's register picked
-        # by kgi, or kpos: logic that would sit in front of the routing to the block RAMs)
-        kidx = stream.Signature(range(rows)).create()
-        if R == 1:
-            m.submodules.kidx_buf = kib = ResetInserter(start)(RowBuffer(len(kidx.payload)))
-            wiring.connect(m, kidx, kib.i)
-            wiring.connect(m, kib.o, kvr.index)
-        else:
-            wiring.connect(m, kidx, kvr.index)
-        m.d.comb += [kidx.valid.eq(active & (in_glob | (kpass < 1 + (ngg << 1)))),
-                     kidx.payload.eq(Mux(in_glob, gidx, kpos))]
+        m.d.comb += [kvr.index.valid.eq(active & (in_glob | (kpass < 1 + (ngg << 1)))),
+                     kvr.index.payload.eq(Mux(in_glob, gidx, kpos))]
         with m.If(start):
             m.d.sync += [kgi.eq(0), kpos.eq(0), kpass.eq(0)]
-        with m.Elif(kidx.valid & kidx.ready):
+        with m.Elif(kvr.index.valid & kvr.index.ready):
             with m.If(in_glob):
                 m.d.sync += kgi.eq(kgi + 1)
             with m.Elif(kpos + 1 >= n):
