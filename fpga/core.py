@@ -255,17 +255,17 @@ class BoardCore(wiring.Component):
                             & active),
             bad_now.cfg.eq((cmd == pr.Cmd.START) & ~cfg_valid),
         ]
-        check_r = Signal(8)
+        check = Signal(8)
         with m.If(bad.cmd):
-            m.d.comb += check_r.eq(pr.LinkError.UNKNOWN_CMD)
+            m.d.comb += check.eq(pr.LinkError.UNKNOWN_CMD)
         with m.Elif(bad.length):
-            m.d.comb += check_r.eq(pr.LinkError.BAD_LENGTH)
+            m.d.comb += check.eq(pr.LinkError.BAD_LENGTH)
         with m.Elif(bad.addr):
-            m.d.comb += check_r.eq(pr.LinkError.BAD_ADDR)
+            m.d.comb += check.eq(pr.LinkError.BAD_ADDR)
         with m.Elif(bad.busy):
-            m.d.comb += check_r.eq(pr.LinkError.BUSY)
+            m.d.comb += check.eq(pr.LinkError.BUSY)
         with m.Elif(bad.cfg):
-            m.d.comb += check_r.eq(pr.LinkError.NO_CONFIG)
+            m.d.comb += check.eq(pr.LinkError.NO_CONFIG)
 
         id_bytes = pr.pack(pr.IDENTITY_LAYOUT, self.identity())
         status_bits = Signal(pr.STATUS_REPLY_LAYOUT)
@@ -333,8 +333,8 @@ class BoardCore(wiring.Component):
                         m.d.sync += wtarget.eq(1)
                     with m.Case(pr.Cmd.WRITE_V):
                         m.d.sync += wtarget.eq(2)
-                with m.If(check_r != 0):
-                    m.d.sync += [err.eq(check_r), skip.eq(hdr.length + pr.CRC_BYTES)]
+                with m.If(check != 0):
+                    m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES)]
                     with m.If(hdr.length != 0):
                         m.next = "SKIP"
                     with m.Else():
