@@ -7,7 +7,7 @@ many words there; on the ECP5 a word is a whole row and a row moves every cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,12 +17,22 @@ class RowReader(wiring.Component):
     them on ``row`` (part p's row in bits [p * row_bits, (p + 1) * row_bits)).
 
     words : RAM words per row (a power of two); word_bits : RAM width.
-    ``clear`` drops any row in flight (a new job). With ``words == 1`` the RAM must hold its read
-    data while ``re`` is low; a row then moves every cycle.
+    ``clear`` drops any row in flight (a new job).
+
+    With ``words == 1`` (a row per RAM word, block RAM) the RAM reads every cycle and ``rdata``
+    is the word at ``addr`` of ``latency`` cycles before (:class:`~swattn.fpga.ram.SinglePortRAM`
+    ``.latency``); the reader issues an address only when the rows already on their way, and
+    those waiting in its :class:`RowBuffer` of ``latency + 2`` rows, leave room, so a row moves
+    every cycle and ``row.ready`` reaches only the buffer's flags and a counter, never the RAM.
+    With more words the reader latches each word itself (``latency`` must be 1).
     """
 
-    def __init__(self, rows: int, words: int, word_bits: int, parts: int = 1):
+    def __init__(self, rows: int, words: int, word_bits: int, parts: int = 1, latency: int = 1):
+        if latency < 1 or (words > 1 and latency != 1):
+            raise ValueError(f"RowReader latency = {latency}: allowed 1, or more with a row per "
+                             f"RAM word (words = {words})")
         self._rows, self._words, self._wb, self._parts = rows, words, word_bits, parts
+        self._latency = latency
         row_bits = words * word_bits
         super().__init__({
             "index": In(stream.Signature(range(rows))),
@@ -39,16 +49,24 @@ class RowReader(wiring.Component):
         RB = R * WB
         shift = (R - 1).bit_length()
         if R == 1:
-            # the RAM's read register is the output register: issue when it is (about to be) free
-            issue = self.index.valid & (~self.row.valid | self.row.ready)
-            m.d.comb += [self.index.ready.eq(issue), self.re.eq(issue),
-                         self.addr.eq(self.index.payload), self.row.payload.eq(self.rdata)]
+            L = self._latency
+            depth = L + 2  # a row taken in cycle t frees room for an address issued in t + 1
+            m.submodules.rows = buf = RowBuffer(NP * RB, depth)
+            inflight = Signal(range(depth + 1))  # rows issued and not yet taken out of the buffer
+            issue = self.index.valid & (inflight < depth)
+            landing = Signal(L, name="landing")  # landing[j]: a row issued j + 1 cycles ago
+            take = buf.o.valid & buf.o.ready
+            m.d.comb += [self.index.ready.eq(issue), self.re.eq(1),
+                         self.addr.eq(self.index.payload),
+                         buf.i.payload.eq(self.rdata), buf.i.valid.eq(landing[-1]),
+                         self.row.payload.eq(buf.o.payload), self.row.valid.eq(buf.o.valid),
+                         buf.o.ready.eq(self.row.ready)]
             with m.If(self.clear):
-                m.d.sync += self.row.valid.eq(0)
-            with m.Elif(issue):
-                m.d.sync += self.row.valid.eq(1)
-            with m.Elif(self.row.ready):
-                m.d.sync += self.row.valid.eq(0)
+                m.d.sync += [inflight.eq(0), landing.eq(0)]
+            with m.Else():
+                m.d.sync += [inflight.eq(inflight + issue - take),
+                             landing.eq(Cat(issue, landing[:-1]))]
+            m.d.comb += buf.clear.eq(self.clear)
             return m
         base = Signal(range(self._rows * R))
         w = Signal(range(R))
@@ -125,36 +143,52 @@ class RowWriter(wiring.Component):
 
 
 class RowBuffer(wiring.Component):
-    """A two-row stream buffer that cuts every combinational path through it, for wide rows.
+    """A stream buffer of ``depth`` rows (two by default) that cuts every combinational path
+    through it, for wide rows.
 
-    ``o.ready`` reaches only the buffer's two flags and its read pointer, never the row
-    registers: a row register loads ``i.payload`` in every cycle in which it is empty (the value
-    counts only once the entry is marked full, in the cycle the input is taken), and ``o.payload``
-    is a multiplexer selected by the read pointer. ``i.ready`` is a register. Full rate: a row
-    can enter and another leave in the same cycle.
+    ``o.ready`` reaches only the buffer's flags and its read pointer, never the row registers: a
+    row register loads ``i.payload`` in every cycle in which it is empty (the value counts only
+    once the entry is marked full, in the cycle the input is taken), and ``o.payload`` is a
+    multiplexer selected by the read pointer. ``i.ready`` is a register. Full rate: a row can
+    enter and another leave in the same cycle. ``clear`` empties it.
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, depth: int = 2):
+        if depth < 2:
+            raise ValueError(f"RowBuffer depth = {depth}: must be at least 2")
+        self._depth = depth
         super().__init__({
             "i": In(stream.Signature(width)),
             "o": Out(stream.Signature(width)),
+            "clear": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(2)]
-        full = Signal(2)
-        wptr, rptr = Signal(), Signal()
-        for k in range(2):
+        D = self._depth
+        rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(D)]
+        full = Signal(D)
+        wptr, rptr = Signal(range(D), name="wptr"), Signal(range(D), name="rptr")
+        for k in range(D):
             with m.If(~full[k]):
                 m.d.sync += rows[k].eq(self.i.payload)
         m.d.comb += [self.i.ready.eq(~full.bit_select(wptr, 1)),
                      self.o.valid.eq(full.bit_select(rptr, 1)),
-                     self.o.payload.eq(Mux(rptr, rows[1], rows[0]))]
+                     self.o.payload.eq(Array(rows)[rptr])]
         put = self.i.valid & self.i.ready
         take = self.o.valid & self.o.ready
-        set_, clr = Signal(2), Signal(2)
-        m.d.comb += [set_.eq(Mux(put, Mux(wptr, 0b10, 0b01), 0)),
-                     clr.eq(Mux(take, Mux(rptr, 0b10, 0b01), 0))]
-        m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put), rptr.eq(rptr ^ take)]
+        set_, clr = Signal(D), Signal(D)
+        m.d.comb += [set_.eq(Mux(put, Const(1, D) << wptr, 0)),
+                     clr.eq(Mux(take, Const(1, D) << rptr, 0))]
+
+        def step(ptr):
+            return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
+        with m.If(self.clear):
+            m.d.sync += [full.eq(0), wptr.eq(0), rptr.eq(0)]
+        with m.Else():
+            m.d.sync += full.eq((full | set_) & ~clr)
+            with m.If(put):
+                m.d.sync += wptr.eq(step(wptr))
+            with m.If(take):
+                m.d.sync += rptr.eq(step(rptr))
         return m
