@@ -7,8 +7,9 @@ many words there; on the ECP5 a word is a whole row and a row moves every cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 
@@ -43,6 +44,16 @@ class RowReader(wiring.Component):
             "clear": In(1),
         })
 
+    @staticmethod
+    def fifo_rows(latency: int) -> int:
+        """Rows the FIFO of a reader of a row per RAM word holds: a row taken in cycle t frees
+        room for an address issued in t + 1, whose row lands ``latency`` cycles later."""
+        return latency + 2
+
+    @property
+    def fifo_depth(self) -> int:
+        return self.fifo_rows(self._latency)
+
     def elaborate(self, platform):
         m = Module()
         R, WB, NP = self._words, self._wb, self._parts
@@ -50,24 +61,26 @@ class RowReader(wiring.Component):
         shift = (R - 1).bit_length()
         if R == 1:
             L = self._latency
-            depth = L + 2  # a row taken in cycle t frees room for an address issued in t + 1
-            m.submodules.rows = buf = RowBuffer(NP * RB, depth)
-            inflight = Signal(range(depth + 1))  # rows issued and not yet taken out of the buffer
+            depth = self.fifo_depth
+            # the rows wait in distributed RAM (a FIFO read asynchronously at its read pointer):
+            # denser than row registers and a multiplexer, and the engine's ready reaches only
+            # the FIFO's pointers and level
+            m.submodules.rows = fifo = SyncFIFO(width=NP * RB, depth=depth)
+            inflight = Signal(range(depth + 1))  # rows issued and not yet taken out of the FIFO
             issue = self.index.valid & (inflight < depth)
             landing = Signal(L, name="landing")  # landing[j]: a row issued j + 1 cycles ago
-            take = buf.o.valid & buf.o.ready
+            take = fifo.r_rdy & fifo.r_en
             m.d.comb += [self.index.ready.eq(issue), self.re.eq(1),
                          self.addr.eq(self.index.payload),
-                         buf.i.payload.eq(self.rdata), buf.i.valid.eq(landing[-1]),
-                         self.row.payload.eq(buf.o.payload), self.row.valid.eq(buf.o.valid),
-                         buf.o.ready.eq(self.row.ready)]
+                         fifo.w_data.eq(self.rdata), fifo.w_en.eq(landing[-1]),
+                         self.row.payload.eq(fifo.r_data), self.row.valid.eq(fifo.r_rdy),
+                         fifo.r_en.eq(self.row.ready)]
             with m.If(self.clear):
                 m.d.sync += [inflight.eq(0), landing.eq(0)]
             with m.Else():
                 m.d.sync += [inflight.eq(inflight + issue - take),
                              landing.eq(Cat(issue, landing[:-1]))]
-            m.d.comb += buf.clear.eq(self.clear)
-            return m
+            return ResetInserter(self.clear)(m)
         base = Signal(range(self._rows * R))
         w = Signal(range(R))
         cap = Signal()  # a word read last cycle lands now

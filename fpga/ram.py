@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 SPRAM_WIDTH = 16
 SPRAM_DEPTH = 16384
+PIPELINED_LATENCY = 3  #: read latency of a ``pipelined`` buffer (input, RAM and output registers)
 
 
 class SinglePortRAM(wiring.Component):
@@ -55,7 +56,7 @@ class SinglePortRAM(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from ``addr`` to its word on ``rdata``."""
-        return 3 if self._pipelined else 1
+        return PIPELINED_LATENCY if self._pipelined else 1
 
     @property
     def tiles(self) -> int:

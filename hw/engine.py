@@ -264,6 +264,7 @@ class Engine(wiring.Component):
         ggrp = Signal(8)
         gpass = Signal()  # 0: max pass, 1: P.V pass
         gsub = Signal(PW + 1)  # first position of the sub-group within the pass
+        gsub_last = Signal()  # gsub + SG >= n: the pass's last sub-group, kept with gsub
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         # a main group's descriptor fields, registered when the group is formed
         g_start = Signal(PW + 1)
@@ -278,15 +279,17 @@ class Engine(wiring.Component):
         for u in range(U):
             m.d.comb += idx_u[u].eq(bc + u * dil)
 
+        cls_last = Signal()  # cls + 1 >= dil, kept with cls
+
         def next_block():
             m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bc.eq(base0 + U * dil),
-                         bq.eq(bq + U)]
+                         bq.eq(bq + U), cls_last.eq(dil <= 1)]
 
         def advance_main():
-            with m.If(cls + 1 >= dil):
+            with m.If(cls_last):
                 next_block()
             with m.Else():
-                m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1)]
+                m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1), cls_last.eq(cls + 2 >= dil)]
 
         def load_queries():
             """Take one q row per active unit (in unit order) into the scheduler's bank."""
@@ -307,6 +310,7 @@ class Engine(wiring.Component):
             with m.State("IDLE"):
                 with m.If(job_init):
                     m.d.sync += [base0.eq(0), cls.eq(0), bc.eq(0), bq.eq(0), ggrp.eq(0),
+                                 cls_last.eq(dil <= 1),
                                  sched_bank.eq(0),
                                  desc_valid.eq(0)]
                     m.next = "MAIN_GROUP"
@@ -352,7 +356,7 @@ class Engine(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [active.eq(Cat(*[(ggrp * U + u) < ng for u in range(U)])),
-                                 uload.eq(0), gpass.eq(0), gsub.eq(0)]
+                                 uload.eq(0), gpass.eq(0), gsub.eq(0), gsub_last.eq(SG >= n)]
                     m.next = "GLOBAL_LOAD"
             with m.State("GLOBAL_LOAD"):
                 load_queries()
@@ -360,7 +364,7 @@ class Engine(wiring.Component):
                     m.next = "GLOBAL_SUB"
             with m.State("GLOBAL_SUB"):
                 pass_base = pbase
-                last_sub = gsub + SG >= n
+                last_sub = gsub_last
                 m.d.sync += [
                     desc.main.eq(0), desc.no_pv.eq(~gpass), desc.reset_max.eq(~gpass & (gsub == 0)),
                     desc.reset_acc.eq(gsub == 0), desc.final.eq(gpass & last_sub),
@@ -373,8 +377,8 @@ class Engine(wiring.Component):
             with m.State("GLOBAL_HAND"):
                 with m.If(desc_take):
                     m.d.sync += desc_valid.eq(0)
-                    with m.If(gsub + SG >= n):
-                        m.d.sync += [gsub.eq(0), pbase.eq(pbase + n)]
+                    with m.If(gsub_last):
+                        m.d.sync += [gsub.eq(0), pbase.eq(pbase + n), gsub_last.eq(SG >= n)]
                         with m.If(gpass):
                             m.d.sync += [ggrp.eq(ggrp + 1), sched_bank.eq(~sched_bank)]
                             m.next = "GLOBAL_GROUP"
@@ -382,7 +386,7 @@ class Engine(wiring.Component):
                             m.d.sync += gpass.eq(1)
                             m.next = "GLOBAL_SUB"
                     with m.Else():
-                        m.d.sync += gsub.eq(gsub + SG)
+                        m.d.sync += [gsub.eq(gsub + SG), gsub_last.eq(gsub + 2 * SG >= n)]
                         m.next = "GLOBAL_SUB"
 
         # ---------------------------------------------------------------- stage 1: Q.K^T

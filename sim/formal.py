@@ -286,22 +286,20 @@ def _assert_reader_invariant(m: Module, frag: Fragment, words: int, row_valid):
         m.d.comb += Assert(~row_valid | ((state == _fsm_value(state, "IDLE")) & ~cap))
 
 
-def _assert_no_row_lost(m: Module, frag: Fragment):
-    """For a RowReader of a row per RAM word (``frag`` elaborated): a landing row finds its
-    buffer entry free, with the invariants the induction needs (see :func:`feeder_harness`)."""
+def _assert_no_row_lost(m: Module, frag: Fragment, D: int):
+    """For a RowReader of a row per RAM word (``frag`` elaborated, FIFO of ``D`` rows): a landing
+    row finds room in the reader's FIFO, with the invariants the induction needs (see
+    :func:`feeder_harness`)."""
     inflight, landing = design_signals(frag, "inflight", "landing")
-    (bfrag,) = [f for f, name, _ in frag.subfragments if name == "rows"]
-    full, wptr, rptr = design_signals(bfrag, "full", "wptr", "rptr")
-    D = len(full)
-    cnt = sum(full[k] for k in range(D))
-    m.d.comb += [Assert(inflight <= D),
-                 Assert(inflight == cnt + sum(landing[k] for k in range(len(landing))))]
-    for k in range(D):
-        dist = Mux(rptr <= k, k - rptr, k + D - rptr)
-        m.d.comb += Assert(full[k] == (dist < cnt))
-    m.d.comb += [Assert(rptr < D), Assert(wptr < D),
-                 Assert(wptr == Mux(rptr + cnt >= D, rptr + cnt - D, rptr + cnt))]
-    m.d.comb += Assert(~(landing[-1] & full.bit_select(wptr, 1)))
+    (ffrag,) = [f for f, name, _ in frag.subfragments if name == "rows"]
+    level, produce, consume = design_signals(ffrag, "level", "produce", "consume")
+    m.d.comb += [Assert(inflight <= D), Assert(level <= D),
+                 Assert(inflight == level + sum(landing[k] for k in range(len(landing)))),
+                 Assert(produce < D), Assert(consume < D),
+                 Assert(level == Mux(produce == consume, Mux(level == D, D, 0),
+                                     Mux(produce > consume, produce - consume,
+                                         produce + D - consume)))]
+    m.d.comb += Assert(~(landing[-1] & (level == D)))
 
 
 def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
@@ -316,7 +314,7 @@ def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
     The RAM is as in ``fpga/core.py`` while the feeders own the buffers (the engine is BUSY):
     with ``words`` 1 the harness has the real pipelined
     :class:`~swattn.fpga.ram.SinglePortRAM` (block RAM, 3 cycles of read latency) on the
-    reader's address, not written, and the row waits in the reader's own row buffer; with more
+    reader's address, not written, and the row waits in the reader's own FIFO; with more
     words the reader latches each word, so ``rdata`` is left free (any RAM, the iCE40's SPRAM
     reading every cycle included). Strengthening, asserted too: a row is only offered while the
     reader is IDLE with no word landing.
@@ -324,12 +322,12 @@ def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
     With ``words`` 1 also asserted: no row is lost, i.e. a row landing from the RAM always
     finds its buffer entry free (the reader issues an address only when the rows in flight and
     those waiting leave room); strengthened by the invariants that make it inductive: the
-    reader's count of rows issued and not taken equals the rows in flight plus the full
-    entries, and the full entries run from the read pointer to the write pointer.
+    reader's count of rows issued and not taken equals the rows in flight plus the FIFO's level,
+    and the level agrees with the FIFO's pointers.
 
     ``planted`` "taken": the rule asserted for a row the engine has just taken (must fail);
-    "small_buffer": the reader's row buffer one row smaller than its count allows (a landing
-    row can find it full: must fail).
+    "small_buffer": the reader's FIFO one row smaller than its count allows (a landing row can
+    find it full: must fail).
     """
     from ..fpga import feeders
     from ..fpga.ram import SinglePortRAM
@@ -339,13 +337,13 @@ def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
             for _ in range(parts if words == 1 else 0)]
     reader = feeders.RowReader(rows, words, word_bits, parts,
                                latency=rams[0].latency if words == 1 else 1)
-    real = feeders.RowBuffer
+    real = feeders.SyncFIFO
     if planted == "small_buffer":
-        feeders.RowBuffer = lambda width, depth=2: real(width, depth - 1)
+        feeders.SyncFIFO = lambda width, depth: real(width=width, depth=depth - 1)
     try:
         frag = Fragment.get(reader, None)
     finally:
-        feeders.RowBuffer = real
+        feeders.SyncFIFO = real
     m.submodules.reader = frag
     idx_valid, clear, row_ready = Signal(), Signal(), Signal()
     idx = Signal(range(rows))
@@ -357,7 +355,7 @@ def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
             m.submodules[f"ram{p}"] = ram
             m.d.comb += [ram.addr.eq(reader.addr), ram.re.eq(reader.re), ram.we.eq(0)]
             m.d.comb += reader.rdata[p * word_bits:(p + 1) * word_bits].eq(ram.rdata)
-        _assert_no_row_lost(m, frag)
+        _assert_no_row_lost(m, frag, reader.fifo_depth)
     else:
         rdata = Signal(parts * word_bits)
         m.d.comb += reader.rdata.eq(rdata)
@@ -447,6 +445,11 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     words = P.head_dim // word_bytes
     _assert_reader_invariant(m, readers["q_reader"], words, eng.q.valid)
     _assert_reader_invariant(m, readers["kv_reader"], words, eng.kv.valid)
+    if words == 1:  # the readers' FIFOs (pipelined block-RAM buffers)
+        from ..fpga.feeders import RowReader
+        from ..fpga.ram import PIPELINED_LATENCY
+        for name in ("q_reader", "kv_reader"):
+            _assert_no_row_lost(m, readers[name], RowReader.fifo_rows(PIPELINED_LATENCY))
     for s in (eng.q, eng.kv):
         held = s.ready if planted else ~s.ready
         _assert_held(m, s.valid & held & ~eng.start, s.valid, s.payload.as_value())
@@ -535,8 +538,8 @@ def _proofs() -> list[Proof]:
                          f"valid held, byte stable until ready",
                          lambda wb=wb: board_tx_harness(P, wb), "prove", 3))
     for bug, what in (("taken", "the feeder rule asserted for a row the engine has taken"),
-                      ("small_buffer", "a feeder whose row buffer is a row smaller than its "
-                                       "count of rows in flight allows")):
+                      ("small_buffer", "a feeder whose FIFO is a row smaller than its count of "
+                                       "rows in flight allows")):
         out.append(Proof(f"planted_feeder_{bug}", what,
                          lambda bug=bug: feeder_harness(1, 8 * P.head_dim, 2, planted=bug),
                          "prove", 10, expect="FAIL"))
