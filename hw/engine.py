@@ -114,10 +114,15 @@ class Engine(wiring.Component):
         with m.If(state == regs.State.BUSY):
             m.d.sync += cycles.eq(cycles + 1)
 
+        # gused[i] = i < n_globals, a register (the configuration is fixed from the start and
+        # the checks run for several cycles before the scheduler and stage 1 ask)
+        gused = Signal(max(1, GM))
+        m.d.sync += gused.eq(Cat(*[i < ng for i in range(max(1, GM))]))
+
         def is_global(idx):
             hit = Const(0, 1)
             for i in range(GM):
-                hit = hit | ((i < ng) & (glob[i] == idx))
+                hit = hit | (gused[i] & (glob[i] == idx))
             return hit
 
         with m.If(self.start):
@@ -259,7 +264,10 @@ class Engine(wiring.Component):
         desc_take = Signal()
         sched_bank = Signal()
         base0 = Signal(NW + 16)
-        cls = Signal(16)
+        cls = Signal(range(P.max_dilation))
+        # the dilation at its validated width (the scheduler runs only after the checks)
+        dil_v = Signal(range(P.max_dilation + 1))
+        m.d.comb += dil_v.eq(dil)
         bq = Signal(NW + 1)
         ggrp = Signal(8)
         gpass = Signal()  # 0: max pass, 1: P.V pass
@@ -283,13 +291,13 @@ class Engine(wiring.Component):
 
         def next_block():
             m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bc.eq(base0 + U * dil),
-                         bq.eq(bq + U), cls_last.eq(dil <= 1)]
+                         bq.eq(bq + U), cls_last.eq(dil_v <= 1)]
 
         def advance_main():
             with m.If(cls_last):
                 next_block()
             with m.Else():
-                m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1), cls_last.eq(cls + 2 >= dil)]
+                m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1), cls_last.eq(cls + 2 >= dil_v)]
 
         def load_queries():
             """Take one q row per active unit (in unit order) into the scheduler's bank."""
@@ -310,7 +318,7 @@ class Engine(wiring.Component):
             with m.State("IDLE"):
                 with m.If(job_init):
                     m.d.sync += [base0.eq(0), cls.eq(0), bc.eq(0), bq.eq(0), ggrp.eq(0),
-                                 cls_last.eq(dil <= 1),
+                                 cls_last.eq(dil_v <= 1),
                                  sched_bank.eq(0),
                                  desc_valid.eq(0)]
                     m.next = "MAIN_GROUP"
