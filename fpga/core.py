@@ -141,6 +141,7 @@ class BoardCore(wiring.Component):
         # flow control reaches, sees no compare.
         kgi = Signal(8)
         kpos = Signal(range(rows + 1))
+        kpos2 = Signal(range(rows + 2))  # kpos + 2
         passes_left = Signal(9)
         ngg = Signal(8)
         m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
@@ -151,16 +152,16 @@ class BoardCore(wiring.Component):
         m.d.comb += [kvr.index.valid.eq(active & (in_glob | k_more)),
                      kvr.index.payload.eq(Mux(in_glob, gidx, kpos))]
         with m.If(start):
-            m.d.sync += [kgi.eq(0), kpos.eq(0), passes_left.eq(1 + (ngg << 1)),
+            m.d.sync += [kgi.eq(0), kpos.eq(0), kpos2.eq(2), passes_left.eq(1 + (ngg << 1)),
                          in_glob.eq(ng != 0), k_last.eq(n <= 1), k_more.eq(1)]
         with m.Elif(kvr.index.valid & kvr.index.ready):
             with m.If(in_glob):
                 m.d.sync += [kgi.eq(kgi + 1), in_glob.eq(kgi + 1 < ng)]
             with m.Elif(k_last):
-                m.d.sync += [kpos.eq(0), passes_left.eq(passes_left - 1),
+                m.d.sync += [kpos.eq(0), kpos2.eq(2), passes_left.eq(passes_left - 1),
                              k_more.eq(passes_left != 1), k_last.eq(n <= 1)]
             with m.Else():
-                m.d.sync += [kpos.eq(kpos + 1), k_last.eq(kpos + 2 >= n)]
+                m.d.sync += [kpos.eq(kpos + 1), kpos2.eq(kpos2 + 1), k_last.eq(kpos2 >= n)]
         # (with a row per RAM word the reader's own row buffer cuts the path from the engine's
         # ready to the RAMs)
         m.d.comb += [kv_out_valid.eq(kvr.row.valid), kv_out.eq(kvr.row.payload),
@@ -415,6 +416,7 @@ class BoardCore(wiring.Component):
         # ------------------------------------------------------------- transmitter
         tcrc = Signal(16)
         tcnt = Signal(17)
+        t_last = Signal()  # tcnt == r_hdr.length - 1 in PAY, kept with tcnt
         tsub = Signal(range(W))
         tword = Signal(WB)
         fetch_wait = Signal(range(max(2, lat)))
@@ -456,7 +458,8 @@ class BoardCore(wiring.Component):
             with m.State("HCRC1"):
                 m.d.comb += [want.eq(1), out_byte.eq(tcrc[8:])]
                 with m.If(fire):
-                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0)]
+                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0),
+                                 t_last.eq(r_hdr.length == 1)]
                     with m.If(r_hdr.length == 0):
                         m.next = "DONE"
                     with m.Elif(r_src == SRC_OUT):
@@ -482,10 +485,11 @@ class BoardCore(wiring.Component):
                     with m.Case(SRC_OUT):
                         m.d.comb += out_byte.eq(tword_bytes[tsub])
                 with m.If(fire):
-                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1)]
+                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1),
+                                 t_last.eq(tcnt + 2 == r_hdr.length)]
                     if W > 1:
                         m.d.sync += tsub.eq(tsub + 1)
-                    with m.If(tcnt == r_hdr.length - 1):
+                    with m.If(t_last):
                         m.next = "PCRC0"
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):
                         m.next = "FETCH"

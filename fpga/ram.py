@@ -7,9 +7,9 @@ the UP5K's 256-kbit SPRAM blocks, which Yosys does not infer: they are instantia
 A wide buffer in block RAM spans dozens of RAM blocks spread over the die (a 256-bit row in
 2048 x 9 blocks takes 29 of them), so on the ECP5 any signal that reaches all of them carries
 8 to 10 ns of routing. ``pipelined`` buffers therefore start every RAM input at a register with
-no logic after it, copied once per slice of ``slice_bits`` columns so that each copy can sit
-beside its own blocks, and register the read data once more beside the blocks before it travels
-to the fabric: reads take ``latency`` = 3 cycles.
+no logic after it, copied once per slice of ``slice_bits`` columns (36: four 9-bit-wide ECP5
+blocks) so that each copy can sit beside its own blocks, and register the read data once more
+beside the blocks before it travels to the fabric: reads take ``latency`` = 3 cycles.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class SinglePortRAM(wiring.Component):
     """
 
     def __init__(self, width: int, depth: int, spram: bool = False, pipelined: bool = False,
-                 slice_bits: int = 32):
+                 slice_bits: int = 36):
         if spram and (width % SPRAM_WIDTH or depth > SPRAM_DEPTH):
             raise ValueError(f"SPRAM buffer {depth} x {width} bits: width must be a multiple of "
                              f"{SPRAM_WIDTH} and depth at most {SPRAM_DEPTH}")

@@ -273,6 +273,7 @@ class Engine(wiring.Component):
         gpass = Signal()  # 0: max pass, 1: P.V pass
         gsub = Signal(PW + 1)  # first position of the sub-group within the pass
         gsub_last = Signal()  # gsub + SG >= n: the pass's last sub-group, kept with gsub
+        gsub2 = Signal(PW + 2)  # gsub + 2 SG
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         # a main group's descriptor fields, registered when the group is formed
         g_start = Signal(PW + 1)
@@ -364,7 +365,8 @@ class Engine(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [active.eq(Cat(*[(ggrp * U + u) < ng for u in range(U)])),
-                                 uload.eq(0), gpass.eq(0), gsub.eq(0), gsub_last.eq(SG >= n)]
+                                 uload.eq(0), gpass.eq(0), gsub.eq(0), gsub_last.eq(SG >= n),
+                                 gsub2.eq(2 * SG)]
                     m.next = "GLOBAL_LOAD"
             with m.State("GLOBAL_LOAD"):
                 load_queries()
@@ -386,7 +388,8 @@ class Engine(wiring.Component):
                 with m.If(desc_take):
                     m.d.sync += desc_valid.eq(0)
                     with m.If(gsub_last):
-                        m.d.sync += [gsub.eq(0), pbase.eq(pbase + n), gsub_last.eq(SG >= n)]
+                        m.d.sync += [gsub.eq(0), pbase.eq(pbase + n), gsub_last.eq(SG >= n),
+                                     gsub2.eq(2 * SG)]
                         with m.If(gpass):
                             m.d.sync += [ggrp.eq(ggrp + 1), sched_bank.eq(~sched_bank)]
                             m.next = "GLOBAL_GROUP"
@@ -394,7 +397,8 @@ class Engine(wiring.Component):
                             m.d.sync += gpass.eq(1)
                             m.next = "GLOBAL_SUB"
                     with m.Else():
-                        m.d.sync += [gsub.eq(gsub + SG), gsub_last.eq(gsub + 2 * SG >= n)]
+                        m.d.sync += [gsub.eq(gsub + SG), gsub2.eq(gsub2 + SG),
+                                     gsub_last.eq(gsub2 >= n)]
                         m.next = "GLOBAL_SUB"
 
         # ---------------------------------------------------------------- stage 1: Q.K^T
