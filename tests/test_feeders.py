@@ -24,6 +24,20 @@ from swattn.fpga.ram import SinglePortRAM
 WIDTH = 40
 
 
+def _sink_step(got, offered, ov, op, ready, dropped=False):
+    """One cycle of the random sink: a row offered in the last cycle and not taken must still be
+    offered, unchanged (unless a clear ``dropped`` it now). Returns the row left offered."""
+    if offered is not None:
+        assert ov, "a row offered was withdrawn before it was taken"
+        assert op == offered, "a row offered changed before it was taken"
+    if dropped:
+        return None
+    if ov and ready:
+        got.append(op)
+        return None
+    return op if ov else None
+
+
 def _run(p_valid, p_ready, count, seed, depth=2):
     rng = random.Random(seed)
     dut = RowBuffer(WIDTH, depth)
@@ -47,15 +61,7 @@ def _run(p_valid, p_ready, count, seed, depth=2):
             r1 = ctx.get(dut.i.ready)
             assert r0 == r1, "i.ready follows o.ready combinationally"
             ctx.set(dut.o.ready, ready)
-            ov, op = ctx.get(dut.o.valid), ctx.get(dut.o.payload)
-            if offered is not None:
-                assert ov, "a row offered was withdrawn before it was taken"
-                assert op == offered, "a row offered changed before it was taken"
-            if ov and ready:
-                got.append(op)
-                offered = None
-            else:
-                offered = op if ov else None
+            offered = _sink_step(got, offered, ctx.get(dut.o.valid), ctx.get(dut.o.payload), ready)
             if valid and ctx.get(dut.i.ready):
                 i += 1
             await ctx.tick()
@@ -131,17 +137,8 @@ def _run_reader(p_valid, p_ready, count, seed, parts=2, clear_at=None):
             addr = ctx.get(reader.addr)
             for ram in rams:  # the feeder owns the RAMs (as in fpga/core.py during a job)
                 ctx.set(ram.addr, addr)
-            ov, op = ctx.get(reader.row.valid), ctx.get(reader.row.payload)
-            if offered is not None:
-                assert ov, "a row offered was withdrawn before it was taken"
-                assert op == offered, "a row offered changed before it was taken"
-            if clear:  # the row offered now is dropped, not taken
-                offered = None
-            elif ov and ready:
-                got.append(op)
-                offered = None
-            else:
-                offered = op if ov else None
+            offered = _sink_step(got, offered, ctx.get(reader.row.valid),
+                                 ctx.get(reader.row.payload), ready, dropped=clear)
             if valid and ctx.get(reader.index.ready):
                 i += 1
             await ctx.tick()
