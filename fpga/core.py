@@ -13,7 +13,7 @@ CRC error tells the host to send the frame again.
 """
 
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -97,12 +97,8 @@ class BoardCore(wiring.Component):
 
         m.submodules.engine = eng = Engine(P)
         rams = {}
-        # a row per word (block RAM): every RAM input from a register (``SinglePortRAM``)
-        pipelined = R == 1 and not self._spram
         for name in ("q", "k", "v", "o"):
-            rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram,
-                                                                     pipelined=pipelined)
-        lat = rams["q"].latency
+            rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram)
 
         cfg_layout = regs.config_layout(P)
         cfg_nbytes = pr.config_bytes(P)
@@ -111,68 +107,66 @@ class BoardCore(wiring.Component):
         cfg_valid = Signal()
         m.d.comb += eng.cfg.as_value().eq(cfg_reg[:cfg_layout.size])
 
-        start = Signal()  # one-cycle pulse: start a job (a register: it fans out widely)
+        start = Signal()  # one-cycle pulse: start a job
         m.d.comb += eng.start.eq(start)
-        m.d.sync += start.eq(0)
         active = Signal()  # the buffers belong to the feeders
         m.d.comb += [active.eq(eng.status.state == regs.State.BUSY), self.busy.eq(active)]
 
         # ------------------------------------------------------------- feeders (engine side)
-        m.submodules.q_reader = qr = RowReader(rows, R, WB, 1, latency=lat)
-        m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2, latency=lat)
+        m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
+        m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
         m.submodules.o_writer = ow = RowWriter(rows, R, WB)
         m.d.comb += [qr.clear.eq(start), kvr.clear.eq(start), ow.clear.eq(start)]
         n = cfg.n
         ng = cfg.n_globals
         # Q rows by position 0 .. n-1
         qi = Signal(range(rows + 1))
-        q_more = Signal()  # qi < n, registered
-        m.d.comb += [qr.index.valid.eq(active & q_more), qr.index.payload.eq(qi)]
+        m.d.comb += [qr.index.valid.eq(active & (qi < n)), qr.index.payload.eq(qi)]
         with m.If(start):
-            m.d.sync += [qi.eq(0), q_more.eq(n != 0)]
+            m.d.sync += qi.eq(0)
         with m.Elif(qr.index.valid & qr.index.ready):
-            m.d.sync += [qi.eq(qi + 1), q_more.eq(qi + 1 < n)]
+            m.d.sync += qi.eq(qi + 1)
         m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                      qr.row.ready.eq(eng.q.ready)]
         kv_out, kv_out_valid = Signal(2 * 8 * d), Signal()
         # K/V rows: the globals in register order, then 1 + 2 * (global groups) passes of 0..n-1
-        # The decisions are registers, computed a row ahead (the next index's "still a global",
-        # "last of its pass" and "passes left"), so that the reader's issue, which the engine's
-        # flow control reaches, sees no compare.
         kgi = Signal(8)
         kpos = Signal(range(rows + 1))
-        kpos2 = Signal(range(rows + 2))  # kpos + 2
-        passes_left = Signal(9)
+        kpass = Signal(8)
         ngg = Signal(8)
         m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
-        in_glob = Signal()  # kgi < ng
-        k_last = Signal()  # kpos + 1 >= n
-        k_more = Signal()  # passes_left != 0
+        in_glob = kgi < ng
         gidx = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))[kgi]
-        m.d.comb += [kvr.index.valid.eq(active & (in_glob | k_more)),
+        m.d.comb += [kvr.index.valid.eq(active & (in_glob | (kpass < 1 + (ngg << 1)))),
                      kvr.index.payload.eq(Mux(in_glob, gidx, kpos))]
         with m.If(start):
-            m.d.sync += [kgi.eq(0), kpos.eq(0), kpos2.eq(2), passes_left.eq(1 + (ngg << 1)),
-                         in_glob.eq(ng != 0), k_last.eq(n <= 1), k_more.eq(1)]
+            m.d.sync += [kgi.eq(0), kpos.eq(0), kpass.eq(0)]
         with m.Elif(kvr.index.valid & kvr.index.ready):
             with m.If(in_glob):
-                m.d.sync += [kgi.eq(kgi + 1), in_glob.eq(kgi + 1 < ng)]
-            with m.Elif(k_last):
-                m.d.sync += [kpos.eq(0), kpos2.eq(2), passes_left.eq(passes_left - 1),
-                             k_more.eq(passes_left != 1), k_last.eq(n <= 1)]
+                m.d.sync += kgi.eq(kgi + 1)
+            with m.Elif(kpos + 1 >= n):
+                m.d.sync += [kpos.eq(0), kpass.eq(kpass + 1)]
             with m.Else():
-                m.d.sync += [kpos.eq(kpos + 1), kpos2.eq(kpos2 + 1), k_last.eq(kpos2 >= n)]
-        # (with a row per RAM word the reader's own row buffer cuts the path from the engine's
-        # ready to the RAMs)
-        m.d.comb += [kv_out_valid.eq(kvr.row.valid), kv_out.eq(kvr.row.payload),
-                     kvr.row.ready.eq(eng.kv.ready)]
+                m.d.sync += kpos.eq(kpos + 1)
+        if R == 1:
+            # A row per RAM word: the reader's read enable (on every block RAM of the K and V
+            # buffers) would follow the engine's ready in the same cycle; a two-row buffer
+            # between them cuts that path (one cycle of latency, full rate), and its row
+            # registers do not depend on the engine's ready either.
+            m.submodules.kv_buf = kvb = ResetInserter(start)(RowBuffer(2 * 8 * d))
+            m.d.comb += [kvb.i.payload.eq(kvr.row.payload), kvb.i.valid.eq(kvr.row.valid),
+                         kvr.row.ready.eq(kvb.i.ready), kv_out_valid.eq(kvb.o.valid),
+                         kv_out.eq(kvb.o.payload), kvb.o.ready.eq(eng.kv.ready)]
+        else:
+            m.d.comb += [kv_out_valid.eq(kvr.row.valid), kv_out.eq(kvr.row.payload),
+                         kvr.row.ready.eq(eng.kv.ready)]
         m.d.comb += [eng.kv.payload.k.as_value().eq(kv_out[:8 * d]),
                      eng.kv.payload.v.as_value().eq(kv_out[8 * d:]),
                      eng.kv.valid.eq(kv_out_valid)]
         if R == 1:
             # likewise the output rows: the O buffer's write enable comes from a register
-            m.submodules.o_buf = ob = RowBuffer(8 * d)
-            m.d.comb += [ob.clear.eq(start), ob.i.payload.eq(eng.o.payload.as_value()), ob.i.valid.eq(eng.o.valid),
+            m.submodules.o_buf = ob = ResetInserter(start)(RowBuffer(8 * d))
+            m.d.comb += [ob.i.payload.eq(eng.o.payload.as_value()), ob.i.valid.eq(eng.o.valid),
                          eng.o.ready.eq(ob.i.ready), ow.row.payload.eq(ob.o.payload),
                          ow.row.valid.eq(ob.o.valid), ob.o.ready.eq(ow.row.ready)]
         else:
@@ -219,9 +213,8 @@ class BoardCore(wiring.Component):
         crc_next = Signal(16)
         m.d.comb += crc_next.eq(crc16_rtl(m, crc, byte, "rx_crc"))
         rcrc_lo = Signal(8)
-        cnt = Signal(range(pr.HEADER_BYTES))
-        left = Signal(17)  # bytes of the payload (or of what is skipped) after this one
-        last = Signal()  # left == 0, registered
+        cnt = Signal(17)
+        skip = Signal(17)
         idle = Signal(range(self._timeout + 1))
         timed_out = idle == self._timeout
         with m.If(got):
@@ -253,7 +246,6 @@ class BoardCore(wiring.Component):
         # the header's checks: each registered in VALIDATE, then the first that fails, in CHECK
         bad = Signal(data.StructLayout({"cmd": 1, "length": 1, "addr": 1, "busy": 1, "cfg": 1}))
         bad_now = Signal.like(bad)
-        len_zero = Signal()
         m.d.comb += [
             bad_now.cmd.eq(~known),
             bad_now.length.eq((hdr.length != exp_len)
@@ -329,7 +321,7 @@ class BoardCore(wiring.Component):
             # for the line to go quiet, then answer once
             receive_crc("HCRC", "VALIDATE", "DRAIN")
             with m.State("VALIDATE"):  # the header's checks, registered for CHECK
-                m.d.sync += [bad.eq(bad_now), len_zero.eq(hdr.length == 0)]
+                m.d.sync += bad.eq(bad_now)
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0),
@@ -341,18 +333,16 @@ class BoardCore(wiring.Component):
                         m.d.sync += wtarget.eq(1)
                     with m.Case(pr.Cmd.WRITE_V):
                         m.d.sync += wtarget.eq(2)
-                with m.If(bad.as_value() != 0):
-                    m.d.sync += [err.eq(check), left.eq(hdr.length + pr.CRC_BYTES - 1),
-                                 last.eq(0)]  # CRC_BYTES >= 2
-                    with m.If(~len_zero):
+                with m.If(check != 0):
+                    m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES)]
+                    with m.If(hdr.length != 0):
                         m.next = "SKIP"
                     with m.Else():
                         m.next = "REPLY_ERR"
                 with m.Else():
                     with m.If(cmd == pr.Cmd.WRITE_CONFIG):
                         m.d.sync += cfg_valid.eq(0)
-                    m.d.sync += [left.eq(hdr.length - 1), last.eq(hdr.length == 1)]
-                    with m.If(~len_zero):
+                    with m.If(hdr.length != 0):
                         m.next = "PAYLOAD"
                     with m.Else():
                         m.next = "EXEC"
@@ -360,7 +350,7 @@ class BoardCore(wiring.Component):
                 m.d.comb += in_frame.eq(1)
                 frame_timeout()
                 with m.If(got):
-                    m.d.sync += [crc.eq(crc_next), left.eq(left - 1), last.eq(left == 1)]
+                    m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1)]
                     with m.If(cmd == pr.Cmd.WRITE_CONFIG):
                         m.d.sync += cfg_reg.eq(Cat(cfg_reg[8:], byte))
                     with m.Else():
@@ -369,7 +359,7 @@ class BoardCore(wiring.Component):
                         with m.If(wsub == W - 1):
                             m.d.comb += link_we.eq(1)
                             m.d.sync += laddr.eq(laddr + 1)
-                    with m.If(last):
+                    with m.If(cnt == hdr.length - 1):
                         m.next = "PCRC0"
             receive_crc("PCRC", "EXEC", "REPLY_ERR")
             with m.State("EXEC"):
@@ -381,7 +371,7 @@ class BoardCore(wiring.Component):
                         m.d.sync += cfg_valid.eq(1)
                         reply(cmd, 0, SRC_NONE)
                     with m.Case(pr.Cmd.START):
-                        m.d.sync += start.eq(1)
+                        m.d.comb += start.eq(1)
                         reply(cmd, 0, SRC_NONE)
                     with m.Case(pr.Cmd.READ_STATUS):
                         m.d.sync += r_word.eq(status_bits.as_value())
@@ -398,8 +388,8 @@ class BoardCore(wiring.Component):
                 m.d.comb += in_frame.eq(1)
                 frame_timeout()
                 with m.If(got):
-                    m.d.sync += [left.eq(left - 1), last.eq(left == 1)]
-                    with m.If(last):
+                    m.d.sync += cnt.eq(cnt + 1)
+                    with m.If(cnt == skip - 1):
                         m.next = "REPLY_ERR"
             with m.State("DRAIN"):
                 with m.If(timed_out):
@@ -416,10 +406,8 @@ class BoardCore(wiring.Component):
         # ------------------------------------------------------------- transmitter
         tcrc = Signal(16)
         tcnt = Signal(17)
-        t_last = Signal()  # tcnt == r_hdr.length - 1 in PAY, kept with tcnt
         tsub = Signal(range(W))
         tword = Signal(WB)
-        fetch_wait = Signal(range(max(2, lat)))
         out_byte = Signal(8)  # the byte the state offers (a multiplexer over its sources)
         # The offered byte is registered before it reaches the UART and the CRC: a state offers
         # its byte from the second cycle in which it wants to send (``settled``), and its indices
@@ -458,19 +446,15 @@ class BoardCore(wiring.Component):
             with m.State("HCRC1"):
                 m.d.comb += [want.eq(1), out_byte.eq(tcrc[8:])]
                 with m.If(fire):
-                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0),
-                                 t_last.eq(r_hdr.length == 1)]
+                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0)]
                     with m.If(r_hdr.length == 0):
                         m.next = "DONE"
                     with m.Elif(r_src == SRC_OUT):
                         m.next = "FETCH"
                     with m.Else():
                         m.next = "PAY"
-            with m.State("FETCH"):  # laddr drives the O buffer; its word lands `lat` cycles on
-                m.d.sync += fetch_wait.eq(fetch_wait + 1)
-                with m.If(fetch_wait == lat - 1):
-                    m.d.sync += fetch_wait.eq(0)
-                    m.next = "LATCH"
+            with m.State("FETCH"):  # laddr drives the O buffer; its word lands next cycle
+                m.next = "LATCH"
             with m.State("LATCH"):
                 m.d.sync += [tword.eq(o_ram.rdata), laddr.eq(laddr + 1)]
                 m.next = "PAY"
@@ -485,11 +469,10 @@ class BoardCore(wiring.Component):
                     with m.Case(SRC_OUT):
                         m.d.comb += out_byte.eq(tword_bytes[tsub])
                 with m.If(fire):
-                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1),
-                                 t_last.eq(tcnt + 2 == r_hdr.length)]
+                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1)]
                     if W > 1:
                         m.d.sync += tsub.eq(tsub + 1)
-                    with m.If(t_last):
+                    with m.If(tcnt == r_hdr.length - 1):
                         m.next = "PCRC0"
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):
                         m.next = "FETCH"

@@ -7,9 +7,8 @@ many words there; on the ECP5 a word is a whole row and a row moves every cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 
@@ -18,22 +17,12 @@ class RowReader(wiring.Component):
     them on ``row`` (part p's row in bits [p * row_bits, (p + 1) * row_bits)).
 
     words : RAM words per row (a power of two); word_bits : RAM width.
-    ``clear`` drops any row in flight (a new job).
-
-    With ``words == 1`` (a row per RAM word, block RAM) the RAM reads every cycle and ``rdata``
-    is the word at ``addr`` of ``latency`` cycles before (:class:`~swattn.fpga.ram.SinglePortRAM`
-    ``.latency``); the reader issues an address only when the rows already on their way, and
-    those waiting in its :class:`RowBuffer` of ``latency + 2`` rows, leave room, so a row moves
-    every cycle and ``row.ready`` reaches only the buffer's flags and a counter, never the RAM.
-    With more words the reader latches each word itself (``latency`` must be 1).
+    ``clear`` drops any row in flight (a new job). With ``words == 1`` the RAM must hold its read
+    data while ``re`` is low; a row then moves every cycle.
     """
 
-    def __init__(self, rows: int, words: int, word_bits: int, parts: int = 1, latency: int = 1):
-        if latency < 1 or (words > 1 and latency != 1):
-            raise ValueError(f"RowReader latency = {latency}: allowed 1, or more with a row per "
-                             f"RAM word (words = {words})")
+    def __init__(self, rows: int, words: int, word_bits: int, parts: int = 1):
         self._rows, self._words, self._wb, self._parts = rows, words, word_bits, parts
-        self._latency = latency
         row_bits = words * word_bits
         super().__init__({
             "index": In(stream.Signature(range(rows))),
@@ -44,43 +33,23 @@ class RowReader(wiring.Component):
             "clear": In(1),
         })
 
-    @staticmethod
-    def fifo_rows(latency: int) -> int:
-        """Rows the FIFO of a reader of a row per RAM word holds: a row taken in cycle t frees
-        room for an address issued in t + 1, whose row lands ``latency`` cycles later."""
-        return latency + 2
-
-    @property
-    def fifo_depth(self) -> int:
-        return self.fifo_rows(self._latency)
-
     def elaborate(self, platform):
         m = Module()
         R, WB, NP = self._words, self._wb, self._parts
         RB = R * WB
         shift = (R - 1).bit_length()
         if R == 1:
-            L = self._latency
-            depth = self.fifo_depth
-            # the rows wait in distributed RAM (a FIFO read asynchronously at its read pointer):
-            # denser than row registers and a multiplexer, and the engine's ready reaches only
-            # the FIFO's pointers and level
-            m.submodules.rows = fifo = SyncFIFO(width=NP * RB, depth=depth)
-            inflight = Signal(range(depth + 1))  # rows issued and not yet taken out of the FIFO
-            issue = self.index.valid & (inflight < depth)
-            landing = Signal(L, name="landing")  # landing[j]: a row issued j + 1 cycles ago
-            take = fifo.r_rdy & fifo.r_en
-            m.d.comb += [self.index.ready.eq(issue), self.re.eq(1),
-                         self.addr.eq(self.index.payload),
-                         fifo.w_data.eq(self.rdata), fifo.w_en.eq(landing[-1]),
-                         self.row.payload.eq(fifo.r_data), self.row.valid.eq(fifo.r_rdy),
-                         fifo.r_en.eq(self.row.ready)]
+            # the RAM's read register is the output register: issue when it is (about to be) free
+            issue = self.index.valid & (~self.row.valid | self.row.ready)
+            m.d.comb += [self.index.ready.eq(issue), self.re.eq(issue),
+                         self.addr.eq(self.index.payload), self.row.payload.eq(self.rdata)]
             with m.If(self.clear):
-                m.d.sync += [inflight.eq(0), landing.eq(0)]
-            with m.Else():
-                m.d.sync += [inflight.eq(inflight + issue - take),
-                             landing.eq(Cat(issue, landing[:-1]))]
-            return ResetInserter(self.clear)(m)
+                m.d.sync += self.row.valid.eq(0)
+            with m.Elif(issue):
+                m.d.sync += self.row.valid.eq(1)
+            with m.Elif(self.row.ready):
+                m.d.sync += self.row.valid.eq(0)
+            return m
         base = Signal(range(self._rows * R))
         w = Signal(range(R))
         cap = Signal()  # a word read last cycle lands now
@@ -156,52 +125,36 @@ class RowWriter(wiring.Component):
 
 
 class RowBuffer(wiring.Component):
-    """A stream buffer of ``depth`` rows (two by default) that cuts every combinational path
-    through it, for wide rows.
+    """A two-row stream buffer that cuts every combinational path through it, for wide rows.
 
-    ``o.ready`` reaches only the buffer's flags and its read pointer, never the row registers: a
-    row register loads ``i.payload`` in every cycle in which it is empty (the value counts only
-    once the entry is marked full, in the cycle the input is taken), and ``o.payload`` is a
-    multiplexer selected by the read pointer. ``i.ready`` is a register. Full rate: a row can
-    enter and another leave in the same cycle. ``clear`` empties it.
+    ``o.ready`` reaches only the buffer's two flags and its read pointer, never the row
+    registers: a row register loads ``i.payload`` in every cycle in which it is empty (the value
+    counts only once the entry is marked full, in the cycle the input is taken), and ``o.payload``
+    is a multiplexer selected by the read pointer. ``i.ready`` is a register. Full rate: a row
+    can enter and another leave in the same cycle.
     """
 
-    def __init__(self, width: int, depth: int = 2):
-        if depth < 2:
-            raise ValueError(f"RowBuffer depth = {depth}: must be at least 2")
-        self._depth = depth
+    def __init__(self, width: int):
         super().__init__({
             "i": In(stream.Signature(width)),
             "o": Out(stream.Signature(width)),
-            "clear": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        D = self._depth
-        rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(D)]
-        full = Signal(D)
-        wptr, rptr = Signal(range(D), name="wptr"), Signal(range(D), name="rptr")
-        for k in range(D):
+        rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(2)]
+        full = Signal(2)
+        wptr, rptr = Signal(), Signal()
+        for k in range(2):
             with m.If(~full[k]):
                 m.d.sync += rows[k].eq(self.i.payload)
         m.d.comb += [self.i.ready.eq(~full.bit_select(wptr, 1)),
                      self.o.valid.eq(full.bit_select(rptr, 1)),
-                     self.o.payload.eq(Array(rows)[rptr])]
+                     self.o.payload.eq(Mux(rptr, rows[1], rows[0]))]
         put = self.i.valid & self.i.ready
         take = self.o.valid & self.o.ready
-        set_, clr = Signal(D), Signal(D)
-        m.d.comb += [set_.eq(Mux(put, Const(1, D) << wptr, 0)),
-                     clr.eq(Mux(take, Const(1, D) << rptr, 0))]
-
-        def step(ptr):
-            return ptr + 1 if D & (D - 1) == 0 else Mux(ptr == D - 1, 0, ptr + 1)
-        with m.If(self.clear):
-            m.d.sync += [full.eq(0), wptr.eq(0), rptr.eq(0)]
-        with m.Else():
-            m.d.sync += full.eq((full | set_) & ~clr)
-            with m.If(put):
-                m.d.sync += wptr.eq(step(wptr))
-            with m.If(take):
-                m.d.sync += rptr.eq(step(rptr))
+        set_, clr = Signal(2), Signal(2)
+        m.d.comb += [set_.eq(Mux(put, Mux(wptr, 0b10, 0b01), 0)),
+                     clr.eq(Mux(take, Mux(rptr, 0b10, 0b01), 0))]
+        m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put), rptr.eq(rptr ^ take)]
         return m

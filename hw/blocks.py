@@ -299,16 +299,13 @@ class Normaliser(wiring.Component):
         # stage 5: z = prod >> (31 - out_shift)
         z = Signal(signed(len(prod) - k0 + 1))
         m.d.sync += z.eq((prod >> k0) >> ~sh4)  # ~sh4 = 7 - out_shift
-        # stage 6: round half up, saturate to int8. y = (z + 1) >> 1 is above DATA_MAX exactly
-        # when z >= 2 DATA_MAX + 1 and below DATA_MIN when z <= 2 DATA_MIN - 2; in range, y's
-        # eight bits are bits 1..8 of z + 1, which only z's low nine bits reach. So the wide
-        # compares and a nine-bit increment run side by side, not a wide add then a compare.
-        y8 = Signal(nx.DATA_WIDTH + 1)
-        m.d.comb += y8.eq(z[:nx.DATA_WIDTH + 1] + 1)
-        with m.If(z >= 2 * nx.DATA_MAX + 1):
+        # stage 6: round half up, saturate to int8
+        y = Signal(signed(len(z)))
+        m.d.comb += y.eq((z + 1) >> 1)
+        with m.If(y > nx.DATA_MAX):
             m.d.sync += self.o.eq(nx.DATA_MAX)
-        with m.Elif(z <= 2 * nx.DATA_MIN - 2):
+        with m.Elif(y < nx.DATA_MIN):
             m.d.sync += self.o.eq(nx.DATA_MIN)
         with m.Else():
-            m.d.sync += self.o.eq(y8[1:])
+            m.d.sync += self.o.eq(y)
         return m

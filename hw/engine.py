@@ -114,15 +114,10 @@ class Engine(wiring.Component):
         with m.If(state == regs.State.BUSY):
             m.d.sync += cycles.eq(cycles + 1)
 
-        # gused[i] = i < n_globals, a register (the configuration is fixed from the start and
-        # the checks run for several cycles before the scheduler and stage 1 ask)
-        gused = Signal(max(1, GM))
-        m.d.sync += gused.eq(Cat(*[i < ng for i in range(max(1, GM))]))
-
         def is_global(idx):
             hit = Const(0, 1)
             for i in range(GM):
-                hit = hit | (gused[i] & (glob[i] == idx))
+                hit = hit | ((i < ng) & (glob[i] == idx))
             return hit
 
         with m.If(self.start):
@@ -264,16 +259,11 @@ class Engine(wiring.Component):
         desc_take = Signal()
         sched_bank = Signal()
         base0 = Signal(NW + 16)
-        cls = Signal(range(P.max_dilation))
-        # the dilation at its validated width (the scheduler runs only after the checks)
-        dil_v = Signal(range(P.max_dilation + 1))
-        m.d.comb += dil_v.eq(dil)
+        cls = Signal(16)
         bq = Signal(NW + 1)
         ggrp = Signal(8)
         gpass = Signal()  # 0: max pass, 1: P.V pass
         gsub = Signal(PW + 1)  # first position of the sub-group within the pass
-        gsub_last = Signal()  # gsub + SG >= n: the pass's last sub-group, kept with gsub
-        gsub2 = Signal(PW + 2)  # gsub + 2 SG
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         # a main group's descriptor fields, registered when the group is formed
         g_start = Signal(PW + 1)
@@ -288,17 +278,15 @@ class Engine(wiring.Component):
         for u in range(U):
             m.d.comb += idx_u[u].eq(bc + u * dil)
 
-        cls_last = Signal()  # cls + 1 >= dil, kept with cls
-
         def next_block():
             m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bc.eq(base0 + U * dil),
-                         bq.eq(bq + U), cls_last.eq(dil_v <= 1)]
+                         bq.eq(bq + U)]
 
         def advance_main():
-            with m.If(cls_last):
+            with m.If(cls + 1 >= dil):
                 next_block()
             with m.Else():
-                m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1), cls_last.eq(cls + 2 >= dil_v)]
+                m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1)]
 
         def load_queries():
             """Take one q row per active unit (in unit order) into the scheduler's bank."""
@@ -319,7 +307,6 @@ class Engine(wiring.Component):
             with m.State("IDLE"):
                 with m.If(job_init):
                     m.d.sync += [base0.eq(0), cls.eq(0), bc.eq(0), bq.eq(0), ggrp.eq(0),
-                                 cls_last.eq(dil_v <= 1),
                                  sched_bank.eq(0),
                                  desc_valid.eq(0)]
                     m.next = "MAIN_GROUP"
@@ -365,8 +352,7 @@ class Engine(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [active.eq(Cat(*[(ggrp * U + u) < ng for u in range(U)])),
-                                 uload.eq(0), gpass.eq(0), gsub.eq(0), gsub_last.eq(SG >= n),
-                                 gsub2.eq(2 * SG)]
+                                 uload.eq(0), gpass.eq(0), gsub.eq(0)]
                     m.next = "GLOBAL_LOAD"
             with m.State("GLOBAL_LOAD"):
                 load_queries()
@@ -374,7 +360,7 @@ class Engine(wiring.Component):
                     m.next = "GLOBAL_SUB"
             with m.State("GLOBAL_SUB"):
                 pass_base = pbase
-                last_sub = gsub_last
+                last_sub = gsub + SG >= n
                 m.d.sync += [
                     desc.main.eq(0), desc.no_pv.eq(~gpass), desc.reset_max.eq(~gpass & (gsub == 0)),
                     desc.reset_acc.eq(gsub == 0), desc.final.eq(gpass & last_sub),
@@ -387,9 +373,8 @@ class Engine(wiring.Component):
             with m.State("GLOBAL_HAND"):
                 with m.If(desc_take):
                     m.d.sync += desc_valid.eq(0)
-                    with m.If(gsub_last):
-                        m.d.sync += [gsub.eq(0), pbase.eq(pbase + n), gsub_last.eq(SG >= n),
-                                     gsub2.eq(2 * SG)]
+                    with m.If(gsub + SG >= n):
+                        m.d.sync += [gsub.eq(0), pbase.eq(pbase + n)]
                         with m.If(gpass):
                             m.d.sync += [ggrp.eq(ggrp + 1), sched_bank.eq(~sched_bank)]
                             m.next = "GLOBAL_GROUP"
@@ -397,8 +382,7 @@ class Engine(wiring.Component):
                             m.d.sync += gpass.eq(1)
                             m.next = "GLOBAL_SUB"
                     with m.Else():
-                        m.d.sync += [gsub.eq(gsub + SG), gsub2.eq(gsub2 + SG),
-                                     gsub_last.eq(gsub2 >= n)]
+                        m.d.sync += gsub.eq(gsub + SG)
                         m.next = "GLOBAL_SUB"
 
         # ---------------------------------------------------------------- stage 1: Q.K^T

@@ -286,22 +286,6 @@ def _assert_reader_invariant(m: Module, frag: Fragment, words: int, row_valid):
         m.d.comb += Assert(~row_valid | ((state == _fsm_value(state, "IDLE")) & ~cap))
 
 
-def _assert_no_row_lost(m: Module, frag: Fragment, D: int):
-    """For a RowReader of a row per RAM word (``frag`` elaborated, FIFO of ``D`` rows): a landing
-    row finds room in the reader's FIFO, with the invariants the induction needs (see
-    :func:`feeder_harness`)."""
-    inflight, landing = design_signals(frag, "inflight", "landing")
-    (ffrag,) = [f for f, name, _ in frag.subfragments if name == "rows"]
-    level, produce, consume = design_signals(ffrag, "level", "produce", "consume")
-    m.d.comb += [Assert(inflight <= D), Assert(level <= D),
-                 Assert(inflight == level + sum(landing[k] for k in range(len(landing)))),
-                 Assert(produce < D), Assert(consume < D),
-                 Assert(level == Mux(produce == consume, Mux(level == D, D, 0),
-                                     Mux(produce > consume, produce - consume,
-                                         produce + D - consume)))]
-    m.d.comb += Assert(~(landing[-1] & (level == D)))
-
-
 def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
                    planted: str | None = None):
     """The producer of the engine's ``q`` (``parts`` 1) or ``kv`` (``parts`` 2) stream on the
@@ -312,38 +296,23 @@ def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
     unconstrained.
 
     The RAM is as in ``fpga/core.py`` while the feeders own the buffers (the engine is BUSY):
-    with ``words`` 1 the harness has the real pipelined
-    :class:`~swattn.fpga.ram.SinglePortRAM` (block RAM, 3 cycles of read latency) on the
-    reader's address, not written, and the row waits in the reader's own FIFO; with more
-    words the reader latches each word, so ``rdata`` is left free (any RAM, the iCE40's SPRAM
-    reading every cycle included). Strengthening, asserted too: a row is only offered while the
-    reader is IDLE with no word landing.
-
-    With ``words`` 1 also asserted: no row is lost, i.e. a row landing from the RAM always
-    finds its buffer entry free (the reader issues an address only when the rows in flight and
-    those waiting leave room); strengthened by the invariants that make it inductive: the
-    reader's count of rows issued and not taken equals the rows in flight plus the FIFO's level,
-    and the level agrees with the FIFO's pointers.
+    with ``words`` 1 the row is the RAM's read register, so the harness has the real
+    :class:`~swattn.fpga.ram.SinglePortRAM` (block RAM) on the reader's address and read enable,
+    not written; with more words the reader latches each word, so ``rdata`` is left free (any
+    RAM, the iCE40's SPRAM reading every cycle included). Strengthening, asserted too: a row is
+    only offered while the reader is IDLE with no word landing.
 
     ``planted`` "taken": the rule asserted for a row the engine has just taken (must fail);
-    "small_buffer": the reader's FIFO one row smaller than its count allows (a landing row can
-    find it full: must fail).
+    "shared_ram": the RAM as the host link drives it between jobs (read every cycle at the link's
+    address, written by the link): a waiting row changes under ``valid`` (must fail; in
+    ``core.py`` this can happen only while the engine is not BUSY and so takes no row).
     """
-    from ..fpga import feeders
+    from ..fpga.feeders import RowReader
     from ..fpga.ram import SinglePortRAM
 
     m = _module()
-    rams = [SinglePortRAM(word_bits, rows * words, pipelined=True)
-            for _ in range(parts if words == 1 else 0)]
-    reader = feeders.RowReader(rows, words, word_bits, parts,
-                               latency=rams[0].latency if words == 1 else 1)
-    real = feeders.SyncFIFO
-    if planted == "small_buffer":
-        feeders.SyncFIFO = lambda width, depth: real(width=width, depth=depth - 1)
-    try:
-        frag = Fragment.get(reader, None)
-    finally:
-        feeders.SyncFIFO = real
+    reader = RowReader(rows, words, word_bits, parts)
+    frag = Fragment.get(reader, None)
     m.submodules.reader = frag
     idx_valid, clear, row_ready = Signal(), Signal(), Signal()
     idx = Signal(range(rows))
@@ -351,11 +320,20 @@ def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
                  reader.clear.eq(clear), reader.row.ready.eq(row_ready)]
     ports = [m.clk, idx_valid, idx, clear, row_ready]
     if words == 1:
-        for p, ram in enumerate(rams):
+        link_addr = Signal(range(rows * words))
+        link_we = Signal()
+        link_wdata = Signal(word_bits)
+        for p in range(parts):
+            ram = SinglePortRAM(word_bits, rows * words)
             m.submodules[f"ram{p}"] = ram
-            m.d.comb += [ram.addr.eq(reader.addr), ram.re.eq(reader.re), ram.we.eq(0)]
+            if planted == "shared_ram":
+                m.d.comb += [ram.addr.eq(link_addr), ram.re.eq(1), ram.we.eq(link_we),
+                             ram.wdata.eq(link_wdata)]
+            else:
+                m.d.comb += [ram.addr.eq(reader.addr), ram.re.eq(reader.re), ram.we.eq(0)]
             m.d.comb += reader.rdata[p * word_bits:(p + 1) * word_bits].eq(ram.rdata)
-        _assert_no_row_lost(m, frag, reader.fifo_depth)
+        if planted == "shared_ram":
+            ports += [link_addr, link_we, link_wdata]
     else:
         rdata = Signal(parts * word_bits)
         m.d.comb += reader.rdata.eq(rdata)
@@ -435,9 +413,11 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     counters, buffer RAMs shared with the host link, the link's start), for any engine
     behaviour (:func:`board_free_engine`) and any bytes from the host. Asserted for each stream:
     if ``valid & ~ready`` in a cycle with no start, then in the next cycle ``valid`` is up with
-    the same payload (with a row per RAM word the row waits in the reader's own row buffer, so
-    this holds between jobs too, while the host link drives the RAM). ``planted``: the rule
-    asserted for a taken row (must fail).
+    the same payload. With a row per RAM word (``word_bytes == head_dim``) only in cycles where
+    the engine is BUSY: the row is then the RAM's read register, and between jobs the host link
+    reads the RAM, so a row left over from a refused job changes under ``valid`` until the next
+    start drops it (the engine, not BUSY, takes no row). ``planted``: the rule asserted for a
+    taken row (must fail).
     """
     m = _module()
     _, frag, eng, ports = board_free_engine(P, m, word_bytes)
@@ -445,14 +425,11 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     words = P.head_dim // word_bytes
     _assert_reader_invariant(m, readers["q_reader"], words, eng.q.valid)
     _assert_reader_invariant(m, readers["kv_reader"], words, eng.kv.valid)
-    if words == 1:  # the readers' FIFOs (pipelined block-RAM buffers)
-        from ..fpga.feeders import RowReader
-        from ..fpga.ram import PIPELINED_LATENCY
-        for name in ("q_reader", "kv_reader"):
-            _assert_no_row_lost(m, readers[name], RowReader.fifo_rows(PIPELINED_LATENCY))
+    # a row per word: the row is the RAM's read register, which the link reads between jobs
+    owned = eng.status.state == regs.State.BUSY if words == 1 else 1
     for s in (eng.q, eng.kv):
         held = s.ready if planted else ~s.ready
-        _assert_held(m, s.valid & held & ~eng.start, s.valid, s.payload.as_value())
+        _assert_held(m, s.valid & held & ~eng.start & owned, s.valid, s.payload.as_value())
     return m, ports
 
 
@@ -531,25 +508,22 @@ def _proofs() -> list[Proof]:
                              lambda a=(words, 8 * wb, parts): feeder_harness(*a), "prove", 2))
         out.append(Proof(f"board_feeders_wb{wb}",
                          f"q and kv into the engine inside BoardCore (word_bytes {wb}, any engine "
-                         f"behaviour): valid held, payload stable until ready or a start",
+                         f"behaviour): valid held, payload stable until ready or a start"
+                         + (", while BUSY" if words == 1 else ""),
                          lambda wb=wb: board_feeder_harness(P, wb), "prove", 2))
         out.append(Proof(f"board_tx_wb{wb}",
                          f"host-link reply stream tx (word_bytes {wb}, any engine behaviour): "
                          f"valid held, byte stable until ready",
                          lambda wb=wb: board_tx_harness(P, wb), "prove", 3))
     for bug, what in (("taken", "the feeder rule asserted for a row the engine has taken"),
-                      ("small_buffer", "a feeder whose FIFO is a row smaller than its count of "
-                                       "rows in flight allows")):
+                      ("shared_ram", "the feeder with its RAM driven by the host link")):
         out.append(Proof(f"planted_feeder_{bug}", what,
                          lambda bug=bug: feeder_harness(1, 8 * P.head_dim, 2, planted=bug),
-                         "prove", 10, expect="FAIL"))
-    # a row reaches the engine only after a START frame (tens of cycles of host bytes) and the
-    # RAM's three cycles: BMC cannot reach it cheaply, so this planted bug is refuted by
-    # induction (UNKNOWN) rather than found, as the tx one below
+                         "prove", 4, expect="FAIL"))
     out.append(Proof("planted_board_feeders_taken",
                      "the board's q/kv rule asserted for a row the engine has taken",
-                     lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 3,
-                     expect="UNKNOWN"))
+                     lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 6,
+                     expect="FAIL"))
     # a request and its reply take about 15 cycles: BMC that deep took over 14 minutes here, so
     # this planted bug is refuted by induction (UNKNOWN) rather than found (FAIL)
     out.append(Proof("planted_board_tx_taken", "the tx rule asserted for a byte the host has taken",
