@@ -258,8 +258,12 @@ class Engine(wiring.Component):
         desc_valid = Signal()
         desc_take = Signal()
         sched_bank = Signal()
-        base0 = Signal(NW + 16)
-        cls = Signal(16)
+        # Main-pass positions: base0 < n + U dil and bc, idx_u below n + (2 U + 1) dil, with dil
+        # at most max_dilation once the checks have passed (the scheduler runs only then), so
+        # XW bits hold them (not NW + 16: these registers feed every global compare)
+        XW = (P.n_max + (2 * U + 1) * P.max_dilation).bit_length()
+        base0 = Signal(XW)
+        cls = Signal(range(P.max_dilation))
         bq = Signal(NW + 1)
         ggrp = Signal(8)
         gpass = Signal()  # 0: max pass, 1: P.V pass
@@ -273,8 +277,8 @@ class Engine(wiring.Component):
         uload = Signal(range(U + 1))
         active = Signal(U)
         # bc = base0 + cls, kept in a register (the scheduler's compares start from it)
-        bc = Signal(NW + 16)
-        idx_u = [Signal(NW + 16, name=f"idx_u{u}") for u in range(U)]
+        bc = Signal(XW)
+        idx_u = [Signal(XW, name=f"idx_u{u}") for u in range(U)]
         for u in range(U):
             m.d.comb += idx_u[u].eq(bc + u * dil)
 
