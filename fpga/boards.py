@@ -16,7 +16,7 @@ Why these sizes:
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (15 EBR
   each of the four), radius 64 and 8 globals for Longformer/BigBird-like heads. 100 MHz is the
   issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
-  NOTE: the routed design reaches about 55 MHz today (fpga/README.md); the build says so.
+  NOTE: the routed design reaches about 57 MHz today (fpga/README.md); the build says so.
 """
 
 from __future__ import annotations
