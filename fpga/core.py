@@ -13,7 +13,7 @@ CRC error tells the host to send the frame again.
 """
 
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -128,7 +128,6 @@ class BoardCore(wiring.Component):
             m.d.sync += qi.eq(qi + 1)
         m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                      qr.row.ready.eq(eng.q.ready)]
-        kv_out, kv_out_valid = Signal(2 * 8 * d), Signal()
         # K/V rows: the globals in register order, then 1 + 2 * (global groups) passes of 0..n-1
         kgi = Signal(8)
         kpos = Signal(range(rows + 1))
@@ -148,30 +147,22 @@ class BoardCore(wiring.Component):
                 m.d.sync += [kpos.eq(0), kpass.eq(kpass + 1)]
             with m.Else():
                 m.d.sync += kpos.eq(kpos + 1)
-        if R == 1:
-            # A row per RAM word: the reader's read enable (on every block RAM of the K and V
-            # buffers) would follow the engine's ready in the same cycle; a two-row buffer
-            # between them cuts that path (one cycle of latency, full rate), and its row
-            # registers do not depend on the engine's ready either.
-            m.submodules.kv_buf = kvb = ResetInserter(start)(RowBuffer(2 * 8 * d))
-            m.d.comb += [kvb.i.payload.eq(kvr.row.payload), kvb.i.valid.eq(kvr.row.valid),
-                         kvr.row.ready.eq(kvb.i.ready), kv_out_valid.eq(kvb.o.valid),
-                         kv_out.eq(kvb.o.payload), kvb.o.ready.eq(eng.kv.ready)]
-        else:
-            m.d.comb += [kv_out_valid.eq(kvr.row.valid), kv_out.eq(kvr.row.payload),
-                         kvr.row.ready.eq(eng.kv.ready)]
-        m.d.comb += [eng.kv.payload.k.as_value().eq(kv_out[:8 * d]),
-                     eng.kv.payload.v.as_value().eq(kv_out[8 * d:]),
-                     eng.kv.valid.eq(kv_out_valid)]
-        if R == 1:
-            # likewise the output rows: the O buffer's write enable comes from a register
-            m.submodules.o_buf = ob = ResetInserter(start)(RowBuffer(8 * d))
-            m.d.comb += [ob.i.payload.eq(eng.o.payload.as_value()), ob.i.valid.eq(eng.o.valid),
-                         eng.o.ready.eq(ob.i.ready), ow.row.payload.eq(ob.o.payload),
-                         ow.row.valid.eq(ob.o.valid), ob.o.ready.eq(ow.row.ready)]
-        else:
-            m.d.comb += [ow.row.payload.eq(eng.o.payload.as_value()),
-                         ow.row.valid.eq(eng.o.valid), eng.o.ready.eq(ow.row.ready)]
+        def rows_through(name, src, dst_valid, dst_payload, dst_ready):
+            """Connect the row stream ``src`` to a sink. With a row per RAM word, through a
+            two-row RowBuffer (one cycle of latency, full rate): the K/V reader's read enable,
+            on every block RAM of the K and V buffers, would otherwise follow the engine's ready
+            in the same cycle, and the O buffer's write enable would follow the engine's valid;
+            the buffer's own row registers do not depend on the sink's ready either."""
+            if R == 1:
+                m.submodules[name] = buf = ResetInserter(start)(RowBuffer(len(Value.cast(src.payload))))
+                m.d.comb += [buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid),
+                             src.ready.eq(buf.i.ready)]
+                src = buf.o
+            m.d.comb += [dst_valid.eq(src.valid), dst_payload.eq(src.payload),
+                         src.ready.eq(dst_ready)]
+
+        rows_through("kv_buf", kvr.row, eng.kv.valid, eng.kv.payload.as_value(), eng.kv.ready)
+        rows_through("o_buf", eng.o, ow.row.valid, ow.row.payload, ow.row.ready)
 
         # ------------------------------------------------------------- link side of the buffers
         laddr = Signal(range(depth + 1))
