@@ -95,7 +95,9 @@ class BoardCore(wiring.Component):
         depth = rows * R
         U = P.units
 
-        m.submodules.engine = eng = Engine(P)
+        # the configuration register below holds still during a job (WRITE_CONFIG is refused
+        # while one runs), so the engine reads it without a copy of its own
+        m.submodules.engine = eng = Engine(P, hold_config=False)
         rams = {}
         for name in ("q", "k", "v", "o"):
             rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram)

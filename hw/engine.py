@@ -54,10 +54,16 @@ class Engine(wiring.Component):
     Ports: ``cfg`` (the configuration register, :func:`swattn.sw.regs.config_layout`), ``start``
     (one-cycle pulse), ``status`` (state and error code), ``cycles`` (cycles since the last
     accepted start, frozen when the job is done), streams ``q``, ``kv`` in and ``o`` out.
+
+    ``hold_config``: the engine copies ``cfg`` at the start, so its source may change during a
+    job. ``False`` leaves the copy out (about 180 flip-flops fewer) and reads ``cfg`` directly:
+    only for a source that holds it from the start until the job is done, such as the board
+    core, which refuses WRITE_CONFIG while a job runs.
     """
 
-    def __init__(self, params: EngineParams):
+    def __init__(self, params: EngineParams, hold_config: bool = True):
         self.params = params
+        self._hold_config = hold_config
         d = params.head_dim
         super().__init__({
             "cfg": In(regs.config_layout(params)),
@@ -85,16 +91,22 @@ class Engine(wiring.Component):
             return Array(flat[i * chunk_bits:(i + 1) * chunk_bits] for i in range(CH))[c]
 
         # ---------------------------------------------------------------- configuration & status
-        cfg = Signal(regs.config_layout(P))
+        cfg = Signal(regs.config_layout(P)) if self._hold_config else self.cfg
         n = Signal(NW)
         left, right, dil = Signal(16), Signal(16), Signal(16)
         ng = Signal(8)
-        reach_l = Signal(32)
-        span = Signal(17)
+        # Widths after the checks: a job runs only with dil <= max_dilation and left, right <=
+        # max_radius / dil, so the scheduler and the stages use them at these widths
+        RB, DB = P.max_radius.bit_length(), P.max_dilation.bit_length()
+        GB = max(1, P.max_globals.bit_length())
+        GGB = P.global_groups_max.bit_length()
+        left_s, right_s, dil_s = Signal(RB), Signal(RB), Signal(DB)
+        reach_l = Signal(RB)
+        span = Signal(RB + 1)
         ngg = Signal(8)  # global groups
         total_pos = Signal(PW + 1)
         m.d.comb += [n.eq(cfg.n), left.eq(cfg.left), right.eq(cfg.right), dil.eq(cfg.dilation),
-                     ng.eq(cfg.n_globals)]
+                     ng.eq(cfg.n_globals), left_s.eq(left), right_s.eq(right), dil_s.eq(dil)]
         # reach_l, span and ngg are registered during the checks (they hold for the whole job)
         glob = [cfg.globals[i] for i in range(GM)]
 
@@ -124,30 +136,41 @@ class Engine(wiring.Component):
             with m.If(state == regs.State.BUSY):
                 m.d.sync += error.eq(regs.Error.BUSY)
             with m.Else():
-                m.d.sync += [cfg.eq(self.cfg), state.eq(regs.State.BUSY), error.eq(0),
+                if self._hold_config:
+                    m.d.sync += cfg.eq(self.cfg)
+                m.d.sync += [state.eq(regs.State.BUSY), error.eq(0),
                              cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0),
                              chk_seen.eq(0), chk_fail.eq(0), chk_last.eq(0)]
-        # The checks, one step per cycle: step 0 registers the products they need, step 1 the
+        # The checks, one step per cycle: step 0 registers what they need, step 1 the
         # scalar checks, step 2 + i global i (range, then duplicate of an earlier one). ``cur``
         # is global chk_i - 2 (loaded a cycle ahead); ``before`` marks the globals below it.
         # A step's outcome is registered (chk_fail, chk_last) and acted on a cycle later, so the
         # compares do not drive the job's control in the same cycle.
         fail = Signal(4)
-        lprod = Signal(32)
-        rprod = Signal(32)
+        # left * dil > max_radius exactly when left > max_radius // dil (dil in 1..max_dilation,
+        # checked first): a table of max_dilation constants in place of two multipliers
+        rlim = Signal(RB)
+        rlim_tab = Array(Const(P.max_radius // k if 1 <= k <= P.max_dilation else 0, RB)
+                         for k in range(1 << DB))
+
+        def times_small(x, k, kbits):
+            """x * k for a k of kbits bits, as shifted adds (no hard multiplier)."""
+            return sum((Mux(k[b], x << b, 0) for b in range(kbits)), Const(0, 1))
         cur = Signal(regs.GLOBAL_INDEX_WIDTH)
         before = Signal(GM)
         with m.If(checking & ~self.start):
             with m.If(chk_i == 0):
-                m.d.sync += [lprod.eq(left * dil), rprod.eq(right * dil), span.eq(left + right),
+                m.d.sync += [rlim.eq(rlim_tab[dil_s]), span.eq(left_s + right_s),
+                             reach_l.eq(times_small(left_s, dil_s, DB)),
                              ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
             with m.Elif(chk_i == 1):
-                m.d.sync += total_pos.eq(n + ((n * ngg) << 1))
+                # ngg <= global_groups_max once the count check passes
+                m.d.sync += total_pos.eq(n + (times_small(n, ngg, GGB) << 1))
                 with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
                     m.d.comb += fail.eq(regs.Error.N_RANGE)
                 with m.Elif((dil == 0) | (dil > P.max_dilation)):
                     m.d.comb += fail.eq(regs.Error.DILATION)
-                with m.Elif((lprod > P.max_radius) | (rprod > P.max_radius)):
+                with m.Elif((left > rlim) | (right > rlim)):
                     m.d.comb += fail.eq(regs.Error.RADIUS)
                 with m.Elif(ng > P.max_globals):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
@@ -170,7 +193,7 @@ class Engine(wiring.Component):
             with m.If(chk_seen & (chk_fail != 0)):
                 m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
-                m.d.sync += [checking.eq(0), running.eq(1), reach_l.eq(lprod)]
+                m.d.sync += [checking.eq(0), running.eq(1)]
                 m.d.comb += job_init.eq(1)
 
         # ---------------------------------------------------------------- memories
@@ -190,59 +213,47 @@ class Engine(wiring.Component):
         wpos = Signal(PW + 1)  # ring rows committed (stream position)
         release = Signal(PW + 1)  # lowest position still needed (see rel_req below)
         rel_next = Signal(PW + 1)  # release's value in the next cycle
-        held = Signal()
-        hchunk = Signal(range(CH))
-        kv_row = Signal(kv_layout(d))
-        last_chunk = held & (hchunk == CH - 1)
+        # The writer reads a row straight from the stream, one chunk per cycle, and takes it
+        # (``ready``) with its last chunk: no copy of the row is kept. A new row starts only
+        # with room for it; a row once started continues whenever the input is valid.
+        hchunk = Signal(range(CH))  # the chunk written next; nonzero: in the middle of a row
+        mid_row = Const(0, 1) if CH == 1 else (hchunk != 0)
         next_pl = Signal.like(pl)
         next_wpos = Signal.like(wpos)
-        # The compares behind ``ready`` are registered a cycle ahead, for each way the writer
-        # can move (nothing, a global row, a ring row): pl < ng, pl + 1 < ng, wpos < total_pos,
-        # wpos + 1 < total_pos and the ring's fill wpos - release (release is rel_pipe's last
-        # register, so its next value is the one before it).
-        plt, plt1 = Signal(name="plt"), Signal(name="plt1")
-        wlt, wlt1 = Signal(name="wlt"), Signal(name="wlt1")
-        gap_ok, gap_ok1 = Signal(name="gap_ok"), Signal(name="gap_ok1")  # fill < B, < B - 1
+        # The compares behind ``room`` are registered a cycle ahead: pl < ng, wpos < total_pos
+        # and the ring's fill wpos - release < B (release is rel_pipe's last register, so its
+        # next value is the one before it).
+        plt = Signal(name="plt")
+        wlt = Signal(name="wlt")
+        gap_ok = Signal(name="gap_ok")
         to_glob = plt
+        room = Signal()
+        m.d.comb += room.eq(plt | (wlt & gap_ok))
+        wr = Signal()  # a chunk is written this cycle
+        m.d.comb += wr.eq(running & self.kv.valid & (mid_row | room))
+        last_chunk = wr & (hchunk == CH - 1)
         m.d.comb += [next_pl.eq(pl), next_wpos.eq(wpos)]
         with m.If(last_chunk):
             with m.If(to_glob):
                 m.d.comb += next_pl.eq(pl + 1)
             with m.Else():
                 m.d.comb += next_wpos.eq(wpos + 1)
-        room = Signal()
-        with m.If(last_chunk & to_glob):
-            m.d.comb += room.eq(plt1 | (wlt & gap_ok))
-        with m.Elif(last_chunk):
-            m.d.comb += room.eq(plt | (wlt1 & gap_ok1))
-        with m.Else():
-            m.d.comb += room.eq(plt | (wlt & gap_ok))
-        m.d.comb += self.kv.ready.eq(running & (~held | last_chunk) & room)
+        m.d.comb += self.kv.ready.eq(last_chunk)
         waddr_ring = Cat(Const(0, 0) if CH == 1 else hchunk, wpos[:(B - 1).bit_length()])
         waddr_glob = Cat(Const(0, 0) if CH == 1 else hchunk, pl[:max(1, (GM - 1).bit_length())])
-        kbits = chunk_of(kv_row.k, hchunk)
-        vbits = chunk_of(kv_row.v, hchunk)
+        kbits = chunk_of(self.kv.payload.k, hchunk)
+        vbits = chunk_of(self.kv.payload.v, hchunk)
         m.d.comb += [
             rk_w.addr.eq(waddr_ring), rv_w.addr.eq(waddr_ring),
             gk_w.addr.eq(waddr_glob), gv_w.addr.eq(waddr_glob),
             rk_w.data.eq(kbits), rv_w.data.eq(vbits), gk_w.data.eq(kbits), gv_w.data.eq(vbits),
-            rk_w.en.eq(held & ~to_glob), rv_w.en.eq(held & ~to_glob),
-            gk_w.en.eq(held & to_glob), gv_w.en.eq(held & to_glob),
+            rk_w.en.eq(wr & ~to_glob), rv_w.en.eq(wr & ~to_glob),
+            gk_w.en.eq(wr & to_glob), gv_w.en.eq(wr & to_glob),
         ]
-        with m.If(held):
+        with m.If(wr):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
         m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos), plt.eq(next_pl < ng),
-                     plt1.eq(next_pl + 1 < ng), wlt.eq(next_wpos < total_pos),
-                     wlt1.eq(next_wpos + 1 < total_pos),
-                     gap_ok.eq(next_wpos - rel_next < B), gap_ok1.eq(next_wpos - rel_next < B - 1)]
-        # the row register follows the input whenever the writer could take a row (its enable
-        # comes from registers, not from the handshake); the value counts from the take on
-        with m.If(~held | last_chunk):
-            m.d.sync += kv_row.eq(self.kv.payload)
-        with m.If(self.kv.valid & self.kv.ready):
-            m.d.sync += [held.eq(1), hchunk.eq(0)]
-        with m.Elif(last_chunk):
-            m.d.sync += held.eq(0)
+                     wlt.eq(next_wpos < total_pos), gap_ok.eq(next_wpos - rel_next < B)]
 
         # ---------------------------------------------------------------- query registers
         qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}") for u in range(U)] for b in range(2)]
@@ -251,8 +262,8 @@ class Engine(wiring.Component):
         # Descriptor of the next group, handed to stage 1.
         desc_layout = data.StructLayout({
             "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
-            "active": U, "start": PW + 1, "step": 16, "kmax": PW + 1, "lim": PW + 1,
-            "clip": 17, "nglob": 8,
+            "active": U, "start": PW + 1, "step": DB, "kmax": PW + 1, "lim": PW + 1,
+            "clip": RB, "nglob": GB,
         })
         desc = Signal(desc_layout)
         desc_valid = Signal()
@@ -271,23 +282,23 @@ class Engine(wiring.Component):
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         # a main group's descriptor fields, registered when the group is formed
         g_start = Signal(PW + 1)
-        g_kbase = Signal(NW + 18)
+        g_kbase = Signal(max(NW + 1, RB) + 2)
         g_mlo = Signal(NW + 1)
-        g_clip = Signal(17)
+        g_clip = Signal(RB)
         uload = Signal(range(U + 1))
         active = Signal(U)
         # bc = base0 + cls, kept in a register (the scheduler's compares start from it)
         bc = Signal(XW)
         idx_u = [Signal(XW, name=f"idx_u{u}") for u in range(U)]
         for u in range(U):
-            m.d.comb += idx_u[u].eq(bc + u * dil)
+            m.d.comb += idx_u[u].eq(bc + u * dil_s)
 
         def next_block():
-            m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil), bc.eq(base0 + U * dil),
+            m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil_s), bc.eq(base0 + U * dil_s),
                          bq.eq(bq + U)]
 
         def advance_main():
-            with m.If(cls + 1 >= dil):
+            with m.If(cls + 1 >= dil_s):
                 next_block()
             with m.Else():
                 m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1)]
@@ -330,9 +341,9 @@ class Engine(wiring.Component):
                     with m.Else():
                         m.d.sync += [active.eq(act_c), uload.eq(0),
                                      g_start.eq(Mux(reach_l > bc, cls, bc - reach_l)),
-                                     g_kbase.eq(bq + U - 1 + right),
-                                     g_mlo.eq(Mux(bq > left, bq - left, 0)),
-                                     g_clip.eq(Mux(bq > left, 0, left - bq))]
+                                     g_kbase.eq(bq + U - 1 + right_s),
+                                     g_mlo.eq(Mux(bq > left_s, bq - left_s, 0)),
+                                     g_clip.eq(Mux(bq > left_s, 0, left_s - bq))]
                         m.next = "MAIN_LOAD"
             with m.State("MAIN_LOAD"):
                 load_queries()
@@ -341,7 +352,7 @@ class Engine(wiring.Component):
                         desc.main.eq(1), desc.no_pv.eq(0), desc.reset_max.eq(1),
                         desc.reset_acc.eq(1), desc.final.eq(1), desc.qbank.eq(sched_bank),
                         desc.active.eq(active), desc.start.eq(g_start),
-                        desc.step.eq(dil), desc.kmax.eq(g_kbase - g_mlo),
+                        desc.step.eq(dil_s), desc.kmax.eq(g_kbase - g_mlo),
                         desc.lim.eq(n), desc.clip.eq(g_clip), desc.nglob.eq(ng),
                         desc_valid.eq(1),
                     ]
@@ -437,9 +448,9 @@ class Engine(wiring.Component):
         win_r, nxt_r = Signal(name="win_r"), Signal(name="nxt_r")
         gmore_r, glast_r = Signal(name="gmore_r"), Signal(name="glast_r")
         kig_r = Signal(name="kig_r")
-        kc_r = Signal(PW + 18)
+        kc_r = Signal(max(PW + 1, RB) + 1)
         s1_kmax2 = Signal(signed(PW + 3))
-        s1_lim2 = Signal(signed(PW + 19))
+        s1_lim2 = Signal(signed(max(PW + 1, DB + 2) + 1))
         with m.If(desc_take):
             m.d.sync += [win_r.eq(desc.start < desc.lim),
                          nxt_r.eq((desc.kmax >= 1) & (desc.start + desc.step < desc.lim)),
@@ -590,7 +601,7 @@ class Engine(wiring.Component):
         # (0..dil-1) and the next block's class 0 starts lower again: hold those rows until the
         # first unclipped group.
         head_release = Signal(PW + 1)
-        m.d.comb += head_release.eq(Mux(head.main & (head.start < dil), 0, head.start))
+        m.d.comb += head_release.eq(Mux(head.main & (head.start < dil_s), 0, head.start))
         # Taking a group releases the rows below its first key, but the previous group's last V
         # reads are still in the pipeline (address at t5): the release reaches the K/V writer
         # RELEASE_DELAY cycles later, or the writer could overwrite a row still to be read (the
@@ -822,9 +833,8 @@ class Engine(wiring.Component):
         # ---------------------------------------------------------------- job completion
         with m.If(job_init):
             m.d.sync += [r.eq(0) for r in rel_pipe]
-            m.d.sync += [plt.eq(ng != 0), plt1.eq(ng > 1), wlt.eq(total_pos != 0),
-                         wlt1.eq(total_pos > 1), gap_ok.eq(1), gap_ok1.eq(B > 1)]
-            m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), held.eq(0),
+            m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
+            m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), hchunk.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
                          acc_full.eq(0), acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]

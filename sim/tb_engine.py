@@ -111,7 +111,7 @@ class Bench:
             if cyc > max_cycles:
                 names = ("running", "checking", "desc_take", "sched_state", "desc_valid", "s1_run", "s1_bank", "bank_busy",
                          "s1_done", "q2_valid", "s2_run", "s2_bank", "abank_next", "acc_full",
-                         "epi_run", "epi_bank", "epi0_state", "held", "wpos")
+                         "epi_run", "epi_bank", "epi0_state", "hchunk", "wpos")
                 dump = {k: str(getattr(dut, k).value) for k in names if hasattr(dut, k)}
                 raise AssertionError(f"state {dump}; "
                                      f"hang: {len(out)}/{n_out} rows after {cyc} cycles "
