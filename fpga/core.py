@@ -131,24 +131,33 @@ class BoardCore(wiring.Component):
         m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                      qr.row.ready.eq(eng.q.ready)]
         # K/V rows: the globals in register order, then 1 + 2 * (global groups) passes of 0..n-1
+        # (kgi, kpos, kpass) is the stream position of the row offered now; the row's index and
+        # whether there is one are registers, computed with the position they belong to: the
+        # index is the K and V buffers' read address, and their block RAMs spread over the die.
         kgi = Signal(8)
         kpos = Signal(range(rows + 1))
         kpass = Signal(8)
         ngg = Signal(8)
         m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
-        in_glob = kgi < ng
-        gidx = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))[kgi]
-        m.d.comb += [kvr.index.valid.eq(active & (in_glob | (kpass < 1 + (ngg << 1)))),
-                     kvr.index.payload.eq(Mux(in_glob, gidx, kpos))]
+        globals_ = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))
+        nxt_gi, nxt_pos, nxt_pass = Signal.like(kgi), Signal.like(kpos), Signal.like(kpass)
+        kidx = Signal(range(rows))
+        kmore = Signal()
+        m.d.comb += [kvr.index.valid.eq(active & kmore), kvr.index.payload.eq(kidx),
+                     nxt_gi.eq(kgi), nxt_pos.eq(kpos), nxt_pass.eq(kpass)]
         with m.If(start):
-            m.d.sync += [kgi.eq(0), kpos.eq(0), kpass.eq(0)]
+            m.d.comb += [nxt_gi.eq(0), nxt_pos.eq(0), nxt_pass.eq(0)]
         with m.Elif(kvr.index.valid & kvr.index.ready):
-            with m.If(in_glob):
-                m.d.sync += kgi.eq(kgi + 1)
+            with m.If(kgi < ng):
+                m.d.comb += nxt_gi.eq(kgi + 1)
             with m.Elif(kpos + 1 >= n):
-                m.d.sync += [kpos.eq(0), kpass.eq(kpass + 1)]
+                m.d.comb += [nxt_pos.eq(0), nxt_pass.eq(kpass + 1)]
             with m.Else():
-                m.d.sync += kpos.eq(kpos + 1)
+                m.d.comb += nxt_pos.eq(kpos + 1)
+        nxt_glob = nxt_gi < ng
+        m.d.sync += [kgi.eq(nxt_gi), kpos.eq(nxt_pos), kpass.eq(nxt_pass),
+                     kidx.eq(Mux(nxt_glob, globals_[nxt_gi], nxt_pos)),
+                     kmore.eq(nxt_glob | (nxt_pass < 1 + (ngg << 1)))]
         def rows_through(name, src, dst_valid, dst_payload, dst_ready):
             """Connect the row stream ``src`` to a sink. With a row per RAM word, through a
             two-row RowBuffer (one cycle of latency, full rate): the K/V reader's read enable,

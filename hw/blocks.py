@@ -2,7 +2,7 @@
 row maximum and output normalisation. Each is small enough to unit-test in amaranth.sim."""
 
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -11,6 +11,48 @@ from ..sw import numerics as nx
 
 def int8_row(width: int) -> data.ArrayLayout:
     return data.ArrayLayout(signed(nx.DATA_WIDTH), width)
+
+
+def registered_product(m: Module, platform, a, b, out, reg_inputs: bool, name: str) -> None:
+    """``out`` <= a * b, one cycle after the operands, or two with ``reg_inputs`` (the operands
+    registered first). Operands: signed of at most 18 bits or unsigned of at most 17.
+
+    On the ECP5 this is one MULT18X18D whose own registers are the product's (and the operands')
+    registers, so that no routing to or from the multiplier shares a cycle with its delay; on
+    other targets fabric registers around the product, which synthesis maps as it likes (the
+    iCE40's SB_MAC16 takes its registers in the same way).
+    """
+    for x in (a, b):
+        sh = x.shape()
+        if sh.width > (18 if sh.signed else 17):
+            raise ValueError(f"registered_product {name}: operand of {sh} does not fit 18 x 18 "
+                             f"signed")
+    if getattr(platform, "family", None) != "ecp5":
+        if reg_inputs:
+            a_r = Signal(a.shape(), name=f"{name}_a")
+            b_r = Signal(b.shape(), name=f"{name}_b")
+            m.d.sync += [a_r.eq(a), b_r.eq(b)]
+            a, b = a_r, b_r
+        m.d.sync += out.eq(a * b)
+        return
+    a18, b18 = Signal(signed(18), name=f"{name}_a18"), Signal(signed(18), name=f"{name}_b18")
+    p = Signal(signed(36), name=f"{name}_p")
+    m.d.comb += [a18.eq(a), b18.eq(b), out.eq(p)]
+    in_clk = "CLK0" if reg_inputs else "NONE"
+    ports = {f"i_A{k}": a18[k] for k in range(18)}
+    ports.update({f"i_B{k}": b18[k] for k in range(18)})
+    ports.update({f"i_C{k}": Const(0, 1) for k in range(18)})
+    ports.update({f"o_P{k}": p[k] for k in range(36)})
+    m.submodules[name] = Instance(
+        "MULT18X18D",
+        p_REG_INPUTA_CLK=in_clk, p_REG_INPUTB_CLK=in_clk, p_REG_INPUTC_CLK="NONE",
+        p_REG_PIPELINE_CLK="NONE", p_REG_OUTPUT_CLK="CLK0",
+        p_GSR="DISABLED", p_MULT_BYPASS="DISABLED",
+        p_RESETMODE="SYNC", p_CAS_MATCH_REG="FALSE",
+        i_CLK0=ClockSignal(), i_CE0=Const(1, 1), i_RST0=Const(0, 1),
+        i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1),
+        i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
+        **ports)
 
 
 def _tree_sum(values: list):
@@ -47,11 +89,10 @@ class DotLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        a_r, b_r = Signal.like(self.a), Signal.like(self.b)
-        m.d.sync += [a_r.eq(self.a), b_r.eq(self.b)]
         prods = [Signal(signed(nx.PRODUCT_WIDTH), name=f"p{i}") for i in range(self._width)]
         for i, p in enumerate(prods):
-            m.d.sync += p.eq(a_r[i] * b_r[i])
+            registered_product(m, platform, self.a[i], self.b[i], p, reg_inputs=True,
+                               name=f"mul{i}")
         if self.latency == 3:
             m.d.sync += self.sum.eq(_tree_sum(list(prods)))
             return m
@@ -83,6 +124,11 @@ class ScaleLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if getattr(platform, "family", None) == "ecp5":  # e (16 bits) x v fits one 18 x 18
+            for i in range(self._width):
+                registered_product(m, platform, self.e, self.v[i], self.prod[i],
+                                   reg_inputs=False, name=f"mul{i}")
+            return m
         top = nx.EXP_WIDTH - 1
         e_lo = self.e[:top]
         for i in range(self._width):
@@ -290,8 +336,10 @@ class Normaliser(wiring.Component):
         phi = Signal(signed(nx.NORM_ACC_WIDTH - self.SPLIT + top + 1), name="phi")
         an3 = Signal.like(an)
         rtop, sh3 = Signal(), Signal.like(self.out_shift)
-        m.d.sync += [plo.eq(an[:self.SPLIT] * r_lo), phi.eq(an[self.SPLIT:].as_signed() * r_lo),
-                     an3.eq(an), rtop.eq(r2[top]), sh3.eq(sh2)]
+        registered_product(m, platform, an[:self.SPLIT], r_lo, plo, reg_inputs=False, name="mlo")
+        registered_product(m, platform, an[self.SPLIT:].as_signed(), r_lo, phi, reg_inputs=False,
+                           name="mhi")
+        m.d.sync += [an3.eq(an), rtop.eq(r2[top]), sh3.eq(sh2)]
         # stage 4: the product
         prod = Signal(signed(nx.NORM_ACC_WIDTH + nx.RECIP_WIDTH + 1))
         sh4 = Signal.like(self.out_shift)

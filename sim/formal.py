@@ -381,7 +381,7 @@ def board_free_engine(P: EngineParams, m: Module, word_bytes: int):
     made = []
 
     class FreeEngine(wiring.Component):
-        def __init__(self, params):
+        def __init__(self, params, hold_config=True):
             super().__init__(signature)
             made.append(self)
 

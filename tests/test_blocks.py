@@ -10,7 +10,7 @@ same run checks latency and throughput.
 
 import numpy as np
 import pytest
-from amaranth.hdl import signed, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Fragment, Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
 from swattn.hw import blocks
@@ -19,8 +19,72 @@ from swattn.sw import numerics as nx
 INT8 = (nx.DATA_MIN, nx.DATA_MAX)
 
 
-def _simulate(dut, testbench, clock=True):
-    sim = Simulator(dut)
+class _Ecp5:
+    """Stands for an ECP5 platform: the blocks map their products to MULT18X18D instances."""
+
+    family = "ecp5"
+
+
+class _Mult18x18dModel(Elaboratable):
+    """A behavioural MULT18X18D, built from the keyword arguments the blocks give
+    ``Instance("MULT18X18D", ...)`` and read the way the ECP5 sysDSP documentation describes the
+    primitive: optional A and B input registers, an 18 x 18 product signed per SIGNEDA/SIGNEDB,
+    an optional pipeline and an optional output register, each clocked by the named CLKn. It
+    rejects any use the blocks do not intend (other clocks, clock enables, resets, shift inputs,
+    the C input, one input register without the other, which nextpnr would time as unregistered).
+    """
+
+    def __init__(self, kind, **kw):
+        assert kind == "MULT18X18D", kind
+        self.kw = kw
+
+    def elaborate(self, platform):
+        kw, m = self.kw, Module()
+        def const(name):
+            v = kw[name]
+            assert isinstance(v, Const), f"{name} must be a constant, got {v!r}"
+            return v.value
+        regs = {r: kw.get(f"p_REG_{r}_CLK", "NONE") for r in ("INPUTA", "INPUTB", "INPUTC",
+                                                             "PIPELINE", "OUTPUT")}
+        assert set(regs.values()) <= {"NONE", "CLK0"}, regs
+        assert regs["INPUTA"] == regs["INPUTB"], "A and B registered differently"
+        assert regs["INPUTC"] == "NONE" and regs["PIPELINE"] == "NONE", regs
+        assert isinstance(kw["i_CLK0"], ClockSignal) and kw["i_CLK0"].domain == "sync"
+        assert const("i_CE0") == 1 and const("i_RST0") == 0
+        assert const("i_SOURCEA") == 0 and const("i_SOURCEB") == 0
+        # SOURCEB = 0 picks the B input in the default SOURCEB_MODE, B_SHIFT (Project Trellis
+        # knows no other value that ecppack accepts here)
+        assert kw.get("p_SOURCEB_MODE", "B_SHIFT") == "B_SHIFT"
+        assert kw.get("p_MULT_BYPASS") == "DISABLED"
+        assert all(const(f"i_C{k}") == 0 for k in range(18))
+        a, b = Cat(*[kw[f"i_A{k}"] for k in range(18)]), Cat(*[kw[f"i_B{k}"] for k in range(18)])
+        if regs["INPUTA"] == "CLK0":
+            a_r, b_r = Signal(18), Signal(18)
+            m.d.sync += [a_r.eq(a), b_r.eq(b)]
+            a, b = a_r, b_r
+        a = a.as_signed() if const("i_SIGNEDA") else a
+        b = b.as_signed() if const("i_SIGNEDB") else b
+        p = Signal(signed(36))
+        if regs["OUTPUT"] == "CLK0":
+            m.d.sync += p.eq(a * b)
+        else:
+            m.d.comb += p.eq(a * b)
+        m.d.comb += [kw[f"o_P{k}"].eq(p[k]) for k in range(36)]
+        return m
+
+
+@pytest.fixture(params=["generic", "ecp5"])
+def platform(request, monkeypatch):
+    """Each product-carrying block is tested as elaborated for any target and for the ECP5 (its
+    MULT18X18D instances replaced by the behavioural model above)."""
+    if request.param == "generic":
+        return None
+    monkeypatch.setattr(blocks, "Instance", _Mult18x18dModel)
+    return _Ecp5()
+
+
+def _simulate(dut, testbench, clock=True, platform=None):
+    sim = Simulator(Fragment.get(dut, platform) if platform is not None else dut)
     if clock:
         sim.add_clock(1e-6)
     sim.add_testbench(testbench)
@@ -41,7 +105,7 @@ def _int8_vectors(rng, count: int, width: int) -> np.ndarray:
     (5, 3), (128, 3),  # odd (the adder tree carries one), full head dim
     (5, 4), (20, 4), (128, 4),  # pipelined tree: one partial group, a short last group, 16 groups
 ])
-def test_dot_lanes_latency_one_per_cycle(width, latency):
+def test_dot_lanes_latency_one_per_cycle(width, latency, platform):
     rng = np.random.default_rng(1000 + width)
     def full(v):
         return np.full(width, v, dtype=np.int64)
@@ -89,13 +153,13 @@ def test_dot_lanes_latency_one_per_cycle(width, latency):
             want = expected[j] if 0 <= j < len(a) else 0
             assert ctx.get(dut.sum) == want, f"vector {j}"
 
-    _simulate(dut, tb)
+    _simulate(dut, tb, platform=platform)
 
 
 # --- ScaleLanes ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("width", [3, 16])
-def test_scale_lanes_latency_1(width):
+def test_scale_lanes_latency_1(width, platform):
     rng = np.random.default_rng(2000 + width)
     e_max = 1 << nx.EXP_OUT_FRAC  # the block's range of e is the numerics': 0..2^15
     e = np.concatenate([
@@ -117,7 +181,7 @@ def test_scale_lanes_latency_1(width):
             prev = expected[i].tolist()
             assert list(ctx.get(dut.prod)) == prev, f"vector {i}: e={e[i]} v={v[i].tolist()}"
 
-    _simulate(dut, tb)
+    _simulate(dut, tb, platform=platform)
 
 
 # --- ExpUnit -------------------------------------------------------------------------------------
@@ -462,7 +526,7 @@ def _normaliser_ties():
 
 
 @pytest.mark.parametrize("n_max", [17, 131071])  # small rows; the largest row (S at 32 bits)
-def test_normaliser(n_max):
+def test_normaliser(n_max, platform):
     rng = np.random.default_rng(7000 + n_max)
     acc_width = nx.acc_width(n_max)
     a, p, r, out_shift = _normaliser_vectors(rng, n_max, 1500)
@@ -513,4 +577,4 @@ def test_normaliser(n_max):
                 assert got == want, (f"a={va} p={vp} r={vr} out_shift={vsh}: o={got}, "
                                      f"expected {want}")
 
-    _simulate(dut, tb)
+    _simulate(dut, tb, platform=platform)
