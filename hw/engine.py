@@ -16,6 +16,9 @@ Dataflow (see docs/engine.md):
 Streams (payloads are arrays of int8):
 
 * ``kv``: the G global rows (config order), rows 0..n-1, then per global group rows 0..n-1 twice.
+  The engine reads a row chunk by chunk from the payload and takes it (``ready``) with its last
+  chunk, so a row once offered must stay offered (the stream rule: ``valid`` held and the
+  payload stable until it is taken).
 * ``q``: the non-global rows in processing order (``swattn.sw.schedule``), then per global group
   its global queries.
 * ``o``: output rows in the same order as ``q``.
@@ -238,7 +241,9 @@ class Engine(wiring.Component):
                 m.d.comb += next_pl.eq(pl + 1)
             with m.Else():
                 m.d.comb += next_wpos.eq(wpos + 1)
-        m.d.comb += self.kv.ready.eq(last_chunk)
+        # ready does not wait for valid (a round trip to the stream's source in one cycle):
+        # it says that a valid chunk now would be the row's last and would be written
+        m.d.comb += self.kv.ready.eq(running & (mid_row | room) & (hchunk == CH - 1))
         waddr_ring = Cat(Const(0, 0) if CH == 1 else hchunk, wpos[:(B - 1).bit_length()])
         waddr_glob = Cat(Const(0, 0) if CH == 1 else hchunk, pl[:max(1, (GM - 1).bit_length())])
         kbits = chunk_of(self.kv.payload.k, hchunk)
@@ -252,8 +257,13 @@ class Engine(wiring.Component):
         ]
         with m.If(wr):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
-        m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos), plt.eq(next_pl < ng),
-                     wlt.eq(next_wpos < total_pos), gap_ok.eq(next_wpos - rel_next < B)]
+        # each compare for both ways the position can move, from registers, then picked by
+        # whether this cycle's chunk is a row's last (which follows the input's valid)
+        inc_pl, inc_w = last_chunk & to_glob, last_chunk & ~to_glob
+        m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos),
+                     plt.eq(Mux(inc_pl, pl + 1 < ng, pl < ng)),
+                     wlt.eq(Mux(inc_w, wpos + 1 < total_pos, wpos < total_pos)),
+                     gap_ok.eq(Mux(inc_w, wpos + 1 - rel_next < B, wpos - rel_next < B))]
 
         # ---------------------------------------------------------------- query registers
         qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}") for u in range(U)] for b in range(2)]
