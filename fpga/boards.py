@@ -10,13 +10,13 @@ Why these sizes:
   4 P.V lanes). Q, K, V and O buffers take one SPRAM block each (1024 rows of 32 bytes), hence
   seq_width 10. 36 MHz is the issue's target: 12 MHz x 3 from the PLL and an exact 12 cycles per
   bit at 3 Mbaud (the FT2232H's 3 Mbaud is exact). NOTE: the design as generated today does
-  not fit: about 5.7k LUT4, 6.3k flip-flops and 13 SB_MAC16 at this size, 10.9k packed logic
+  not fit: about 5.7k LUT4, 6.3k flip-flops and 13 SB_MAC16 at this size, 11.0k packed logic
   cells of 5,280 (fpga/README.md); the build says so.
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (15 EBR
   each of the four), radius 64 and 8 globals for Longformer/BigBird-like heads. 100 MHz is the
   issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
-  NOTE: the routed design reaches about 57 MHz today (fpga/README.md); the build says so.
+  NOTE: the routed design reaches about 65 MHz today (fpga/README.md); the build says so.
 """
 
 from __future__ import annotations
