@@ -4,7 +4,8 @@ The commands are the ones Amaranth's platform writes into its build script (so t
 package options come from amaranth-boards), run here one by one with progress, with nextpnr's
 ``--report`` JSON added: the utilisation table and the Fmax check read that JSON, never the logs.
 LUT and flip-flop counts come from Yosys's ``stat -json`` (nextpnr counts logic cells, which hold
-one of each). A design that misses its target clock, or does not fit, fails the build.
+one of each; on the iCE40 its packer runs right after synthesis, so the table has them before
+placement). A design that misses its target clock, or does not fit, fails the build.
 """
 
 import json
@@ -206,9 +207,25 @@ def print_table(board: Board, rows: list[dict], fmax: float | None, ok_timing: b
         print(f"  Fmax: not placed and routed (target {tgt:g} MHz)", file=file)
 
 
+def _pack_only(argv: list[str]) -> list[str]:
+    """The place-and-route command cut to nextpnr's packer: no placement, no outputs but the
+    report (its utilisation counts packed cells)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--asc", "--textcfg", "--log"):
+            skip = True
+        else:
+            out.append(a)
+    return out + ["--pack-only"]
+
+
 def _no_fit(device: str, over: list[dict]) -> str:
-    return (f"the design does not fit the {device}: " +
-            ", ".join(f"{r['resource']} {r['used']} of {r['available']}" for r in over))
+    named = {}  # a resource counted by both tools is named once, with the first count
+    for r in over:
+        named.setdefault(r["resource"], f"{r['resource']} {r['used']} of {r['available']}")
+    return f"the design does not fit the {device}: " + ", ".join(named.values())
 
 
 def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
@@ -250,9 +267,21 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     cmds = _commands(plan.files[f"build_{name}.sh"], env)
     result = {"board": board.name, "target_mhz": board.clock_hz / 1e6, "build_dir": str(bdir),
               "synth_only": synth_only, "ok": False}
+    if board.family == "ice40":
+        # nextpnr's packer right after synthesis: its logic cells (a LUT4 and a flip-flop each)
+        # are how the device fills, and a design with more than the device has stops here
+        cmds.insert(1, _pack_only(cmds[1]))
     for i, argv in enumerate(cmds):
-        if synth_only and i > 0:
+        if synth_only and i > (1 if board.family == "ice40" else 0):
             break
+        if i == 2 and board.family == "ice40":
+            rows, _ = utilisation(board, bdir, name)
+            over = [r for r in rows if r["available"] and r["used"] > r["available"]]
+            if over:
+                result.update(utilisation=rows, seconds=round(time.monotonic() - t0, 1),
+                              failed_step="pack", error=_no_fit(platform.device, over))
+                progress.done()
+                return result
         rc = run_tool(argv, bdir, env, progress, bdir / f"{Path(argv[0]).name}.log")
         if rc != 0:
             rows, _ = utilisation(board, bdir, name)
@@ -333,7 +362,8 @@ def add_arguments(p):
     p.add_argument("--json", metavar="FILE", help="also write the result table as JSON")
     p.add_argument("--out", default="build", help="build folder (default build/)")
     p.add_argument("--synth-only", action="store_true",
-                   help="stop after synthesis (utilisation from Yosys, no Fmax)")
+                   help="stop after synthesis (and, on the iCE40, nextpnr's packer): "
+                        "utilisation, no Fmax")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
 
 
