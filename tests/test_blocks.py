@@ -578,3 +578,20 @@ def test_normaliser(n_max, platform):
                                      f"expected {want}")
 
     _simulate(dut, tb, platform=platform)
+
+
+def test_registered_product_rejects_operands_wider_than_the_multiplier():
+    """An operand that does not fit the 18 x 18 signed multiplier is refused by name, on every
+    target (a silent truncation would give wrong products only on the ECP5)."""
+    for a_shape, b_shape in ((signed(19), signed(8)), (unsigned(18), signed(8)),
+                             (signed(8), unsigned(18))):
+        m = Module()
+        a, b, out = Signal(a_shape), Signal(b_shape), Signal(signed(40))
+        with pytest.raises(ValueError, match=r"registered_product wide: operand of "
+                                             r"(un)?signed\(1[89]\) does not fit"):
+            blocks.registered_product(m, _Ecp5(), a, b, out, reg_inputs=False, name="wide")
+        with pytest.raises(ValueError, match="does not fit"):
+            blocks.registered_product(m, None, a, b, out, reg_inputs=True, name="wide")
+    m = Module()  # the widest operands that fit are taken
+    blocks.registered_product(m, _Ecp5(), Signal(signed(18)), Signal(unsigned(17)),
+                              Signal(signed(36)), reg_inputs=True, name="ok")
