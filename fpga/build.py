@@ -221,6 +221,11 @@ def _pack_only(argv: list[str]) -> list[str]:
     return out + ["--pack-only"]
 
 
+def _over(rows: list[dict]) -> list[dict]:
+    """The table rows that use more than the device has."""
+    return [r for r in rows if r["available"] and r["used"] > r["available"]]
+
+
 def _no_fit(device: str, over: list[dict]) -> str:
     named = {}  # a resource counted by both tools is named once, with the first count
     for r in over:
@@ -267,16 +272,18 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     cmds = _commands(plan.files[f"build_{name}.sh"], env)
     result = {"board": board.name, "target_mhz": board.clock_hz / 1e6, "build_dir": str(bdir),
               "synth_only": synth_only, "ok": False}
+    last_synth = 0  # the last step of --synth-only
     if board.family == "ice40":
         # nextpnr's packer right after synthesis: its logic cells (a LUT4 and a flip-flop each)
         # are how the device fills, and a design with more than the device has stops here
         cmds.insert(1, _pack_only(cmds[1]))
+        last_synth = 1
     for i, argv in enumerate(cmds):
-        if synth_only and i > (1 if board.family == "ice40" else 0):
+        if synth_only and i > last_synth:
             break
         if i == 2 and board.family == "ice40":
             rows, _ = utilisation(board, bdir, name)
-            over = [r for r in rows if r["available"] and r["used"] > r["available"]]
+            over = _over(rows)
             if over:
                 result.update(utilisation=rows, seconds=round(time.monotonic() - t0, 1),
                               failed_step="pack", error=_no_fit(platform.device, over))
@@ -287,7 +294,7 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
             rows, _ = utilisation(board, bdir, name)
             result.update(utilisation=rows, seconds=round(time.monotonic() - t0, 1),
                           failed_step=Path(argv[0]).name)
-            over = [r for r in rows if r["available"] and r["used"] > r["available"]]
+            over = _over(rows)
             if over:
                 result["error"] = _no_fit(platform.device, over)
             else:
@@ -299,7 +306,7 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     rows, report = utilisation(board, bdir, name)
     result["utilisation"] = rows
     result["seconds"] = round(time.monotonic() - t0, 1)
-    over = [r for r in rows if r["available"] and r["used"] > r["available"]]
+    over = _over(rows)
     if synth_only:
         result["ok"] = not over
         if over:
