@@ -13,9 +13,10 @@ The search, for each dilation 1..max_dilation and each global count 0..max_globa
     diagonals);
   * the globals: greedily, the token whose row and column add the most weight not yet covered
     (exact marginal gains, updated in O(n) after each pick);
-  * with globals, windows are tried heaviest first among those that could fit (globals overlap
-    the window, so their cost is only bounded until they are picked); each try picks its globals
-    and counts pairs exactly, and the best of the first few that fit is kept.
+  * with globals, windows that could fit (globals overlap the window, so their cost is only
+    bounded until they are picked) are tried best bound first, the bound being the window's
+    weight plus the g largest gains a global could bring with it; each try picks its globals
+    and counts pairs exactly, and the search stops when no untried bound beats the best found.
 The best candidate by covered weight (then fewer pairs) wins. Without globals the result is the
 optimum over all windows and dilations searched; the greedy global choice makes it a good
 configuration, not a proven optimum, when globals are used.
@@ -189,13 +190,16 @@ def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | N
     return Mapping(pattern, covered / total if total > 0 else 1.0, pairs / n, float(budget))
 
 
-def _fit_window(w, dg, wins, n, dil, g, cap, limits, tries: int = 4, evals: int = 16):
-    """The heaviest window plus g greedy globals whose exact pair count fits ``cap``.
+def _fit_window(w, dg, wins, n, dil, g, cap, limits, evals: int = 64):
+    """The window plus g greedy globals covering the most weight within ``cap`` pairs.
 
-    Windows on the weight/pairs frontier are tried heaviest first among those that could fit
-    once the globals' overlap with the window is subtracted (a lower bound on what globals add);
-    each try picks its globals and counts its pairs exactly; the best of the first ``tries`` that
-    fit wins.
+    Each window on the weight/pairs frontier that could fit once the globals' overlap with it is
+    subtracted (a lower bound on what the globals add in pairs) gets an upper bound on what it
+    can cover: its own weight plus the g largest gains a global could bring with that window
+    (gains only shrink as globals are picked, so no g globals add more). Windows are tried in
+    order of that bound; each try picks its globals greedily and counts its pairs exactly, and
+    the search stops when no untried window's bound beats the best found (or after ``evals``
+    tries).
     """
     if g == 0:
         win = wins.best(cap)
@@ -211,11 +215,16 @@ def _fit_window(w, dg, wins, n, dil, g, cap, limits, tries: int = 4, evals: int 
     cand = np.intersect1d(wins.frontier, np.flatnonzero((lower <= cap).ravel()))
     if cand.size == 0:
         return None
-    order = cand[np.argsort(-wins.mass.ravel()[cand], kind="stable")]
-    best, found = None, 0
-    for flat in order[:evals]:  # a bounded number of exact tries
-        left, right = np.unravel_index(int(flat), wins.mass.shape)
-        left, right = int(left), int(right)
+    left_c, right_c = np.unravel_index(cand, wins.mass.shape)
+    bound = wins.mass.ravel()[cand] + _global_bound(dg, row_total, col_total, dil, wins.reach,
+                                                    left_c, right_c, g)
+    bound = np.minimum(bound, float(w.sum()))
+    order = np.lexsort((-wins.mass.ravel()[cand], -bound))
+    best = None
+    for k in order[:evals]:  # a bounded number of exact tries
+        if best is not None and bound[k] <= best[1]:
+            break
+        left, right = int(left_c[k]), int(right_c[k])
         offsets = np.arange(-left, right + 1) * dil
         win_row, win_col = dg.window_sums(offsets)
 
@@ -224,17 +233,33 @@ def _fit_window(w, dg, wins, n, dil, g, cap, limits, tries: int = 4, evals: int 
             return (d % dil == 0) & (d >= -left * dil) & (d <= right * dil)
         picked, gain = _greedy_globals(w, row_total - win_row, col_total - win_col, in_win, g)
         if len(picked) < g:
-            return best
+            continue
         pat = HybridPattern(n, left, right, dil if left + right > 0 else 1, tuple(picked),
                             limits)
         if pat.pairs() <= cap:
             total = float(wins.mass[left, right]) + gain
             if best is None or total > best[1]:
                 best = (pat, total)
-            found += 1
-            if found >= tries:
-                break
     return best
+
+
+def _global_bound(dg, row_total, col_total, dil, reach, left, right, g, block: int = 1 << 20):
+    """For each window (left[i], right[i]): the sum of the g largest row + column weights
+    outside it, an upper bound on what g globals add to it."""
+    n = dg.n
+    idx = np.arange(-reach, reach + 1) * dil + n - 1
+    zero = np.zeros((n, 1))
+    cum_r = np.concatenate([zero, np.cumsum(dg.rows[:, idx], axis=1)], axis=1)
+    cum_c = np.concatenate([zero, np.cumsum(dg.cols[:, idx], axis=1)], axis=1)
+    out = np.empty(len(left))
+    per = max(1, block // n)  # windows per block: bounds the (windows, n) temporaries
+    for s in range(0, len(left), per):
+        lo, hi = reach - left[s:s + per], reach + right[s:s + per] + 1
+        outside = (row_total[None, :] - (cum_r[:, hi] - cum_r[:, lo]).T
+                   + col_total[None, :] - (cum_c[:, hi] - cum_c[:, lo]).T)
+        k = min(g, n)
+        out[s:s + per] = np.partition(outside, n - k, axis=1)[:, n - k:].sum(1)
+    return out
 
 
 def map_masks(masks: np.ndarray, budget: float | None = None, **kw) -> list[Mapping]:

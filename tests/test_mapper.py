@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from swattn.sw import mapper
@@ -17,6 +17,8 @@ def _covered(w, pattern):
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(24, 90), left=st.integers(0, 6), right=st.integers(0, 6),
        dilation=st.integers(1, 4), g=st.integers(0, 3), seed=st.integers(0, 10_000))
+# drawn by CI at 263b9d6: the true window came 19th by weight, past the old 16 tries
+@example(n=24, left=4, right=6, dilation=2, g=3, seed=108)
 def test_a_hybrid_pattern_is_recovered_exactly(n, left, right, dilation, g, seed):
     rng = np.random.default_rng(seed)
     globals_ = tuple(rng.choice(n, size=min(g, n), replace=False))
