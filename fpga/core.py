@@ -72,6 +72,12 @@ class BoardCore(wiring.Component):
                              f"of two of words")
         if spram and word_bytes == d:
             raise ValueError("SPRAM buffers are 16 bits wide: word_bytes must be 2")
+        if params.paired_max:
+            # the feeders stream the one-unit engine's orders (schedule.kv_order): the paired
+            # max passes' K/V passes and their second copy of the global queries are not done
+            raise ValueError(f"lanes = {params.lanes} at head_dim {d} gives {params.units} query "
+                             f"units: the board core takes one-unit engines only (lanes <= "
+                             f"{2 * d})")
         self.params = params
         self._W = word_bytes
         self._clock_hz = int(clock_hz)

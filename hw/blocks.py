@@ -64,6 +64,21 @@ def _tree_sum(values: list):
     return values[0]
 
 
+def _registered_tree(m: Module, prods: list, out, latency: int, group: int) -> None:
+    """``out`` <= the sum of ``prods``: one registered adder tree (``latency`` 3), or sums of
+    ``group`` products registered and then their sum (``latency`` 4)."""
+    if latency == 3:
+        m.d.sync += out.eq(_tree_sum(list(prods)))
+        return
+    parts = []
+    for k in range(0, len(prods), group):
+        grp = prods[k:k + group]
+        part = Signal(signed(nx.score_width(len(grp))), name=f"part{k // group}")
+        m.d.sync += part.eq(_tree_sum(list(grp)))
+        parts.append(part)
+    m.d.sync += out.eq(_tree_sum(parts))
+
+
 class DotLanes(wiring.Component):
     """``width`` int8 x int8 multipliers and an adder tree: ``sum = a . b``, one dot product per
     cycle, ``latency`` cycles after its inputs.
@@ -93,16 +108,7 @@ class DotLanes(wiring.Component):
         for i, p in enumerate(prods):
             registered_product(m, platform, self.a[i], self.b[i], p, reg_inputs=True,
                                name=f"mul{i}")
-        if self.latency == 3:
-            m.d.sync += self.sum.eq(_tree_sum(list(prods)))
-            return m
-        parts = []
-        for k in range(0, self._width, self.GROUP):
-            group = prods[k:k + self.GROUP]
-            part = Signal(signed(nx.score_width(len(group))), name=f"part{k // self.GROUP}")
-            m.d.sync += part.eq(_tree_sum(list(group)))
-            parts.append(part)
-        m.d.sync += self.sum.eq(_tree_sum(parts))
+        _registered_tree(m, prods, self.sum, self.latency, self.GROUP)
         return m
 
 
@@ -133,6 +139,56 @@ class ScaleLanes(wiring.Component):
         e_lo = self.e[:top]
         for i in range(self._width):
             m.d.sync += self.prod[i].eq(Mux(self.e[top], self.v[i] << top, e_lo * self.v[i]))
+        return m
+
+
+class PairedLanes(wiring.Component):
+    """:class:`ScaleLanes` whose multipliers also serve as a second set of Q.K lanes.
+
+    With ``dot`` low they are ScaleLanes: ``prod`` = e x v one cycle after ``e`` and ``v``. With
+    ``dot`` high (given with ``a`` and ``b``, which are registered with it, as in
+    :class:`DotLanes`) they multiply ``a`` by ``b`` and ``sum`` = a . b arrives ``latency``
+    cycles after the inputs, as DotLanes' does. The engine raises ``dot`` only while no group is
+    in its softmax and P.V stage (the paired max passes before the main pass), so the two uses
+    never meet in a cycle.
+    """
+
+    def __init__(self, width: int, latency: int):
+        if latency not in (3, 4):
+            raise ValueError(f"PairedLanes latency = {latency!r}: allowed 3 or 4")
+        self._width = width
+        self.latency = latency
+        super().__init__({
+            "e": In(unsigned(nx.EXP_WIDTH)),
+            "v": In(int8_row(width)),
+            "prod": Out(data.ArrayLayout(signed(nx.EXP_WIDTH + nx.DATA_WIDTH), width)),
+            "dot": In(1),
+            "a": In(int8_row(width)),
+            "b": In(int8_row(width)),
+            "sum": Out(signed(nx.score_width(width))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ecp5 = getattr(platform, "family", None) == "ecp5"
+        dot = Signal()
+        a = Signal(int8_row(self._width))
+        b = Signal(int8_row(self._width))
+        m.d.sync += [dot.eq(self.dot), a.eq(self.a), b.eq(self.b)]
+        top = nx.EXP_WIDTH - 1
+        for i in range(self._width):
+            # e in 0..2^15: on the ECP5 the whole e fits the 18 x 18 multiplier; elsewhere its
+            # low 15 bits (signed 16 x 8, with a's sign) and e = 2^15 as v shifted
+            x = Signal(signed(nx.EXP_WIDTH + 1 if ecp5 else nx.EXP_WIDTH), name=f"x{i}")
+            y = Signal(signed(nx.DATA_WIDTH), name=f"y{i}")
+            m.d.comb += [x.eq(Mux(dot, a[i], self.e if ecp5 else self.e[:top])),
+                         y.eq(Mux(dot, b[i], self.v[i]))]
+            if ecp5:
+                registered_product(m, platform, x, y, self.prod[i], reg_inputs=False,
+                                   name=f"mul{i}")
+            else:
+                m.d.sync += self.prod[i].eq(Mux(~dot & self.e[top], self.v[i] << top, x * y))
+        _registered_tree(m, list(self.prod), self.sum, self.latency, DotLanes.GROUP)
         return m
 
 

@@ -12,16 +12,21 @@ Dataflow (see docs/engine.md):
 * K/V rows stream through a ring of ``ring_rows`` rows: memory grows with the window, not with n.
 * Global query rows attend to every key: after the main pass the host streams K/V twice per
   group of ``units`` global queries (first pass: row maximum; second: exponentials and P.V).
+  Engines of more than one unit (``EngineParams.paired_max``) run the max passes first, before
+  the main pass, two groups per pass: the Q.K lanes score one group, the P.V lanes (idle then)
+  the next, and the maxima wait in registers for the groups' P.V passes after the main pass.
 
 Streams (payloads are arrays of int8):
 
-* ``kv``: the G global rows (config order), rows 0..n-1, then per global group rows 0..n-1 twice.
+* ``kv``: the G global rows (config order), then rows 0..n-1 once per pass: the main pass, then
+  per global group a max pass and a P.V pass (paired: the max passes, one per pair of global
+  groups, come first, then the main pass, then one P.V pass per group).
   The engine reads a row chunk by chunk from the payload and takes it (``ready``) with its last
   chunk, so a row once offered must stay offered (the stream rule: ``valid`` held and the
   payload stable until it is taken).
 * ``q``: the non-global rows in processing order (``swattn.sw.schedule``), then per global group
-  its global queries.
-* ``o``: output rows in the same order as ``q``.
+  its global queries (paired: the global queries once before all that, for the max passes).
+* ``o``: output rows: the non-global rows in processing order, then the global rows.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from amaranth.lib.wiring import In, Out
 from ..sw import numerics as nx
 from ..sw import regs
 from ..sw.engine_params import EngineParams
-from .blocks import AccumulatorRing, Accumulators, DotLanes, ExpUnit, Normaliser, Reciprocal, RowMax, ScaleLanes, int8_row
+from .blocks import (AccumulatorRing, Accumulators, DotLanes, ExpUnit, Normaliser, PairedLanes,
+                     Reciprocal, RowMax, ScaleLanes, int8_row)
 
 #: pipeline latencies, cycles from issue to the write of the result (the cycle model,
 #: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
@@ -108,6 +114,9 @@ class Engine(wiring.Component):
         span = Signal(RB + 1)
         ngg = Signal(8)  # global groups
         total_pos = Signal(PW + 1)
+        PA = P.paired_max
+        # paired: the stream position where the main pass starts (n per pair of global groups)
+        moff = Signal(PW + 1, name="moff") if PA else Const(0, 1)
         m.d.comb += [n.eq(cfg.n), left.eq(cfg.left), right.eq(cfg.right), dil.eq(cfg.dilation),
                      ng.eq(cfg.n_globals), left_s.eq(left), right_s.eq(right), dil_s.eq(dil)]
         # reach_l, span and ngg are registered during the checks (they hold for the whole job)
@@ -168,7 +177,12 @@ class Engine(wiring.Component):
                              ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
             with m.Elif(chk_i == 1):
                 # ngg <= global_groups_max once the count check passes
-                m.d.sync += total_pos.eq(n + (times_small(n, ngg, GGB) << 1))
+                if PA:
+                    pairs = (ngg + 1) >> 1
+                    m.d.sync += [total_pos.eq(n + times_small(n, ngg + pairs, GGB + 1)),
+                                 moff.eq(times_small(n, pairs, GGB))]
+                else:
+                    m.d.sync += total_pos.eq(n + (times_small(n, ngg, GGB) << 1))
                 with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
                     m.d.comb += fail.eq(regs.Error.N_RANGE)
                 with m.Elif((dil == 0) | (dil > P.max_dilation)):
@@ -270,12 +284,17 @@ class Engine(wiring.Component):
 
         # ---------------------------------------------------------------- scheduler
         # Descriptor of the next group, handed to stage 1.
+        # paired engines: ``pair`` marks a max pass of two groups (the second's rows in
+        # ``active_b``, its queries in the other bank); ``gmax`` a group's first P.V sub-group,
+        # whose row maxima come from the max pass's registers of global group ``gidx``
+        paired_fields = {"pair": 1, "active_b": U, "gmax": 1, "gidx": GGB} if PA else {}
         desc_layout = data.StructLayout({
             "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
             "active": U, "start": PW + 1, "step": DB, "kmax": PW + 1, "lim": PW + 1,
-            "clip": RB, "nglob": GB,
+            "clip": RB, "nglob": GB, **paired_fields,
         })
         desc = Signal(desc_layout)
+        s1_run = Signal()  # stage 1 is working on a group (below)
         desc_valid = Signal()
         desc_take = Signal()
         sched_bank = Signal()
@@ -297,6 +316,7 @@ class Engine(wiring.Component):
         g_clip = Signal(RB)
         uload = Signal(range(U + 1))
         active = Signal(U)
+        active_b = Signal(U) if PA else None
         # bc = base0 + cls, kept in a register (the scheduler's compares start from it)
         bc = Signal(XW)
         idx_u = [Signal(XW, name=f"idx_u{u}") for u in range(U)]
@@ -313,9 +333,11 @@ class Engine(wiring.Component):
             with m.Else():
                 m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1)]
 
-        def load_queries():
-            """Take one q row per active unit (in unit order) into the scheduler's bank."""
-            act = Array(active[u] for u in range(U))
+        def load_queries(rows=active, other_bank=False):
+            """Take one q row per unit of ``rows`` (in unit order) into the scheduler's bank (or
+            the other one)."""
+            act = Array(rows[u] for u in range(U))
+            bank = ~sched_bank if other_bank else sched_bank
             with m.If(uload < U):
                 with m.If(~act[uload]):
                     m.d.sync += uload.eq(uload + 1)
@@ -324,9 +346,13 @@ class Engine(wiring.Component):
                     with m.If(self.q.valid):
                         for b in range(2):
                             for u in range(U):
-                                with m.If((sched_bank == b) & (uload == u)):
+                                with m.If((bank == b) & (uload == u)):
                                     m.d.sync += qregs[b][u].eq(self.q.payload)
                         m.d.sync += uload.eq(uload + 1)
+
+        def paired_desc(pair=0, gmax=0, gidx=0, active_b=0):
+            return [desc.pair.eq(pair), desc.gmax.eq(gmax), desc.gidx.eq(gidx),
+                    desc.active_b.eq(active_b)] if PA else []
 
         with m.FSM(name="sched"):
             with m.State("IDLE"):
@@ -334,11 +360,61 @@ class Engine(wiring.Component):
                     m.d.sync += [base0.eq(0), cls.eq(0), bc.eq(0), bq.eq(0), ggrp.eq(0),
                                  sched_bank.eq(0),
                                  desc_valid.eq(0)]
-                    m.next = "MAIN_GROUP"
+                    if PA:
+                        m.d.sync += pbase.eq(0)
+                        with m.If(ngg != 0):
+                            m.next = "MAX_GROUP"
+                        with m.Else():
+                            m.next = "MAIN_GROUP"
+                    else:
+                        m.next = "MAIN_GROUP"
+            if PA:
+                # the paired max passes. A pair's two query banks are both read by its
+                # sub-groups, so the next pair (and the main pass) loads once stage 1 is done
+                with m.State("MAX_GROUP"):
+                    with m.If(ggrp >= ngg):
+                        with m.If(~s1_run):
+                            m.d.sync += ggrp.eq(0)
+                            m.next = "MAIN_GROUP"
+                    with m.Elif(~s1_run):
+                        m.d.sync += [active.eq(Cat(*[(ggrp * U + u) < ng for u in range(U)])),
+                                     active_b.eq(Cat(*[(ggrp * U + U + u) < ng
+                                                       for u in range(U)])),
+                                     uload.eq(0), gsub.eq(0)]
+                        m.next = "MAX_LOAD_A"
+                with m.State("MAX_LOAD_A"):
+                    load_queries()
+                    with m.If(uload == U):
+                        m.d.sync += uload.eq(0)
+                        m.next = "MAX_LOAD_B"
+                with m.State("MAX_LOAD_B"):
+                    load_queries(active_b, other_bank=True)
+                    with m.If(uload == U):
+                        m.next = "MAX_SUB"
+                with m.State("MAX_SUB"):
+                    m.d.sync += [
+                        desc.main.eq(0), desc.no_pv.eq(1), desc.reset_max.eq(gsub == 0),
+                        desc.reset_acc.eq(0), desc.final.eq(gsub + SG >= n),
+                        desc.qbank.eq(sched_bank), desc.active.eq(active),
+                        desc.start.eq(pbase + gsub), desc.step.eq(1), desc.kmax.eq(SG - 1),
+                        desc.lim.eq(pbase + n), desc.clip.eq(0), desc.nglob.eq(0),
+                        *paired_desc(pair=1, gidx=ggrp, active_b=active_b),
+                        desc_valid.eq(1),
+                    ]
+                    m.next = "MAX_HAND"
+                with m.State("MAX_HAND"):
+                    with m.If(desc_take):
+                        m.d.sync += desc_valid.eq(0)
+                        with m.If(gsub + SG >= n):
+                            m.d.sync += [gsub.eq(0), pbase.eq(pbase + n), ggrp.eq(ggrp + 2)]
+                            m.next = "MAX_GROUP"
+                        with m.Else():
+                            m.d.sync += gsub.eq(gsub + SG)
+                            m.next = "MAX_SUB"
             with m.State("MAIN_GROUP"):
                 with m.If(bc >= n):
                     with m.If(base0 >= n):
-                        m.d.sync += pbase.eq(n)
+                        m.d.sync += pbase.eq(n + moff if PA else n)
                         m.next = "GLOBAL_GROUP"
                     with m.Else():  # a class with no rows in this last block
                         next_block()
@@ -350,7 +426,8 @@ class Engine(wiring.Component):
                         advance_main()
                     with m.Else():
                         m.d.sync += [active.eq(act_c), uload.eq(0),
-                                     g_start.eq(Mux(reach_l > bc, cls, bc - reach_l)),
+                                     g_start.eq(Mux(reach_l > bc, cls, bc - reach_l) + moff
+                                                if PA else Mux(reach_l > bc, cls, bc - reach_l)),
                                      g_kbase.eq(bq + U - 1 + right_s),
                                      g_mlo.eq(Mux(bq > left_s, bq - left_s, 0)),
                                      g_clip.eq(Mux(bq > left_s, 0, left_s - bq))]
@@ -363,7 +440,8 @@ class Engine(wiring.Component):
                         desc.reset_acc.eq(1), desc.final.eq(1), desc.qbank.eq(sched_bank),
                         desc.active.eq(active), desc.start.eq(g_start),
                         desc.step.eq(dil_s), desc.kmax.eq(g_kbase - g_mlo),
-                        desc.lim.eq(n), desc.clip.eq(g_clip), desc.nglob.eq(ng),
+                        desc.lim.eq(n + moff if PA else n), desc.clip.eq(g_clip),
+                        desc.nglob.eq(ng), *paired_desc(),
                         desc_valid.eq(1),
                     ]
                     m.next = "MAIN_HAND"
@@ -377,7 +455,7 @@ class Engine(wiring.Component):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += [active.eq(Cat(*[(ggrp * U + u) < ng for u in range(U)])),
-                                 uload.eq(0), gpass.eq(0), gsub.eq(0)]
+                                 uload.eq(0), gpass.eq(1 if PA else 0), gsub.eq(0)]
                     m.next = "GLOBAL_LOAD"
             with m.State("GLOBAL_LOAD"):
                 load_queries()
@@ -392,6 +470,7 @@ class Engine(wiring.Component):
                     desc.qbank.eq(sched_bank), desc.active.eq(active),
                     desc.start.eq(pass_base + gsub), desc.step.eq(1), desc.kmax.eq(SG - 1),
                     desc.lim.eq(pass_base + n), desc.clip.eq(0), desc.nglob.eq(0),
+                    *paired_desc(gmax=gsub == 0, gidx=ggrp),
                     desc_valid.eq(1),
                 ]
                 m.next = "GLOBAL_HAND"
@@ -415,7 +494,6 @@ class Engine(wiring.Component):
         bank_busy = Signal(2)  # set by stage 1 start, cleared when stage 2 is done with it
         s1_done = Signal(2)  # all scores of the bank's group written
         s1 = Signal(desc_layout)
-        s1_run = Signal()
         s1_k = Signal(PW + 1)  # window key count so far
         s1_pos = Signal(PW + 1)
         s1_pnext = Signal(PW + 1)  # s1_pos + step
@@ -455,6 +533,9 @@ class Engine(wiring.Component):
         # nxt_r: the same for the next window key; gmore_r = s1_gi < nglob; glast_r = s1_gi + 1
         # >= nglob; kc_r = s1_k + clip; kig_r: s1_pos is a global row.
         # (the key after next is compared with bounds lowered by two steps, s1_kmax2 and s1_lim2)
+        def tok(pos):
+            """The token index of a main-pass stream position."""
+            return pos - moff if PA else pos
         win_r, nxt_r = Signal(name="win_r"), Signal(name="nxt_r")
         gmore_r, glast_r = Signal(name="gmore_r"), Signal(name="glast_r")
         kig_r = Signal(name="kig_r")
@@ -465,7 +546,7 @@ class Engine(wiring.Component):
             m.d.sync += [win_r.eq(desc.start < desc.lim),
                          nxt_r.eq((desc.kmax >= 1) & (desc.start + desc.step < desc.lim)),
                          gmore_r.eq(desc.nglob != 0), glast_r.eq(desc.nglob <= 1),
-                         kc_r.eq(desc.clip), kig_r.eq(is_global(desc.start)),
+                         kc_r.eq(desc.clip), kig_r.eq(is_global(tok(desc.start))),
                          s1_kmax2.eq(desc.kmax - 2), s1_lim2.eq(desc.lim - (desc.step << 1)),
                          s1_pnext.eq(desc.start + desc.step)]
         win_more = win_r
@@ -492,7 +573,7 @@ class Engine(wiring.Component):
                                  s1_pnext.eq(s1_pnext + s1.step),
                                  win_r.eq(nxt_r),
                                  nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
-                                 kc_r.eq(kc_r + 1), kig_r.eq(is_global(s1_pnext))]
+                                 kc_r.eq(kc_r + 1), kig_r.eq(is_global(tok(s1_pnext)))]
                     with m.If(~nxt_win):
                         m.d.sync += s1_glob.eq(1)
                 with m.If(last_key1):
@@ -522,17 +603,26 @@ class Engine(wiring.Component):
         # pipeline registers i1..i4
         p1 = Signal(data.StructLayout({
             "valid": 1, "glob": 1, "first": 1, "last": 1, "p": range(SD + 1), "bank": 1,
-            "uvalid": U, "fkey": 1, "lkey": 1, "reset_max": 1}))
+            "uvalid": U, "fkey": 1, "lkey": 1, "reset_max": 1,
+            **({"pair": 1, "uvalid_b": U, "final": 1, "gmax": 1, "gidx": GGB} if PA else {})}))
         m.d.sync += [
             p1.valid.eq(issue1), p1.glob.eq(s1_glob), p1.first.eq(s1_chunk == 0),
             p1.last.eq(s1_chunk == CH - 1), p1.p.eq(s1_p), p1.bank.eq(s1_bnk),
             p1.uvalid.eq(uvalid), p1.fkey.eq(s1_p == 0), p1.lkey.eq(last_key1),
             p1.reset_max.eq(s1.reset_max),
         ]
+        if PA:
+            m.d.sync += [p1.pair.eq(s1.pair), p1.uvalid_b.eq(s1.active_b), p1.final.eq(s1.final),
+                         p1.gmax.eq(s1.gmax), p1.gidx.eq(s1.gidx)]
         qsel = [Signal(chunk_bits, name=f"qsel{u}") for u in range(U)]
         for u in range(U):
             m.d.sync += qsel[u].eq(Mux(s1.qbank, chunk_of(qregs[1][u], s1_chunk),
                                        chunk_of(qregs[0][u], s1_chunk)))
+        if PA:  # the second group of a paired max pass: the other bank's queries
+            qsel_b = [Signal(chunk_bits, name=f"qsel_b{u}") for u in range(U)]
+            for u in range(U):
+                m.d.sync += qsel_b[u].eq(Mux(s1.qbank, chunk_of(qregs[0][u], s1_chunk),
+                                             chunk_of(qregs[1][u], s1_chunk)))
         kdat = Signal(chunk_bits)
         m.d.comb += kdat.eq(Mux(p1.glob, gk_r.data, rk_r.data))
         # the issue's tags follow the dot product (DotLanes' latency), then two more stages
@@ -546,6 +636,17 @@ class Engine(wiring.Component):
             m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL)
             m.d.comb += [dot.a.as_value().eq(qsel[u]), dot.b.as_value().eq(kdat)]
             dots.append(dot)
+        # the P.V lanes: ScaleLanes, or on paired engines PairedLanes, which also give the
+        # second group's dot products in the paired max passes (their e and v: stage 2)
+        scales = []
+        for u in range(U):
+            if PA:
+                m.submodules[f"scale{u}"] = sc = PairedLanes(LW, DL)
+                m.d.comb += [sc.dot.eq(p1.valid & p1.pair), sc.a.as_value().eq(qsel_b[u]),
+                             sc.b.as_value().eq(kdat)]
+            else:
+                m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
+            scales.append(sc)
         # p3: accumulate chunks; p4: write score and update max
         accs = [Signal(signed(SW), name=f"acc{u}") for u in range(U)]
         scores = [Signal(signed(SW), name=f"score{u}") for u in range(U)]
@@ -556,6 +657,41 @@ class Engine(wiring.Component):
             with m.If(p3.valid):
                 m.d.sync += accs[u].eq(accv)
             m.d.sync += scores[u].eq(accv)
+        if PA:
+            # paired max passes: the second group's scores (from the P.V lanes) and both
+            # groups' running maxima over the pass; at its end they go to the registers of
+            # global groups gidx and gidx + 1, where the groups' first P.V sub-groups read them
+            accs_b = [Signal(signed(SW), name=f"acc_b{u}") for u in range(U)]
+            scores_b = [Signal(signed(SW), name=f"score_b{u}") for u in range(U)]
+            GGM = max(1, P.global_groups_max)
+            gmax = [[Signal(signed(SW), name=f"gmax{g}_{u}") for u in range(U)] for g in range(GGM)]
+            gmax_v = [Signal(U, name=f"gmax_v{g}") for g in range(GGM)]
+            gsel = [Signal(signed(SW), name=f"gsel{u}") for u in range(U)]
+            gsel_v = Signal(U)
+            pass_done = Signal()
+            pass_gidx = Signal(GGB)
+            m.d.sync += [pass_done.eq(p4.valid & p4.pair & p4.lkey & p4.final),
+                         pass_gidx.eq(p4.gidx)]
+            for u in range(U):
+                accv = Mux(p3.first, 0, accs_b[u]) + scales[u].sum
+                with m.If(p3.valid):
+                    m.d.sync += accs_b[u].eq(accv)
+                m.d.sync += scores_b[u].eq(accv)
+                pmax = []
+                for name, sc, sv in (("a", scores[u], p4.uvalid[u]),
+                                     ("b", scores_b[u], p4.uvalid_b[u])):
+                    m.submodules[f"pmax_{name}{u}"] = rm = RowMax(SW)
+                    m.d.comb += [rm.en.eq(p4.valid & p4.pair), rm.first.eq(p4.fkey & p4.reset_max),
+                                 rm.init.eq(0), rm.init_valid.eq(0),
+                                 rm.score.eq(sc), rm.score_valid.eq(sv)]
+                    pmax.append(rm)
+                for g in range(GGM):
+                    for k, rm in enumerate(pmax):
+                        with m.If(pass_done & (pass_gidx + k == g)):
+                            m.d.sync += [gmax[g][u].eq(rm.max), gmax_v[g][u].eq(rm.max_valid)]
+                with m.If(desc_take & desc.gmax):
+                    m.d.sync += [gsel[u].eq(Array(gmax[g][u] for g in range(GGM))[desc.gidx]),
+                                 gsel_v[u].eq(Array(gmax_v[g][u] for g in range(GGM))[desc.gidx])]
 
         score_mems, maxes = [], []
         for u in range(U):
@@ -575,6 +711,9 @@ class Engine(wiring.Component):
                     rm.init.eq(other.max), rm.init_valid.eq(other.max_valid & ~p4.reset_max),
                     rm.score.eq(scores[u]), rm.score_valid.eq(p4.uvalid[u]),
                 ]
+                if PA:  # a global group's P.V pass starts from its max pass's maximum
+                    with m.If(p4.gmax):
+                        m.d.comb += [rm.init.eq(gsel[u]), rm.init_valid.eq(gsel_v[u])]
             maxes.append(bank_max)
         # Stage 2 may take the bank one cycle before the last score is written: it reads the
         # first key's score at its first issue and the row maximum one cycle later, when the
@@ -611,7 +750,11 @@ class Engine(wiring.Component):
         # (0..dil-1) and the next block's class 0 starts lower again: hold those rows until the
         # first unclipped group.
         head_release = Signal(PW + 1)
-        m.d.comb += head_release.eq(Mux(head.main & (head.start < dil_s), 0, head.start))
+        if PA:  # the main pass starts at stream position moff
+            m.d.comb += head_release.eq(Mux(head.main & (head.start < moff + dil_s), moff,
+                                            head.start))
+        else:
+            m.d.comb += head_release.eq(Mux(head.main & (head.start < dil_s), 0, head.start))
         # Taking a group releases the rows below its first key, but the previous group's last V
         # reads are still in the pipeline (address at t5): the release reaches the K/V writer
         # RELEASE_DELAY cycles later, or the writer could overwrite a row still to be read (the
@@ -710,7 +853,7 @@ class Engine(wiring.Component):
             e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}")
             m.d.sync += e5.eq(Mux(dv5, ex.e, 0))
             # t6: products e * v
-            m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
+            sc = scales[u]
             m.d.comb += [sc.e.eq(e5), sc.v.as_value().eq(vdat)]
             e6 = Signal(nx.EXP_WIDTH, name=f"e6_{u}")
             m.d.sync += e6.eq(e5)

@@ -121,12 +121,11 @@ class Bench:
         return out, (qi, ki)
 
     def words(self, q, k, v, pattern):
-        qo = schedule.query_order(pattern, self.p)
         ko = schedule.kv_order(pattern, self.p)
-        qw = _rows_to_ints(q[qo])
+        qw = _rows_to_ints(q[schedule.query_order(pattern, self.p)])
         kw = [(a << self.k_offset) | (b << self.v_offset)
               for a, b in zip(_rows_to_ints(k[ko]), _rows_to_ints(v[ko]))]
-        return qo, qw, kw
+        return schedule.output_order(pattern, self.p), qw, kw
 
 
 async def run_one(bench: Bench, job: dict) -> dict:

@@ -13,7 +13,7 @@ query units, and it applies the same hand-over rules as the RTL (``hw/engine.py`
   (the row maximum must be complete) and when it has finished the previous group; max-only groups
   of the global passes pass through stage 2 in one cycle;
 * a final group's rows leave through the epilogue (normaliser, reciprocal, one row per cycle);
-  stage 2 cannot start a final group while both accumulator banks wait for the epilogue.
+  stage 2 cannot start a group (final or not) while its accumulator bank waits for the epilogue.
 
 The loop runs over groups (n / units main groups plus n / subgroup per global pass), so a
 16384-token head takes milliseconds. Measured cycles are the engine's ``cycles`` register: from
@@ -119,6 +119,11 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
 
     start, kw, first_u, last_u, skips = main_group_keys(pattern, params)
     init = CHECK_BASE + ng  # the cycle of the job_init pulse
+    ggroups = -(-ng // U)
+    SG = params.subgroup
+    paired = params.paired_max and ggroups > 0
+    # paired engines: one max pass per pair of global groups before the main pass
+    moff = n * ((ggroups + 1) // 2) if paired else 0
 
     def written(pos):
         """First cycle stage 1 may read K/V stream position ``pos`` (after the global rows)."""
@@ -151,8 +156,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
             s2_free = take2 + 1
             bank_free[b] = take2 + 1
             return
-        if final:
-            take2 = max(take2, acc_free[abank])
+        take2 = max(take2, acc_free[abank])  # the accumulator bank must be free
         s2_end = take2 + 1 + (nwin + nglob) * CH  # one past the last issue
         s2_free = s2_end
         bank_free[b] = s2_end
@@ -169,20 +173,31 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
             last_out = out0 + u_last - u_first
             abank ^= 1
 
+    if paired:
+        # each pair starts once stage 1 is done with the previous one (its two query banks
+        # are reloaded), then loads both groups' queries; so does the main pass
+        t_grp = t_sched + 1  # the cycle the scheduler looks at the next pair
+        for pair in range((ggroups + 1) // 2):
+            ready = max(t_grp, s1_free) + 2 * U + 4
+            for gsub in range(0, n, SG):
+                run_group(ready, pair * n + gsub, min(SG, n - gsub), 0, 1, False,
+                          (0, U - 1), True)
+                ready = t_sched + 2
+            t_grp = t_sched + 1
+        t_sched = max(t_grp, s1_free)
+
     for g in range(start.size):
         ready = t_sched + int(skips[g]) + U + 3
-        run_group(ready, int(start[g]), int(kw[g]), ng, dil, True,
+        run_group(ready, moff + int(start[g]), int(kw[g]), ng, dil, True,
                   (int(first_u[g]), int(last_u[g])), False)
 
-    ggroups = -(-ng // U)
-    SG = params.subgroup
     for gg in range(ggroups):
         rows = min(U, ng - gg * U)
         # from the main pass: the trailing skips and two state changes; between global groups,
         # one state change more than between main groups
         ready = t_sched + U + 4 + (int(skips[-1]) + 1 if gg == 0 else 0)
-        for gpass in (0, 1):
-            base = n + 2 * gg * n + gpass * n
+        for gpass in ((1,) if paired else (0, 1)):
+            base = n + moff + (gg * n if paired else 2 * gg * n + gpass * n)
             for gsub in range(0, n, SG):
                 cnt = min(SG, n - gsub)
                 run_group(ready, base + gsub, cnt, 0, 1, gpass == 1 and gsub + SG >= n,

@@ -282,7 +282,7 @@ class Board:
             raw += self.transact(pr.Cmd.READ_OUT, a, c, expect_payload=c * d)
         got = np.frombuffer(bytes(raw), dtype=np.int8).reshape(pattern.n, d)
         out = np.empty_like(got)
-        out[schedule.query_order(pattern, p)] = got
+        out[schedule.output_order(pattern, p)] = got
         return out
 
     def attention(self, q, k, v, pattern: HybridPattern, cfg: SoftmaxConfig,

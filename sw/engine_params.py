@@ -104,9 +104,27 @@ class EngineParams:
         return -(-self.max_globals // self.units)
 
     @property
+    def paired_max(self) -> bool:
+        """Global rows' max passes two groups at a time, before the main pass (engines of more
+        than one unit): the Q.K lanes take one group of global queries, the P.V lanes, idle
+        while no group is in stage 2, the next. One-unit engines (the boards') keep one max pass
+        per group right before its P.V pass: the P.V lanes' operand multiplexers would sit on
+        the exponential's path, which limits the ECP5 board's clock."""
+        return self.units > 1
+
+    def kv_passes(self, n_globals: int) -> int:
+        """Passes over rows 0..n-1 in the K/V stream for ``n_globals`` global tokens: the main
+        pass, then per global group a max pass and a P.V pass; with :attr:`paired_max` one max
+        pass per pair of groups."""
+        ggroups = -(-n_globals // self.units)
+        if self.paired_max:
+            return 1 + ggroups + (ggroups + 1) // 2
+        return 1 + 2 * ggroups
+
+    @property
     def pos_width(self) -> int:
-        """Width of the K/V stream position: n rows, then two passes per global group."""
-        return (self.n_max * (1 + 2 * self.global_groups_max)).bit_length()
+        """Width of the K/V stream position: n rows per pass (:meth:`kv_passes`)."""
+        return (self.n_max * self.kv_passes(self.max_globals)).bit_length()
 
     @property
     def acc_width(self) -> int:

@@ -5,6 +5,10 @@ Main pass: queries are processed in *groups* of up to ``units`` rows of one resi
 dilation: for block base b = 0, units*dil, 2*units*dil, ... and class c = 0..dil-1 the group is
 rows b + c + u*dil (u < units) that are < n and not global. Groups with no such row are skipped.
 Then the global rows, ``units`` at a time, in ascending order.
+
+Engines of more than one unit (``EngineParams.paired_max``) first run the global rows' max
+passes, two groups of global queries per pass over the keys, so their ``q`` stream starts with
+the global rows once more.
 """
 
 from __future__ import annotations
@@ -31,15 +35,25 @@ def main_groups(pattern: HybridPattern, params: EngineParams) -> np.ndarray:
     return idx[active.any(axis=1)]
 
 
-def query_order(pattern: HybridPattern, params: EngineParams) -> np.ndarray:
-    """Row indices in the order the ``q`` stream carries them (and ``o`` returns them)."""
+def output_order(pattern: HybridPattern, params: EngineParams) -> np.ndarray:
+    """Row indices in the order the ``o`` stream returns them: the main pass's rows, then the
+    global rows."""
     groups = main_groups(pattern, params)
     return np.concatenate([groups[groups >= 0], pattern.global_array]).astype(np.int64)
 
 
+def query_order(pattern: HybridPattern, params: EngineParams) -> np.ndarray:
+    """Row indices in the order the ``q`` stream carries them: :func:`output_order`, after the
+    global rows for the paired max passes where the engine has them."""
+    out = output_order(pattern, params)
+    if params.paired_max:
+        out = np.concatenate([pattern.global_array.astype(np.int64), out])
+    return out
+
+
 def kv_order(pattern: HybridPattern, params: EngineParams) -> np.ndarray:
-    """Row indices in the order the ``kv`` stream carries them."""
-    n = pattern.n
-    ggroups = -(-len(pattern.globals_) // params.units)
-    rows = np.arange(n, dtype=np.int64)
-    return np.concatenate([pattern.global_array, rows] + [rows] * (2 * ggroups))
+    """Row indices in the order the ``kv`` stream carries them: the global rows, then rows
+    0..n-1 once per pass (``EngineParams.kv_passes``)."""
+    rows = np.arange(pattern.n, dtype=np.int64)
+    passes = params.kv_passes(len(pattern.globals_))
+    return np.concatenate([pattern.global_array] + [rows] * passes)

@@ -91,3 +91,10 @@ def test_bad_word_size_is_refused(word_bytes):
     from swattn.fpga.core import BoardCore
     with pytest.raises(ValueError, match="word_bytes"):
         BoardCore(PARAMS, word_bytes=word_bytes, clock_hz=1, timeout_cycles=100)
+
+
+def test_multi_unit_engine_is_refused():
+    from swattn.fpga.core import BoardCore
+    two_units = EngineParams(head_dim=32, lanes=128, max_radius=8, max_globals=2, seq_width=6)
+    with pytest.raises(ValueError, match="lanes = 128 at head_dim 32 gives 2 query units"):
+        BoardCore(two_units, word_bytes=2, clock_hz=1, timeout_cycles=100)

@@ -19,8 +19,9 @@ SIZES = {
     # one unit, 4 chunks per key: exercises the chunked dot products and accumulators
     "u1": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
                        seq_width=10),
-    # four units side by side, one key per cycle
-    "u4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=3, max_dilation=3,
+    # four units side by side, one key per cycle; up to two groups of global rows, so that
+    # jobs have the paired max pass (EngineParams.paired_max) with both groups
+    "u4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
                        seq_width=10),
 }
 SIM = os.environ.get("SIM", "verilator")
