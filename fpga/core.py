@@ -4,8 +4,7 @@
 outside, or a testbench directly). Between jobs the host writes the configuration register and the
 Q, K, V row buffers and reads the output buffer; during a job the buffers belong to the feeders,
 which stream Q rows by position, K/V rows in the engine's order (the global rows, then all rows
-once for the main pass and twice per global group, :func:`swattn.sw.schedule.kv_order`) and write
-the output rows by position.
+once per pass, :func:`swattn.sw.schedule.kv_order`) and write the output rows by position.
 
 A write's payload goes to the buffer as it arrives (there is no room to stage a frame on the
 iCE40); its header was checked by CRC before, so only the addressed rows can change, and a payload
@@ -72,12 +71,6 @@ class BoardCore(wiring.Component):
                              f"of two of words")
         if spram and word_bytes == d:
             raise ValueError("SPRAM buffers are 16 bits wide: word_bytes must be 2")
-        if params.paired_max:
-            # the feeders stream the one-unit engine's orders (schedule.kv_order): the paired
-            # max passes' K/V passes and their second copy of the global queries are not done
-            raise ValueError(f"lanes = {params.lanes} at head_dim {d} gives {params.units} query "
-                             f"units: the board core takes one-unit engines only (lanes <= "
-                             f"{2 * d})")
         self.params = params
         self._W = word_bytes
         self._clock_hz = int(clock_hz)
@@ -127,16 +120,27 @@ class BoardCore(wiring.Component):
         m.d.comb += [qr.clear.eq(start), kvr.clear.eq(start), ow.clear.eq(start)]
         n = cfg.n
         ng = cfg.n_globals
-        # Q rows by position 0 .. n-1
+        # Q rows by output position 0 .. n-1 (schedule.output_order); an engine with paired max
+        # passes takes the global rows, the last ng positions, once before them
         qi = Signal(range(rows + 1))
         m.d.comb += [qr.index.valid.eq(active & (qi < n)), qr.index.payload.eq(qi)]
-        with m.If(start):
-            m.d.sync += qi.eq(0)
-        with m.Elif(qr.index.valid & qr.index.ready):
-            m.d.sync += qi.eq(qi + 1)
+        if P.paired_max:
+            qpre = Signal()  # in the global rows' first copy
+            with m.If(start):
+                m.d.sync += [qi.eq(Mux(ng != 0, n - ng, 0)), qpre.eq(ng != 0)]
+            with m.Elif(qr.index.valid & qr.index.ready):
+                with m.If(qpre & (qi + 1 >= n)):
+                    m.d.sync += [qi.eq(0), qpre.eq(0)]
+                with m.Else():
+                    m.d.sync += qi.eq(qi + 1)
+        else:
+            with m.If(start):
+                m.d.sync += qi.eq(0)
+            with m.Elif(qr.index.valid & qr.index.ready):
+                m.d.sync += qi.eq(qi + 1)
         m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                      qr.row.ready.eq(eng.q.ready)]
-        # K/V rows: the globals in register order, then 1 + 2 * (global groups) passes of 0..n-1
+        # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1
         # (kgi, kpos, kpass) is the stream position of the row offered now; the row's index and
         # whether there is one are registers, computed with the position they belong to: the
         # index is the K and V buffers' read address, and their block RAMs spread over the die.
@@ -163,7 +167,8 @@ class BoardCore(wiring.Component):
         nxt_glob = nxt_gi < ng
         m.d.sync += [kgi.eq(nxt_gi), kpos.eq(nxt_pos), kpass.eq(nxt_pass),
                      kidx.eq(Mux(nxt_glob, globals_[nxt_gi], nxt_pos)),
-                     kmore.eq(nxt_glob | (nxt_pass < 1 + (ngg << 1)))]
+                     kmore.eq(nxt_glob | (nxt_pass < (1 + ngg + ((ngg + 1) >> 1) if P.paired_max
+                                                     else 1 + (ngg << 1))))]
         def rows_through(name, src, dst_valid, dst_payload, dst_ready):
             """Connect the row stream ``src`` to a sink. With a row per RAM word, through a
             two-row RowBuffer (one cycle of latency, full rate): the K/V reader's read enable,

@@ -661,13 +661,14 @@ class Engine(wiring.Component):
             # paired max passes: the second group's scores (from the P.V lanes) and both
             # groups' running maxima over the pass; at its end they go to the registers of
             # global groups gidx and gidx + 1, where the groups' first P.V sub-groups read them
+            # (at that sub-group's first score: at least two cycles after they are written, as
+            # stage 1 runs one group at a time; a group's P.V pass may follow its max pass
+            # closely when every row is global)
             accs_b = [Signal(signed(SW), name=f"acc_b{u}") for u in range(U)]
             scores_b = [Signal(signed(SW), name=f"score_b{u}") for u in range(U)]
             GGM = max(1, P.global_groups_max)
             gmax = [[Signal(signed(SW), name=f"gmax{g}_{u}") for u in range(U)] for g in range(GGM)]
             gmax_v = [Signal(U, name=f"gmax_v{g}") for g in range(GGM)]
-            gsel = [Signal(signed(SW), name=f"gsel{u}") for u in range(U)]
-            gsel_v = Signal(U)
             pass_done = Signal()
             pass_gidx = Signal(GGB)
             m.d.sync += [pass_done.eq(p4.valid & p4.pair & p4.lkey & p4.final),
@@ -689,9 +690,6 @@ class Engine(wiring.Component):
                     for k, rm in enumerate(pmax):
                         with m.If(pass_done & (pass_gidx + k == g)):
                             m.d.sync += [gmax[g][u].eq(rm.max), gmax_v[g][u].eq(rm.max_valid)]
-                with m.If(desc_take & desc.gmax):
-                    m.d.sync += [gsel[u].eq(Array(gmax[g][u] for g in range(GGM))[desc.gidx]),
-                                 gsel_v[u].eq(Array(gmax_v[g][u] for g in range(GGM))[desc.gidx])]
 
         score_mems, maxes = [], []
         for u in range(U):
@@ -713,7 +711,9 @@ class Engine(wiring.Component):
                 ]
                 if PA:  # a global group's P.V pass starts from its max pass's maximum
                     with m.If(p4.gmax):
-                        m.d.comb += [rm.init.eq(gsel[u]), rm.init_valid.eq(gsel_v[u])]
+                        m.d.comb += [
+                            rm.init.eq(Array(gmax[g][u] for g in range(GGM))[p4.gidx]),
+                            rm.init_valid.eq(Array(gmax_v[g][u] for g in range(GGM))[p4.gidx])]
             maxes.append(bank_max)
         # Stage 2 may take the bank one cycle before the last score is written: it reads the
         # first key's score at its first issue and the row maximum one cycle later, when the

@@ -9,7 +9,8 @@ A job counts towards its bins only if it passed. Bins (each named ``group: bin``
 * ``dilation vs radius``: 1, > 1 with a window, > 1 without one, ``max_dilation``, a dilated
   reach of exactly ``max_radius``.
 * ``globals``: 0, 1, between, ``max_globals``; a global at the first token, at the last, two
-  adjacent, every token global.
+  adjacent, every token global; on engines with paired max passes (more than one unit), a max
+  pass of two groups and one of a lone group (an odd number of groups).
 * ``window shape``: causal (right = 0), anti-causal (left = 0), symmetric, asymmetric.
 * ``backpressure``: idle-input probability x output-stall probability, each 0, 0.2 or 0.6.
 * ``outcome``: every ``regs.Error`` code (NONE from normal jobs, the others from refused
@@ -82,6 +83,12 @@ def _bins_of_job(p, job: dict) -> list[str]:
         out.append("globals: adjacent")
     if ng == n:
         out.append("globals: every token global")
+    if p.paired_max and ng:
+        groups = -(-ng // p.units)
+        if groups >= 2:
+            out.append("globals: paired max pass of two groups")
+        if groups % 2:
+            out.append("globals: paired max pass of a lone group")
     if right == 0 and left > 0:
         out.append("window shape: causal (right = 0)")
     elif left == 0 and right > 0:
@@ -120,6 +127,10 @@ def all_bins(p) -> list[str]:
         bins.append("globals: adjacent")
     if p.max_globals >= 3:
         bins.append("globals: between 1 and max_globals")
+    if p.paired_max and p.max_globals >= 1:
+        bins.append("globals: paired max pass of a lone group")
+        if p.global_groups_max >= 2:
+            bins.append("globals: paired max pass of two groups")
     bins += ["window shape: causal (right = 0)", "window shape: anti-causal (left = 0)",
              "window shape: symmetric", "window shape: asymmetric"]
     bins += [f"backpressure: idle {i:.1f} / stall {s:.1f}" for i in LEVELS for s in LEVELS]

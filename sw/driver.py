@@ -240,7 +240,8 @@ class Board:
         if pattern.n > self._identity.buffer_rows:
             raise DriverError(f"n = {pattern.n} rows do not fit the board's "
                               f"{self._identity.buffer_rows}-row buffers")
-        self._write_rows(pr.Cmd.WRITE_Q, q[schedule.query_order(pattern, p)])
+        # by output position: the board streams them in the engine's q order from there
+        self._write_rows(pr.Cmd.WRITE_Q, q[schedule.output_order(pattern, p)])
         self._write_rows(pr.Cmd.WRITE_K, k)
         self._write_rows(pr.Cmd.WRITE_V, v)
 

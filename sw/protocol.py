@@ -15,9 +15,10 @@ with :data:`REQ_SYNC`, replies with :data:`REPLY_SYNC`; every request gets exact
 an echo of its header with the reply payload, or an :attr:`Cmd.ERROR` reply whose payload is
 :data:`ERROR_LAYOUT` (error code and the offending command).
 
-Rows: ``WRITE_Q`` takes rows by *stream position* (the order of :func:`swattn.sw.schedule
-.query_order`), ``WRITE_K``/``WRITE_V`` by token index, ``READ_OUT`` returns output rows by stream
-position (the same order as Q). ``addr`` is the first row, ``count`` the number of rows.
+Rows: ``WRITE_Q`` takes rows by *output position* (the order of :func:`swattn.sw.schedule
+.output_order`; the board streams them to the engine in its ``q`` order from there),
+``WRITE_K``/``WRITE_V`` by token index, ``READ_OUT`` returns output rows by output position (the
+same order as Q). ``addr`` is the first row, ``count`` the number of rows.
 """
 
 from __future__ import annotations

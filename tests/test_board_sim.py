@@ -28,12 +28,12 @@ def _job(pattern, seed, cfg=None):
     return dict(job_to_json(pattern, cfg, seed), kind="job")
 
 
-def random_jobs(count: int, seed0: int) -> list[dict]:
+def random_jobs(count: int, seed0: int, params: EngineParams = PARAMS) -> list[dict]:
     """Random patterns, the engine regression's generator (dilated windows with globals too)."""
     jobs = []
     for i in range(count):
         rng = random.Random(seed0 + i)
-        jobs.append(_job(random_pattern(rng, PARAMS), seed0 + i))
+        jobs.append(_job(random_pattern(rng, params), seed0 + i))
     return jobs
 
 
@@ -93,8 +93,19 @@ def test_bad_word_size_is_refused(word_bytes):
         BoardCore(PARAMS, word_bytes=word_bytes, clock_hz=1, timeout_cycles=100)
 
 
-def test_multi_unit_engine_is_refused():
-    from swattn.fpga.core import BoardCore
-    two_units = EngineParams(head_dim=32, lanes=128, max_radius=8, max_globals=2, seq_width=6)
-    with pytest.raises(ValueError, match="lanes = 128 at head_dim 32 gives 2 query units"):
-        BoardCore(two_units, word_bytes=2, clock_hz=1, timeout_cycles=100)
+
+def test_board_with_paired_max_passes():
+    """A board engine of two units: the feeders stream the global queries twice and the K/V
+    rows once per pass of the paired max passes (schedule.query_order, kv_order)."""
+    p2 = EngineParams(head_dim=32, lanes=128, max_radius=8, max_globals=4, max_dilation=2,
+                      seq_width=6)
+    assert p2.paired_max and p2.global_groups_max == 2
+    L = p2.limits()
+    cfg = SoftmaxConfig.from_multiplier(4.0 / (128 * 128 * 32 ** 0.5 / 3), 2)
+    fixed = [_job(HybridPattern(p2.n_max, 8, 8, 1, (0, 5, 40, 62), limits=L), 21, cfg),
+             _job(HybridPattern(30, 2, 1, 2, (3, 4, 29), limits=L), 22, cfg),  # 2 groups, odd
+             _job(HybridPattern(9, 1, 1, 1, (8,), limits=L), 23, cfg)]  # a lone group
+    scen = [{"kind": "identify"}] + fixed + random_jobs(5, 900, p2)
+    results = run_board(p2, scen, word_bytes=p2.head_dim, name="pins_u2")
+    jobs = _check(results, scen)
+    assert len(jobs) == 8 and results[0]["identity"]["lanes"] == 128

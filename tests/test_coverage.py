@@ -50,3 +50,16 @@ def test_bins_of_a_job():
               "backpressure: idle 0.2 / stall 0.6", "outcome: error NONE"):
         assert b in bins, (b, bins)
     assert "globals: every token global" not in bins
+
+
+def test_generator_hits_the_paired_max_pass_bins():
+    """On an engine of two units with up to two global groups, the generator's jobs fill both
+    paired-max-pass bins, which only such engines have."""
+    p2 = EngineParams(head_dim=64, lanes=256, max_radius=16, max_globals=4, max_dilation=4,
+                      seq_width=9)
+    assert p2.paired_max and p2.global_groups_max == 2
+    paired = {"globals: paired max pass of two groups", "globals: paired max pass of a lone group"}
+    assert paired <= set(coverage.all_bins(p2)) and not paired & set(coverage.all_bins(P))
+    cov = coverage.Coverage()
+    cov.add_jobs(p2, [dict(j, ok=True) for j in regression_jobs(p2, 300, 7000)])
+    assert cov.unhit() == [], cov.report()
