@@ -108,8 +108,9 @@ class EngineParams:
         """Global rows' max passes two groups at a time, before the main pass (engines of more
         than one unit): the Q.K lanes take one group of global queries, the P.V lanes, idle
         while no group is in stage 2, the next. One-unit engines (the boards') keep one max pass
-        per group right before its P.V pass: the P.V lanes' operand multiplexers would sit on
-        the exponential's path, which limits the ECP5 board's clock."""
+        per group right before its P.V pass: pairing costs operand multiplexers in front of the
+        P.V multipliers and a second adder tree, logic those designs cannot spare today (the
+        iCE40's does not fit, the ECP5's clock is limited by routing congestion)."""
         return self.units > 1
 
     def kv_passes(self, n_globals: int) -> int:
