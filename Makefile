@@ -45,10 +45,11 @@ golden-bench: $(STAMP)
 
 # Issue 6: side-by-side report (build/bench/report.md, PNG plots, build/bench/bench.json): cycles
 # against the MAC bound and SALO's model, boards, CPU, the kept GPU figures. Measured RTL cycles
-# only for the small validation patterns (n <= 512): simulation is slow. More through BENCH_ARGS,
+# only for the small validation patterns (n <= 512), on a one-unit engine (64 lanes) and one of
+# two units (256 lanes: the paired max passes): simulation is slow. More through BENCH_ARGS,
 # e.g. BENCH_ARGS="--rtl-max-n 1024 --rtl-kinds longformer-g16" (about 7 minutes on 2 cores).
 bench: $(STAMP)
-	$(BIN)/swattn bench --json build/bench/bench.json --rtl-max-n 512 $(BENCH_ARGS)
+	$(BIN)/swattn bench --json build/bench/bench.json --rtl-max-n 512 --rtl-lanes 64 256 $(BENCH_ARGS)
 
 # Issue 8: >= 10,000 random jobs over three engine sizes on Verilator (half of them on an
 # --x-assign/--x-initial unique build with a random seed) and >= 1,000 on Icarus, bit-exact, with

@@ -899,7 +899,8 @@ def run(args) -> int:
     boards = read_boards(Path(args.synth_dir))
     log(f"  boards: {', '.join(boards) if boards else 'no build in ' + args.synth_dir}")
     wls = workloads(sorted(set(args.n)))
-    lanes_list = sorted(set(args.lanes))
+    # every simulated engine size gets its figures too (the model is compared with the RTL there)
+    lanes_list = sorted(set(args.lanes) | (set(args.rtl_lanes) if args.rtl_max_n else set()))
 
     rtl_runs = {}
     if args.rtl_max_n:

@@ -217,6 +217,28 @@ def test_cli_writes_report_json_and_plots(tmp_path):
     assert {t["status"] for t in res["targets"]} <= {"pass", "miss", "n/a"}
 
 
+def test_cli_rtl_lanes_outside_lanes_get_figures(tmp_path, monkeypatch):
+    """--rtl-lanes not among --lanes: the simulated size gets its figures and the model is
+    compared with the RTL there (it was a KeyError traceback)."""
+    calls = []
+
+    def fake_rtl(wls, lanes, log):
+        calls.append(lanes)
+        return {(w.name, la): {"cycles": 1000, "ok": True} for w in wls for la in lanes}
+    monkeypatch.setattr(bench, "measure_rtl", fake_rtl)
+    rc = main(["bench", "--n", "512", "--lanes", "8", "--rtl-max-n", "256", "--rtl-lanes", "256",
+               "--cpu-max-n", "0", "--no-minilm", "--out", str(tmp_path / "b"),
+               "--json", str(tmp_path / "r.json"), "--synth-dir", str(tmp_path / "none")])
+    assert rc == 0 and calls == [[256]]
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["lanes_list"] == [8, 256]
+    small = [r for r in res["workloads"] if r["name"] == "small-g0-n256"][0]
+    assert small["lanes"]["256"]["rtl_cycles"] == 1000
+    if res["cycle_model"]["available"]:
+        f = small["lanes"]["256"]
+        assert f["model_rel_err"] == pytest.approx(f["engine_cycles"] / 1000 - 1)
+
+
 # --- the GPU script's pattern, checked on the CPU (no GPU needed) -------------------------------
 
 def _gpu_module():
