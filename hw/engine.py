@@ -354,6 +354,17 @@ class Engine(wiring.Component):
             return [desc.pair.eq(pair), desc.gmax.eq(gmax), desc.gidx.eq(gidx),
                     desc.active_b.eq(active_b)] if PA else []
 
+        def global_sub_desc(no_pv, reset_max, reset_acc, final, **paired):
+            """A global pass's sub-group: keys pbase + gsub on, SG of them or up to n."""
+            return [
+                desc.main.eq(0), desc.no_pv.eq(no_pv), desc.reset_max.eq(reset_max),
+                desc.reset_acc.eq(reset_acc), desc.final.eq(final),
+                desc.qbank.eq(sched_bank), desc.active.eq(active),
+                desc.start.eq(pbase + gsub), desc.step.eq(1), desc.kmax.eq(SG - 1),
+                desc.lim.eq(pbase + n), desc.clip.eq(0), desc.nglob.eq(0),
+                *paired_desc(**paired), desc_valid.eq(1),
+            ]
+
         with m.FSM(name="sched"):
             with m.State("IDLE"):
                 with m.If(job_init):
@@ -392,15 +403,8 @@ class Engine(wiring.Component):
                     with m.If(uload == U):
                         m.next = "MAX_SUB"
                 with m.State("MAX_SUB"):
-                    m.d.sync += [
-                        desc.main.eq(0), desc.no_pv.eq(1), desc.reset_max.eq(gsub == 0),
-                        desc.reset_acc.eq(0), desc.final.eq(gsub + SG >= n),
-                        desc.qbank.eq(sched_bank), desc.active.eq(active),
-                        desc.start.eq(pbase + gsub), desc.step.eq(1), desc.kmax.eq(SG - 1),
-                        desc.lim.eq(pbase + n), desc.clip.eq(0), desc.nglob.eq(0),
-                        *paired_desc(pair=1, gidx=ggrp, active_b=active_b),
-                        desc_valid.eq(1),
-                    ]
+                    m.d.sync += global_sub_desc(1, gsub == 0, 0, gsub + SG >= n, pair=1,
+                                                gidx=ggrp, active_b=active_b)
                     m.next = "MAX_HAND"
                 with m.State("MAX_HAND"):
                     with m.If(desc_take):
@@ -462,17 +466,8 @@ class Engine(wiring.Component):
                 with m.If(uload == U):
                     m.next = "GLOBAL_SUB"
             with m.State("GLOBAL_SUB"):
-                pass_base = pbase
-                last_sub = gsub + SG >= n
-                m.d.sync += [
-                    desc.main.eq(0), desc.no_pv.eq(~gpass), desc.reset_max.eq(~gpass & (gsub == 0)),
-                    desc.reset_acc.eq(gsub == 0), desc.final.eq(gpass & last_sub),
-                    desc.qbank.eq(sched_bank), desc.active.eq(active),
-                    desc.start.eq(pass_base + gsub), desc.step.eq(1), desc.kmax.eq(SG - 1),
-                    desc.lim.eq(pass_base + n), desc.clip.eq(0), desc.nglob.eq(0),
-                    *paired_desc(gmax=gsub == 0, gidx=ggrp),
-                    desc_valid.eq(1),
-                ]
+                m.d.sync += global_sub_desc(~gpass, ~gpass & (gsub == 0), gsub == 0,
+                                            gpass & (gsub + SG >= n), gmax=gsub == 0, gidx=ggrp)
                 m.next = "GLOBAL_HAND"
             with m.State("GLOBAL_HAND"):
                 with m.If(desc_take):
