@@ -631,17 +631,15 @@ class Engine(wiring.Component):
             m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL)
             m.d.comb += [dot.a.as_value().eq(qsel[u]), dot.b.as_value().eq(kdat)]
             dots.append(dot)
-        # the P.V lanes: ScaleLanes, or on paired engines PairedLanes, which also give the
-        # second group's dot products in the paired max passes (their e and v: stage 2)
-        scales = []
-        for u in range(U):
-            if PA:
-                m.submodules[f"scale{u}"] = sc = PairedLanes(LW, DL)
-                m.d.comb += [sc.dot.eq(p1.valid & p1.pair), sc.a.as_value().eq(qsel_b[u]),
-                             sc.b.as_value().eq(kdat)]
-            else:
-                m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
-            scales.append(sc)
+        # on paired engines the P.V lanes are PairedLanes, which also give the second group's
+        # dot products in the paired max passes (their e and v: stage 2, where one-unit
+        # engines' ScaleLanes are)
+        paired_lanes = []
+        for u in range(U) if PA else ():
+            m.submodules[f"scale{u}"] = sc = PairedLanes(LW, DL)
+            m.d.comb += [sc.dot.eq(p1.valid & p1.pair), sc.a.as_value().eq(qsel_b[u]),
+                         sc.b.as_value().eq(kdat)]
+            paired_lanes.append(sc)
         # p3: accumulate chunks; p4: write score and update max
         accs = [Signal(signed(SW), name=f"acc{u}") for u in range(U)]
         scores = [Signal(signed(SW), name=f"score{u}") for u in range(U)]
@@ -669,7 +667,7 @@ class Engine(wiring.Component):
             m.d.sync += [pass_done.eq(p4.valid & p4.pair & p4.lkey & p4.final),
                          pass_gidx.eq(p4.gidx)]
             for u in range(U):
-                accv = Mux(p3.first, 0, accs_b[u]) + scales[u].sum
+                accv = Mux(p3.first, 0, accs_b[u]) + paired_lanes[u].sum
                 with m.If(p3.valid):
                     m.d.sync += accs_b[u].eq(accv)
                 m.d.sync += scores_b[u].eq(accv)
@@ -848,7 +846,10 @@ class Engine(wiring.Component):
             e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}")
             m.d.sync += e5.eq(Mux(dv5, ex.e, 0))
             # t6: products e * v
-            sc = scales[u]
+            if PA:
+                sc = paired_lanes[u]
+            else:
+                m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
             m.d.comb += [sc.e.eq(e5), sc.v.as_value().eq(vdat)]
             e6 = Signal(nx.EXP_WIDTH, name=f"e6_{u}")
             m.d.sync += e6.eq(e5)
