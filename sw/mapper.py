@@ -70,6 +70,19 @@ class _Diagonals:
         self.cols = np.zeros((n, 2 * n - 1))
         self.cols[j, off] = w
         self.diag = self.rows.sum(axis=0)  # weight on each diagonal
+        self._prefix = {}
+
+    def prefix(self, dil: int, reach: int):
+        """Per row and per column, prefix sums of the weight over the offsets -reach..reach
+        steps of ``dil`` (index i + 1: through offset i - reach), kept for the dilation's
+        searches with any number of globals."""
+        key = (dil, reach)
+        if key not in self._prefix:
+            idx = np.arange(-reach, reach + 1) * dil + self.n - 1
+            zero = np.zeros((self.n, 1))
+            self._prefix[key] = tuple(np.concatenate([zero, np.cumsum(a[:, idx], axis=1)], axis=1)
+                                      for a in (self.rows, self.cols))
+        return self._prefix[key]
 
     def window_sums(self, offsets: np.ndarray):
         """Per row and per column, the weight inside the window of the given offsets."""
@@ -247,10 +260,7 @@ def _global_bound(dg, row_total, col_total, dil, reach, left, right, g, block: i
     """For each window (left[i], right[i]): the sum of the g largest row + column weights
     outside it, an upper bound on what g globals add to it."""
     n = dg.n
-    idx = np.arange(-reach, reach + 1) * dil + n - 1
-    zero = np.zeros((n, 1))
-    cum_r = np.concatenate([zero, np.cumsum(dg.rows[:, idx], axis=1)], axis=1)
-    cum_c = np.concatenate([zero, np.cumsum(dg.cols[:, idx], axis=1)], axis=1)
+    cum_r, cum_c = dg.prefix(dil, reach)
     out = np.empty(len(left))
     per = max(1, block // n)  # windows per block: bounds the (windows, n) temporaries
     for s in range(0, len(left), per):
