@@ -17,11 +17,17 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.engine import Engine
+from ..hw.serial import WORD_BYTES as SERIAL_WORD_BYTES
+from ..hw.serial import SerialEngine
+from ..sw.cycles import SERIAL_LANES
 from ..sw import protocol as pr
 from ..sw import regs
 from ..sw.engine_params import EngineParams
 from .feeders import RowBuffer, RowReader, RowWriter
 from .ram import SinglePortRAM
+
+#: the engine organisations a board can use
+ENGINES = ("stream", "serial")
 
 #: reply payload sources
 SRC_NONE, SRC_WORD, SRC_IDENTITY, SRC_OUT = range(4)
@@ -56,6 +62,8 @@ class BoardCore(wiring.Component):
     clock_hz : reported by IDENTIFY.
     timeout_cycles : an unfinished frame is dropped after this many cycles without a byte.
     spram : put the buffers in SB_SPRAM256KA blocks (iCE40UP).
+    engine : "stream" (:class:`~swattn.hw.engine.Engine` behind row feeders) or "serial"
+        (:class:`~swattn.hw.serial.SerialEngine` on the buffers' words; word_bytes 2, lanes 4).
     """
 
     rx: In(stream.Signature(8))
@@ -63,9 +71,17 @@ class BoardCore(wiring.Component):
     busy: Out(1)
 
     def __init__(self, params: EngineParams, *, word_bytes: int, clock_hz: int,
-                 timeout_cycles: int, spram: bool = False):
+                 timeout_cycles: int, spram: bool = False, engine: str = "stream"):
         d = params.head_dim
         self._MustUse__silence = True  # until the arguments are known good (no warning on error)
+        if engine not in ENGINES:
+            raise ValueError(f"engine = {engine!r}: choose one of {', '.join(ENGINES)}")
+        if engine == "serial" and word_bytes != SERIAL_WORD_BYTES:
+            raise ValueError(f"word_bytes = {word_bytes}: the serial engine reads words of "
+                             f"{SERIAL_WORD_BYTES} bytes")
+        if (engine == "serial") != (params.lanes == SERIAL_LANES):
+            raise ValueError(f"lanes = {params.lanes}: the serial engine has {SERIAL_LANES}, the "
+                             f"stream engine 8 or more (engine = {engine!r})")
         if word_bytes < 1 or d % word_bytes or (d // word_bytes) & (d // word_bytes - 1):
             raise ValueError(f"word_bytes = {word_bytes}: must divide head_dim {d} into a power "
                              f"of two of words")
@@ -76,6 +92,7 @@ class BoardCore(wiring.Component):
         self._clock_hz = int(clock_hz)
         self._timeout = max(16, int(timeout_cycles))
         self._spram = spram
+        self._engine = engine
         self.buffer_rows = 1 << params.seq_width
         self._MustUse__silence = False
         super().__init__()
@@ -96,7 +113,11 @@ class BoardCore(wiring.Component):
 
         # the configuration register below holds still during a job (WRITE_CONFIG is refused
         # while one runs), so the engine reads it without a copy of its own
-        m.submodules.engine = eng = Engine(P, hold_config=False)
+        serial = self._engine == "serial"
+        if serial:
+            m.submodules.engine = eng = SerialEngine(P)
+        else:
+            m.submodules.engine = eng = Engine(P, hold_config=False)
         rams = {}
         for name in ("q", "k", "v", "o"):
             rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram)
@@ -114,77 +135,79 @@ class BoardCore(wiring.Component):
         m.d.comb += [active.eq(eng.status.state == regs.State.BUSY), self.busy.eq(active)]
 
         # ------------------------------------------------------------- feeders (engine side)
-        m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
-        m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
-        m.submodules.o_writer = ow = RowWriter(rows, R, WB)
-        m.d.comb += [qr.clear.eq(start), kvr.clear.eq(start), ow.clear.eq(start)]
-        n = cfg.n
-        ng = cfg.n_globals
-        # Q rows by output position 0 .. n-1 (schedule.output_order); an engine with paired max
-        # passes takes the global rows, the last ng positions, once before them
-        qi = Signal(range(rows + 1))
-        m.d.comb += [qr.index.valid.eq(active & (qi < n)), qr.index.payload.eq(qi)]
-        if P.paired_max:
-            qpre = Signal()  # in the global rows' first copy
-            with m.If(start):
-                m.d.sync += [qi.eq(Mux(ng != 0, n - ng, 0)), qpre.eq(ng != 0)]
-            with m.Elif(qr.index.valid & qr.index.ready):
-                with m.If(qpre & (qi + 1 >= n)):
-                    m.d.sync += [qi.eq(0), qpre.eq(0)]
-                with m.Else():
+        if not serial:
+            m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
+            m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
+            m.submodules.o_writer = ow = RowWriter(rows, R, WB)
+            m.d.comb += [qr.clear.eq(start), kvr.clear.eq(start), ow.clear.eq(start)]
+            n = cfg.n
+            ng = cfg.n_globals
+            # Q rows by output position 0 .. n-1 (schedule.output_order); an engine with paired max
+            # passes takes the global rows, the last ng positions, once before them
+            qi = Signal(range(rows + 1))
+            m.d.comb += [qr.index.valid.eq(active & (qi < n)), qr.index.payload.eq(qi)]
+            if P.paired_max:
+                qpre = Signal()  # in the global rows' first copy
+                with m.If(start):
+                    m.d.sync += [qi.eq(Mux(ng != 0, n - ng, 0)), qpre.eq(ng != 0)]
+                with m.Elif(qr.index.valid & qr.index.ready):
+                    with m.If(qpre & (qi + 1 >= n)):
+                        m.d.sync += [qi.eq(0), qpre.eq(0)]
+                    with m.Else():
+                        m.d.sync += qi.eq(qi + 1)
+            else:
+                with m.If(start):
+                    m.d.sync += qi.eq(0)
+                with m.Elif(qr.index.valid & qr.index.ready):
                     m.d.sync += qi.eq(qi + 1)
-        else:
+            m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
+                         qr.row.ready.eq(eng.q.ready)]
+            # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1
+            # (kgi, kpos, kpass) is the stream position of the row offered now; the row's index and
+            # whether there is one are registers, computed with the position they belong to: the
+            # index is the K and V buffers' read address, and their block RAMs spread over the die.
+            kgi = Signal(8)
+            kpos = Signal(range(rows + 1))
+            kpass = Signal(8)
+            ngg = Signal(8)
+            m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
+            globals_ = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))
+            nxt_gi, nxt_pos, nxt_pass = Signal.like(kgi), Signal.like(kpos), Signal.like(kpass)
+            kidx = Signal(range(rows))
+            kmore = Signal()
+            m.d.comb += [kvr.index.valid.eq(active & kmore), kvr.index.payload.eq(kidx),
+                         nxt_gi.eq(kgi), nxt_pos.eq(kpos), nxt_pass.eq(kpass)]
             with m.If(start):
-                m.d.sync += qi.eq(0)
-            with m.Elif(qr.index.valid & qr.index.ready):
-                m.d.sync += qi.eq(qi + 1)
-        m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
-                     qr.row.ready.eq(eng.q.ready)]
-        # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1
-        # (kgi, kpos, kpass) is the stream position of the row offered now; the row's index and
-        # whether there is one are registers, computed with the position they belong to: the
-        # index is the K and V buffers' read address, and their block RAMs spread over the die.
-        kgi = Signal(8)
-        kpos = Signal(range(rows + 1))
-        kpass = Signal(8)
-        ngg = Signal(8)
-        m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
-        globals_ = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))
-        nxt_gi, nxt_pos, nxt_pass = Signal.like(kgi), Signal.like(kpos), Signal.like(kpass)
-        kidx = Signal(range(rows))
-        kmore = Signal()
-        m.d.comb += [kvr.index.valid.eq(active & kmore), kvr.index.payload.eq(kidx),
-                     nxt_gi.eq(kgi), nxt_pos.eq(kpos), nxt_pass.eq(kpass)]
-        with m.If(start):
-            m.d.comb += [nxt_gi.eq(0), nxt_pos.eq(0), nxt_pass.eq(0)]
-        with m.Elif(kvr.index.valid & kvr.index.ready):
-            with m.If(kgi < ng):
-                m.d.comb += nxt_gi.eq(kgi + 1)
-            with m.Elif(kpos + 1 >= n):
-                m.d.comb += [nxt_pos.eq(0), nxt_pass.eq(kpass + 1)]
-            with m.Else():
-                m.d.comb += nxt_pos.eq(kpos + 1)
-        nxt_glob = nxt_gi < ng
-        m.d.sync += [kgi.eq(nxt_gi), kpos.eq(nxt_pos), kpass.eq(nxt_pass),
-                     kidx.eq(Mux(nxt_glob, globals_[nxt_gi], nxt_pos)),
-                     kmore.eq(nxt_glob | (nxt_pass < (1 + ngg + ((ngg + 1) >> 1) if P.paired_max
-                                                     else 1 + (ngg << 1))))]
-        def rows_through(name, src, dst_valid, dst_payload, dst_ready):
-            """Connect the row stream ``src`` to a sink. With a row per RAM word, through a
-            two-row RowBuffer (one cycle of latency, full rate): the K/V reader's read enable,
-            on every block RAM of the K and V buffers, would otherwise follow the engine's ready
-            in the same cycle, and the O buffer's write enable would follow the engine's valid;
-            the buffer's own row registers do not depend on the sink's ready either."""
-            if R == 1:
-                m.submodules[name] = buf = ResetInserter(start)(RowBuffer(len(Value.cast(src.payload))))
-                m.d.comb += [buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid),
-                             src.ready.eq(buf.i.ready)]
-                src = buf.o
-            m.d.comb += [dst_valid.eq(src.valid), dst_payload.eq(src.payload),
-                         src.ready.eq(dst_ready)]
+                m.d.comb += [nxt_gi.eq(0), nxt_pos.eq(0), nxt_pass.eq(0)]
+            with m.Elif(kvr.index.valid & kvr.index.ready):
+                with m.If(kgi < ng):
+                    m.d.comb += nxt_gi.eq(kgi + 1)
+                with m.Elif(kpos + 1 >= n):
+                    m.d.comb += [nxt_pos.eq(0), nxt_pass.eq(kpass + 1)]
+                with m.Else():
+                    m.d.comb += nxt_pos.eq(kpos + 1)
+            nxt_glob = nxt_gi < ng
+            m.d.sync += [kgi.eq(nxt_gi), kpos.eq(nxt_pos), kpass.eq(nxt_pass),
+                         kidx.eq(Mux(nxt_glob, globals_[nxt_gi], nxt_pos)),
+                         kmore.eq(nxt_glob | (nxt_pass < (1 + ngg + ((ngg + 1) >> 1) if P.paired_max
+                                                         else 1 + (ngg << 1))))]
+            def rows_through(name, src, dst_valid, dst_payload, dst_ready):
+                """Connect the row stream ``src`` to a sink. With a row per RAM word, through a
+                two-row RowBuffer (one cycle of latency, full rate): the K/V reader's read enable,
+                on every block RAM of the K and V buffers, would otherwise follow the engine's ready
+                in the same cycle, and the O buffer's write enable would follow the engine's valid;
+                the buffer's own row registers do not depend on the sink's ready either."""
+                if R == 1:
+                    m.submodules[name] = buf = ResetInserter(start)(
+                        RowBuffer(len(Value.cast(src.payload))))
+                    m.d.comb += [buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid),
+                                 src.ready.eq(buf.i.ready)]
+                    src = buf.o
+                m.d.comb += [dst_valid.eq(src.valid), dst_payload.eq(src.payload),
+                             src.ready.eq(dst_ready)]
 
-        rows_through("kv_buf", kvr.row, eng.kv.valid, eng.kv.payload.as_value(), eng.kv.ready)
-        rows_through("o_buf", eng.o, ow.row.valid, ow.row.payload, ow.row.ready)
+            rows_through("kv_buf", kvr.row, eng.kv.valid, eng.kv.payload.as_value(), eng.kv.ready)
+            rows_through("o_buf", eng.o, ow.row.valid, ow.row.payload, ow.row.ready)
 
         # ------------------------------------------------------------- link side of the buffers
         laddr = Signal(range(depth + 1))
@@ -201,6 +224,11 @@ class BoardCore(wiring.Component):
                      lw_en.eq(Mux(~active & link_we, 1 << wtarget, 0))]
         for i, name in enumerate(("q", "k", "v")):
             ram = rams[name]
+            if serial:  # the engine reads its words directly, one per cycle
+                m.d.comb += [ram.addr.eq(Mux(active, getattr(eng, f"{name}_addr"), lw_addr)),
+                             ram.wdata.eq(lw_data), ram.we.eq(lw_en[i]),
+                             getattr(eng, f"{name}_rdata").eq(ram.rdata)]
+                continue
             rd = qr if name == "q" else kvr
             part = {"q": 0, "k": 0, "v": 1}[name]
             m.d.comb += [
@@ -211,10 +239,18 @@ class BoardCore(wiring.Component):
             ]
             m.d.comb += rd.rdata[part * WB:(part + 1) * WB].eq(ram.rdata)
         o_ram = rams["o"]
-        # the O buffer belongs to the writer while a job runs and until its last row is written
-        o_active = active | ow.row.valid
-        m.d.comb += [o_ram.addr.eq(Mux(o_active, ow.addr, laddr)), o_ram.wdata.eq(ow.wdata),
-                     o_ram.we.eq(o_active & ow.we), o_ram.re.eq(1)]
+        if serial:  # the engine writes its last output word before it leaves BUSY
+            rows_out = eng.rows_out
+            m.d.comb += [o_ram.addr.eq(Mux(active, eng.o_addr, laddr)),
+                         o_ram.wdata.eq(eng.o_wdata), o_ram.we.eq(active & eng.o_we),
+                         o_ram.re.eq(1)]
+        else:
+            rows_out = ow.count
+            # the O buffer belongs to the writer while a job runs and until its last row is
+            # written
+            o_active = active | ow.row.valid
+            m.d.comb += [o_ram.addr.eq(Mux(o_active, ow.addr, laddr)), o_ram.wdata.eq(ow.wdata),
+                         o_ram.we.eq(o_active & ow.we), o_ram.re.eq(1)]
 
         # ------------------------------------------------------------- receiver
         byte = self.rx.payload
@@ -283,11 +319,14 @@ class BoardCore(wiring.Component):
         id_bytes = pr.pack(pr.IDENTITY_LAYOUT, self.identity())
         status_bits = Signal(pr.STATUS_REPLY_LAYOUT)
         m.d.comb += [status_bits.engine.eq(eng.status), status_bits.config_loaded.eq(cfg_valid),
-                     status_bits.rows_out.eq(ow.count)]
+                     status_bits.rows_out.eq(rows_out)]
+
+        r_last = Signal(16)  # the reply payload's last byte index (a register: no subtraction
+        # in front of the transmitter's compare)
 
         def reply(cmd_, length, src):
             m.d.sync += [r_hdr.cmd.eq(cmd_), r_hdr.addr.eq(hdr.addr), r_hdr.count.eq(hdr.count),
-                         r_hdr.length.eq(length), r_src.eq(src)]
+                         r_hdr.length.eq(length), r_src.eq(src), r_last.eq(length - 1)]
             m.d.comb += tx_go.eq(1)
 
         in_frame = Signal()
@@ -485,7 +524,7 @@ class BoardCore(wiring.Component):
                     m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1)]
                     if W > 1:
                         m.d.sync += tsub.eq(tsub + 1)
-                    with m.If(tcnt == r_hdr.length - 1):
+                    with m.If(tcnt == r_last):
                         m.next = "PCRC0"
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):
                         m.next = "FETCH"

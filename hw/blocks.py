@@ -360,12 +360,22 @@ class Normaliser(wiring.Component):
     18 x 18 hard multiplier, R < 2^17 on its low 17 bits and R = 2^17 a shift); their sum; the
     shift by ``31 - out_shift`` (eight choices); the rounding (``(z + 1) >> 1`` equals
     ``(x + 2^(k - 1)) >> k`` for ``z = x >> (k - 1)``) and the saturation (``o`` is a register).
+
+    ``dsp_width = 16`` shapes the partial products for 16 x 16 multipliers (the iCE40's SB_MAC16):
+    ``a >> p`` split at bit 15 and R's low 15 bits, R's bits 15 and 16 (R in (2^16, 2^17))
+    added as shifted copies of ``a >> p`` and summed with the high partial product in a stage
+    of its own (:attr:`latency` 7).
     """
 
     LATENCY = 6
     SPLIT = 16  #: bit at which ``a >> p`` is split for the partial products
 
-    def __init__(self, acc_width: int):
+    def __init__(self, acc_width: int, dsp_width: int = 18):
+        if dsp_width not in (16, 18):
+            raise ValueError(f"Normaliser dsp_width = {dsp_width!r}: allowed 16 or 18")
+        self._dsp_width = dsp_width
+        #: cycles from the inputs to ``o`` (one more with 16-bit multipliers: stage 4a)
+        self.latency = self.LATENCY + (dsp_width == 16)
         super().__init__({
             "a": In(signed(acc_width)),
             "p": In(range(acc_width + 1)),
@@ -387,19 +397,35 @@ class Normaliser(wiring.Component):
         m.d.sync += [an.eq(a1 >> p1), r2.eq(r1), sh2.eq(sh1)]
         # stage 3: partial products with R's low bits (R = 2^17 has them all zero)
         top = nx.RECIP_WIDTH - 1
-        r_lo = r2[:top]
-        plo = Signal(self.SPLIT + top, name="plo")
-        phi = Signal(signed(nx.NORM_ACC_WIDTH - self.SPLIT + top + 1), name="phi")
+        split, rbits = (self.SPLIT, top) if self._dsp_width == 18 else (15, 15)
+        r_lo = r2[:rbits]
+        plo = Signal(split + rbits, name="plo")
+        phi = Signal(signed(nx.NORM_ACC_WIDTH - split + rbits + 1), name="phi")
         an3 = Signal.like(an)
         rtop, sh3 = Signal(), Signal.like(self.out_shift)
-        registered_product(m, platform, an[:self.SPLIT], r_lo, plo, reg_inputs=False, name="mlo")
-        registered_product(m, platform, an[self.SPLIT:].as_signed(), r_lo, phi, reg_inputs=False,
+        registered_product(m, platform, an[:split], r_lo, plo, reg_inputs=False, name="mlo")
+        registered_product(m, platform, an[split:].as_signed(), r_lo, phi, reg_inputs=False,
                            name="mhi")
         m.d.sync += [an3.eq(an), rtop.eq(r2[top]), sh3.eq(sh2)]
         # stage 4: the product
         prod = Signal(signed(nx.NORM_ACC_WIDTH + nx.RECIP_WIDTH + 1))
         sh4 = Signal.like(self.out_shift)
-        m.d.sync += [prod.eq(Mux(rtop, an3 << top, (phi << self.SPLIT) + plo)), sh4.eq(sh3)]
+        if rbits == top:
+            m.d.sync += prod.eq(Mux(rtop, an3 << top, (phi << split) + plo))
+        else:
+            # R's bits rbits..top-1 times a >> p, as shifted adds (no multiplier) in stage 3,
+            # added to the high partial product in a stage of its own (stage 4a)
+            mid_w = nx.NORM_ACC_WIDTH + top - rbits
+            mid = Signal(signed(mid_w))
+            m.d.sync += mid.eq(sum((Mux(r2[rbits + b], an << b, 0) for b in range(top - rbits)),
+                                   Const(0, 1)))
+            hi = Signal(signed(max(len(phi), mid_w) + 2))
+            plo4, an4, rtop4, sh4a = Signal.like(plo), Signal.like(an3), Signal(), Signal.like(sh3)
+            m.d.sync += [hi.eq(phi + (mid << (rbits - split))), plo4.eq(plo), an4.eq(an3),
+                         rtop4.eq(rtop), sh4a.eq(sh3)]
+            m.d.sync += prod.eq(Mux(rtop4, an4 << top, (hi << split) + plo4))
+            sh3 = sh4a
+        m.d.sync += sh4.eq(sh3)
         # stage 5: z = prod >> (31 - out_shift)
         z = Signal(signed(len(prod) - k0 + 1))
         m.d.sync += z.eq((prod >> k0) >> ~sh4)  # ~sh4 = 7 - out_shift

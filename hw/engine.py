@@ -71,6 +71,9 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, params: EngineParams, hold_config: bool = True):
+        if params.lanes < 8:
+            raise ValueError(f"lanes = {params.lanes}: the stream engine needs 8..4096 (4 lanes "
+                             f"is the serial engine, swattn.hw.serial)")
         self.params = params
         self._hold_config = hold_config
         d = params.head_dim

@@ -217,6 +217,13 @@ def run_scenario(board: Board, link: PinLink, sc: dict, params: EngineParams) ->
         except EngineRefused as exc:
             return {"kind": kind, "ok": exc.error == regs.Error.DILATION, "text": str(exc)}
         return {"kind": kind, "ok": False, "text": "the engine accepted it"}
+    if kind == "invalid":  # one configuration error code (sim.jobs.invalid_jobs), by its name
+        board.configure(None, None, **sc["raw"])
+        try:
+            board.run(timeout=60)
+        except EngineRefused as exc:
+            return {"kind": kind, "ok": exc.error.name == sc["expect"], "text": str(exc)}
+        return {"kind": kind, "ok": False, "text": "the engine accepted it"}
     if kind == "cli_run":  # `swattn run --port <pty>`: the CLI, pyserial and all
         r = resume(cli_run)(link, ["run", "--port", "{port}", "--baud", "115200", "--n",
                                    str(sc["n"]), "--radius", "2", "--n-globals", "1",

@@ -111,7 +111,10 @@ def main_group_keys(pattern: HybridPattern, params: EngineParams):
 
 def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     """Cycles the engine takes for one job (from start to its last output), input never idle
-    and output always ready."""
+    and output always ready. For lanes = 4, the serial engine's (:func:`predict_serial_cycles`).
+    """
+    if params.lanes == SERIAL_LANES:
+        return predict_serial_cycles(params, pattern)
     CH, U, d = params.chunks, params.units, params.head_dim
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
     epi_rows = max(1, d // params.out_lanes) + NORM_LATENCY
@@ -209,3 +212,77 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
 def report(params: EngineParams, pattern: HybridPattern) -> CycleReport:
     return CycleReport(predict_cycles(params, pattern), useful_macs(pattern, params.head_dim),
                        params.lanes)
+
+
+# --- the serial engine (swattn.hw.serial, lanes = 4) ---------------------------------------------
+
+#: the serial engine's lanes (EngineParams.lanes = 4 elaborates hw.serial.SerialEngine)
+SERIAL_LANES = 4
+#: the serial engine's cycle constants (hw/serial.py): e of a key (score read to e register) takes
+#: SERIAL_E_LATENCY cycles; a K word's part of a score leaves the front's pipeline
+#: SERIAL_FRONT_DRAIN cycles after its read; the normaliser's latency with 16-bit multipliers
+SERIAL_E_LATENCY = 8
+SERIAL_FRONT_DRAIN = 6
+SERIAL_NORM_LATENCY = NORM_LATENCY + 1
+#: the reciprocal's start to the first output element's read (18 quotient bits, then done)
+SERIAL_RECIP = nx.RECIP_WIDTH + 2
+
+
+def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
+    """Cycles the serial engine takes for one job: the ``cycles`` register from the accepted start
+    to DONE. Rows are taken in :func:`swattn.sw.schedule.output_order`; the front (Q row, then
+    one K row per key) and the back (one V row per key, then the normaliser) overlap on two
+    banks, so a row costs about ``keys * head_dim / 2`` cycles on either side. One step per row
+    (a Python loop over rows, for the board sizes: n <= 2^seq_width - 1)."""
+    from .schedule import output_order
+
+    R = params.head_dim // 2
+    n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
+    glob = set(pattern.globals_)
+    order = output_order(pattern, params)
+    t_init = CHECK_BASE + ng  # the registered init pulse (a cycle after the checks pass)
+    front_free = t_init + 1  # the cycle the front is next in NEXT
+    prev_tok = -1
+    rel = [-10, -10]  # the cycle each bank was last released
+    back_at = t_init + 1  # the back's next TAKE
+    last_rel = None
+    for r, i in enumerate(int(x) for x in order):
+        b = r & 1
+        g_row = i in glob
+        # the front walks tokens (NEXT, PICK: two cycles each) to the row
+        if g_row:
+            pairs = 1 if prev_tok in glob else n - prev_tok + 1
+        else:
+            pairs = i - prev_tok
+        wait = front_free + 2 * pairs
+        wp = max(wait, rel[b] + 1)  # WAIT passes when the bank is free
+        # KEYS: a cycle to load the first candidate, then R per key and 1 per skipped candidate
+        if g_row:
+            words, tail, keys = R * n, 0, n
+        else:
+            o = np.arange(-pattern.left, pattern.right + 1)
+            j = i + o * dil
+            ok = (j >= 0) & (j < n)
+            win = set(j[ok].tolist())
+            g_ok = [g not in win for g in pattern.globals_]
+            cand = list(ok) + g_ok
+            keys = int(sum(cand))
+            words = R * keys + (len(cand) - keys)
+            last = max(k for k, c in enumerate(cand) if c)
+            tail = len(cand) - 1 - last
+        k_end = wp + R + 1 + words
+        give = max(k_end + 1, k_end - tail + SERIAL_FRONT_DRAIN)
+        front_free = give + 1
+        prev_tok = i
+        # the back polls every other cycle (TAKE, TAKE2), from back_at
+        ready = give + 1
+        t_take = back_at + 2 * max(0, -(-(ready - back_at) // 2))
+        p0 = t_take + 2
+        rstart = p0 + SERIAL_E_LATENCY + 5 + keys * R + max(1, params.sum_width
+                                                              - nx.SUM_NORM_BITS)
+        o0 = rstart + SERIAL_RECIP
+        x = o0 + params.head_dim + SERIAL_NORM_LATENCY + 1
+        rel[b] = x
+        back_at = x + 1
+        last_rel = x
+    return last_rel + 3

@@ -21,7 +21,9 @@ class EngineParams:
     """Parameters fixed when the Verilog is generated.
 
     head_dim : 32, 64 or 128.
-    lanes : int8 MAC lanes, a power of two from 8 to 4096. Half compute Q.K^T, half P.V.
+    lanes : int8 MAC lanes, a power of two from 4 to 4096. Half compute Q.K^T, half P.V. The
+        stream engine (:mod:`swattn.hw.engine`) takes 8 or more; 4 is the serial engine's
+        (:mod:`swattn.hw.serial`, two multipliers each, for 16-bit row buffers).
     max_radius : largest window reach per side in tokens (dilation * radius), >= 1.
     max_globals : largest number of global tokens, 0..64.
     max_dilation : largest dilation, >= 1.
@@ -40,8 +42,8 @@ class EngineParams:
             raise ValueError(f"{name} = {getattr(self, name)!r} is out of range: allowed {allowed}")
         if self.head_dim not in nx.HEAD_DIMS:
             bad("head_dim", ", ".join(map(str, nx.HEAD_DIMS)))
-        if not (8 <= self.lanes <= 4096 and self.lanes & (self.lanes - 1) == 0):
-            bad("lanes", "a power of two, 8..4096")
+        if not (4 <= self.lanes <= 4096 and self.lanes & (self.lanes - 1) == 0):
+            bad("lanes", "a power of two, 4..4096 (4: the serial engine only)")
         if not 1 <= self.max_radius <= 4096:
             bad("max_radius", "1..4096")
         if not 0 <= self.max_globals <= 64:

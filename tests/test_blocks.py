@@ -570,8 +570,9 @@ def _normaliser_ties():
     return [np.array(c, dtype=np.int64) for c in zip(*rows)]
 
 
+@pytest.mark.parametrize("dsp_width", [18, 16])  # ECP5 multipliers; the iCE40's (serial engine)
 @pytest.mark.parametrize("n_max", [17, 131071])  # small rows; the largest row (S at 32 bits)
-def test_normaliser(n_max, platform):
+def test_normaliser(n_max, dsp_width, platform):
     rng = np.random.default_rng(7000 + n_max)
     acc_width = nx.acc_width(n_max)
     a, p, r, out_shift = _normaliser_vectors(rng, n_max, 1500)
@@ -602,8 +603,9 @@ def test_normaliser(n_max, platform):
         expected[sel] = nx.normalise_output(a[sel, None], p[sel], r[sel], sh)[:, 0]
     assert expected.min() == nx.DATA_MIN and expected.max() == nx.DATA_MAX  # saturation reached
     vectors = list(zip(a.tolist(), p.tolist(), r.tolist(), out_shift.tolist(), expected.tolist()))
-    dut = blocks.Normaliser(acc_width)
-    lat = blocks.Normaliser.LATENCY
+    dut = blocks.Normaliser(acc_width, dsp_width=dsp_width)
+    lat = dut.latency
+    assert lat == blocks.Normaliser.LATENCY + (dsp_width == 16)
 
     async def tb(ctx):
         # a new input every cycle; after the edge that took vector i, o holds vector i + 1 - lat

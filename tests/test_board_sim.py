@@ -109,3 +109,58 @@ def test_board_with_paired_max_passes():
     results = run_board(p2, scen, word_bytes=p2.head_dim, name="pins_u2")
     jobs = _check(results, scen)
     assert len(jobs) == 8 and results[0]["identity"]["lanes"] == 128
+
+
+SERIAL = EngineParams(head_dim=32, lanes=4, max_radius=8, max_globals=2, max_dilation=2,
+                      seq_width=6)
+
+
+def test_serial_engine_board_through_uart_pins():
+    """The iCE40's engine organisation (hw.serial: a row at a time on the buffers' 16-bit words,
+    no feeders) behind the same link and driver: identify, every link error and every
+    configuration error code, each followed by a job; jobs bit-exact against the golden model and
+    their cycle counts equal to the serial cycle model (swattn.sw.cycles.predict_cycles);
+    `swattn run --port` through a pseudo-terminal."""
+    from swattn.sim.jobs import invalid_jobs
+    from swattn.sw.cycles import predict_cycles
+
+    L = SERIAL.limits()
+    cfg = SoftmaxConfig.from_multiplier(4.0 / (128 * 128 * 32 ** 0.5 / 3), 2)
+    fixed = [_job(HybridPattern(SERIAL.n_max, 8, 8, 1, (0, 40), limits=L), 31, cfg),
+             _job(HybridPattern(20, 3, 0, 1, (0,), limits=L), 32, cfg),  # causal + global
+             _job(HybridPattern(17, 4, 4, 2, (), limits=L), 33, cfg),  # dilated, reach 8
+             _job(HybridPattern(22, 2, 2, 2, (3, 9), limits=L), 34, cfg),  # a global inside
+             _job(HybridPattern(2, 1, 1, 1, (0, 1), limits=L), 35, cfg),  # every row global
+             _job(HybridPattern(1, 0, 0, 1, (), limits=L), 36, cfg)]  # one token
+    rand = random_jobs(24, 1300, SERIAL)
+    scen = [{"kind": "identify"}, {"kind": "no_config"}] + fixed
+    errors = ["corrupt_payload", "corrupt_header", "truncated", "unknown", "bad_addr",
+              "bad_length", "refused", "silent"]
+    errors += invalid_jobs(SERIAL, 13)
+    for i, e in enumerate(errors):
+        scen += [e if isinstance(e, dict) else {"kind": e}, rand[i % len(rand)]]
+    scen += rand[len(errors):] + [{"kind": "cli_run", "n": 20}]
+    results = run_board(SERIAL, scen, word_bytes=2, engine="serial", name="serial_w2")
+    jobs = _check(results, scen)
+    assert results[0]["identity"]["lanes"] == 4
+    assert sum(r["kind"] == "invalid" for r in results) == len(invalid_jobs(SERIAL, 13)) == 9
+    specs = [s for s in scen if s["kind"] == "job"]
+    assert len(jobs) == len(specs) >= 30
+    for spec, r in zip(specs, jobs):
+        pat = HybridPattern(spec["n"], spec["left"], spec["right"], spec["dilation"],
+                            tuple(spec["globals"]), limits=L)
+        assert r["cycles"] == predict_cycles(SERIAL, pat), (spec, r["cycles"])
+    cli = next(r for r in results if r["kind"] == "cli_run")
+    assert "output matches the golden model bit for bit" in cli["stdout"]
+
+
+def test_serial_engine_takes_only_its_word_size():
+    from swattn.fpga.core import BoardCore
+    with pytest.raises(ValueError, match="word_bytes = 32: the serial engine reads words of 2"):
+        BoardCore(SERIAL, word_bytes=32, clock_hz=1, timeout_cycles=100, engine="serial")
+    with pytest.raises(ValueError, match="lanes = 16: the serial engine has 4"):
+        BoardCore(PARAMS, word_bytes=2, clock_hz=1, timeout_cycles=100, engine="serial")
+    with pytest.raises(ValueError, match="lanes = 4: .* the stream engine 8 or more"):
+        BoardCore(SERIAL, word_bytes=2, clock_hz=1, timeout_cycles=100)
+    with pytest.raises(ValueError, match="engine = 'fast': choose one of stream, serial"):
+        BoardCore(SERIAL, word_bytes=2, clock_hz=1, timeout_cycles=100, engine="fast")
