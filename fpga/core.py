@@ -129,7 +129,9 @@ class BoardCore(wiring.Component):
         cfg_valid = Signal()
         m.d.comb += eng.cfg.as_value().eq(cfg_reg[:cfg_layout.size])
 
-        start = Signal()  # one-cycle pulse: start a job
+        start = Signal()  # one-cycle pulse: start a job (a register: the link's state decode
+        # does not reach the engine's checks in the same cycle)
+        m.d.sync += start.eq(0)
         m.d.comb += eng.start.eq(start)
         active = Signal()  # the buffers belong to the feeders
         m.d.comb += [active.eq(eng.status.state == regs.State.BUSY), self.busy.eq(active)]
@@ -263,7 +265,8 @@ class BoardCore(wiring.Component):
         m.d.comb += crc_next.eq(crc16_rtl(m, crc, byte, "rx_crc"))
         rcrc_lo = Signal(8)
         cnt = Signal(17)
-        skip = Signal(17)
+        skip = Signal(17)  # the last byte index of a refused frame's rest
+        h_last = Signal(16)  # the payload's last byte index (registered in CHECK)
         idle = Signal(range(self._timeout + 1))
         timed_out = idle == self._timeout
         with m.If(got):
@@ -295,11 +298,19 @@ class BoardCore(wiring.Component):
         # the header's checks: each registered in VALIDATE, then the first that fails, in CHECK
         bad = Signal(data.StructLayout({"cmd": 1, "length": 1, "addr": 1, "busy": 1, "cfg": 1}))
         bad_now = Signal.like(bad)
-        m.d.comb += [
-            bad_now.cmd.eq(~known),
-            bad_now.length.eq((hdr.length != exp_len)
+        # What depends on the header alone is registered every cycle: the header stands still
+        # for at least the two bytes of its CRC before VALIDATE reads these.
+        hdr_bad = Signal(data.StructLayout({"cmd": 1, "length": 1, "addr": 1}))
+        m.d.sync += [
+            hdr_bad.cmd.eq(~known),
+            hdr_bad.length.eq((hdr.length != exp_len)
                               | ((cmd == pr.Cmd.READ_OUT) & (hdr.count * d > 0xFFFF))),
-            bad_now.addr.eq(is_rows & (hdr.addr + hdr.count > rows)),
+            hdr_bad.addr.eq(is_rows & (hdr.addr + hdr.count > rows)),
+        ]
+        m.d.comb += [
+            bad_now.cmd.eq(hdr_bad.cmd),
+            bad_now.length.eq(hdr_bad.length),
+            bad_now.addr.eq(hdr_bad.addr),
             bad_now.busy.eq((is_rows | (cmd == pr.Cmd.WRITE_CONFIG) | (cmd == pr.Cmd.START))
                             & active),
             bad_now.cfg.eq((cmd == pr.Cmd.START) & ~cfg_valid),
@@ -324,9 +335,14 @@ class BoardCore(wiring.Component):
         r_last = Signal(16)  # the reply payload's last byte index (a register: no subtraction
         # in front of the transmitter's compare)
 
+        # (from the reply header a cycle later: the transmitter sends eight bytes before it
+        # compares with r_last)
+        r_last1 = Signal(16)  # and the index before it
+        m.d.sync += [r_last.eq(r_hdr.length - 1), r_last1.eq(r_hdr.length - 2)]
+
         def reply(cmd_, length, src):
             m.d.sync += [r_hdr.cmd.eq(cmd_), r_hdr.addr.eq(hdr.addr), r_hdr.count.eq(hdr.count),
-                         r_hdr.length.eq(length), r_src.eq(src), r_last.eq(length - 1)]
+                         r_hdr.length.eq(length), r_src.eq(src)]
             m.d.comb += tx_go.eq(1)
 
         in_frame = Signal()
@@ -377,7 +393,7 @@ class BoardCore(wiring.Component):
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0),
-                             laddr.eq(hdr.addr << shift)]
+                             laddr.eq(hdr.addr << shift), h_last.eq(hdr.length - 1)]
                 with m.Switch(cmd):
                     with m.Case(pr.Cmd.WRITE_Q):
                         m.d.sync += wtarget.eq(0)
@@ -386,7 +402,7 @@ class BoardCore(wiring.Component):
                     with m.Case(pr.Cmd.WRITE_V):
                         m.d.sync += wtarget.eq(2)
                 with m.If(check != 0):
-                    m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES)]
+                    m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES - 1)]
                     with m.If(hdr.length != 0):
                         m.next = "SKIP"
                     with m.Else():
@@ -411,7 +427,7 @@ class BoardCore(wiring.Component):
                         with m.If(wsub == W - 1):
                             m.d.comb += link_we.eq(1)
                             m.d.sync += laddr.eq(laddr + 1)
-                    with m.If(cnt == hdr.length - 1):
+                    with m.If(cnt == h_last):
                         m.next = "PCRC0"
             receive_crc("PCRC", "EXEC", "REPLY_ERR")
             with m.State("EXEC"):
@@ -423,7 +439,7 @@ class BoardCore(wiring.Component):
                         m.d.sync += cfg_valid.eq(1)
                         reply(cmd, 0, SRC_NONE)
                     with m.Case(pr.Cmd.START):
-                        m.d.comb += start.eq(1)
+                        m.d.sync += start.eq(1)
                         reply(cmd, 0, SRC_NONE)
                     with m.Case(pr.Cmd.READ_STATUS):
                         m.d.sync += r_word.eq(status_bits.as_value())
@@ -441,7 +457,7 @@ class BoardCore(wiring.Component):
                 frame_timeout()
                 with m.If(got):
                     m.d.sync += cnt.eq(cnt + 1)
-                    with m.If(cnt == skip - 1):
+                    with m.If(cnt == skip):
                         m.next = "REPLY_ERR"
             with m.State("DRAIN"):
                 with m.If(timed_out):
@@ -458,6 +474,7 @@ class BoardCore(wiring.Component):
         # ------------------------------------------------------------- transmitter
         tcrc = Signal(16)
         tcnt = Signal(17)
+        t_last = Signal()  # tcnt is the payload's last byte (a register, set with tcnt)
         tsub = Signal(range(W))
         tword = Signal(WB)
         out_byte = Signal(8)  # the byte the state offers (a multiplexer over its sources)
@@ -498,7 +515,8 @@ class BoardCore(wiring.Component):
             with m.State("HCRC1"):
                 m.d.comb += [want.eq(1), out_byte.eq(tcrc[8:])]
                 with m.If(fire):
-                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0)]
+                    m.d.sync += [tcrc.eq(pr.CRC_INIT), tcnt.eq(0), tsub.eq(0),
+                                 t_last.eq(r_last == 0)]
                     with m.If(r_hdr.length == 0):
                         m.next = "DONE"
                     with m.Elif(r_src == SRC_OUT):
@@ -521,10 +539,11 @@ class BoardCore(wiring.Component):
                     with m.Case(SRC_OUT):
                         m.d.comb += out_byte.eq(tword_bytes[tsub])
                 with m.If(fire):
-                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1)]
+                    m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1),
+                                 t_last.eq(tcnt == r_last1)]
                     if W > 1:
                         m.d.sync += tsub.eq(tsub + 1)
-                    with m.If(tcnt == r_last):
+                    with m.If(t_last):
                         m.next = "PCRC0"
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):
                         m.next = "FETCH"

@@ -110,7 +110,7 @@ class SerialEngine(wiring.Component):
 
         checking = Signal()
         running = Signal()
-        ci = Signal(range(GM + 3))
+        ci = Signal(range(GM + 4))
         chk_seen, chk_last = Signal(), Signal()
         chk_fail = Signal(4)
         passed = Signal()  # the checks passed
@@ -123,37 +123,46 @@ class SerialEngine(wiring.Component):
             with m.Else():
                 m.d.sync += [state.eq(regs.State.BUSY), error.eq(0), cycles.eq(0),
                              checking.eq(1), ci.eq(0), running.eq(0), chk_seen.eq(0)]
-        # one check per cycle: first the scalars, then global ci - 1 (its range, then whether
+        # one check per cycle: the scalars, then each global (its range, then whether
         # an earlier global has the same index); the codes and their order are the stream
         # engine's, so a configuration gets the same error on every board
         fail = Signal(4)
         rlim = Array(Const(P.max_radius // k if k else 0, range(P.max_radius + 1))
                      for k in range(1 << DB))[dil]
-        cur = Array(glob)[(ci - 1)[:max(1, (GM - 1).bit_length())]]
+        cur = Array(glob)[(ci - 2)[:max(1, (GM - 1).bit_length())]]
+        # step 0 registers each scalar test, step 1 picks the first that fails (so no compare
+        # feeds a priority chain in the same cycle), step 2 + k checks global k
+        f_n, f_dil, f_rad, f_cnt = Signal(), Signal(), Signal(), Signal()
         with m.If(checking & ~self.start):
             with m.If(ci == 0):
-                with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
-                    m.d.comb += fail.eq(regs.Error.N_RANGE)
-                with m.Elif((cfg.dilation == 0) | (cfg.dilation > P.max_dilation)):
-                    m.d.comb += fail.eq(regs.Error.DILATION)
-                with m.Elif((cfg.left > rlim) | (cfg.right > rlim)):
-                    m.d.comb += fail.eq(regs.Error.RADIUS)
-                with m.Elif(cfg.n_globals > P.max_globals):
-                    m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
+                m.d.sync += [f_n.eq((cfg.n == 0) | (cfg.n > P.n_max)),
+                             f_dil.eq((cfg.dilation == 0) | (cfg.dilation > P.max_dilation)),
+                             f_rad.eq((cfg.left > rlim) | (cfg.right > rlim)),
+                             f_cnt.eq(cfg.n_globals > P.max_globals)]
                 m.d.sync += [reach_l.eq(sum((Mux(dil[b], cfg.left[:reach_l.shape().width] << b,
                                                  0) for b in range(DB)), Const(0, 1))),
                              span.eq(cfg.left + cfg.right)]
+            with m.Elif(ci == 1):
+                with m.If(f_n):
+                    m.d.comb += fail.eq(regs.Error.N_RANGE)
+                with m.Elif(f_dil):
+                    m.d.comb += fail.eq(regs.Error.DILATION)
+                with m.Elif(f_rad):
+                    m.d.comb += fail.eq(regs.Error.RADIUS)
+                with m.Elif(f_cnt):
+                    m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
             with m.Else():
                 dup = Const(0, 1)
                 for j in range(GM):
-                    dup = dup | ((j < ci - 1) & (glob[j] == cur))
-                with m.If(cfg.globals[(ci - 1)[:max(1, (GM - 1).bit_length())]] >= cfg.n):
+                    dup = dup | ((j < ci - 2) & (glob[j] == cur))
+                with m.If(cfg.globals[(ci - 2)[:max(1, (GM - 1).bit_length())]] >= cfg.n):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
                 with m.Elif(dup):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
             # a step's outcome is registered and acted on a cycle later (its compares do not
             # drive the job's control in the same cycle)
-            m.d.sync += [ci.eq(ci + 1), chk_seen.eq(1), chk_fail.eq(fail), chk_last.eq(ci >= ng)]
+            m.d.sync += [ci.eq(ci + 1), chk_seen.eq(1), chk_fail.eq(fail),
+                         chk_last.eq(ci >= ng + 1)]
             with m.If(chk_seen & (chk_fail != 0)):
                 m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
@@ -217,12 +226,14 @@ class SerialEngine(wiring.Component):
         smax = Signal(signed(SW))
         issue = Signal()  # a K word is read this cycle
         ifirst, ilast = Signal(), Signal()
+        w_last = Signal()  # w == R - 1, a register moved with w
+        kc_end = Signal()  # kc == span, likewise
         m.d.comb += [self.q_addr.eq(Cat(w, pos)), self.k_addr.eq(Cat(w, cand)),
-                     q_rd.addr.eq(w), ifirst.eq(w == 0), ilast.eq(w == R - 1)]
+                     q_rd.addr.eq(w), ifirst.eq(w == 0), ilast.eq(w_last)]
         with m.Switch(kphase):
             with m.Case(0):
                 m.d.comb += [g_j.eq(kj), g_ok.eq((kj >= 0) & (kj < n)),
-                             g_last.eq((kc == span) & (ng == 0))]
+                             g_last.eq(kc_end & (ng == 0))]
             with m.Case(1):
                 m.d.comb += [g_j.eq(Array(glob)[gk]), g_ok.eq(~seen.bit_select(gk, 1)),
                              g_last.eq(gk == ng - 1)]
@@ -260,13 +271,13 @@ class SerialEngine(wiring.Component):
                          gen_done.eq(g_last)]
             with m.Switch(kphase):
                 with m.Case(0):
-                    with m.If(g_ok):
-                        m.d.sync += seen.eq(seen | Cat(
-                            (i < ng) & (glob[i] == g_j) for i in range(GM)))
-                    with m.If(kc == span):
+                    # (kj at full width: a step outside 0..n-1 matches no global index)
+                    m.d.sync += seen.eq(seen | Cat((i < ng) & (glob[i] == kj)
+                                                   for i in range(GM)))
+                    with m.If(kc_end):
                         m.d.sync += [kphase.eq(1), gk.eq(0)]
                     with m.Else():
-                        m.d.sync += [kj.eq(kj + dil), kc.eq(kc + 1)]
+                        m.d.sync += [kj.eq(kj + dil), kc.eq(kc + 1), kc_end.eq(kc + 1 == span)]
                 with m.Case(1):
                     m.d.sync += gk.eq(gk + 1)
                 with m.Default():
@@ -301,20 +312,21 @@ class SerialEngine(wiring.Component):
                     m.next = "WAIT"
             with m.State("WAIT"):  # for the bank
                 with m.If(~full.bit_select(fbank, 1) & ~give.bit_select(fbank, 1)):
-                    m.d.sync += w.eq(0)
+                    m.d.sync += [w.eq(0), w_last.eq(R == 1)]
                     m.next = "LOADQ"
             with m.State("LOADQ"):
-                m.d.sync += [w.eq(w + 1), qld.eq(1)]
-                with m.If(w == R - 1):
+                m.d.sync += [w.eq(w + 1), w_last.eq(w == R - 2), qld.eq(1)]
+                with m.If(w_last):
                     m.d.sync += [kj.eq(Mux(grow, 0, Cat(tok, 0).as_signed() - reach_l)), kc.eq(0),
                                  gk.eq(0), seen.eq(0), kphase.eq(Mux(grow, 2, 0)), kcount.eq(0),
+                                 kc_end.eq(span == 0),
                                  c_valid.eq(0), gen_done.eq(0)]
                     m.next = "KEYS"
             with m.State("KEYS"):
                 consume = c_valid & (~cand_ok | ilast)  # the candidate is done with
                 with m.If(c_valid & cand_ok):
                     m.d.comb += issue.eq(1)
-                    m.d.sync += w.eq(w + 1)
+                    m.d.sync += [w.eq(w + 1), w_last.eq(w == R - 2)]
                 with m.If(consume & c_last):
                     m.next = "DRAIN"
                 with m.If((~c_valid | consume) & ~gen_done):
@@ -405,6 +417,9 @@ class SerialEngine(wiring.Component):
 
         # the epilogue: the sum's normalising shift, the reciprocal, one element per cycle
         m.submodules.recip = recip = Reciprocal()
+        rgo = Signal()  # high in RSTART only
+        m.d.sync += rgo.eq(0)
+        m.d.comb += recip.start.eq(rgo)
         m.submodules.norm = norm = Normaliser(AW, dsp_width=16)
         p = Signal(range(P.sum_width + 1))
         # S < 2^sum_width: at most this many halvings bring it below 2^16; the shift always
@@ -483,9 +498,9 @@ class SerialEngine(wiring.Component):
                 with m.If(ssum >> nx.SUM_NORM_BITS):
                     m.d.sync += [ssum.eq(ssum >> 1), p.eq(p + 1)]
                 with m.If(sc == shift_steps - 1):
+                    m.d.sync += rgo.eq(1)
                     m.next = "RSTART"
-            with m.State("RSTART"):  # (a state of its own: the start is a register's decode)
-                m.d.comb += recip.start.eq(1)
+            with m.State("RSTART"):  # the reciprocal's start is a register of its own (rgo)
                 m.next = "RECIP"
             with m.State("RECIP"):
                 with m.If(recip.done):

@@ -226,6 +226,9 @@ SERIAL_FRONT_DRAIN = 6
 SERIAL_NORM_LATENCY = NORM_LATENCY + 1
 #: the reciprocal's start to the first output element's read (18 quotient bits, then done)
 SERIAL_RECIP = nx.RECIP_WIDTH + 2
+#: the init pulse after the checks: a cycle of scalar tests, a cycle of their priority, then
+#: one per global index, the outcome a cycle later and init a cycle after that
+SERIAL_CHECK_BASE = 3
 
 
 def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
@@ -240,7 +243,9 @@ def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
     glob = set(pattern.globals_)
     order = output_order(pattern, params)
-    t_init = CHECK_BASE + ng  # the registered init pulse (a cycle after the checks pass)
+    # the registered init pulse: a cycle after the checks pass (scalar tests, their priority,
+    # one cycle per global)
+    t_init = SERIAL_CHECK_BASE + ng
     front_free = t_init + 1  # the cycle the front is next in NEXT
     prev_tok = -1
     rel = [-10, -10]  # the cycle each bank was last released
