@@ -42,29 +42,40 @@ def write_waivers(path: Path) -> Path:
 
 
 def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tuple[Path, Path]:
-    """Elaborate the engine and write ``<name>.v`` and ``<name>.json`` into ``out_dir``."""
+    """Elaborate the engine and write ``<name>.v`` and ``<name>.json`` into ``out_dir``: the
+    stream engine (:mod:`swattn.hw.engine`), or for ``lanes = 4`` the serial engine
+    (:mod:`swattn.hw.serial`, ports on 16-bit buffer words)."""
     from amaranth.back import verilog
 
     from .engine import STAGE2_LATENCY, Engine, stage1_latency
+    from .serial import WORD_BYTES, SerialEngine
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    engine = Engine(params)
+    serial = params.lanes == 4
+    engine = SerialEngine(params) if serial else Engine(params)
     text = verilog.convert(engine, name=name, emit_src=False)
     vpath = out_dir / f"{name}.v"
     vpath.write_text(text)
-    sidecar = {
-        "top": name,
-        "params": params.as_dict(),
-        "latency": {"stage1": stage1_latency(params), "stage2": STAGE2_LATENCY},
-        "registers": regs.register_map(params),
-        "ports": {
+    sidecar = {"top": name, "engine": "serial" if serial else "stream",
+               "params": params.as_dict(), "registers": regs.register_map(params)}
+    if serial:
+        words = params.head_dim // WORD_BYTES
+        sidecar["ports"] = {
+            buf: {"word_bits": 8 * WORD_BYTES, "row_words": words,
+                  "address": "row * row_words + word", "read_latency": 1}
+            for buf in ("q", "k", "v", "o")}
+        sidecar["ports"]["q"]["order"] = "rows in output order: non-global rows ascending, then " \
+            "the global rows"
+        sidecar["ports"]["o"]["order"] = sidecar["ports"]["q"]["order"]
+    else:
+        sidecar["latency"] = {"stage1": stage1_latency(params), "stage2": STAGE2_LATENCY}
+        sidecar["ports"] = {
             "q": {"payload_bits": params.head_dim * 8, "order": "non-global rows in processing "
                   "order, then each global group's queries"},
             "kv": {"payload_bits": params.head_dim * 16, "layout": "k in the low half, v above"},
             "o": {"payload_bits": params.head_dim * 8},
-        },
-    }
+        }
     write_waivers(out_dir / f"{name}.vlt")
     jpath = out_dir / f"{name}.json"
     jpath.write_text(json.dumps(sidecar, indent=2) + "\n")
@@ -74,7 +85,9 @@ def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tupl
 def add_params_arguments(p):
     d = EngineParams()
     p.add_argument("--head-dim", type=int, default=d.head_dim, help="32, 64 or 128")
-    p.add_argument("--lanes", type=int, default=d.lanes, help="int8 MAC lanes, power of two 8..4096")
+    p.add_argument("--lanes", type=int, default=d.lanes,
+                   help="int8 MAC lanes, power of two 8..4096 (the stream engine), or 4 (the "
+                        "serial engine of the iCE40 board)")
     p.add_argument("--max-radius", type=int, default=d.max_radius,
                    help="largest window reach per side in tokens (dilation x radius)")
     p.add_argument("--max-globals", type=int, default=d.max_globals)
@@ -101,7 +114,11 @@ def run(args) -> int:
     vpath, jpath = generate(params, args.out, args.name)
     print(f"wrote {vpath} ({vpath.stat().st_size // 1024} KiB) and {jpath} "
           f"in {time.perf_counter() - t0:.1f} s")
-    print(f"  {params.lanes} lanes = {params.units} unit(s) x {params.lane_width} Q.K + "
-          f"{params.lane_width} P.V lanes, {params.chunks} cycle(s) per key, "
-          f"ring {params.ring_rows} rows, score buffer {params.score_depth}")
+    if params.lanes == 4:
+        print(f"  serial engine: 2 Q.K + 2 P.V lanes on 16-bit buffer words, "
+              f"{params.head_dim // 2} cycles per key")
+    else:
+        print(f"  {params.lanes} lanes = {params.units} unit(s) x {params.lane_width} Q.K + "
+              f"{params.lane_width} P.V lanes, {params.chunks} cycle(s) per key, "
+              f"ring {params.ring_rows} rows, score buffer {params.score_depth}")
     return 0

@@ -155,7 +155,8 @@ class SerialEngine(wiring.Component):
                 dup = Const(0, 1)
                 for j in range(GM):
                     dup = dup | ((j < ci - 2) & (glob[j] == cur))
-                with m.If(cfg.globals[(ci - 2)[:max(1, (GM - 1).bit_length())]] >= cfg.n):
+                with m.If(Array(cfg.globals[i] for i in range(GM))[
+                        (ci - 2)[:max(1, (GM - 1).bit_length())]] >= cfg.n):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
                 with m.Elif(dup):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
@@ -235,7 +236,7 @@ class SerialEngine(wiring.Component):
                 m.d.comb += [g_j.eq(kj), g_ok.eq((kj >= 0) & (kj < n)),
                              g_last.eq(kc_end & (ng == 0))]
             with m.Case(1):
-                m.d.comb += [g_j.eq(Array(glob)[gk]), g_ok.eq(~seen.bit_select(gk, 1)),
+                m.d.comb += [g_j.eq(Array(glob)[gk]), g_ok.eq(~Array(seen[i] for i in range(GM))[gk]),
                              g_last.eq(gk == ng - 1)]
             with m.Default():
                 m.d.comb += [g_j.eq(kj), g_ok.eq(1), g_last.eq(kj == n - 1)]
@@ -311,7 +312,7 @@ class SerialEngine(wiring.Component):
                                  grow.eq(1)]
                     m.next = "WAIT"
             with m.State("WAIT"):  # for the bank
-                with m.If(~full.bit_select(fbank, 1) & ~give.bit_select(fbank, 1)):
+                with m.If(~Mux(fbank, full[1] | give[1], full[0] | give[0])):
                     m.d.sync += [w.eq(0), w_last.eq(R == 1)]
                     m.next = "LOADQ"
             with m.State("LOADQ"):
@@ -453,7 +454,7 @@ class SerialEngine(wiring.Component):
                     m.d.sync += [bbank.eq(0), rows_done.eq(0)]
                     m.next = "TAKE"
             with m.State("TAKE"):  # its tests, registered for TAKE2
-                m.d.sync += [rows_end.eq(rows_done == n), b_full.eq(full.bit_select(bbank, 1))]
+                m.d.sync += [rows_end.eq(rows_done == n), b_full.eq(Mux(bbank, full[1], full[0]))]
                 m.next = "TAKE2"
             with m.State("TAKE2"):
                 m.next = "TAKE"

@@ -18,6 +18,9 @@ SIZES = [
     EngineParams(head_dim=32, lanes=8, max_radius=8, max_globals=2, max_dilation=2, seq_width=8),
     EngineParams(head_dim=64, lanes=256, max_radius=16, max_globals=4, max_dilation=2,
                  seq_width=12),
+    # the serial engine (the iCE40 board's)
+    EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
+                 seq_width=10),
 ]
 
 
@@ -37,6 +40,10 @@ def test_generated_verilog_lints_clean(params, tmp_path):
     side = json.loads(jpath.read_text())
     assert side["params"]["lanes"] == params.lanes
     assert side["params"]["units"] * side["params"]["lane_width"] * 2 <= params.lanes
+    assert side["engine"] == ("serial" if params.lanes == 4 else "stream")
+    if params.lanes == 4:
+        assert side["ports"]["k"] == {"word_bits": 16, "row_words": params.head_dim // 2,
+                                      "address": "row * row_words + word", "read_latency": 1}
     # the sidecar's register map places each field where pack_config puts it
     bits = regs.pack_config(params, n=201, left=3, right=5, dilation=2, n_globals=1,
                             globals=[17], mult_mant=4242, mult_shift=9, out_shift=3)
