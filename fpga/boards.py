@@ -5,13 +5,13 @@ the flash command and the host driver read everything from it.
 
 Why these sizes:
 
-* ``icebreaker`` (iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM of 16K x 16): the smallest
-  engine the generator allows (head dim 32 as in all-MiniLM-L6-v2, 8 lanes: one unit of 4 Q.K and
-  4 P.V lanes). Q, K, V and O buffers take one SPRAM block each (1024 rows of 32 bytes), hence
-  seq_width 10. 36 MHz is the issue's target: 12 MHz x 3 from the PLL and an exact 12 cycles per
-  bit at 3 Mbaud (the FT2232H's 3 Mbaud is exact). NOTE: the design as generated today does
-  not fit: about 5.7k LUT4, 6.3k flip-flops and 13 SB_MAC16 at this size, 11.0k packed logic
-  cells of 5,280 (fpga/README.md); the build says so.
+* ``icebreaker`` (iCE40UP5K: 5280 LUT4, 8 SB_MAC16, 30 EBR, 4 SPRAM of 16K x 16): the serial
+  engine (``hw/serial.py``, lanes 4): the SPRAM delivers two int8 elements of a row per cycle, so
+  two Q.K and two P.V multipliers, one row at a time, instead of the stream engine's feeders and
+  lanes (which packed into twice the device). Head dim 32 as in all-MiniLM-L6-v2; Q, K, V and O
+  take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. 36 MHz is the issue's
+  target: 12 MHz x 3 from the PLL and an exact 12 cycles per bit at 3 Mbaud (the FT2232H's
+  3 Mbaud is exact). About 4.3k of 5,280 cells, routed at 37-38 MHz (fpga/README.md).
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (15 EBR
   each of the four), radius 64 and 8 globals for Longformer/BigBird-like heads. 100 MHz is the
@@ -72,7 +72,8 @@ BOARDS: dict[str, Board] = {
                             seq_width=10),
         clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
         engine="serial",
-        why="iCE40UP5K; smallest engine (8 lanes), buffers in SPRAM, 36 MHz, 3 Mbaud",
+        why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words), 36 MHz, "
+            "3 Mbaud",
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
     ),
     "ulx3s-85f": Board(

@@ -354,12 +354,12 @@ def plot_utilisation(board: Board, res: dict, path: Path) -> Path | None:
 
 
 def list_boards(file=sys.stdout):
-    print(f"{'board':<12}{'device':<20}{'lanes':>6}{'head':>6}{'n max':>7}{'clock':>9}"
-          f"{'baud':>10}  why", file=file)
+    print(f"{'board':<12}{'device':<20}{'engine':<8}{'lanes':>6}{'head':>6}{'n max':>7}"
+          f"{'clock':>9}{'baud':>10}  why", file=file)
     for b in BOARDS.values():
         p = b.params
         dev = b.platform.split(":")[1].replace("_Platform", "").replace("Platform", "")
-        print(f"{b.name:<12}{dev:<20}{p.lanes:>6}{p.head_dim:>6}{p.n_max:>7}"
+        print(f"{b.name:<12}{dev:<20}{b.engine:<8}{p.lanes:>6}{p.head_dim:>6}{p.n_max:>7}"
               f"{b.clock_hz / 1e6:>6g} MHz{b.baud:>10}  {b.why}", file=file)
 
 
