@@ -15,10 +15,14 @@ ROWS = 1 << P.seq_width
 COUNT = int(os.environ.get("SWATTN_FUZZ_CASES", "80"))
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_decoder_recovers_from_malformed_streams(seed):
-    streams = link_fuzz.cases(P, seed, COUNT, ROWS)
-    results = link_fuzz.run(P, streams, seed=seed)
+#: the serial engine's board core (the iCE40's): the same link, the engine on the buffers' words
+PS = EngineParams(head_dim=32, lanes=4, max_radius=4, max_globals=2, max_dilation=2, seq_width=4)
+
+
+@pytest.mark.parametrize("seed, params", [(1, P), (2, P), (3, PS)], ids=["1", "2", "serial"])
+def test_decoder_recovers_from_malformed_streams(seed, params):
+    streams = link_fuzz.cases(params, seed, COUNT, ROWS)
+    results = link_fuzz.run(params, streams, seed=seed)
     bad = [r for r in results if not r["ok"]]
     assert len(results) == len(streams)
     assert not bad, f"seed {seed}: cases " + "; ".join(
