@@ -271,6 +271,7 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     env = tool_env()
     cmds = _commands(plan.files[f"build_{name}.sh"], env)
     result = {"board": board.name, "target_mhz": board.clock_hz / 1e6, "build_dir": str(bdir),
+              "engine": board.engine, "params": board.params.as_dict(), "seed": seed,
               "synth_only": synth_only, "ok": False}
     last_synth = 0  # the last step of --synth-only
     if board.family == "ice40":

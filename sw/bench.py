@@ -156,6 +156,10 @@ def _find_fmax(obj):
     return None
 
 
+def _mhz(fmax) -> str:
+    return f"{fmax:.1f} MHz" if isinstance(fmax, (int, float)) else "no Fmax"
+
+
 def read_boards(synth_dir: Path) -> dict:
     """``{board: {"family", "fmax_mhz", "lanes", "file"}}`` from ``synth_dir/*.json``."""
     boards = {}
@@ -575,7 +579,7 @@ def render(res: dict) -> str:
                              else f"**unavailable** — {cm['reason']}; utilisation and board "
                                   "times need them and are shown as n/a") + ".")
     nb = res["boards"]
-    add("Boards: " + (", ".join(f"{b} ({v.get('fmax_mhz') or 'no Fmax'} MHz, "
+    add("Boards: " + (", ".join(f"{b} ({_mhz(v.get('fmax_mhz'))}, "
                                  f"lanes {v.get('lanes') or '?'})" for b, v in nb.items())
                       if nb else f"no build (nothing in `{res['synth_dir']}`)") + ".")
     g = res.get("gpu")
