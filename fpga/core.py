@@ -19,7 +19,6 @@ from amaranth.lib.wiring import In, Out
 from ..hw.engine import Engine
 from ..hw.serial import WORD_BYTES as SERIAL_WORD_BYTES
 from ..hw.serial import SerialEngine
-from ..sw.cycles import SERIAL_LANES
 from ..sw import protocol as pr
 from ..sw import regs
 from ..sw.engine_params import EngineParams
@@ -79,9 +78,10 @@ class BoardCore(wiring.Component):
         if engine == "serial" and word_bytes != SERIAL_WORD_BYTES:
             raise ValueError(f"word_bytes = {word_bytes}: the serial engine reads words of "
                              f"{SERIAL_WORD_BYTES} bytes")
-        if (engine == "serial") != (params.lanes == SERIAL_LANES):
-            raise ValueError(f"lanes = {params.lanes}: the serial engine has {SERIAL_LANES}, the "
-                             f"stream engine 8 or more (engine = {engine!r})")
+        if (engine == "serial") != params.serial:
+            raise ValueError(f"lanes = {params.lanes}: the serial engine has "
+                             f"{params.SERIAL_LANES}, the stream engine 8 or more "
+                             f"(engine = {engine!r})")
         if word_bytes < 1 or d % word_bytes or (d // word_bytes) & (d // word_bytes - 1):
             raise ValueError(f"word_bytes = {word_bytes}: must divide head_dim {d} into a power "
                              f"of two of words")

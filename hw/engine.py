@@ -71,7 +71,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, params: EngineParams, hold_config: bool = True):
-        if params.lanes < 8:
+        if params.serial:
             raise ValueError(f"lanes = {params.lanes}: the stream engine needs 8..4096 (4 lanes "
                              f"is the serial engine, swattn.hw.serial)")
         self.params = params

@@ -52,7 +52,7 @@ def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tupl
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    serial = params.lanes == 4
+    serial = params.serial
     engine = SerialEngine(params) if serial else Engine(params)
     text = verilog.convert(engine, name=name, emit_src=False)
     vpath = out_dir / f"{name}.v"
@@ -114,7 +114,7 @@ def run(args) -> int:
     vpath, jpath = generate(params, args.out, args.name)
     print(f"wrote {vpath} ({vpath.stat().st_size // 1024} KiB) and {jpath} "
           f"in {time.perf_counter() - t0:.1f} s")
-    if params.lanes == 4:
+    if params.serial:
         print(f"  serial engine: 2 Q.K + 2 P.V lanes on 16-bit buffer words, "
               f"{params.head_dim // 2} cycles per key")
     else:

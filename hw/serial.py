@@ -58,9 +58,10 @@ class SerialEngine(wiring.Component):
     """
 
     def __init__(self, params: EngineParams):
-        if params.lanes != 4:
-            raise ValueError(f"lanes = {params.lanes}: the serial engine has 4 (two Q.K and two "
-                             f"P.V multipliers, matched to 16-bit buffer words)")
+        if not params.serial:
+            raise ValueError(f"lanes = {params.lanes}: the serial engine has "
+                             f"{params.SERIAL_LANES} (two Q.K and two P.V multipliers, matched to "
+                             f"16-bit buffer words)")
         self.params = params
         R = params.head_dim // WORD_BYTES
         depth = (1 << params.seq_width) * R

@@ -113,7 +113,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     """Cycles the engine takes for one job (from start to its last output), input never idle
     and output always ready. For lanes = 4, the serial engine's (:func:`predict_serial_cycles`).
     """
-    if params.lanes == SERIAL_LANES:
+    if params.serial:
         return predict_serial_cycles(params, pattern)
     CH, U, d = params.chunks, params.units, params.head_dim
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
@@ -216,8 +216,6 @@ def report(params: EngineParams, pattern: HybridPattern) -> CycleReport:
 
 # --- the serial engine (swattn.hw.serial, lanes = 4) ---------------------------------------------
 
-#: the serial engine's lanes (EngineParams.lanes = 4 elaborates hw.serial.SerialEngine)
-SERIAL_LANES = 4
 #: the serial engine's cycle constants (hw/serial.py): e of a key (score read to e register) takes
 #: SERIAL_E_LATENCY cycles; a K word's part of a score leaves the front's pipeline
 #: SERIAL_FRONT_DRAIN cycles after its read; the normaliser's latency with 16-bit multipliers

@@ -53,6 +53,15 @@ class EngineParams:
         if not 2 <= self.seq_width <= 24:
             bad("seq_width", "2..24")
 
+    #: lanes of the serial engine (two Q.K and two P.V multipliers on 16-bit buffer words)
+    SERIAL_LANES = 4
+
+    @property
+    def serial(self) -> bool:
+        """These parameters elaborate the serial engine (:mod:`swattn.hw.serial`), not the
+        stream engine (:mod:`swattn.hw.engine`), and follow its cycle model."""
+        return self.lanes == self.SERIAL_LANES
+
     # --- the lane split ---------------------------------------------------------------------
     @property
     def lane_width(self) -> int:
