@@ -36,8 +36,6 @@ class Board:
     clock_hz : target clock of the engine (the PLL output); the build fails below it.
     baud : UART rate; uart_timeout_ms : a frame silent this long is dropped.
     word_bytes : row-buffer RAM width in bytes; spram : buffers in iCE40UP SPRAM.
-    engine : the engine organisation, "stream" (row feeders, lanes of 8 and more) or "serial"
-        (one row at a time on 16-bit buffer words, lanes 4), :data:`swattn.fpga.core.ENGINES`.
     flash_board : openFPGALoader's ``-b`` name. why : one line for ``swattn build --list``.
     """
 
@@ -52,12 +50,17 @@ class Board:
     flash_board: str
     why: str
     uart_timeout_ms: float = 50.0
-    engine: str = "stream"
     resources: dict = field(default_factory=dict)  # device totals for the utilisation table
 
     def make_platform(self):
         mod, cls = self.platform.split(":")
         return getattr(importlib.import_module(mod), cls)()
+
+    @property
+    def engine(self) -> str:
+        """The engine organisation ``params`` elaborate: "serial" (one row at a time on 16-bit
+        buffer words, lanes 4) or "stream" (row feeders, lanes of 8 and more)."""
+        return "serial" if self.params.serial else "stream"
 
     @property
     def bitstream_ext(self) -> str:
@@ -71,7 +74,6 @@ BOARDS: dict[str, Board] = {
         params=EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
                             seq_width=10),
         clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
-        engine="serial",
         why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words), 36 MHz, "
             "3 Mbaud",
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},

@@ -25,9 +25,6 @@ from ..sw.engine_params import EngineParams
 from .feeders import RowBuffer, RowReader, RowWriter
 from .ram import SinglePortRAM
 
-#: the engine organisations a board can use
-ENGINES = ("stream", "serial")
-
 #: reply payload sources
 SRC_NONE, SRC_WORD, SRC_IDENTITY, SRC_OUT = range(4)
 
@@ -61,8 +58,10 @@ class BoardCore(wiring.Component):
     clock_hz : reported by IDENTIFY.
     timeout_cycles : an unfinished frame is dropped after this many cycles without a byte.
     spram : put the buffers in SB_SPRAM256KA blocks (iCE40UP).
-    engine : "stream" (:class:`~swattn.hw.engine.Engine` behind row feeders) or "serial"
-        (:class:`~swattn.hw.serial.SerialEngine` on the buffers' words; word_bytes 2, lanes 4).
+
+    The engine follows ``params``: the serial engine (:class:`~swattn.hw.serial.SerialEngine`, on
+    the buffers' 16-bit words) for ``params.serial`` (lanes 4), else the stream engine
+    (:class:`~swattn.hw.engine.Engine` behind row feeders).
     """
 
     rx: In(stream.Signature(8))
@@ -70,18 +69,12 @@ class BoardCore(wiring.Component):
     busy: Out(1)
 
     def __init__(self, params: EngineParams, *, word_bytes: int, clock_hz: int,
-                 timeout_cycles: int, spram: bool = False, engine: str = "stream"):
+                 timeout_cycles: int, spram: bool = False):
         d = params.head_dim
         self._MustUse__silence = True  # until the arguments are known good (no warning on error)
-        if engine not in ENGINES:
-            raise ValueError(f"engine = {engine!r}: choose one of {', '.join(ENGINES)}")
-        if engine == "serial" and word_bytes != SERIAL_WORD_BYTES:
-            raise ValueError(f"word_bytes = {word_bytes}: the serial engine reads words of "
-                             f"{SERIAL_WORD_BYTES} bytes")
-        if (engine == "serial") != params.serial:
-            raise ValueError(f"lanes = {params.lanes}: the serial engine has "
-                             f"{params.SERIAL_LANES}, the stream engine 8 or more "
-                             f"(engine = {engine!r})")
+        if params.serial and word_bytes != SERIAL_WORD_BYTES:
+            raise ValueError(f"word_bytes = {word_bytes}: the serial engine (lanes "
+                             f"{params.lanes}) reads words of {SERIAL_WORD_BYTES} bytes")
         if word_bytes < 1 or d % word_bytes or (d // word_bytes) & (d // word_bytes - 1):
             raise ValueError(f"word_bytes = {word_bytes}: must divide head_dim {d} into a power "
                              f"of two of words")
@@ -92,7 +85,6 @@ class BoardCore(wiring.Component):
         self._clock_hz = int(clock_hz)
         self._timeout = max(16, int(timeout_cycles))
         self._spram = spram
-        self._engine = engine
         self.buffer_rows = 1 << params.seq_width
         self._MustUse__silence = False
         super().__init__()
@@ -113,7 +105,7 @@ class BoardCore(wiring.Component):
 
         # the configuration register below holds still during a job (WRITE_CONFIG is refused
         # while one runs), so the engine reads it without a copy of its own
-        serial = self._engine == "serial"
+        serial = P.serial
         if serial:
             m.submodules.engine = eng = SerialEngine(P)
         else:

@@ -24,10 +24,10 @@ class UartBoard(wiring.Component):
     busy: Out(1)
 
     def __init__(self, params, *, divisor: int, word_bytes: int, clock_hz: int,
-                 timeout_cycles: int, spram: bool = False, engine: str = "stream"):
+                 timeout_cycles: int, spram: bool = False):
         self._divisor = divisor
         self.core = BoardCore(params, word_bytes=word_bytes, clock_hz=clock_hz,
-                              timeout_cycles=timeout_cycles, spram=spram, engine=engine)
+                              timeout_cycles=timeout_cycles, spram=spram)
         super().__init__()
 
     def elaborate(self, platform):
@@ -67,8 +67,7 @@ class BoardTop(Elaboratable):
         divisor = divisor_for(setting.fout, b.baud)
         m.submodules.board = ub = UartBoard(
             b.params, divisor=divisor, word_bytes=b.word_bytes, clock_hz=round(setting.fout),
-            timeout_cycles=round(setting.fout * b.uart_timeout_ms / 1e3), spram=b.spram,
-            engine=b.engine)
+            timeout_cycles=round(setting.fout * b.uart_timeout_ms / 1e3), spram=b.spram)
         uart = platform.request("uart", 0)
         m.d.comb += [ub.rx.eq(uart.rx.i), uart.tx.o.eq(ub.tx)]
         led = platform.request("led", 0)

@@ -33,7 +33,7 @@ def _fingerprint() -> bytes:
 
 
 def build_board(params: EngineParams, word_bytes: int, divisor: int, timeout_cycles: int,
-                clock_hz: int, root: Path | str = "build/sim", engine: str = "stream") -> Path:
+                clock_hz: int, root: Path | str = "build/sim") -> Path:
     from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
 
@@ -42,15 +42,13 @@ def build_board(params: EngineParams, word_bytes: int, divisor: int, timeout_cyc
     _check_simulator("verilator")
     cfg = dict(params=params.as_dict(), word_bytes=word_bytes, divisor=divisor,
                timeout_cycles=timeout_cycles, clock_hz=clock_hz)
-    if engine != "stream":  # (the stream boards' cache keys stay as they were)
-        cfg["engine"] = engine
     key = hashlib.sha1(json.dumps(cfg, sort_keys=True).encode() + _fingerprint()).hexdigest()[:10]
     bdir = Path(root).resolve() / f"board_{key}"
     vpath = bdir / f"{TOP}.v"
     if not vpath.exists():
         bdir.mkdir(parents=True, exist_ok=True)
         top = UartBoard(params, divisor=divisor, word_bytes=word_bytes, clock_hz=clock_hz,
-                        timeout_cycles=timeout_cycles, engine=engine)
+                        timeout_cycles=timeout_cycles)
         tmp = vpath.with_suffix(".tmp")
         tmp.write_text(verilog.convert(top, name=TOP, emit_src=False))
         tmp.rename(vpath)
@@ -67,14 +65,14 @@ def build_board(params: EngineParams, word_bytes: int, divisor: int, timeout_cyc
 def run_board(params: EngineParams, scenarios: list[dict], *, word_bytes: int,
               divisor: int = 8, timeout_cycles: int = 4000, clock_hz: int = 100_000_000,
               reply_timeout: float = 200e-6, rows_per_frame: int = 16, name: str = "board",
-              root: Path | str = "build/sim", engine: str = "stream") -> list[dict]:
+              root: Path | str = "build/sim") -> list[dict]:
     """Run ``scenarios`` (dicts with ``kind``: job, identify, no_config, corrupt_payload,
     corrupt_header, truncated, unknown, bad_addr, bad_length, refused, silent) through the driver
-    and the simulated board's UART pins. ``reply_timeout`` is in simulated seconds. ``engine``:
-    the board core's engine organisation (:data:`swattn.fpga.core.ENGINES`)."""
+    and the simulated board's UART pins. ``reply_timeout`` is in simulated seconds. The board core's engine follows
+    ``params`` (lanes 4: the serial engine)."""
     from cocotb_tools.runner import get_runner
 
-    bdir = build_board(params, word_bytes, divisor, timeout_cycles, clock_hz, root, engine)
+    bdir = build_board(params, word_bytes, divisor, timeout_cycles, clock_hz, root)
     spec_path = bdir / f"{name}.spec.json"
     res_path = bdir / f"{name}.results.json"
     rows = 1 << params.seq_width

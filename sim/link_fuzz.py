@@ -136,8 +136,7 @@ def run(params, streams: list[bytes], seed: int = 0, timeout_cycles: int = 16,
     from amaranth.hdl import Fragment
 
     W = 2
-    dut = BoardCore(params, word_bytes=W, clock_hz=12_000_000, timeout_cycles=timeout_cycles,
-                    engine="serial" if params.serial else "stream")
+    dut = BoardCore(params, word_bytes=W, clock_hz=12_000_000, timeout_cycles=timeout_cycles)
     frag = Fragment.get(dut, None)
     bufs = _buffer_ports(frag)
     words_per_row = params.head_dim // W

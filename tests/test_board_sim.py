@@ -140,7 +140,7 @@ def test_serial_engine_board_through_uart_pins():
     for i, e in enumerate(errors):
         scen += [e if isinstance(e, dict) else {"kind": e}, rand[i % len(rand)]]
     scen += rand[len(errors):] + [{"kind": "cli_run", "n": 20}]
-    results = run_board(SERIAL, scen, word_bytes=2, engine="serial", name="serial_w2")
+    results = run_board(SERIAL, scen, word_bytes=2, name="serial_w2")
     jobs = _check(results, scen)
     assert results[0]["identity"]["lanes"] == 4
     assert sum(r["kind"] == "invalid" for r in results) == len(invalid_jobs(SERIAL, 13)) == 9
@@ -156,11 +156,14 @@ def test_serial_engine_board_through_uart_pins():
 
 def test_serial_engine_takes_only_its_word_size():
     from swattn.fpga.core import BoardCore
-    with pytest.raises(ValueError, match="word_bytes = 32: the serial engine reads words of 2"):
-        BoardCore(SERIAL, word_bytes=32, clock_hz=1, timeout_cycles=100, engine="serial")
-    with pytest.raises(ValueError, match="lanes = 16: the serial engine has 4"):
-        BoardCore(PARAMS, word_bytes=2, clock_hz=1, timeout_cycles=100, engine="serial")
-    with pytest.raises(ValueError, match="lanes = 4: .* the stream engine 8 or more"):
-        BoardCore(SERIAL, word_bytes=2, clock_hz=1, timeout_cycles=100)
-    with pytest.raises(ValueError, match="engine = 'fast': choose one of stream, serial"):
-        BoardCore(SERIAL, word_bytes=2, clock_hz=1, timeout_cycles=100, engine="fast")
+    from swattn.hw.serial import SerialEngine
+    with pytest.raises(ValueError, match=r"word_bytes = 32: the serial engine \(lanes 4\) reads "
+                                         "words of 2 bytes"):
+        BoardCore(SERIAL, word_bytes=32, clock_hz=1, timeout_cycles=100)
+    with pytest.raises(ValueError, match="word_bytes = 4: the serial engine"):
+        BoardCore(SERIAL, word_bytes=4, clock_hz=1, timeout_cycles=100)
+    # lanes 4 elaborates the serial engine, 8 and more the stream engine behind row feeders
+    assert isinstance(BoardCore(SERIAL, word_bytes=2, clock_hz=1, timeout_cycles=100).elaborate(
+        None).submodules.engine, SerialEngine)
+    assert not isinstance(BoardCore(PARAMS, word_bytes=2, clock_hz=1, timeout_cycles=100)
+                          .elaborate(None).submodules.engine, SerialEngine)
