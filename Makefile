@@ -67,12 +67,15 @@ formal: $(STAMP)
 clean:
 	rm -rf build sim_build .pytest_cache
 
-# Board bitstreams (swattn build): BOARD=icebreaker or ulx3s-85f (`swattn build --list`).
+# Board bitstreams (swattn build): BOARD=icebreaker or ulx3s-85f (`swattn build --list`);
+# CLOCK=MHz builds for another engine clock than the board's target (swattn build --clock).
 BOARD ?= icebreaker
+CLOCK ?=
 BOARDS_ALL = icebreaker ulx3s-85f
 
 synth: $(STAMP)
-	$(BIN)/swattn build --board $(BOARD) --json build/synth/$(BOARD).json
+	$(BIN)/swattn build --board $(BOARD) $(if $(CLOCK),--clock $(CLOCK)) \
+		--json build/synth/$(BOARD).json
 
 synth-all: $(STAMP)
 	@status=0; for b in $(BOARDS_ALL); do \

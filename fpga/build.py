@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from .boards import BOARDS, Board, get_board
@@ -190,8 +191,44 @@ def fmax_of(report: dict, target_hz: float) -> tuple[float | None, str | None]:
     return (best[0], best[1]) if best else (None, None)
 
 
+def _cell_signal(cell: str) -> str:
+    """The design signal a nextpnr cell name starts with (``a.b.sig_TRELLIS_FF_Q_2`` -> ``a.b.sig``)."""
+    return re.split(r"_(?:TRELLIS_|SB_DFF|SB_LUT4|LUT4|PFUMX|L6MUX|CCU2|DP16KD|MULT18|SB_RAM|SB_MAC|"
+                    r"SB_SPRAM)|\$", cell)[0].rstrip("._") or cell
+
+
+def critical_path(report: dict, clock: str | None) -> dict | None:
+    """Summary of nextpnr's critical path within the engine clock: total, logic and routing ns,
+    logic levels, where it starts (the first routed net) and ends (the capturing cell), and the
+    source lines of this project its nets come from (Amaranth records them)."""
+    clk = f"posedge {clock}" if clock else None
+    for cp in report.get("critical_paths") or []:
+        if clk is not None and (cp.get("from") != clk or cp.get("to") != clk):
+            continue
+        steps = cp.get("path") or []
+        if not steps:
+            continue
+        routing = sum(s["delay"] for s in steps if s.get("type") == "routing")
+        total = sum(s["delay"] for s in steps)
+        nets = [s for s in steps if s.get("type") == "routing"]
+        sources = []
+        for s in nets:
+            for src in s.get("sources") or []:  # this project's lines, not the tools' maps
+                hit = re.search(r"(?:^|/)((?:hw|fpga|sw|sim)/[\w/]+\.py:\d+)", src)
+                if hit and hit.group(1) not in sources:
+                    sources.append(hit.group(1))
+        return {"ns": round(total, 2), "logic_ns": round(total - routing, 2),
+                "routing_ns": round(routing, 2),
+                "levels": sum(1 for s in steps if s.get("type") == "logic"),
+                "from": nets[0].get("net", "?") if nets else _cell_signal(steps[0]["from"]["cell"]),
+                "to": _cell_signal(steps[-1]["to"]["cell"]), "sources": sources[:6]}
+    return None
+
+
 def print_table(board: Board, rows: list[dict], fmax: float | None, ok_timing: bool | None,
-                file=sys.stdout):
+                file=sys.stdout, clock_hz: float | None = None, crit: dict | None = None):
+    """The utilisation table and the Fmax verdict: against the board's target, or against
+    ``clock_hz`` when the build was asked for another clock (``--clock``)."""
     print(f"\n{board.name}: {board.platform.split(':')[1]}", file=file)
     print(f"  {'resource':<24}{'used':>9}{'available':>11}{'use':>8}  from", file=file)
     for r in rows:
@@ -200,11 +237,19 @@ def print_table(board: Board, rows: list[dict], fmax: float | None, ok_timing: b
         print(f"  {r['resource']:<24}{r['used']:>9}{a if a is not None else '-':>11}{pct:>8}"
               f"  {r['source']}", file=file)
     tgt = board.clock_hz / 1e6
+    what = f"{tgt:g} MHz target"
+    if clock_hz is not None and clock_hz != board.clock_hz:
+        what = f"{clock_hz / 1e6:g} MHz clock asked with --clock (the board's target: {tgt:g} MHz)"
     if fmax is not None:
         verdict = "meets" if ok_timing else "MISSES"
-        print(f"  Fmax {fmax:.1f} MHz {verdict} the {tgt:g} MHz target", file=file)
+        print(f"  Fmax {fmax:.1f} MHz {verdict} the {what}", file=file)
+        if crit:
+            print(f"  critical path {crit['ns']:.1f} ns ({crit['logic_ns']:.1f} logic in "
+                  f"{crit['levels']} cell{'s' * (crit['levels'] != 1)}, {crit['routing_ns']:.1f} routing): {crit['from']} -> "
+                  f"{crit['to']}" + (f" ({', '.join(crit['sources'])})" if crit["sources"] else ""),
+                  file=file)
     else:
-        print(f"  Fmax: not placed and routed (target {tgt:g} MHz)", file=file)
+        print(f"  Fmax: not placed and routed ({what})", file=file)
 
 
 def _pack_only(argv: list[str]) -> list[str]:
@@ -233,11 +278,36 @@ def _no_fit(device: str, over: list[dict]) -> str:
     return f"the design does not fit the {device}: " + ", ".join(named.values())
 
 
+def with_clock(board: Board, clock_mhz: float | None) -> Board:
+    """``board`` clocked at ``clock_mhz`` instead of its target (``swattn build --clock``), so that
+    a design that misses the target can still be built at a clock it meets. Raises ValueError
+    naming the value when the board's PLL or its UART cannot run at that clock."""
+    from .top import pll_setting
+    from .uart import divisor_for
+    if clock_mhz is None:
+        return board
+    if not clock_mhz > 0:
+        raise ValueError(f"--clock {clock_mhz:g}: the clock must be a positive frequency in MHz")
+    built = replace(board, clock_hz=clock_mhz * 1e6)
+    try:
+        setting = pll_setting(built, board.make_platform())
+        divisor_for(setting.fout, board.baud)
+    except ValueError as e:
+        raise ValueError(f"--clock {clock_mhz:g} for {board.name}: {e}") from None
+    return built
+
+
 def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
-          progress: Progress | None = None) -> dict:
-    """Build ``board`` under ``out/<board>``; returns the result dict (also for --json)."""
+          progress: Progress | None = None, clock_mhz: float | None = None) -> dict:
+    """Build ``board`` under ``out/<board>``; returns the result dict (also for --json).
+
+    clock_mhz : build for this engine clock instead of the board's target (:func:`with_clock`);
+        the build then passes when Fmax meets this clock, and the result keeps both.
+    """
     from .top import BoardTop
 
+    target_mhz = board.clock_hz / 1e6
+    board = with_clock(board, clock_mhz)
     progress = progress or Progress()
     t0 = time.monotonic()
     name = f"swattn_{board.name.replace('-', '_')}"
@@ -270,7 +340,8 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     plan.extract(bdir)
     env = tool_env()
     cmds = _commands(plan.files[f"build_{name}.sh"], env)
-    result = {"board": board.name, "target_mhz": board.clock_hz / 1e6, "build_dir": str(bdir),
+    result = {"board": board.name, "target_mhz": target_mhz, "clock_mhz": board.clock_hz / 1e6,
+              "build_dir": str(bdir),
               "engine": board.engine, "params": board.params.as_dict(), "seed": seed,
               "synth_only": synth_only, "ok": False}
     last_synth = 0  # the last step of --synth-only
@@ -316,12 +387,14 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     fmax, clk = fmax_of(report, board.clock_hz)
     result["fmax_mhz"] = fmax
     result["clock_net"] = clk
+    result["critical_path"] = critical_path(report, clk)
     result["bitstream"] = str(bdir / f"{name}.{board.bitstream_ext}")
     if fmax is None:
         result["error"] = "nextpnr's report has no Fmax for the engine clock"
     elif fmax < board.clock_hz / 1e6:
+        asked = "clock asked with --clock" if clock_mhz is not None else "target"
         result["error"] = (f"Fmax {fmax:.1f} MHz misses the {board.clock_hz / 1e6:g} MHz "
-                           f"target of {board.name}")
+                           f"{asked} of {board.name}")
     else:
         result["ok"] = True
     return result
@@ -373,6 +446,9 @@ def add_arguments(p):
                    help="stop after synthesis (and, on the iCE40, nextpnr's packer): "
                         "utilisation, no Fmax")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--clock", type=float, metavar="MHZ",
+                   help="engine clock to build for instead of the board's target (for a design "
+                        "that misses its target: a bitstream at a clock it meets)")
 
 
 def run(args) -> int:
@@ -382,10 +458,17 @@ def run(args) -> int:
     if not args.board:
         raise _err(f"--board is required: one of {', '.join(BOARDS)} (or --list)")
     board = get_board(args.board)
-    res = build(board, Path(args.out), synth_only=args.synth_only, seed=args.seed)
+    try:
+        with_clock(board, args.clock)
+    except ValueError as e:
+        raise _err(str(e)) from None
+    res = build(board, Path(args.out), synth_only=args.synth_only, seed=args.seed,
+                clock_mhz=args.clock)
     fmax = res.get("fmax_mhz")
+    clock_hz = res["clock_mhz"] * 1e6
     print_table(board, res.get("utilisation", []), fmax,
-                None if fmax is None else fmax >= board.clock_hz / 1e6)
+                None if fmax is None else fmax >= res["clock_mhz"], clock_hz=clock_hz,
+                crit=res.get("critical_path"))
     if res.get("bitstream") and res["ok"]:
         print(f"  bitstream: {res['bitstream']} ({res['seconds']} s)")
     png = plot_utilisation(board, res, Path(res["build_dir"]) / "utilisation.png")

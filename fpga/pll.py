@@ -63,7 +63,8 @@ def ecp5_settings(fin: float, fout: float) -> PLLSetting:
                         best = (f, clki, clkfb, clkop)
                     break
     if best is None or abs(best[0] - fout) > 0.01 * fout:
-        raise ValueError(f"no ECP5 PLL setting gives {fout / 1e6:g} MHz from {fin / 1e6:g} MHz")
+        raise ValueError(f"no ECP5 PLL setting gives {fout / 1e6:g} MHz from {fin / 1e6:g} MHz "
+                         f"within 1% (EHXPLLL: fin / CLKI_DIV * CLKFB_DIV, VCO 400..800 MHz)")
     f, clki, clkfb, clkop = best
     return PLLSetting("ecp5", fin, f, dict(CLKI_DIV=clki, CLKFB_DIV=clkfb, CLKOP_DIV=clkop,
                                            CLKOP_CPHASE=(clkop - 1) // 2))

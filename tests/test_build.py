@@ -34,7 +34,25 @@ def test_utilisation_and_fmax_from_reports(tmp_path):
                         "MULT18X18D": {"used": 40, "available": 156},
                         "DP16KD": {"used": 70, "available": 208}},
         "fmax": {"$glbnet$clk25": {"achieved": 250.0, "constraint": 25.0},
-                 "$glbnet$board_clk": {"achieved": 87.5, "constraint": 100.0}}}))
+                 "$glbnet$board_clk": {"achieved": 87.5, "constraint": 100.0}},
+        "critical_paths": [
+            {"from": "posedge $glbnet$clk25", "to": "posedge $glbnet$clk25", "path": [
+                {"type": "clk-to-q", "delay": 0.5, "from": {"cell": "x_TRELLIS_FF_Q"},
+                 "to": {"cell": "x_TRELLIS_FF_Q"}}]},
+            {"from": "posedge $glbnet$board_clk", "to": "posedge $glbnet$board_clk", "path": [
+                {"type": "clk-to-q", "delay": 0.5, "from": {"cell": "top.core.ci_TRELLIS_FF_Q"},
+                 "to": {"cell": "top.core.ci_TRELLIS_FF_Q"}},
+                {"type": "routing", "delay": 3.25, "net": "top.core.ci[0]",
+                 "sources": ["/home/u/swattn/hw/serial.py:114",
+                             "/share/lattice/cells_map_trellis.v:108.23-108.24"],
+                 "from": {"cell": "top.core.ci_TRELLIS_FF_Q"}, "to": {"cell": "l1"}},
+                {"type": "logic", "delay": 0.4, "from": {"cell": "l1"}, "to": {"cell": "l1"}},
+                {"type": "routing", "delay": 7.0, "net": "n2",
+                 "sources": ["/home/u/swattn/fpga/core.py:20"],
+                 "from": {"cell": "l1"}, "to": {"cell": "top.core.chk_fail_TRELLIS_FF_Q_2"}},
+                {"type": "setup", "delay": 0.25,
+                 "from": {"cell": "top.core.chk_fail_TRELLIS_FF_Q_2"},
+                 "to": {"cell": "top.core.chk_fail_TRELLIS_FF_Q_2"}}]}]}))
     rows, report = fb.utilisation(board, tmp_path, "t")
     got = {(r["resource"], r["source"]): (r["used"], r["available"]) for r in rows}
     assert got[("LUT4", "yosys")] == (1200, 83640)
@@ -42,9 +60,15 @@ def test_utilisation_and_fmax_from_reports(tmp_path):
     assert got[("block RAM (DP16KD)", "yosys")] == (70, 208)
     fmax, clk = fb.fmax_of(report, board.clock_hz)
     assert (fmax, clk) == (87.5, "$glbnet$board_clk")  # the engine clock, not the input pin
+    crit = fb.critical_path(report, clk)  # the engine clock's path, not the input pin's
+    assert crit == {"ns": 11.4, "logic_ns": 1.15, "routing_ns": 10.25, "levels": 1,
+                    "from": "top.core.ci[0]", "to": "top.core.chk_fail",
+                    "sources": ["hw/serial.py:114", "fpga/core.py:20"]}
     out = io.StringIO()
-    fb.print_table(board, rows, fmax, fmax >= board.clock_hz / 1e6, file=out)
+    fb.print_table(board, rows, fmax, fmax >= board.clock_hz / 1e6, file=out, crit=crit)
     assert "Fmax 87.5 MHz MISSES the 100 MHz target" in out.getvalue()
+    assert ("critical path 11.4 ns (1.1 logic in 1 cell, 10.2 routing): top.core.ci[0] -> "
+            "top.core.chk_fail (hw/serial.py:114, fpga/core.py:20)") in out.getvalue()
 
 
 def test_a_design_over_capacity_is_named_resource_by_resource():
@@ -83,3 +107,55 @@ def test_synthesis_of_the_icebreaker_board(tmp_path):
     assert not over, over  # the serial engine fits (5,280 cells; 4,344 packed at this commit)
     assert r.returncode == 0 and res["ok"], r.stderr[-2000:]
     assert "resource" in r.stdout and "SPRAM" in r.stdout  # the table is printed
+
+
+def test_a_build_at_another_clock_than_the_target(tmp_path, monkeypatch):
+    """``--clock``: the top gets the asked clock (PLL and UART divisor), the verdict is against it
+    and names the board's target too; a clock the PLL or the UART cannot make is refused."""
+    board = BOARDS["ulx3s-85f"]
+    built = fb.with_clock(board, 60)
+    assert built.clock_hz == 60e6 and board.clock_hz == 100e6  # the table is unchanged
+    from swattn.fpga import top
+    from swattn.fpga.uart import divisor_for
+    setting = top.pll_setting(built, board.make_platform())
+    assert abs(setting.fout - 60e6) < 1e3 and divisor_for(setting.fout, board.baud) == 20
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_top(b):
+        seen.append(b)
+        raise Stop
+
+    monkeypatch.setattr(top, "BoardTop", fake_top)
+    try:
+        fb.build(board, tmp_path, clock_mhz=60)
+    except Stop:
+        pass
+    assert [b.clock_hz for b in seen] == [60e6]
+    out = io.StringIO()
+    fb.print_table(board, [], 64.7, True, file=out, clock_hz=60e6)
+    assert ("Fmax 64.7 MHz meets the 60 MHz clock asked with --clock (the board's target: "
+            "100 MHz)") in out.getvalue()
+    for bad, why in ((0, "positive"), (-5, "positive"), (7, "no ECP5 PLL setting gives 7 MHz"),
+                     (1000, "no ECP5 PLL setting gives 1000 MHz")):
+        try:
+            fb.with_clock(board, bad)
+        except ValueError as e:
+            assert f"--clock {bad:g}" in str(e) and why in str(e), e
+        else:
+            raise AssertionError(f"--clock {bad} accepted")
+    # the iCE40's UART: 3 Mbaud needs at least 4 cycles per bit
+    try:
+        fb.with_clock(BOARDS["icebreaker"], 10)
+    except ValueError as e:
+        assert "--clock 10 for icebreaker" in str(e)
+    else:
+        raise AssertionError("--clock 10 accepted on the iCE40")
+    r = subprocess.run(SWATTN + ["build", "--board", "ulx3s-85f", "--clock", "7", "--out",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "swattn: error: --clock 7 for ulx3s-85f: no ECP5 PLL setting gives 7 MHz from 25 MHz "
+        "within 1% (EHXPLLL: fin / CLKI_DIV * CLKFB_DIV, VCO 400..800 MHz)"]
