@@ -9,6 +9,7 @@ placement). A design that misses its target clock, or does not fit, fails the bu
 """
 
 import json
+import math
 import os
 import re
 import shlex
@@ -47,6 +48,10 @@ YOSYS_CELLS = {"ice40": {"DSP (SB_MAC16)": "SB_MAC16", "block RAM (EBR)": "SB_RA
 TOTAL_KEY = {"LUT4": "LUT", "flip-flops": "FF", "DSP (SB_MAC16)": "DSP",
              "DSP (MULT18X18D)": "DSP", "block RAM (EBR)": "BRAM",
              "block RAM (DP16KD)": "BRAM", "SPRAM": "SPRAM"}
+
+
+#: the build's result (the --json table) beside its bitstream, where `swattn flash` checks it
+RESULT_FILE = "build.json"
 
 
 class BuildError(Exception):
@@ -281,20 +286,36 @@ def _no_fit(device: str, over: list[dict]) -> str:
 def with_clock(board: Board, clock_mhz: float | None) -> Board:
     """``board`` clocked at ``clock_mhz`` instead of its target (``swattn build --clock``), so that
     a design that misses the target can still be built at a clock it meets. Raises ValueError
-    naming the value when the board's PLL or its UART cannot run at that clock."""
+    naming the value when the board's PLL or its UART cannot run at that clock. The board's
+    ``clock_hz`` is then the frequency the PLL makes (within 1% of the one asked)."""
     from .top import pll_setting
     from .uart import divisor_for
     if clock_mhz is None:
         return board
     if not clock_mhz > 0:
         raise ValueError(f"--clock {clock_mhz:g}: the clock must be a positive frequency in MHz")
-    built = replace(board, clock_hz=clock_mhz * 1e6)
     try:
-        setting = pll_setting(built, board.make_platform())
+        setting = pll_setting(replace(board, clock_hz=clock_mhz * 1e6), board.make_platform())
         divisor_for(setting.fout, board.baud)
     except ValueError as e:
         raise ValueError(f"--clock {clock_mhz:g} for {board.name}: {e}") from None
-    return built
+    return replace(board, clock_hz=setting.fout)
+
+
+def suggest_clock(board: Board, fmax_mhz: float) -> float | None:
+    """A clock for ``--clock`` at or below ``fmax_mhz`` that the board's PLL and UART can make
+    (MHz, the PLL's own frequency: asked in steps of 0.5 MHz downwards); None if there is none
+    above 10 MHz."""
+    c = math.floor(fmax_mhz * 2) / 2
+    while c >= 10:
+        try:
+            f = with_clock(board, c).clock_hz
+            if f <= fmax_mhz * 1e6:
+                return round(f / 1e6, 3)
+        except ValueError:
+            pass
+        c -= 0.5
+    return None
 
 
 def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
@@ -313,7 +334,7 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     name = f"swattn_{board.name.replace('-', '_')}"
     bdir = Path(out) / board.name
     bdir.mkdir(parents=True, exist_ok=True)
-    for stale in ("report.json", f"{name}.stat.json"):
+    for stale in ("report.json", f"{name}.stat.json", RESULT_FILE):
         (bdir / stale).unlink(missing_ok=True)
     progress.show("amaranth", f"elaborating {board.name} (engine {board.params.lanes} lanes, "
                               f"head dim {board.params.head_dim})", force=True)
@@ -395,6 +416,9 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
         asked = "clock asked with --clock" if clock_mhz is not None else "target"
         result["error"] = (f"Fmax {fmax:.1f} MHz misses the {board.clock_hz / 1e6:g} MHz "
                            f"{asked} of {board.name}")
+        ok_clock = suggest_clock(board, fmax)
+        if ok_clock:
+            result["error"] += f" (a bitstream that meets timing: --clock {ok_clock:g})"
     else:
         result["ok"] = True
     return result
@@ -476,6 +500,7 @@ def run(args) -> int:
         res["plot"] = str(png)
         print(f"  utilisation plot: {png}")
     # the last build of each board, where `swattn bench` looks for its Fmax
+    (Path(res["build_dir"]) / RESULT_FILE).write_text(json.dumps(res, indent=2) + "\n")
     last = Path(args.out) / "synth" / f"{board.name}.json"
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_text(json.dumps(res, indent=2) + "\n")

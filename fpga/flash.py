@@ -6,6 +6,7 @@ Expected failures are one line each: no bitstream yet, no programmer, libusb mis
 binary links libusb-1.0 dynamically), no board on USB.
 """
 
+import json
 import os
 import re
 import shutil
@@ -92,10 +93,38 @@ def classify(rc: int, output: str) -> str | None:
     return f"openFPGALoader failed (exit {rc}): {last[-1] if last else 'no output'}"
 
 
-def flash(board: Board, out: Path, flash_memory: bool = False, timeout: float = 300) -> str:
+def unfit_build(board: Board, bit: Path) -> str | None:
+    """Why the build that left ``bit`` should not go on a board (its Fmax below the clock it
+    runs at, or the build failed after an older bitstream), from the result ``swattn build``
+    writes beside it; None when it passed or left no result (a bitstream from elsewhere)."""
+    from .build import RESULT_FILE
+    f = bit.parent / RESULT_FILE
+    try:
+        res = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+    if res.get("ok"):
+        return None
+    fmax, clock = res.get("fmax_mhz"), res.get("clock_mhz", res.get("target_mhz"))
+    if fmax and clock and fmax < clock:
+        from .build import suggest_clock
+        ok = suggest_clock(board, fmax)
+        how = (f"build it at a clock it meets (`swattn build --board {board.name} --clock "
+               f"{ok:g}`)" if ok else "build it again")
+        return (f"{bit} misses timing (Fmax {fmax:.1f} MHz, clocked at {clock:g} MHz): the board "
+                f"would compute wrong results. So {how}, or pass --force")
+    return (f"the last build of {board.name} failed ({res.get('error', 'see its log')}), so "
+            f"{bit} is from an older build: build again, or pass --force")
+
+
+def flash(board: Board, out: Path, flash_memory: bool = False, timeout: float = 300,
+          force: bool = False) -> str:
     bit = bitstream_path(board, out)
     if not bit.exists():
         raise _user(f"no bitstream at {bit}: run `swattn build --board {board.name}` first")
+    why = None if force else unfit_build(board, bit)
+    if why:
+        raise _user(why)
     argv = command(board, bit, flash_memory)
     print(f"programming {board.name} with {bit} ...", flush=True)
     try:
@@ -114,10 +143,12 @@ def add_arguments(p):
     p.add_argument("--out", default="build", help="build folder the bitstream is in")
     p.add_argument("--flash-memory", action="store_true",
                    help="ECP5: write the SPI flash (kept at power-off) instead of SRAM")
+    p.add_argument("--force", action="store_true",
+                   help="program a bitstream whose build missed timing or failed")
 
 
 def run(args) -> int:
     board = get_board(args.board)
-    flash(board, Path(args.out), args.flash_memory)
+    flash(board, Path(args.out), args.flash_memory, force=args.force)
     print(f"{board.name} programmed")
     return 0

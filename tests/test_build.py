@@ -134,6 +134,11 @@ def test_a_build_at_another_clock_than_the_target(tmp_path, monkeypatch):
     except Stop:
         pass
     assert [b.clock_hz for b in seen] == [60e6]
+    # a clock the PLL makes only approximately is built at the PLL's frequency, and a suggested
+    # clock is one the PLL and the UART make at or below Fmax (64 MHz: the PLL's 64.29 MHz
+    # leaves 21 cycles per bit 2.0% off 3 Mbaud)
+    assert fb.with_clock(board, 63).clock_hz == 62.5e6
+    assert fb.suggest_clock(board, 64.72) == 62.5 and fb.suggest_clock(board, 9.9) is None
     out = io.StringIO()
     fb.print_table(board, [], 64.7, True, file=out, clock_hz=60e6)
     assert ("Fmax 64.7 MHz meets the 60 MHz clock asked with --clock (the board's target: "

