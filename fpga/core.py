@@ -49,6 +49,35 @@ def crc16_rtl(m: Module, crc, byte, name: str):
     return pr.crc16_update(crc, byte, select=Mux, bind=bind)
 
 
+def config_store_plan(layout: data.StructLayout, keep: dict[str, int]):
+    """Where each bit of the configuration register goes in a store that keeps, of each field
+    (of each element of an array field), its low ``keep[name]`` bits and one flag for any higher
+    bit set (:meth:`swattn.hw.serial.SerialEngine.config_bits`).
+
+    Returns ``(n_kept, n_flags, src, view)``: ``src[b]`` is where received bit ``b`` goes,
+    ``("k", i)`` kept bit i or ``("f", j)`` into flag j; ``view[b]`` is what the engine sees at
+    bit ``b``: a kept bit, a flag (at the field's top bit), or None (zero)."""
+    src, view = [None] * layout.size, [None] * layout.size
+    n_kept = n_flags = 0
+    for name, field in layout:
+        shape = field.shape
+        elems = ([(field.offset + i * shape.elem_shape.width, shape.elem_shape.width)
+                  for i in range(shape.length)] if isinstance(shape, data.ArrayLayout)
+                 else [(field.offset, data.Layout.cast(shape).size
+                        if isinstance(shape, data.Layout) else shape.width)])
+        for off, width in elems:
+            k = min(width, keep.get(name, width))
+            for b in range(k):
+                src[off + b] = view[off + b] = ("k", n_kept)
+                n_kept += 1
+            if k < width:
+                for b in range(k, width):
+                    src[off + b] = ("f", n_flags)
+                view[off + width - 1] = ("f", n_flags)
+                n_flags += 1
+    return n_kept, n_flags, src, view
+
+
 class BoardCore(wiring.Component):
     """Protocol, buffers and engine.
 
@@ -116,10 +145,20 @@ class BoardCore(wiring.Component):
 
         cfg_layout = regs.config_layout(P)
         cfg_nbytes = pr.config_bytes(P)
-        cfg_reg = Signal(8 * cfg_nbytes)
-        cfg = cfg_layout(cfg_reg[:cfg_layout.size])
         cfg_valid = Signal()
-        m.d.comb += eng.cfg.as_value().eq(cfg_reg[:cfg_layout.size])
+        if serial:
+            # only the bits the engine reads, and a flag per field for the rest (the iCE40's
+            # cells: 77 flip-flops instead of the register's 184)
+            n_kept, n_flags, cfg_src, cfg_view = config_store_plan(
+                cfg_layout, SerialEngine.config_bits(P))
+            cfg_kept, cfg_flags = Signal(n_kept), Signal(max(1, n_flags))
+            cfg_bits = Cat(*[Const(0, 1) if v is None else
+                             (cfg_kept if v[0] == "k" else cfg_flags)[v[1]] for v in cfg_view])
+        else:
+            cfg_reg = Signal(8 * cfg_nbytes)
+            cfg_bits = cfg_reg[:cfg_layout.size]
+        cfg = cfg_layout(cfg_bits)
+        m.d.comb += eng.cfg.as_value().eq(cfg_bits)
 
         start = Signal()  # one-cycle pulse: start a job (a register: the link's state decode
         # does not reach the engine's checks in the same cycle)
@@ -339,6 +378,40 @@ class BoardCore(wiring.Component):
 
         in_frame = Signal()
 
+        cfg_we_now = Signal()  # a WRITE_CONFIG payload byte arrives (serial engine's store)
+
+        def write_config_byte():
+            """The registered WRITE_CONFIG payload byte ``cfg_in`` at index ``cfg_at`` into the
+            store (serial engine), a cycle after it arrived (the frame's CRC bytes follow, so
+            it is in long before the frame can be accepted): its kept bits, and each flag it
+            touches, set from this byte if it is the first of the flag's bits, else or-ed in (a
+            payload always has every byte: its length is checked). From registers only, so the
+            store's enables do not follow the link's state decode."""
+            first = {}
+            for b, s_ in enumerate(cfg_src):
+                if s_ is not None and s_[0] == "f":
+                    first.setdefault(s_[1], b // 8)
+            cfg_we, cfg_in = Signal(), Signal(8)
+            cfg_at = Signal(max(1, (cfg_nbytes - 1).bit_length()))
+            m.d.sync += [cfg_we.eq(cfg_we_now), cfg_in.eq(byte), cfg_at.eq(cnt)]
+            byte_ = cfg_in
+            with m.If(cfg_we), m.Switch(cfg_at):
+                for k in range(cfg_nbytes):
+                    with m.Case(k):
+                        hits = {}
+                        for j in range(8):
+                            s_ = cfg_src[8 * k + j] if 8 * k + j < len(cfg_src) else None
+                            if s_ is None:
+                                continue
+                            if s_[0] == "k":
+                                m.d.sync += cfg_kept[s_[1]].eq(byte_[j])
+                            else:
+                                hits.setdefault(s_[1], []).append(byte_[j])
+                        for f, bits in hits.items():
+                            any_ = Cat(*bits).any()
+                            m.d.sync += cfg_flags[f].eq(any_ if first[f] == k
+                                                        else cfg_flags[f] | any_)
+
         def frame_timeout():
             # placed first in a state: a byte arriving in the same cycle still wins
             with m.If(timed_out):
@@ -363,6 +436,9 @@ class BoardCore(wiring.Component):
                     with m.Else():
                         m.d.sync += err.eq(pr.LinkError.BAD_CRC)
                         m.next = bad_state
+
+        if serial:
+            write_config_byte()
 
         with m.FSM(name="link"):
             with m.State("HUNT"):
@@ -412,7 +488,10 @@ class BoardCore(wiring.Component):
                 with m.If(got):
                     m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1)]
                     with m.If(cmd == pr.Cmd.WRITE_CONFIG):
-                        m.d.sync += cfg_reg.eq(Cat(cfg_reg[8:], byte))
+                        if serial:
+                            m.d.comb += cfg_we_now.eq(1)
+                        else:
+                            m.d.sync += cfg_reg.eq(Cat(cfg_reg[8:], byte))
                     with m.Else():
                         if W > 1:
                             m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1)]

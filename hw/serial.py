@@ -9,7 +9,7 @@ reading the buffers directly, without row feeders. Rows come out in
 :func:`swattn.sw.schedule.output_order` of a one-unit engine (the rows that are not global in
 ascending order, then the global rows), so the host driver is the same.
 
-Two machines run side by side on a pair of row banks:
+Three machines run side by side, each on a different row:
 
 * the *front* takes a row: its Q row into a small memory, then each of its keys (the window,
   ``i + o * dil`` for ``o`` in ``-left..right`` inside ``0..n-1``, then the globals that were not
@@ -18,12 +18,15 @@ Two machines run side by side on a pair of row banks:
   row maximum is kept. Then the bank is handed to the back.
 * the *back* reads a full bank: for each stored key ``e = 2^-x`` of ``x = (m - s) * M``
   (computed while the previous key's V row streams), then the key's V row a word per cycle into
-  the P.V multipliers, accumulated in a memory of ``head_dim / 2`` words of two sums each. After
-  the last key: the sum's normalising shift, the reciprocal, and the output row through the
-  normaliser into the O buffer.
+  the P.V multipliers, accumulated in one of two sum memories of ``head_dim / 2`` words of two
+  sums each. After the last key it hands the sums (and S) to the epilogue and takes the next
+  bank.
+* the *epilogue* normalises the previous row from the other sum memory: the sum's normalising
+  shift, the reciprocal, and the output row through the normaliser into the O buffer.
 
 So the K buffer (front) and the V buffer (back) are both busy while rows are in flight: about
-``head_dim / 2`` cycles per key and row (:func:`swattn.sw.cycles.predict_serial_cycles`).
+``head_dim / 2`` cycles per key and row, the epilogue hidden behind the next row's P.V
+(:func:`swattn.sw.cycles.predict_serial_cycles`).
 """
 
 from __future__ import annotations
@@ -78,10 +81,26 @@ class SerialEngine(wiring.Component):
             "o_addr": Out(range(depth)), "o_wdata": Out(w), "o_we": Out(1),
         })
 
+    @staticmethod
+    def config_bits(params: EngineParams) -> dict[str, int]:
+        """Of each configuration field (of each global index), the low bits this engine reads;
+        the rest of a field only has to say whether it is zero. A board core may keep just these
+        bits and, per field, one flag for any higher bit set, presented at the field's top bit
+        (the value then compares as the full one does in each of the engine's tests: n against 0
+        and n_max, left and right against max_radius // dilation, dilation against 0 and
+        max_dilation, n_globals against max_globals, a global index against a valid n)."""
+        P = params
+        return {"n": P.seq_width + 1, "left": P.max_radius.bit_length(),
+                "right": P.max_radius.bit_length(), "dilation": P.max_dilation.bit_length(),
+                "n_globals": max(1, P.max_globals).bit_length(), "globals": P.seq_width}
+
     def elaborate(self, platform):
         P = self.params
         d = P.head_dim
         R = d // WORD_BYTES
+        # (head_dim >= 32: a key's words outlast the e pipeline and the front's tags, which the
+        # single e slot and the kdone register below rely on)
+        assert R > max(E_LATENCY, DOT_LATENCY + 2), R
         RB = (R - 1).bit_length()
         NB = P.seq_width
         GM = max(1, P.max_globals)
@@ -185,10 +204,14 @@ class SerialEngine(wiring.Component):
         m.submodules.qrow = qmem = memory.Memory(shape=unsigned(8 * WORD_BYTES), depth=R, init=[])
         q_wr = qmem.write_port()
         q_rd = qmem.read_port()
-        # P.V sums: word w holds elements 2w and 2w + 1
-        m.submodules.acc = amem = memory.Memory(shape=unsigned(2 * AW), depth=R, init=[])
-        a_wr = amem.write_port()
-        a_rd = amem.read_port()
+        # P.V sums, two banks: the back accumulates a row in one while the epilogue normalises
+        # the previous row from the other; word w holds elements 2w and 2w + 1
+        a_wr, a_rd = [], []
+        for k in range(2):
+            m.submodules[f"acc{k}"] = amem = memory.Memory(shape=unsigned(2 * AW), depth=R,
+                                                           init=[])
+            a_wr.append(amem.write_port())
+            a_rd.append(amem.read_port())
 
         # the two banks: full (front -> back), and what the front leaves for the back
         full = Signal(2)
@@ -251,8 +274,14 @@ class SerialEngine(wiring.Component):
         # them, the products and their sum (latency 3); then the sum over the row's words
         m.submodules.dot = dot = DotLanes(WORD_BYTES, latency=3)
         m.d.comb += [dot.a.as_value().eq(q_rd.data), dot.b.as_value().eq(self.k_rdata)]
-        tags = [Signal(3 + NB, name=f"ftag{i}") for i in range(DOT_LATENCY + 2)]
-        m.d.sync += tags[0].eq(Cat(issue, ifirst, ilast, cand))
+        tags = [Signal(3, name=f"ftag{i}") for i in range(DOT_LATENCY + 2)]
+        m.d.sync += tags[0].eq(Cat(issue, ifirst, ilast))
+        # the key of a score: a key's words issue back to back, head_dim / 2 > DOT_LATENCY + 2
+        # cycles apart from the next key's last word, so one register holds it until its score
+        # is stored
+        kdone = Signal(NB)
+        with m.If(issue & ilast):
+            m.d.sync += kdone.eq(cand)
         for a, b in zip(tags, tags[1:]):
             m.d.sync += b.eq(a)
         t_end = tags[DOT_LATENCY]  # the word's part of the sum is in dot.sum now
@@ -260,7 +289,7 @@ class SerialEngine(wiring.Component):
         m.d.sync += sacc.eq(Mux(t_end[1], 0, sacc) + dot.sum)
         t_done = tags[DOT_LATENCY + 1]  # sacc holds a whole score when this word was the last
         score_now = t_done[0] & t_done[2]
-        m.d.comb += [s_wr.addr.eq(Cat(kcount[:NB], fbank)), s_wr.data.eq(Cat(sacc, t_done[3:])),
+        m.d.comb += [s_wr.addr.eq(Cat(kcount[:NB], fbank)), s_wr.data.eq(Cat(sacc, kdone)),
                      s_wr.en.eq(score_now)]
         with m.If(score_now):
             m.d.sync += [kcount.eq(kcount + 1),
@@ -357,7 +386,7 @@ class SerialEngine(wiring.Component):
         sidx = Signal(NB + 1)  # next score to read
         taken = Signal(NB + 1)  # keys whose V row has started
         more, all_taken = Signal(), Signal()  # sidx < bkeys, taken == bkeys (registers)
-        rows_end, b_full = Signal(), Signal()
+        b_full = Signal()
         ssum = Signal(P.sum_width)
         # e of the next key: score read, t = m - s, t * M, the shift, the table
         m.submodules.exp = expu = ExpUnit()
@@ -367,12 +396,15 @@ class SerialEngine(wiring.Component):
         e_busy = e_pipe.any()
         e_rdy = Signal()
         e_next = Signal(nx.EXP_WIDTH)
+        # the key's index, taken from the score memory beside its score: one e is in flight at a
+        # time (a fetch waits for an empty pipeline and a consumed e), so one register holds it
+        # from the read until the key's V row starts
         j_next = Signal(NB)
         m.d.comb += s_rd.addr.eq(Cat(sidx[:NB], bbank))
         s_score = s_rd.data[:SW].as_signed()
         # one operation per stage: t = m - s; t * M; + the rounding; the shift; the clamp
-        js = [Signal(NB, name=f"ej{i}") for i in range(1, E_LATENCY - 1)]
-        m.d.sync += [js[0].eq(s_rd.data[SW:])] + [b.eq(a) for a, b in zip(js, js[1:])]
+        with m.If(e_pipe[0]):  # the fetched score and index are out of the memory
+            m.d.sync += j_next.eq(s_rd.data[SW:])
         t = Signal(SW + 1)
         m.d.sync += t.eq(bmax - s_score)
         tm = Signal(SW + 1 + nx.MULT_MANT_WIDTH)
@@ -391,10 +423,9 @@ class SerialEngine(wiring.Component):
         m.d.sync += [y.eq(tm + rnd), xs.eq(y >> sh),
                      x.eq(Mux(xs >= nx.EXP_CUTOFF, nx.EXP_CUTOFF, xs))]
         m.d.comb += expu.x.eq(x)  # ExpUnit: e a cycle after x
-        j_e = js[-1]
         got_e = e_pipe[E_LATENCY - 2]
         with m.If(got_e):
-            m.d.sync += [e_next.eq(expu.e), j_next.eq(j_e), e_rdy.eq(1)]
+            m.d.sync += [e_next.eq(expu.e), e_rdy.eq(1)]
 
         # P.V: V words of the current key; ScaleLanes (latency 1) after the operand registers
         e_cur = Signal(nx.EXP_WIDTH)
@@ -411,11 +442,19 @@ class SerialEngine(wiring.Component):
         m.d.sync += [v_op.eq(self.v_rdata), e_d.eq(e_cur), e_op.eq(e_d),
                      vt[0].eq(Cat(vkey, vfirst, vw)), vt[1].eq(vt[0]), vt[2].eq(vt[1])]
         m.d.comb += [pv.e.eq(e_op), pv.v.as_value().eq(v_op)]
-        # vt[1]: operands registered (read the sums now), vt[2]: products ready
-        m.d.comb += [a_rd.addr.eq(vt[1][2:]), a_wr.addr.eq(vt[2][2:]), a_wr.en.eq(vt[2][0])]
-        old = [a_rd.data[k * AW:(k + 1) * AW].as_signed() for k in range(2)]
-        m.d.comb += a_wr.data.eq(Cat(*[
-            (Mux(vt[2][1], 0, old[k]) + pv.prod[k]).as_unsigned()[:AW] for k in range(2)]))
+        # vt[1]: operands registered (read the sums now), vt[2]: products ready; into the
+        # back's sum bank (abank), the other one is the epilogue's
+        abank = Signal()
+        ebank = Signal()
+        epi_rd = Signal()  # the epilogue reads a word of its bank this cycle
+        el = Signal(range(d + 1))
+        pv_old = Mux(abank, a_rd[1].data, a_rd[0].data)
+        old = [pv_old[k * AW:(k + 1) * AW].as_signed() for k in range(2)]
+        for k in range(2):
+            m.d.comb += [a_rd[k].addr.eq(Mux(epi_rd & (ebank == k), el[1:], vt[1][2:])),
+                         a_wr[k].addr.eq(vt[2][2:]), a_wr[k].en.eq(vt[2][0] & (abank == k)),
+                         a_wr[k].data.eq(Cat(*[(Mux(vt[2][1], 0, old[i]) + pv.prod[i])
+                                               .as_unsigned()[:AW] for i in range(2)]))]
 
         # the epilogue: the sum's normalising shift, the reciprocal, one element per cycle
         m.submodules.recip = recip = Reciprocal()
@@ -424,45 +463,47 @@ class SerialEngine(wiring.Component):
         m.d.comb += recip.start.eq(rgo)
         m.submodules.norm = norm = Normaliser(AW, dsp_width=16)
         p = Signal(range(P.sum_width + 1))
+        esum = Signal(P.sum_width)  # the row's S, handed over by the back
+        epos = Signal(NB)  # and its output position
         # S < 2^sum_width: at most this many halvings bring it below 2^16; the shift always
         # takes them all, so a row's cycles do not depend on the data
         shift_steps = max(1, P.sum_width - nx.SUM_NORM_BITS)
         sc = Signal(range(shift_steps + 1))
-        el = Signal(range(d + 1))
         et = [Signal(1 + (d - 1).bit_length(), name=f"otag{i}") for i in range(norm.latency + 1)]
         low = Signal(8)
-        m.d.comb += [recip.divisor.eq(ssum[:nx.SUM_NORM_BITS]), norm.p.eq(p),
+        m.d.comb += [recip.divisor.eq(esum[:nx.SUM_NORM_BITS]), norm.p.eq(p),
                      norm.r.eq(recip.quotient), norm.out_shift.eq(cfg.out_shift)]
-        epi_rd = Signal()
         m.d.sync += et[0].eq(Cat(epi_rd, el[:(d - 1).bit_length()]))
         for a, b in zip(et, et[1:]):
             m.d.sync += b.eq(a)
         # et[0]: the sums' word is out of the memory; the element goes into the normaliser
         el1 = et[0][1:]
-        m.d.comb += norm.a.eq(Mux(el1[0], a_rd.data[AW:2 * AW], a_rd.data[:AW]).as_signed())
+        e_word = Mux(ebank, a_rd[1].data, a_rd[0].data)
+        m.d.comb += norm.a.eq(Mux(el1[0], e_word[AW:2 * AW], e_word[:AW]).as_signed())
         o_t = et[norm.latency]
         o_el = o_t[1:]
         with m.If(o_t[0] & ~o_el[0]):
             m.d.sync += low.eq(norm.o)
-        m.d.comb += [self.o_addr.eq(Cat(o_el[1:], bpos)), self.o_wdata.eq(Cat(low, norm.o)),
+        m.d.comb += [self.o_addr.eq(Cat(o_el[1:], epos)), self.o_wdata.eq(Cat(low, norm.o)),
                      self.o_we.eq(o_t[0] & o_el[0])]
         rows_done = Signal(NB + 1)
+        last_row = Signal()  # the epilogue's row is the job's last (a register)
+        m.d.sync += last_row.eq(rows_done + 1 == n)
         m.d.comb += self.rows_out.eq(rows_done)
+        epi_go = Signal()  # the back hands a row to the epilogue (this cycle)
+        epi_busy = Signal()
 
         with m.FSM(name="back"):
             with m.State("IDLE"):
                 with m.If(init):
-                    m.d.sync += [bbank.eq(0), rows_done.eq(0)]
+                    m.d.sync += [bbank.eq(0), abank.eq(0)]
                     m.next = "TAKE"
-            with m.State("TAKE"):  # its tests, registered for TAKE2
-                m.d.sync += [rows_end.eq(rows_done == n), b_full.eq(Mux(bbank, full[1], full[0]))]
+            with m.State("TAKE"):  # its test, registered for TAKE2
+                m.d.sync += b_full.eq(Mux(bbank, full[1], full[0]))
                 m.next = "TAKE2"
             with m.State("TAKE2"):
                 m.next = "TAKE"
                 with m.If(~running):
-                    m.next = "IDLE"
-                with m.Elif(rows_end):
-                    m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
                     m.next = "IDLE"
                 with m.Elif(b_full):
                     for i in range(2):
@@ -491,14 +532,29 @@ class SerialEngine(wiring.Component):
                         m.d.sync += vkey.eq(0)
                         with m.If(all_taken):
                             m.next = "PV_DRAIN"
-            with m.State("PV_DRAIN"):  # the last products into the sums
+            with m.State("PV_DRAIN"):  # the last products into the sums; the scores are used
                 with m.If(~Cat(vt[0][0], vt[1][0], vt[2][0]).any()):
-                    m.d.sync += [p.eq(0), sc.eq(0)]
+                    m.d.comb += rel.eq(Mux(bbank, 0b10, 0b01))
+                    m.d.sync += bbank.eq(~bbank)
+                    m.next = "HAND"
+            with m.State("HAND"):  # to the epilogue, once it is done with its row
+                with m.If(~epi_busy):
+                    m.d.comb += epi_go.eq(1)
+                    m.d.sync += [esum.eq(ssum), epos.eq(bpos), ebank.eq(abank),
+                                 abank.eq(~abank)]
+                    m.next = "TAKE"
+
+        with m.FSM(name="epilogue"):
+            with m.State("IDLE"):
+                with m.If(init):
+                    m.d.sync += rows_done.eq(0)
+                with m.If(epi_go):
+                    m.d.sync += [epi_busy.eq(1), p.eq(0), sc.eq(0)]
                     m.next = "SHIFT"
             with m.State("SHIFT"):  # p = bitlen(S) - 16, S >> p: a fixed number of steps
                 m.d.sync += sc.eq(sc + 1)
-                with m.If(ssum >> nx.SUM_NORM_BITS):
-                    m.d.sync += [ssum.eq(ssum >> 1), p.eq(p + 1)]
+                with m.If(esum >> nx.SUM_NORM_BITS):
+                    m.d.sync += [esum.eq(esum >> 1), p.eq(p + 1)]
                 with m.If(sc == shift_steps - 1):
                     m.d.sync += rgo.eq(1)
                     m.next = "RSTART"
@@ -509,13 +565,14 @@ class SerialEngine(wiring.Component):
                     m.d.sync += el.eq(0)
                     m.next = "OUT"
             with m.State("OUT"):
-                m.d.comb += [epi_rd.eq(1), a_rd.addr.eq(el[1:])]
+                m.d.comb += epi_rd.eq(1)
                 m.d.sync += el.eq(el + 1)
                 with m.If(el == d - 1):
                     m.next = "OUT_DRAIN"
             with m.State("OUT_DRAIN"):
                 with m.If(~Cat(x[0] for x in et).any()):
-                    m.d.comb += rel.eq(Mux(bbank, 0b10, 0b01))
-                    m.d.sync += [bbank.eq(~bbank), rows_done.eq(rows_done + 1)]
-                    m.next = "TAKE"
+                    m.d.sync += [rows_done.eq(rows_done + 1), epi_busy.eq(0)]
+                    with m.If(last_row):
+                        m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
+                    m.next = "IDLE"
         return m

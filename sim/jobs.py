@@ -76,6 +76,27 @@ def invalid_jobs(p: EngineParams, seed: int) -> list[dict]:
     return jobs
 
 
+def high_bit_invalid_jobs(p: EngineParams, seed: int) -> list[dict]:
+    """Configs whose only fault is in a field's high bits (the low bits alone would pass): a
+    board that keeps only the bits its engine reads (fpga.core.config_store_plan) must still
+    refuse each with the same code. A global index out of range that would also duplicate
+    another in its low bits is refused for its range (checked first)."""
+    base = dict(n=8, left=1, right=1, dilation=1, n_globals=0, mult_mant=40000, mult_shift=30)
+    cases = [
+        (Error.N_RANGE, dict(n=(1 << 20) | 8)),
+        (Error.RADIUS, dict(left=(1 << 12) | 1)),
+        (Error.RADIUS, dict(right=1 << 15)),
+        (Error.DILATION, dict(dilation=(1 << 8) | 1)),
+        (Error.GLOBAL_RANGE, dict(n_globals=1, globals=[(1 << 16) | 3])),
+    ]
+    if p.max_globals >= 2:
+        cases.append((Error.GLOBAL_RANGE, dict(n_globals=2, globals=[3, (1 << 31) | 3])))
+    if p.max_globals < 64:
+        cases.append((Error.GLOBAL_COUNT, dict(n_globals=128 | min(p.max_globals, 1))))
+    return [{"kind": "invalid", "raw": dict(base, **over), "expect": err.name,
+             "seed": seed * 100 + 50 + i} for i, (err, over) in enumerate(cases)]
+
+
 def regression_jobs(p: EngineParams, count: int, seed0: int) -> list[dict]:
     """``count`` random jobs, then each invalid config, a mid-job reset and a start-while-busy,
     each followed by a valid random job."""

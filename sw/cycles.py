@@ -232,9 +232,10 @@ SERIAL_CHECK_BASE = 3
 def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     """Cycles the serial engine takes for one job: the ``cycles`` register from the accepted start
     to DONE. Rows are taken in :func:`swattn.sw.schedule.output_order`; the front (Q row, then
-    one K row per key) and the back (one V row per key, then the normaliser) overlap on two
-    banks, so a row costs about ``keys * head_dim / 2`` cycles on either side. One step per row
-    (a Python loop over rows, for the board sizes: n <= 2^seq_width - 1)."""
+    one K row per key), the back (one V row per key) and the epilogue (shift, reciprocal,
+    normaliser) each work on a different row (two score banks, two sum memories), so a row
+    costs about ``keys * head_dim / 2`` cycles, the epilogue hidden behind the next row's keys.
+    One step per row (a Python loop over rows, for the board sizes: n <= 2^seq_width - 1)."""
     from .schedule import output_order
 
     R = params.head_dim // 2
@@ -248,7 +249,8 @@ def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     prev_tok = -1
     rel = [-10, -10]  # the cycle each bank was last released
     back_at = t_init + 1  # the back's next TAKE
-    last_rel = None
+    epi_free = 0  # the first cycle the epilogue is idle again
+    x = None
     for r, i in enumerate(int(x) for x in order):
         b = r & 1
         g_row = i in glob
@@ -277,15 +279,18 @@ def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         give = max(k_end + 1, k_end - tail + SERIAL_FRONT_DRAIN)
         front_free = give + 1
         prev_tok = i
-        # the back polls every other cycle (TAKE, TAKE2), from back_at
+        # the back polls every other cycle (TAKE, TAKE2), from back_at; its last key's V row
+        # ends at c, the score bank is released when the products are in, and the row waits
+        # for the epilogue to be idle (HAND), which then works beside the next row's P.V
         ready = give + 1
         t_take = back_at + 2 * max(0, -(-(ready - back_at) // 2))
         p0 = t_take + 2
-        rstart = p0 + SERIAL_E_LATENCY + 5 + keys * R + max(1, params.sum_width
-                                                              - nx.SUM_NORM_BITS)
+        c = p0 + SERIAL_E_LATENCY + keys * R
+        rel[b] = c + 4
+        hand = max(c + 5, epi_free)
+        back_at = hand + 1
+        rstart = hand + 1 + max(1, params.sum_width - nx.SUM_NORM_BITS)
         o0 = rstart + SERIAL_RECIP
         x = o0 + params.head_dim + SERIAL_NORM_LATENCY + 1
-        rel[b] = x
-        back_at = x + 1
-        last_rel = x
-    return last_rel + 3
+        epi_free = x + 1
+    return x + 1  # DONE is set as the last row's epilogue ends

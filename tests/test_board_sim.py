@@ -121,7 +121,7 @@ def test_serial_engine_board_through_uart_pins():
     configuration error code, each followed by a job; jobs bit-exact against the golden model and
     their cycle counts equal to the serial cycle model (swattn.sw.cycles.predict_cycles);
     `swattn run --port` through a pseudo-terminal."""
-    from swattn.sim.jobs import invalid_jobs
+    from swattn.sim.jobs import high_bit_invalid_jobs, invalid_jobs
     from swattn.sw.cycles import predict_cycles
 
     L = SERIAL.limits()
@@ -136,14 +136,15 @@ def test_serial_engine_board_through_uart_pins():
     scen = [{"kind": "identify"}, {"kind": "no_config"}] + fixed
     errors = ["corrupt_payload", "corrupt_header", "truncated", "unknown", "bad_addr",
               "bad_length", "refused", "silent"]
-    errors += invalid_jobs(SERIAL, 13)
+    errors += invalid_jobs(SERIAL, 13) + high_bit_invalid_jobs(SERIAL, 13)
     for i, e in enumerate(errors):
         scen += [e if isinstance(e, dict) else {"kind": e}, rand[i % len(rand)]]
     scen += rand[len(errors):] + [{"kind": "cli_run", "n": 20}]
     results = run_board(SERIAL, scen, word_bytes=2, name="serial_w2")
     jobs = _check(results, scen)
     assert results[0]["identity"]["lanes"] == 4
-    assert sum(r["kind"] == "invalid" for r in results) == len(invalid_jobs(SERIAL, 13)) == 9
+    assert sum(r["kind"] == "invalid" for r in results) == 9 + 7 == len(
+        invalid_jobs(SERIAL, 13) + high_bit_invalid_jobs(SERIAL, 13))
     specs = [s for s in scen if s["kind"] == "job"]
     assert len(jobs) == len(specs) >= 30
     for spec, r in zip(specs, jobs):

@@ -243,3 +243,41 @@ def test_build_list():
     assert r.returncode == 0
     for name in BOARDS:
         assert name in r.stdout
+
+
+def test_config_store_keeps_what_the_serial_engine_reads():
+    """The iCE40 core's configuration store (kept low bits, a flag per field at its top bit):
+    every valid configuration reaches the engine unchanged, and a field with only high bits
+    set reaches it with its top bit set, so the engine's range tests still fail it."""
+    import random
+
+    from swattn.fpga.core import config_store_plan
+    from swattn.hw.serial import SerialEngine
+    from swattn.sim.jobs import random_pattern, random_softmax
+
+    P = BOARDS["icebreaker"].params
+    layout = regs.config_layout(P)
+    n_kept, n_flags, src, view = config_store_plan(layout, SerialEngine.config_bits(P))
+    assert (n_kept, n_flags, layout.size) == (70, 7, 177)
+
+    def through_store(value):
+        kept, flags = [0] * n_kept, [0] * n_flags
+        for b, s in enumerate(src):
+            bit = (value >> b) & 1
+            if s[0] == "k":
+                kept[s[1]] = bit
+            else:
+                flags[s[1]] |= bit
+        return sum(((kept if v[0] == "k" else flags)[v[1]] if v else 0) << b
+                   for b, v in enumerate(view))
+
+    rng = random.Random(5)
+    for _ in range(200):
+        pat = random_pattern(rng, P)
+        value = regs.pack_config(P, pat, random_softmax(rng, P.head_dim))
+        assert through_store(value) == value
+    seen = layout.const(layout.from_bits(through_store(regs.pack_config(
+        P, n=(1 << 20) | 8, left=(1 << 12) | 1, right=3, dilation=1, n_globals=129,
+        globals=[5, (1 << 31) | 3]))))
+    assert seen.n == (1 << 31) | 8 and seen.left == (1 << 15) | 1 and seen.right == 3
+    assert seen.n_globals == 128 | 1 and seen.globals[0] == 5 and seen.globals[1] == (1 << 31) | 3
