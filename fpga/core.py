@@ -52,7 +52,7 @@ def crc16_rtl(m: Module, crc, byte, name: str):
 def config_store_plan(layout: data.StructLayout, keep: dict[str, int]):
     """Where each bit of the configuration register goes in a store that keeps, of each field
     (of each element of an array field), its low ``keep[name]`` bits and one flag for any higher
-    bit set (:meth:`swattn.hw.serial.SerialEngine.config_bits`).
+    bit set (:func:`swattn.sw.regs.config_bits`).
 
     Returns ``(n_kept, n_flags, src, view)``: ``src[b]`` is where received bit ``b`` goes,
     ``("k", i)`` kept bit i or ``("f", j)`` into flag j; ``view[b]`` is what the engine sees at
@@ -146,17 +146,13 @@ class BoardCore(wiring.Component):
         cfg_layout = regs.config_layout(P)
         cfg_nbytes = pr.config_bytes(P)
         cfg_valid = Signal()
-        if serial:
-            # only the bits the engine reads, and a flag per field for the rest (the iCE40's
-            # cells: 77 flip-flops instead of the register's 184)
-            n_kept, n_flags, cfg_src, cfg_view = config_store_plan(
-                cfg_layout, SerialEngine.config_bits(P))
-            cfg_kept, cfg_flags = Signal(n_kept), Signal(max(1, n_flags))
-            cfg_bits = Cat(*[Const(0, 1) if v is None else
-                             (cfg_kept if v[0] == "k" else cfg_flags)[v[1]] for v in cfg_view])
-        else:
-            cfg_reg = Signal(8 * cfg_nbytes)
-            cfg_bits = cfg_reg[:cfg_layout.size]
+        # only the bits the engine reads, and a flag per field for the rest (the iCE40's cells:
+        # 77 flip-flops instead of the register's 184; the ULX3S's 159 instead of 376), and the
+        # engine's compares at those widths
+        n_kept, n_flags, cfg_src, cfg_view = config_store_plan(cfg_layout, regs.config_bits(P))
+        cfg_kept, cfg_flags = Signal(n_kept), Signal(max(1, n_flags))
+        cfg_bits = Cat(*[Const(0, 1) if v is None else
+                         (cfg_kept if v[0] == "k" else cfg_flags)[v[1]] for v in cfg_view])
         cfg = cfg_layout(cfg_bits)
         m.d.comb += eng.cfg.as_value().eq(cfg_bits)
 
@@ -378,11 +374,11 @@ class BoardCore(wiring.Component):
 
         in_frame = Signal()
 
-        cfg_we_now = Signal()  # a WRITE_CONFIG payload byte arrives (serial engine's store)
+        cfg_we_now = Signal()  # a WRITE_CONFIG payload byte arrives
 
         def write_config_byte():
             """The registered WRITE_CONFIG payload byte ``cfg_in`` at index ``cfg_at`` into the
-            store (serial engine), a cycle after it arrived (the frame's CRC bytes follow, so
+            store, a cycle after it arrived (the frame's CRC bytes follow, so
             it is in long before the frame can be accepted): its kept bits, and each flag it
             touches, set from this byte if it is the first of the flag's bits, else or-ed in (a
             payload always has every byte: its length is checked). From registers only, so the
@@ -437,8 +433,7 @@ class BoardCore(wiring.Component):
                         m.d.sync += err.eq(pr.LinkError.BAD_CRC)
                         m.next = bad_state
 
-        if serial:
-            write_config_byte()
+        write_config_byte()
 
         with m.FSM(name="link"):
             with m.State("HUNT"):
@@ -488,10 +483,7 @@ class BoardCore(wiring.Component):
                 with m.If(got):
                     m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1)]
                     with m.If(cmd == pr.Cmd.WRITE_CONFIG):
-                        if serial:
-                            m.d.comb += cfg_we_now.eq(1)
-                        else:
-                            m.d.sync += cfg_reg.eq(Cat(cfg_reg[8:], byte))
+                        m.d.comb += cfg_we_now.eq(1)
                     with m.Else():
                         if W > 1:
                             m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1)]

@@ -81,19 +81,6 @@ class SerialEngine(wiring.Component):
             "o_addr": Out(range(depth)), "o_wdata": Out(w), "o_we": Out(1),
         })
 
-    @staticmethod
-    def config_bits(params: EngineParams) -> dict[str, int]:
-        """Of each configuration field (of each global index), the low bits this engine reads;
-        the rest of a field only has to say whether it is zero. A board core may keep just these
-        bits and, per field, one flag for any higher bit set, presented at the field's top bit
-        (the value then compares as the full one does in each of the engine's tests: n against 0
-        and n_max, left and right against max_radius // dilation, dilation against 0 and
-        max_dilation, n_globals against max_globals, a global index against a valid n)."""
-        P = params
-        return {"n": P.seq_width + 1, "left": P.max_radius.bit_length(),
-                "right": P.max_radius.bit_length(), "dilation": P.max_dilation.bit_length(),
-                "n_globals": max(1, P.max_globals).bit_length(), "globals": P.seq_width}
-
     def elaborate(self, platform):
         P = self.params
         d = P.head_dim

@@ -53,6 +53,21 @@ def config_layout(params: EngineParams) -> data.StructLayout:
     return data.StructLayout(fields)
 
 
+def config_bits(params: EngineParams) -> dict[str, int]:
+    """Of each configuration field (of each global index), the low bits the engines read; the
+    rest of a field only has to say whether it is zero. A board core may keep just these bits
+    and, per field, one flag for any higher bit set, presented at the field's top bit
+    (:func:`swattn.fpga.core.config_store_plan`): the value then compares as the full one does in
+    each of the engines' tests (n against 0 and n_max, left and right against max_radius //
+    dilation, dilation against 0 and max_dilation, n_globals against max_globals, a global index
+    against a valid n and, once in range, against the other globals), and every use after the
+    checks passed sees the true value."""
+    P = params
+    return {"n": P.seq_width + 1, "left": P.max_radius.bit_length(),
+            "right": P.max_radius.bit_length(), "dilation": P.max_dilation.bit_length(),
+            "n_globals": max(1, P.max_globals).bit_length(), "globals": P.seq_width}
+
+
 def pack_config(params: EngineParams, pattern: HybridPattern | None = None,
                 cfg: nx.SoftmaxConfig | None = None, **raw) -> int:
     """The configuration register as an integer. ``raw`` overrides fields (for invalid configs)."""

@@ -75,12 +75,20 @@ def test_board_through_uart_pins_spram_layout():
 
 
 def test_board_row_per_cycle_layout():
-    """ECP5 buffer layout (a row per RAM word, a row per cycle into the engine); and
+    """ECP5 buffer layout (a row per RAM word, a row per cycle into the engine); every
+    configuration error code, and the configurations whose only fault is in a field's high bits
+    (which the core's configuration store keeps as a flag), each followed by a job; and
     `swattn run --port` through a pseudo-terminal bridged to the simulated UART pins."""
+    from swattn.sim.jobs import high_bit_invalid_jobs, invalid_jobs
+    bad = invalid_jobs(PARAMS, 17) + high_bit_invalid_jobs(PARAMS, 17)
+    follow = random_jobs(len(bad), 1700)
     scen = [{"kind": "identify"}] + fixed_jobs()[:3] + [{"kind": "truncated"}] + \
         random_jobs(3, 700) + [{"kind": "cli_run", "n": 24}] + random_jobs(1, 800)
+    for b, j in zip(bad, follow):
+        scen += [b, j]
     results = run_board(PARAMS, scen, word_bytes=PARAMS.head_dim, name="pins_w32")
     jobs = _check(results, scen)
+    assert sum(r["kind"] == "invalid" for r in results) == len(bad) == 9 + 7
     assert all(r["cycles"] >= r["n"] for r in jobs)
     cli = next(r for r in results if r["kind"] == "cli_run")
     assert "output matches the golden model bit for bit" in cli["stdout"]

@@ -252,12 +252,11 @@ def test_config_store_keeps_what_the_serial_engine_reads():
     import random
 
     from swattn.fpga.core import config_store_plan
-    from swattn.hw.serial import SerialEngine
     from swattn.sim.jobs import random_pattern, random_softmax
 
     P = BOARDS["icebreaker"].params
     layout = regs.config_layout(P)
-    n_kept, n_flags, src, view = config_store_plan(layout, SerialEngine.config_bits(P))
+    n_kept, n_flags, src, view = config_store_plan(layout, regs.config_bits(P))
     assert (n_kept, n_flags, layout.size) == (70, 7, 177)
 
     def through_store(value):
