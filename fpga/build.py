@@ -499,8 +499,8 @@ def run(args) -> int:
     if png:
         res["plot"] = str(png)
         print(f"  utilisation plot: {png}")
-    # the last build of each board, where `swattn bench` looks for its Fmax
     (Path(res["build_dir"]) / RESULT_FILE).write_text(json.dumps(res, indent=2) + "\n")
+    # the last build of each board, where `swattn bench` looks for its Fmax
     last = Path(args.out) / "synth" / f"{board.name}.json"
     last.parent.mkdir(parents=True, exist_ok=True)
     last.write_text(json.dumps(res, indent=2) + "\n")

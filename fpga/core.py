@@ -63,8 +63,7 @@ def config_store_plan(layout: data.StructLayout, keep: dict[str, int]):
         shape = field.shape
         elems = ([(field.offset + i * shape.elem_shape.width, shape.elem_shape.width)
                   for i in range(shape.length)] if isinstance(shape, data.ArrayLayout)
-                 else [(field.offset, data.Layout.cast(shape).size
-                        if isinstance(shape, data.Layout) else shape.width)])
+                 else [(field.offset, field.width)])
         for off, width in elems:
             k = min(width, keep.get(name, width))
             for b in range(k):
