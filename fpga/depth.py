@@ -44,6 +44,7 @@ class Endpoint:
     ns: float  # estimated arrival plus setup
     source: str  # the signal the slowest path starts at
     sink: str  # the capturing cell's signal and port
+    bit: int = -1  # the net into the capturing cell (for :meth:`Netlist.path`)
 
 
 def _signal(name: str) -> str:
@@ -110,9 +111,21 @@ class Netlist:
             return 0.4 if port_out == "COUT" else 0.5
         return 4.0  # an unregistered multiplier
 
+    def path(self, bit: int) -> list[tuple[str, float]]:
+        """The slowest path into net ``bit`` (after :meth:`endpoints`), source first: each net's
+        signal name and estimated arrival, with runs of nets of one signal shown once."""
+        steps = []
+        while bit is not None:
+            steps.append((_signal(self.name.get(bit, f"bit {bit}")), self.arrival[bit][0]))
+            bit = self.prev.get(bit)
+        steps.reverse()
+        return [s for i, s in enumerate(steps) if i == 0 or s[0] != steps[i - 1][0]]
+
     def endpoints(self) -> list[Endpoint]:
         """Every input of a sequential cell with its estimate, slowest first."""
         arrival: dict[int, tuple[float, int]] = {}
+        self.arrival = arrival
+        self.prev: dict[int, int] = {}  # each combinational net's slowest input
 
         def inputs(cn: str) -> list[tuple[str, int]]:
             c = self.cells[cn]
@@ -139,13 +152,15 @@ class Netlist:
                               if ib not in arrival and ib not in open_]
                     continue
                 open_.discard(b)
-                best = (0.0, b)
+                best, via = (0.0, b), None
                 for p, ib in inputs(cn):
                     a, origin = arrival.get(ib, (0.0, ib))
                     t = a + self.route(ib, cn, p) + self.delay(self.cells[cn]["type"], p, pout)
                     if t > best[0]:
-                        best = (t, origin)
+                        best, via = (t, origin), ib
                 arrival[b] = best
+                if via is not None and via in arrival:
+                    self.prev[b] = via
             return arrival[bit]
 
         out = []
@@ -162,7 +177,7 @@ class Netlist:
                     src = self.name.get(origin, f"bit {origin}")
                     pname = re.sub(r"\d+$", "", port)  # DI, CE, ADA, ...
                     out.append(Endpoint(round(t + self.route(b, cn, port) + SETUP, 2),
-                                        _signal(src), f"{_signal(cn)}.{pname}"))
+                                        _signal(src), f"{_signal(cn)}.{pname}", b))
         out.sort(key=lambda e: -e.ns)
         return out
 
@@ -175,7 +190,7 @@ def over_budget(endpoints: list[Endpoint], budget_ns: float) -> list[dict]:
         if e.ns <= budget_ns:
             break
         g = groups.setdefault((e.source, e.sink), {"source": e.source, "sink": e.sink,
-                                                   "ns": e.ns, "inputs": 0})
+                                                   "ns": e.ns, "inputs": 0, "bit": e.bit})
         g["inputs"] += 1
     return list(groups.values())
 
@@ -188,6 +203,9 @@ def main(argv=None) -> int:
                    help="list inputs whose estimate exceeds this (default 9 ns: 100 MHz less "
                         "a margin)")
     p.add_argument("--top", type=int, default=40, help="groups to print (default 40)")
+    p.add_argument("--paths", action="store_true",
+                   help="under each group, the signals along its slowest path with their "
+                        "estimated arrival")
     args = p.parse_args(argv)
     try:
         net = Netlist(json.loads(Path(args.netlist).read_text()))
@@ -202,6 +220,9 @@ def main(argv=None) -> int:
           f"{ends[0].ns if ends else 0:.1f} ns")
     for g in groups[:args.top]:
         print(f"{g['ns']:6.1f} ns  x{g['inputs']:<5} {g['source']} -> {g['sink']}")
+        if args.paths:
+            print("          " + " -> ".join(f"{name} ({ns:.1f})"
+                                            for name, ns in net.path(g["bit"])))
     return 0
 
 

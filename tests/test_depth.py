@@ -78,3 +78,25 @@ def test_cli_lists_the_pairs_and_refuses_what_is_not_a_netlist(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "the netlist has 0 top modules: expected one" in r.stderr
+
+
+def test_path_names_the_signals_of_the_slowest_path_with_their_arrival():
+    net = depth.Netlist(netlist())
+    ends = {(e.source, e.sink): e for e in net.endpoints()}
+    steps = net.path(ends[("a", "top.b.DI")].bit)
+    assert [s for s, _ in steps] == ["a", "x", "y"]
+    # a's clock to Q; + its net to 3 loads and a LUT; + a net to one load and a LUT
+    assert [t for _, t in steps] == pytest.approx([0.5, 0.5 + 1.217 + 0.4, 2.117 + 0.9 + 0.4],
+                                                  abs=0.01)
+    # through the PFUMX of the slice: a -> l3 (unnamed, shown by its bit) -> q
+    assert [s for s, _ in net.path(ends[("a", "top.e.DI")].bit)] == ["a", "bit 5", "q"]
+
+
+def test_cli_paths_prints_each_groups_path(tmp_path):
+    f = tmp_path / "n.json"
+    f.write_text(json.dumps(netlist()))
+    r = subprocess.run([sys.executable, "-m", "swattn.fpga.depth", str(f), "--budget", "3",
+                        "--paths"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2].split() == ["a", "(0.5)", "->", "x", "(2.1)", "->", "y",
+                                                "(3.4)"]
