@@ -12,7 +12,7 @@ CRC error tells the host to send the frame again.
 """
 
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -190,35 +190,48 @@ class BoardCore(wiring.Component):
                     m.d.sync += qi.eq(qi + 1)
             m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                          qr.row.ready.eq(eng.q.ready)]
-            # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1
-            # (kgi, kpos, kpass) is the stream position of the row offered now; the row's index and
-            # whether there is one are registers, computed with the position they belong to: the
-            # index is the K and V buffers' read address, and their block RAMs spread over the die.
-            kgi = Signal(8)
-            kpos = Signal(range(rows + 1))
-            kpass = Signal(8)
-            ngg = Signal(8)
-            m.d.comb += ngg.eq((ng + U - 1) >> (U.bit_length() - 1))
-            globals_ = Array(cfg.globals[i] for i in range(max(1, P.max_globals)))
-            nxt_gi, nxt_pos, nxt_pass = Signal.like(kgi), Signal.like(kpos), Signal.like(kpass)
+            # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1.
+            # The index offered now (``kidx``, the K and V buffers' read address: their block RAMs
+            # spread over the die) and whether there is one (``kmore``) are registers, and so is
+            # everything their next values are picked from, so that a step is one multiplexer
+            # after the handshake: ``gt`` (a thermometer of the global rows still to come, the
+            # one offered now included) and ``gsh`` (those rows' indices, shifted down a step at a
+            # time); ``rem`` counts the positions of a pass down to -1 (its sign: the pass's last
+            # row) and ``prem`` the passes (its sign: the last pass).
+            GM = max(1, P.max_globals)
+            passes = Signal(9)  # EngineParams.kv_passes(ng), of the configuration (still in a job)
+            ngg = (ng + U - 1) >> (U.bit_length() - 1)
+            m.d.comb += passes.eq(1 + ngg + ((ngg + 1) >> 1) if P.paired_max else
+                                  1 + (ngg << 1))
+            n_m2 = Signal(signed(len(n) + 1))  # registers of the configuration: it holds
+            passes_m2 = Signal(signed(len(passes) + 1))  # still for many cycles before a START
+            m.d.sync += [n_m2.eq(n - 2), passes_m2.eq(passes - 2)]
+            gt = Signal(GM)
+            gsh = [Signal(range(rows), name=f"gsh{i}") for i in range(GM)]
+            kpos = Signal(range(rows))
+            rem = Signal(signed(len(kpos) + 2))
+            prem = Signal.like(passes_m2)
             kidx = Signal(range(rows))
             kmore = Signal()
-            m.d.comb += [kvr.index.valid.eq(active & kmore), kvr.index.payload.eq(kidx),
-                         nxt_gi.eq(kgi), nxt_pos.eq(kpos), nxt_pass.eq(kpass)]
+            m.d.comb += [kvr.index.valid.eq(active & kmore), kvr.index.payload.eq(kidx)]
+            last = rem[-1]
             with m.If(start):
-                m.d.comb += [nxt_gi.eq(0), nxt_pos.eq(0), nxt_pass.eq(0)]
+                m.d.sync += [gt.eq(Cat(*[ng > i for i in range(GM)])), kpos.eq(0),
+                             rem.eq(n_m2), prem.eq(passes_m2), kmore.eq(1),
+                             kidx.eq(Mux(ng != 0, cfg.globals[0], 0))]
+                m.d.sync += [gsh[i].eq(cfg.globals[i]) for i in range(GM)]
             with m.Elif(kvr.index.valid & kvr.index.ready):
-                with m.If(kgi < ng):
-                    m.d.comb += nxt_gi.eq(kgi + 1)
-                with m.Elif(kpos + 1 >= n):
-                    m.d.comb += [nxt_pos.eq(0), nxt_pass.eq(kpass + 1)]
+                m.d.sync += [gt.eq(gt >> 1), *[gsh[i].eq(gsh[i + 1]) for i in range(GM - 1)]]
+                with m.If(gt[1] if GM > 1 else 0):
+                    m.d.sync += kidx.eq(gsh[1] if GM > 1 else 0)
+                with m.Elif(gt[0]):  # the last global row: position 0 of pass 0 next
+                    m.d.sync += kidx.eq(0)
+                with m.Elif(last):  # a pass's last row
+                    m.d.sync += [kidx.eq(0), kpos.eq(0), rem.eq(n_m2), prem.eq(prem - 1),
+                                 kmore.eq(~prem[-1])]
                 with m.Else():
-                    m.d.comb += nxt_pos.eq(kpos + 1)
-            nxt_glob = nxt_gi < ng
-            m.d.sync += [kgi.eq(nxt_gi), kpos.eq(nxt_pos), kpass.eq(nxt_pass),
-                         kidx.eq(Mux(nxt_glob, globals_[nxt_gi], nxt_pos)),
-                         kmore.eq(nxt_glob | (nxt_pass < (1 + ngg + ((ngg + 1) >> 1) if P.paired_max
-                                                         else 1 + (ngg << 1))))]
+                    m.d.sync += [kidx.eq(kpos + 1), kpos.eq(kpos + 1), rem.eq(rem - 1)]
+
             def rows_through(name, src, dst_valid, dst_payload, dst_ready):
                 """Connect the row stream ``src`` to a sink. With a row per RAM word, through a
                 two-row RowBuffer (one cycle of latency, full rate): the K/V reader's read enable,

@@ -311,6 +311,7 @@ class Engine(wiring.Component):
         ggrp = Signal(8)
         gpass = Signal()  # 0: max pass, 1: P.V pass
         gsub = Signal(PW + 1)  # first position of the sub-group within the pass
+        g_end = Signal()  # the sub-group is its pass's last (registered in *_SUB for *_HAND)
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         # a main group's descriptor fields, registered when the group is formed
         g_start = Signal(PW + 1)
@@ -322,16 +323,22 @@ class Engine(wiring.Component):
         active_b = Signal(U) if PA else None
         # bc = base0 + cls, kept in a register (the scheduler's compares start from it)
         bc = Signal(XW)
+        # MAIN_GROUP's tests, registered for MAIN_DECIDE: bc >= n, base0 >= n, the rows to compute
+        m_past, m_done, m_act = Signal(), Signal(), Signal(U)
+        # a step behind base0 and cls (each changes at least two cycles before it is read again):
+        # the next block's base and whether the class is the block's last
+        nb = Signal(XW)
+        cls_last = Signal()
+        m.d.sync += [nb.eq(base0 + U * dil_s), cls_last.eq(cls + 1 >= dil_s)]
         idx_u = [Signal(XW, name=f"idx_u{u}") for u in range(U)]
         for u in range(U):
             m.d.comb += idx_u[u].eq(bc + u * dil_s)
 
         def next_block():
-            m.d.sync += [cls.eq(0), base0.eq(base0 + U * dil_s), bc.eq(base0 + U * dil_s),
-                         bq.eq(bq + U)]
+            m.d.sync += [cls.eq(0), base0.eq(nb), bc.eq(nb), bq.eq(bq + U)]
 
         def advance_main():
-            with m.If(cls + 1 >= dil_s):
+            with m.If(cls_last):
                 next_block()
             with m.Else():
                 m.d.sync += [cls.eq(cls + 1), bc.eq(bc + 1)]
@@ -408,37 +415,42 @@ class Engine(wiring.Component):
                 with m.State("MAX_SUB"):
                     m.d.sync += global_sub_desc(1, gsub == 0, 0, gsub + SG >= n, pair=1,
                                                 gidx=ggrp, active_b=active_b)
+                    m.d.sync += g_end.eq(gsub + SG >= n)
                     m.next = "MAX_HAND"
                 with m.State("MAX_HAND"):
                     with m.If(desc_take):
                         m.d.sync += desc_valid.eq(0)
-                        with m.If(gsub + SG >= n):
+                        with m.If(g_end):
                             m.d.sync += [gsub.eq(0), pbase.eq(pbase + n), ggrp.eq(ggrp + 2)]
                             m.next = "MAX_GROUP"
                         with m.Else():
                             m.d.sync += gsub.eq(gsub + SG)
                             m.next = "MAX_SUB"
             with m.State("MAIN_GROUP"):
-                with m.If(bc >= n):
-                    with m.If(base0 >= n):
+                # the group's tests and fields, registered for MAIN_DECIDE to act on: the global
+                # compares and the position tests do not reach the scheduler's enables
+                m.d.sync += [m_past.eq(bc >= n), m_done.eq(base0 >= n),
+                             m_act.eq(Cat(*[(idx_u[u] < n) & ~is_global(idx_u[u])
+                                            for u in range(U)])),
+                             g_start.eq(Mux(reach_l > bc, cls, bc - reach_l) + moff
+                                        if PA else Mux(reach_l > bc, cls, bc - reach_l)),
+                             g_kbase.eq(bq + U - 1 + right_s),
+                             g_mlo.eq(Mux(bq > left_s, bq - left_s, 0)),
+                             g_clip.eq(Mux(bq > left_s, 0, left_s - bq))]
+                m.next = "MAIN_DECIDE"
+            with m.State("MAIN_DECIDE"):
+                m.next = "MAIN_GROUP"
+                with m.If(m_past):
+                    with m.If(m_done):
                         m.d.sync += pbase.eq(n + moff if PA else n)
                         m.next = "GLOBAL_GROUP"
                     with m.Else():  # a class with no rows in this last block
                         next_block()
+                with m.Elif(m_act == 0):  # only global rows: nothing to compute here
+                    advance_main()
                 with m.Else():
-                    act_c = Signal(U)
-                    m.d.comb += act_c.eq(Cat(*[(idx_u[u] < n) & ~is_global(idx_u[u])
-                                               for u in range(U)]))
-                    with m.If(act_c == 0):  # only global rows: nothing to compute here
-                        advance_main()
-                    with m.Else():
-                        m.d.sync += [active.eq(act_c), uload.eq(0),
-                                     g_start.eq(Mux(reach_l > bc, cls, bc - reach_l) + moff
-                                                if PA else Mux(reach_l > bc, cls, bc - reach_l)),
-                                     g_kbase.eq(bq + U - 1 + right_s),
-                                     g_mlo.eq(Mux(bq > left_s, bq - left_s, 0)),
-                                     g_clip.eq(Mux(bq > left_s, 0, left_s - bq))]
-                        m.next = "MAIN_LOAD"
+                    m.d.sync += [active.eq(m_act), uload.eq(0)]
+                    m.next = "MAIN_LOAD"
             with m.State("MAIN_LOAD"):
                 load_queries()
                 with m.If(uload == U):  # at least a cycle after MAIN_GROUP set the g_* fields
@@ -471,11 +483,12 @@ class Engine(wiring.Component):
             with m.State("GLOBAL_SUB"):
                 m.d.sync += global_sub_desc(~gpass, ~gpass & (gsub == 0), gsub == 0,
                                             gpass & (gsub + SG >= n), gmax=gsub == 0, gidx=ggrp)
+                m.d.sync += g_end.eq(gsub + SG >= n)
                 m.next = "GLOBAL_HAND"
             with m.State("GLOBAL_HAND"):
                 with m.If(desc_take):
                     m.d.sync += desc_valid.eq(0)
-                    with m.If(gsub + SG >= n):
+                    with m.If(g_end):
                         m.d.sync += [gsub.eq(0), pbase.eq(pbase + n)]
                         with m.If(gpass):
                             m.d.sync += [ggrp.eq(ggrp + 1), sched_bank.eq(~sched_bank)]

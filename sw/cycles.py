@@ -87,8 +87,9 @@ def main_group_keys(pattern: HybridPattern, params: EngineParams):
     is_g = pattern.is_global()
     active = (rows < n) & ~is_g[np.minimum(rows, n - 1)]
     keep = active.any(axis=1)
-    # the scheduler spends one cycle on each group it skips (all its rows global or past n)
-    # (the groups of the last block that start past n are passed over in one cycle together)
+    # the scheduler spends one visit (two cycles: its tests registered, then acted on) on each
+    # group it skips (all its rows global or past n); the groups of the last block that start
+    # past n are passed over in one visit together
     empty = base + c >= n
     cost = (~keep & ~empty).astype(np.int64)
     if empty.any():
@@ -190,15 +191,15 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         t_sched = max(t_grp, s1_free)
 
     for g in range(start.size):
-        ready = t_sched + int(skips[g]) + U + 3
+        ready = t_sched + 2 * int(skips[g]) + U + 4
         run_group(ready, moff + int(start[g]), int(kw[g]), ng, dil, True,
                   (int(first_u[g]), int(last_u[g])), False)
 
     for gg in range(ggroups):
         rows = min(U, ng - gg * U)
-        # from the main pass: the trailing skips and two state changes; between global groups,
-        # one state change more than between main groups
-        ready = t_sched + U + 4 + (int(skips[-1]) + 1 if gg == 0 else 0)
+        # from the main pass: the trailing skips and the visit that ends it (two cycles each);
+        # between global groups, one state change more than between main groups
+        ready = t_sched + U + 4 + (2 * (int(skips[-1]) + 1) if gg == 0 else 0)
         for gpass in ((1,) if paired else (0, 1)):
             base = n + moff + (gg * n if paired else 2 * gg * n + gpass * n)
             for gsub in range(0, n, SG):
