@@ -315,6 +315,7 @@ class BoardCore(wiring.Component):
         err = Signal(8)
         wbuf = Signal(max(8, WB - 8))
         wsub = Signal(range(W))
+        wsub_last = Signal()  # wsub == W - 1 (a register, set with wsub)
 
         # reply request to the transmitter
         tx_go = Signal()
@@ -354,6 +355,11 @@ class BoardCore(wiring.Component):
                             & active),
             bad_now.cfg.eq((cmd == pr.Cmd.START) & ~cfg_valid),
         ]
+        # the command's decodes the link's states act on, registered every cycle like hdr_bad
+        c_cfg, len_nz, wt_r = Signal(), Signal(), Signal(2)
+        m.d.sync += [c_cfg.eq(cmd == pr.Cmd.WRITE_CONFIG), len_nz.eq(hdr.length != 0),
+                     wt_r.eq(Mux(cmd == pr.Cmd.WRITE_Q, 0,
+                                 Mux(cmd == pr.Cmd.WRITE_K, 1, 2)))]
         check = Signal(8)
         with m.If(bad.cmd):
             m.d.comb += check.eq(pr.LinkError.UNKNOWN_CMD)
@@ -467,25 +473,19 @@ class BoardCore(wiring.Component):
                 m.d.sync += bad.eq(bad_now)
                 m.next = "CHECK"
             with m.State("CHECK"):
-                m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0),
-                             laddr.eq(hdr.addr << shift), h_last.eq(hdr.length - 1)]
-                with m.Switch(cmd):
-                    with m.Case(pr.Cmd.WRITE_Q):
-                        m.d.sync += wtarget.eq(0)
-                    with m.Case(pr.Cmd.WRITE_K):
-                        m.d.sync += wtarget.eq(1)
-                    with m.Case(pr.Cmd.WRITE_V):
-                        m.d.sync += wtarget.eq(2)
+                m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0), wsub_last.eq(W == 1),
+                             laddr.eq(hdr.addr << shift), h_last.eq(hdr.length - 1),
+                             wtarget.eq(wt_r)]  # (used by row writes only)
                 with m.If(check != 0):
                     m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES - 1)]
-                    with m.If(hdr.length != 0):
+                    with m.If(len_nz):
                         m.next = "SKIP"
                     with m.Else():
                         m.next = "REPLY_ERR"
                 with m.Else():
-                    with m.If(cmd == pr.Cmd.WRITE_CONFIG):
+                    with m.If(c_cfg):
                         m.d.sync += cfg_valid.eq(0)
-                    with m.If(hdr.length != 0):
+                    with m.If(len_nz):
                         m.next = "PAYLOAD"
                     with m.Else():
                         m.next = "EXEC"
@@ -494,12 +494,13 @@ class BoardCore(wiring.Component):
                 frame_timeout()
                 with m.If(got):
                     m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1)]
-                    with m.If(cmd == pr.Cmd.WRITE_CONFIG):
+                    with m.If(c_cfg):
                         m.d.comb += cfg_we_now.eq(1)
                     with m.Else():
                         if W > 1:
-                            m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1)]
-                        with m.If(wsub == W - 1):
+                            m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1),
+                                         wsub_last.eq(wsub == W - 2)]
+                        with m.If(wsub_last):
                             m.d.comb += link_we.eq(1)
                             m.d.sync += laddr.eq(laddr + 1)
                     with m.If(cnt == h_last):
@@ -566,8 +567,8 @@ class BoardCore(wiring.Component):
         m.d.sync += [byte_r.eq(out_byte), settled.eq(want & ~fire)]
         r_hdr_bytes = Array(r_hdr.as_value()[8 * i:8 * (i + 1)] for i in range(pr.HEADER_BYTES))
         id_rom = Array(Const(b, 8) for b in id_bytes)
-        word_bytes = Array(r_word[8 * i:8 * (i + 1)] for i in range(4))
-        tword_bytes = Array(tword[8 * i:8 * (i + 1)] for i in range(W))
+        # a word and an output row go out low byte first, shifted down a byte per byte sent (no
+        # multiplexer over a row's 32 bytes in front of the offered byte)
         with m.FSM(name="reply"):
             with m.State("IDLE"):
                 with m.If(tx_go):
@@ -607,17 +608,17 @@ class BoardCore(wiring.Component):
                 m.d.comb += want.eq(1)
                 with m.Switch(r_src):
                     with m.Case(SRC_WORD):
-                        m.d.comb += out_byte.eq(word_bytes[tcnt[:2]])
+                        m.d.comb += out_byte.eq(r_word[:8])
                     with m.Case(SRC_IDENTITY):
                         m.d.comb += out_byte.eq(id_rom[tcnt[:max(1, (len(id_bytes) - 1)
                                                                  .bit_length())]])
                     with m.Case(SRC_OUT):
-                        m.d.comb += out_byte.eq(tword_bytes[tsub])
+                        m.d.comb += out_byte.eq(tword[:8])
                 with m.If(fire):
                     m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1),
-                                 t_last.eq(tcnt == r_last1)]
+                                 t_last.eq(tcnt == r_last1), r_word.eq(r_word >> 8)]
                     if W > 1:
-                        m.d.sync += tsub.eq(tsub + 1)
+                        m.d.sync += [tsub.eq(tsub + 1), tword.eq(tword >> 8)]
                     with m.If(t_last):
                         m.next = "PCRC0"
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):

@@ -111,12 +111,21 @@ class Netlist:
             return 0.4 if port_out == "COUT" else 0.5
         return 4.0  # an unregistered multiplier
 
+    def source_name(self, bit: int) -> str:
+        """The signal a path starts at: the register (or block) driving ``bit``, by its cell's
+        name (a net's name can be one Yosys gave a LUT further on)."""
+        if bit in self.driver:
+            return _signal(self.driver[bit][0])
+        return _signal(self.name.get(bit, f"bit {bit}"))
+
     def path(self, bit: int) -> list[tuple[str, float]]:
         """The slowest path into net ``bit`` (after :meth:`endpoints`), source first: each net's
         signal name and estimated arrival, with runs of nets of one signal shown once."""
         steps = []
         while bit is not None:
-            steps.append((_signal(self.name.get(bit, f"bit {bit}")), self.arrival[bit][0]))
+            origin = bit not in self.prev
+            steps.append((self.source_name(bit) if origin else
+                          _signal(self.name.get(bit, f"bit {bit}")), self.arrival[bit][0]))
             bit = self.prev.get(bit)
         steps.reverse()
         return [s for i, s in enumerate(steps) if i == 0 or s[0] != steps[i - 1][0]]
@@ -174,10 +183,10 @@ class Netlist:
                     if isinstance(b, str):
                         continue
                     t, origin = arrive(b)
-                    src = self.name.get(origin, f"bit {origin}")
+                    src = self.source_name(origin)
                     pname = re.sub(r"\d+$", "", port)  # DI, CE, ADA, ...
                     out.append(Endpoint(round(t + self.route(b, cn, port) + SETUP, 2),
-                                        _signal(src), f"{_signal(cn)}.{pname}", b))
+                                        src, f"{_signal(cn)}.{pname}", b))
         out.sort(key=lambda e: -e.ns)
         return out
 

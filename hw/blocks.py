@@ -250,9 +250,10 @@ class Reciprocal(wiring.Component):
             ]
         with m.Elif(self.busy):
             trial = Signal(nx.SUM_NORM_BITS + 2)
-            m.d.comb += trial.eq(rem << 1)
-            with m.If(trial >= den):
-                m.d.sync += [rem.eq(trial - den), self.quotient.eq(Cat(1, self.quotient))]
+            diff = Signal(nx.SUM_NORM_BITS + 3)  # trial - den; its sign is the compare (one
+            m.d.comb += [trial.eq(rem << 1), diff.eq(trial - den)]  # carry chain, not two)
+            with m.If(~diff[-1]):
+                m.d.sync += [rem.eq(diff), self.quotient.eq(Cat(1, self.quotient))]
             with m.Else():
                 m.d.sync += [rem.eq(trial), self.quotient.eq(Cat(0, self.quotient))]
             m.d.sync += count.eq(count - 1)

@@ -375,9 +375,13 @@ class Engine(wiring.Component):
                 *paired_desc(**paired), desc_valid.eq(1),
             ]
 
+        # the scheduler starts a cycle after job_init (a register: the checks' outcome does not
+        # reach the enables of its positions in the same cycle)
+        sched_go = Signal()
+        m.d.sync += sched_go.eq(job_init)
         with m.FSM(name="sched"):
             with m.State("IDLE"):
-                with m.If(job_init):
+                with m.If(sched_go):
                     m.d.sync += [base0.eq(0), cls.eq(0), bc.eq(0), bq.eq(0), ggrp.eq(0),
                                  sched_bank.eq(0),
                                  desc_valid.eq(0)]
@@ -928,6 +932,7 @@ class Engine(wiring.Component):
             sel_s = Mux(epi_bank, sums[u][1], sums[u][0])
             pshift = Signal(range(P.sum_width + 1), name=f"p{u}")
             m.submodules[f"recip{u}"] = rc = Reciprocal()
+            div_r = Signal(nx.SUM_NORM_BITS, name=f"div_r{u}")
             row = Signal(int8_row(d), name=f"orow{u}")
             out_rows.append(row)
             NL = Normaliser.LATENCY
@@ -945,8 +950,11 @@ class Engine(wiring.Component):
                             m.d.comb += bl.eq(b + 1)
                     m.d.sync += pshift.eq(Mux(bl > nx.SUM_NORM_BITS, bl - nx.SUM_NORM_BITS, 0))
                     m.next = "RECIP"
-                with m.State("RECIP"):
-                    m.d.comb += [rc.start.eq(1), rc.divisor.eq(sel_s >> pshift)]
+                with m.State("RECIP"):  # S's top bits, registered before they start it
+                    m.d.sync += div_r.eq(sel_s >> pshift)
+                    m.next = "RSTART"
+                with m.State("RSTART"):
+                    m.d.comb += [rc.start.eq(1), rc.divisor.eq(div_r)]
                     m.next = "DIV"
                 with m.State("DIV"):
                     with m.If(rc.done):

@@ -42,9 +42,10 @@ WRITE_BASE = 1
 S2_AFTER_S1 = 5
 #: stage 2 last issue -> the group's accumulators are complete (t1..t7 pipeline, then grp_done)
 S2_DRAIN = 8
-#: epilogue: acc ready -> the reciprocal starts (S's leading one, then the start); reciprocal;
-#: the normalisers' pipeline (hw.blocks.Normaliser.LATENCY) before the last element group lands
-EPI_START = 3
+#: epilogue: acc ready -> the reciprocal starts (S's leading one, S's top bits registered, then
+#: the start); reciprocal; the normalisers' pipeline (hw.blocks.Normaliser.LATENCY) before the
+#: last element group lands
+EPI_START = 4
 EPI_RECIP = nx.RECIP_WIDTH + 1
 NORM_LATENCY = 6
 #: after the last output handshake the state register changes one cycle later
@@ -133,7 +134,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         """First cycle stage 1 may read K/V stream position ``pos`` (after the global rows)."""
         return init + WRITE_BASE + (ng + pos + 1) * CH
 
-    t_sched = init  # the scheduler starts preparing a group the cycle after this one
+    t_sched = init + 1  # the scheduler starts preparing a group the cycle after this one
     s1_free = 0  # first cycle stage 1 may take a group
     s2_free = 0  # first cycle stage 2 may take a group
     bank_free = [0, 0]

@@ -48,17 +48,17 @@ def netlist():
 def test_estimates_match_the_hand_worked_delays():
     ends = {(e.source, e.sink): e.ns for e in depth.Netlist(netlist()).endpoints()}
     # a fans out to 3 LUTs: 0.9 + 0.2 log2 3 = 1.217; then 0.4, 0.9 + 0.4, 0.9, setup
-    assert ends[("a", "top.b.DI")] == pytest.approx(0.5 + 1.217 + 0.4 + 1.3 + 0.9 + 0.2, abs=0.01)
+    assert ends[("top.a", "top.b.DI")] == pytest.approx(0.5 + 1.217 + 0.4 + 1.3 + 0.9 + 0.2, abs=0.01)
     # through a LUT into its slice's PFUMX: no routing between them; c's select arrives earlier
-    assert ends[("a", "top.e.DI")] == pytest.approx(0.5 + 1.217 + 0.4 + 0.25 + 0.9 + 0.2,
+    assert ends[("top.a", "top.e.DI")] == pytest.approx(0.5 + 1.217 + 0.4 + 0.25 + 0.9 + 0.2,
                                                     abs=0.01)
     # c fans out to the PFUMX and d
-    assert ends[("c", "top.d.DI")] == pytest.approx(0.5 + 1.1 + 0.2, abs=0.01)
+    assert ends[("top.c", "top.d.DI")] == pytest.approx(0.5 + 1.1 + 0.2, abs=0.01)
     # the loop l5 <-> l6 is walked once around (its entry read as time 0): it does not hang
-    assert 0 < ends[("bit 14", "top.f.DI")] < 5
+    assert 0 < ends[("top.l6", "top.f.DI")] < 5
     assert len(ends) == 4  # constants are not inputs
     groups = depth.over_budget(depth.Netlist(netlist()).endpoints(), 4.3)
-    assert [(g["source"], g["sink"], g["inputs"]) for g in groups] == [("a", "top.b.DI", 1)]
+    assert [(g["source"], g["sink"], g["inputs"]) for g in groups] == [("top.a", "top.b.DI", 1)]
 
 
 def test_cli_lists_the_pairs_and_refuses_what_is_not_a_netlist(tmp_path):
@@ -70,8 +70,8 @@ def test_cli_lists_the_pairs_and_refuses_what_is_not_a_netlist(tmp_path):
     lines = r.stdout.splitlines()
     assert lines[0] == ("4 inputs of registers, block RAMs and multipliers; 3 estimated over 3 ns "
                         "in 3 source -> destination pairs; worst 4.5 ns")
-    assert lines[1].split() == ["4.5", "ns", "x1", "a", "->", "top.b.DI"]
-    assert lines[3].split() == ["3.5", "ns", "x1", "a", "->", "top.e.DI"]
+    assert lines[1].split() == ["4.5", "ns", "x1", "top.a", "->", "top.b.DI"]
+    assert lines[3].split() == ["3.5", "ns", "x1", "top.a", "->", "top.e.DI"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"modules": {}}))
     r = subprocess.run([sys.executable, "-m", "swattn.fpga.depth", str(bad)],
@@ -83,13 +83,13 @@ def test_cli_lists_the_pairs_and_refuses_what_is_not_a_netlist(tmp_path):
 def test_path_names_the_signals_of_the_slowest_path_with_their_arrival():
     net = depth.Netlist(netlist())
     ends = {(e.source, e.sink): e for e in net.endpoints()}
-    steps = net.path(ends[("a", "top.b.DI")].bit)
-    assert [s for s, _ in steps] == ["a", "x", "y"]
+    steps = net.path(ends[("top.a", "top.b.DI")].bit)
+    assert [s for s, _ in steps] == ["top.a", "x", "y"]
     # a's clock to Q; + its net to 3 loads and a LUT; + a net to one load and a LUT
     assert [t for _, t in steps] == pytest.approx([0.5, 0.5 + 1.217 + 0.4, 2.117 + 0.9 + 0.4],
                                                   abs=0.01)
     # through the PFUMX of the slice: a -> l3 (unnamed, shown by its bit) -> q
-    assert [s for s, _ in net.path(ends[("a", "top.e.DI")].bit)] == ["a", "bit 5", "q"]
+    assert [s for s, _ in net.path(ends[("top.a", "top.e.DI")].bit)] == ["top.a", "bit 5", "q"]
 
 
 def test_cli_paths_prints_each_groups_path(tmp_path):
@@ -98,5 +98,5 @@ def test_cli_paths_prints_each_groups_path(tmp_path):
     r = subprocess.run([sys.executable, "-m", "swattn.fpga.depth", str(f), "--budget", "3",
                         "--paths"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[2].split() == ["a", "(0.5)", "->", "x", "(2.1)", "->", "y",
+    assert r.stdout.splitlines()[2].split() == ["top.a", "(0.5)", "->", "x", "(2.1)", "->", "y",
                                                 "(3.4)"]
