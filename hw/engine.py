@@ -757,7 +757,13 @@ class Engine(wiring.Component):
         head_count = Signal(range(SD + 1))
         m.d.comb += [head.eq(Mux(s2_bank, q2_desc[1].as_value(), q2_desc[0].as_value())),
                      head_count.eq(Mux(s2_bank, q2_count[1], q2_count[0]))]
-        s2_ready_to_take = running & ~s2_run & qv & sd1
+        # A take is decided a cycle ahead (``s2_go``, a register) from registers only, and made
+        # in the next cycle: nothing it waits on can be withdrawn in between (the accumulator
+        # bank only frees), and s2_go is not set twice in a row, so one decision is one take
+        s2_go = Signal()
+        s2_ok = running & ~s2_run & qv & sd1 & (head.no_pv | ~Array([acc_full[0], acc_full[1]])[
+            abank_next])
+        m.d.sync += s2_go.eq(s2_ok & ~s2_go)
         # The lowest K/V position later groups still need. Window starts rise with the group
         # order except at the front, where a window clipped at row 0 starts at its residue class
         # (0..dil-1) and the next block's class 0 starts lower again: hold those rows until the
@@ -777,13 +783,15 @@ class Engine(wiring.Component):
         for i in range(1, RELEASE_DELAY):
             m.d.sync += rel_pipe[i].eq(rel_pipe[i - 1])
         m.d.comb += [release.eq(rel_pipe[-1]), rel_next.eq(rel_pipe[-2])]
-        with m.If(s2_ready_to_take):
+        head_rel = Signal.like(head_release)  # (head stands still from decision to take)
+        m.d.sync += head_rel.eq(head_release)
+        with m.If(s2_go):
             bit = Mux(s2_bank, 0b10, 0b01)
             with m.If(head.no_pv):
                 # max-only pass: nothing to do in stage 2, release the bank and the rows
                 m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit), bank_busy_clr.eq(bit)]
-                m.d.sync += [s2_bank.eq(~s2_bank), rel_req.eq(head_release)]
-            with m.Elif(~Array([acc_full[0], acc_full[1]])[abank_next]):
+                m.d.sync += [s2_bank.eq(~s2_bank), rel_req.eq(head_rel)]
+            with m.Else():
                 m.d.comb += [q2_clr.eq(bit), s1_done_clr.eq(bit)]
                 m.d.sync += [s2_abank.eq(abank_next), abank_next.eq(abank_next ^ head.final)]
                 # the bank is claimed from the take of its final group until its rows are out
@@ -792,7 +800,7 @@ class Engine(wiring.Component):
                 m.d.sync += [s2.eq(head), s2_bnk.eq(s2_bank), s2_bank.eq(~s2_bank), s2_run.eq(1),
                              s2_count.eq(head_count), s2_p.eq(0), s2_chunk.eq(0),
                              s2_pos.eq(head.start), s2_gi.eq(0),
-                             s2_kw.eq(head_count - head.nglob), rel_req.eq(head_release)]
+                             s2_kw.eq(head_count - head.nglob), rel_req.eq(head_rel)]
         issue2 = s2_run
         s2_inglob = s2_p >= s2_kw
         s2_lastkey = s2_p + 1 >= s2_count
@@ -877,15 +885,21 @@ class Engine(wiring.Component):
             # two accumulator banks: the epilogue reads one while the next group fills the other
             abanks, sbanks = [], []
             for ab in range(2):
-                take = t[7].valid & (t[7].abank == ab)
+                # the bank's add and clear at t7, registered from t6 (each drives the adders of
+                # all LW accumulators: no logic between the register and that fan-out)
+                take, clear = Signal(name=f"take{u}_{ab}"), Signal(name=f"aclr{u}_{ab}")
+                take_s = Signal(name=f"stake{u}_{ab}")
+                m.d.sync += [take.eq(t[6].valid & (t[6].abank == ab)),
+                             clear.eq(t[6].valid & (t[6].abank == ab) & t[6].fkey),
+                             take_s.eq(t[6].valid & (t[6].abank == ab) & t[6].first)]
                 m.submodules[f"acc{u}_{ab}"] = ring = AccumulatorRing(
                     signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW, CH)
-                m.d.comb += [ring.add.eq(take), ring.clear.eq(t[7].fkey), ring.x.eq(sc.prod),
-                             ring.turn.eq(epi_turn[u] & (epi_bank == ab))]
+                m.d.comb += [ring.add.eq(take), ring.clear.eq(clear), ring.x.eq(sc.prod),
+                             ring.turn.eq(epi_turn[u] & (epi_bank == ab) if CH > 1 else 0)]
                 chunks = ring.head
                 m.submodules[f"sum{u}_{ab}"] = ssum = Accumulators(
                     unsigned(nx.EXP_WIDTH), unsigned(P.sum_width), 1)
-                m.d.comb += [ssum.en.eq(take & t[7].first), ssum.clear.eq(t[7].fkey),
+                m.d.comb += [ssum.en.eq(take_s), ssum.clear.eq(clear),
                              ssum.x[0].eq(e6)]
                 abanks.append(chunks)
                 sbanks.append(ssum.acc[0])
@@ -1008,7 +1022,7 @@ class Engine(wiring.Component):
             m.d.sync += [r.eq(0) for r in rel_pipe]
             m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
             m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), hchunk.eq(0),
-                         s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0),
+                         s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
                          acc_full.eq(0), acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):

@@ -154,14 +154,16 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
             issue_end = max(issue_end, written(last_win) + (1 + nglob) * CH)
         s1_free = issue_end
         t_sched = take1
-        take2 = max(issue_end + s2_after_s1 - 1, s2_free)
+        # stage 2 decides a take in the first cycle it can (a register) and takes in the next
+        ready2 = max(issue_end + s2_after_s1 - 1, s2_free)
         b = bank
         bank ^= 1
         if no_pv:
+            take2 = ready2 + 1
             s2_free = take2 + 1
             bank_free[b] = take2 + 1
             return
-        take2 = max(take2, acc_free[abank])  # the accumulator bank must be free
+        take2 = max(ready2, acc_free[abank]) + 1  # the accumulator bank must be free
         s2_end = take2 + 1 + (nwin + nglob) * CH  # one past the last issue
         s2_free = s2_end
         bank_free[b] = s2_end
