@@ -147,6 +147,17 @@ class Engine(wiring.Component):
                 hit = hit | ((i < ng) & (glob[i] == idx))
             return hit
 
+        gval = Signal(GM)  # (i < ng) per global, of the configuration (still during a job)
+        m.d.sync += gval.eq(Cat(*[ng > i for i in range(GM)]))
+
+        def tok(pos):
+            """The token index of a main-pass stream position."""
+            return pos - moff if PA else pos
+
+        def global_hits(idx):
+            """Per global: ``idx`` is that (valid) global's row; their or is is_global(idx)."""
+            return Cat(*[gval[i] & (glob[i] == idx) for i in range(GM)])
+
         with m.If(self.start):
             with m.If(state == regs.State.BUSY):
                 m.d.sync += error.eq(regs.Error.BUSY)
@@ -294,7 +305,7 @@ class Engine(wiring.Component):
         desc_layout = data.StructLayout({
             "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
             "active": U, "start": PW + 1, "step": DB, "kmax": PW + 1, "lim": PW + 1,
-            "clip": RB, "nglob": GB, **paired_fields,
+            "clip": RB, "nglob": GB, "kig": 1, "hits2": GM, **paired_fields,
         })
         desc = Signal(desc_layout)
         s1_run = Signal()  # stage 1 is working on a group (below)
@@ -315,6 +326,7 @@ class Engine(wiring.Component):
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         # a main group's descriptor fields, registered when the group is formed
         g_start = Signal(PW + 1)
+        g_kig, g_hits2 = Signal(), Signal(GM)
         g_kbase = Signal(max(NW + 1, RB) + 2)
         g_mlo = Signal(NW + 1)
         g_clip = Signal(RB)
@@ -456,6 +468,10 @@ class Engine(wiring.Component):
                     m.d.sync += [active.eq(m_act), uload.eq(0)]
                     m.next = "MAIN_LOAD"
             with m.State("MAIN_LOAD"):
+                # whether the group's first two window keys are global rows (for stage 1's
+                # kig_r and its compares a key ahead), from g_start, set in MAIN_GROUP
+                m.d.sync += [g_kig.eq(is_global(tok(g_start))),
+                             g_hits2.eq(global_hits(tok(g_start + dil_s)))]
                 load_queries()
                 with m.If(uload == U):  # at least a cycle after MAIN_GROUP set the g_* fields
                     m.d.sync += [
@@ -464,7 +480,8 @@ class Engine(wiring.Component):
                         desc.active.eq(active), desc.start.eq(g_start),
                         desc.step.eq(dil_s), desc.kmax.eq(g_kbase - g_mlo),
                         desc.lim.eq(n + moff if PA else n), desc.clip.eq(g_clip),
-                        desc.nglob.eq(ng), *paired_desc(),
+                        desc.nglob.eq(ng), desc.kig.eq(g_kig), desc.hits2.eq(g_hits2),
+                        *paired_desc(),
                         desc_valid.eq(1),
                     ]
                     m.next = "MAIN_HAND"
@@ -548,12 +565,13 @@ class Engine(wiring.Component):
         # nxt_r: the same for the next window key; gmore_r = s1_gi < nglob; glast_r = s1_gi + 1
         # >= nglob; kc_r = s1_k + clip; kig_r: s1_pos is a global row.
         # (the key after next is compared with bounds lowered by two steps, s1_kmax2 and s1_lim2)
-        def tok(pos):
-            """The token index of a main-pass stream position."""
-            return pos - moff if PA else pos
         win_r, nxt_r = Signal(name="win_r"), Signal(name="nxt_r")
         gmore_r, glast_r = Signal(name="gmore_r"), Signal(name="glast_r")
         kig_r = Signal(name="kig_r")
+        # the global compares a key ahead: hits_n per global for s1_pnext, from s1_pnext2 =
+        # s1_pnext + step (the scheduler gives both for a group's first keys: desc.kig, hits2)
+        hits_n = Signal(GM, name="hits_n")
+        s1_pnext2 = Signal(PW + 1)
         kc_r = Signal(max(PW + 1, RB) + 1)
         s1_kmax2 = Signal(signed(PW + 3))
         s1_lim2 = Signal(signed(max(PW + 1, DB + 2) + 1))
@@ -561,7 +579,8 @@ class Engine(wiring.Component):
             m.d.sync += [win_r.eq(desc.start < desc.lim),
                          nxt_r.eq((desc.kmax >= 1) & (desc.start + desc.step < desc.lim)),
                          gmore_r.eq(desc.nglob != 0), glast_r.eq(desc.nglob <= 1),
-                         kc_r.eq(desc.clip), kig_r.eq(is_global(tok(desc.start))),
+                         kc_r.eq(desc.clip), kig_r.eq(desc.kig), hits_n.eq(desc.hits2),
+                         s1_pnext2.eq(desc.start + (desc.step << 1)),
                          s1_kmax2.eq(desc.kmax - 2), s1_lim2.eq(desc.lim - (desc.step << 1)),
                          s1_pnext.eq(desc.start + desc.step)]
         win_more = win_r
@@ -588,7 +607,9 @@ class Engine(wiring.Component):
                                  s1_pnext.eq(s1_pnext + s1.step),
                                  win_r.eq(nxt_r),
                                  nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
-                                 kc_r.eq(kc_r + 1), kig_r.eq(is_global(tok(s1_pnext)))]
+                                 kc_r.eq(kc_r + 1), kig_r.eq(hits_n.any()),
+                                 hits_n.eq(global_hits(tok(s1_pnext2))),
+                                 s1_pnext2.eq(s1_pnext2 + s1.step)]
                     with m.If(~nxt_win):
                         m.d.sync += s1_glob.eq(1)
                 with m.If(last_key1):
