@@ -134,7 +134,11 @@ class RowBuffer(wiring.Component):
     can enter and another leave in the same cycle.
     """
 
+    #: bits of a row register behind one copy of its load enable
+    SLICE = 64
+
     def __init__(self, width: int):
+        self._width = width
         super().__init__({
             "i": In(stream.Signature(width)),
             "o": Out(stream.Signature(width)),
@@ -145,15 +149,23 @@ class RowBuffer(wiring.Component):
         rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(2)]
         full = Signal(2)
         wptr, rptr = Signal(), Signal()
+        # A row register's load enable (its row is empty) is a register, one copy per SLICE bits
+        # so that no one net reaches all of a wide row's flip-flops. Each copy follows its own
+        # previous value (empty <- empty & ~set | clr), which keeps synthesis from merging them.
+        nrep = max(1, -(-self._width // self.SLICE))
+        set_, clr = Signal(2), Signal(2)
         for k in range(2):
-            with m.If(~full[k]):
-                m.d.sync += rows[k].eq(self.i.payload)
+            for j in range(nrep):
+                ld = Signal(name=f"empty{k}_{j}", init=1)
+                m.d.sync += ld.eq((ld & ~set_[k]) | clr[k])
+                lo, hi = j * self.SLICE, min(self._width, (j + 1) * self.SLICE)
+                with m.If(ld):
+                    m.d.sync += rows[k][lo:hi].eq(self.i.payload[lo:hi])
         m.d.comb += [self.i.ready.eq(~full.bit_select(wptr, 1)),
                      self.o.valid.eq(full.bit_select(rptr, 1)),
                      self.o.payload.eq(Mux(rptr, rows[1], rows[0]))]
         put = self.i.valid & self.i.ready
         take = self.o.valid & self.o.ready
-        set_, clr = Signal(2), Signal(2)
         m.d.comb += [set_.eq(Mux(put, Mux(wptr, 0b10, 0b01), 0)),
                      clr.eq(Mux(take, Mux(rptr, 0b10, 0b01), 0))]
         m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put), rptr.eq(rptr ^ take)]

@@ -964,7 +964,11 @@ class Engine(wiring.Component):
         out_rows = []
         ol = P.out_lanes
         for u in range(U):
-            sel_s = Mux(epi_bank, sums[u][1], sums[u][0])
+            # the bank's sum S, registered as the row's epilogue starts (the bank's sums stand
+            # still until its rows are out)
+            sel_s = Signal.like(sums[u][0], name=f"sel_s{u}")
+            rstart = Signal(name=f"rstart{u}")  # the reciprocal's start, a register
+            m.d.sync += rstart.eq(0)
             pshift = Signal(range(P.sum_width + 1), name=f"p{u}")
             m.submodules[f"recip{u}"] = rc = Reciprocal()
             div_r = Signal(nx.SUM_NORM_BITS, name=f"div_r{u}")
@@ -975,6 +979,7 @@ class Engine(wiring.Component):
             act_u = Mux(epi_bank, act_bank[1][u], act_bank[0][u])
             with m.FSM(name=f"epi{u}"):
                 with m.State("IDLE"):
+                    m.d.sync += sel_s.eq(Mux(epi_bank, sums[u][1], sums[u][0]))
                     with m.If(epi_go & act_u):
                         m.next = "NORM"
                 with m.State("NORM"):
@@ -986,10 +991,10 @@ class Engine(wiring.Component):
                     m.d.sync += pshift.eq(Mux(bl > nx.SUM_NORM_BITS, bl - nx.SUM_NORM_BITS, 0))
                     m.next = "RECIP"
                 with m.State("RECIP"):  # S's top bits, registered before they start it
-                    m.d.sync += div_r.eq(sel_s >> pshift)
+                    m.d.sync += [div_r.eq(sel_s >> pshift), rstart.eq(1)]
                     m.next = "RSTART"
                 with m.State("RSTART"):
-                    m.d.comb += [rc.start.eq(1), rc.divisor.eq(div_r)]
+                    m.d.comb += [rc.start.eq(rstart), rc.divisor.eq(div_r)]
                     m.next = "DIV"
                 with m.State("DIV"):
                     with m.If(rc.done):

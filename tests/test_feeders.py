@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 
 from swattn.fpga.feeders import RowBuffer
 
-WIDTH = 40
+WIDTH = 150  # three copies of each row's load enable (RowBuffer.SLICE = 64)
 
 
 def _run(p_valid, p_ready, count, seed):
