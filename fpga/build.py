@@ -50,6 +50,10 @@ TOTAL_KEY = {"LUT4": "LUT", "flip-flops": "FF", "DSP (SB_MAC16)": "DSP",
              "block RAM (DP16KD)": "BRAM", "SPRAM": "SPRAM"}
 
 
+#: Yosys command run after reading the design: the flip-flops driving a wire named ``*_dup``
+#: (copies of one register, for fan-out) are marked keep, so that opt_merge leaves them apart
+KEEP_DUPLICATES = "setattr -set keep 1 w:*_dup %ci1:+$dff[Q]"
+
 #: the build's result (the --json table) beside its bitstream, where `swattn flash` checks it
 RESULT_FILE = "build.json"
 
@@ -357,6 +361,9 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
         # nextpnr would stop with an error on a missed clock before writing its report: let it
         # finish, and fail the build here, from the report, with the figures
         nextpnr_opts=pnr,
+        # registers named *_dup are copies of one value, each placed beside its loads: keep
+        # them from being merged into one
+        script_after_read=KEEP_DUPLICATES,
         script_after_synth=after + f"tee -q -o {name}.stat.json stat -json")
     plan.extract(bdir)
     env = tool_env()

@@ -161,6 +161,12 @@ class BoardCore(wiring.Component):
         m.d.comb += eng.start.eq(start)
         active = Signal()  # the buffers belong to the feeders
         m.d.comb += [active.eq(eng.status.state == regs.State.BUSY), self.busy.eq(active)]
+        # Which side a stream engine's buffer belongs to, per buffer: a register a cycle behind
+        # ``active`` (the readers issue and the link writes only by it; the link does not write
+        # around a START or a job's end), one copy each, beside its block RAMs (``_dup``:
+        # synthesis keeps the copies, fpga/build.py)
+        own = {name: Signal(name=f"own_{name}_dup") for name in ("q", "k", "v", "o")}
+        m.d.sync += [own[name].eq(active) for name in own]
 
         # ------------------------------------------------------------- feeders (engine side)
         if not serial:
@@ -173,7 +179,7 @@ class BoardCore(wiring.Component):
             # Q rows by output position 0 .. n-1 (schedule.output_order); an engine with paired max
             # passes takes the global rows, the last ng positions, once before them
             qi = Signal(range(rows + 1))
-            m.d.comb += [qr.index.valid.eq(active & (qi < n)), qr.index.payload.eq(qi)]
+            m.d.comb += [qr.index.valid.eq(own["q"] & (qi < n)), qr.index.payload.eq(qi)]
             if P.paired_max:
                 qpre = Signal()  # in the global rows' first copy
                 with m.If(start):
@@ -213,7 +219,7 @@ class BoardCore(wiring.Component):
             prem = Signal.like(passes_m2)
             kidx = Signal(range(rows))
             kmore = Signal()
-            m.d.comb += [kvr.index.valid.eq(active & kmore), kvr.index.payload.eq(kidx)]
+            m.d.comb += [kvr.index.valid.eq(own["k"] & kmore), kvr.index.payload.eq(kidx)]
             last = rem[-1]
             with m.If(start):
                 m.d.sync += [gt.eq(Cat(*[ng > i for i in range(GM)])), kpos.eq(0),
@@ -273,8 +279,8 @@ class BoardCore(wiring.Component):
             rd = qr if name == "q" else kvr
             part = {"q": 0, "k": 0, "v": 1}[name]
             m.d.comb += [
-                ram.addr.eq(Mux(active, rd.addr, lw_addr)),
-                ram.re.eq(Mux(active, rd.re, 1)),
+                ram.addr.eq(Mux(own[name], rd.addr, lw_addr)),
+                ram.re.eq(Mux(own[name], rd.re, 1)),
                 ram.wdata.eq(lw_data),
                 ram.we.eq(lw_en[i]),
             ]
@@ -289,7 +295,7 @@ class BoardCore(wiring.Component):
             rows_out = ow.count
             # the O buffer belongs to the writer while a job runs and until its last row is
             # written
-            o_active = active | ow.row.valid
+            o_active = own["o"] | ow.row.valid
             m.d.comb += [o_ram.addr.eq(Mux(o_active, ow.addr, laddr)), o_ram.wdata.eq(ow.wdata),
                          o_ram.we.eq(o_active & ow.we), o_ram.re.eq(1)]
 
@@ -316,6 +322,9 @@ class BoardCore(wiring.Component):
         wbuf = Signal(max(8, WB - 8))
         wsub = Signal(range(W))
         wsub_last = Signal()  # wsub == W - 1 (a register, set with wsub)
+        pay_rows = Signal()  # in PAYLOAD of a row write
+        pay_last = Signal()  # in PAYLOAD: cnt == h_last (a register, set with cnt)
+        m.d.sync += pay_rows.eq(0)
 
         # reply request to the transmitter
         tx_go = Signal()
@@ -325,41 +334,48 @@ class BoardCore(wiring.Component):
         r_word = Signal(32)
 
         cmd = hdr.cmd
-        is_rows = ((cmd == pr.Cmd.WRITE_Q) | (cmd == pr.Cmd.WRITE_K) | (cmd == pr.Cmd.WRITE_V)
-                   | (cmd == pr.Cmd.READ_OUT))
-        known = Signal()
-        m.d.comb += known.eq(Cat(*[cmd == c for c in pr.Cmd if c != pr.Cmd.ERROR]).any())
-        exp_len = Signal(32)
-        with m.Switch(cmd):
-            with m.Case(pr.Cmd.WRITE_CONFIG):
-                m.d.comb += exp_len.eq(cfg_nbytes)
-            with m.Case(pr.Cmd.WRITE_Q, pr.Cmd.WRITE_K, pr.Cmd.WRITE_V):
-                m.d.comb += exp_len.eq(hdr.count * d)
+        # The header's tests in two register levels, every cycle: the header stands still from
+        # its last byte through its two CRC bytes, so the second level is in when VALIDATE
+        # reads it even with a byte every cycle. Level one: the command's decodes and the
+        # compares (also what CHECK, PAYLOAD and EXEC act on); level two (hdr_bad): their
+        # combination.
+        c = {k: Signal(name=f"c_{k.name.lower()}") for k in pr.Cmd if k != pr.Cmd.ERROR}
+        m.d.sync += [c[k].eq(cmd == k) for k in c]
+        c_cfg = c[pr.Cmd.WRITE_CONFIG]
+        c_write = Signal()  # a row write
+        c_rows = Signal()  # a row write or READ_OUT
+        len_nz, wt_r = Signal(), Signal(2)
+        len_cfg, len_rows, ro_big, end_bad = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [
+            c_write.eq((cmd == pr.Cmd.WRITE_Q) | (cmd == pr.Cmd.WRITE_K) |
+                       (cmd == pr.Cmd.WRITE_V)),
+            c_rows.eq((cmd == pr.Cmd.WRITE_Q) | (cmd == pr.Cmd.WRITE_K) |
+                      (cmd == pr.Cmd.WRITE_V) | (cmd == pr.Cmd.READ_OUT)),
+            len_nz.eq(hdr.length != 0),
+            wt_r.eq(Mux(cmd == pr.Cmd.WRITE_Q, 0, Mux(cmd == pr.Cmd.WRITE_K, 1, 2))),
+            len_cfg.eq(hdr.length != cfg_nbytes),
+            len_rows.eq(hdr.length != hdr.count * d),
+            ro_big.eq(hdr.count * d > 0xFFFF),
+            end_bad.eq(hdr.addr + hdr.count > rows),
+        ]
         # the header's checks: each registered in VALIDATE, then the first that fails, in CHECK
         bad = Signal(data.StructLayout({"cmd": 1, "length": 1, "addr": 1, "busy": 1, "cfg": 1}))
         bad_now = Signal.like(bad)
-        # What depends on the header alone is registered every cycle: the header stands still
-        # for at least the two bytes of its CRC before VALIDATE reads these.
         hdr_bad = Signal(data.StructLayout({"cmd": 1, "length": 1, "addr": 1}))
         m.d.sync += [
-            hdr_bad.cmd.eq(~known),
-            hdr_bad.length.eq((hdr.length != exp_len)
-                              | ((cmd == pr.Cmd.READ_OUT) & (hdr.count * d > 0xFFFF))),
-            hdr_bad.addr.eq(is_rows & (hdr.addr + hdr.count > rows)),
+            hdr_bad.cmd.eq(~Cat(*c.values()).any()),
+            # the payload's length: the configuration's, the rows', else none
+            hdr_bad.length.eq(Mux(c_cfg, len_cfg, Mux(c_write, len_rows, len_nz))
+                              | (c[pr.Cmd.READ_OUT] & ro_big)),
+            hdr_bad.addr.eq(c_rows & end_bad),
         ]
         m.d.comb += [
             bad_now.cmd.eq(hdr_bad.cmd),
             bad_now.length.eq(hdr_bad.length),
             bad_now.addr.eq(hdr_bad.addr),
-            bad_now.busy.eq((is_rows | (cmd == pr.Cmd.WRITE_CONFIG) | (cmd == pr.Cmd.START))
-                            & active),
-            bad_now.cfg.eq((cmd == pr.Cmd.START) & ~cfg_valid),
+            bad_now.busy.eq((c_rows | c_cfg | c[pr.Cmd.START]) & active),
+            bad_now.cfg.eq(c[pr.Cmd.START] & ~cfg_valid),
         ]
-        # the command's decodes the link's states act on, registered every cycle like hdr_bad
-        c_cfg, len_nz, wt_r = Signal(), Signal(), Signal(2)
-        m.d.sync += [c_cfg.eq(cmd == pr.Cmd.WRITE_CONFIG), len_nz.eq(hdr.length != 0),
-                     wt_r.eq(Mux(cmd == pr.Cmd.WRITE_Q, 0,
-                                 Mux(cmd == pr.Cmd.WRITE_K, 1, 2)))]
         check = Signal(8)
         with m.If(bad.cmd):
             m.d.comb += check.eq(pr.LinkError.UNKNOWN_CMD)
@@ -486,24 +502,21 @@ class BoardCore(wiring.Component):
                     with m.If(c_cfg):
                         m.d.sync += cfg_valid.eq(0)
                     with m.If(len_nz):
+                        m.d.sync += [pay_rows.eq(~c_cfg), pay_last.eq(hdr.length == 1)]
                         m.next = "PAYLOAD"
                     with m.Else():
                         m.next = "EXEC"
             with m.State("PAYLOAD"):
                 m.d.comb += in_frame.eq(1)
+                # (pay_rows: this state, with a row write's payload; cleared as it is left)
+                m.d.sync += pay_rows.eq(pay_rows & ~(got & pay_last) & (got | ~timed_out))
                 frame_timeout()
                 with m.If(got):
-                    m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1)]
+                    m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1),
+                                 pay_last.eq(cnt + 1 == h_last)]
                     with m.If(c_cfg):
                         m.d.comb += cfg_we_now.eq(1)
-                    with m.Else():
-                        if W > 1:
-                            m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1),
-                                         wsub_last.eq(wsub == W - 2)]
-                        with m.If(wsub_last):
-                            m.d.comb += link_we.eq(1)
-                            m.d.sync += laddr.eq(laddr + 1)
-                    with m.If(cnt == h_last):
+                    with m.If(pay_last):
                         m.next = "PCRC0"
             receive_crc("PCRC", "EXEC", "REPLY_ERR")
             with m.State("EXEC"):
@@ -546,6 +559,15 @@ class BoardCore(wiring.Component):
                 with m.If(tx_done):
                     m.next = "HUNT"
         m.d.comb += link_wdata.eq(Cat(wbuf, byte)[-WB:] if W > 1 else byte)
+        # a row write's payload byte: into the word being assembled; with the word's last, the
+        # word into the buffer (enables from pay_rows and wsub_last, registers, and the byte)
+        with m.If(got & pay_rows):
+            if W > 1:
+                m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1),
+                             wsub_last.eq(wsub == W - 2)]
+            with m.If(wsub_last):
+                m.d.comb += link_we.eq(1)
+                m.d.sync += laddr.eq(laddr + 1)
 
         # ------------------------------------------------------------- transmitter
         tcrc = Signal(16)

@@ -967,11 +967,12 @@ class Engine(wiring.Component):
             # the bank's sum S, registered as the row's epilogue starts (the bank's sums stand
             # still until its rows are out)
             sel_s = Signal.like(sums[u][0], name=f"sel_s{u}")
-            rstart = Signal(name=f"rstart{u}")  # the reciprocal's start, a register
-            m.d.sync += rstart.eq(0)
+            rstart = Signal(name=f"rstart{u}")  # the reciprocal's start: a register, high in
+            m.d.sync += rstart.eq(0)  # RSTART only (no state decode in front of the divider)
             pshift = Signal(range(P.sum_width + 1), name=f"p{u}")
             m.submodules[f"recip{u}"] = rc = Reciprocal()
             div_r = Signal(nx.SUM_NORM_BITS, name=f"div_r{u}")
+            m.d.comb += [rc.start.eq(rstart), rc.divisor.eq(div_r)]
             row = Signal(int8_row(d), name=f"orow{u}")
             out_rows.append(row)
             NL = Normaliser.LATENCY
@@ -993,8 +994,7 @@ class Engine(wiring.Component):
                 with m.State("RECIP"):  # S's top bits, registered before they start it
                     m.d.sync += [div_r.eq(sel_s >> pshift), rstart.eq(1)]
                     m.next = "RSTART"
-                with m.State("RSTART"):
-                    m.d.comb += [rc.start.eq(rstart), rc.divisor.eq(div_r)]
+                with m.State("RSTART"):  # (the start pulse is rstart)
                     m.next = "DIV"
                 with m.State("DIV"):
                     with m.If(rc.done):
