@@ -308,22 +308,22 @@ class BoardCore(wiring.Component):
         crc = Signal(16)
         crc_next = Signal(16)
         m.d.comb += crc_next.eq(crc16_rtl(m, crc, byte, "rx_crc"))
-        rcrc_lo = Signal(8)
+        crc_lo_ok = Signal()  # a frame's CRC: its low byte matched
         cnt = Signal(17)
         skip = Signal(17)  # the last byte index of a refused frame's rest
-        h_last = Signal(16)  # the payload's last byte index (registered in CHECK)
+        h_last1 = Signal(17)  # the payload's last byte index less one (registered in CHECK)
         idle = Signal(range(self._timeout + 1))
-        timed_out = idle == self._timeout
+        timed_out = Signal()  # idle == the time-out (a register, set with idle)
         with m.If(got):
-            m.d.sync += idle.eq(0)
+            m.d.sync += [idle.eq(0), timed_out.eq(0)]  # (the time-out is 16 or more)
         with m.Elif(~timed_out):
-            m.d.sync += idle.eq(idle + 1)
+            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle + 1 == self._timeout)]
         err = Signal(8)
         wbuf = Signal(max(8, WB - 8))
         wsub = Signal(range(W))
         wsub_last = Signal()  # wsub == W - 1 (a register, set with wsub)
         pay_rows = Signal()  # in PAYLOAD of a row write
-        pay_last = Signal()  # in PAYLOAD: cnt == h_last (a register, set with cnt)
+        pay_last = Signal()  # in PAYLOAD: cnt is the payload's last byte (a register, set with cnt)
         m.d.sync += pay_rows.eq(0)
 
         # reply request to the transmitter
@@ -454,14 +454,14 @@ class BoardCore(wiring.Component):
             with m.State(f"{name}0"):
                 m.d.comb += in_frame.eq(1)
                 frame_timeout()
-                with m.If(got):
-                    m.d.sync += rcrc_lo.eq(byte)
+                with m.If(got):  # the low byte's compare registered (the CRC holds still)
+                    m.d.sync += crc_lo_ok.eq(byte == crc[:8])
                     m.next = f"{name}1"
             with m.State(f"{name}1"):
                 m.d.comb += in_frame.eq(1)
                 frame_timeout()
                 with m.If(got):
-                    with m.If(Cat(rcrc_lo, byte) == crc):
+                    with m.If(crc_lo_ok & (byte == crc[8:])):
                         m.next = ok_state
                     with m.Else():
                         m.d.sync += err.eq(pr.LinkError.BAD_CRC)
@@ -490,7 +490,7 @@ class BoardCore(wiring.Component):
                 m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.sync += [crc.eq(pr.CRC_INIT), cnt.eq(0), wsub.eq(0), wsub_last.eq(W == 1),
-                             laddr.eq(hdr.addr << shift), h_last.eq(hdr.length - 1),
+                             laddr.eq(hdr.addr << shift), h_last1.eq(hdr.length - 2),
                              wtarget.eq(wt_r)]  # (used by row writes only)
                 with m.If(check != 0):
                     m.d.sync += [err.eq(check), skip.eq(hdr.length + pr.CRC_BYTES - 1)]
@@ -513,7 +513,7 @@ class BoardCore(wiring.Component):
                 frame_timeout()
                 with m.If(got):
                     m.d.sync += [crc.eq(crc_next), cnt.eq(cnt + 1),
-                                 pay_last.eq(cnt + 1 == h_last)]
+                                 pay_last.eq(cnt == h_last1)]
                     with m.If(c_cfg):
                         m.d.comb += cfg_we_now.eq(1)
                     with m.If(pay_last):

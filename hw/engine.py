@@ -781,9 +781,13 @@ class Engine(wiring.Component):
         # A take is decided a cycle ahead (``s2_go``, a register) from registers only, and made
         # in the next cycle: nothing it waits on can be withdrawn in between (the accumulator
         # bank only frees), and s2_go is not set twice in a row, so one decision is one take
+        # (decided in the running group's last issue cycle too, so that P.V groups follow each
+        # other without a gap)
         s2_go = Signal()
-        s2_ok = running & ~s2_run & qv & sd1 & (head.no_pv | ~Array([acc_full[0], acc_full[1]])[
-            abank_next])
+        s2_ending = Signal()
+        # (and in the cycle the group's last score is written, s1_done_set)
+        s2_ok = running & (~s2_run | s2_ending) & qv & (sd1 | s1_done_set.bit_select(s2_bank, 1)) & (
+            head.no_pv | ~Array([acc_full[0], acc_full[1]])[abank_next])
         m.d.sync += s2_go.eq(s2_ok & ~s2_go)
         # The lowest K/V position later groups still need. Window starts rise with the group
         # order except at the front, where a window clipped at row 0 starts at its residue class
@@ -825,6 +829,7 @@ class Engine(wiring.Component):
         issue2 = s2_run
         s2_inglob = s2_p >= s2_kw
         s2_lastkey = s2_p + 1 >= s2_count
+        m.d.comb += s2_ending.eq(s2_run & (s2_chunk == CH - 1) & s2_lastkey)
         with m.If(issue2):
             with m.If(s2_chunk == CH - 1):
                 m.d.sync += [s2_chunk.eq(0), s2_p.eq(s2_p + 1)]

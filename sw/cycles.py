@@ -137,6 +137,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     t_sched = init + 1  # the scheduler starts preparing a group the cycle after this one
     s1_free = 0  # first cycle stage 1 may take a group
     s2_free = 0  # first cycle stage 2 may take a group
+    s2_pv = False  # the group stage 2 took last was a P.V group
     bank_free = [0, 0]
     acc_free = [0, 0]  # first cycle stage 2 may take a final group into this accumulator bank
     epi_free = 0  # first cycle the epilogue may start the next bank
@@ -145,7 +146,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     abank = 0
 
     def run_group(ready, pos0, nwin, nglob, step, final, units, no_pv):
-        nonlocal s1_free, s2_free, bank, abank, epi_free, last_out, t_sched
+        nonlocal s1_free, s2_free, s2_pv, bank, abank, epi_free, last_out, t_sched
         take1 = max(ready, s1_free, bank_free[bank])
         first = take1 + 1
         issue_end = first + (nwin + nglob) * CH  # one past the last issue
@@ -154,16 +155,20 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
             issue_end = max(issue_end, written(last_win) + (1 + nglob) * CH)
         s1_free = issue_end
         t_sched = take1
-        # stage 2 decides a take in the first cycle it can (a register) and takes in the next
-        ready2 = max(issue_end + s2_after_s1 - 1, s2_free)
+        # stage 2 decides a take in the first cycle it can (a register) and takes in the next:
+        # as the group's last score is written (a cycle before it could take), and after a P.V
+        # group in that group's last issue cycle (one before s2_free)
+        ready2 = max(issue_end + s2_after_s1 - 2, s2_free - (1 if s2_pv else 0))
         b = bank
         bank ^= 1
         if no_pv:
             take2 = ready2 + 1
             s2_free = take2 + 1
+            s2_pv = False
             bank_free[b] = take2 + 1
             return
         take2 = max(ready2, acc_free[abank]) + 1  # the accumulator bank must be free
+        s2_pv = True
         s2_end = take2 + 1 + (nwin + nglob) * CH  # one past the last issue
         s2_free = s2_end
         bank_free[b] = s2_end
