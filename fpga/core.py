@@ -218,7 +218,8 @@ class BoardCore(wiring.Component):
             rem = Signal(signed(len(kpos) + 2))
             prem = Signal.like(passes_m2)
             kidx = Signal(range(rows))
-            kmore = Signal()
+            kmore = Signal(init=1)  # (as the index generator always had it after a reset; no
+            # row is read before a start, as the buffers are the link's until the engine is BUSY)
             m.d.comb += [kvr.index.valid.eq(own["k"] & kmore), kvr.index.payload.eq(kidx)]
             last = rem[-1]
             with m.If(start):

@@ -149,9 +149,11 @@ class RowBuffer(wiring.Component):
         rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(2)]
         full = Signal(2)
         wptr, rptr = Signal(), Signal()
-        # A row register's load enable (its row is empty) is a register, one copy per SLICE bits
-        # so that no one net reaches all of a wide row's flip-flops. Each copy follows its own
-        # previous value (empty <- empty & ~set | clr), which keeps synthesis from merging them.
+        # A row register's load enable (its row is empty) is split per SLICE bits, so that no one
+        # net reaches all of a wide row's flip-flops: a copy of ~full per slice, which follows its
+        # own previous value (empty <- empty & ~set | clr; synthesis cannot merge such copies),
+        # and-ed with ~full itself (so the row provably never loads while full, also from states
+        # a proof by induction starts in).
         nrep = max(1, -(-self._width // self.SLICE))
         set_, clr = Signal(2), Signal(2)
         for k in range(2):
@@ -159,7 +161,7 @@ class RowBuffer(wiring.Component):
                 ld = Signal(name=f"empty{k}_{j}", init=1)
                 m.d.sync += ld.eq((ld & ~set_[k]) | clr[k])
                 lo, hi = j * self.SLICE, min(self._width, (j + 1) * self.SLICE)
-                with m.If(ld):
+                with m.If(ld & ~full[k]):
                     m.d.sync += rows[k][lo:hi].eq(self.i.payload[lo:hi])
         m.d.comb += [self.i.ready.eq(~full.bit_select(wptr, 1)),
                      self.o.valid.eq(full.bit_select(rptr, 1)),

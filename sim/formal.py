@@ -414,10 +414,12 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     behaviour (:func:`board_free_engine`) and any bytes from the host. Asserted for each stream:
     if ``valid & ~ready`` in a cycle with no start, then in the next cycle ``valid`` is up with
     the same payload. With a row per RAM word (``word_bytes == head_dim``) only in cycles where
-    the engine is BUSY: the row is then the RAM's read register, and between jobs the host link
-    reads the RAM, so a row left over from a refused job changes under ``valid`` until the next
-    start drops it (the engine, not BUSY, takes no row). ``planted``: the rule asserted for a
-    taken row (must fail).
+    the engine is BUSY and the buffers are the feeders' (``own_q_dup`` / ``own_k_dup``, a cycle
+    behind BUSY): the row is then the RAM's read register, and between jobs the host link reads
+    the RAM, so a row left over from a refused job changes under ``valid`` until the next start
+    drops it (the engine, not BUSY, takes no row; the real engine becomes BUSY only with a start,
+    which drops the row, so the first cycle of BUSY holds none). ``planted``: the rule asserted
+    for a taken row (must fail).
     """
     m = _module()
     _, frag, eng, ports = board_free_engine(P, m, word_bytes)
@@ -426,8 +428,9 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     _assert_reader_invariant(m, readers["q_reader"], words, eng.q.valid)
     _assert_reader_invariant(m, readers["kv_reader"], words, eng.kv.valid)
     # a row per word: the row is the RAM's read register, which the link reads between jobs
-    owned = eng.status.state == regs.State.BUSY if words == 1 else 1
-    for s in (eng.q, eng.kv):
+    own = dict(zip("qk", design_signals(frag, "own_q_dup", "own_k_dup")))
+    for s, name in ((eng.q, "q"), (eng.kv, "k")):
+        owned = (eng.status.state == regs.State.BUSY) & own[name] if words == 1 else 1
         held = s.ready if planted else ~s.ready
         _assert_held(m, s.valid & held & ~eng.start & owned, s.valid, s.payload.as_value())
     return m, ports
