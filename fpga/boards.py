@@ -11,7 +11,7 @@ Why these sizes:
   lanes (which packed into twice the device). Head dim 32 as in all-MiniLM-L6-v2; Q, K, V and O
   take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. 36 MHz is the issue's
   target: 12 MHz x 3 from the PLL and an exact 12 cycles per bit at 3 Mbaud (the FT2232H's
-  3 Mbaud is exact). About 4.3k of 5,280 cells, routed at 36-38 MHz (fpga/README.md).
+  3 Mbaud is exact). About 4.4k of 5,280 cells, routed at 36-39 MHz (fpga/README.md).
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (15 EBR
   each of the four), radius 64 and 8 globals for Longformer/BigBird-like heads. 100 MHz is the

@@ -786,8 +786,8 @@ class Engine(wiring.Component):
         s2_go = Signal()
         s2_ending = Signal()
         # (and in the cycle the group's last score is written, s1_done_set)
-        s2_ok = running & (~s2_run | s2_ending) & qv & (sd1 | s1_done_set.bit_select(s2_bank, 1)) & (
-            head.no_pv | ~Array([acc_full[0], acc_full[1]])[abank_next])
+        s2_ok = (running & (~s2_run | s2_ending) & qv & (sd1 | Mux(s2_bank, s1_done_set[1],
+                 s1_done_set[0])) & (head.no_pv | ~Array([acc_full[0], acc_full[1]])[abank_next]))
         m.d.sync += s2_go.eq(s2_ok & ~s2_go)
         # The lowest K/V position later groups still need. Window starts rise with the group
         # order except at the front, where a window clipped at row 0 starts at its residue class

@@ -48,7 +48,8 @@ def netlist():
 def test_estimates_match_the_hand_worked_delays():
     ends = {(e.source, e.sink): e.ns for e in depth.Netlist(netlist()).endpoints()}
     # a fans out to 3 LUTs: 0.9 + 0.2 log2 3 = 1.217; then 0.4, 0.9 + 0.4, 0.9, setup
-    assert ends[("top.a", "top.b.DI")] == pytest.approx(0.5 + 1.217 + 0.4 + 1.3 + 0.9 + 0.2, abs=0.01)
+    assert ends[("top.a", "top.b.DI")] == pytest.approx(0.5 + 1.217 + 0.4 + 1.3 + 0.9 + 0.2,
+                                                        abs=0.01)
     # through a LUT into its slice's PFUMX: no routing between them; c's select arrives earlier
     assert ends[("top.a", "top.e.DI")] == pytest.approx(0.5 + 1.217 + 0.4 + 0.25 + 0.9 + 0.2,
                                                     abs=0.01)
@@ -86,8 +87,8 @@ def test_path_names_the_signals_of_the_slowest_path_with_their_arrival():
     steps = net.path(ends[("top.a", "top.b.DI")].bit)
     assert [s for s, _ in steps] == ["top.a", "x", "y"]
     # a's clock to Q; + its net to 3 loads and a LUT; + a net to one load and a LUT
-    assert [t for _, t in steps] == pytest.approx([0.5, 0.5 + 1.217 + 0.4, 2.117 + 0.9 + 0.4],
-                                                  abs=0.01)
+    want = [0.5, 0.5 + 1.217 + 0.4, 2.117 + 0.9 + 0.4]
+    assert [t for _, t in steps] == pytest.approx(want, abs=0.01)
     # through the PFUMX of the slice: a -> l3 (unnamed, shown by its bit) -> q
     assert [s for s, _ in net.path(ends[("top.a", "top.e.DI")].bit)] == ["top.a", "bit 5", "q"]
 
