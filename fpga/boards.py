@@ -16,7 +16,7 @@ Why these sizes:
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (15 EBR
   each of the four), radius 64 and 8 globals for Longformer/BigBird-like heads. 100 MHz is the
   issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
-  NOTE: the routed design reaches 62-70 MHz today (fpga/README.md); the build says so and
+  NOTE: the routed design reaches 62-72 MHz today (fpga/README.md); the build says so and
   fails. ``swattn build --board ulx3s-85f --clock 60`` builds it with the PLL at 60 MHz (20
   cycles per bit at 3 Mbaud), where it meets timing.
 """
