@@ -12,7 +12,7 @@ CRC error tells the host to send the frame again.
 """
 
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,7 +22,7 @@ from ..hw.serial import SerialEngine
 from ..sw import protocol as pr
 from ..sw import regs
 from ..sw.engine_params import EngineParams
-from .feeders import RowBuffer, RowReader, RowWriter
+from .feeders import RowBuffer, RowFetcher, RowReader, RowWriter
 from .ram import SinglePortRAM
 
 #: reply payload sources
@@ -170,8 +170,12 @@ class BoardCore(wiring.Component):
 
         # ------------------------------------------------------------- feeders (engine side)
         if not serial:
-            m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
-            m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
+            if R == 1:  # block RAM: its read data registered beside it (RowFetcher)
+                m.submodules.q_reader = qr = RowFetcher(rows, WB, 1)
+                m.submodules.kv_reader = kvr = RowFetcher(rows, WB, 2)
+            else:
+                m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
+                m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
             m.submodules.o_writer = ow = RowWriter(rows, R, WB)
             m.d.comb += [qr.clear.eq(start), kvr.clear.eq(start), ow.clear.eq(start)]
             n = cfg.n
@@ -239,23 +243,23 @@ class BoardCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [kidx.eq(kpos + 1), kpos.eq(kpos + 1), rem.eq(rem - 1)]
 
-            def rows_through(name, src, dst_valid, dst_payload, dst_ready):
-                """Connect the row stream ``src`` to a sink. With a row per RAM word, through a
-                two-row RowBuffer (one cycle of latency, full rate): the K/V reader's read enable,
-                on every block RAM of the K and V buffers, would otherwise follow the engine's ready
-                in the same cycle, and the O buffer's write enable would follow the engine's valid;
-                the buffer's own row registers do not depend on the sink's ready either."""
-                if R == 1:
-                    m.submodules[name] = buf = ResetInserter(start)(
-                        RowBuffer(len(Value.cast(src.payload))))
-                    m.d.comb += [buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid),
+            def rows_through(name, src, dst_valid, dst_payload, dst_ready, buffered):
+                """Connect the row stream ``src`` to a sink; ``buffered``: through a two-row
+                RowBuffer (one cycle of latency, full rate), so that the O buffer's write enable
+                does not follow the engine's valid in the same cycle (the K/V rows come from a
+                RowFetcher, whose RAM side never waits on the engine's ready)."""
+                if buffered:
+                    m.submodules[name] = buf = RowBuffer(len(Value.cast(src.payload)))
+                    m.d.comb += [buf.clear.eq(start),
+                                 buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid),
                                  src.ready.eq(buf.i.ready)]
                     src = buf.o
                 m.d.comb += [dst_valid.eq(src.valid), dst_payload.eq(src.payload),
                              src.ready.eq(dst_ready)]
 
-            rows_through("kv_buf", kvr.row, eng.kv.valid, eng.kv.payload.as_value(), eng.kv.ready)
-            rows_through("o_buf", eng.o, ow.row.valid, ow.row.payload, ow.row.ready)
+            rows_through("kv_buf", kvr.row, eng.kv.valid, eng.kv.payload.as_value(), eng.kv.ready,
+                         False)
+            rows_through("o_buf", eng.o, ow.row.valid, ow.row.payload, ow.row.ready, R == 1)
 
         # ------------------------------------------------------------- link side of the buffers
         laddr = Signal(range(depth + 1))

@@ -7,7 +7,7 @@ many words there; on the ECP5 a word is a whole row and a row moves every cycle.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -16,12 +16,14 @@ class RowReader(wiring.Component):
     """Reads the rows named on ``index`` from ``parts`` RAMs that share one address and offers
     them on ``row`` (part p's row in bits [p * row_bits, (p + 1) * row_bits)).
 
-    words : RAM words per row (a power of two); word_bits : RAM width.
-    ``clear`` drops any row in flight (a new job). With ``words == 1`` the RAM must hold its read
-    data while ``re`` is low; a row then moves every cycle.
+    words : RAM words per row, a power of two of at least 2 (a row per word: :class:`RowFetcher`);
+    word_bits : RAM width. ``clear`` drops any row in flight (a new job).
     """
 
     def __init__(self, rows: int, words: int, word_bits: int, parts: int = 1):
+        if words < 2 or words & (words - 1):
+            raise ValueError(f"RowReader words = {words}: allowed a power of two >= 2 (a row "
+                             f"per RAM word: RowFetcher)")
         self._rows, self._words, self._wb, self._parts = rows, words, word_bits, parts
         row_bits = words * word_bits
         super().__init__({
@@ -38,18 +40,6 @@ class RowReader(wiring.Component):
         R, WB, NP = self._words, self._wb, self._parts
         RB = R * WB
         shift = (R - 1).bit_length()
-        if R == 1:
-            # the RAM's read register is the output register: issue when it is (about to be) free
-            issue = self.index.valid & (~self.row.valid | self.row.ready)
-            m.d.comb += [self.index.ready.eq(issue), self.re.eq(issue),
-                         self.addr.eq(self.index.payload), self.row.payload.eq(self.rdata)]
-            with m.If(self.clear):
-                m.d.sync += self.row.valid.eq(0)
-            with m.Elif(issue):
-                m.d.sync += self.row.valid.eq(1)
-            with m.Elif(self.row.ready):
-                m.d.sync += self.row.valid.eq(0)
-            return m
         base = Signal(range(self._rows * R))
         w = Signal(range(R))
         cap = Signal()  # a word read last cycle lands now
@@ -83,6 +73,77 @@ class RowReader(wiring.Component):
                 m.next = "IDLE"
         with m.If(self.clear):
             m.d.sync += self.row.valid.eq(0)
+        return m
+
+
+class RowFetcher(wiring.Component):
+    """Reads the rows named on ``index`` from ``parts`` block RAMs of a row per word that share
+    one address, and offers them on ``row`` (part p's row in bits [p * row_bits, ...)), for the
+    ECP5 build: the RAMs' read data is registered once more before anything uses it (a DP16KD's
+    data output comes about 6 ns after the clock, and a buffer's block RAMs spread over the die,
+    so that register sits beside them and the row reaches the engine a cycle later).
+
+    A read lands in a FIFO of ``DEPTH`` rows two cycles after its issue; the reader issues only
+    against a free place (a credit for each place neither filled nor awaited), so nothing it
+    drives waits on ``row.ready``: the RAMs read every cycle (``re`` is 1), their address is the
+    index, and ``index.ready`` is a register. ``DEPTH`` 4 covers the round trip (issue, read,
+    register, offer, credit back), so a row moves every cycle while the sink takes one. The
+    FIFO's rows load the registered read data in every cycle in which they are empty (no reset,
+    a load enable per ``SLICE`` bits as in :class:`RowBuffer`) and count once a landing read
+    marks them full; ``row.payload`` is a multiplexer on the read pointer. ``clear`` (a new
+    job) drops every row held or in flight.
+    """
+
+    DEPTH = 4
+    SLICE = 64  #: bits of a row register behind one copy of its load enable
+
+    def __init__(self, rows: int, word_bits: int, parts: int = 1):
+        self._rows, self._wb, self._parts = rows, word_bits, parts
+        super().__init__({
+            "index": In(stream.Signature(range(rows))),
+            "row": Out(stream.Signature(parts * word_bits)),
+            "addr": Out(range(rows)),
+            "re": Out(1),
+            "rdata": In(parts * word_bits),
+            "clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        D, width = self.DEPTH, self._parts * self._wb
+        credits = Signal(range(D + 1), init=D)
+        has_credit = Signal(init=1)  # credits != 0, as a register
+        v1, v2 = Signal(), Signal()  # a read issued one / two cycles ago
+        rd_r = Signal(width, reset_less=True)  # the RAMs' read data, registered
+        m.d.sync += rd_r.eq(self.rdata)
+        issue = self.index.valid & has_credit
+        m.d.comb += [self.index.ready.eq(has_credit), self.addr.eq(self.index.payload),
+                     self.re.eq(1)]
+
+        rows = [Signal(width, name=f"row{k}", reset_less=True) for k in range(D)]
+        full = Signal(D)
+        wptr, rptr = Signal(range(D)), Signal(range(D))
+        set_, clr = Signal(D), Signal(D)
+        nrep = max(1, -(-width // self.SLICE))
+        for k in range(D):
+            for j in range(nrep):
+                ld = Signal(name=f"empty{k}_{j}", init=1)  # a copy of ~full[k] (follows itself)
+                m.d.sync += ld.eq((ld & ~set_[k]) | clr[k] | self.clear)
+                lo, hi = j * self.SLICE, min(width, (j + 1) * self.SLICE)
+                with m.If(ld & ~full[k]):
+                    m.d.sync += rows[k][lo:hi].eq(rd_r[lo:hi])
+        m.d.comb += [self.row.valid.eq(full.bit_select(rptr, 1)),
+                     self.row.payload.eq(Array(rows)[rptr])]
+        take = self.row.valid & self.row.ready
+        m.d.comb += [set_.eq(Mux(v2, 1 << wptr, 0)), clr.eq(Mux(take, 1 << rptr, 0))]
+        nxt = Signal.like(credits)
+        m.d.comb += nxt.eq(credits - issue + take)
+        with m.If(self.clear):
+            m.d.sync += [credits.eq(D), has_credit.eq(1), v1.eq(0), v2.eq(0), full.eq(0),
+                         wptr.eq(0), rptr.eq(0)]
+        with m.Else():
+            m.d.sync += [credits.eq(nxt), has_credit.eq(nxt != 0), v1.eq(issue), v2.eq(v1),
+                         full.eq((full | set_) & ~clr), wptr.eq(wptr + v2), rptr.eq(rptr + take)]
         return m
 
 
@@ -132,6 +193,9 @@ class RowBuffer(wiring.Component):
     counts only once the entry is marked full, in the cycle the input is taken), and ``o.payload``
     is a multiplexer selected by the read pointer. ``i.ready`` is a register. Full rate: a row
     can enter and another leave in the same cycle.
+
+    ``clear`` drops both rows (a new job): it reaches only the flags and pointers; the row
+    registers have no reset (a wide row's reset would be one more net to all its flip-flops).
     """
 
     #: bits of a row register behind one copy of its load enable
@@ -142,11 +206,12 @@ class RowBuffer(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(width)),
             "o": Out(stream.Signature(width)),
+            "clear": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        rows = [Signal.like(self.i.payload, name=f"row{k}") for k in range(2)]
+        rows = [Signal.like(self.i.payload, name=f"row{k}", reset_less=True) for k in range(2)]
         full = Signal(2)
         wptr, rptr = Signal(), Signal()
         # A row register's load enable (its row is empty) is split per SLICE bits, so that no one
@@ -159,7 +224,7 @@ class RowBuffer(wiring.Component):
         for k in range(2):
             for j in range(nrep):
                 ld = Signal(name=f"empty{k}_{j}", init=1)
-                m.d.sync += ld.eq((ld & ~set_[k]) | clr[k])
+                m.d.sync += ld.eq((ld & ~set_[k]) | clr[k] | self.clear)
                 lo, hi = j * self.SLICE, min(self._width, (j + 1) * self.SLICE)
                 with m.If(ld & ~full[k]):
                     m.d.sync += rows[k][lo:hi].eq(self.i.payload[lo:hi])
@@ -170,5 +235,9 @@ class RowBuffer(wiring.Component):
         take = self.o.valid & self.o.ready
         m.d.comb += [set_.eq(Mux(put, Mux(wptr, 0b10, 0b01), 0)),
                      clr.eq(Mux(take, Mux(rptr, 0b10, 0b01), 0))]
-        m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put), rptr.eq(rptr ^ take)]
+        with m.If(self.clear):
+            m.d.sync += [full.eq(0), wptr.eq(0), rptr.eq(0)]
+        with m.Else():
+            m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put),
+                         rptr.eq(rptr ^ take)]
         return m

@@ -287,11 +287,16 @@ class Engine(wiring.Component):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
         # each compare for both ways the position can move, from registers, then picked by
         # whether this cycle's chunk is a row's last (which follows the input's valid)
+        # (wpos + 1 < x as wpos < x - 1: one carry chain each, the difference's or the bound's
+        # from a register; total_pos holds for the whole job, set during the checks)
         inc_pl, inc_w = last_chunk & to_glob, last_chunk & ~to_glob
-        m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos),
+        total_m1 = Signal(signed(len(total_pos) + 1))
+        gap = Signal(signed(len(wpos) + 2))
+        m.d.comb += gap.eq(wpos - rel_next)
+        m.d.sync += [total_m1.eq(total_pos - 1), pl.eq(next_pl), wpos.eq(next_wpos),
                      plt.eq(Mux(inc_pl, pl + 1 < ng, pl < ng)),
-                     wlt.eq(Mux(inc_w, wpos + 1 < total_pos, wpos < total_pos)),
-                     gap_ok.eq(Mux(inc_w, wpos + 1 - rel_next < B, wpos - rel_next < B))]
+                     wlt.eq(Mux(inc_w, wpos < total_m1, wpos < total_pos)),
+                     gap_ok.eq(Mux(inc_w, gap < B - 1, gap < B))]
 
         # ---------------------------------------------------------------- query registers
         qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}") for u in range(U)] for b in range(2)]

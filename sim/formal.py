@@ -287,59 +287,35 @@ def _assert_reader_invariant(m: Module, frag: Fragment, words: int, row_valid):
 
 
 def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
-                   planted: str | None = None):
+                   planted: bool = False):
     """The producer of the engine's ``q`` (``parts`` 1) or ``kv`` (``parts`` 2) stream on the
-    board: a :class:`~swattn.fpga.feeders.RowReader` of ``words`` RAM words of ``word_bits`` per
-    row, reading ``rows`` rows. Asserted in every cycle: if ``row.valid & ~row.ready`` and no
-    ``clear`` (a job start, which drops the row at both ends), then in the next cycle
-    ``row.valid`` is up with the same payload. The index stream, ``clear`` and ``row.ready`` are
-    unconstrained.
+    board: with ``words`` 1 (a row per block RAM word, the ECP5) a
+    :class:`~swattn.fpga.feeders.RowFetcher`, with more a :class:`~swattn.fpga.feeders.RowReader`
+    of ``words`` RAM words of ``word_bits`` per row, reading ``rows`` rows. Asserted in every
+    cycle: if ``row.valid & ~row.ready`` and no ``clear`` (a job start, which drops the row at
+    both ends), then in the next cycle ``row.valid`` is up with the same payload. The index
+    stream, ``clear``, ``row.ready`` and the RAMs' read data are unconstrained (any RAM: the
+    host link's use of the buffers between jobs, the iCE40's SPRAM reading every cycle).
+    Strengthening, asserted too, for a RowReader: a row is only offered while the reader is IDLE
+    with no word landing.
 
-    The RAM is as in ``fpga/core.py`` while the feeders own the buffers (the engine is BUSY):
-    with ``words`` 1 the row is the RAM's read register, so the harness has the real
-    :class:`~swattn.fpga.ram.SinglePortRAM` (block RAM) on the reader's address and read enable,
-    not written; with more words the reader latches each word, so ``rdata`` is left free (any
-    RAM, the iCE40's SPRAM reading every cycle included). Strengthening, asserted too: a row is
-    only offered while the reader is IDLE with no word landing.
-
-    ``planted`` "taken": the rule asserted for a row the engine has just taken (must fail);
-    "shared_ram": the RAM as the host link drives it between jobs (read every cycle at the link's
-    address, written by the link): a waiting row changes under ``valid`` (must fail; in
-    ``core.py`` this can happen only while the engine is not BUSY and so takes no row).
+    ``planted``: the rule asserted for a row the engine has just taken (must fail).
     """
-    from ..fpga.feeders import RowReader
-    from ..fpga.ram import SinglePortRAM
+    from ..fpga.feeders import RowFetcher, RowReader
 
     m = _module()
-    reader = RowReader(rows, words, word_bits, parts)
+    reader = RowFetcher(rows, word_bits, parts) if words == 1 else \
+        RowReader(rows, words, word_bits, parts)
     frag = Fragment.get(reader, None)
     m.submodules.reader = frag
     idx_valid, clear, row_ready = Signal(), Signal(), Signal()
     idx = Signal(range(rows))
+    rdata = Signal(parts * word_bits)
     m.d.comb += [reader.index.valid.eq(idx_valid), reader.index.payload.eq(idx),
-                 reader.clear.eq(clear), reader.row.ready.eq(row_ready)]
-    ports = [m.clk, idx_valid, idx, clear, row_ready]
-    if words == 1:
-        link_addr = Signal(range(rows * words))
-        link_we = Signal()
-        link_wdata = Signal(word_bits)
-        for p in range(parts):
-            ram = SinglePortRAM(word_bits, rows * words)
-            m.submodules[f"ram{p}"] = ram
-            if planted == "shared_ram":
-                m.d.comb += [ram.addr.eq(link_addr), ram.re.eq(1), ram.we.eq(link_we),
-                             ram.wdata.eq(link_wdata)]
-            else:
-                m.d.comb += [ram.addr.eq(reader.addr), ram.re.eq(reader.re), ram.we.eq(0)]
-            m.d.comb += reader.rdata[p * word_bits:(p + 1) * word_bits].eq(ram.rdata)
-        if planted == "shared_ram":
-            ports += [link_addr, link_we, link_wdata]
-    else:
-        rdata = Signal(parts * word_bits)
-        m.d.comb += reader.rdata.eq(rdata)
-        ports.append(rdata)
-        _assert_reader_invariant(m, frag, words, reader.row.valid)
-    held = row_ready if planted == "taken" else ~row_ready
+                 reader.clear.eq(clear), reader.row.ready.eq(row_ready), reader.rdata.eq(rdata)]
+    ports = [m.clk, idx_valid, idx, clear, row_ready, rdata]
+    _assert_reader_invariant(m, frag, words, reader.row.valid)
+    held = row_ready if planted else ~row_ready
     _assert_held(m, reader.row.valid & held & ~clear, reader.row.valid, reader.row.payload)
     return m, ports
 
@@ -413,13 +389,9 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     counters, buffer RAMs shared with the host link, the link's start), for any engine
     behaviour (:func:`board_free_engine`) and any bytes from the host. Asserted for each stream:
     if ``valid & ~ready`` in a cycle with no start, then in the next cycle ``valid`` is up with
-    the same payload. With a row per RAM word (``word_bytes == head_dim``) only in cycles where
-    the engine is BUSY and the buffers are the feeders' (``own_q_dup`` / ``own_k_dup``, a cycle
-    behind BUSY): the row is then the RAM's read register, and between jobs the host link reads
-    the RAM, so a row left over from a refused job changes under ``valid`` until the next start
-    drops it (the engine, not BUSY, takes no row; the real engine becomes BUSY only with a start,
-    which drops the row, so the first cycle of BUSY holds none). ``planted``: the rule asserted
-    for a taken row (must fail).
+    the same payload (in every cycle, BUSY or not: with a row per RAM word the rows wait in the
+    RowFetcher's FIFO, which the host link's use of the RAMs does not reach). ``planted``: the
+    rule asserted for a taken row (must fail).
     """
     m = _module()
     _, frag, eng, ports = board_free_engine(P, m, word_bytes)
@@ -427,12 +399,9 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     words = P.head_dim // word_bytes
     _assert_reader_invariant(m, readers["q_reader"], words, eng.q.valid)
     _assert_reader_invariant(m, readers["kv_reader"], words, eng.kv.valid)
-    # a row per word: the row is the RAM's read register, which the link reads between jobs
-    own = dict(zip("qk", design_signals(frag, "own_q_dup", "own_k_dup")))
-    for s, name in ((eng.q, "q"), (eng.kv, "k")):
-        owned = (eng.status.state == regs.State.BUSY) & own[name] if words == 1 else 1
+    for s in (eng.q, eng.kv):
         held = s.ready if planted else ~s.ready
-        _assert_held(m, s.valid & held & ~eng.start & owned, s.valid, s.payload.as_value())
+        _assert_held(m, s.valid & held & ~eng.start, s.valid, s.payload.as_value())
     return m, ports
 
 
@@ -506,23 +475,22 @@ def _proofs() -> list[Proof]:
         words = P.head_dim // wb
         for name, parts in (("q", 1), ("kv", 2)):
             out.append(Proof(f"feeder_{name}_wb{wb}",
-                             f"{name} feeder (RowReader, {words} word(s) of {8 * wb} bits per "
-                             f"row): valid held, payload stable until ready or a start",
+                             f"{name} feeder ({'RowFetcher' if words == 1 else 'RowReader'}, "
+                             f"{words} word(s) of {8 * wb} bits per row, any RAM): valid held, "
+                             f"payload stable until ready or a start",
                              lambda a=(words, 8 * wb, parts): feeder_harness(*a), "prove", 2))
         out.append(Proof(f"board_feeders_wb{wb}",
                          f"q and kv into the engine inside BoardCore (word_bytes {wb}, any engine "
-                         f"behaviour): valid held, payload stable until ready or a start"
-                         + (", while BUSY" if words == 1 else ""),
+                         f"behaviour): valid held, payload stable until ready or a start",
                          lambda wb=wb: board_feeder_harness(P, wb), "prove", 2))
         out.append(Proof(f"board_tx_wb{wb}",
                          f"host-link reply stream tx (word_bytes {wb}, any engine behaviour): "
                          f"valid held, byte stable until ready",
                          lambda wb=wb: board_tx_harness(P, wb), "prove", 3))
-    for bug, what in (("taken", "the feeder rule asserted for a row the engine has taken"),
-                      ("shared_ram", "the feeder with its RAM driven by the host link")):
-        out.append(Proof(f"planted_feeder_{bug}", what,
-                         lambda bug=bug: feeder_harness(1, 8 * P.head_dim, 2, planted=bug),
-                         "prove", 4, expect="FAIL"))
+    out.append(Proof("planted_feeder_taken", "the feeder rule asserted for a row the engine "
+                     "has taken", lambda: feeder_harness(1, 8 * P.head_dim, 2, planted=True),
+                     # a fetcher's first row is offered 3 cycles after the first index
+                     "prove", 6, expect="FAIL"))
     out.append(Proof("planted_board_feeders_taken",
                      "the board's q/kv rule asserted for a row the engine has taken",
                      lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 6,
