@@ -132,18 +132,23 @@ class RowFetcher(wiring.Component):
                 lo, hi = j * self.SLICE, min(width, (j + 1) * self.SLICE)
                 with m.If(ld & ~full[k]):
                     m.d.sync += rows[k][lo:hi].eq(rd_r[lo:hi])
-        m.d.comb += [self.row.valid.eq(full.bit_select(rptr, 1)),
-                     self.row.payload.eq(Array(rows)[rptr])]
-        take = self.row.valid & self.row.ready
+        # ``valid``: full[rptr], kept as a register of its own (the sink's ready, and through
+        # it the credits, follow it in the same cycle)
+        valid = Signal()
+        m.d.comb += [self.row.valid.eq(valid), self.row.payload.eq(Array(rows)[rptr])]
+        take = valid & self.row.ready
         m.d.comb += [set_.eq(Mux(v2, 1 << wptr, 0)), clr.eq(Mux(take, 1 << rptr, 0))]
-        nxt = Signal.like(credits)
-        m.d.comb += nxt.eq(credits - issue + take)
+        full_n, rptr_n = Signal.like(full), Signal.like(rptr)
+        m.d.comb += [full_n.eq((full | set_) & ~clr), rptr_n.eq(rptr + take)]
+        # credits - issue + take != 0, without the sum
+        more = take | (credits > 1) | ((credits == 1) & ~issue)
         with m.If(self.clear):
             m.d.sync += [credits.eq(D), has_credit.eq(1), v1.eq(0), v2.eq(0), full.eq(0),
-                         wptr.eq(0), rptr.eq(0)]
+                         wptr.eq(0), rptr.eq(0), valid.eq(0)]
         with m.Else():
-            m.d.sync += [credits.eq(nxt), has_credit.eq(nxt != 0), v1.eq(issue), v2.eq(v1),
-                         full.eq((full | set_) & ~clr), wptr.eq(wptr + v2), rptr.eq(rptr + take)]
+            m.d.sync += [credits.eq(credits - issue + take), has_credit.eq(more), v1.eq(issue),
+                         v2.eq(v1), full.eq(full_n), wptr.eq(wptr + v2), rptr.eq(rptr_n),
+                         valid.eq(full_n.bit_select(rptr_n, 1))]
         return m
 
 

@@ -344,7 +344,11 @@ class RowMax(wiring.Component):
         cur = Mux(self.first, self.init, self.max)
         cur_valid = Mux(self.first, self.init_valid, self.max_valid)
         with m.If(self.en):
-            take = self.score_valid & (~cur_valid | (self.score > cur))
+            # both compares from registers, the choice after them (no multiplexer in front of
+            # a carry chain)
+            take = self.score_valid & Mux(self.first,
+                                          ~self.init_valid | (self.score > self.init),
+                                          ~self.max_valid | (self.score > self.max))
             m.d.sync += [
                 self.max.eq(Mux(take, self.score, cur)),
                 self.max_valid.eq(cur_valid | self.score_valid),
@@ -430,13 +434,15 @@ class Normaliser(wiring.Component):
         # stage 5: z = prod >> (31 - out_shift)
         z = Signal(signed(len(prod) - k0 + 1))
         m.d.sync += z.eq((prod >> k0) >> ~sh4)  # ~sh4 = 7 - out_shift
-        # stage 6: round half up, saturate to int8
-        y = Signal(signed(len(z)))
-        m.d.comb += y.eq((z + 1) >> 1)
-        with m.If(y > nx.DATA_MAX):
+        # stage 6: round half up, saturate to int8: y = (z + 1) >> 1 above DATA_MAX exactly when
+        # z >= 2 DATA_MAX + 1, below DATA_MIN when z <= 2 DATA_MIN - 2; in between y's 8 bits
+        # are those of (z mod 2^9 + 1) >> 1 (the compares and a 9-bit add side by side)
+        y = Signal(nx.DATA_WIDTH + 2)
+        m.d.comb += y.eq(z[:nx.DATA_WIDTH + 1] + 1)
+        with m.If(z >= 2 * nx.DATA_MAX + 1):
             m.d.sync += self.o.eq(nx.DATA_MAX)
-        with m.Elif(y < nx.DATA_MIN):
+        with m.Elif(z <= 2 * nx.DATA_MIN - 2):
             m.d.sync += self.o.eq(nx.DATA_MIN)
         with m.Else():
-            m.d.sync += self.o.eq(y)
+            m.d.sync += self.o.eq(y[1:nx.DATA_WIDTH + 1])
         return m

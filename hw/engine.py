@@ -300,6 +300,25 @@ class Engine(wiring.Component):
 
         # ---------------------------------------------------------------- query registers
         qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}") for u in range(U)] for b in range(2)]
+        # A q row taken in a cycle is written a cycle later, from registers: the row (``q_pay``)
+        # and, per bank, unit and 64 bits of the row, its write enable (``q_we_*_dup``, copies
+        # that synthesis keeps apart, each beside its flip-flops: fpga/build.py). The scheduler
+        # reads a bank at least two cycles after its last row is taken (MAIN_LOAD / MAX_LOAD hand
+        # the descriptor over a cycle after ``uload`` reaches U).
+        uload = Signal(range(U + 1))  # the scheduler's next unit to load
+        q_load = Signal()  # (load_queries) a row is taken into ``q_bank``, unit ``uload``
+        q_bank = Signal()
+        q_pay = Signal(int8_row(d))
+        q_bits = len(q_pay.as_value())
+        q_slices = [(lo, min(q_bits, lo + 64)) for lo in range(0, q_bits, 64)]
+        m.d.sync += q_pay.eq(self.q.payload)
+        for b in range(2):
+            for u in range(U):
+                for j, (lo, hi) in enumerate(q_slices):
+                    we = Signal(name=f"q_we_b{b}_u{u}_{j}_dup")
+                    m.d.sync += we.eq(q_load & (q_bank == b) & (uload == u))
+                    with m.If(we):
+                        m.d.sync += qregs[b][u].as_value()[lo:hi].eq(q_pay.as_value()[lo:hi])
 
         # ---------------------------------------------------------------- scheduler
         # Descriptor of the next group, handed to stage 1.
@@ -335,7 +354,6 @@ class Engine(wiring.Component):
         g_kbase = Signal(max(NW + 1, RB) + 2)
         g_mlo = Signal(NW + 1)
         g_clip = Signal(RB)
-        uload = Signal(range(U + 1))
         active = Signal(U)
         active_b = Signal(U) if PA else None
         # bc = base0 + cls, kept in a register (the scheduler's compares start from it)
@@ -369,12 +387,9 @@ class Engine(wiring.Component):
                 with m.If(~act[uload]):
                     m.d.sync += uload.eq(uload + 1)
                 with m.Else():
-                    m.d.comb += self.q.ready.eq(1)
+                    m.d.comb += [self.q.ready.eq(1), q_bank.eq(bank)]
                     with m.If(self.q.valid):
-                        for b in range(2):
-                            for u in range(U):
-                                with m.If((bank == b) & (uload == u)):
-                                    m.d.sync += qregs[b][u].eq(self.q.payload)
+                        m.d.comb += q_load.eq(1)
                         m.d.sync += uload.eq(uload + 1)
 
         def paired_desc(pair=0, gmax=0, gidx=0, active_b=0):
@@ -1038,6 +1053,7 @@ class Engine(wiring.Component):
 
         # output arbiter: the bank's rows in unit order
         out_left = Signal(NW + 8)
+        out_one = Signal()  # out_left == 1 (a register, set with out_left)
         pend_arr = Array(pending[u] for u in range(U))
         ready_arr = Array(ready_rows[u] for u in range(U))
         row_arr = Array(out_rows)
@@ -1057,12 +1073,12 @@ class Engine(wiring.Component):
         with m.If(job_init):
             m.d.sync += [r.eq(0) for r in rel_pipe]
             m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
-            m.d.sync += [out_left.eq(n), pl.eq(0), wpos.eq(0), hchunk.eq(0),
+            m.d.sync += [out_left.eq(n), out_one.eq(n == 1), pl.eq(0), wpos.eq(0), hchunk.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
                          acc_full.eq(0), acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
-            m.d.sync += out_left.eq(out_left - 1)
-            with m.If(out_left == 1):
+            m.d.sync += [out_left.eq(out_left - 1), out_one.eq(out_left == 2)]
+            with m.If(out_one):
                 m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
         return m

@@ -560,13 +560,17 @@ def _normaliser_vectors(rng, n_max: int, count: int):
 
 def _normaliser_ties():
     """Exact half-way cases (S = 2^15, so p = 0 and R = 2^17): A / 2^(15 - out_shift) = k + 1/2,
-    where half-up rounding and floor or half-even rounding differ."""
+    where half-up rounding and floor or half-even rounding differ; and the whole values and
+    halves around the saturation bounds (-129, -128.5, -128, 127, 127.5, 128: each side of the
+    saturation tests)."""
     rows = []
+    r = 1 << (nx.RECIP_NUM_SHIFT - nx.EXP_OUT_FRAC)
     for out_shift in range(1 << nx.OUT_SHIFT_WIDTH):
         unit = 1 << (nx.EXP_OUT_FRAC - out_shift)
-        for k in (-129, -128, -3, -2, -1, 0, 1, 2, 126, 127):
-            rows.append((k * unit + unit // 2, 0, 1 << (nx.RECIP_NUM_SHIFT - nx.EXP_OUT_FRAC),
-                         out_shift))
+        for k in (-130, -129, -128, -3, -2, -1, 0, 1, 2, 126, 127, 128):
+            rows.append((k * unit + unit // 2, 0, r, out_shift))
+        for k in (-130, -129, -128, 127, 128):
+            rows.append((k * unit, 0, r, out_shift))
     return [np.array(c, dtype=np.int64) for c in zip(*rows)]
 
 
