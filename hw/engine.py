@@ -276,12 +276,22 @@ class Engine(wiring.Component):
         waddr_glob = Cat(Const(0, 0) if CH == 1 else hchunk, pl[:max(1, (GM - 1).bit_length())])
         kbits = chunk_of(self.kv.payload.k, hchunk)
         vbits = chunk_of(self.kv.payload.v, hchunk)
+        # The chunk reaches the memories a cycle later, from registers (address, data and the
+        # enables), so that the input's valid, which the writer's control follows, does not also
+        # drive the memories' write enables, spread over the die, in the same cycle. Stage 1
+        # reads the ring up to ``wpos_w``, wpos a cycle later: a row is readable the cycle after
+        # its last chunk lands (sw/cycles.py: WRITE_BASE).
+        wa_ring, wa_glob = Signal.like(waddr_ring), Signal.like(waddr_glob)
+        wk, wv = Signal.like(kbits), Signal.like(vbits)
+        we_ring, we_glob = Signal(), Signal()
+        wpos_w = Signal.like(wpos)
+        m.d.sync += [wa_ring.eq(waddr_ring), wa_glob.eq(waddr_glob), wk.eq(kbits), wv.eq(vbits),
+                     we_ring.eq(wr & ~to_glob), we_glob.eq(wr & to_glob), wpos_w.eq(wpos)]
         m.d.comb += [
-            rk_w.addr.eq(waddr_ring), rv_w.addr.eq(waddr_ring),
-            gk_w.addr.eq(waddr_glob), gv_w.addr.eq(waddr_glob),
-            rk_w.data.eq(kbits), rv_w.data.eq(vbits), gk_w.data.eq(kbits), gv_w.data.eq(vbits),
-            rk_w.en.eq(wr & ~to_glob), rv_w.en.eq(wr & ~to_glob),
-            gk_w.en.eq(wr & to_glob), gv_w.en.eq(wr & to_glob),
+            rk_w.addr.eq(wa_ring), rv_w.addr.eq(wa_ring),
+            gk_w.addr.eq(wa_glob), gv_w.addr.eq(wa_glob),
+            rk_w.data.eq(wk), rv_w.data.eq(wv), gk_w.data.eq(wk), gv_w.data.eq(wv),
+            rk_w.en.eq(we_ring), rv_w.en.eq(we_ring), gk_w.en.eq(we_glob), gv_w.en.eq(we_glob),
         ]
         with m.If(wr):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
@@ -606,7 +616,7 @@ class Engine(wiring.Component):
         win_more = win_r
         glob_more = gmore_r
         have_key = Mux(s1_glob, glob_more, win_more)
-        avail = s1_glob | (s1_pos < wpos)
+        avail = s1_glob | (s1_pos < wpos_w)
         issue1 = Signal()
         m.d.comb += issue1.eq(s1_run & have_key & avail)
         # after the last chunk of a key: is there another key?
@@ -1073,7 +1083,8 @@ class Engine(wiring.Component):
         with m.If(job_init):
             m.d.sync += [r.eq(0) for r in rel_pipe]
             m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
-            m.d.sync += [out_left.eq(n), out_one.eq(n == 1), pl.eq(0), wpos.eq(0), hchunk.eq(0),
+            m.d.sync += [out_left.eq(n), out_one.eq(n == 1), pl.eq(0), wpos.eq(0), wpos_w.eq(0),
+                         hchunk.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
                          acc_full.eq(0), acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]

@@ -34,9 +34,10 @@ from .pattern import HybridPattern
 #: the job starts after the configuration checks: a cycle of products, a cycle of scalar checks,
 #: then one cycle per global index
 CHECK_BASE = 2
-#: the K/V writer stores a row's chunks one per cycle from the cycle after job init, straight
-#: from the input stream; a row can be read the cycle after its last chunk is written
-WRITE_BASE = 1
+#: the K/V writer takes a row's chunks one per cycle from the cycle after job init; each lands
+#: in the ring a cycle after it is taken (from registers), and a row can be read the cycle after
+#: its last chunk lands
+WRITE_BASE = 2
 #: stage 1 -> stage 2 with a three-cycle dot product (hw.blocks.DotLanes): the last key's score reaches the bank three
 #: cycles after its issue (plus a cycle for each more cycle of dot product, ``dot_latency``)
 S2_AFTER_S1 = 5
