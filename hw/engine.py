@@ -616,7 +616,13 @@ class Engine(wiring.Component):
         win_more = win_r
         glob_more = gmore_r
         have_key = Mux(s1_glob, glob_more, win_more)
-        avail = s1_glob | (s1_pos < wpos_w)
+        # s1_pos < wpos_w as a register (av_r), from s1_pos's next value and wpos (wpos_w's next
+        # value): no carry chain in front of the issue
+        av_r = Signal()
+        adv1 = Signal()  # (below) s1_pos steps to s1_pnext
+        m.d.sync += av_r.eq(Mux(desc_take, desc.start < wpos,
+                                Mux(adv1, s1_pnext < wpos, s1_pos < wpos)))
+        avail = s1_glob | av_r
         issue1 = Signal()
         m.d.comb += issue1.eq(s1_run & have_key & avail)
         # after the last chunk of a key: is there another key?
@@ -633,6 +639,7 @@ class Engine(wiring.Component):
                     m.d.sync += [s1_gi.eq(s1_gi + 1), gmore_r.eq(~glast_r),
                                  glast_r.eq(s1_gi + 2 >= s1.nglob)]
                 with m.Else():
+                    m.d.comb += adv1.eq(1)
                     m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pnext),
                                  s1_pnext.eq(s1_pnext + s1.step),
                                  win_r.eq(nxt_r),
@@ -796,6 +803,9 @@ class Engine(wiring.Component):
         s2_pos = Signal(PW + 1)
         s2_gi = Signal(8)
         s2_kw = Signal(range(SD + 1))  # number of window keys = count - nglob
+        # s2_p >= s2_kw (the key is a global row's) and s2_p + 1 >= s2_count (the group's last
+        # key), as registers set with s2_p
+        s2_inglob, s2_lastkey = Signal(), Signal()
         s2_abank = Signal()  # accumulator bank of the running group
         abank_next = Signal()  # accumulator bank the next group accumulates into
         acc_full = Signal(2)  # bank claimed by a final group whose rows are not emitted yet
@@ -852,17 +862,19 @@ class Engine(wiring.Component):
                 # the bank is claimed from the take of its final group until its rows are out
                 with m.If(head.final):
                     m.d.comb += acc_claim.eq(Mux(abank_next, 0b10, 0b01))
+                kw_new = Signal.like(s2_kw)
+                m.d.comb += kw_new.eq(head_count - head.nglob)
                 m.d.sync += [s2.eq(head), s2_bnk.eq(s2_bank), s2_bank.eq(~s2_bank), s2_run.eq(1),
                              s2_count.eq(head_count), s2_p.eq(0), s2_chunk.eq(0),
                              s2_pos.eq(head.start), s2_gi.eq(0),
-                             s2_kw.eq(head_count - head.nglob), rel_req.eq(head_rel)]
+                             s2_kw.eq(kw_new), rel_req.eq(head_rel),
+                             s2_inglob.eq(kw_new == 0), s2_lastkey.eq(head_count <= 1)]
         issue2 = s2_run
-        s2_inglob = s2_p >= s2_kw
-        s2_lastkey = s2_p + 1 >= s2_count
         m.d.comb += s2_ending.eq(s2_run & (s2_chunk == CH - 1) & s2_lastkey)
         with m.If(issue2):
             with m.If(s2_chunk == CH - 1):
-                m.d.sync += [s2_chunk.eq(0), s2_p.eq(s2_p + 1)]
+                m.d.sync += [s2_chunk.eq(0), s2_p.eq(s2_p + 1),
+                             s2_inglob.eq(s2_p + 1 >= s2_kw), s2_lastkey.eq(s2_p + 2 >= s2_count)]
                 with m.If(s2_inglob):
                     m.d.sync += s2_gi.eq(s2_gi + 1)
                 with m.Else():
@@ -1084,6 +1096,7 @@ class Engine(wiring.Component):
             m.d.sync += [r.eq(0) for r in rel_pipe]
             m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
             m.d.sync += [out_left.eq(n), out_one.eq(n == 1), pl.eq(0), wpos.eq(0), wpos_w.eq(0),
+                         av_r.eq(0),
                          hchunk.eq(0),
                          s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0),
                          q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
