@@ -141,12 +141,6 @@ class Engine(wiring.Component):
         with m.If(state == regs.State.BUSY):
             m.d.sync += cycles.eq(cycles + 1)
 
-        def is_global(idx):
-            hit = Const(0, 1)
-            for i in range(GM):
-                hit = hit | ((i < ng) & (glob[i] == idx))
-            return hit
-
         gval = Signal(GM)  # (i < ng) per global, of the configuration (still during a job)
         m.d.sync += gval.eq(Cat(*[ng > i for i in range(GM)]))
 
@@ -155,8 +149,12 @@ class Engine(wiring.Component):
             return pos - moff if PA else pos
 
         def global_hits(idx):
-            """Per global: ``idx`` is that (valid) global's row; their or is is_global(idx)."""
+            """Per global: ``idx`` is that (valid) global's row."""
             return Cat(*[gval[i] & (glob[i] == idx) for i in range(GM)])
+
+        def is_global(idx):
+            """``idx`` is a (valid) global's row (the count's compares from the register gval)."""
+            return global_hits(idx).any()
 
         with m.If(self.start):
             with m.If(state == regs.State.BUSY):
