@@ -166,8 +166,10 @@ class Engine(wiring.Component):
                              cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0),
                              chk_seen.eq(0), chk_fail.eq(0), chk_last.eq(0)]
         # The checks, one step per cycle: step 0 registers what they need, step 1 the
-        # scalar checks, step 2 + i global i (range, then duplicate of an earlier one). ``cur``
-        # is global chk_i - 2 (loaded a cycle ahead); ``before`` marks the globals below it.
+        # scalar checks, step 2 + i global i (range, then duplicate of an earlier one): per
+        # global, both tests are registers of the configuration (g_rng, g_dup; it holds from the
+        # cycle after the start), and global chk_i - 2's are loaded a cycle ahead (cur_rng,
+        # cur_dup).
         # A step's outcome is registered (chk_fail, chk_last) and acted on a cycle later, so the
         # compares do not drive the job's control in the same cycle.
         fail = Signal(4)
@@ -180,8 +182,11 @@ class Engine(wiring.Component):
         def times_small(x, k, kbits):
             """x * k for a k of kbits bits, as shifted adds (no hard multiplier)."""
             return sum((Mux(k[b], x << b, 0) for b in range(kbits)), Const(0, 1))
-        cur = Signal(regs.GLOBAL_INDEX_WIDTH)
-        before = Signal(GM)
+        g_rng, g_dup = Signal(GM), Signal(GM)
+        m.d.sync += [g_rng.eq(Cat(*[glob[i] >= cfg.n for i in range(GM)])),
+                     g_dup.eq(Cat(*[Cat(*[glob[j] == glob[i] for j in range(i)]).any()
+                                    for i in range(GM)]))]
+        cur_rng, cur_dup = Signal(), Signal()
         with m.If(checking & ~self.start):
             with m.If(chk_i == 0):
                 m.d.sync += [rlim.eq(rlim_tab[dil_s]), span.eq(left_s + right_s),
@@ -204,19 +209,14 @@ class Engine(wiring.Component):
                 with m.Elif(ng > P.max_globals):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
             with m.Else():
-                dup = Const(0, 1)
-                for j in range(GM):
-                    dup = dup | (before[j] & (glob[j] == cur))
-                with m.If(cur >= cfg.n):
+                with m.If(cur_rng):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
-                with m.Elif(dup):
+                with m.Elif(cur_dup):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
-                m.d.sync += before.eq(Cat(1, before[:-1]) if GM > 1 else 1)
-            with m.If(chk_i <= 1):
-                m.d.sync += before.eq(0)
             nxt_g = Signal(8)
             m.d.comb += nxt_g.eq(chk_i - 1)
-            m.d.sync += cur.eq(Array(glob)[nxt_g[:max(1, (GM - 1).bit_length())]])
+            g_at = nxt_g[:max(1, (GM - 1).bit_length())]
+            m.d.sync += [cur_rng.eq(Array(g_rng)[g_at]), cur_dup.eq(Array(g_dup)[g_at])]
             m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail),
                          chk_last.eq((chk_i >= 1) & (chk_i >= ng + 1)), chk_i.eq(chk_i + 1)]
             with m.If(chk_seen & (chk_fail != 0)):
