@@ -65,18 +65,31 @@ def _tree_sum(values: list):
 
 
 def _registered_tree(m: Module, prods: list, out, latency: int, group: int) -> None:
-    """``out`` <= the sum of ``prods``: one registered adder tree (``latency`` 3), or sums of
-    ``group`` products registered and then their sum (``latency`` 4)."""
-    if latency == 3:
-        m.d.sync += out.eq(_tree_sum(list(prods)))
-        return
-    parts = []
-    for k in range(0, len(prods), group):
-        grp = prods[k:k + group]
-        part = Signal(signed(nx.score_width(len(grp))), name=f"part{k // group}")
-        m.d.sync += part.eq(_tree_sum(list(grp)))
-        parts.append(part)
-    m.d.sync += out.eq(_tree_sum(parts))
+    """``out`` <= the sum of ``prods`` through ``latency - 2`` registered stages of the adder
+    tree: one (``latency`` 3); two (4): sums of ``group`` products, then their sum; three or four
+    (5, 6): the tree's levels split as evenly as they go, the first stages taking the larger
+    share (sums of 2^k products registered, then sums of those, ...)."""
+    stages = latency - 2
+    if stages == 2:
+        splits = [group]
+    else:
+        levels = max(1, (len(prods) - 1).bit_length())
+        splits = []
+        for st in range(stages - 1, 0, -1):
+            lv = -(-levels // (st + 1))
+            splits.append(1 << lv)
+            levels -= lv
+    vals, width = list(prods), 1
+    for st, g in enumerate(splits):
+        nxt = []
+        for k in range(0, len(vals), g):
+            grp = vals[k:k + g]
+            part = Signal(signed(nx.score_width(width * len(grp))),
+                          name=f"part{k // g}" if st == len(splits) - 1 else f"part{st}_{k // g}")
+            m.d.sync += part.eq(_tree_sum(list(grp)))
+            nxt.append(part)
+        vals, width = nxt, width * g
+    m.d.sync += out.eq(_tree_sum(vals))
 
 
 class DotLanes(wiring.Component):
@@ -86,14 +99,17 @@ class DotLanes(wiring.Component):
     Stage 1 registers the inputs (they come from a memory: its output never feeds a multiplier
     in the same cycle), stage 2 the products. With ``latency = 3`` stage 3 registers the whole
     tree sum; with ``latency = 4`` (wide units, where one cycle of five or more adder levels would
-    limit the clock) stage 3 registers sums of eight products and stage 4 the sum of those.
+    limit the clock) stage 3 registers sums of eight products and stage 4 the sum of those;
+    ``latency`` 5 and 6 (``EngineParams.dot_pipeline``) register the tree once or twice more,
+    for FPGAs whose multipliers lie far apart.
     """
 
-    GROUP = 8  #: products summed before the mid-tree register (latency 3)
+    GROUP = 8  #: products summed before the mid-tree register (latency 4)
+    LATENCIES = (3, 4, 5, 6)
 
-    def __init__(self, width: int, latency: int = 2):
-        if latency not in (3, 4):
-            raise ValueError(f"DotLanes latency = {latency!r}: allowed 3 or 4")
+    def __init__(self, width: int, latency: int = 3):
+        if latency not in self.LATENCIES:
+            raise ValueError(f"DotLanes latency = {latency!r}: allowed 3, 4, 5 or 6")
         self._width = width
         self.latency = latency
         super().__init__({
@@ -154,8 +170,8 @@ class PairedLanes(wiring.Component):
     """
 
     def __init__(self, width: int, latency: int):
-        if latency not in (3, 4):
-            raise ValueError(f"PairedLanes latency = {latency!r}: allowed 3 or 4")
+        if latency not in DotLanes.LATENCIES:
+            raise ValueError(f"PairedLanes latency = {latency!r}: allowed 3, 4, 5 or 6")
         self._width = width
         self.latency = latency
         super().__init__({

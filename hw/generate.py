@@ -94,12 +94,15 @@ def add_params_arguments(p):
     p.add_argument("--max-dilation", type=int, default=d.max_dilation)
     p.add_argument("--seq-width", type=int, default=d.seq_width,
                    help="sequence counter width: n up to 2^w - 1")
+    p.add_argument("--dot-pipeline", type=int, default=d.dot_pipeline,
+                   help="extra register stages in the Q.K adder trees, 0..2 (a cycle per group "
+                        "each; for FPGAs whose multipliers lie far apart)")
 
 
 def params_from_args(args) -> EngineParams:
     return EngineParams(head_dim=args.head_dim, lanes=args.lanes, max_radius=args.max_radius,
                         max_globals=args.max_globals, max_dilation=args.max_dilation,
-                        seq_width=args.seq_width)
+                        seq_width=args.seq_width, dot_pipeline=args.dot_pipeline)
 
 
 def add_arguments(p):

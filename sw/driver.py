@@ -206,7 +206,8 @@ class Board:
                               f"{pr.PROTOCOL_VERSION}: rebuild and flash the bitstream")
         params = EngineParams(head_dim=f["head_dim"], lanes=f["lanes"],
                               max_radius=f["max_radius"], max_globals=f["max_globals"],
-                              max_dilation=f["max_dilation"], seq_width=f["seq_width"])
+                              max_dilation=f["max_dilation"], seq_width=f["seq_width"],
+                              dot_pipeline=f["dot_pipeline"])
         self._identity = Identity(params, f"{f['version_major']}.{f['version_minor']}."
                                           f"{f['version_patch']}", f["protocol"],
                                   f["buffer_rows"], f["clock_hz"])

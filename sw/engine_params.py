@@ -28,6 +28,9 @@ class EngineParams:
     max_globals : largest number of global tokens, 0..64.
     max_dilation : largest dilation, >= 1.
     seq_width : sequence-length counter width; n may be 1 .. 2^seq_width - 1.
+    dot_pipeline : extra register stages in the Q.K dot products' adder trees, 0..2 (the stream
+        engine): each adds a cycle to a group's hand-over from stage 1 to stage 2, for FPGA
+        builds whose multipliers lie far apart (the ULX3S's).
     """
 
     head_dim: int = 64
@@ -36,6 +39,7 @@ class EngineParams:
     max_globals: int = 8
     max_dilation: int = 4
     seq_width: int = 17
+    dot_pipeline: int = 0
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -52,6 +56,8 @@ class EngineParams:
             bad("max_dilation", "1..64")
         if not 2 <= self.seq_width <= 24:
             bad("seq_width", "2..24")
+        if not 0 <= self.dot_pipeline <= 2:
+            bad("dot_pipeline", "0..2")
 
     #: lanes of the serial engine (two Q.K and two P.V multipliers on 16-bit buffer words)
     SERIAL_LANES = 4
@@ -87,8 +93,8 @@ class EngineParams:
     def dot_latency(self) -> int:
         """Cycles of a unit's Q.K dot product: inputs registered, products, then the adder tree
         in one cycle up to eight lanes, in two above (the tree would otherwise hold five or more
-        adder levels)."""
-        return 3 if self.lane_width <= 8 else 4
+        adder levels), and ``dot_pipeline`` more."""
+        return (3 if self.lane_width <= 8 else 4) + self.dot_pipeline
 
     # --- buffers -----------------------------------------------------------------------------
     @property

@@ -104,6 +104,7 @@ def _int8_vectors(rng, count: int, width: int) -> np.ndarray:
 @pytest.mark.parametrize("width,latency", [
     (5, 3), (128, 3),  # odd (the adder tree carries one), full head dim
     (5, 4), (20, 4), (128, 4),  # pipelined tree: one partial group, a short last group, 16 groups
+    (32, 5), (20, 5), (5, 6), (64, 6),  # EngineParams.dot_pipeline: three and four tree stages
 ])
 def test_dot_lanes_latency_one_per_cycle(width, latency, platform):
     rng = np.random.default_rng(1000 + width)
@@ -186,7 +187,7 @@ def test_scale_lanes_latency_1(width, platform):
 
 # --- PairedLanes ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("width,latency", [(3, 3), (16, 4), (20, 4)])
+@pytest.mark.parametrize("width,latency", [(3, 3), (16, 4), (20, 4), (32, 5), (20, 6)])
 def test_paired_lanes_scale_and_dot_interleaved(width, latency, platform):
     """Cycle by cycle, at random, e x v products (e up to 2^15, the shifted case included) or
     a . b dot products (a and b taken with ``dot``, a cycle before the multipliers use them):

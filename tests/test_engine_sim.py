@@ -23,7 +23,13 @@ SIZES = {
     # jobs have the paired max pass (EngineParams.paired_max) with both groups
     "u4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
                        seq_width=10),
+    # the same with a register more in the dot products' adder trees (EngineParams.dot_pipeline,
+    # as the ULX3S build): DotLanes and PairedLanes at latency 5 and the later hand-over
+    "u4p1": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
+                         seq_width=10, dot_pipeline=1),
 }
+#: random jobs per size (u4p1 repeats u4's control at another latency: fewer)
+JOB_SHARE = {"u1": 1.0, "u4": 1.0, "u4p1": 0.4}
 SIM = os.environ.get("SIM", "verilator")
 JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 
@@ -32,14 +38,14 @@ JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 def test_random_jobs_bit_exact(size, tmp_path_factory):
     params = SIZES[size]
     seed = os.environ.get("SWATTN_JOB_SEED")
-    seed0 = {"u1": 1000, "u4": 5000}[size]
-    jobs = [job_from_seed(params, int(seed))] if seed else regression_jobs(params, JOBS_PER_SIZE,
-                                                                           seed0)
+    seed0 = {"u1": 1000, "u4": 5000, "u4p1": 9000}[size]
+    count = max(1, round(JOBS_PER_SIZE * JOB_SHARE[size]))
+    jobs = [job_from_seed(params, int(seed))] if seed else regression_jobs(params, count, seed0)
     results = run_jobs(params, jobs, sim=SIM, name=f"pytest_{size}")
     assert len(results) == len(jobs), f"only {len(results)} of {len(jobs)} jobs reported"
     failed = [r for r in results if not r["ok"]]
     valid = [r for r in results if r["kind"] in ("ok", "busy")]
-    assert sum(r.get("pairs", 0) > 0 for r in valid) >= min(len(jobs), JOBS_PER_SIZE)
+    assert sum(r.get("pairs", 0) > 0 for r in valid) >= min(len(jobs), count)
     assert not failed, "failing seeds (re-run with SWATTN_JOB_SEED=<seed>): " + "; ".join(
         f"seed {r['seed']} {r['kind']}: {r.get('error_text') or r}" for r in failed[:10])
     # refused configurations must not consume any input
