@@ -90,8 +90,8 @@ class RowFetcher(wiring.Component):
     register, offer, credit back), so a row moves every cycle while the sink takes one. The
     FIFO's rows load the registered read data in every cycle in which they are empty (no reset,
     a load enable per ``SLICE`` bits as in :class:`RowBuffer`) and count once a landing read
-    marks them full; ``row.payload`` is a multiplexer on the read pointer. ``clear`` (a new
-    job) drops every row held or in flight.
+    marks them full; ``row.payload`` is a multiplexer on a copy of the read pointer per
+    ``SLICE`` bits. ``clear`` (a new job) drops every row held or in flight.
     """
 
     DEPTH = 4
@@ -122,7 +122,7 @@ class RowFetcher(wiring.Component):
 
         rows = [Signal(width, name=f"row{k}", reset_less=True) for k in range(D)]
         full = Signal(D)
-        wptr, rptr = Signal(range(D)), Signal(range(D))
+        wptr, rptr = Signal(range(D), name="wptr"), Signal(range(D), name="rptr")
         set_, clr = Signal(D), Signal(D)
         nrep = max(1, -(-width // self.SLICE))
         for k in range(D):
@@ -135,20 +135,26 @@ class RowFetcher(wiring.Component):
         # ``valid``: full[rptr], kept as a register of its own (the sink's ready, and through
         # it the credits, follow it in the same cycle)
         valid = Signal()
-        m.d.comb += [self.row.valid.eq(valid), self.row.payload.eq(Array(rows)[rptr])]
+        m.d.comb += self.row.valid.eq(valid)
+        # the payload multiplexer's select: a copy of rptr per SLICE bits (``rsel*_dup``, kept
+        # apart by fpga/build.py), each beside its multiplexers
+        rsel = [Signal.like(rptr, name=f"rsel{j}_dup") for j in range(nrep)]
+        for j, sel in enumerate(rsel):
+            lo, hi = j * self.SLICE, min(width, (j + 1) * self.SLICE)
+            m.d.comb += self.row.payload[lo:hi].eq(Array(r[lo:hi] for r in rows)[sel])
         take = valid & self.row.ready
         m.d.comb += [set_.eq(Mux(v2, 1 << wptr, 0)), clr.eq(Mux(take, 1 << rptr, 0))]
-        full_n, rptr_n = Signal.like(full), Signal.like(rptr)
+        full_n, rptr_n = Signal.like(full, name="full_n"), Signal.like(rptr, name="rptr_n")
         m.d.comb += [full_n.eq((full | set_) & ~clr), rptr_n.eq(rptr + take)]
         # credits - issue + take != 0, without the sum
         more = take | (credits > 1) | ((credits == 1) & ~issue)
         with m.If(self.clear):
             m.d.sync += [credits.eq(D), has_credit.eq(1), v1.eq(0), v2.eq(0), full.eq(0),
-                         wptr.eq(0), rptr.eq(0), valid.eq(0)]
+                         wptr.eq(0), rptr.eq(0), valid.eq(0), *[r.eq(0) for r in rsel]]
         with m.Else():
             m.d.sync += [credits.eq(credits - issue + take), has_credit.eq(more), v1.eq(issue),
                          v2.eq(v1), full.eq(full_n), wptr.eq(wptr + v2), rptr.eq(rptr_n),
-                         valid.eq(full_n.bit_select(rptr_n, 1))]
+                         valid.eq(full_n.bit_select(rptr_n, 1)), *[r.eq(rptr_n) for r in rsel]]
         return m
 
 

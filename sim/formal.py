@@ -281,13 +281,21 @@ def _assert_reader_invariant(m: Module, frag: Fragment, words: int, row_valid):
     """A RowReader of several ``words`` per row (``frag`` elaborated) offers a row only while
     IDLE with no word landing (the induction needs this: an unreachable READ state with a row
     offered would overwrite it); a RowFetcher's ``valid`` is its FIFO's full flag at the read
-    pointer (else an unreachable state offers an empty place, which loads every cycle)."""
+    pointer and its payload selects equal the pointer (else an unreachable state offers an
+    empty place, which loads every cycle)."""
     if words > 1:
         state, cap = design_signals(frag, "reader_state", "cap")
         m.d.comb += Assert(~row_valid | ((state == _fsm_value(state, "IDLE")) & ~cap))
-    else:  # a RowFetcher: its row's valid register is the full flag at the read pointer
+    else:  # a RowFetcher: its row's valid register is the full flag at the read pointer, and
+        # the payload multiplexer's selects are copies of the pointer
         full, rptr = design_signals(frag, "full", "rptr")
         m.d.comb += Assert(row_valid == full.bit_select(rptr, 1))
+        names = {s.name for stmts in frag.statements.values() for st in stmts
+                 for s in st._lhs_signals()}
+        copies = sorted(n for n in names if n.startswith("rsel") and n.endswith("_dup"))
+        assert copies, "RowFetcher: no read-pointer copies (rsel*_dup) found"
+        for sel in design_signals(frag, *copies):
+            m.d.comb += Assert(sel == rptr)
 
 
 def feeder_harness(words: int, word_bits: int, parts: int, rows: int = 8,
