@@ -96,10 +96,6 @@ class BoardCore(wiring.Component):
     tx: Out(stream.Signature(8))
     busy: Out(1)
 
-    #: with a row per block RAM word, each buffer is cut into memories of this many bits, each
-    #: with its own registered address (fpga/ram.py): a net reaches 4 block RAMs, not 32
-    BRAM_SLICE_BITS = 32
-
     def __init__(self, params: EngineParams, *, word_bytes: int, clock_hz: int,
                  timeout_cycles: int, spram: bool = False):
         d = params.head_dim
@@ -143,13 +139,8 @@ class BoardCore(wiring.Component):
         else:
             m.submodules.engine = eng = Engine(P, hold_config=False)
         rams = {}
-        # a row per block RAM word (the ECP5): each buffer cut into slices of BRAM_SLICE_BITS,
-        # each with its own registered address and enables (a cycle more from address to data)
-        sliced = not serial and R == 1 and not self._spram
         for name in ("q", "k", "v", "o"):
-            rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(
-                WB, depth, self._spram, slice_bits=self.BRAM_SLICE_BITS if sliced else 0)
-        ram_lat = rams["q"].latency
+            rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram)
 
         cfg_layout = regs.config_layout(P)
         cfg_nbytes = pr.config_bytes(P)
@@ -180,8 +171,8 @@ class BoardCore(wiring.Component):
         # ------------------------------------------------------------- feeders (engine side)
         if not serial:
             if R == 1:  # block RAM: its read data registered beside it (RowFetcher)
-                m.submodules.q_reader = qr = RowFetcher(rows, WB, 1, ram_latency=ram_lat)
-                m.submodules.kv_reader = kvr = RowFetcher(rows, WB, 2, ram_latency=ram_lat)
+                m.submodules.q_reader = qr = RowFetcher(rows, WB, 1)
+                m.submodules.kv_reader = kvr = RowFetcher(rows, WB, 2)
             else:
                 m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
                 m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
@@ -636,10 +627,7 @@ class BoardCore(wiring.Component):
                     with m.Else():
                         m.next = "PAY"
             with m.State("FETCH"):  # laddr drives the O buffer; its word lands next cycle
-                m.next = "LATCH" if ram_lat == 1 else "FETCH2"
-            if ram_lat == 2:
-                with m.State("FETCH2"):  # (the O buffer's inputs registered: a cycle more)
-                    m.next = "LATCH"
+                m.next = "LATCH"
             with m.State("LATCH"):
                 m.d.sync += [tword.eq(o_ram.rdata), laddr.eq(laddr + 1)]
                 m.next = "PAY"

@@ -83,30 +83,22 @@ class RowFetcher(wiring.Component):
     data output comes about 6 ns after the clock, and a buffer's block RAMs spread over the die,
     so that register sits beside them and the row reaches the engine a cycle later).
 
-    A read lands in a FIFO of ``depth`` rows ``ram_latency + 1`` cycles after its issue (the
-    RAM's latency from address to data, 1 for a block RAM, 2 with its inputs registered as
-    :class:`~swattn.fpga.ram.SinglePortRAM` ``slice_bits`` does, then the data register); the
-    reader issues only against a free place (a credit for each place neither filled nor
-    awaited), so nothing it drives waits on ``row.ready``: the RAMs read every cycle (``re`` is
-    1), their address is the index, and ``index.ready`` is a register. ``depth`` =
-    ``ram_latency + 3`` covers the round trip (issue, read, register, offer, credit back), so a
-    row moves every cycle while the sink takes one. The
+    A read lands in a FIFO of ``DEPTH`` rows two cycles after its issue; the reader issues only
+    against a free place (a credit for each place neither filled nor awaited), so nothing it
+    drives waits on ``row.ready``: the RAMs read every cycle (``re`` is 1), their address is the
+    index, and ``index.ready`` is a register. ``DEPTH`` 4 covers the round trip (issue, read,
+    register, offer, credit back), so a row moves every cycle while the sink takes one. The
     FIFO's rows load the registered read data in every cycle in which they are empty (no reset,
     a load enable per ``SLICE`` bits as in :class:`RowBuffer`) and count once a landing read
     marks them full; ``row.payload`` is a multiplexer on a copy of the read pointer per
     ``SLICE`` bits. ``clear`` (a new job) drops every row held or in flight.
     """
 
+    DEPTH = 4
     SLICE = 64  #: bits of a row register behind one copy of its load enable
 
-    def __init__(self, rows: int, word_bits: int, parts: int = 1, ram_latency: int = 1):
-        if ram_latency not in (1, 2):
-            raise ValueError(f"RowFetcher ram_latency = {ram_latency!r}: allowed 1 (the block "
-                             f"RAM's read register) or 2 (registered RAM inputs too)")
+    def __init__(self, rows: int, word_bits: int, parts: int = 1):
         self._rows, self._wb, self._parts = rows, word_bits, parts
-        self._lat = ram_latency
-        #: rows the FIFO holds: the round trip from an issue to its credit's return
-        self.depth = ram_latency + 3
         super().__init__({
             "index": In(stream.Signature(range(rows))),
             "row": Out(stream.Signature(parts * word_bits)),
@@ -118,15 +110,10 @@ class RowFetcher(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        D, width = self.depth, self._parts * self._wb
+        D, width = self.DEPTH, self._parts * self._wb
         credits = Signal(range(D + 1), init=D)
         has_credit = Signal(init=1)  # credits != 0, as a register
-        # vs[i]: a read issued i + 1 cycles ago; the last lands in the FIFO
-        vs = [Signal(name=f"v{i + 1}") for i in range(self._lat + 1)]
-        land = vs[-1]
-
-        def step(ptr, inc):
-            return Mux(inc, Mux(ptr == D - 1, 0, ptr + 1), ptr)
+        v1, v2 = Signal(), Signal()  # a read issued one / two cycles ago
         rd_r = Signal(width, reset_less=True)  # the RAMs' read data, registered
         m.d.sync += rd_r.eq(self.rdata)
         issue = self.index.valid & has_credit
@@ -156,18 +143,17 @@ class RowFetcher(wiring.Component):
             lo, hi = j * self.SLICE, min(width, (j + 1) * self.SLICE)
             m.d.comb += self.row.payload[lo:hi].eq(Array(r[lo:hi] for r in rows)[sel])
         take = valid & self.row.ready
-        m.d.comb += [set_.eq(Mux(land, 1 << wptr, 0)), clr.eq(Mux(take, 1 << rptr, 0))]
+        m.d.comb += [set_.eq(Mux(v2, 1 << wptr, 0)), clr.eq(Mux(take, 1 << rptr, 0))]
         full_n, rptr_n = Signal.like(full, name="full_n"), Signal.like(rptr, name="rptr_n")
-        m.d.comb += [full_n.eq((full | set_) & ~clr), rptr_n.eq(step(rptr, take))]
+        m.d.comb += [full_n.eq((full | set_) & ~clr), rptr_n.eq(rptr + take)]
         # credits - issue + take != 0, without the sum
         more = take | (credits > 1) | ((credits == 1) & ~issue)
         with m.If(self.clear):
-            m.d.sync += [credits.eq(D), has_credit.eq(1), *[v.eq(0) for v in vs], full.eq(0),
+            m.d.sync += [credits.eq(D), has_credit.eq(1), v1.eq(0), v2.eq(0), full.eq(0),
                          wptr.eq(0), rptr.eq(0), valid.eq(0), *[r.eq(0) for r in rsel]]
         with m.Else():
-            m.d.sync += [credits.eq(credits - issue + take), has_credit.eq(more),
-                         vs[0].eq(issue), *[vs[i + 1].eq(vs[i]) for i in range(self._lat)],
-                         full.eq(full_n), wptr.eq(step(wptr, land)), rptr.eq(rptr_n),
+            m.d.sync += [credits.eq(credits - issue + take), has_credit.eq(more), v1.eq(issue),
+                         v2.eq(v1), full.eq(full_n), wptr.eq(wptr + v2), rptr.eq(rptr_n),
                          valid.eq(full_n.bit_select(rptr_n, 1)), *[r.eq(rptr_n) for r in rsel]]
         return m
 

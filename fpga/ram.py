@@ -20,25 +20,13 @@ class SinglePortRAM(wiring.Component):
     in which ``re`` was high, held otherwise (read and write share the address).
 
     spram : map to SB_SPRAM256KA (iCE40UP only): width a multiple of 16, depth <= 16384.
-    slice_bits : (block RAM) registered inputs: the RAM is cut into memories of ``slice_bits``
-        bits of the word, each with its own registered copy of the address, the enables and its
-        bits of the write data (``*_dup`` registers, kept apart by fpga/build.py), so that no
-        net reaches all of a wide buffer's block RAMs, which spread over the die. Everything
-        then happens a cycle later: a write lands, and ``rdata`` is the word at ``addr`` of two
-        cycles before (``latency`` 2).
     """
 
-    def __init__(self, width: int, depth: int, spram: bool = False, slice_bits: int = 0):
+    def __init__(self, width: int, depth: int, spram: bool = False):
         if spram and (width % SPRAM_WIDTH or depth > SPRAM_DEPTH):
             raise ValueError(f"SPRAM buffer {depth} x {width} bits: width must be a multiple of "
                              f"{SPRAM_WIDTH} and depth at most {SPRAM_DEPTH}")
-        if slice_bits and (spram or slice_bits < 0):
-            raise ValueError(f"slice_bits = {slice_bits}: registered slices are for block RAM "
-                             f"buffers (spram False), with slice_bits > 0")
         self._width, self._depth, self._spram = width, depth, spram
-        self._slice = slice_bits
-        #: cycles from ``addr`` to ``rdata``
-        self.latency = 2 if slice_bits else 1
         super().__init__({
             "addr": In(range(depth)),
             "wdata": In(width),
@@ -66,25 +54,10 @@ class SinglePortRAM(wiring.Component):
                     o_DATAOUT=self.rdata[sl])
             # (SPRAM reads every cycle: callers that need a held word latch it; see RowReader)
             return m
-        if not self._slice:
-            m.submodules.mem = mem = memory.Memory(shape=self._width, depth=self._depth, init=[])
-            wp = mem.write_port()
-            rp = mem.read_port()
-            m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(self.we),
-                         rp.addr.eq(self.addr), rp.en.eq(self.re)]
-            m.d.comb += self.rdata.eq(rp.data)
-            return m
-        for k, lo in enumerate(range(0, self._width, self._slice)):
-            hi = min(self._width, lo + self._slice)
-            addr = Signal.like(self.addr, name=f"addr{k}_dup")
-            we, re = Signal(name=f"we{k}_dup"), Signal(name=f"re{k}_dup")
-            wdata = Signal(hi - lo, name=f"wdata{k}")
-            m.d.sync += [addr.eq(self.addr), we.eq(self.we), re.eq(self.re),
-                         wdata.eq(self.wdata[lo:hi])]
-            m.submodules[f"mem{k}"] = mem = memory.Memory(shape=hi - lo, depth=self._depth,
-                                                          init=[])
-            wp = mem.write_port()
-            rp = mem.read_port()
-            m.d.comb += [wp.addr.eq(addr), wp.data.eq(wdata), wp.en.eq(we),
-                         rp.addr.eq(addr), rp.en.eq(re), self.rdata[lo:hi].eq(rp.data)]
+        m.submodules.mem = mem = memory.Memory(shape=self._width, depth=self._depth, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port()
+        m.d.comb += [wp.addr.eq(self.addr), wp.data.eq(self.wdata), wp.en.eq(self.we),
+                     rp.addr.eq(self.addr), rp.en.eq(self.re)]
+        m.d.comb += self.rdata.eq(rp.data)
         return m

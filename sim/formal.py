@@ -505,9 +505,7 @@ def _proofs() -> list[Proof]:
                      "prove", 6, expect="FAIL"))
     out.append(Proof("planted_board_feeders_taken",
                      "the board's q/kv rule asserted for a row the engine has taken",
-                     # the first row: the owner register, the sliced buffer's registered
-                     # address, its read, the data register, the FIFO
-                     lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 7,
+                     lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 6,
                      expect="FAIL"))
     # a request and its reply take about 15 cycles: BMC that deep took over 14 minutes here, so
     # this planted bug is refuted by induction (UNKNOWN) rather than found (FAIL)
