@@ -96,6 +96,10 @@ class BoardCore(wiring.Component):
     tx: Out(stream.Signature(8))
     busy: Out(1)
 
+    #: with a row per block RAM word, the Q/K/V buffers are cut into this many memories side by
+    #: side, each with its own copies of the registers its address comes from
+    BRAM_SLICES = 4
+
     def __init__(self, params: EngineParams, *, word_bytes: int, clock_hz: int,
                  timeout_cycles: int, spram: bool = False):
         d = params.head_dim
@@ -139,8 +143,20 @@ class BoardCore(wiring.Component):
         else:
             m.submodules.engine = eng = Engine(P, hold_config=False)
         rams = {}
+        # With a row per block RAM word (the ECP5), the Q, K and V buffers are each cut into
+        # BRAM_SLICES memories side by side, each addressed by copies of its own of the
+        # registers the address comes from (the read index, the link's address, the owner:
+        # ``*_dup``, kept apart by fpga/build.py), so that no address net reaches all of a
+        # buffer's block RAMs, which spread over the die (29 of them at 2048 x 256 bits).
+        NS = self.BRAM_SLICES if (not serial and R == 1 and not self._spram) else 1
+        slices = {}
         for name in ("q", "k", "v", "o"):
-            rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram)
+            if NS > 1 and name != "o":
+                slices[name] = [SinglePortRAM(WB // NS, depth) for _ in range(NS)]
+                for j, r_ in enumerate(slices[name]):
+                    m.submodules[f"buf_{name}{j}"] = r_
+            else:
+                rams[name] = m.submodules[f"buf_{name}"] = SinglePortRAM(WB, depth, self._spram)
 
         cfg_layout = regs.config_layout(P)
         cfg_nbytes = pr.config_bytes(P)
@@ -183,21 +199,26 @@ class BoardCore(wiring.Component):
             # Q rows by output position 0 .. n-1 (schedule.output_order); an engine with paired max
             # passes takes the global rows, the last ng positions, once before them
             qi = Signal(range(rows + 1))
-            m.d.comb += [qr.index.valid.eq(own["q"] & (qi < n)), qr.index.payload.eq(qi)]
+            qi_n = Signal.like(qi)  # its next value (the buffer slices' copies follow it too)
+            m.d.comb += [qr.index.valid.eq(own["q"] & (qi < n)), qr.index.payload.eq(qi),
+                         qi_n.eq(qi)]
+            m.d.sync += qi.eq(qi_n)
             if P.paired_max:
                 qpre = Signal()  # in the global rows' first copy
                 with m.If(start):
-                    m.d.sync += [qi.eq(Mux(ng != 0, n - ng, 0)), qpre.eq(ng != 0)]
+                    m.d.comb += qi_n.eq(Mux(ng != 0, n - ng, 0))
+                    m.d.sync += qpre.eq(ng != 0)
                 with m.Elif(qr.index.valid & qr.index.ready):
                     with m.If(qpre & (qi + 1 >= n)):
-                        m.d.sync += [qi.eq(0), qpre.eq(0)]
+                        m.d.comb += qi_n.eq(0)
+                        m.d.sync += qpre.eq(0)
                     with m.Else():
-                        m.d.sync += qi.eq(qi + 1)
+                        m.d.comb += qi_n.eq(qi + 1)
             else:
                 with m.If(start):
-                    m.d.sync += qi.eq(0)
+                    m.d.comb += qi_n.eq(0)
                 with m.Elif(qr.index.valid & qr.index.ready):
-                    m.d.sync += qi.eq(qi + 1)
+                    m.d.comb += qi_n.eq(qi + 1)
             m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                          qr.row.ready.eq(eng.q.ready)]
             # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1.
@@ -222,26 +243,31 @@ class BoardCore(wiring.Component):
             rem = Signal(signed(len(kpos) + 2))
             prem = Signal.like(passes_m2)
             kidx = Signal(range(rows))
+            kidx_n = Signal.like(kidx)  # its next value (the buffer slices' copies follow it too)
+            m.d.comb += kidx_n.eq(kidx)
+            m.d.sync += kidx.eq(kidx_n)
             kmore = Signal(init=1)  # (as the index generator always had it after a reset; no
             # row is read before a start, as the buffers are the link's until the engine is BUSY)
             m.d.comb += [kvr.index.valid.eq(own["k"] & kmore), kvr.index.payload.eq(kidx)]
             last = rem[-1]
             with m.If(start):
                 m.d.sync += [gt.eq(Cat(*[ng > i for i in range(GM)])), kpos.eq(0),
-                             rem.eq(n_m2), prem.eq(passes_m2), kmore.eq(1),
-                             kidx.eq(Mux(ng != 0, cfg.globals[0], 0))]
+                             rem.eq(n_m2), prem.eq(passes_m2), kmore.eq(1)]
+                m.d.comb += kidx_n.eq(Mux(ng != 0, cfg.globals[0], 0))
                 m.d.sync += [gsh[i].eq(cfg.globals[i]) for i in range(GM)]
             with m.Elif(kvr.index.valid & kvr.index.ready):
                 m.d.sync += [gt.eq(gt >> 1), *[gsh[i].eq(gsh[i + 1]) for i in range(GM - 1)]]
                 with m.If(gt[1] if GM > 1 else 0):
-                    m.d.sync += kidx.eq(gsh[1] if GM > 1 else 0)
+                    m.d.comb += kidx_n.eq(gsh[1] if GM > 1 else 0)
                 with m.Elif(gt[0]):  # the last global row: position 0 of pass 0 next
-                    m.d.sync += kidx.eq(0)
+                    m.d.comb += kidx_n.eq(0)
                 with m.Elif(last):  # a pass's last row
-                    m.d.sync += [kidx.eq(0), kpos.eq(0), rem.eq(n_m2), prem.eq(prem - 1),
+                    m.d.comb += kidx_n.eq(0)
+                    m.d.sync += [kpos.eq(0), rem.eq(n_m2), prem.eq(prem - 1),
                                  kmore.eq(~prem[-1])]
                 with m.Else():
-                    m.d.sync += [kidx.eq(kpos + 1), kpos.eq(kpos + 1), rem.eq(rem - 1)]
+                    m.d.comb += kidx_n.eq(kpos + 1)
+                    m.d.sync += [kpos.eq(kpos + 1), rem.eq(rem - 1)]
 
             def rows_through(name, src, dst_valid, dst_payload, dst_ready, buffered):
                 """Connect the row stream ``src`` to a sink; ``buffered``: through a two-row
@@ -275,7 +301,7 @@ class BoardCore(wiring.Component):
         m.d.sync += [lw_addr.eq(laddr), lw_data.eq(link_wdata),
                      lw_en.eq(Mux(~active & link_we, 1 << wtarget, 0))]
         for i, name in enumerate(("q", "k", "v")):
-            ram = rams[name]
+            ram = rams.get(name)
             if serial:  # the engine reads its words directly, one per cycle
                 m.d.comb += [ram.addr.eq(Mux(active, getattr(eng, f"{name}_addr"), lw_addr)),
                              ram.wdata.eq(lw_data), ram.we.eq(lw_en[i]),
@@ -283,6 +309,21 @@ class BoardCore(wiring.Component):
                 continue
             rd = qr if name == "q" else kvr
             part = {"q": 0, "k": 0, "v": 1}[name]
+            if NS > 1:
+                SB = WB // NS
+                for j, r_ in enumerate(slices[name]):
+                    own_j = Signal(name=f"own_{name}{j}_dup")
+                    src_j = Signal.like(kidx, name=f"idx_{name}{j}_dup")
+                    lwa_j = Signal.like(lw_addr, name=f"lwa_{name}{j}_dup")
+                    lwe_j = Signal(name=f"lwe_{name}{j}_dup")
+                    m.d.sync += [own_j.eq(active), src_j.eq(qi_n if name == "q" else kidx_n),
+                                 lwa_j.eq(laddr), lwe_j.eq(~active & link_we & (wtarget == i))]
+                    lo = part * WB + j * SB
+                    m.d.comb += [r_.addr.eq(Mux(own_j, src_j, lwa_j)),
+                                 r_.re.eq(Mux(own_j, rd.re, 1)),
+                                 r_.wdata.eq(lw_data[j * SB:(j + 1) * SB]), r_.we.eq(lwe_j),
+                                 rd.rdata[lo:lo + SB].eq(r_.rdata)]
+                continue
             m.d.comb += [
                 ram.addr.eq(Mux(own[name], rd.addr, lw_addr)),
                 ram.re.eq(Mux(own[name], rd.re, 1)),
