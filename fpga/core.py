@@ -269,23 +269,21 @@ class BoardCore(wiring.Component):
                     m.d.comb += kidx_n.eq(kpos + 1)
                     m.d.sync += [kpos.eq(kpos + 1), rem.eq(rem - 1)]
 
-            def rows_through(name, src, dst_valid, dst_payload, dst_ready, buffered):
-                """Connect the row stream ``src`` to a sink; ``buffered``: through a two-row
-                RowBuffer (one cycle of latency, full rate), so that the O buffer's write enable
-                does not follow the engine's valid in the same cycle (the K/V rows come from a
-                RowFetcher, whose RAM side never waits on the engine's ready)."""
-                if buffered:
-                    m.submodules[name] = buf = RowBuffer(len(Value.cast(src.payload)))
-                    m.d.comb += [buf.clear.eq(start),
-                                 buf.i.payload.eq(src.payload), buf.i.valid.eq(src.valid),
-                                 src.ready.eq(buf.i.ready)]
-                    src = buf.o
-                m.d.comb += [dst_valid.eq(src.valid), dst_payload.eq(src.payload),
-                             src.ready.eq(dst_ready)]
-
-            rows_through("kv_buf", kvr.row, eng.kv.valid, eng.kv.payload.as_value(), eng.kv.ready,
-                         False)
-            rows_through("o_buf", eng.o, ow.row.valid, ow.row.payload, ow.row.ready, R == 1)
+            m.d.comb += [eng.kv.valid.eq(kvr.row.valid),
+                         eng.kv.payload.as_value().eq(kvr.row.payload),
+                         kvr.row.ready.eq(eng.kv.ready)]
+            # Output rows to the writer; with a row per RAM word through a two-row RowBuffer (one
+            # cycle of latency, full rate), so that the O buffer's write enable does not follow
+            # the engine's valid in the same cycle. (The K/V rows need none: a RowFetcher's RAM
+            # side never waits on the engine's ready.)
+            o_src = eng.o
+            if R == 1:
+                m.submodules.o_buf = obuf = RowBuffer(len(Value.cast(eng.o.payload)))
+                m.d.comb += [obuf.clear.eq(start), obuf.i.payload.eq(eng.o.payload),
+                             obuf.i.valid.eq(eng.o.valid), eng.o.ready.eq(obuf.i.ready)]
+                o_src = obuf.o
+            m.d.comb += [ow.row.valid.eq(o_src.valid), ow.row.payload.eq(o_src.payload),
+                         o_src.ready.eq(ow.row.ready)]
 
         # ------------------------------------------------------------- link side of the buffers
         laddr = Signal(range(depth + 1))
@@ -297,9 +295,9 @@ class BoardCore(wiring.Component):
         # front of that routing. (The link writes only between jobs, bytes apart.)
         lw_addr = Signal.like(laddr)
         lw_data = Signal.like(link_wdata)
-        lw_en = Signal(3)
-        m.d.sync += [lw_addr.eq(laddr), lw_data.eq(link_wdata),
-                     lw_en.eq(Mux(~active & link_we, 1 << wtarget, 0))]
+        lw_en, lw_en_n = Signal(3), Signal(3)
+        m.d.comb += lw_en_n.eq(Mux(~active & link_we, 1 << wtarget, 0))
+        m.d.sync += [lw_addr.eq(laddr), lw_data.eq(link_wdata), lw_en.eq(lw_en_n)]
         for i, name in enumerate(("q", "k", "v")):
             ram = rams.get(name)
             if serial:  # the engine reads its words directly, one per cycle
@@ -317,7 +315,7 @@ class BoardCore(wiring.Component):
                     lwa_j = Signal.like(lw_addr, name=f"lwa_{name}{j}_dup")
                     lwe_j = Signal(name=f"lwe_{name}{j}_dup")
                     m.d.sync += [own_j.eq(active), src_j.eq(qi_n if name == "q" else kidx_n),
-                                 lwa_j.eq(laddr), lwe_j.eq(~active & link_we & (wtarget == i))]
+                                 lwa_j.eq(laddr), lwe_j.eq(lw_en_n[i])]
                     lo = part * WB + j * SB
                     m.d.comb += [r_.addr.eq(Mux(own_j, src_j, lwa_j)),
                                  r_.re.eq(Mux(own_j, rd.re, 1)),
