@@ -1094,11 +1094,10 @@ class Engine(wiring.Component):
             m.d.sync += [r.eq(0) for r in rel_pipe]
             m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
             m.d.sync += [out_left.eq(n), out_one.eq(n == 1), pl.eq(0), wpos.eq(0), wpos_w.eq(0),
-                         av_r.eq(0),
-                         hchunk.eq(0),
-                         s1_bank.eq(0), s2_bank.eq(0), bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0),
-                         q2_valid.eq(0), s1_run.eq(0), s2_run.eq(0), pending.eq(0),
-                         acc_full.eq(0), acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
+                         av_r.eq(0), hchunk.eq(0), s1_bank.eq(0), s2_bank.eq(0),
+                         bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0), q2_valid.eq(0),
+                         s1_run.eq(0), s2_run.eq(0), pending.eq(0), acc_full.eq(0),
+                         acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += [out_left.eq(out_left - 1), out_one.eq(out_left == 2)]
             with m.If(out_one):
