@@ -58,10 +58,6 @@ KEEP_DUPLICATES = "setattr -set keep 1 w:*_dup %ci1:+$dff[Q]"
 RESULT_FILE = "build.json"
 
 
-class BuildError(Exception):
-    pass
-
-
 def _err(msg):
     from ..sw.cli import UserError
     return UserError(msg)
