@@ -100,8 +100,8 @@ class DotLanes(wiring.Component):
     in the same cycle), stage 2 the products. With ``latency = 3`` stage 3 registers the whole
     tree sum; with ``latency = 4`` (wide units, where one cycle of five or more adder levels would
     limit the clock) stage 3 registers sums of eight products and stage 4 the sum of those;
-    ``latency`` 5 and 6 (``EngineParams.dot_pipeline``) register the tree once or twice more,
-    for FPGAs whose multipliers lie far apart.
+    ``latency`` 5 and 6 (the adder-tree stages of ``EngineParams.dot_pipeline``) register the
+    tree once or twice more, for FPGAs whose multipliers lie far apart.
     """
 
     GROUP = 8  #: products summed before the mid-tree register (latency 4)
@@ -128,18 +128,33 @@ class DotLanes(wiring.Component):
         return m
 
 
+def e_copies(width: int) -> int:
+    """Copies of the exponential that :class:`ScaleLanes` and :class:`PairedLanes` of ``width``
+    lanes take: one per :attr:`DotLanes.GROUP` lanes (lane i multiplies by copy
+    :func:`e_copy` (i)), so that an engine may give each group of multipliers its own
+    register."""
+    return max(1, width // DotLanes.GROUP)
+
+
+def e_copy(lane: int, width: int) -> int:
+    """The copy of e that ``lane`` of ``width`` takes: its group of 8, the last copy also
+    serving the lanes past the last whole group."""
+    return min(lane // DotLanes.GROUP, e_copies(width) - 1)
+
+
 class ScaleLanes(wiring.Component):
     """``width`` multipliers of an exponential e in 0..2^15 by int8 values, registered (latency 1).
 
     ``e`` is at most 2^15 (``numerics``): its low 15 bits times v is a signed 16 x 8 product
     (one 16 x 16 or 18 x 18 hard multiplier; the 17-bit signed e would take two on the iCE40),
-    and e = 2^15, whose low bits are zero, is v shifted.
+    and e = 2^15, whose low bits are zero, is v shifted. ``e`` holds :func:`e_copies` copies of
+    the one value, lane i taking copy :func:`e_copy` (i).
     """
 
     def __init__(self, width: int):
         self._width = width
         super().__init__({
-            "e": In(unsigned(nx.EXP_WIDTH)),
+            "e": In(data.ArrayLayout(unsigned(nx.EXP_WIDTH), e_copies(width))),
             "v": In(int8_row(width)),
             "prod": Out(data.ArrayLayout(signed(nx.EXP_WIDTH + nx.DATA_WIDTH), width)),
         })
@@ -148,13 +163,13 @@ class ScaleLanes(wiring.Component):
         m = Module()
         if getattr(platform, "family", None) == "ecp5":  # e (16 bits) x v fits one 18 x 18
             for i in range(self._width):
-                registered_product(m, platform, self.e, self.v[i], self.prod[i],
-                                   reg_inputs=False, name=f"mul{i}")
+                registered_product(m, platform, self.e[e_copy(i, self._width)], self.v[i],
+                                   self.prod[i], reg_inputs=False, name=f"mul{i}")
             return m
         top = nx.EXP_WIDTH - 1
-        e_lo = self.e[:top]
         for i in range(self._width):
-            m.d.sync += self.prod[i].eq(Mux(self.e[top], self.v[i] << top, e_lo * self.v[i]))
+            e = self.e[e_copy(i, self._width)]
+            m.d.sync += self.prod[i].eq(Mux(e[top], self.v[i] << top, e[:top] * self.v[i]))
         return m
 
 
@@ -166,7 +181,8 @@ class PairedLanes(wiring.Component):
     :class:`DotLanes`) they multiply ``a`` by ``b`` and ``sum`` = a . b arrives ``latency``
     cycles after the inputs, as DotLanes' does. The engine raises ``dot`` only while no group is
     in its softmax and P.V stage (the paired max passes before the main pass), so the two uses
-    never meet in a cycle.
+    never meet in a cycle. ``e`` holds copies as ScaleLanes' does; ``dot`` is registered once
+    per 8 lanes (``dot*_dup``), each copy selecting its own lanes' operands.
     """
 
     def __init__(self, width: int, latency: int):
@@ -175,7 +191,7 @@ class PairedLanes(wiring.Component):
         self._width = width
         self.latency = latency
         super().__init__({
-            "e": In(unsigned(nx.EXP_WIDTH)),
+            "e": In(data.ArrayLayout(unsigned(nx.EXP_WIDTH), e_copies(width))),
             "v": In(int8_row(width)),
             "prod": Out(data.ArrayLayout(signed(nx.EXP_WIDTH + nx.DATA_WIDTH), width)),
             "dot": In(1),
@@ -187,23 +203,24 @@ class PairedLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ecp5 = getattr(platform, "family", None) == "ecp5"
-        dot = Signal()
+        dots = [Signal(name=f"dot{g}_dup") for g in range(e_copies(self._width))]
         a = Signal(int8_row(self._width))
         b = Signal(int8_row(self._width))
-        m.d.sync += [dot.eq(self.dot), a.eq(self.a), b.eq(self.b)]
+        m.d.sync += [a.eq(self.a), b.eq(self.b)] + [d.eq(self.dot) for d in dots]
         top = nx.EXP_WIDTH - 1
         for i in range(self._width):
             # e in 0..2^15: on the ECP5 the whole e fits the 18 x 18 multiplier; elsewhere its
             # low 15 bits (signed 16 x 8, with a's sign) and e = 2^15 as v shifted
+            dot, e = dots[e_copy(i, self._width)], self.e[e_copy(i, self._width)]
             x = Signal(signed(nx.EXP_WIDTH + 1 if ecp5 else nx.EXP_WIDTH), name=f"x{i}")
             y = Signal(signed(nx.DATA_WIDTH), name=f"y{i}")
-            m.d.comb += [x.eq(Mux(dot, a[i], self.e if ecp5 else self.e[:top])),
+            m.d.comb += [x.eq(Mux(dot, a[i], e if ecp5 else e[:top])),
                          y.eq(Mux(dot, b[i], self.v[i]))]
             if ecp5:
                 registered_product(m, platform, x, y, self.prod[i], reg_inputs=False,
                                    name=f"mul{i}")
             else:
-                m.d.sync += self.prod[i].eq(Mux(~dot & self.e[top], self.v[i] << top, x * y))
+                m.d.sync += self.prod[i].eq(Mux(~dot & e[top], self.v[i] << top, x * y))
         _registered_tree(m, list(self.prod), self.sum, self.latency, DotLanes.GROUP)
         return m
 

@@ -39,7 +39,7 @@ from ..sw import numerics as nx
 from ..sw import regs
 from ..sw.engine_params import EngineParams
 from .blocks import (AccumulatorRing, Accumulators, DotLanes, ExpUnit, Normaliser, PairedLanes,
-                     Reciprocal, RowMax, ScaleLanes, int8_row)
+                     Reciprocal, RowMax, ScaleLanes, e_copies, int8_row)
 
 #: pipeline latencies, cycles from issue to the write of the result (the cycle model,
 #: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
@@ -51,6 +51,51 @@ RELEASE_DELAY = 7
 
 def stage1_latency(params: EngineParams) -> int:
     return params.dot_latency + 2
+
+
+class SlicedMemory:
+    """A memory of ``width``-bit words cut into :attr:`slices` memories of at most
+    ``SLICE_BITS`` side by side, each with a write port and a read port of its own, so that no
+    address or enable net has to reach all the blocks of a wide memory.
+
+    ``addr[j]`` is slice j's read address (its data the next cycle; ``data`` is the whole word).
+    :meth:`write_next` writes a word a cycle after its address and enable, which it registers
+    once per slice (``*_dup``: kept apart by the FPGA builds)."""
+
+    SLICE_BITS = 64
+
+    def __init__(self, m: Module, name: str, depth: int, width: int):
+        self.name = name
+        self.slices = max(1, -(-width // self.SLICE_BITS))
+        widths = [min(self.SLICE_BITS, width - j * self.SLICE_BITS) for j in range(self.slices)]
+        mems = []
+        for j, w in enumerate(widths):
+            m.submodules[f"{name}{j}"] = mm = memory.Memory(shape=unsigned(w), depth=depth,
+                                                            init=[])
+            mems.append(mm)
+        self._widths = widths
+        self._rps = [mm.read_port() for mm in mems]
+        self._wps = [mm.write_port() for mm in mems]
+        self.addr = [rp.addr for rp in self._rps]
+        self.data = Cat(*[rp.data for rp in self._rps])
+
+    def write_next(self, m: Module, addr, data, en) -> None:
+        """Write ``data`` (registered by the caller) at ``addr`` when ``en``, both given a cycle
+        ahead of it."""
+        lo = 0
+        for j, (wp, w) in enumerate(zip(self._wps, self._widths)):
+            a = Signal.like(addr, name=f"{self.name}_wa{j}_dup")
+            e = Signal(name=f"{self.name}_we{j}_dup")
+            m.d.sync += [a.eq(addr), e.eq(en)]
+            m.d.comb += [wp.addr.eq(a), wp.en.eq(e), wp.data.eq(data[lo:lo + w])]
+            lo += w
+
+
+def delayed(m: Module, x, name: str):
+    """``x`` a cycle later, from a register named ``name``."""
+    r = Signal.like(x, name=name)
+    m.d.sync += r.eq(x)
+    return r
 
 
 def kv_layout(head_dim: int) -> data.StructLayout:
@@ -229,13 +274,14 @@ class Engine(wiring.Component):
         def mem(name, depth, width):
             m.submodules[name] = mm = memory.Memory(shape=unsigned(width), depth=depth, init=[])
             return mm
-        ring_k = mem("ring_k", B * CH, chunk_bits)
-        ring_v = mem("ring_v", B * CH, chunk_bits)
-        glob_k = mem("glob_k", GM * CH, chunk_bits)
-        glob_v = mem("glob_v", GM * CH, chunk_bits)
-        rk_w, rv_w, gk_w, gv_w = (x.write_port() for x in (ring_k, ring_v, glob_k, glob_v))
-        rk_r, gk_r = ring_k.read_port(), glob_k.read_port()
-        rv_r, gv_r = ring_v.read_port(), glob_v.read_port()
+        # The K/V rings and global rows: each cut into KS memories of at most 64 bits side by
+        # side, each with its own copies of the addresses and write enable (``*_dup`` registers),
+        # so that no address net reaches all of a wide memory's blocks, spread over an FPGA
+        ring_k = SlicedMemory(m, "ring_k", B * CH, chunk_bits)
+        ring_v = SlicedMemory(m, "ring_v", B * CH, chunk_bits)
+        glob_k = SlicedMemory(m, "glob_k", GM * CH, chunk_bits)
+        glob_v = SlicedMemory(m, "glob_v", GM * CH, chunk_bits)
+        KS = ring_k.slices
 
         # ---------------------------------------------------------------- K/V writer
         pl = Signal(8)  # global rows preloaded
@@ -279,18 +325,14 @@ class Engine(wiring.Component):
         # drive the memories' write enables, spread over the die, in the same cycle. Stage 1
         # reads the ring up to ``wpos_w``, wpos a cycle later: a row is readable the cycle after
         # its last chunk lands (sw/cycles.py: WRITE_BASE).
-        wa_ring, wa_glob = Signal.like(waddr_ring), Signal.like(waddr_glob)
         wk, wv = Signal.like(kbits), Signal.like(vbits)
-        we_ring, we_glob = Signal(), Signal()
         wpos_w = Signal.like(wpos)
-        m.d.sync += [wa_ring.eq(waddr_ring), wa_glob.eq(waddr_glob), wk.eq(kbits), wv.eq(vbits),
-                     we_ring.eq(wr & ~to_glob), we_glob.eq(wr & to_glob), wpos_w.eq(wpos)]
-        m.d.comb += [
-            rk_w.addr.eq(wa_ring), rv_w.addr.eq(wa_ring),
-            gk_w.addr.eq(wa_glob), gv_w.addr.eq(wa_glob),
-            rk_w.data.eq(wk), rv_w.data.eq(wv), gk_w.data.eq(wk), gv_w.data.eq(wv),
-            rk_w.en.eq(we_ring), rv_w.en.eq(we_ring), gk_w.en.eq(we_glob), gv_w.en.eq(we_glob),
-        ]
+        m.d.sync += [wk.eq(kbits), wv.eq(vbits), wpos_w.eq(wpos)]
+        for sm, data_, addr, en in ((ring_k, wk, waddr_ring, wr & ~to_glob),
+                                    (ring_v, wv, waddr_ring, wr & ~to_glob),
+                                    (glob_k, wk, waddr_glob, wr & to_glob),
+                                    (glob_v, wv, waddr_glob, wr & to_glob)):
+            sm.write_next(m, addr, data_, en)
         with m.If(wr):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
         # each compare for both ways the position can move, from registers, then picked by
@@ -558,6 +600,20 @@ class Engine(wiring.Component):
         s1_pos = Signal(PW + 1)
         s1_pnext = Signal(PW + 1)  # s1_pos + step
         s1_gi = Signal(8)
+        # copies of s1_chunk and the address bits of s1_pos and s1_gi, one per memory slice of
+        # the K ring and global rows (set wherever those are: set_chunk, set_pos, set_gi)
+        kchunk_d = [Signal(range(CH), name=f"kchunk{j}_dup") for j in range(KS)]
+        kpos_d = [Signal((B - 1).bit_length(), name=f"kpos{j}_dup") for j in range(KS)]
+        kgi_d = [Signal(max(1, (GM - 1).bit_length()), name=f"kgi{j}_dup") for j in range(KS)]
+
+        def set_chunk(v):
+            return [c.eq(v) for c in kchunk_d]
+
+        def set_pos(v):
+            return [c.eq(v) for c in kpos_d]
+
+        def set_gi(v):
+            return [c.eq(v) for c in kgi_d]
         s1_glob = Signal()  # in the global-key part
         s1_chunk = Signal(range(CH))
         s1_p = Signal(range(SD + 1))
@@ -586,6 +642,7 @@ class Engine(wiring.Component):
             m.d.sync += [s1.eq(desc), s1_run.eq(1), s1_k.eq(0), s1_pos.eq(desc.start),
                          s1_gi.eq(0), s1_glob.eq(0), s1_chunk.eq(0), s1_p.eq(0),
                          s1_bnk.eq(s1_bank), s1_bank.eq(~s1_bank)]
+            m.d.sync += set_pos(desc.start) + set_gi(0) + set_chunk(0)
             m.d.comb += bank_busy_set.eq(Mux(s1_bank, 0b10, 0b01))
 
         # Registered a key ahead (they decide every issue, so they are not computed from s1_k,
@@ -632,10 +689,10 @@ class Engine(wiring.Component):
             m.d.sync += s1_run.eq(0)
         with m.If(issue1):
             with m.If(s1_chunk == CH - 1):
-                m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)]
+                m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)] + set_chunk(0)
                 with m.If(s1_glob):
                     m.d.sync += [s1_gi.eq(s1_gi + 1), gmore_r.eq(~glast_r),
-                                 glast_r.eq(s1_gi + 2 >= s1.nglob)]
+                                 glast_r.eq(s1_gi + 2 >= s1.nglob)] + set_gi(s1_gi + 1)
                 with m.Else():
                     m.d.comb += adv1.eq(1)
                     m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pnext),
@@ -644,7 +701,7 @@ class Engine(wiring.Component):
                                  nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
                                  kc_r.eq(kc_r + 1), kig_r.eq(hits_n.any()),
                                  hits_n.eq(global_hits(tok(s1_pnext2))),
-                                 s1_pnext2.eq(s1_pnext2 + s1.step)]
+                                 s1_pnext2.eq(s1_pnext2 + s1.step)] + set_pos(s1_pnext)
                     with m.If(~nxt_win):
                         m.d.sync += s1_glob.eq(1)
                 with m.If(last_key1):
@@ -654,14 +711,15 @@ class Engine(wiring.Component):
                         with m.If(s1_bnk == b):
                             m.d.sync += [q2_desc[b].eq(s1), q2_count[b].eq(s1_p + 1)]
             with m.Else():
-                m.d.sync += s1_chunk.eq(s1_chunk + 1)
+                m.d.sync += [s1_chunk.eq(s1_chunk + 1)] + set_chunk(s1_chunk + 1)
 
-        # addresses for stage 1 reads (issued this cycle, data next cycle)
-        m.d.comb += [
-            rk_r.addr.eq(Cat(Const(0, 0) if CH == 1 else s1_chunk, s1_pos[:(B - 1).bit_length()])),
-            gk_r.addr.eq(Cat(Const(0, 0) if CH == 1 else s1_chunk,
-                             s1_gi[:max(1, (GM - 1).bit_length())])),
-        ]
+        # addresses for stage 1 reads (issued this cycle, data next cycle), per memory slice
+        # from the copies of s1_chunk, s1_pos and s1_gi
+        for j in range(KS):
+            m.d.comb += [
+                ring_k.addr[j].eq(Cat(Const(0, 0) if CH == 1 else kchunk_d[j], kpos_d[j])),
+                glob_k.addr[j].eq(Cat(Const(0, 0) if CH == 1 else kchunk_d[j], kgi_d[j])),
+            ]
         # per-unit validity of the key for this issue
         key_is_glob = Signal()
         m.d.comb += key_is_glob.eq(s1.main & ~s1_glob & kig_r)
@@ -694,17 +752,30 @@ class Engine(wiring.Component):
             for u in range(U):
                 m.d.sync += qsel_b[u].eq(Mux(s1.qbank, chunk_of(qregs[0][u], s1_chunk),
                                              chunk_of(qregs[1][u], s1_chunk)))
-        kdat = Signal(chunk_bits)
-        m.d.comb += kdat.eq(Mux(p1.glob, gk_r.data, rk_r.data))
-        # the issue's tags follow the dot product (DotLanes' latency), then two more stages
+        # the issue's tags follow the dot product (DL cycles from p1), then two more stages
         DL = P.dot_latency
         pipe = [p1] + [Signal.like(p1, name=f"p{i}") for i in range(2, DL + 3)]
         for i in range(1, DL + 1):
             m.d.sync += pipe[i].eq(pipe[i - 1])
         p3, p4 = pipe[DL], pipe[DL + 1]  # the dot product is out; the score is written
+        # The key rows from the memories, and with EngineParams.key_register the rows registered
+        # beside the memories first (the queries a cycle later with them): the lanes' inputs then
+        # come from pipe[KR], the tags of their issue
+        KR = int(P.key_register)
+        if KR:
+            rk_d, gk_d = Signal(chunk_bits, name="rk_d"), Signal(chunk_bits, name="gk_d")
+            m.d.sync += [rk_d.eq(ring_k.data), gk_d.eq(glob_k.data)]
+            qsel = [delayed(m, q, f"qsel_d{u}") for u, q in enumerate(qsel)]
+            if PA:
+                qsel_b = [delayed(m, q, f"qsel_bd{u}") for u, q in enumerate(qsel_b)]
+        else:
+            rk_d, gk_d = ring_k.data, glob_k.data
+        pk = pipe[KR]
+        kdat = Signal(chunk_bits)
+        m.d.comb += kdat.eq(Mux(pk.glob, gk_d, rk_d))
         dots = []
         for u in range(U):
-            m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL)
+            m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL - KR)
             m.d.comb += [dot.a.as_value().eq(qsel[u]), dot.b.as_value().eq(kdat)]
             dots.append(dot)
         # on paired engines the P.V lanes are PairedLanes, which also give the second group's
@@ -712,8 +783,8 @@ class Engine(wiring.Component):
         # engines' ScaleLanes are)
         paired_lanes = []
         for u in range(U) if PA else ():
-            m.submodules[f"scale{u}"] = sc = PairedLanes(LW, DL)
-            m.d.comb += [sc.dot.eq(p1.valid & p1.pair), sc.a.as_value().eq(qsel_b[u]),
+            m.submodules[f"scale{u}"] = sc = PairedLanes(LW, DL - KR)
+            m.d.comb += [sc.dot.eq(pk.valid & pk.pair), sc.a.as_value().eq(qsel_b[u]),
                          sc.b.as_value().eq(kdat)]
             paired_lanes.append(sc)
         # p3: accumulate chunks; p4: write score and update max
@@ -895,14 +966,25 @@ class Engine(wiring.Component):
             t0.gaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk,
                             s2_gi[:max(1, (GM - 1).bit_length())])),
         ]
-        t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 8)]
-        for i in range(1, 8):
+        # with pv_pipeline X = 1 the exponential is registered once more, a copy per 8 P.V lanes;
+        # with X = 2 the products are also registered beside the accumulators: the stages from
+        # the products on come X cycles later (t[6 + X] ...)
+        X = P.pv_pipeline
+        t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 8 + X)]
+        for i in range(1, 8 + X):
             m.d.sync += t[i].eq(t[i - 1])
-        # V read at t4, data at t5, registered at t6 (a memory's output never feeds a multiplier
-        # in the same cycle)
-        m.d.comb += [rv_r.addr.eq(t[4].vaddr), gv_r.addr.eq(t[4].gaddr)]
+        # V read at t3, data at t4, registered beside the memories at t5 and after the ring/global
+        # choice at t6, when e meets v at the multipliers (a memory's output never feeds logic
+        # far away or a multiplier in the same cycle); all a cycle later with e's copies (X >= 1;
+        # the read no later than t4: RELEASE_DELAY); the products' register (X = 2) needs no more
+        XV = min(X, 1)
+        for j in range(KS):  # (copies of t[3 + XV]'s addresses, one per memory slice)
+            va, ga = delayed(m, t[2 + XV].vaddr, f"va{j}_dup"), delayed(m, t[2 + XV].gaddr, f"ga{j}_dup")
+            m.d.comb += [ring_v.addr[j].eq(va), glob_v.addr[j].eq(ga)]
+        rv_d, gv_d = Signal(chunk_bits, name="rv_d"), Signal(chunk_bits, name="gv_d")
         vdat = Signal(chunk_bits)
-        m.d.sync += vdat.eq(Mux(t[5].glob, gv_r.data, rv_r.data))
+        m.d.sync += [rv_d.eq(ring_v.data), gv_d.eq(glob_v.data),
+                     vdat.eq(Mux(t[5 + XV].glob, gv_d, rv_d))]
 
         mant = cfg.mult_mant
         mshift = cfg.mult_shift
@@ -939,14 +1021,28 @@ class Engine(wiring.Component):
             # t5: e valid; register it for t6
             e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}")
             m.d.sync += e5.eq(Mux(dv5, ex.e, 0))
-            # t6: products e * v
+            # t6: products e * v (with pv_pipeline: t6 registers a copy of e per 8 lanes, each
+            # beside its multipliers, and t7 takes the products)
             if PA:
                 sc = paired_lanes[u]
             else:
                 m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
-            m.d.comb += [sc.e.eq(e5), sc.v.as_value().eq(vdat)]
-            e6 = Signal(nx.EXP_WIDTH, name=f"e6_{u}")
-            m.d.sync += e6.eq(e5)
+            e_pv = e5
+            for c in range(e_copies(LW)):
+                if X >= 1:
+                    e_pv = Signal(nx.EXP_WIDTH, name=f"e6_{u}_{c}_dup")
+                    m.d.sync += e_pv.eq(e5)
+                m.d.comb += sc.e[c].eq(e_pv)
+            m.d.comb += sc.v.as_value().eq(vdat)
+            prod = sc.prod
+            if X >= 2:  # the products registered beside the accumulators
+                prod = Signal.like(sc.prod, name=f"prod_r{u}")
+                m.d.sync += prod.eq(sc.prod)
+            e_sum = e5  # e for the sum of exponentials, in step with the products (1 + X stages)
+            for k in range(1 + X):
+                e_nxt = Signal(nx.EXP_WIDTH, name=f"e{6 + k}_{u}")
+                m.d.sync += e_nxt.eq(e_sum)
+                e_sum = e_nxt
             # t7: accumulate
             # two accumulator banks: the epilogue reads one while the next group fills the other
             abanks, sbanks = [], []
@@ -955,29 +1051,30 @@ class Engine(wiring.Component):
                 # all LW accumulators: no logic between the register and that fan-out)
                 take, clear = Signal(name=f"take{u}_{ab}"), Signal(name=f"aclr{u}_{ab}")
                 take_s = Signal(name=f"stake{u}_{ab}")
-                m.d.sync += [take.eq(t[6].valid & (t[6].abank == ab)),
-                             clear.eq(t[6].valid & (t[6].abank == ab) & t[6].fkey),
-                             take_s.eq(t[6].valid & (t[6].abank == ab) & t[6].first)]
+                tp = t[6 + X]
+                m.d.sync += [take.eq(tp.valid & (tp.abank == ab)),
+                             clear.eq(tp.valid & (tp.abank == ab) & tp.fkey),
+                             take_s.eq(tp.valid & (tp.abank == ab) & tp.first)]
                 m.submodules[f"acc{u}_{ab}"] = ring = AccumulatorRing(
                     signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW, CH)
-                m.d.comb += [ring.add.eq(take), ring.clear.eq(clear), ring.x.eq(sc.prod),
+                m.d.comb += [ring.add.eq(take), ring.clear.eq(clear), ring.x.eq(prod),
                              ring.turn.eq(epi_turn[u] & (epi_bank == ab) if CH > 1 else 0)]
                 chunks = ring.head
                 m.submodules[f"sum{u}_{ab}"] = ssum = Accumulators(
                     unsigned(nx.EXP_WIDTH), unsigned(P.sum_width), 1)
                 m.d.comb += [ssum.en.eq(take_s), ssum.clear.eq(clear),
-                             ssum.x[0].eq(e6)]
+                             ssum.x[0].eq(e_sum)]
                 abanks.append(chunks)
                 sbanks.append(ssum.acc[0])
             accA.append(abanks)
             sums.append(sbanks)
         grp_done = Signal()
-        m.d.sync += grp_done.eq(t[7].valid & t[7].lkey)
+        m.d.sync += grp_done.eq(t[7 + X].valid & t[7 + X].lkey)
         done_final = Signal()
         done_abank = Signal()
         grp_active = Signal(U)
-        m.d.sync += [done_final.eq(t[7].final), done_abank.eq(t[7].abank),
-                     grp_active.eq(t[7].active)]
+        m.d.sync += [done_final.eq(t[7 + X].final), done_abank.eq(t[7 + X].abank),
+                     grp_active.eq(t[7 + X].active)]
         # The score bank (scores and row maximum) is last read at t1 of the group's last key;
         # stage 1 writes a new group's first score at least five cycles after it takes the bank,
         # so the bank is handed back at the last issue rather than when the group drains.
@@ -1008,6 +1105,7 @@ class Engine(wiring.Component):
         ready_rows = Signal(U)
         out_rows = []
         ol = P.out_lanes
+        epi_bank_dups = []  # copies of epi_bank, one per normaliser
         for u in range(U):
             # the bank's sum S, registered as the row's epilogue starts (the bank's sums stand
             # still until its rows are out)
@@ -1052,12 +1150,16 @@ class Engine(wiring.Component):
                     per_chunk = LW // ol
                     sub = oc[:(per_chunk - 1).bit_length()]
                     m.d.comb += epi_turn[u].eq((sub == per_chunk - 1) & (oc < d // ol))
-                    head_arr = Array(Mux(epi_bank, accA[u][1][i], accA[u][0][i])
-                                     for i in range(LW))
                     for j in range(ol):
+                        # the bank picked by a copy of epi_bank beside this normaliser (each
+                        # copy drives a normaliser's accumulator multiplexers, not all of them)
+                        bank_j = Signal(name=f"epi_bank_u{u}_{j}_dup")
+                        epi_bank_dups.append(bank_j)
+                        elems = Array(Mux(bank_j, accA[u][1][i], accA[u][0][i])
+                                      for i in range(j, LW, ol))
                         m.submodules[f"norm{u}_{j}"] = nm = Normaliser(P.acc_width)
-                        m.d.comb += [nm.a.eq(head_arr[sub * ol + j] if per_chunk > 1
-                                             else head_arr[j]), nm.p.eq(pshift),
+                        m.d.comb += [nm.a.eq(elems[sub] if per_chunk > 1 else elems[0]),
+                                     nm.p.eq(pshift),
                                      nm.r.eq(rc.quotient), nm.out_shift.eq(cfg.out_shift)]
                         with m.Switch(oc):
                             for k in range(d // ol):
@@ -1080,6 +1182,7 @@ class Engine(wiring.Component):
         with m.If(epi_run):
             with m.If(ou == U):
                 m.d.sync += [epi_run.eq(0), epi_bank.eq(~epi_bank)]
+                m.d.sync += [c.eq(~epi_bank) for c in epi_bank_dups]
                 m.d.comb += acc_full_clr.eq(Mux(epi_bank, 0b10, 0b01))
             with m.Elif(~pend_arr[ou]):
                 m.d.sync += ou.eq(ou + 1)
@@ -1098,6 +1201,7 @@ class Engine(wiring.Component):
                          bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0), q2_valid.eq(0),
                          s1_run.eq(0), s2_run.eq(0), pending.eq(0), acc_full.eq(0),
                          acc_ready.eq(0), abank_next.eq(0), epi_bank.eq(0), epi_run.eq(0)]
+            m.d.sync += [c.eq(0) for c in epi_bank_dups]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += [out_left.eq(out_left - 1), out_one.eq(out_left == 2)]
             with m.If(out_one):

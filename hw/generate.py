@@ -95,14 +95,20 @@ def add_params_arguments(p):
     p.add_argument("--seq-width", type=int, default=d.seq_width,
                    help="sequence counter width: n up to 2^w - 1")
     p.add_argument("--dot-pipeline", type=int, default=d.dot_pipeline,
-                   help="extra register stages in the Q.K adder trees, 0..2 (a cycle per group "
-                        "each; for FPGAs whose multipliers lie far apart)")
+                   help="extra register stages in the Q.K path, 0..3: the adder trees, the key "
+                        "rows beside their memories, the trees again (a cycle per group each; "
+                        "for FPGAs whose multipliers lie far apart)")
+    p.add_argument("--pv-pipeline", type=int, default=d.pv_pipeline,
+                   help="extra register stages in the P.V path, 0..2: 1, a copy of the exponential "
+                        "per 8 multipliers; 2, the products registered too (a cycle per group "
+                        "each; for the same FPGAs)")
 
 
 def params_from_args(args) -> EngineParams:
     return EngineParams(head_dim=args.head_dim, lanes=args.lanes, max_radius=args.max_radius,
                         max_globals=args.max_globals, max_dilation=args.max_dilation,
-                        seq_width=args.seq_width, dot_pipeline=args.dot_pipeline)
+                        seq_width=args.seq_width, dot_pipeline=args.dot_pipeline,
+                        pv_pipeline=args.pv_pipeline)
 
 
 def add_arguments(p):

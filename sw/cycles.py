@@ -41,7 +41,8 @@ WRITE_BASE = 2
 #: stage 1 -> stage 2 with a three-cycle dot product (hw.blocks.DotLanes): the last key's score reaches the bank three
 #: cycles after its issue (plus a cycle for each more cycle of dot product, ``dot_latency``)
 S2_AFTER_S1 = 5
-#: stage 2 last issue -> the group's accumulators are complete (t1..t7 pipeline, then grp_done)
+#: stage 2 last issue -> the group's accumulators are complete (t1..t7 pipeline, then grp_done;
+#: a cycle more with ``pv_pipeline``)
 S2_DRAIN = 8
 #: epilogue: acc ready -> the reciprocal starts (S's leading one, S's top bits registered, then
 #: the start); reciprocal; the normalisers' pipeline (hw.blocks.Normaliser.LATENCY) before the
@@ -174,7 +175,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         s2_free = s2_end
         bank_free[b] = s2_end
         if final:
-            ready_acc = s2_end + S2_DRAIN
+            ready_acc = s2_end + S2_DRAIN + params.pv_pipeline
             epi0 = max(ready_acc, epi_free) + EPI_START
             out0 = epi0 + EPI_RECIP + epi_rows
             # the arbiter visits the units in order, one cycle each (idle ones too); those before

@@ -207,7 +207,8 @@ class Board:
         params = EngineParams(head_dim=f["head_dim"], lanes=f["lanes"],
                               max_radius=f["max_radius"], max_globals=f["max_globals"],
                               max_dilation=f["max_dilation"], seq_width=f["seq_width"],
-                              dot_pipeline=f["dot_pipeline"])
+                              dot_pipeline=f["dot_pipeline"],
+                              pv_pipeline=f["pv_pipeline"])
         self._identity = Identity(params, f"{f['version_major']}.{f['version_minor']}."
                                           f"{f['version_patch']}", f["protocol"],
                                   f["buffer_rows"], f["clock_hz"])

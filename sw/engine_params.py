@@ -28,9 +28,15 @@ class EngineParams:
     max_globals : largest number of global tokens, 0..64.
     max_dilation : largest dilation, >= 1.
     seq_width : sequence-length counter width; n may be 1 .. 2^seq_width - 1.
-    dot_pipeline : extra register stages in the Q.K dot products' adder trees, 0..2 (the stream
-        engine): each adds a cycle to a group's hand-over from stage 1 to stage 2, for FPGA
-        builds whose multipliers lie far apart (the ULX3S's).
+    dot_pipeline : extra register stages in the Q.K path, 0..3 (the stream engine): the first in
+        the dot products' adder trees, the second between the key memories and the multipliers
+        (the key rows registered beside the memories, :attr:`key_register`), the third in the
+        trees again. Each adds a cycle to a group's hand-over from stage 1 to stage 2; for FPGA
+        builds whose multipliers and memories lie far apart (the ULX3S's).
+    pv_pipeline : extra register stages in the P.V path, 0..2 (the stream engine), each a cycle
+        more from a group's last issue to its accumulators, for the same FPGA builds: with 1 the
+        exponential reaches the P.V multipliers through a register copy per 8 lanes; with 2 the
+        products also reach the accumulators through a register.
     """
 
     head_dim: int = 64
@@ -40,6 +46,7 @@ class EngineParams:
     max_dilation: int = 4
     seq_width: int = 17
     dot_pipeline: int = 0
+    pv_pipeline: int = 0
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -56,8 +63,10 @@ class EngineParams:
             bad("max_dilation", "1..64")
         if not 2 <= self.seq_width <= 24:
             bad("seq_width", "2..24")
-        if not 0 <= self.dot_pipeline <= 2:
-            bad("dot_pipeline", "0..2")
+        if not 0 <= self.dot_pipeline <= 3:
+            bad("dot_pipeline", "0..3")
+        if not 0 <= self.pv_pipeline <= 2:
+            bad("pv_pipeline", "0..2")
 
     #: lanes of the serial engine (two Q.K and two P.V multipliers on 16-bit buffer words)
     SERIAL_LANES = 4
@@ -91,10 +100,16 @@ class EngineParams:
 
     @property
     def dot_latency(self) -> int:
-        """Cycles of a unit's Q.K dot product: inputs registered, products, then the adder tree
-        in one cycle up to eight lanes, in two above (the tree would otherwise hold five or more
-        adder levels), and ``dot_pipeline`` more."""
+        """Cycles of a unit's Q.K dot product from the key memories' read data: inputs
+        registered, products, then the adder tree in one cycle up to eight lanes, in two above
+        (the tree would otherwise hold five or more adder levels), and ``dot_pipeline`` more."""
         return (3 if self.lane_width <= 8 else 4) + self.dot_pipeline
+
+    @property
+    def key_register(self) -> bool:
+        """The key rows are registered beside the key memories before the multipliers (the
+        second of ``dot_pipeline``'s stages; the others are the lanes' adder trees')."""
+        return self.dot_pipeline >= 2
 
     # --- buffers -----------------------------------------------------------------------------
     @property

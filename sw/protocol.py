@@ -35,7 +35,7 @@ REPLY_SYNC = 0x5A
 #: identify magic ("SW" read as a little-endian u16)
 MAGIC = 0x5753
 #: bumped whenever a frame or a layout below changes incompatibly
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 CRC_POLY = 0x1021  # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor
 CRC_INIT = 0xFFFF
@@ -93,6 +93,7 @@ IDENTITY_LAYOUT = data.StructLayout({
     "max_dilation": unsigned(8),
     "seq_width": unsigned(8),
     "dot_pipeline": unsigned(8),
+    "pv_pipeline": unsigned(8),
     "buffer_rows": unsigned(16),  # rows each of the Q/K/V/O buffers holds
     "clock_hz": unsigned(32),
 })
@@ -181,4 +182,5 @@ def identity_fields(params, buffer_rows: int, clock_hz: int, version: str) -> di
                 lanes=params.lanes, max_radius=params.max_radius,
                 max_globals=params.max_globals, max_dilation=params.max_dilation,
                 seq_width=params.seq_width, dot_pipeline=params.dot_pipeline,
+                pv_pipeline=params.pv_pipeline,
                 buffer_rows=buffer_rows, clock_hz=clock_hz)

@@ -159,23 +159,29 @@ def test_dot_lanes_latency_one_per_cycle(width, latency, platform):
 
 # --- ScaleLanes ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("width", [3, 16])
+@pytest.mark.parametrize("width", [3, 16, 20])
 def test_scale_lanes_latency_1(width, platform):
+    """Products of each lane's copy of e (lane i: copy i // 8; the copies differ here) by its
+    v, against plain integer products, one cycle later."""
     rng = np.random.default_rng(2000 + width)
     e_max = 1 << nx.EXP_OUT_FRAC  # the block's range of e is the numerics': 0..2^15
+    copies = max(1, width // 8)
     e = np.concatenate([
-        [e_max, e_max, 0, 1, e_max - 1, e_max - 1, e_max, 1 << 14],
-        rng.integers(0, e_max + 1, size=400),
+        np.repeat([[e_max], [e_max], [0], [1], [e_max - 1], [e_max - 1], [e_max], [1 << 14]],
+                  copies, axis=1),
+        rng.integers(0, e_max + 1, size=(400, copies)),
     ]).astype(np.int64)
     v = _int8_vectors(rng, len(e), width)
     v[0], v[1], v[4], v[5] = nx.DATA_MIN, nx.DATA_MAX, nx.DATA_MIN, nx.DATA_MAX
-    expected = e[:, None] * v  # plain integer products
+    lane_e = e[:, np.minimum(np.arange(width) // 8, copies - 1)]
+    expected = lane_e * v  # plain integer products
     dut = blocks.ScaleLanes(width)
+    assert blocks.e_copies(width) == copies
 
     async def tb(ctx):
         prev = [0] * width
         for i in range(len(e)):
-            ctx.set(dut.e, int(e[i]))
+            ctx.set(dut.e, e[i].tolist())
             ctx.set(dut.v, v[i].tolist())
             assert list(ctx.get(dut.prod)) == prev, f"combinational path at vector {i}"
             await ctx.tick()
@@ -191,12 +197,15 @@ def test_scale_lanes_latency_1(width, platform):
 def test_paired_lanes_scale_and_dot_interleaved(width, latency, platform):
     """Cycle by cycle, at random, e x v products (e up to 2^15, the shifted case included) or
     a . b dot products (a and b taken with ``dot``, a cycle before the multipliers use them):
-    each product and each sum against plain integer arithmetic, at the documented latency."""
+    each product and each sum against plain integer arithmetic, at the documented latency. The
+    copies of e differ (lane i takes copy min(i // 8, copies - 1))."""
     rng = np.random.default_rng(2500 + width)
     cycles = 500
     e_max = 1 << nx.EXP_OUT_FRAC
-    e = rng.integers(0, e_max + 1, size=cycles).astype(np.int64)
-    e[rng.random(cycles) < 0.15] = e_max
+    copies = max(1, width // 8)
+    e = rng.integers(0, e_max + 1, size=(cycles, copies)).astype(np.int64)
+    e[rng.random((cycles, copies)) < 0.15] = e_max
+    lane_e = e[:, np.minimum(np.arange(width) // 8, copies - 1)]
     v, a, b = (_int8_vectors(rng, cycles, width) for _ in range(3))
     dot = (rng.random(cycles) < 0.5).astype(np.int64)
     dot[:3] = 0
@@ -205,7 +214,7 @@ def test_paired_lanes_scale_and_dot_interleaved(width, latency, platform):
     # of cycle t - 1 when that cycle raised dot, else e x v of cycle t
     prod = np.zeros((cycles, width), dtype=np.int64)
     for t in range(cycles):
-        prod[t] = a[t - 1] * b[t - 1] if t and dot[t - 1] else e[t] * v[t]
+        prod[t] = a[t - 1] * b[t - 1] if t and dot[t - 1] else lane_e[t] * v[t]
     lag = latency - 2  # the adder tree's registers after the products'
     # (the sum of e x v products is not used and overflows the score width: not checked)
     sums = {t: int(prod[t - lag].sum()) for t in range(lag + 1, cycles) if dot[t - lag - 1]}
@@ -213,7 +222,7 @@ def test_paired_lanes_scale_and_dot_interleaved(width, latency, platform):
 
     async def tb(ctx):
         for t in range(cycles):
-            ctx.set(dut.e, int(e[t]))
+            ctx.set(dut.e, e[t].tolist())
             ctx.set(dut.v, v[t].tolist())
             ctx.set(dut.a, a[t].tolist())
             ctx.set(dut.b, b[t].tolist())

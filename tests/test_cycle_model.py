@@ -40,7 +40,7 @@ def _jobs(params, seed):
 @pytest.mark.parametrize("size", sorted(SIZES))
 def test_model_within_two_percent(size):
     params = SIZES[size]
-    jobs = _jobs(params, {"u1": 71, "u4": 72, "u4p1": 73}[size])
+    jobs = _jobs(params, {"u1": 71, "u4": 72, "u4p1": 73, "u1p3": 74}[size])
     results = run_jobs(params, jobs, sim=SIM, name=f"cycles_{size}")
     report = []
     for job, r in zip(jobs, results):

@@ -1,6 +1,6 @@
 """The engine's Verilog under cocotb + Verilator, bit for bit against the golden model.
 
-Two engine sizes, random jobs (idle input, output backpressure, dilation, causal windows, globals
+Engine sizes (SIZES), random jobs (idle input, output backpressure, dilation, causal windows, globals
 at the edges), every invalid configuration followed by a valid job, a reset in the middle of a job
 and a start while busy. Each job's seed is printed on failure; re-run one job alone with
 ``SWATTN_JOB_SEED=<seed> pytest tests/test_engine_sim.py``. ``SIM=icarus`` runs them on Icarus
@@ -23,13 +23,19 @@ SIZES = {
     # jobs have the paired max pass (EngineParams.paired_max) with both groups
     "u4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
                        seq_width=10),
-    # the same with a register more in the dot products' adder trees (EngineParams.dot_pipeline,
-    # as the ULX3S build): DotLanes and PairedLanes at latency 5 and the later hand-over
+    # the same with the ULX3S build's pipelining (EngineParams.dot_pipeline 2: a register more
+    # in the dot products' adder trees, the key rows registered beside their memories, the later
+    # hand-over; pv_pipeline 2: the exponential's copies per 8 P.V lanes, the products
+    # registered, the later drain)
     "u4p1": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
-                         seq_width=10, dot_pipeline=1),
+                         seq_width=10, dot_pipeline=2, pv_pipeline=2),
+    # one unit with the other stage counts: the adder tree's registers only (dot_pipeline 1 and
+    # 3 without and with the key register, here 3) and e's copies without the products' register
+    "u1p3": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
+                         seq_width=10, dot_pipeline=3, pv_pipeline=1),
 }
 #: random jobs per size (u4p1 repeats u4's control at another latency: fewer)
-JOB_SHARE = {"u1": 1.0, "u4": 1.0, "u4p1": 0.4}
+JOB_SHARE = {"u1": 1.0, "u4": 1.0, "u4p1": 0.4, "u1p3": 0.3}
 SIM = os.environ.get("SIM", "verilator")
 JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 
@@ -38,7 +44,7 @@ JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 def test_random_jobs_bit_exact(size, tmp_path_factory):
     params = SIZES[size]
     seed = os.environ.get("SWATTN_JOB_SEED")
-    seed0 = {"u1": 1000, "u4": 5000, "u4p1": 9000}[size]
+    seed0 = {"u1": 1000, "u4": 5000, "u4p1": 9000, "u1p3": 11000}[size]
     count = max(1, round(JOBS_PER_SIZE * JOB_SHARE[size]))
     jobs = [job_from_seed(params, int(seed))] if seed else regression_jobs(params, count, seed0)
     results = run_jobs(params, jobs, sim=SIM, name=f"pytest_{size}")
