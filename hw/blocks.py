@@ -128,18 +128,18 @@ class DotLanes(wiring.Component):
         return m
 
 
-def e_copies(width: int) -> int:
-    """Copies of the exponential that :class:`ScaleLanes` and :class:`PairedLanes` of ``width``
-    lanes take: one per :attr:`DotLanes.GROUP` lanes (lane i multiplies by copy
-    :func:`e_copy` (i)), so that an engine may give each group of multipliers its own
-    register."""
+def lane_groups(width: int) -> int:
+    """Groups of :attr:`DotLanes.GROUP` lanes among ``width``: the copies of a value that
+    fans out to all lanes (the exponential of :class:`ScaleLanes` and :class:`PairedLanes`, the
+    add and clear of :class:`AccumulatorRing`) that those blocks take, lane i using copy
+    :func:`lane_group` (i), so that an engine may give each group its own register."""
     return max(1, width // DotLanes.GROUP)
 
 
-def e_copy(lane: int, width: int) -> int:
-    """The copy of e that ``lane`` of ``width`` takes: its group of 8, the last copy also
-    serving the lanes past the last whole group."""
-    return min(lane // DotLanes.GROUP, e_copies(width) - 1)
+def lane_group(lane: int, width: int) -> int:
+    """The copy that ``lane`` of ``width`` takes: its group of 8, the last copy also serving
+    the lanes past the last whole group."""
+    return min(lane // DotLanes.GROUP, lane_groups(width) - 1)
 
 
 class ScaleLanes(wiring.Component):
@@ -147,14 +147,14 @@ class ScaleLanes(wiring.Component):
 
     ``e`` is at most 2^15 (``numerics``): its low 15 bits times v is a signed 16 x 8 product
     (one 16 x 16 or 18 x 18 hard multiplier; the 17-bit signed e would take two on the iCE40),
-    and e = 2^15, whose low bits are zero, is v shifted. ``e`` holds :func:`e_copies` copies of
-    the one value, lane i taking copy :func:`e_copy` (i).
+    and e = 2^15, whose low bits are zero, is v shifted. ``e`` holds :func:`lane_groups` copies of
+    the one value, lane i taking copy :func:`lane_group` (i).
     """
 
     def __init__(self, width: int):
         self._width = width
         super().__init__({
-            "e": In(data.ArrayLayout(unsigned(nx.EXP_WIDTH), e_copies(width))),
+            "e": In(data.ArrayLayout(unsigned(nx.EXP_WIDTH), lane_groups(width))),
             "v": In(int8_row(width)),
             "prod": Out(data.ArrayLayout(signed(nx.EXP_WIDTH + nx.DATA_WIDTH), width)),
         })
@@ -163,12 +163,12 @@ class ScaleLanes(wiring.Component):
         m = Module()
         if getattr(platform, "family", None) == "ecp5":  # e (16 bits) x v fits one 18 x 18
             for i in range(self._width):
-                registered_product(m, platform, self.e[e_copy(i, self._width)], self.v[i],
+                registered_product(m, platform, self.e[lane_group(i, self._width)], self.v[i],
                                    self.prod[i], reg_inputs=False, name=f"mul{i}")
             return m
         top = nx.EXP_WIDTH - 1
         for i in range(self._width):
-            e = self.e[e_copy(i, self._width)]
+            e = self.e[lane_group(i, self._width)]
             m.d.sync += self.prod[i].eq(Mux(e[top], self.v[i] << top, e[:top] * self.v[i]))
         return m
 
@@ -191,7 +191,7 @@ class PairedLanes(wiring.Component):
         self._width = width
         self.latency = latency
         super().__init__({
-            "e": In(data.ArrayLayout(unsigned(nx.EXP_WIDTH), e_copies(width))),
+            "e": In(data.ArrayLayout(unsigned(nx.EXP_WIDTH), lane_groups(width))),
             "v": In(int8_row(width)),
             "prod": Out(data.ArrayLayout(signed(nx.EXP_WIDTH + nx.DATA_WIDTH), width)),
             "dot": In(1),
@@ -203,7 +203,7 @@ class PairedLanes(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         ecp5 = getattr(platform, "family", None) == "ecp5"
-        dots = [Signal(name=f"dot{g}_dup") for g in range(e_copies(self._width))]
+        dots = [Signal(name=f"dot{g}_dup") for g in range(lane_groups(self._width))]
         a = Signal(int8_row(self._width))
         b = Signal(int8_row(self._width))
         m.d.sync += [a.eq(self.a), b.eq(self.b)] + [d.eq(self.dot) for d in dots]
@@ -211,7 +211,7 @@ class PairedLanes(wiring.Component):
         for i in range(self._width):
             # e in 0..2^15: on the ECP5 the whole e fits the 18 x 18 multiplier; elsewhere its
             # low 15 bits (signed 16 x 8, with a's sign) and e = 2^15 as v shifted
-            dot, e = dots[e_copy(i, self._width)], self.e[e_copy(i, self._width)]
+            dot, e = dots[lane_group(i, self._width)], self.e[lane_group(i, self._width)]
             x = Signal(signed(nx.EXP_WIDTH + 1 if ecp5 else nx.EXP_WIDTH), name=f"x{i}")
             y = Signal(signed(nx.DATA_WIDTH), name=f"y{i}")
             m.d.comb += [x.eq(Mux(dot, a[i], e if ecp5 else e[:top])),
@@ -327,15 +327,17 @@ class AccumulatorRing(wiring.Component):
     the head. ``turn`` (without ``add``): the ring turns, values unchanged (the epilogue reads the
     bank chunk after chunk at the head). A key's chunks arrive in order 0 .. chunks - 1 and a read
     turns the ring ``chunks`` times, so chunk 0 is at the head between keys and between reads.
+    ``add`` and ``clear`` come as :func:`lane_groups` copies of one value (accumulator i uses
+    copy :func:`lane_group` (i)).
     """
 
     def __init__(self, in_shape, acc_shape, width: int, chunks: int):
         self._width, self._chunks = width, chunks
         self._acc_shape = acc_shape
         super().__init__({
-            "add": In(1),
+            "add": In(lane_groups(width)),
             "turn": In(1),
-            "clear": In(1),
+            "clear": In(lane_groups(width)),
             "x": In(data.ArrayLayout(in_shape, width)),
             "head": Out(data.ArrayLayout(acc_shape, width)),
         })
@@ -344,14 +346,14 @@ class AccumulatorRing(wiring.Component):
         m = Module()
         ring = [Signal(data.ArrayLayout(self._acc_shape, self._width), name=f"chunk{c}")
                 for c in range(self._chunks)]
-        new = Signal.like(ring[0])
         for i in range(self._width):
-            m.d.comb += new[i].eq(Mux(self.add & self.clear, 0, ring[0][i])
-                                  + Mux(self.add, self.x[i], 0))
-        with m.If(self.add | self.turn):
-            for c in range(self._chunks - 1):
-                m.d.sync += ring[c].eq(ring[c + 1])
-            m.d.sync += ring[-1].eq(new)
+            g = lane_group(i, self._width)
+            add, clear = self.add[g], self.clear[g]
+            new = Mux(add & clear, 0, ring[0][i]) + Mux(add, self.x[i], 0)
+            with m.If(add | self.turn):
+                for c in range(self._chunks - 1):
+                    m.d.sync += ring[c][i].eq(ring[c + 1][i])
+                m.d.sync += ring[-1][i].eq(new)
         m.d.comb += self.head.eq(ring[0])
         return m
 

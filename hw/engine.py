@@ -39,7 +39,7 @@ from ..sw import numerics as nx
 from ..sw import regs
 from ..sw.engine_params import EngineParams
 from .blocks import (AccumulatorRing, Accumulators, DotLanes, ExpUnit, Normaliser, PairedLanes,
-                     Reciprocal, RowMax, ScaleLanes, e_copies, int8_row)
+                     Reciprocal, RowMax, ScaleLanes, lane_groups, int8_row)
 
 #: pipeline latencies, cycles from issue to the write of the result (the cycle model,
 #: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
@@ -1028,7 +1028,7 @@ class Engine(wiring.Component):
             else:
                 m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
             e_pv = e5
-            for c in range(e_copies(LW)):
+            for c in range(lane_groups(LW)):
                 if X >= 1:
                     e_pv = Signal(nx.EXP_WIDTH, name=f"e6_{u}_{c}_dup")
                     m.d.sync += e_pv.eq(e5)
@@ -1047,17 +1047,20 @@ class Engine(wiring.Component):
             # two accumulator banks: the epilogue reads one while the next group fills the other
             abanks, sbanks = [], []
             for ab in range(2):
-                # the bank's add and clear at t7, registered from t6 (each drives the adders of
-                # all LW accumulators: no logic between the register and that fan-out)
-                take, clear = Signal(name=f"take{u}_{ab}"), Signal(name=f"aclr{u}_{ab}")
-                take_s = Signal(name=f"stake{u}_{ab}")
+                # the bank's add and clear at t7, registered from t6, a copy per 8 accumulators
+                # (``*_dup``; each drives the adders of its accumulators, with no logic between
+                # the register and that fan-out), and once more for the sum of exponentials
                 tp = t[6 + X]
-                m.d.sync += [take.eq(tp.valid & (tp.abank == ab)),
-                             clear.eq(tp.valid & (tp.abank == ab) & tp.fkey),
-                             take_s.eq(tp.valid & (tp.abank == ab) & tp.first)]
+                take_v = tp.valid & (tp.abank == ab)
+                clear_v = take_v & tp.fkey
+                AG = lane_groups(LW)
+                takes = Cat(*[delayed(m, take_v, f"take{u}_{ab}_{g}_dup") for g in range(AG)])
+                clears = Cat(*[delayed(m, clear_v, f"aclr{u}_{ab}_{g}_dup") for g in range(AG)])
+                clear = delayed(m, clear_v, f"aclr{u}_{ab}")
+                take_s = delayed(m, take_v & tp.first, f"stake{u}_{ab}")
                 m.submodules[f"acc{u}_{ab}"] = ring = AccumulatorRing(
                     signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW, CH)
-                m.d.comb += [ring.add.eq(take), ring.clear.eq(clear), ring.x.eq(prod),
+                m.d.comb += [ring.add.eq(takes), ring.clear.eq(clears), ring.x.eq(prod),
                              ring.turn.eq(epi_turn[u] & (epi_bank == ab) if CH > 1 else 0)]
                 chunks = ring.head
                 m.submodules[f"sum{u}_{ab}"] = ssum = Accumulators(
@@ -1120,6 +1123,11 @@ class Engine(wiring.Component):
             out_rows.append(row)
             NL = Normaliser.LATENCY
             oc = Signal(range(d // ol + NL), name=f"oc{u}")
+            per_chunk = LW // ol
+            SB = (per_chunk - 1).bit_length()
+            # copies of oc's low bits (the element within the head chunk), one per normaliser,
+            # each driving that normaliser's element multiplexer only
+            sub_d = [Signal(SB, name=f"sub_u{u}_{j}_dup") for j in range(ol)]
             act_u = Mux(epi_bank, act_bank[1][u], act_bank[0][u])
             with m.FSM(name=f"epi{u}"):
                 with m.State("IDLE"):
@@ -1141,14 +1149,13 @@ class Engine(wiring.Component):
                     m.next = "DIV"
                 with m.State("DIV"):
                     with m.If(rc.done):
-                        m.d.sync += oc.eq(0)
+                        m.d.sync += [oc.eq(0)] + [c.eq(0) for c in sub_d]
                         m.next = "OUT"
                 with m.State("OUT"):
                     # element group oc enters the normalisers; group oc - NL leaves them. The
                     # elements come from the head chunk of the bank's ring, which turns after
                     # its last group
-                    per_chunk = LW // ol
-                    sub = oc[:(per_chunk - 1).bit_length()]
+                    sub = oc[:SB]
                     m.d.comb += epi_turn[u].eq((sub == per_chunk - 1) & (oc < d // ol))
                     for j in range(ol):
                         # the bank picked by a copy of epi_bank beside this normaliser (each
@@ -1158,14 +1165,14 @@ class Engine(wiring.Component):
                         elems = Array(Mux(bank_j, accA[u][1][i], accA[u][0][i])
                                       for i in range(j, LW, ol))
                         m.submodules[f"norm{u}_{j}"] = nm = Normaliser(P.acc_width)
-                        m.d.comb += [nm.a.eq(elems[sub] if per_chunk > 1 else elems[0]),
+                        m.d.comb += [nm.a.eq(elems[sub_d[j]] if per_chunk > 1 else elems[0]),
                                      nm.p.eq(pshift),
                                      nm.r.eq(rc.quotient), nm.out_shift.eq(cfg.out_shift)]
                         with m.Switch(oc):
                             for k in range(d // ol):
                                 with m.Case(k + NL):
                                     m.d.sync += row[k * ol + j].eq(nm.o)
-                    m.d.sync += oc.eq(oc + 1)
+                    m.d.sync += [oc.eq(oc + 1)] + [c.eq(c + 1) for c in sub_d]
                     with m.If(oc == d // ol - 1 + NL):
                         m.next = "READY"
                 with m.State("READY"):

@@ -176,7 +176,7 @@ def test_scale_lanes_latency_1(width, platform):
     lane_e = e[:, np.minimum(np.arange(width) // 8, copies - 1)]
     expected = lane_e * v  # plain integer products
     dut = blocks.ScaleLanes(width)
-    assert blocks.e_copies(width) == copies
+    assert blocks.lane_groups(width) == copies
 
     async def tb(ctx):
         prev = [0] * width
@@ -321,15 +321,16 @@ def test_reciprocal_timing_and_values():
 
 # --- AccumulatorRing -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("chunks", [1, 3, 8])
-def test_accumulator_ring(chunks):
+@pytest.mark.parametrize("chunks,width", [(1, 3), (3, 3), (8, 3), (3, 20)])
+def test_accumulator_ring(chunks, width):
     """Keys arrive as ``chunks`` consecutive adds (chunk 0 first), rows start with clear, idle
     cycles and whole-bank reads (``chunks`` turns) come in between; the head must always be the
-    running sum of the chunk whose turn it is. Reference: a list of per-chunk sums in Python."""
-    rng = np.random.default_rng(6100 + chunks)
-    width = 3
+    running sum of the chunk whose turn it is. Reference: a list of per-chunk sums in Python.
+    (Width 20: add and clear as three copies, all driven alike.)"""
+    rng = np.random.default_rng(6100 + chunks + width)
     in_shape, acc_shape, x_min, x_max = _acc_config("acc", 255)
     dut = blocks.AccumulatorRing(in_shape, acc_shape, width, chunks)
+    copies = (1 << blocks.lane_groups(width)) - 1  # every copy of add / clear
     # program of (add, turn, clear, x): rows of up to 40 keys with the worst-case values
     program = []
     for row in range(8):
@@ -338,7 +339,7 @@ def test_accumulator_ring(chunks):
             for c in range(chunks):
                 while rng.random() < 0.1:  # idle: clear and x must be ignored
                     program.append((0, 0, 1, [x_max] * width))
-                x = ([x_max, x_min, x_max] if row == 0 else
+                x = ([x_max, x_min, x_max] * (width // 3) + [x_max] * (width % 3) if row == 0 else
                      rng.integers(x_min, x_max + 1, size=width).tolist())
                 program.append((1, int(rng.random() < 0.5), int(k == 0), x))
         for c in range(chunks):  # the epilogue reads the bank: one turn per chunk
@@ -352,9 +353,9 @@ def test_accumulator_ring(chunks):
             got = [ctx.get(dut.head[j]) for j in range(width)]
             assert got == sums[head], f"step {i}: head {got}, expected chunk {head} {sums[head]}"
             extremes.update(v for v in got if v in (255 * x_max, 255 * x_min))
-            ctx.set(dut.add, add)
+            ctx.set(dut.add, add * copies)
             ctx.set(dut.turn, turn)
-            ctx.set(dut.clear, clear)
+            ctx.set(dut.clear, clear * copies)
             ctx.set(dut.x, x)
             await ctx.tick()
             if add:
