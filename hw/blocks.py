@@ -226,14 +226,21 @@ class PairedLanes(wiring.Component):
 
 
 class ExpUnit(wiring.Component):
-    """e = 2^-x in EXP_OUT_FRAC fixed point for clamped x in 0..EXP_CUTOFF (latency 1).
+    """e = 2^-x in EXP_OUT_FRAC fixed point for clamped x in 0..EXP_CUTOFF, ``latency`` 1 or 2
+    cycles after x.
 
     A 256-entry ROM (``numerics.EXP_TABLE``) holds 2^-f; the integer part of x shifts it right.
-    ``x = EXP_CUTOFF`` (the clamp of any larger x) gives 0.
+    ``x = EXP_CUTOFF`` (the clamp of any larger x) gives 0. With ``latency`` 2 the table's
+    output is registered before the shift (a block RAM's data arrives late in the cycle).
     """
 
-    x: In(nx.EXP_IN_WIDTH)
-    e: Out(nx.EXP_WIDTH)
+    LATENCIES = (1, 2)
+
+    def __init__(self, latency: int = 1):
+        if latency not in self.LATENCIES:
+            raise ValueError(f"ExpUnit latency = {latency!r}: allowed 1 or 2")
+        self.latency = latency
+        super().__init__({"x": In(nx.EXP_IN_WIDTH), "e": Out(nx.EXP_WIDTH)})
 
     def elaborate(self, platform):
         m = Module()
@@ -248,7 +255,13 @@ class ExpUnit(wiring.Component):
             shamt.eq(self.x[nx.EXP_FRAC_BITS:nx.EXP_FRAC_BITS + nx.EXP_INT_BITS]),
             zero.eq(self.x >= nx.EXP_CUTOFF),
         ]
-        m.d.comb += self.e.eq(Mux(zero, 0, rd.data >> shamt))
+        table = rd.data
+        if self.latency == 2:
+            table = Signal.like(rd.data, name="table")
+            shamt2, zero2 = Signal.like(shamt, name="shamt2"), Signal(name="zero2")
+            m.d.sync += [table.eq(rd.data), shamt2.eq(shamt), zero2.eq(zero)]
+            shamt, zero = shamt2, zero2
+        m.d.comb += self.e.eq(Mux(zero, 0, table >> shamt))
         return m
 
 

@@ -606,6 +606,9 @@ class Engine(wiring.Component):
         kpos_d = [Signal((B - 1).bit_length(), name=f"kpos{j}_dup") for j in range(KS)]
         kgi_d = [Signal(max(1, (GM - 1).bit_length()), name=f"kgi{j}_dup") for j in range(KS)]
 
+        # copies of s1.qbank per unit and 64 bits of the query rows (the query multiplexers' select)
+        qbank_d = [[Signal(name=f"qbank_u{u}_{j}_dup") for j in range(KS)] for u in range(U)]
+
         def set_chunk(v):
             return [c.eq(v) for c in kchunk_d]
 
@@ -643,6 +646,7 @@ class Engine(wiring.Component):
                          s1_gi.eq(0), s1_glob.eq(0), s1_chunk.eq(0), s1_p.eq(0),
                          s1_bnk.eq(s1_bank), s1_bank.eq(~s1_bank)]
             m.d.sync += set_pos(desc.start) + set_gi(0) + set_chunk(0)
+            m.d.sync += [c.eq(desc.qbank) for cs in qbank_d for c in cs]
             m.d.comb += bank_busy_set.eq(Mux(s1_bank, 0b10, 0b01))
 
         # Registered a key ahead (they decide every issue, so they are not computed from s1_k,
@@ -743,15 +747,19 @@ class Engine(wiring.Component):
         if PA:
             m.d.sync += [p1.pair.eq(s1.pair), p1.uvalid_b.eq(s1.active_b), p1.final.eq(s1.final),
                          p1.gmax.eq(s1.gmax), p1.gidx.eq(s1.gidx)]
+        def qbank_mux(u, first, second):
+            """The chunk of ``first`` (bank of s1.qbank) or ``second``, 64 bits at a time."""
+            a, b = chunk_of(first, s1_chunk), chunk_of(second, s1_chunk)
+            return Cat(*[Mux(qbank_d[u][j], a[j * 64:(j + 1) * 64], b[j * 64:(j + 1) * 64])
+                         for j in range(KS)])
+
         qsel = [Signal(chunk_bits, name=f"qsel{u}") for u in range(U)]
         for u in range(U):
-            m.d.sync += qsel[u].eq(Mux(s1.qbank, chunk_of(qregs[1][u], s1_chunk),
-                                       chunk_of(qregs[0][u], s1_chunk)))
+            m.d.sync += qsel[u].eq(qbank_mux(u, qregs[1][u], qregs[0][u]))
         if PA:  # the second group of a paired max pass: the other bank's queries
             qsel_b = [Signal(chunk_bits, name=f"qsel_b{u}") for u in range(U)]
             for u in range(U):
-                m.d.sync += qsel_b[u].eq(Mux(s1.qbank, chunk_of(qregs[0][u], s1_chunk),
-                                             chunk_of(qregs[1][u], s1_chunk)))
+                m.d.sync += qsel_b[u].eq(qbank_mux(u, qregs[0][u], qregs[1][u]))
         # the issue's tags follow the dot product (DL cycles from p1), then two more stages
         DL = P.dot_latency
         pipe = [p1] + [Signal.like(p1, name=f"p{i}") for i in range(2, DL + 3)]
@@ -966,25 +974,32 @@ class Engine(wiring.Component):
             t0.gaddr.eq(Cat(Const(0, 0) if CH == 1 else s2_chunk,
                             s2_gi[:max(1, (GM - 1).bit_length())])),
         ]
-        # with pv_pipeline X = 1 the exponential is registered once more, a copy per 8 P.V lanes;
-        # with X = 2 the products are also registered beside the accumulators: the stages from
-        # the products on come X cycles later (t[6 + X] ...)
+        # EngineParams.pv_pipeline's stages, each a cycle more from issue to accumulate: EC, the
+        # exponential registered once more, a copy per 8 P.V lanes; PR, the products registered
+        # beside the accumulators; EL, the exponential table's output registered (ExpUnit
+        # latency 2); SR, the score read registered beside the score memory. Without them: e
+        # at t5, registered (e5) for the products at t6 (TM), accumulate at t7.
         X = P.pv_pipeline
+        EC, PR, EL, SR = (int(X >= k) for k in (1, 2, 3, 4))
+        TM = 6 + SR + EL + EC  # e meets v at the multipliers
         t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 8 + X)]
         for i in range(1, 8 + X):
             m.d.sync += t[i].eq(t[i - 1])
         # V read at t3, data at t4, registered beside the memories at t5 and after the ring/global
-        # choice at t6, when e meets v at the multipliers (a memory's output never feeds logic
-        # far away or a multiplier in the same cycle); all a cycle later with e's copies (X >= 1;
-        # the read no later than t4: RELEASE_DELAY); the products' register (X = 2) needs no more
-        XV = min(X, 1)
-        for j in range(KS):  # (copies of t[3 + XV]'s addresses, one per memory slice)
-            va, ga = delayed(m, t[2 + XV].vaddr, f"va{j}_dup"), delayed(m, t[2 + XV].gaddr, f"ga{j}_dup")
+        # choice at t6 (a memory's output never feeds logic far away or a multiplier in the same
+        # cycle); with the pipeline stages, read a cycle later (never after t4: RELEASE_DELAY)
+        # and held in registers (vdat*) until TM
+        VR = 3 + min(TM - 6, 1)
+        for j in range(KS):  # (copies of t[VR]'s addresses, one per memory slice)
+            va = delayed(m, t[VR - 1].vaddr, f"va{j}_dup")
+            ga = delayed(m, t[VR - 1].gaddr, f"ga{j}_dup")
             m.d.comb += [ring_v.addr[j].eq(va), glob_v.addr[j].eq(ga)]
         rv_d, gv_d = Signal(chunk_bits, name="rv_d"), Signal(chunk_bits, name="gv_d")
         vdat = Signal(chunk_bits)
         m.d.sync += [rv_d.eq(ring_v.data), gv_d.eq(glob_v.data),
-                     vdat.eq(Mux(t[5 + XV].glob, gv_d, rv_d))]
+                     vdat.eq(Mux(t[VR + 2].glob, gv_d, rv_d))]
+        for k in range(VR + 3, TM):
+            vdat = delayed(m, vdat, f"vdat{k + 1}")
 
         mant = cfg.mult_mant
         mshift = cfg.mult_shift
@@ -995,13 +1010,14 @@ class Engine(wiring.Component):
         for u in range(U):
             rp = score_mems[u].read_port()
             m.d.comb += rp.addr.eq(Cat(s2_p[:(SD - 1).bit_length()], s2_bnk))
-            # t1: score data -> difference
-            sval = rp.data[:SW].as_signed()
-            svalid = rp.data[SW]
-            mx = Mux(t[1].bank, maxes[u][1].max, maxes[u][0].max)
+            # t1: score data -> difference (with SR, the data registered first)
+            sdata = delayed(m, rp.data, f"sdata{u}") if SR else rp.data
+            sval = sdata[:SW].as_signed()
+            svalid = sdata[SW]
+            mx = Mux(t[1 + SR].bank, maxes[u][1].max, maxes[u][0].max)
             diff = Signal(nx.DIFF_WIDTH, name=f"diff{u}")
             dv2 = Signal(name=f"dv2_{u}")
-            m.d.sync += [diff.eq(mx - sval), dv2.eq(svalid & t[1].valid)]
+            m.d.sync += [diff.eq(mx - sval), dv2.eq(svalid & t[1 + SR].valid)]
             # t2: product with the multiplier mantissa
             xprod = Signal(nx.XPROD_WIDTH, name=f"xprod{u}")
             dv3 = Signal(name=f"dv3_{u}")
@@ -1014,10 +1030,12 @@ class Engine(wiring.Component):
             m.d.sync += [z.eq((xprod << 1) >> mshift), dv4.eq(dv3)]
             rnd = Signal(nx.EXP_IN_WIDTH, name=f"rnd{u}")
             m.d.comb += rnd.eq((z[:nx.EXP_IN_WIDTH] + 1) >> 1)
-            m.submodules[f"exp{u}"] = ex = ExpUnit()
+            m.submodules[f"exp{u}"] = ex = ExpUnit(1 + EL)
             m.d.comb += ex.x.eq(Mux(z >= 2 * nx.EXP_CUTOFF - 1, nx.EXP_CUTOFF, rnd))
             dv5 = Signal(name=f"dv5_{u}")
             m.d.sync += dv5.eq(dv4)
+            if EL:
+                dv5 = delayed(m, dv5, f"dv5b_{u}")
             # t5: e valid; register it for t6
             e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}")
             m.d.sync += e5.eq(Mux(dv5, ex.e, 0))
@@ -1029,18 +1047,18 @@ class Engine(wiring.Component):
                 m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
             e_pv = e5
             for c in range(lane_groups(LW)):
-                if X >= 1:
+                if EC:
                     e_pv = Signal(nx.EXP_WIDTH, name=f"e6_{u}_{c}_dup")
                     m.d.sync += e_pv.eq(e5)
                 m.d.comb += sc.e[c].eq(e_pv)
             m.d.comb += sc.v.as_value().eq(vdat)
             prod = sc.prod
-            if X >= 2:  # the products registered beside the accumulators
+            if PR:  # the products registered beside the accumulators
                 prod = Signal.like(sc.prod, name=f"prod_r{u}")
                 m.d.sync += prod.eq(sc.prod)
-            e_sum = e5  # e for the sum of exponentials, in step with the products (1 + X stages)
-            for k in range(1 + X):
-                e_nxt = Signal(nx.EXP_WIDTH, name=f"e{6 + k}_{u}")
+            e_sum = e5  # e for the sum of exponentials, in step with the products
+            for k in range(1 + EC + PR):
+                e_nxt = Signal(nx.EXP_WIDTH, name=f"e{TM - EC + k}_{u}")
                 m.d.sync += e_nxt.eq(e_sum)
                 e_sum = e_nxt
             # t7: accumulate
@@ -1050,7 +1068,7 @@ class Engine(wiring.Component):
                 # the bank's add and clear at t7, registered from t6, a copy per 8 accumulators
                 # (``*_dup``; each drives the adders of its accumulators, with no logic between
                 # the register and that fan-out), and once more for the sum of exponentials
-                tp = t[6 + X]
+                tp = t[TM + PR]
                 take_v = tp.valid & (tp.abank == ab)
                 clear_v = take_v & tp.fkey
                 AG = lane_groups(LW)

@@ -241,7 +241,8 @@ def test_paired_lanes_scale_and_dot_interleaved(width, latency, platform):
 
 # --- ExpUnit -------------------------------------------------------------------------------------
 
-def test_exp_unit_exhaustive_latency_1():
+@pytest.mark.parametrize("latency", [1, 2])
+def test_exp_unit_exhaustive(latency):
     rng = np.random.default_rng(3000)
     full = np.arange(nx.EXP_CUTOFF + 1)  # the clamped input range, 0..EXP_CUTOFF
     above = np.array([nx.EXP_CUTOFF + 1, nx.EXP_CUTOFF + 255, nx.EXP_CUTOFF + 256, 6000,
@@ -253,18 +254,18 @@ def test_exp_unit_exhaustive_latency_1():
     assert expected[0] == 1 << nx.EXP_OUT_FRAC and expected[nx.EXP_CUTOFF] == 0
     assert sum(expected[:nx.EXP_CUTOFF]) > 0 and not any(expected[-len(above):])
     xs = xs.tolist()
-    dut = blocks.ExpUnit()
+    dut = blocks.ExpUnit(latency)
 
     async def tb(ctx):
-        prev = None
-        for x, want in zip(xs, expected):
+        # e of the x given `latency` edges ago, and unchanged until the next edge
+        for i, x in enumerate(xs + [0] * (latency - 1)):
             ctx.set(dut.x, x)
-            if prev is not None:
-                assert ctx.get(dut.e) == prev, f"output changed before the edge (x={x})"
+            if i >= latency:
+                assert ctx.get(dut.e) == expected[i - latency], "output changed before the edge"
             await ctx.tick()
-            got = ctx.get(dut.e)
-            assert got == want, f"x={x}: e={got}, expected {want}"
-            prev = want
+            if i + 1 >= latency:
+                got, want = ctx.get(dut.e), expected[i + 1 - latency]
+                assert got == want, f"x={xs[i + 1 - latency]}: e={got}, expected {want}"
 
     _simulate(dut, tb)
 

@@ -25,14 +25,14 @@ SIZES = {
                        seq_width=10),
     # the same with the ULX3S build's pipelining (EngineParams.dot_pipeline 2: a register more
     # in the dot products' adder trees, the key rows registered beside their memories, the later
-    # hand-over; pv_pipeline 2: the exponential's copies per 8 P.V lanes, the products
-    # registered, the later drain)
+    # hand-over; pv_pipeline 4: the exponential's copies per 8 P.V lanes, the products, the
+    # exponential table's output and the score read registered, the later drain)
     "u4p1": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
-                         seq_width=10, dot_pipeline=2, pv_pipeline=2),
-    # one unit with the other stage counts: the adder tree's registers only (dot_pipeline 1 and
-    # 3 without and with the key register, here 3) and e's copies without the products' register
+                         seq_width=10, dot_pipeline=2, pv_pipeline=4),
+    # one unit with other stage counts: two adder-tree registers and the key register
+    # (dot_pipeline 3), stage 2 without the score read's register (pv_pipeline 3)
     "u1p3": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
-                         seq_width=10, dot_pipeline=3, pv_pipeline=1),
+                         seq_width=10, dot_pipeline=3, pv_pipeline=3),
 }
 #: random jobs per size (u4p1 repeats u4's control at another latency: fewer)
 JOB_SHARE = {"u1": 1.0, "u4": 1.0, "u4p1": 0.4, "u1p3": 0.3}
