@@ -29,8 +29,8 @@ def registered_product(m: Module, platform, a, b, out, reg_inputs: bool, name: s
                              f"signed")
     if getattr(platform, "family", None) != "ecp5":
         if reg_inputs:
-            a_r = Signal(a.shape(), name=f"{name}_a")
-            b_r = Signal(b.shape(), name=f"{name}_b")
+            a_r = Signal(a.shape(), name=f"{name}_a", reset_less=True)
+            b_r = Signal(b.shape(), name=f"{name}_b", reset_less=True)
             m.d.sync += [a_r.eq(a), b_r.eq(b)]
             a, b = a_r, b_r
         m.d.sync += out.eq(a * b)
@@ -84,12 +84,14 @@ def _registered_tree(m: Module, prods: list, out, latency: int, group: int) -> N
         nxt = []
         for k in range(0, len(vals), g):
             grp = vals[k:k + g]
-            part = Signal(signed(nx.score_width(width * len(grp))),
+            part = Signal(signed(nx.score_width(width * len(grp))), reset_less=True,
                           name=f"part{k // g}" if st == len(splits) - 1 else f"part{st}_{k // g}")
             m.d.sync += part.eq(_tree_sum(list(grp)))
             nxt.append(part)
         vals, width = nxt, width * g
-    m.d.sync += out.eq(_tree_sum(vals))
+    total = Signal.like(out, name="total", reset_less=True)
+    m.d.sync += total.eq(_tree_sum(vals))
+    m.d.comb += out.eq(total)
 
 
 class DotLanes(wiring.Component):
@@ -120,7 +122,8 @@ class DotLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        prods = [Signal(signed(nx.PRODUCT_WIDTH), name=f"p{i}") for i in range(self._width)]
+        prods = [Signal(signed(nx.PRODUCT_WIDTH), name=f"p{i}", reset_less=True)
+                 for i in range(self._width)]
         for i, p in enumerate(prods):
             registered_product(m, platform, self.a[i], self.b[i], p, reg_inputs=True,
                                name=f"mul{i}")
@@ -167,9 +170,11 @@ class ScaleLanes(wiring.Component):
                                    self.prod[i], reg_inputs=False, name=f"mul{i}")
             return m
         top = nx.EXP_WIDTH - 1
+        prod = Signal.like(self.prod, reset_less=True)
         for i in range(self._width):
             e = self.e[lane_group(i, self._width)]
-            m.d.sync += self.prod[i].eq(Mux(e[top], self.v[i] << top, e[:top] * self.v[i]))
+            m.d.sync += prod[i].eq(Mux(e[top], self.v[i] << top, e[:top] * self.v[i]))
+        m.d.comb += self.prod.eq(prod)
         return m
 
 
@@ -204,10 +209,11 @@ class PairedLanes(wiring.Component):
         m = Module()
         ecp5 = getattr(platform, "family", None) == "ecp5"
         dots = [Signal(name=f"dot{g}_dup") for g in range(lane_groups(self._width))]
-        a = Signal(int8_row(self._width))
-        b = Signal(int8_row(self._width))
+        a = Signal(int8_row(self._width), reset_less=True)
+        b = Signal(int8_row(self._width), reset_less=True)
         m.d.sync += [a.eq(self.a), b.eq(self.b)] + [d.eq(self.dot) for d in dots]
         top = nx.EXP_WIDTH - 1
+        prod = Signal.like(self.prod, reset_less=True)  # (the products off the ECP5)
         for i in range(self._width):
             # e in 0..2^15: on the ECP5 the whole e fits the 18 x 18 multiplier; elsewhere its
             # low 15 bits (signed 16 x 8, with a's sign) and e = 2^15 as v shifted
@@ -220,7 +226,8 @@ class PairedLanes(wiring.Component):
                 registered_product(m, platform, x, y, self.prod[i], reg_inputs=False,
                                    name=f"mul{i}")
             else:
-                m.d.sync += self.prod[i].eq(Mux(~dot & e[top], self.v[i] << top, x * y))
+                m.d.sync += prod[i].eq(Mux(~dot & e[top], self.v[i] << top, x * y))
+                m.d.comb += self.prod[i].eq(prod[i])
         _registered_tree(m, list(self.prod), self.sum, self.latency, DotLanes.GROUP)
         return m
 
@@ -248,8 +255,8 @@ class ExpUnit(wiring.Component):
             shape=unsigned(nx.EXP_WIDTH), depth=len(nx.EXP_TABLE),
             init=[int(v) for v in nx.EXP_TABLE])
         rd = rom.read_port()
-        shamt = Signal(nx.EXP_INT_BITS)
-        zero = Signal()
+        shamt = Signal(nx.EXP_INT_BITS, reset_less=True)
+        zero = Signal(reset_less=True)
         m.d.comb += rd.addr.eq(self.x[:nx.EXP_FRAC_BITS])
         m.d.sync += [
             shamt.eq(self.x[nx.EXP_FRAC_BITS:nx.EXP_FRAC_BITS + nx.EXP_INT_BITS]),
@@ -257,8 +264,9 @@ class ExpUnit(wiring.Component):
         ]
         table = rd.data
         if self.latency == 2:
-            table = Signal.like(rd.data, name="table")
-            shamt2, zero2 = Signal.like(shamt, name="shamt2"), Signal(name="zero2")
+            table = Signal.like(rd.data, name="table", reset_less=True)
+            shamt2 = Signal.like(shamt, name="shamt2", reset_less=True)
+            zero2 = Signal(name="zero2", reset_less=True)
             m.d.sync += [table.eq(rd.data), shamt2.eq(shamt), zero2.eq(zero)]
             shamt, zero = shamt2, zero2
         m.d.comb += self.e.eq(Mux(zero, 0, table >> shamt))
@@ -357,8 +365,8 @@ class AccumulatorRing(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ring = [Signal(data.ArrayLayout(self._acc_shape, self._width), name=f"chunk{c}")
-                for c in range(self._chunks)]
+        ring = [Signal(data.ArrayLayout(self._acc_shape, self._width), name=f"chunk{c}",
+                       reset_less=True) for c in range(self._chunks)]
         for i in range(self._width):
             g = lane_group(i, self._width)
             add, clear = self.add[g], self.clear[g]
@@ -441,56 +449,61 @@ class Normaliser(wiring.Component):
         m = Module()
         k0 = nx.RECIP_NUM_SHIFT - (1 << nx.OUT_SHIFT_WIDTH)  # 24: the smallest shift - 1
         # stage 1: inputs
-        a1, p1 = Signal.like(self.a), Signal.like(self.p)
-        r1, sh1 = Signal.like(self.r), Signal.like(self.out_shift)
+        # (datapath registers: no reset, like every stage below)
+        a1, p1 = Signal.like(self.a, reset_less=True), Signal.like(self.p, reset_less=True)
+        r1 = Signal.like(self.r, reset_less=True)
+        sh1 = Signal.like(self.out_shift, reset_less=True)
         m.d.sync += [a1.eq(self.a), p1.eq(self.p), r1.eq(self.r), sh1.eq(self.out_shift)]
         # stage 2: the normalising shift of the accumulator
-        an = Signal(signed(nx.NORM_ACC_WIDTH))
-        r2, sh2 = Signal.like(self.r), Signal.like(self.out_shift)
+        an = Signal(signed(nx.NORM_ACC_WIDTH), reset_less=True)
+        r2 = Signal.like(self.r, reset_less=True)
+        sh2 = Signal.like(self.out_shift, reset_less=True)
         m.d.sync += [an.eq(a1 >> p1), r2.eq(r1), sh2.eq(sh1)]
         # stage 3: partial products with R's low bits (R = 2^17 has them all zero)
         top = nx.RECIP_WIDTH - 1
         split, rbits = (self.SPLIT, top) if self._dsp_width == 18 else (15, 15)
         r_lo = r2[:rbits]
-        plo = Signal(split + rbits, name="plo")
-        phi = Signal(signed(nx.NORM_ACC_WIDTH - split + rbits + 1), name="phi")
-        an3 = Signal.like(an)
-        rtop, sh3 = Signal(), Signal.like(self.out_shift)
+        plo = Signal(split + rbits, name="plo", reset_less=True)
+        phi = Signal(signed(nx.NORM_ACC_WIDTH - split + rbits + 1), name="phi", reset_less=True)
+        an3 = Signal.like(an, reset_less=True)
+        rtop, sh3 = Signal(reset_less=True), Signal.like(self.out_shift, reset_less=True)
         registered_product(m, platform, an[:split], r_lo, plo, reg_inputs=False, name="mlo")
         registered_product(m, platform, an[split:].as_signed(), r_lo, phi, reg_inputs=False,
                            name="mhi")
         m.d.sync += [an3.eq(an), rtop.eq(r2[top]), sh3.eq(sh2)]
         # stage 4: the product
-        prod = Signal(signed(nx.NORM_ACC_WIDTH + nx.RECIP_WIDTH + 1))
-        sh4 = Signal.like(self.out_shift)
+        prod = Signal(signed(nx.NORM_ACC_WIDTH + nx.RECIP_WIDTH + 1), reset_less=True)
+        sh4 = Signal.like(self.out_shift, reset_less=True)
         if rbits == top:
             m.d.sync += prod.eq(Mux(rtop, an3 << top, (phi << split) + plo))
         else:
             # R's bits rbits..top-1 times a >> p, as shifted adds (no multiplier) in stage 3,
             # added to the high partial product in a stage of its own (stage 4a)
             mid_w = nx.NORM_ACC_WIDTH + top - rbits
-            mid = Signal(signed(mid_w))
+            mid = Signal(signed(mid_w), reset_less=True)
             m.d.sync += mid.eq(sum((Mux(r2[rbits + b], an << b, 0) for b in range(top - rbits)),
                                    Const(0, 1)))
-            hi = Signal(signed(max(len(phi), mid_w) + 2))
-            plo4, an4, rtop4, sh4a = Signal.like(plo), Signal.like(an3), Signal(), Signal.like(sh3)
+            hi = Signal(signed(max(len(phi), mid_w) + 2), reset_less=True)
+            plo4, an4 = Signal.like(plo, reset_less=True), Signal.like(an3, reset_less=True)
+            rtop4, sh4a = Signal(reset_less=True), Signal.like(sh3, reset_less=True)
             m.d.sync += [hi.eq(phi + (mid << (rbits - split))), plo4.eq(plo), an4.eq(an3),
                          rtop4.eq(rtop), sh4a.eq(sh3)]
             m.d.sync += prod.eq(Mux(rtop4, an4 << top, (hi << split) + plo4))
             sh3 = sh4a
         m.d.sync += sh4.eq(sh3)
         # stage 5: z = prod >> (31 - out_shift)
-        z = Signal(signed(len(prod) - k0 + 1))
+        z = Signal(signed(len(prod) - k0 + 1), reset_less=True)
         m.d.sync += z.eq((prod >> k0) >> ~sh4)  # ~sh4 = 7 - out_shift
         # stage 6: round half up, saturate to int8: y = (z + 1) >> 1 above DATA_MAX exactly when
         # z >= 2 DATA_MAX + 1, below DATA_MIN when z <= 2 DATA_MIN - 2; in between y's 8 bits
         # are those of (z mod 2^9 + 1) >> 1 (the compares and a 9-bit add side by side)
         y = Signal(nx.DATA_WIDTH + 2)
-        m.d.comb += y.eq(z[:nx.DATA_WIDTH + 1] + 1)
+        o = Signal.like(self.o, reset_less=True)
+        m.d.comb += [y.eq(z[:nx.DATA_WIDTH + 1] + 1), self.o.eq(o)]
         with m.If(z >= 2 * nx.DATA_MAX + 1):
-            m.d.sync += self.o.eq(nx.DATA_MAX)
+            m.d.sync += o.eq(nx.DATA_MAX)
         with m.Elif(z <= 2 * nx.DATA_MIN - 2):
-            m.d.sync += self.o.eq(nx.DATA_MIN)
+            m.d.sync += o.eq(nx.DATA_MIN)
         with m.Else():
-            m.d.sync += self.o.eq(y[1:nx.DATA_WIDTH + 1])
+            m.d.sync += o.eq(y[1:nx.DATA_WIDTH + 1])
         return m

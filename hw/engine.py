@@ -91,9 +91,9 @@ class SlicedMemory:
             lo += w
 
 
-def delayed(m: Module, x, name: str):
-    """``x`` a cycle later, from a register named ``name``."""
-    r = Signal.like(x, name=name)
+def delayed(m: Module, x, name: str, reset_less: bool = False):
+    """``x`` a cycle later, from a register named ``name`` (with no reset: datapath)."""
+    r = Signal.like(x, name=name, reset_less=reset_less)
     m.d.sync += r.eq(x)
     return r
 
@@ -325,7 +325,7 @@ class Engine(wiring.Component):
         # drive the memories' write enables, spread over the die, in the same cycle. Stage 1
         # reads the ring up to ``wpos_w``, wpos a cycle later: a row is readable the cycle after
         # its last chunk lands (sw/cycles.py: WRITE_BASE).
-        wk, wv = Signal.like(kbits), Signal.like(vbits)
+        wk, wv = Signal.like(kbits, reset_less=True), Signal.like(vbits, reset_less=True)
         wpos_w = Signal.like(wpos)
         m.d.sync += [wk.eq(kbits), wv.eq(vbits), wpos_w.eq(wpos)]
         for sm, data_, addr, en in ((ring_k, wk, waddr_ring, wr & ~to_glob),
@@ -349,7 +349,8 @@ class Engine(wiring.Component):
                      gap_ok.eq(Mux(inc_w, gap < B - 1, gap < B))]
 
         # ---------------------------------------------------------------- query registers
-        qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}") for u in range(U)] for b in range(2)]
+        qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}", reset_less=True) for u in range(U)]
+                 for b in range(2)]
         # A q row taken in a cycle is written a cycle later, from registers: the row (``q_pay``)
         # and, per bank, unit and 64 bits of the row, its write enable (``q_we_*_dup``, copies
         # that synthesis keeps apart, each beside its flip-flops: fpga/build.py). The scheduler
@@ -358,7 +359,7 @@ class Engine(wiring.Component):
         uload = Signal(range(U + 1))  # the scheduler's next unit to load
         q_load = Signal()  # (load_queries) a row is taken into ``q_bank``, unit ``uload``
         q_bank = Signal()
-        q_pay = Signal(int8_row(d))
+        q_pay = Signal(int8_row(d), reset_less=True)
         q_bits = len(q_pay.as_value())
         q_slices = [(lo, min(q_bits, lo + 64)) for lo in range(0, q_bits, 64)]
         m.d.sync += q_pay.eq(self.q.payload)
@@ -753,11 +754,11 @@ class Engine(wiring.Component):
             return Cat(*[Mux(qbank_d[u][j], a[j * 64:(j + 1) * 64], b[j * 64:(j + 1) * 64])
                          for j in range(KS)])
 
-        qsel = [Signal(chunk_bits, name=f"qsel{u}") for u in range(U)]
+        qsel = [Signal(chunk_bits, name=f"qsel{u}", reset_less=True) for u in range(U)]
         for u in range(U):
             m.d.sync += qsel[u].eq(qbank_mux(u, qregs[1][u], qregs[0][u]))
         if PA:  # the second group of a paired max pass: the other bank's queries
-            qsel_b = [Signal(chunk_bits, name=f"qsel_b{u}") for u in range(U)]
+            qsel_b = [Signal(chunk_bits, name=f"qsel_b{u}", reset_less=True) for u in range(U)]
             for u in range(U):
                 m.d.sync += qsel_b[u].eq(qbank_mux(u, qregs[0][u], qregs[1][u]))
         # the issue's tags follow the dot product (DL cycles from p1), then two more stages
@@ -771,11 +772,12 @@ class Engine(wiring.Component):
         # come from pipe[KR], the tags of their issue
         KR = int(P.key_register)
         if KR:
-            rk_d, gk_d = Signal(chunk_bits, name="rk_d"), Signal(chunk_bits, name="gk_d")
+            rk_d = Signal(chunk_bits, name="rk_d", reset_less=True)
+            gk_d = Signal(chunk_bits, name="gk_d", reset_less=True)
             m.d.sync += [rk_d.eq(ring_k.data), gk_d.eq(glob_k.data)]
-            qsel = [delayed(m, q, f"qsel_d{u}") for u, q in enumerate(qsel)]
+            qsel = [delayed(m, q, f"qsel_d{u}", True) for u, q in enumerate(qsel)]
             if PA:
-                qsel_b = [delayed(m, q, f"qsel_bd{u}") for u, q in enumerate(qsel_b)]
+                qsel_b = [delayed(m, q, f"qsel_bd{u}", True) for u, q in enumerate(qsel_b)]
         else:
             rk_d, gk_d = ring_k.data, glob_k.data
         pk = pipe[KR]
@@ -796,8 +798,8 @@ class Engine(wiring.Component):
                          sc.b.as_value().eq(kdat)]
             paired_lanes.append(sc)
         # p3: accumulate chunks; p4: write score and update max
-        accs = [Signal(signed(SW), name=f"acc{u}") for u in range(U)]
-        scores = [Signal(signed(SW), name=f"score{u}") for u in range(U)]
+        accs = [Signal(signed(SW), name=f"acc{u}", reset_less=True) for u in range(U)]
+        scores = [Signal(signed(SW), name=f"score{u}", reset_less=True) for u in range(U)]
         m.d.sync += p4.eq(p3)
         m.d.sync += p4.valid.eq(p3.valid & p3.last)
         for u in range(U):
@@ -812,8 +814,9 @@ class Engine(wiring.Component):
             # (at that sub-group's first score: at least two cycles after they are written, as
             # stage 1 runs one group at a time; a group's P.V pass may follow its max pass
             # closely when every row is global)
-            accs_b = [Signal(signed(SW), name=f"acc_b{u}") for u in range(U)]
-            scores_b = [Signal(signed(SW), name=f"score_b{u}") for u in range(U)]
+            accs_b = [Signal(signed(SW), name=f"acc_b{u}", reset_less=True) for u in range(U)]
+            scores_b = [Signal(signed(SW), name=f"score_b{u}", reset_less=True)
+                        for u in range(U)]
             GGM = max(1, P.global_groups_max)
             gmax = [[Signal(signed(SW), name=f"gmax{g}_{u}") for u in range(U)] for g in range(GGM)]
             gmax_v = [Signal(U, name=f"gmax_v{g}") for g in range(GGM)]
@@ -994,12 +997,13 @@ class Engine(wiring.Component):
             va = delayed(m, t[VR - 1].vaddr, f"va{j}_dup")
             ga = delayed(m, t[VR - 1].gaddr, f"ga{j}_dup")
             m.d.comb += [ring_v.addr[j].eq(va), glob_v.addr[j].eq(ga)]
-        rv_d, gv_d = Signal(chunk_bits, name="rv_d"), Signal(chunk_bits, name="gv_d")
-        vdat = Signal(chunk_bits)
+        rv_d = Signal(chunk_bits, name="rv_d", reset_less=True)
+        gv_d = Signal(chunk_bits, name="gv_d", reset_less=True)
+        vdat = Signal(chunk_bits, reset_less=True)
         m.d.sync += [rv_d.eq(ring_v.data), gv_d.eq(glob_v.data),
                      vdat.eq(Mux(t[VR + 2].glob, gv_d, rv_d))]
         for k in range(VR + 3, TM):
-            vdat = delayed(m, vdat, f"vdat{k + 1}")
+            vdat = delayed(m, vdat, f"vdat{k + 1}", True)
 
         mant = cfg.mult_mant
         mshift = cfg.mult_shift
@@ -1011,21 +1015,21 @@ class Engine(wiring.Component):
             rp = score_mems[u].read_port()
             m.d.comb += rp.addr.eq(Cat(s2_p[:(SD - 1).bit_length()], s2_bnk))
             # t1: score data -> difference (with SR, the data registered first)
-            sdata = delayed(m, rp.data, f"sdata{u}") if SR else rp.data
+            sdata = delayed(m, rp.data, f"sdata{u}", True) if SR else rp.data
             sval = sdata[:SW].as_signed()
             svalid = sdata[SW]
             mx = Mux(t[1 + SR].bank, maxes[u][1].max, maxes[u][0].max)
-            diff = Signal(nx.DIFF_WIDTH, name=f"diff{u}")
+            diff = Signal(nx.DIFF_WIDTH, name=f"diff{u}", reset_less=True)
             dv2 = Signal(name=f"dv2_{u}")
             m.d.sync += [diff.eq(mx - sval), dv2.eq(svalid & t[1 + SR].valid)]
             # t2: product with the multiplier mantissa
-            xprod = Signal(nx.XPROD_WIDTH, name=f"xprod{u}")
+            xprod = Signal(nx.XPROD_WIDTH, name=f"xprod{u}", reset_less=True)
             dv3 = Signal(name=f"dv3_{u}")
             m.d.sync += [xprod.eq(diff * mant), dv3.eq(dv2)]
             # t3: z = floor(2 xprod / 2^mshift); t4: x = (z + 1) >> 1, which is xprod / 2^mshift
             # rounded half up, clamped at EXP_CUTOFF (x >= CUTOFF exactly when z >= 2 CUTOFF - 1)
             # -> exponential unit (latency 1)
-            z = Signal(nx.XPROD_WIDTH + 1, name=f"z{u}")
+            z = Signal(nx.XPROD_WIDTH + 1, name=f"z{u}", reset_less=True)
             dv4 = Signal(name=f"dv4_{u}")
             m.d.sync += [z.eq((xprod << 1) >> mshift), dv4.eq(dv3)]
             rnd = Signal(nx.EXP_IN_WIDTH, name=f"rnd{u}")
@@ -1037,7 +1041,7 @@ class Engine(wiring.Component):
             if EL:
                 dv5 = delayed(m, dv5, f"dv5b_{u}")
             # t5: e valid; register it for t6
-            e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}")
+            e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}", reset_less=True)
             m.d.sync += e5.eq(Mux(dv5, ex.e, 0))
             # t6: products e * v (with pv_pipeline: t6 registers a copy of e per 8 lanes, each
             # beside its multipliers, and t7 takes the products)
@@ -1048,17 +1052,17 @@ class Engine(wiring.Component):
             e_pv = e5
             for c in range(lane_groups(LW)):
                 if EC:
-                    e_pv = Signal(nx.EXP_WIDTH, name=f"e6_{u}_{c}_dup")
+                    e_pv = Signal(nx.EXP_WIDTH, name=f"e6_{u}_{c}_dup", reset_less=True)
                     m.d.sync += e_pv.eq(e5)
                 m.d.comb += sc.e[c].eq(e_pv)
             m.d.comb += sc.v.as_value().eq(vdat)
             prod = sc.prod
             if PR:  # the products registered beside the accumulators
-                prod = Signal.like(sc.prod, name=f"prod_r{u}")
+                prod = Signal.like(sc.prod, name=f"prod_r{u}", reset_less=True)
                 m.d.sync += prod.eq(sc.prod)
             e_sum = e5  # e for the sum of exponentials, in step with the products
             for k in range(1 + EC + PR):
-                e_nxt = Signal(nx.EXP_WIDTH, name=f"e{TM - EC + k}_{u}")
+                e_nxt = Signal(nx.EXP_WIDTH, name=f"e{TM - EC + k}_{u}", reset_less=True)
                 m.d.sync += e_nxt.eq(e_sum)
                 e_sum = e_nxt
             # t7: accumulate
