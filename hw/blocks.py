@@ -345,7 +345,8 @@ class AccumulatorRing(wiring.Component):
     ring, of which only the head is ever added to (``width`` adders, not ``width * chunks``).
 
     ``add``: head <- (``clear`` ? 0 : head) + x, and the ring turns by one, so the next chunk is at
-    the head. ``turn`` (without ``add``): the ring turns, values unchanged (the epilogue reads the
+    the head (``clear`` is raised only with ``add``, and takes no gate with it: a register of
+    the caller's drives the accumulators' adders directly). ``turn`` (without ``add``): the ring turns, values unchanged (the epilogue reads the
     bank chunk after chunk at the head). A key's chunks arrive in order 0 .. chunks - 1 and a read
     turns the ring ``chunks`` times, so chunk 0 is at the head between keys and between reads.
     ``add`` and ``clear`` come as :func:`lane_groups` copies of one value (accumulator i uses
@@ -370,8 +371,11 @@ class AccumulatorRing(wiring.Component):
         for i in range(self._width):
             g = lane_group(i, self._width)
             add, clear = self.add[g], self.clear[g]
-            new = Mux(add & clear, 0, ring[0][i]) + Mux(add, self.x[i], 0)
-            with m.If(add | self.turn):
+            # (one chunk: a turn changes nothing, the register loads only with add, and x needs
+            # no gate either)
+            one = self._chunks == 1
+            new = Mux(clear, 0, ring[0][i]) + (self.x[i] if one else Mux(add, self.x[i], 0))
+            with m.If(add if one else add | self.turn):
                 for c in range(self._chunks - 1):
                     m.d.sync += ring[c][i].eq(ring[c + 1][i])
                 m.d.sync += ring[-1][i].eq(new)

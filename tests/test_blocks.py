@@ -338,13 +338,13 @@ def test_accumulator_ring(chunks, width):
         keys = int(rng.integers(1, 41)) if row else 255  # first row: n_max keys, all extreme
         for k in range(keys):
             for c in range(chunks):
-                while rng.random() < 0.1:  # idle: clear and x must be ignored
-                    program.append((0, 0, 1, [x_max] * width))
+                while rng.random() < 0.1:  # idle: x must be ignored (clear comes only with add)
+                    program.append((0, 0, 0, [x_max] * width))
                 x = ([x_max, x_min, x_max] * (width // 3) + [x_max] * (width % 3) if row == 0 else
                      rng.integers(x_min, x_max + 1, size=width).tolist())
                 program.append((1, int(rng.random() < 0.5), int(k == 0), x))
         for c in range(chunks):  # the epilogue reads the bank: one turn per chunk
-            program.append((0, 1, int(rng.random() < 0.5), [x_min] * width))
+            program.append((0, 1, 0, [x_min] * width))
 
     async def tb(ctx):
         sums = [[0] * width for _ in range(chunks)]  # logical chunk -> sums
