@@ -350,12 +350,12 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
     pnr = ["--report", "report.json", "--seed", str(seed), "--timing-allow-fail"]
     if board.family == "ecp5":
         # router1 stopped converging on the 85F build (overused wires rising after 45 min);
-        # router2 is nextpnr's router for large ECP5 designs. The placer weighs timing more
-        # than by default (40 for 10, criticality exponent 4 for 2): the engine's block RAMs and
-        # multipliers spread over the die, and on one netlist at seed 1 this took 62.1 MHz to
-        # 73.7 (fpga/README.md)
-        pnr += ["--router", "router2", "--placer-heap-timingweight", "40",
-                "--placer-heap-critexp", "4"]
+        # router2 is nextpnr's router for large ECP5 designs. The electrostatic placer: on
+        # session 12's netlist router2 did not converge after the analytic placer (seed 2:
+        # overused wires rising after 30 iterations; seed 1: 117 still overused after 160
+        # iterations and 27 minutes, both stopped), and routed in under 10 minutes after this
+        # one (fpga/README.md)
+        pnr += ["--router", "router2", "--placer", "static"]
     plan = platform.prepare(
         BoardTop(board), name=name, synth_opts=synth_opts,
         # nextpnr would stop with an error on a missed clock before writing its report: let it
