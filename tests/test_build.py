@@ -87,8 +87,8 @@ def test_a_design_over_capacity_is_named_resource_by_resource():
 
 def test_synthesis_of_the_icebreaker_board(tmp_path):
     """Yosys on the whole iCE40 board top: the buffers land in the four SPRAMs, the serial
-    engine's multipliers in the eight SB_MAC16s, the packed design fits the UP5K, and the verdict
-    matches the numbers."""
+    engine's multipliers in SB_MAC16s, the packed design fits the UP5K, and the verdict matches
+    the numbers."""
     js = tmp_path / "r.json"
     r = subprocess.run(SWATTN + ["build", "--board", "icebreaker", "--synth-only",
                                  "--out", str(tmp_path), "--json", str(js)],
@@ -101,7 +101,11 @@ def test_synthesis_of_the_icebreaker_board(tmp_path):
     cells = [x for x in res["utilisation"] if x["resource"] == "logic cells"]
     assert len(cells) == 1 and cells[0]["source"] == "nextpnr", res["utilisation"]
     assert cells[0]["available"] == 5280 and cells[0]["used"] >= rows["LUT4"]["used"]
-    assert rows["DSP (SB_MAC16)"]["used"] == 8
+    # six (session 12's synthesis): the dot product's two 8 x 8 products and their sum share
+    # one SB_MAC16 (its dual 8 x 8 mode, which Yosys packs since the datapath registers have
+    # no reset); the two P.V products, the normaliser's high partial product and the score's
+    # product with the multiplier (two) take the others; a multiplier moved to LUTs shows here
+    assert rows["DSP (SB_MAC16)"]["used"] == 6
     assert rows["LUT4"]["used"] > 1000 and rows["flip-flops"]["used"] > 500
     over = [x for x in res["utilisation"] if x["available"] and x["used"] > x["available"]]
     assert not over, over  # the serial engine fits (5,280 cells; 4,344 packed at this commit)
