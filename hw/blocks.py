@@ -346,9 +346,10 @@ class AccumulatorRing(wiring.Component):
 
     ``add``: head <- (``clear`` ? 0 : head) + x, and the ring turns by one, so the next chunk is at
     the head (``clear`` is raised only with ``add``, and takes no gate with it: a register of
-    the caller's drives the accumulators' adders directly). ``turn`` (without ``add``): the ring turns, values unchanged (the epilogue reads the
-    bank chunk after chunk at the head). A key's chunks arrive in order 0 .. chunks - 1 and a read
-    turns the ring ``chunks`` times, so chunk 0 is at the head between keys and between reads.
+    the caller's drives the accumulators' adders directly). ``turn`` (without ``add``): the
+    ring turns, values unchanged (the epilogue reads the bank chunk after chunk at the head; a
+    one-chunk ring ignores it). A key's chunks arrive in order 0 .. chunks - 1 and a read turns
+    the ring ``chunks`` times, so chunk 0 is at the head between keys and between reads.
     ``add`` and ``clear`` come as :func:`lane_groups` copies of one value (accumulator i uses
     copy :func:`lane_group` (i)).
     """

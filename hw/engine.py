@@ -602,22 +602,15 @@ class Engine(wiring.Component):
         s1_pnext = Signal(PW + 1)  # s1_pos + step
         s1_gi = Signal(8)
         # copies of s1_chunk and the address bits of s1_pos and s1_gi, one per memory slice of
-        # the K ring and global rows (set wherever those are: set_chunk, set_pos, set_gi)
+        # the K ring and global rows (set wherever those are, through set_all), and of s1.qbank
+        # per unit and 64 bits of the query rows (the query multiplexers' select)
         kchunk_d = [Signal(range(CH), name=f"kchunk{j}_dup") for j in range(KS)]
         kpos_d = [Signal((B - 1).bit_length(), name=f"kpos{j}_dup") for j in range(KS)]
         kgi_d = [Signal(max(1, (GM - 1).bit_length()), name=f"kgi{j}_dup") for j in range(KS)]
-
-        # copies of s1.qbank per unit and 64 bits of the query rows (the query multiplexers' select)
         qbank_d = [[Signal(name=f"qbank_u{u}_{j}_dup") for j in range(KS)] for u in range(U)]
 
-        def set_chunk(v):
-            return [c.eq(v) for c in kchunk_d]
-
-        def set_pos(v):
-            return [c.eq(v) for c in kpos_d]
-
-        def set_gi(v):
-            return [c.eq(v) for c in kgi_d]
+        def set_all(copies, v):
+            return [c.eq(v) for c in copies]
         s1_glob = Signal()  # in the global-key part
         s1_chunk = Signal(range(CH))
         s1_p = Signal(range(SD + 1))
@@ -646,8 +639,8 @@ class Engine(wiring.Component):
             m.d.sync += [s1.eq(desc), s1_run.eq(1), s1_k.eq(0), s1_pos.eq(desc.start),
                          s1_gi.eq(0), s1_glob.eq(0), s1_chunk.eq(0), s1_p.eq(0),
                          s1_bnk.eq(s1_bank), s1_bank.eq(~s1_bank)]
-            m.d.sync += set_pos(desc.start) + set_gi(0) + set_chunk(0)
-            m.d.sync += [c.eq(desc.qbank) for cs in qbank_d for c in cs]
+            m.d.sync += (set_all(kpos_d, desc.start) + set_all(kgi_d, 0) + set_all(kchunk_d, 0)
+                         + set_all(sum(qbank_d, []), desc.qbank))
             m.d.comb += bank_busy_set.eq(Mux(s1_bank, 0b10, 0b01))
 
         # Registered a key ahead (they decide every issue, so they are not computed from s1_k,
@@ -694,10 +687,10 @@ class Engine(wiring.Component):
             m.d.sync += s1_run.eq(0)
         with m.If(issue1):
             with m.If(s1_chunk == CH - 1):
-                m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)] + set_chunk(0)
+                m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)] + set_all(kchunk_d, 0)
                 with m.If(s1_glob):
                     m.d.sync += [s1_gi.eq(s1_gi + 1), gmore_r.eq(~glast_r),
-                                 glast_r.eq(s1_gi + 2 >= s1.nglob)] + set_gi(s1_gi + 1)
+                                 glast_r.eq(s1_gi + 2 >= s1.nglob)] + set_all(kgi_d, s1_gi + 1)
                 with m.Else():
                     m.d.comb += adv1.eq(1)
                     m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pnext),
@@ -706,7 +699,7 @@ class Engine(wiring.Component):
                                  nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
                                  kc_r.eq(kc_r + 1), kig_r.eq(hits_n.any()),
                                  hits_n.eq(global_hits(tok(s1_pnext2))),
-                                 s1_pnext2.eq(s1_pnext2 + s1.step)] + set_pos(s1_pnext)
+                                 s1_pnext2.eq(s1_pnext2 + s1.step)] + set_all(kpos_d, s1_pnext)
                     with m.If(~nxt_win):
                         m.d.sync += s1_glob.eq(1)
                 with m.If(last_key1):
@@ -716,7 +709,7 @@ class Engine(wiring.Component):
                         with m.If(s1_bnk == b):
                             m.d.sync += [q2_desc[b].eq(s1), q2_count[b].eq(s1_p + 1)]
             with m.Else():
-                m.d.sync += [s1_chunk.eq(s1_chunk + 1)] + set_chunk(s1_chunk + 1)
+                m.d.sync += [s1_chunk.eq(s1_chunk + 1)] + set_all(kchunk_d, s1_chunk + 1)
 
         # addresses for stage 1 reads (issued this cycle, data next cycle), per memory slice
         # from the copies of s1_chunk, s1_pos and s1_gi
@@ -1040,11 +1033,11 @@ class Engine(wiring.Component):
             m.d.sync += dv5.eq(dv4)
             if EL:
                 dv5 = delayed(m, dv5, f"dv5b_{u}")
-            # t5: e valid; register it for t6
+            # t5: e valid; register it for t6 (both SR + EL later with those stages)
             e5 = Signal(nx.EXP_WIDTH, name=f"e5_{u}", reset_less=True)
             m.d.sync += e5.eq(Mux(dv5, ex.e, 0))
-            # t6: products e * v (with pv_pipeline: t6 registers a copy of e per 8 lanes, each
-            # beside its multipliers, and t7 takes the products)
+            # TM: products e * v (with EC a copy of e per 8 lanes, registered from e5 beside its
+            # multipliers, meets v a cycle later)
             if PA:
                 sc = paired_lanes[u]
             else:

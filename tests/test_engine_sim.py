@@ -1,7 +1,7 @@
 """The engine's Verilog under cocotb + Verilator, bit for bit against the golden model.
 
-Engine sizes (SIZES), random jobs (idle input, output backpressure, dilation, causal windows, globals
-at the edges), every invalid configuration followed by a valid job, a reset in the middle of a job
+Engine sizes (SIZES), random jobs (idle input, output backpressure, dilation, causal windows,
+globals at the edges), every invalid configuration followed by a valid job, a reset in the middle of a job
 and a start while busy. Each job's seed is printed on failure; re-run one job alone with
 ``SWATTN_JOB_SEED=<seed> pytest tests/test_engine_sim.py``. ``SIM=icarus`` runs them on Icarus
 Verilog instead of Verilator.
