@@ -213,7 +213,7 @@ class PairedLanes(wiring.Component):
         b = Signal(int8_row(self._width), reset_less=True)
         m.d.sync += [a.eq(self.a), b.eq(self.b)] + [d.eq(self.dot) for d in dots]
         top = nx.EXP_WIDTH - 1
-        prod = Signal.like(self.prod, reset_less=True)  # (the products off the ECP5)
+        prod = None if ecp5 else Signal.like(self.prod, reset_less=True)  # (off the ECP5)
         for i in range(self._width):
             # e in 0..2^15: on the ECP5 the whole e fits the 18 x 18 multiplier; elsewhere its
             # low 15 bits (signed 16 x 8, with a's sign) and e = 2^15 as v shifted

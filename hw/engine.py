@@ -1042,22 +1042,14 @@ class Engine(wiring.Component):
                 sc = paired_lanes[u]
             else:
                 m.submodules[f"scale{u}"] = sc = ScaleLanes(LW)
-            e_pv = e5
             for c in range(lane_groups(LW)):
-                if EC:
-                    e_pv = Signal(nx.EXP_WIDTH, name=f"e6_{u}_{c}_dup", reset_less=True)
-                    m.d.sync += e_pv.eq(e5)
-                m.d.comb += sc.e[c].eq(e_pv)
+                m.d.comb += sc.e[c].eq(delayed(m, e5, f"e6_{u}_{c}_dup", True) if EC else e5)
             m.d.comb += sc.v.as_value().eq(vdat)
-            prod = sc.prod
-            if PR:  # the products registered beside the accumulators
-                prod = Signal.like(sc.prod, name=f"prod_r{u}", reset_less=True)
-                m.d.sync += prod.eq(sc.prod)
+            # (PR: the products registered beside the accumulators)
+            prod = delayed(m, sc.prod, f"prod_r{u}", True) if PR else sc.prod
             e_sum = e5  # e for the sum of exponentials, in step with the products
             for k in range(1 + EC + PR):
-                e_nxt = Signal(nx.EXP_WIDTH, name=f"e{TM - EC + k}_{u}", reset_less=True)
-                m.d.sync += e_nxt.eq(e_sum)
-                e_sum = e_nxt
+                e_sum = delayed(m, e_sum, f"e{TM - EC + k}_{u}", True)
             # t7: accumulate
             # two accumulator banks: the epilogue reads one while the next group fills the other
             abanks, sbanks = [], []
