@@ -151,7 +151,7 @@ class BoardCore(wiring.Component):
         NS = self.BRAM_SLICES if (not serial and R == 1 and not self._spram) else 1
         slices = {}
         for name in ("q", "k", "v", "o"):
-            if NS > 1 and name != "o":
+            if NS > 1:
                 slices[name] = [SinglePortRAM(WB // NS, depth) for _ in range(NS)]
                 for j, r_ in enumerate(slices[name]):
                     m.submodules[f"buf_{name}{j}"] = r_
@@ -200,25 +200,34 @@ class BoardCore(wiring.Component):
             # passes takes the global rows, the last ng positions, once before them
             qi = Signal(range(rows + 1))
             qi_n = Signal.like(qi)  # its next value (the buffer slices' copies follow it too)
-            m.d.comb += [qr.index.valid.eq(own["q"] & (qi < n)), qr.index.payload.eq(qi),
+            # qi < n, a register set with qi (from compares of registers: qi + 1 < n as
+            # qi < n - 1), so that no carry chain lies between the index's handshake and the
+            # copies of qi_n beside the Q buffer's slices
+            q_more = Signal()
+            n_m1 = Signal(signed(len(n) + 1))  # (of the configuration: it holds before a START)
+            m.d.sync += n_m1.eq(n - 1)
+            m.d.comb += [qr.index.valid.eq(own["q"] & q_more), qr.index.payload.eq(qi),
                          qi_n.eq(qi)]
             m.d.sync += qi.eq(qi_n)
             if P.paired_max:
                 qpre = Signal()  # in the global rows' first copy
                 with m.If(start):
                     m.d.comb += qi_n.eq(Mux(ng != 0, n - ng, 0))
-                    m.d.sync += qpre.eq(ng != 0)
+                    m.d.sync += [qpre.eq(ng != 0), q_more.eq((n != 0) & (ng <= n))]
                 with m.Elif(qr.index.valid & qr.index.ready):
                     with m.If(qpre & (qi + 1 >= n)):
                         m.d.comb += qi_n.eq(0)
-                        m.d.sync += qpre.eq(0)
+                        m.d.sync += [qpre.eq(0), q_more.eq(n != 0)]
                     with m.Else():
                         m.d.comb += qi_n.eq(qi + 1)
+                        m.d.sync += q_more.eq(qi < n_m1)
             else:
                 with m.If(start):
                     m.d.comb += qi_n.eq(0)
+                    m.d.sync += q_more.eq(n != 0)
                 with m.Elif(qr.index.valid & qr.index.ready):
                     m.d.comb += qi_n.eq(qi + 1)
+                    m.d.sync += q_more.eq(qi < n_m1)
             m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
                          qr.row.ready.eq(eng.q.ready)]
             # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1.
@@ -272,16 +281,22 @@ class BoardCore(wiring.Component):
             m.d.comb += [eng.kv.valid.eq(kvr.row.valid),
                          eng.kv.payload.as_value().eq(kvr.row.payload),
                          kvr.row.ready.eq(eng.kv.ready)]
-            # Output rows to the writer; with a row per RAM word through a two-row RowBuffer (one
-            # cycle of latency, full rate), so that the O buffer's write enable does not follow
-            # the engine's valid in the same cycle. (The K/V rows need none: a RowFetcher's RAM
-            # side never waits on the engine's ready.)
+            # Output rows to the writer; with a row per RAM word through two two-row RowBuffers
+            # in a row (a cycle of latency each, full rate), so that the O buffer's write enable
+            # does not follow the engine's valid in the same cycle, and a row crosses the die
+            # from the engine's normalisers to the O buffer's block RAMs in two steps. (The K/V
+            # rows need none: a RowFetcher's RAM side never waits on the engine's ready.)
             o_src = eng.o
+            o_held = Const(0, 1)  # a row on its way to the writer
             if R == 1:
-                m.submodules.o_buf = obuf = RowBuffer(len(Value.cast(eng.o.payload)))
-                m.d.comb += [obuf.clear.eq(start), obuf.i.payload.eq(eng.o.payload),
-                             obuf.i.valid.eq(eng.o.valid), eng.o.ready.eq(obuf.i.ready)]
-                o_src = obuf.o
+                for k in range(2):
+                    m.submodules[f"o_buf{k}" if k else "o_buf"] = obuf = RowBuffer(
+                        len(Value.cast(eng.o.payload)))
+                    m.d.comb += [obuf.clear.eq(start), obuf.i.payload.eq(o_src.payload),
+                                 obuf.i.valid.eq(o_src.valid), o_src.ready.eq(obuf.i.ready)]
+                    if k:
+                        o_held = o_src.valid
+                    o_src = obuf.o
             m.d.comb += [ow.row.valid.eq(o_src.valid), ow.row.payload.eq(o_src.payload),
                          o_src.ready.eq(ow.row.ready)]
 
@@ -329,7 +344,8 @@ class BoardCore(wiring.Component):
                 ram.we.eq(lw_en[i]),
             ]
             m.d.comb += rd.rdata[part * WB:(part + 1) * WB].eq(ram.rdata)
-        o_ram = rams["o"]
+        o_ram = rams.get("o")
+        o_rdata = Signal(WB)  # the O buffer's read word
         if serial:  # the engine writes its last output word before it leaves BUSY
             rows_out = eng.rows_out
             m.d.comb += [o_ram.addr.eq(Mux(active, eng.o_addr, laddr)),
@@ -339,9 +355,26 @@ class BoardCore(wiring.Component):
             rows_out = ow.count
             # the O buffer belongs to the writer while a job runs and until its last row is
             # written
-            o_active = own["o"] | ow.row.valid
-            m.d.comb += [o_ram.addr.eq(Mux(o_active, ow.addr, laddr)), o_ram.wdata.eq(ow.wdata),
-                         o_ram.we.eq(o_active & ow.we), o_ram.re.eq(1)]
+            o_active = own["o"] | ow.row.valid | o_held
+            if NS > 1:
+                # sliced as Q, K and V are, each slice's address, write enable and data
+                # registered beside it (``*_dup`` copies): a write lands a cycle after the
+                # writer's, and a link read's word two cycles after its address (FETCH2)
+                SB = WB // NS
+                for j, r_ in enumerate(slices["o"]):
+                    oa = Signal.like(r_.addr, name=f"oa{j}_dup")
+                    owe = Signal(name=f"owe{j}_dup")
+                    od = Signal(SB, name=f"od{j}", reset_less=True)
+                    m.d.sync += [oa.eq(Mux(o_active, ow.addr, laddr)),
+                                 owe.eq(o_active & ow.we), od.eq(ow.wdata[j * SB:(j + 1) * SB])]
+                    m.d.comb += [r_.addr.eq(oa), r_.we.eq(owe), r_.wdata.eq(od), r_.re.eq(1),
+                                 o_rdata[j * SB:(j + 1) * SB].eq(r_.rdata)]
+            else:
+                m.d.comb += [o_ram.addr.eq(Mux(o_active, ow.addr, laddr)),
+                             o_ram.wdata.eq(ow.wdata), o_ram.we.eq(o_active & ow.we),
+                             o_ram.re.eq(1)]
+        if o_ram is not None:
+            m.d.comb += o_rdata.eq(o_ram.rdata)
 
         # ------------------------------------------------------------- receiver
         byte = self.rx.payload
@@ -621,16 +654,33 @@ class BoardCore(wiring.Component):
         tword = Signal(WB)
         out_byte = Signal(8)  # the byte the state offers (a multiplexer over its sources)
         # The offered byte is registered before it reaches the UART and the CRC: a state offers
-        # its byte from the second cycle in which it wants to send (``settled``), and its indices
-        # only move on a handshake, so the registered byte is the state's current byte.
+        # its byte from the third cycle in which it wants to send (``settled``; ``want_r`` marks
+        # the second), and its indices move on a handshake or, a row word's shift, a cycle after
+        # it, so the registered byte is the state's current byte.
         want = Signal()
+        want_r = Signal()
         byte_r = Signal(8)
         settled = Signal()
         tcrc_next = Signal(16)
         m.d.comb += [self.tx.payload.eq(byte_r), self.tx.valid.eq(want & settled),
                      tcrc_next.eq(crc16_rtl(m, tcrc, byte_r, "tx_crc"))]
         fire = self.tx.valid & self.tx.ready
-        m.d.sync += [byte_r.eq(out_byte), settled.eq(want & ~fire)]
+        m.d.sync += [byte_r.eq(out_byte), want_r.eq(want & ~fire),
+                     settled.eq(want_r & want & ~fire)]
+        # The output row word (``tword``, a 256-bit shift register on wide buffers) loads and
+        # shifts from registers of its own per 64 bits, a cycle after the state decode and the
+        # handshake that call for it (no decode reaching all its flip-flops' enables)
+        t_ld = Signal()
+        t_sh = Signal()
+        for j in range(-(-WB // 64)):
+            lo, hi = 64 * j, min(WB, 64 * (j + 1))
+            ld_j = Signal(name=f"tword_ld{j}_dup")
+            sh_j = Signal(name=f"tword_sh{j}_dup")
+            m.d.sync += [ld_j.eq(t_ld), sh_j.eq(t_sh)]
+            with m.If(ld_j):
+                m.d.sync += tword[lo:hi].eq(o_rdata[lo:hi])
+            with m.Elif(sh_j):
+                m.d.sync += tword[lo:hi].eq(tword[lo + 8:hi + 8] if W > 1 else tword[lo:hi])
         r_hdr_bytes = Array(r_hdr.as_value()[8 * i:8 * (i + 1)] for i in range(pr.HEADER_BYTES))
         id_rom = Array(Const(b, 8) for b in id_bytes)
         # a word and an output row go out low byte first, shifted down a byte per byte sent (no
@@ -666,9 +716,16 @@ class BoardCore(wiring.Component):
                     with m.Else():
                         m.next = "PAY"
             with m.State("FETCH"):  # laddr drives the O buffer; its word lands next cycle
+                if NS > 1:  # (a sliced O buffer's address is a register: a cycle more)
+                    m.next = "FETCH2"
+                else:
+                    m.d.comb += t_ld.eq(1)  # (taken into tword a cycle later, in LATCH)
+                    m.next = "LATCH"
+            with m.State("FETCH2"):
+                m.d.comb += t_ld.eq(1)
                 m.next = "LATCH"
             with m.State("LATCH"):
-                m.d.sync += [tword.eq(o_ram.rdata), laddr.eq(laddr + 1)]
+                m.d.sync += laddr.eq(laddr + 1)
                 m.next = "PAY"
             with m.State("PAY"):
                 m.d.comb += want.eq(1)
@@ -684,7 +741,8 @@ class BoardCore(wiring.Component):
                     m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1),
                                  t_last.eq(tcnt == r_last1), r_word.eq(r_word >> 8)]
                     if W > 1:
-                        m.d.sync += [tsub.eq(tsub + 1), tword.eq(tword >> 8)]
+                        m.d.sync += tsub.eq(tsub + 1)
+                        m.d.comb += t_sh.eq(1)
                     with m.If(t_last):
                         m.next = "PCRC0"
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):

@@ -67,18 +67,17 @@ def _tree_sum(values: list):
 def _registered_tree(m: Module, prods: list, out, latency: int, group: int) -> None:
     """``out`` <= the sum of ``prods`` through ``latency - 2`` registered stages of the adder
     tree: one (``latency`` 3); two (4): sums of ``group`` products, then their sum; three or four
-    (5, 6): the tree's levels split as evenly as they go, the first stages taking the larger
-    share (sums of 2^k products registered, then sums of those, ...)."""
+    (5, 6): the tree's levels split as evenly as they go, the first stages taking the smaller
+    share (sums of 2^k products registered, then sums of those, ...): the products come from
+    multipliers that may lie far apart, so the first stage has the fewest adders behind its
+    routing."""
     stages = latency - 2
     if stages == 2:
         splits = [group]
     else:
         levels = max(1, (len(prods) - 1).bit_length())
-        splits = []
-        for st in range(stages - 1, 0, -1):
-            lv = -(-levels // (st + 1))
-            splits.append(1 << lv)
-            levels -= lv
+        shares = [levels // stages + (k >= stages - levels % stages) for k in range(stages)]
+        splits = [1 << lv for lv in shares[:-1]]
     vals, width = list(prods), 1
     for st, g in enumerate(splits):
         nxt = []

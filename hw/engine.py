@@ -39,7 +39,7 @@ from ..sw import numerics as nx
 from ..sw import regs
 from ..sw.engine_params import EngineParams
 from .blocks import (AccumulatorRing, Accumulators, DotLanes, ExpUnit, Normaliser, PairedLanes,
-                     Reciprocal, RowMax, ScaleLanes, lane_groups, int8_row)
+                     Reciprocal, RowMax, ScaleLanes, int8_row, lane_groups, registered_product)
 
 #: pipeline latencies, cycles from issue to the write of the result (the cycle model,
 #: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
@@ -232,19 +232,18 @@ class Engine(wiring.Component):
                      g_dup.eq(Cat(*[Cat(*[glob[j] == glob[i] for j in range(i)]).any()
                                     for i in range(GM)]))]
         cur_rng, cur_dup = Signal(), Signal()
+        n_step = Signal.like(total_pos)  # n or 2 n, the step of total_pos per global group
+        g_mod = Signal(range(2 * U))  # global checks done, mod 2 U
         with m.If(checking & ~self.start):
             with m.If(chk_i == 0):
                 m.d.sync += [rlim.eq(rlim_tab[dil_s]), span.eq(left_s + right_s),
                              reach_l.eq(times_small(left_s, dil_s, DB)),
                              ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
             with m.Elif(chk_i == 1):
-                # ngg <= global_groups_max once the count check passes
+                # total_pos and moff start here and grow by a step per global check below
+                m.d.sync += [total_pos.eq(n), n_step.eq(n if PA else n << 1), g_mod.eq(0)]
                 if PA:
-                    pairs = (ngg + 1) >> 1
-                    m.d.sync += [total_pos.eq(n + times_small(n, ngg + pairs, GGB + 1)),
-                                 moff.eq(times_small(n, pairs, GGB))]
-                else:
-                    m.d.sync += total_pos.eq(n + (times_small(n, ngg, GGB) << 1))
+                    m.d.sync += moff.eq(0)
                 with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
                     m.d.comb += fail.eq(regs.Error.N_RANGE)
                 with m.Elif((dil == 0) | (dil > P.max_dilation)):
@@ -258,6 +257,19 @@ class Engine(wiring.Component):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
                 with m.Elif(cur_dup):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
+                # The stream's length (total_pos = n + 2 n ngg; paired: n + n (ngg + pairs),
+                # moff = n pairs) as one addition per global step (ng steps: chk_last is still
+                # low in the last), a step in U adding n_step and, paired, one in 2 U another n:
+                # one adder from registers, where a product of n and ngg had several after a
+                # compare
+                with m.If(~chk_last):
+                    step_a = g_mod[:U.bit_length() - 1] == 0 if U > 1 else Const(1, 1)
+                    step_p = g_mod == 0
+                    m.d.sync += [total_pos.eq(total_pos + Mux(step_a, n_step, 0)
+                                              + (Mux(step_p, n, 0) if PA else 0)),
+                                 g_mod.eq(g_mod + 1)]
+                    if PA:
+                        m.d.sync += moff.eq(moff + Mux(step_p, n, 0))
             nxt_g = Signal(8)
             m.d.comb += nxt_g.eq(chk_i - 1)
             g_at = nxt_g[:max(1, (GM - 1).bit_length())]
@@ -795,8 +807,10 @@ class Engine(wiring.Component):
         scores = [Signal(signed(SW), name=f"score{u}", reset_less=True) for u in range(U)]
         m.d.sync += p4.eq(p3)
         m.d.sync += p4.valid.eq(p3.valid & p3.last)
+        accvs = []  # the scores' next values
         for u in range(U):
             accv = Mux(p3.first, 0, accs[u]) + dots[u].sum
+            accvs.append(accv)
             with m.If(p3.valid):
                 m.d.sync += accs[u].eq(accv)
             m.d.sync += scores[u].eq(accv)
@@ -848,10 +862,16 @@ class Engine(wiring.Component):
                 bank_max.append(rm)
             for b in range(2):
                 rm, other = bank_max[b], bank_max[1 - b]
+                # per bank, the update's enable and the score as registers of their own (set
+                # with p4 and scores), beside that bank's running maximum: no decode or shared
+                # score net in front of its compare and its flip-flops' enable
+                en_b = Signal(name=f"rm_en{u}_{b}")
+                sc_b = Signal(signed(SW), name=f"rm_score{u}_{b}", reset_less=True)
+                m.d.sync += [en_b.eq(p3.valid & p3.last & (p3.bank == b)), sc_b.eq(accvs[u])]
                 m.d.comb += [
-                    rm.en.eq(p4.valid & (p4.bank == b)), rm.first.eq(p4.fkey),
+                    rm.en.eq(en_b), rm.first.eq(p4.fkey),
                     rm.init.eq(other.max), rm.init_valid.eq(other.max_valid & ~p4.reset_max),
-                    rm.score.eq(scores[u]), rm.score_valid.eq(p4.uvalid[u]),
+                    rm.score.eq(sc_b), rm.score_valid.eq(p4.uvalid[u]),
                 ]
                 if PA:  # a global group's P.V pass starts from its max pass's maximum
                     with m.If(p4.gmax):
@@ -973,11 +993,13 @@ class Engine(wiring.Component):
         # EngineParams.pv_pipeline's stages, each a cycle more from issue to accumulate: EC, the
         # exponential registered once more, a copy per 8 P.V lanes; PR, the products registered
         # beside the accumulators; EL, the exponential table's output registered (ExpUnit
-        # latency 2); SR, the score read registered beside the score memory. Without them: e
-        # at t5, registered (e5) for the products at t6 (TM), accumulate at t7.
+        # latency 2); SR, the score read registered beside the score memory; XP, the softmax
+        # multiplier's product as two partial products registered in their multipliers, summed
+        # a cycle later. Without them: e at t5, registered (e5) for the products at t6 (TM),
+        # accumulate at t7.
         X = P.pv_pipeline
-        EC, PR, EL, SR = (int(X >= k) for k in (1, 2, 3, 4))
-        TM = 6 + SR + EL + EC  # e meets v at the multipliers
+        EC, PR, EL, SR, XP = (int(X >= k) for k in (1, 2, 3, 4, 5))
+        TM = 6 + SR + EL + EC + XP  # e meets v at the multipliers
         t = [t0] + [Signal(meta2, name=f"t{i}") for i in range(1, 8 + X)]
         for i in range(1, 8 + X):
             m.d.sync += t[i].eq(t[i - 1])
@@ -1015,10 +1037,24 @@ class Engine(wiring.Component):
             diff = Signal(nx.DIFF_WIDTH, name=f"diff{u}", reset_less=True)
             dv2 = Signal(name=f"dv2_{u}")
             m.d.sync += [diff.eq(mx - sval), dv2.eq(svalid & t[1 + SR].valid)]
-            # t2: product with the multiplier mantissa
+            # t2: product with the multiplier mantissa (XP: t2 its partial products with diff's
+            # low 17 bits and its high bits, each in one 18 x 18 multiplier's output register,
+            # and t3 their sum)
             xprod = Signal(nx.XPROD_WIDTH, name=f"xprod{u}", reset_less=True)
             dv3 = Signal(name=f"dv3_{u}")
-            m.d.sync += [xprod.eq(diff * mant), dv3.eq(dv2)]
+            m.d.sync += dv3.eq(dv2)
+            if XP:
+                XS = 17
+                x_lo = Signal(XS + nx.MULT_MANT_WIDTH, name=f"xlo{u}", reset_less=True)
+                x_hi = Signal(nx.XPROD_WIDTH - XS, name=f"xhi{u}", reset_less=True)
+                registered_product(m, platform, diff[:XS], mant, x_lo, reg_inputs=False,
+                                   name=f"xmul_lo{u}")
+                registered_product(m, platform, diff[XS:], mant, x_hi, reg_inputs=False,
+                                   name=f"xmul_hi{u}")
+                m.d.sync += xprod.eq((x_hi << XS) + x_lo)
+                dv3 = delayed(m, dv3, f"dv3b_{u}")
+            else:
+                m.d.sync += xprod.eq(diff * mant)
             # t3: z = floor(2 xprod / 2^mshift); t4: x = (z + 1) >> 1, which is xprod / 2^mshift
             # rounded half up, clamped at EXP_CUTOFF (x >= CUTOFF exactly when z >= 2 CUTOFF - 1)
             # -> exponential unit (latency 1)

@@ -99,9 +99,10 @@ def add_params_arguments(p):
                         "rows beside their memories, the trees again (a cycle per group each; "
                         "for FPGAs whose multipliers lie far apart)")
     p.add_argument("--pv-pipeline", type=int, default=d.pv_pipeline,
-                   help="extra register stages in the softmax and P.V path, 0..4: a copy of the "
+                   help="extra register stages in the softmax and P.V path, 0..5: a copy of the "
                         "exponential per 8 multipliers, the products, the exponential table's "
-                        "output, the score read (a cycle per group each; for the same FPGAs)")
+                        "output, the score read, the softmax multiplier's partial products (a "
+                        "cycle per group each; for the same FPGAs)")
 
 
 def params_from_args(args) -> EngineParams:

@@ -33,11 +33,13 @@ class EngineParams:
         (the key rows registered beside the memories, :attr:`key_register`), the third in the
         trees again. Each adds a cycle to a group's hand-over from stage 1 to stage 2; for FPGA
         builds whose multipliers and memories lie far apart (the ULX3S's).
-    pv_pipeline : extra register stages in stage 2 (softmax and P.V), 0..4 (the stream engine),
+    pv_pipeline : extra register stages in stage 2 (softmax and P.V), 0..5 (the stream engine),
         each a cycle more from a group's last issue to its accumulators, for the same FPGA
         builds: from 1, the exponential reaches the P.V multipliers through a register copy per
         8 lanes; from 2, the products reach the accumulators through a register; from 3, the
-        exponential table's output is registered; with 4, the score read is registered.
+        exponential table's output is registered; from 4, the score read is registered; with 5,
+        the softmax multiplier's product is two registered partial products, summed a cycle
+        later.
     """
 
     head_dim: int = 64
@@ -66,8 +68,8 @@ class EngineParams:
             bad("seq_width", "2..24")
         if not 0 <= self.dot_pipeline <= 3:
             bad("dot_pipeline", "0..3")
-        if not 0 <= self.pv_pipeline <= 4:
-            bad("pv_pipeline", "0..4")
+        if not 0 <= self.pv_pipeline <= 5:
+            bad("pv_pipeline", "0..5")
 
     #: lanes of the serial engine (two Q.K and two P.V multipliers on 16-bit buffer words)
     SERIAL_LANES = 4

@@ -72,8 +72,8 @@ def test_waivers_are_narrow(tmp_path):
     (["--lanes", "12"], "lanes = 12"),
     (["--max-globals", "65"], "max_globals = 65"),
     (["--dot-pipeline", "4"], "dot_pipeline = 4 is out of range: allowed 0..3"),
-    (["--pv-pipeline", "5"], "pv_pipeline = 5 is out of range: allowed 0..4"),
-    (["--pv-pipeline", "-1"], "pv_pipeline = -1 is out of range: allowed 0..4"),
+    (["--pv-pipeline", "6"], "pv_pipeline = 6 is out of range: allowed 0..5"),
+    (["--pv-pipeline", "-1"], "pv_pipeline = -1 is out of range: allowed 0..5"),
 ])
 def test_generate_bad_parameters(argv, needle, tmp_path):
     res = subprocess.run([sys.executable, "-m", "swattn.sw.cli", "generate", "--out",
