@@ -284,6 +284,7 @@ class Reciprocal(wiring.Component):
     divisor: In(nx.SUM_NORM_BITS)
     busy: Out(1)
     done: Out(1)
+    last: Out(1)  #: the cycle before ``done`` (the last step)
     quotient: Out(nx.RECIP_WIDTH)
 
     def elaborate(self, platform):
@@ -293,6 +294,7 @@ class Reciprocal(wiring.Component):
         den = Signal(nx.SUM_NORM_BITS)
         count = Signal(range(steps + 1))
         m.d.sync += self.done.eq(0)
+        m.d.comb += self.last.eq(self.busy & (count == 1))
         with m.If(self.start):
             m.d.sync += [
                 rem.eq(1 << (nx.RECIP_NUM_SHIFT - steps)),
@@ -384,35 +386,42 @@ class AccumulatorRing(wiring.Component):
 
 
 class RowMax(wiring.Component):
-    """Running maximum of valid scores. ``first`` starts a new row from ``init``/``init_valid``
-    instead of the held value (so a row can continue from another register)."""
+    """Running maximum of valid scores. ``first`` starts a new row from ``init`` (when
+    ``init_valid``) instead of the held value (so a row can continue from another register).
+
+    The value is held a bit wider than the scores (``max_ext``), as ``NONE`` = -2^width (below
+    every score) while no valid score has come: validity is part of the value, so one compare
+    and one choice make an update (``cur`` = the held value or the init; ``score > cur``; the
+    larger), with no valid flags in front of the compare. ``init`` may be another RowMax's
+    ``max_ext`` with ``init_valid`` high (``NONE`` then counts as no value, as it should).
+    ``max_valid`` is ``max_ext != NONE``.
+    """
 
     def __init__(self, width: int):
+        self._width = width
+        #: the held value with no valid score
+        self.NONE = -(1 << width)
         super().__init__({
             "en": In(1),
             "first": In(1),
-            "init": In(signed(width)),
+            "init": In(signed(width + 1)),
             "init_valid": In(1),
             "score": In(signed(width)),
             "score_valid": In(1),
             "max": Out(signed(width)),
             "max_valid": Out(1),
+            "max_ext": Out(signed(width + 1)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        cur = Mux(self.first, self.init, self.max)
-        cur_valid = Mux(self.first, self.init_valid, self.max_valid)
+        held = Signal(signed(self._width + 1), init=self.NONE, name="held")
+        s_ext = Mux(self.score_valid, self.score, self.NONE)
+        cur = Mux(self.first, Mux(self.init_valid, self.init, self.NONE), held)
         with m.If(self.en):
-            # both compares from registers, the choice after them (no multiplexer in front of
-            # a carry chain)
-            take = self.score_valid & Mux(self.first,
-                                          ~self.init_valid | (self.score > self.init),
-                                          ~self.max_valid | (self.score > self.max))
-            m.d.sync += [
-                self.max.eq(Mux(take, self.score, cur)),
-                self.max_valid.eq(cur_valid | self.score_valid),
-            ]
+            m.d.sync += held.eq(Mux(s_ext > cur, s_ext, cur))
+        m.d.comb += [self.max_ext.eq(held), self.max.eq(held[:self._width]),
+                     self.max_valid.eq(held != self.NONE)]
         return m
 
 

@@ -825,8 +825,9 @@ class Engine(wiring.Component):
             scores_b = [Signal(signed(SW), name=f"score_b{u}", reset_less=True)
                         for u in range(U)]
             GGM = max(1, P.global_groups_max)
-            gmax = [[Signal(signed(SW), name=f"gmax{g}_{u}") for u in range(U)] for g in range(GGM)]
-            gmax_v = [Signal(U, name=f"gmax_v{g}") for g in range(GGM)]
+            # (each RowMax.max_ext: the maximum, or RowMax's NONE with no valid score)
+            gmax = [[Signal(signed(SW + 1), name=f"gmax{g}_{u}", init=-(1 << SW))
+                     for u in range(U)] for g in range(GGM)]
             pass_done = Signal()
             pass_gidx = Signal(GGB)
             m.d.sync += [pass_done.eq(p4.valid & p4.pair & p4.lkey & p4.final),
@@ -847,7 +848,7 @@ class Engine(wiring.Component):
                 for g in range(GGM):
                     for k, rm in enumerate(pmax):
                         with m.If(pass_done & (pass_gidx + k == g)):
-                            m.d.sync += [gmax[g][u].eq(rm.max), gmax_v[g][u].eq(rm.max_valid)]
+                            m.d.sync += gmax[g][u].eq(rm.max_ext)
 
         score_mems, maxes = [], []
         for u in range(U):
@@ -862,22 +863,27 @@ class Engine(wiring.Component):
                 bank_max.append(rm)
             for b in range(2):
                 rm, other = bank_max[b], bank_max[1 - b]
-                # per bank, the update's enable and the score as registers of their own (set
-                # with p4 and scores), beside that bank's running maximum: no decode or shared
-                # score net in front of its compare and its flip-flops' enable
+                # per bank, the update's enable, first and continue flags and the score as
+                # registers of their own (set with p4 and scores), beside that bank's running
+                # maximum: no decode or shared net in front of its compare and its flip-flops'
+                # enable. A row continues from the other bank's value (max_ext: no valid score
+                # counts as none) unless reset_max.
                 en_b = Signal(name=f"rm_en{u}_{b}")
+                first_b = Signal(name=f"rm_first{u}_{b}")
+                cont_b = Signal(name=f"rm_cont{u}_{b}")
                 sc_b = Signal(signed(SW), name=f"rm_score{u}_{b}", reset_less=True)
-                m.d.sync += [en_b.eq(p3.valid & p3.last & (p3.bank == b)), sc_b.eq(accvs[u])]
+                m.d.sync += [en_b.eq(p3.valid & p3.last & (p3.bank == b)),
+                             first_b.eq(p3.fkey), cont_b.eq(~p3.reset_max), sc_b.eq(accvs[u])]
                 m.d.comb += [
-                    rm.en.eq(en_b), rm.first.eq(p4.fkey),
-                    rm.init.eq(other.max), rm.init_valid.eq(other.max_valid & ~p4.reset_max),
+                    rm.en.eq(en_b), rm.first.eq(first_b),
+                    rm.init.eq(other.max_ext), rm.init_valid.eq(cont_b),
                     rm.score.eq(sc_b), rm.score_valid.eq(p4.uvalid[u]),
                 ]
                 if PA:  # a global group's P.V pass starts from its max pass's maximum
                     with m.If(p4.gmax):
                         m.d.comb += [
                             rm.init.eq(Array(gmax[g][u] for g in range(GGM))[p4.gidx]),
-                            rm.init_valid.eq(Array(gmax_v[g][u] for g in range(GGM))[p4.gidx])]
+                            rm.init_valid.eq(1)]
             maxes.append(bank_max)
         # Stage 2 may take the bank one cycle before the last score is written: it reads the
         # first key's score at its first issue and the row maximum one cycle later, when the
@@ -1171,6 +1177,30 @@ class Engine(wiring.Component):
             # copies of oc's low bits (the element within the head chunk), one per normaliser,
             # each driving that normaliser's element multiplexer only
             sub_d = [Signal(SB, name=f"sub_u{u}_{j}_dup") for j in range(ol)]
+            # the bank picked by a copy of epi_bank beside each normaliser (each copy drives a
+            # normaliser's accumulator multiplexers, not all of them)
+            bank_d = [Signal(name=f"epi_bank_u{u}_{j}_dup") for j in range(ol)]
+            epi_bank_dups += bank_d
+            # With one chunk per row (the ring never turns), each normaliser's elements wait in
+            # a shift register of its own, loaded from the bank's accumulators (they stand still
+            # until the rows are out) in the cycle before OUT (the reciprocal's done: ``ld``, a
+            # copy per normaliser of a register set with it) and shifted a place every cycle:
+            # the normaliser reads place 0, where a multiplexer over the accumulators spread
+            # beside the P.V lanes would otherwise sit in front of its input register
+            SHIFT_IN = CH == 1
+            elem_sr = []
+            for j in range(ol if SHIFT_IN else 0):
+                ld = Signal(name=f"epi_ld_u{u}_{j}_dup")
+                m.d.sync += ld.eq(rc.last)
+                sr = [Signal(signed(P.acc_width), name=f"epi_sr_u{u}_{j}_{k}", reset_less=True)
+                      for k in range(per_chunk)]
+                for k, i in enumerate(range(j, LW, ol)):
+                    with m.If(ld):
+                        m.d.sync += sr[k].eq(Mux(bank_d[j], accA[u][1][i], accA[u][0][i]))
+                    if k + 1 < per_chunk:
+                        with m.Else():
+                            m.d.sync += sr[k].eq(sr[k + 1])
+                elem_sr.append(sr[0])
             act_u = Mux(epi_bank, act_bank[1][u], act_bank[0][u])
             with m.FSM(name=f"epi{u}"):
                 with m.State("IDLE"):
@@ -1201,15 +1231,14 @@ class Engine(wiring.Component):
                     sub = oc[:SB]
                     m.d.comb += epi_turn[u].eq((sub == per_chunk - 1) & (oc < d // ol))
                     for j in range(ol):
-                        # the bank picked by a copy of epi_bank beside this normaliser (each
-                        # copy drives a normaliser's accumulator multiplexers, not all of them)
-                        bank_j = Signal(name=f"epi_bank_u{u}_{j}_dup")
-                        epi_bank_dups.append(bank_j)
-                        elems = Array(Mux(bank_j, accA[u][1][i], accA[u][0][i])
-                                      for i in range(j, LW, ol))
                         m.submodules[f"norm{u}_{j}"] = nm = Normaliser(P.acc_width)
-                        m.d.comb += [nm.a.eq(elems[sub_d[j]] if per_chunk > 1 else elems[0]),
-                                     nm.p.eq(pshift),
+                        if SHIFT_IN:
+                            a_in = elem_sr[j]
+                        else:
+                            elems = Array(Mux(bank_d[j], accA[u][1][i], accA[u][0][i])
+                                          for i in range(j, LW, ol))
+                            a_in = elems[sub_d[j]] if per_chunk > 1 else elems[0]
+                        m.d.comb += [nm.a.eq(a_in), nm.p.eq(pshift),
                                      nm.r.eq(rc.quotient), nm.out_shift.eq(cfg.out_shift)]
                         with m.Switch(oc):
                             for k in range(d // ol):

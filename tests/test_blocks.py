@@ -438,9 +438,12 @@ def test_row_max(width):
     _simulate(dut, tb)
 
 
-def test_row_max_chained_rows():
+@pytest.mark.parametrize("via", ["flags", "ext"])
+def test_row_max_chained_rows(via):
     """A row split in two segments, the second started with ``first`` from the first's result,
-    gives the maximum of the whole row (the engine continues a row from another register)."""
+    gives the maximum of the whole row (the engine continues a row from another register: its
+    ``max_ext`` with ``init_valid`` high, where a segment with no valid score is NONE; "flags"
+    chains ``max`` and ``max_valid`` instead)."""
     width = nx.SCORE_WIDTH
     rng = np.random.default_rng(5100)
     smin, smax = -(1 << (width - 1)), (1 << (width - 1)) - 1
@@ -467,7 +470,11 @@ def test_row_max_chained_rows():
             if len(seg1) == 0 or len(seg2) == 0:
                 continue
             await feed(ctx, seg1, (smax, 0))
-            part = (ctx.get(dut.max), ctx.get(dut.max_valid))
+            if via == "ext":
+                part = (ctx.get(dut.max_ext), 1)
+                assert (part[0] == dut.NONE) == (ctx.get(dut.max_valid) == 0)
+            else:
+                part = (ctx.get(dut.max), ctx.get(dut.max_valid))
             await feed(ctx, seg2, part)
             valid = [s for s, f in np.concatenate([seg1, seg2]).tolist() if f >= 0]
             assert ctx.get(dut.max_valid) == int(bool(valid))
