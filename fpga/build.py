@@ -347,7 +347,10 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
         # (LUT4 plus the PFU muxes for 5..7 inputs, as synth_ecp5 -noabc9 did) and finish.
         synth_opts += ["-run", ":map_luts"]
         after = f"abc -lut 4:7 -dress; clean; synth_ecp5 -top {name} -run map_cells:; "
-    pnr = ["--report", "report.json", "--seed", str(seed), "--timing-allow-fail"]
+    # (--detailed-timing-report: report.json also holds every net's delay to each of its
+    # endpoints, which `python -m swattn.fpga.late` groups into the late paths of a build)
+    pnr = ["--report", "report.json", "--detailed-timing-report", "--seed", str(seed),
+           "--timing-allow-fail"]
     if board.family == "ecp5":
         # router1 stopped converging on the 85F build (overused wires rising after 45 min);
         # router2 is nextpnr's router for large ECP5 designs. The electrostatic placer: on

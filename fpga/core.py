@@ -228,8 +228,15 @@ class BoardCore(wiring.Component):
                 with m.Elif(qr.index.valid & qr.index.ready):
                     m.d.comb += qi_n.eq(qi + 1)
                     m.d.sync += q_more.eq(qi < n_m1)
-            m.d.comb += [eng.q.payload.as_value().eq(qr.row.payload), eng.q.valid.eq(qr.row.valid),
-                         qr.row.ready.eq(eng.q.ready)]
+            # (a row per RAM word: through a RowBuffer, as the K/V rows below)
+            q_src = qr.row
+            if R == 1:
+                m.submodules.q_buf = qb = RowBuffer(len(qr.row.payload))
+                m.d.comb += [qb.clear.eq(start), qb.i.payload.eq(qr.row.payload),
+                             qb.i.valid.eq(qr.row.valid), qr.row.ready.eq(qb.i.ready)]
+                q_src = qb.o
+            m.d.comb += [eng.q.payload.as_value().eq(q_src.payload), eng.q.valid.eq(q_src.valid),
+                         q_src.ready.eq(eng.q.ready)]
             # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1.
             # The index offered now (``kidx``, the K and V buffers' read address: their block RAMs
             # spread over the die) and whether there is one (``kmore``) are registers, and so is
@@ -278,9 +285,18 @@ class BoardCore(wiring.Component):
                     m.d.comb += kidx_n.eq(kpos + 1)
                     m.d.sync += [kpos.eq(kpos + 1), rem.eq(rem - 1)]
 
-            m.d.comb += [eng.kv.valid.eq(kvr.row.valid),
-                         eng.kv.payload.as_value().eq(kvr.row.payload),
-                         kvr.row.ready.eq(eng.kv.ready)]
+            # (a row per RAM word: through a two-row RowBuffer, a cycle of latency at full rate,
+            # so that a row crosses from the reader's FIFO beside the K/V buffers to the
+            # engine's ring writer in two steps)
+            kv_src = kvr.row
+            if R == 1:
+                m.submodules.kv_buf = kvb = RowBuffer(len(kvr.row.payload))
+                m.d.comb += [kvb.clear.eq(start), kvb.i.payload.eq(kvr.row.payload),
+                             kvb.i.valid.eq(kvr.row.valid), kvr.row.ready.eq(kvb.i.ready)]
+                kv_src = kvb.o
+            m.d.comb += [eng.kv.valid.eq(kv_src.valid),
+                         eng.kv.payload.as_value().eq(kv_src.payload),
+                         kv_src.ready.eq(eng.kv.ready)]
             # Output rows to the writer; with a row per RAM word through two two-row RowBuffers
             # in a row (a cycle of latency each, full rate), so that the O buffer's write enable
             # does not follow the engine's valid in the same cycle, and a row crosses the die
@@ -345,7 +361,7 @@ class BoardCore(wiring.Component):
             ]
             m.d.comb += rd.rdata[part * WB:(part + 1) * WB].eq(ram.rdata)
         o_ram = rams.get("o")
-        o_rdata = Signal(WB)  # the O buffer's read word
+        o_rdata = Signal(WB, reset_less=True)  # the O buffer's read word
         if serial:  # the engine writes its last output word before it leaves BUSY
             rows_out = eng.rows_out
             m.d.comb += [o_ram.addr.eq(Mux(active, eng.o_addr, laddr)),
@@ -359,7 +375,8 @@ class BoardCore(wiring.Component):
             if NS > 1:
                 # sliced as Q, K and V are, each slice's address, write enable and data
                 # registered beside it (``*_dup`` copies): a write lands a cycle after the
-                # writer's, and a link read's word two cycles after its address (FETCH2)
+                # writer's, and a link read's word, registered, three cycles after its address
+                # (FETCH2, FETCH3)
                 SB = WB // NS
                 for j, r_ in enumerate(slices["o"]):
                     oa = Signal.like(r_.addr, name=f"oa{j}_dup")
@@ -367,8 +384,9 @@ class BoardCore(wiring.Component):
                     od = Signal(SB, name=f"od{j}", reset_less=True)
                     m.d.sync += [oa.eq(Mux(o_active, ow.addr, laddr)),
                                  owe.eq(o_active & ow.we), od.eq(ow.wdata[j * SB:(j + 1) * SB])]
-                    m.d.comb += [r_.addr.eq(oa), r_.we.eq(owe), r_.wdata.eq(od), r_.re.eq(1),
-                                 o_rdata[j * SB:(j + 1) * SB].eq(r_.rdata)]
+                    m.d.comb += [r_.addr.eq(oa), r_.we.eq(owe), r_.wdata.eq(od), r_.re.eq(1)]
+                    # (the read data registered beside the slice: a DP16KD's data comes late)
+                    m.d.sync += o_rdata[j * SB:(j + 1) * SB].eq(r_.rdata)
             else:
                 m.d.comb += [o_ram.addr.eq(Mux(o_active, ow.addr, laddr)),
                              o_ram.wdata.eq(ow.wdata), o_ram.we.eq(o_active & ow.we),
@@ -377,9 +395,13 @@ class BoardCore(wiring.Component):
             m.d.comb += o_rdata.eq(o_ram.rdata)
 
         # ------------------------------------------------------------- receiver
-        byte = self.rx.payload
+        # The received byte and its valid, registered at the core's input (a cycle's delay of
+        # the whole receiver), with copies of the valid per 64 bits of the row word being
+        # assembled (``got_w*_dup``): the UART's valid reached all of that word's enables
+        byte = Signal(8)
         got = Signal()
-        m.d.comb += [self.rx.ready.eq(1), got.eq(self.rx.valid)]
+        m.d.comb += self.rx.ready.eq(1)
+        m.d.sync += [got.eq(self.rx.valid), byte.eq(self.rx.payload)]
         hdr_bits = Signal(pr.HEADER_LAYOUT.size)
         hdr = pr.HEADER_LAYOUT(hdr_bits)
         crc = Signal(16)
@@ -638,10 +660,17 @@ class BoardCore(wiring.Component):
         m.d.comb += link_wdata.eq(Cat(wbuf, byte)[-WB:] if W > 1 else byte)
         # a row write's payload byte: into the word being assembled; with the word's last, the
         # word into the buffer (enables from pay_rows and wsub_last, registers, and the byte)
+        if W > 1:
+            shifted = Cat(wbuf[8:], byte)
+            for j in range(-(-len(wbuf) // 64)):
+                lo, hi = 64 * j, min(len(wbuf), 64 * (j + 1))
+                got_j = Signal(name=f"got_w{j}_dup")
+                m.d.sync += got_j.eq(self.rx.valid)
+                with m.If(got_j & pay_rows):
+                    m.d.sync += wbuf[lo:hi].eq(shifted[lo:hi])
         with m.If(got & pay_rows):
             if W > 1:
-                m.d.sync += [wbuf.eq(Cat(wbuf[8:], byte)), wsub.eq(wsub + 1),
-                             wsub_last.eq(wsub == W - 2)]
+                m.d.sync += [wsub.eq(wsub + 1), wsub_last.eq(wsub == W - 2)]
             with m.If(wsub_last):
                 m.d.comb += link_we.eq(1)
                 m.d.sync += laddr.eq(laddr + 1)
@@ -669,7 +698,8 @@ class BoardCore(wiring.Component):
                      settled.eq(want_r & want & ~fire)]
         # The output row word (``tword``, a 256-bit shift register on wide buffers) loads and
         # shifts from registers of its own per 64 bits, a cycle after the state decode and the
-        # handshake that call for it (no decode reaching all its flip-flops' enables)
+        # handshake that call for it (no decode reaching all its flip-flops' enables; t_sh: a
+        # payload byte's handshake)
         t_ld = Signal()
         t_sh = Signal()
         for j in range(-(-WB // 64)):
@@ -681,6 +711,12 @@ class BoardCore(wiring.Component):
                 m.d.sync += tword[lo:hi].eq(o_rdata[lo:hi])
             with m.Elif(sh_j):
                 m.d.sync += tword[lo:hi].eq(tword[lo + 8:hi + 8] if W > 1 else tword[lo:hi])
+        # (a status or cycle word's shift, too: a register, a cycle after the handshake; the
+        # receiver loads r_word only while no reply is being sent)
+        r_sh = Signal()
+        m.d.sync += r_sh.eq(t_sh)
+        with m.If(r_sh):
+            m.d.sync += r_word.eq(r_word >> 8)
         r_hdr_bytes = Array(r_hdr.as_value()[8 * i:8 * (i + 1)] for i in range(pr.HEADER_BYTES))
         id_rom = Array(Const(b, 8) for b in id_bytes)
         # a word and an output row go out low byte first, shifted down a byte per byte sent (no
@@ -716,12 +752,14 @@ class BoardCore(wiring.Component):
                     with m.Else():
                         m.next = "PAY"
             with m.State("FETCH"):  # laddr drives the O buffer; its word lands next cycle
-                if NS > 1:  # (a sliced O buffer's address is a register: a cycle more)
+                if NS > 1:  # (a sliced O buffer's address and data are registers: two more)
                     m.next = "FETCH2"
                 else:
                     m.d.comb += t_ld.eq(1)  # (taken into tword a cycle later, in LATCH)
                     m.next = "LATCH"
             with m.State("FETCH2"):
+                m.next = "FETCH3"
+            with m.State("FETCH3"):
                 m.d.comb += t_ld.eq(1)
                 m.next = "LATCH"
             with m.State("LATCH"):
@@ -739,10 +777,10 @@ class BoardCore(wiring.Component):
                         m.d.comb += out_byte.eq(tword[:8])
                 with m.If(fire):
                     m.d.sync += [tcrc.eq(tcrc_next), tcnt.eq(tcnt + 1),
-                                 t_last.eq(tcnt == r_last1), r_word.eq(r_word >> 8)]
+                                 t_last.eq(tcnt == r_last1)]
+                    m.d.comb += t_sh.eq(1)
                     if W > 1:
                         m.d.sync += tsub.eq(tsub + 1)
-                        m.d.comb += t_sh.eq(1)
                     with m.If(t_last):
                         m.next = "PCRC0"
                     with m.Elif((r_src == SRC_OUT) & (tsub == W - 1)):

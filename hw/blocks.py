@@ -352,16 +352,19 @@ class AccumulatorRing(wiring.Component):
     one-chunk ring ignores it). A key's chunks arrive in order 0 .. chunks - 1 and a read turns
     the ring ``chunks`` times, so chunk 0 is at the head between keys and between reads.
     ``add`` and ``clear`` come as :func:`lane_groups` copies of one value (accumulator i uses
-    copy :func:`lane_group` (i)).
+    copy :func:`lane_group` (i)), or with ``per_lane`` as a copy per accumulator.
     """
 
-    def __init__(self, in_shape, acc_shape, width: int, chunks: int):
+    def __init__(self, in_shape, acc_shape, width: int, chunks: int, per_lane: bool = False):
         self._width, self._chunks = width, chunks
         self._acc_shape = acc_shape
+        self._per_lane = per_lane
+        #: copies of add and clear
+        self.copies = width if per_lane else lane_groups(width)
         super().__init__({
-            "add": In(lane_groups(width)),
+            "add": In(self.copies),
             "turn": In(1),
-            "clear": In(lane_groups(width)),
+            "clear": In(self.copies),
             "x": In(data.ArrayLayout(in_shape, width)),
             "head": Out(data.ArrayLayout(acc_shape, width)),
         })
@@ -371,7 +374,7 @@ class AccumulatorRing(wiring.Component):
         ring = [Signal(data.ArrayLayout(self._acc_shape, self._width), name=f"chunk{c}",
                        reset_less=True) for c in range(self._chunks)]
         for i in range(self._width):
-            g = lane_group(i, self._width)
+            g = i if self._per_lane else lane_group(i, self._width)
             add, clear = self.add[g], self.clear[g]
             # (one chunk: a turn changes nothing, the register loads only with add, and x needs
             # no gate either)
@@ -429,8 +432,8 @@ class Normaliser(wiring.Component):
     """o = sat8(((a >> p) * r + 2^(31 - out_shift)) >> (32 - out_shift)), one result per cycle,
     ``LATENCY`` cycles after its inputs.
 
-    Six register stages, so that no cycle holds more than one wide operation: the inputs;
-    ``a >> p``; two partial products (``a >> p`` split at bit 16, each small enough for one
+    Six register stages, so that no cycle holds more than one wide operation: the inputs (and
+    ``a`` shifted by p's multiple of 8); the rest of ``a >> p``; two partial products (``a >> p`` split at bit 16, each small enough for one
     18 x 18 hard multiplier, R < 2^17 on its low 17 bits and R = 2^17 a shift); their sum; the
     shift by ``31 - out_shift`` (eight choices); the rounding (``(z + 1) >> 1`` equals
     ``(x + 2^(k - 1)) >> k`` for ``z = x >> (k - 1)``) and the saturation (``o`` is a register).
@@ -461,13 +464,16 @@ class Normaliser(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         k0 = nx.RECIP_NUM_SHIFT - (1 << nx.OUT_SHIFT_WIDTH)  # 24: the smallest shift - 1
-        # stage 1: inputs
+        # stage 1: inputs, the accumulator shifted by p's multiple of 8 (the shift's coarse
+        # half: (a >> 8k) >> j is a >> (8k + j))
         # (datapath registers: no reset, like every stage below)
-        a1, p1 = Signal.like(self.a, reset_less=True), Signal.like(self.p, reset_less=True)
+        a1 = Signal.like(self.a, reset_less=True)
+        p1 = Signal(3, reset_less=True)
         r1 = Signal.like(self.r, reset_less=True)
         sh1 = Signal.like(self.out_shift, reset_less=True)
-        m.d.sync += [a1.eq(self.a), p1.eq(self.p), r1.eq(self.r), sh1.eq(self.out_shift)]
-        # stage 2: the normalising shift of the accumulator
+        m.d.sync += [a1.eq(self.a >> Cat(Const(0, 3), self.p[3:])), p1.eq(self.p[:3]),
+                     r1.eq(self.r), sh1.eq(self.out_shift)]
+        # stage 2: the rest of the normalising shift
         an = Signal(signed(nx.NORM_ACC_WIDTH), reset_less=True)
         r2 = Signal.like(self.r, reset_less=True)
         sh2 = Signal.like(self.out_shift, reset_less=True)

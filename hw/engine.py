@@ -39,7 +39,8 @@ from ..sw import numerics as nx
 from ..sw import regs
 from ..sw.engine_params import EngineParams
 from .blocks import (AccumulatorRing, Accumulators, DotLanes, ExpUnit, Normaliser, PairedLanes,
-                     Reciprocal, RowMax, ScaleLanes, int8_row, lane_groups, registered_product)
+                     Reciprocal, RowMax, ScaleLanes, int8_row, lane_group, lane_groups,
+                     registered_product)
 
 #: pipeline latencies, cycles from issue to the write of the result (the cycle model,
 #: ``swattn.sw.cycles``, follows them): stage 1 depends on the dot product's latency
@@ -300,6 +301,10 @@ class Engine(wiring.Component):
         wpos = Signal(PW + 1)  # ring rows committed (stream position)
         release = Signal(PW + 1)  # lowest position still needed (see rel_req below)
         rel_next = Signal(PW + 1)  # release's value in the next cycle
+        # rel_next + B and rel_next + B - 1, registers set from the release pipe's register
+        # before rel_next (and at a job's start): the writer's room test compares registers
+        rel_b = Signal(PW + 2, name="rel_b")
+        rel_b1 = Signal(PW + 2, name="rel_b1")
         # The writer reads a row straight from the stream, one chunk per cycle, and takes it
         # (``ready``) with its last chunk: no copy of the row is kept. A new row starts only
         # with room for it; a row once started continues whenever the input is valid.
@@ -353,12 +358,11 @@ class Engine(wiring.Component):
         # from a register; total_pos holds for the whole job, set during the checks)
         inc_pl, inc_w = last_chunk & to_glob, last_chunk & ~to_glob
         total_m1 = Signal(signed(len(total_pos) + 1))
-        gap = Signal(signed(len(wpos) + 2))
-        m.d.comb += gap.eq(wpos - rel_next)
+        # (wpos - rel_next < B exactly when wpos < rel_next + B)
         m.d.sync += [total_m1.eq(total_pos - 1), pl.eq(next_pl), wpos.eq(next_wpos),
                      plt.eq(Mux(inc_pl, pl + 1 < ng, pl < ng)),
                      wlt.eq(Mux(inc_w, wpos < total_m1, wpos < total_pos)),
-                     gap_ok.eq(Mux(inc_w, gap < B - 1, gap < B))]
+                     gap_ok.eq(Mux(inc_w, wpos < rel_b1, wpos < rel_b))]
 
         # ---------------------------------------------------------------- query registers
         qregs = [[Signal(int8_row(d), name=f"q_b{b}_u{u}", reset_less=True) for u in range(U)]
@@ -787,7 +791,15 @@ class Engine(wiring.Component):
             rk_d, gk_d = ring_k.data, glob_k.data
         pk = pipe[KR]
         kdat = Signal(chunk_bits)
-        m.d.comb += kdat.eq(Mux(pk.glob, gk_d, rk_d))
+        if KR:
+            # the ring/global choice per 64 bits of the row from a copy of the tag's glob bit
+            # (``kglob*_dup``, set with pipe[KR]) beside those lanes' multipliers
+            for j in range(-(-chunk_bits // 64)):
+                lo, hi = 64 * j, min(chunk_bits, 64 * (j + 1))
+                g_j = delayed(m, pipe[KR - 1].glob, f"kglob{j}_dup")
+                m.d.comb += kdat[lo:hi].eq(Mux(g_j, gk_d[lo:hi], rk_d[lo:hi]))
+        else:
+            m.d.comb += kdat.eq(Mux(pk.glob, gk_d, rk_d))
         dots = []
         for u in range(U):
             m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL - KR)
@@ -947,6 +959,7 @@ class Engine(wiring.Component):
         for i in range(1, RELEASE_DELAY):
             m.d.sync += rel_pipe[i].eq(rel_pipe[i - 1])
         m.d.comb += [release.eq(rel_pipe[-1]), rel_next.eq(rel_pipe[-2])]
+        m.d.sync += [rel_b.eq(rel_pipe[-3] + B), rel_b1.eq(rel_pipe[-3] + (B - 1))]
         head_rel = Signal.like(head_release)  # (head stands still from decision to take)
         m.d.sync += head_rel.eq(head_release)
         with m.If(s2_go):
@@ -1021,9 +1034,14 @@ class Engine(wiring.Component):
         rv_d = Signal(chunk_bits, name="rv_d", reset_less=True)
         gv_d = Signal(chunk_bits, name="gv_d", reset_less=True)
         vdat = Signal(chunk_bits, reset_less=True)
-        m.d.sync += [rv_d.eq(ring_v.data), gv_d.eq(glob_v.data),
-                     vdat.eq(Mux(t[VR + 2].glob, gv_d, rv_d))]
-        for k in range(VR + 3, TM):
+        m.d.sync += [rv_d.eq(ring_v.data), gv_d.eq(glob_v.data)]
+        # (with a cycle to spare before TM, both rows registered once more before the choice:
+        # the ring's and the global rows' memories lie apart)
+        VC = VR + 2 + (TM > VR + 3)  # the choice's cycle
+        if VC > VR + 2:
+            rv_d, gv_d = delayed(m, rv_d, "rv_d2", True), delayed(m, gv_d, "gv_d2", True)
+        m.d.sync += vdat.eq(Mux(t[VC].glob, gv_d, rv_d))
+        for k in range(VC + 1, TM):
             vdat = delayed(m, vdat, f"vdat{k + 1}", True)
 
         mant = cfg.mult_mant
@@ -1097,18 +1115,35 @@ class Engine(wiring.Component):
             abanks, sbanks = [], []
             for ab in range(2):
                 # the bank's add and clear at t7, registered from t6, a copy per 8 accumulators
-                # (``*_dup``; each drives the adders of its accumulators, with no logic between
-                # the register and that fan-out), and once more for the sum of exponentials
+                # or, with PR (the products registered beside them), per accumulator (``*_dup``;
+                # each drives the adders of its accumulators, with no logic between the register
+                # and that fan-out), and once more for the sum of exponentials
                 tp = t[TM + PR]
                 take_v = tp.valid & (tp.abank == ab)
                 clear_v = take_v & tp.fkey
-                AG = lane_groups(LW)
-                takes = Cat(*[delayed(m, take_v, f"take{u}_{ab}_{g}_dup") for g in range(AG)])
-                clears = Cat(*[delayed(m, clear_v, f"aclr{u}_{ab}_{g}_dup") for g in range(AG)])
+                m.submodules[f"acc{u}_{ab}"] = ring = AccumulatorRing(
+                    signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW, CH,
+                    per_lane=bool(PR))
+                AG = ring.copies
+                if PR:
+                    # per accumulator: the copies from a copy per 8 a cycle earlier (two
+                    # register levels of fan-out from the tag t[TM + PR - 1])
+                    tq = t[TM + PR - 1]
+                    take_q = tq.valid & (tq.abank == ab)
+                    LG = lane_groups(LW)
+                    take_g = [delayed(m, take_q, f"take{u}_{ab}_g{g}_dup") for g in range(LG)]
+                    clear_g = [delayed(m, take_q & tq.fkey, f"aclr{u}_{ab}_g{g}_dup")
+                               for g in range(LG)]
+                    takes = Cat(*[delayed(m, take_g[lane_group(i, LW)], f"take{u}_{ab}_{i}_dup")
+                                  for i in range(AG)])
+                    clears = Cat(*[delayed(m, clear_g[lane_group(i, LW)],
+                                           f"aclr{u}_{ab}_{i}_dup") for i in range(AG)])
+                else:
+                    takes = Cat(*[delayed(m, take_v, f"take{u}_{ab}_{g}_dup") for g in range(AG)])
+                    clears = Cat(*[delayed(m, clear_v, f"aclr{u}_{ab}_{g}_dup")
+                                   for g in range(AG)])
                 clear = delayed(m, clear_v, f"aclr{u}_{ab}")
                 take_s = delayed(m, take_v & tp.first, f"stake{u}_{ab}")
-                m.submodules[f"acc{u}_{ab}"] = ring = AccumulatorRing(
-                    signed(nx.EXP_WIDTH + nx.DATA_WIDTH), signed(P.acc_width), LW, CH)
                 m.d.comb += [ring.add.eq(takes), ring.clear.eq(clears), ring.x.eq(prod),
                              ring.turn.eq(epi_turn[u] & (epi_bank == ab) if CH > 1 else 0)]
                 chunks = ring.head
@@ -1258,6 +1293,9 @@ class Engine(wiring.Component):
         pend_arr = Array(pending[u] for u in range(U))
         ready_arr = Array(ready_rows[u] for u in range(U))
         row_arr = Array(out_rows)
+        # (the payload whatever the state: only ``o.valid`` depends on it, so no control net
+        # reaches the row's wide fan-out)
+        m.d.comb += self.o.payload.eq(row_arr[ou] if U > 1 else out_rows[0])
         with m.If(epi_run):
             with m.If(ou == U):
                 m.d.sync += [epi_run.eq(0), epi_bank.eq(~epi_bank)]
@@ -1267,13 +1305,13 @@ class Engine(wiring.Component):
                 m.d.sync += ou.eq(ou + 1)
             with m.Else():
                 # gated by ``running``: no row is offered in the cycle a new job starts
-                m.d.comb += [self.o.valid.eq(ready_arr[ou] & running), self.o.payload.eq(row_arr[ou])]
+                m.d.comb += self.o.valid.eq(ready_arr[ou] & running)
                 with m.If(self.o.valid & self.o.ready):
                     m.d.sync += ou.eq(ou + 1)
 
         # ---------------------------------------------------------------- job completion
         with m.If(job_init):
-            m.d.sync += [r.eq(0) for r in rel_pipe]
+            m.d.sync += [r.eq(0) for r in rel_pipe] + [rel_b.eq(B), rel_b1.eq(B - 1)]
             m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
             m.d.sync += [out_left.eq(n), out_one.eq(n == 1), pl.eq(0), wpos.eq(0), wpos_w.eq(0),
                          av_r.eq(0), hchunk.eq(0), s1_bank.eq(0), s2_bank.eq(0),

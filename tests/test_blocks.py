@@ -322,16 +322,18 @@ def test_reciprocal_timing_and_values():
 
 # --- AccumulatorRing -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("chunks,width", [(1, 3), (3, 3), (8, 3), (3, 20)])
-def test_accumulator_ring(chunks, width):
+@pytest.mark.parametrize("chunks,width,per_lane", [(1, 3, False), (3, 3, False), (8, 3, False),
+                                                    (3, 20, False), (1, 20, True), (3, 20, True)])
+def test_accumulator_ring(chunks, width, per_lane):
     """Keys arrive as ``chunks`` consecutive adds (chunk 0 first), rows start with clear, idle
     cycles and whole-bank reads (``chunks`` turns) come in between; the head must always be the
     running sum of the chunk whose turn it is. Reference: a list of per-chunk sums in Python.
-    (Width 20: add and clear as three copies, all driven alike.)"""
+    (Width 20: add and clear as three copies, or twenty per lane, all driven alike.)"""
     rng = np.random.default_rng(6100 + chunks + width)
     in_shape, acc_shape, x_min, x_max = _acc_config("acc", 255)
-    dut = blocks.AccumulatorRing(in_shape, acc_shape, width, chunks)
-    copies = (1 << blocks.lane_groups(width)) - 1  # every copy of add / clear
+    dut = blocks.AccumulatorRing(in_shape, acc_shape, width, chunks, per_lane=per_lane)
+    assert dut.copies == (width if per_lane else blocks.lane_groups(width))
+    copies = (1 << dut.copies) - 1  # every copy of add / clear
     # program of (add, turn, clear, x): rows of up to 40 keys with the worst-case values
     program = []
     for row in range(8):
