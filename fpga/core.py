@@ -77,6 +77,16 @@ def config_store_plan(layout: data.StructLayout, keep: dict[str, int]):
     return n_kept, n_flags, src, view
 
 
+def row_buffer(m: Module, name: str, src, clear):
+    """``src`` (a row stream) through a two-row :class:`RowBuffer` named ``name`` (a cycle of
+    latency at full rate, every path through it cut; ``clear`` drops its rows): the stream it
+    offers."""
+    m.submodules[name] = rb = RowBuffer(len(Value.cast(src.payload)))
+    m.d.comb += [rb.clear.eq(clear), rb.i.payload.eq(src.payload), rb.i.valid.eq(src.valid),
+                 src.ready.eq(rb.i.ready)]
+    return rb.o
+
+
 class BoardCore(wiring.Component):
     """Protocol, buffers and engine.
 
@@ -229,12 +239,7 @@ class BoardCore(wiring.Component):
                     m.d.comb += qi_n.eq(qi + 1)
                     m.d.sync += q_more.eq(qi < n_m1)
             # (a row per RAM word: through a RowBuffer, as the K/V rows below)
-            q_src = qr.row
-            if R == 1:
-                m.submodules.q_buf = qb = RowBuffer(len(qr.row.payload))
-                m.d.comb += [qb.clear.eq(start), qb.i.payload.eq(qr.row.payload),
-                             qb.i.valid.eq(qr.row.valid), qr.row.ready.eq(qb.i.ready)]
-                q_src = qb.o
+            q_src = row_buffer(m, "q_buf", qr.row, start) if R == 1 else qr.row
             m.d.comb += [eng.q.payload.as_value().eq(q_src.payload), eng.q.valid.eq(q_src.valid),
                          q_src.ready.eq(eng.q.ready)]
             # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1.
@@ -288,12 +293,7 @@ class BoardCore(wiring.Component):
             # (a row per RAM word: through a two-row RowBuffer, a cycle of latency at full rate,
             # so that a row crosses from the reader's FIFO beside the K/V buffers to the
             # engine's ring writer in two steps)
-            kv_src = kvr.row
-            if R == 1:
-                m.submodules.kv_buf = kvb = RowBuffer(len(kvr.row.payload))
-                m.d.comb += [kvb.clear.eq(start), kvb.i.payload.eq(kvr.row.payload),
-                             kvb.i.valid.eq(kvr.row.valid), kvr.row.ready.eq(kvb.i.ready)]
-                kv_src = kvb.o
+            kv_src = row_buffer(m, "kv_buf", kvr.row, start) if R == 1 else kvr.row
             m.d.comb += [eng.kv.valid.eq(kv_src.valid),
                          eng.kv.payload.as_value().eq(kv_src.payload),
                          kv_src.ready.eq(eng.kv.ready)]
@@ -305,14 +305,9 @@ class BoardCore(wiring.Component):
             o_src = eng.o
             o_held = Const(0, 1)  # a row on its way to the writer
             if R == 1:
-                for k in range(2):
-                    m.submodules[f"o_buf{k}" if k else "o_buf"] = obuf = RowBuffer(
-                        len(Value.cast(eng.o.payload)))
-                    m.d.comb += [obuf.clear.eq(start), obuf.i.payload.eq(o_src.payload),
-                                 obuf.i.valid.eq(o_src.valid), o_src.ready.eq(obuf.i.ready)]
-                    if k:
-                        o_held = o_src.valid
-                    o_src = obuf.o
+                o_mid = row_buffer(m, "o_buf", eng.o, start)
+                o_held = o_mid.valid
+                o_src = row_buffer(m, "o_buf1", o_mid, start)
             m.d.comb += [ow.row.valid.eq(o_src.valid), ow.row.payload.eq(o_src.payload),
                          o_src.ready.eq(ow.row.ready)]
 
