@@ -300,8 +300,7 @@ class BoardCore(wiring.Component):
             # Output rows to the writer; with a row per RAM word through two two-row RowBuffers
             # in a row (a cycle of latency each, full rate), so that the O buffer's write enable
             # does not follow the engine's valid in the same cycle, and a row crosses the die
-            # from the engine's normalisers to the O buffer's block RAMs in two steps. (The K/V
-            # rows need none: a RowFetcher's RAM side never waits on the engine's ready.)
+            # from the engine's normalisers to the O buffer's block RAMs in two steps.
             o_src = eng.o
             o_held = Const(0, 1)  # a row on its way to the writer
             if R == 1:

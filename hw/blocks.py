@@ -433,8 +433,9 @@ class Normaliser(wiring.Component):
     ``LATENCY`` cycles after its inputs.
 
     Six register stages, so that no cycle holds more than one wide operation: the inputs (and
-    ``a`` shifted by p's multiple of 8); the rest of ``a >> p``; two partial products (``a >> p`` split at bit 16, each small enough for one
-    18 x 18 hard multiplier, R < 2^17 on its low 17 bits and R = 2^17 a shift); their sum; the
+    ``a`` shifted by p's multiple of 8); the rest of ``a >> p``; two partial products (``a >> p``
+    split at bit 16, each small enough for one 18 x 18 hard multiplier, R < 2^17 on its low 17
+    bits and R = 2^17 a shift); their sum; the
     shift by ``31 - out_shift`` (eight choices); the rounding (``(z + 1) >> 1`` equals
     ``(x + 2^(k - 1)) >> k`` for ``z = x >> (k - 1)``) and the saturation (``o`` is a register).
 

@@ -300,9 +300,9 @@ class Engine(wiring.Component):
         pl = Signal(8)  # global rows preloaded
         wpos = Signal(PW + 1)  # ring rows committed (stream position)
         release = Signal(PW + 1)  # lowest position still needed (see rel_req below)
-        rel_next = Signal(PW + 1)  # release's value in the next cycle
-        # rel_next + B and rel_next + B - 1, registers set from the release pipe's register
-        # before rel_next (and at a job's start): the writer's room test compares registers
+        # release's value in the next cycle (rel_pipe[-2], below) + B and + B - 1, registers
+        # set from the pipe's register before it (and at a job's start): the writer's room
+        # test compares registers
         rel_b = Signal(PW + 2, name="rel_b")
         rel_b1 = Signal(PW + 2, name="rel_b1")
         # The writer reads a row straight from the stream, one chunk per cycle, and takes it
@@ -358,7 +358,7 @@ class Engine(wiring.Component):
         # from a register; total_pos holds for the whole job, set during the checks)
         inc_pl, inc_w = last_chunk & to_glob, last_chunk & ~to_glob
         total_m1 = Signal(signed(len(total_pos) + 1))
-        # (wpos - rel_next < B exactly when wpos < rel_next + B)
+        # (wpos - rel_pipe[-2] < B exactly when wpos < rel_pipe[-2] + B)
         m.d.sync += [total_m1.eq(total_pos - 1), pl.eq(next_pl), wpos.eq(next_wpos),
                      plt.eq(Mux(inc_pl, pl + 1 < ng, pl < ng)),
                      wlt.eq(Mux(inc_w, wpos < total_m1, wpos < total_pos)),
@@ -958,7 +958,7 @@ class Engine(wiring.Component):
         rel_req = rel_pipe[0]
         for i in range(1, RELEASE_DELAY):
             m.d.sync += rel_pipe[i].eq(rel_pipe[i - 1])
-        m.d.comb += [release.eq(rel_pipe[-1]), rel_next.eq(rel_pipe[-2])]
+        m.d.comb += release.eq(rel_pipe[-1])
         m.d.sync += [rel_b.eq(rel_pipe[-3] + B), rel_b1.eq(rel_pipe[-3] + (B - 1))]
         head_rel = Signal.like(head_release)  # (head stands still from decision to take)
         m.d.sync += head_rel.eq(head_release)
