@@ -1209,9 +1209,10 @@ class Engine(wiring.Component):
             oc = Signal(range(d // ol + NL), name=f"oc{u}")
             per_chunk = LW // ol
             SB = (per_chunk - 1).bit_length()
+            SHIFT_IN = CH == 1  # (the normalisers' shift registers below)
             # copies of oc's low bits (the element within the head chunk), one per normaliser,
-            # each driving that normaliser's element multiplexer only
-            sub_d = [Signal(SB, name=f"sub_u{u}_{j}_dup") for j in range(ol)]
+            # each driving that normaliser's element multiplexer only (none with SHIFT_IN)
+            sub_d = [] if SHIFT_IN else [Signal(SB, name=f"sub_u{u}_{j}_dup") for j in range(ol)]
             # the bank picked by a copy of epi_bank beside each normaliser (each copy drives a
             # normaliser's accumulator multiplexers, not all of them)
             bank_d = [Signal(name=f"epi_bank_u{u}_{j}_dup") for j in range(ol)]
@@ -1222,7 +1223,6 @@ class Engine(wiring.Component):
             # copy per normaliser of a register set with it) and shifted a place every cycle:
             # the normaliser reads place 0, where a multiplexer over the accumulators spread
             # beside the P.V lanes would otherwise sit in front of its input register
-            SHIFT_IN = CH == 1
             elem_sr = []
             for j in range(ol if SHIFT_IN else 0):
                 ld = Signal(name=f"epi_ld_u{u}_{j}_dup")
