@@ -51,8 +51,12 @@ TOTAL_KEY = {"LUT4": "LUT", "flip-flops": "FF", "DSP (SB_MAC16)": "DSP",
 
 
 #: Yosys command run after reading the design: the flip-flops driving a wire named ``*_dup``
-#: (copies of one register, for fan-out) are marked keep, so that opt_merge leaves them apart
-KEEP_DUPLICATES = "setattr -set keep 1 w:*_dup %ci1:+$dff[Q]"
+#: (copies of one register, for fan-out) are marked keep, so that opt_merge leaves them apart.
+#: ``%a`` first takes in the wires the ``*_dup`` ones are connected to: Amaranth often names
+#: the flip-flop's output after its load (a memory port's ``addr``) and connects the ``*_dup``
+#: wire to it, and without ``%a`` those copies (the K and V memories' write addresses, one per
+#: slice) were merged into one register driving all their blocks
+KEEP_DUPLICATES = "setattr -set keep 1 w:*_dup %a %ci1:+$dff[Q]"
 
 #: the build's result (the --json table) beside its bitstream, where `swattn flash` checks it
 RESULT_FILE = "build.json"
