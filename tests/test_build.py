@@ -113,6 +113,32 @@ def test_synthesis_of_the_icebreaker_board(tmp_path):
     assert "resource" in r.stdout and "SPRAM" in r.stdout  # the table is printed
 
 
+def test_register_copies_survive_synthesis_of_the_ulx3s(tmp_path):
+    """Registers named ``*_dup`` are copies of one value, each for the loads beside it: after
+    Yosys on the ULX3S board top every copy is a flip-flop of its own. No two ``*_dup`` nets of
+    the netlist are the same bits (before fpga/build.py's keep took in the wires Amaranth
+    connects them to, eleven groups, the K/V memories' write addresses among them, had been
+    merged into one register each)."""
+    r = subprocess.run(SWATTN + ["build", "--board", "ulx3s-85f", "--synth-only",
+                                 "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=1500)
+    netlist = tmp_path / "ulx3s-85f" / "swattn_ulx3s_85f.json"
+    assert netlist.exists(), r.stderr[-2000:]
+    mods = json.loads(netlist.read_text())["modules"]
+    names = mods["swattn_ulx3s_85f"]["netnames"]
+    copies = {n: tuple(v["bits"]) for n, v in names.items() if n.endswith("_dup")}
+    # the engine's and the board's copies are there: per memory slice, per 64 bits of a row
+    assert {"board.core.engine.ring_k_wa0_dup", "board.core.engine.ring_v_wa3_dup",
+            "board.core.engine.glob_v_we1_dup", "board.core.lwe_q2_dup",
+            "board.core.oa1_dup"} <= set(copies), sorted(copies)[:20]
+    by_bits = {}
+    for n, bits in copies.items():
+        if all(isinstance(b, int) for b in bits):  # (a constant copy has no flip-flop)
+            by_bits.setdefault(bits, []).append(n)
+    merged = sorted(ns for ns in by_bits.values() if len(ns) > 1)
+    assert not merged, f"{len(merged)} groups of copies merged, e.g. {merged[:3]}"
+
+
 def test_a_build_at_another_clock_than_the_target(tmp_path, monkeypatch):
     """``--clock``: the top gets the asked clock (PLL and UART divisor), the verdict is against it
     and names the board's target too; a clock the PLL or the UART cannot make is refused."""
