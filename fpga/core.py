@@ -248,8 +248,9 @@ class BoardCore(wiring.Component):
             # everything their next values are picked from, so that a step is one multiplexer
             # after the handshake: ``gt`` (a thermometer of the global rows still to come, the
             # one offered now included) and ``gsh`` (those rows' indices, shifted down a step at a
-            # time); ``rem`` counts the positions of a pass down to -1 (its sign: the pass's last
-            # row) and ``prem`` the passes (its sign: the last pass).
+            # time); ``kpos1`` the next position of the pass (no adder after the handshake);
+            # ``rem`` counts the positions of a pass down to -1 (its sign: the pass's last row)
+            # and ``prem`` the passes (its sign: the last pass).
             GM = max(1, P.max_globals)
             passes = Signal(9)  # EngineParams.kv_passes(ng), of the configuration (still in a job)
             ngg = (ng + U - 1) >> (U.bit_length() - 1)
@@ -261,6 +262,7 @@ class BoardCore(wiring.Component):
             gt = Signal(GM)
             gsh = [Signal(range(rows), name=f"gsh{i}") for i in range(GM)]
             kpos = Signal(range(rows))
+            kpos1 = Signal(range(rows + 1))  # kpos + 1, a register set with kpos
             rem = Signal(signed(len(kpos) + 2))
             prem = Signal.like(passes_m2)
             kidx = Signal(range(rows))
@@ -272,7 +274,7 @@ class BoardCore(wiring.Component):
             m.d.comb += [kvr.index.valid.eq(own["k"] & kmore), kvr.index.payload.eq(kidx)]
             last = rem[-1]
             with m.If(start):
-                m.d.sync += [gt.eq(Cat(*[ng > i for i in range(GM)])), kpos.eq(0),
+                m.d.sync += [gt.eq(Cat(*[ng > i for i in range(GM)])), kpos.eq(0), kpos1.eq(1),
                              rem.eq(n_m2), prem.eq(passes_m2), kmore.eq(1)]
                 m.d.comb += kidx_n.eq(Mux(ng != 0, cfg.globals[0], 0))
                 m.d.sync += [gsh[i].eq(cfg.globals[i]) for i in range(GM)]
@@ -284,16 +286,19 @@ class BoardCore(wiring.Component):
                     m.d.comb += kidx_n.eq(0)
                 with m.Elif(last):  # a pass's last row
                     m.d.comb += kidx_n.eq(0)
-                    m.d.sync += [kpos.eq(0), rem.eq(n_m2), prem.eq(prem - 1),
+                    m.d.sync += [kpos.eq(0), kpos1.eq(1), rem.eq(n_m2), prem.eq(prem - 1),
                                  kmore.eq(~prem[-1])]
                 with m.Else():
-                    m.d.comb += kidx_n.eq(kpos + 1)
-                    m.d.sync += [kpos.eq(kpos + 1), rem.eq(rem - 1)]
+                    m.d.comb += kidx_n.eq(kpos1)
+                    m.d.sync += [kpos.eq(kpos1), kpos1.eq(kpos1 + 1), rem.eq(rem - 1)]
 
-            # (a row per RAM word: through a two-row RowBuffer, a cycle of latency at full rate,
-            # so that a row crosses from the reader's FIFO beside the K/V buffers to the
-            # engine's ring writer in two steps)
-            kv_src = row_buffer(m, "kv_buf", kvr.row, start) if R == 1 else kvr.row
+            # (a row per RAM word: through two two-row RowBuffers in a row, a cycle of latency
+            # each at full rate, so that a row crosses from the reader's FIFO beside the K/V
+            # buffers to the engine's ring writer, whose registers lie beside the ring's slices
+            # spread over the die, in three steps)
+            kv_src = kvr.row
+            if R == 1:
+                kv_src = row_buffer(m, "kv_buf1", row_buffer(m, "kv_buf", kvr.row, start), start)
             m.d.comb += [eng.kv.valid.eq(kv_src.valid),
                          eng.kv.payload.as_value().eq(kv_src.payload),
                          kv_src.ready.eq(eng.kv.ready)]

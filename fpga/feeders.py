@@ -199,11 +199,12 @@ class RowWriter(wiring.Component):
 class RowBuffer(wiring.Component):
     """A two-row stream buffer that cuts every combinational path through it, for wide rows.
 
-    ``o.ready`` reaches only the buffer's two flags and its read pointer, never the row
-    registers: a row register loads ``i.payload`` in every cycle in which it is empty (the value
-    counts only once the entry is marked full, in the cycle the input is taken), and ``o.payload``
-    is a multiplexer selected by the read pointer. ``i.ready`` is a register. Full rate: a row
-    can enter and another leave in the same cycle.
+    ``o.ready`` reaches only the buffer's two flags and its read pointer (and that pointer's
+    copies), never the row registers: a row register loads ``i.payload`` in every cycle in which
+    it is empty (the value counts only once the entry is marked full, in the cycle the input is
+    taken), and ``o.payload`` is a multiplexer selected by the read pointer (a copy of it per 64
+    bits). ``i.ready`` is a register. Full rate: a row can enter and another leave in the same
+    cycle.
 
     ``clear`` drops both rows (a new job): it reaches only the flags and pointers; the row
     registers have no reset (a wide row's reset would be one more net to all its flip-flops).
@@ -240,15 +241,23 @@ class RowBuffer(wiring.Component):
                 with m.If(ld & ~full[k]):
                     m.d.sync += rows[k][lo:hi].eq(self.i.payload[lo:hi])
         m.d.comb += [self.i.ready.eq(~full.bit_select(wptr, 1)),
-                     self.o.valid.eq(full.bit_select(rptr, 1)),
-                     self.o.payload.eq(Mux(rptr, rows[1], rows[0]))]
+                     self.o.valid.eq(full.bit_select(rptr, 1))]
         put = self.i.valid & self.i.ready
         take = self.o.valid & self.o.ready
+        # The output multiplexer's select, a copy of the read pointer per SLICE bits (``*_dup``:
+        # set from rptr's next value, kept apart by the FPGA builds), so that no one net reaches
+        # all of a wide row's multiplexers
+        rptr_n = Mux(self.clear, 0, rptr ^ take)
+        for j in range(nrep):
+            sel = Signal(name=f"rsel{j}_dup")
+            m.d.sync += sel.eq(rptr_n)
+            lo, hi = j * self.SLICE, min(self._width, (j + 1) * self.SLICE)
+            m.d.comb += self.o.payload[lo:hi].eq(Mux(sel, rows[1][lo:hi], rows[0][lo:hi]))
         m.d.comb += [set_.eq(Mux(put, Mux(wptr, 0b10, 0b01), 0)),
                      clr.eq(Mux(take, Mux(rptr, 0b10, 0b01), 0))]
+        m.d.sync += rptr.eq(rptr_n)
         with m.If(self.clear):
-            m.d.sync += [full.eq(0), wptr.eq(0), rptr.eq(0)]
+            m.d.sync += [full.eq(0), wptr.eq(0)]
         with m.Else():
-            m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put),
-                         rptr.eq(rptr ^ take)]
+            m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put)]
         return m

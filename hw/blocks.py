@@ -290,8 +290,12 @@ class Reciprocal(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         steps = nx.RECIP_WIDTH
-        rem = Signal(nx.SUM_NORM_BITS + 1)
-        den = Signal(nx.SUM_NORM_BITS)
+        # (datapath registers, no reset: every quotient bit is shifted in during the steps, so
+        # the quotient needs no clearing at the start either)
+        rem = Signal(nx.SUM_NORM_BITS + 1, reset_less=True)
+        den = Signal(nx.SUM_NORM_BITS, reset_less=True)
+        quot = Signal(nx.RECIP_WIDTH, reset_less=True)
+        m.d.comb += self.quotient.eq(quot)
         count = Signal(range(steps + 1))
         m.d.sync += self.done.eq(0)
         m.d.comb += self.last.eq(self.busy & (count == 1))
@@ -301,16 +305,15 @@ class Reciprocal(wiring.Component):
                 den.eq(self.divisor),
                 count.eq(steps),
                 self.busy.eq(1),
-                self.quotient.eq(0),
             ]
         with m.Elif(self.busy):
             trial = Signal(nx.SUM_NORM_BITS + 2)
             diff = Signal(nx.SUM_NORM_BITS + 3)  # trial - den; its sign is the compare (one
             m.d.comb += [trial.eq(rem << 1), diff.eq(trial - den)]  # carry chain, not two)
             with m.If(~diff[-1]):
-                m.d.sync += [rem.eq(diff), self.quotient.eq(Cat(1, self.quotient))]
+                m.d.sync += [rem.eq(diff), quot.eq(Cat(1, quot))]
             with m.Else():
-                m.d.sync += [rem.eq(trial), self.quotient.eq(Cat(0, self.quotient))]
+                m.d.sync += [rem.eq(trial), quot.eq(Cat(0, quot))]
             m.d.sync += count.eq(count - 1)
             with m.If(count == 1):
                 m.d.sync += [self.busy.eq(0), self.done.eq(1)]
@@ -398,33 +401,58 @@ class RowMax(wiring.Component):
     larger), with no valid flags in front of the compare. ``init`` may be another RowMax's
     ``max_ext`` with ``init_valid`` high (``NONE`` then counts as no value, as it should).
     ``max_valid`` is ``max_ext != NONE``.
+
+    ``ext_score``: the score comes with its validity folded in, as ``score`` one bit wider
+    (``NONE`` for no score) and no ``score_valid`` port, so that a caller that registers the
+    score leaves no choice between the register and the compares.
+
+    Inside, the values are offset binary (the top bit inverted: ``NONE`` is 0, and a signed
+    compare is an unsigned one), and the compare is the borrow of ``cur - score`` (the top bit
+    of one carry chain's difference, no fix-up of sign bits after it); ``cur`` is a net of its
+    own, kept through synthesis, so that the compare and the choice after it share it.
     """
 
-    def __init__(self, width: int):
+    def __init__(self, width: int, ext_score: bool = False):
         self._width = width
+        self._ext_score = ext_score
         #: the held value with no valid score
         self.NONE = -(1 << width)
-        super().__init__({
+        ports = {
             "en": In(1),
             "first": In(1),
             "init": In(signed(width + 1)),
             "init_valid": In(1),
-            "score": In(signed(width)),
-            "score_valid": In(1),
+            "score": In(signed(width + ext_score)),
             "max": Out(signed(width)),
             "max_valid": Out(1),
             "max_ext": Out(signed(width + 1)),
-        })
+        }
+        if not ext_score:
+            ports["score_valid"] = In(1)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        held = Signal(signed(self._width + 1), init=self.NONE, name="held")
-        s_ext = Mux(self.score_valid, self.score, self.NONE)
-        cur = Mux(self.first, Mux(self.init_valid, self.init, self.NONE), held)
+        w = self._width
+        top = 1 << w  # offset binary: x + 2^w, the top bit of the (w + 1)-bit x inverted
+
+        def offset(x):
+            return (x.as_unsigned() ^ top)[:w + 1]
+        held = Signal(w + 1, name="held")  # (0: NONE)
+        if self._ext_score:
+            s_u = offset(self.score)
+        else:
+            s_x = Signal(signed(w + 1), name="s_x")  # (the score sign-extended)
+            m.d.comb += s_x.eq(self.score)
+            s_u = Mux(self.score_valid, offset(s_x), 0)
+        cur = Signal(w + 1, name="cur", attrs={"keep": 1})
+        m.d.comb += cur.eq(Mux(self.first, Mux(self.init_valid, offset(self.init), 0), held))
+        diff = Signal(w + 2, name="diff")  # cur - score: its top bit is score > cur
+        m.d.comb += diff.eq(cur - s_u)
         with m.If(self.en):
-            m.d.sync += held.eq(Mux(s_ext > cur, s_ext, cur))
-        m.d.comb += [self.max_ext.eq(held), self.max.eq(held[:self._width]),
-                     self.max_valid.eq(held != self.NONE)]
+            m.d.sync += held.eq(Mux(diff[-1], s_u, cur))
+        m.d.comb += [self.max_ext.eq((held ^ top).as_signed()), self.max.eq(held[:w]),
+                     self.max_valid.eq(held != 0)]
         return m
 
 

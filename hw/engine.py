@@ -871,8 +871,14 @@ class Engine(wiring.Component):
             score_mems.append(sm)
             bank_max = []
             for b in range(2):
-                m.submodules[f"rowmax{u}_{b}"] = rm = RowMax(SW)
+                m.submodules[f"rowmax{u}_{b}"] = rm = RowMax(SW, ext_score=True)
                 bank_max.append(rm)
+            if PA:
+                # a global group's P.V pass starts from its max pass's maximum: gmax[gidx],
+                # chosen a cycle ahead with p3 (gmax is written at least two cycles before p4
+                # reads it) into a register beside the row maxima
+                gsel = Signal(signed(SW + 1), name=f"gsel{u}", reset_less=True)
+                m.d.sync += gsel.eq(Array(gmax[g][u] for g in range(GGM))[p3.gidx])
             for b in range(2):
                 rm, other = bank_max[b], bank_max[1 - b]
                 # per bank, the update's enable, first and continue flags and the score as
@@ -883,19 +889,21 @@ class Engine(wiring.Component):
                 en_b = Signal(name=f"rm_en{u}_{b}")
                 first_b = Signal(name=f"rm_first{u}_{b}")
                 cont_b = Signal(name=f"rm_cont{u}_{b}")
-                sc_b = Signal(signed(SW), name=f"rm_score{u}_{b}", reset_less=True)
+                # (the score with its validity folded in: RowMax.NONE for none)
+                sc_b = Signal(signed(SW + 1), name=f"rm_score{u}_{b}", reset_less=True)
                 m.d.sync += [en_b.eq(p3.valid & p3.last & (p3.bank == b)),
-                             first_b.eq(p3.fkey), cont_b.eq(~p3.reset_max), sc_b.eq(accvs[u])]
+                             first_b.eq(p3.fkey), cont_b.eq(~p3.reset_max),
+                             sc_b.eq(Mux(p3.uvalid[u], accvs[u], rm.NONE))]
                 m.d.comb += [
                     rm.en.eq(en_b), rm.first.eq(first_b),
                     rm.init.eq(other.max_ext), rm.init_valid.eq(cont_b),
-                    rm.score.eq(sc_b), rm.score_valid.eq(p4.uvalid[u]),
+                    rm.score.eq(sc_b),
                 ]
-                if PA:  # a global group's P.V pass starts from its max pass's maximum
-                    with m.If(p4.gmax):
-                        m.d.comb += [
-                            rm.init.eq(Array(gmax[g][u] for g in range(GGM))[p4.gidx]),
-                            rm.init_valid.eq(1)]
+                if PA:  # (p4.gmax, as a register of this bank's)
+                    gm_b = Signal(name=f"rm_gmax{u}_{b}")
+                    m.d.sync += gm_b.eq(p3.gmax)
+                    m.d.comb += [rm.init.eq(Mux(gm_b, gsel, other.max_ext)),
+                                 rm.init_valid.eq(gm_b | cont_b)]
             maxes.append(bank_max)
         # Stage 2 may take the bank one cycle before the last score is written: it reads the
         # first key's score at its first issue and the row maximum one cycle later, when the

@@ -410,8 +410,8 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     readers = {name: f for f, name, _ in frag.subfragments if name.endswith("_reader")}
     words = P.head_dim // word_bytes
     # (with a row per RAM word the rows reach the engine through RowBuffers, q_buf and kv_buf,
-    # whose valid is their own full flag at their read pointer: the readers' invariants are on
-    # the readers' own valid)
+    # kv_buf1, whose valid is their own full flag at their read pointer: the readers'
+    # invariants are on the readers' own valid)
     for name, s in (("q_reader", eng.q), ("kv_reader", eng.kv)):
         valid = s.valid if words > 1 else design_signals(readers[name], "valid")[0]
         _assert_reader_invariant(m, readers[name], words, valid)
@@ -509,9 +509,9 @@ def _proofs() -> list[Proof]:
                      "prove", 6, expect="FAIL"))
     out.append(Proof("planted_board_feeders_taken",
                      "the board's q/kv rule asserted for a row the engine has taken",
-                     # (a K/V row reaches the engine 4 cycles after its first index: the
-                     # fetcher's 3 and the RowBuffer kv_buf's one)
-                     lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 7,
+                     # (a K/V row reaches the engine 5 cycles after its first index: the
+                     # fetcher's 3 and the RowBuffers kv_buf's and kv_buf1's one each)
+                     lambda: board_feeder_harness(P, P.head_dim, planted=True), "prove", 8,
                      expect="FAIL"))
     # a request and its reply take about 15 cycles: BMC that deep took over 14 minutes here, so
     # this planted bug is refuted by induction (UNKNOWN) rather than found (FAIL)

@@ -405,11 +405,13 @@ def _rowmax_program(rng, width: int, cycles: int):
     return ops
 
 
+@pytest.mark.parametrize("ext_score", [False, True])
 @pytest.mark.parametrize("width", [nx.score_width(32), nx.SCORE_WIDTH])
-def test_row_max(width):
+def test_row_max(width, ext_score):
+    """``ext_score``: the score's validity folded into a score a bit wider (NONE = no score)."""
     rng = np.random.default_rng(5000 + width)
     ops = _rowmax_program(rng, width, 2500)
-    dut = blocks.RowMax(width)
+    dut = blocks.RowMax(width, ext_score=ext_score)
 
     async def tb(ctx):
         row = []  # the valid values of the current row: the reference is max(row)
@@ -423,8 +425,11 @@ def test_row_max(width):
             ctx.set(dut.first, first)
             ctx.set(dut.init, init)
             ctx.set(dut.init_valid, init_valid)
-            ctx.set(dut.score, score)
-            ctx.set(dut.score_valid, score_valid)
+            if ext_score:
+                ctx.set(dut.score, score if score_valid else -(1 << width))
+            else:
+                ctx.set(dut.score, score)
+                ctx.set(dut.score_valid, score_valid)
             await ctx.tick()
             if en:
                 if first:
