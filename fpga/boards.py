@@ -87,7 +87,7 @@ BOARDS: dict[str, Board] = {
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5",
         params=EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8,
-                            max_dilation=4, seq_width=11, dot_pipeline=2,
+                            max_dilation=4, seq_width=11, dot_pipeline=4,
                             pv_pipeline=5),
         clock_hz=100e6, baud=3_000_000, word_bytes=32, spram=False, flash_board="ulx3s",
         why="ECP5-85F; 64 lanes, buffers in block RAM, 100 MHz, 3 Mbaud",

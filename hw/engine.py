@@ -177,7 +177,10 @@ class Engine(wiring.Component):
         running = Signal()  # job validated and in progress
         checking = Signal()
         chk_i = Signal(8)
-        job_init = Signal()  # one-cycle pulse: reset all job state
+        job_go = Signal()  # the checks have passed (this cycle)
+        # one-cycle pulse, a register a cycle after job_go: reset all job state (a register, as
+        # it reaches some 170 flip-flops all over the engine)
+        job_init = Signal()
         chk_seen = Signal()
         chk_fail = Signal(4)
         chk_last = Signal()
@@ -235,23 +238,28 @@ class Engine(wiring.Component):
         cur_rng, cur_dup = Signal(), Signal()
         n_step = Signal.like(total_pos)  # n or 2 n, the step of total_pos per global group
         g_mod = Signal(range(2 * U))  # global checks done, mod 2 U
+        # the scalar checks' compares of the configuration alone, registered at step 0
+        bad_n, bad_dil, bad_ng = Signal(), Signal(), Signal()
         with m.If(checking & ~self.start):
             with m.If(chk_i == 0):
                 m.d.sync += [rlim.eq(rlim_tab[dil_s]), span.eq(left_s + right_s),
                              reach_l.eq(times_small(left_s, dil_s, DB)),
-                             ngg.eq((ng + U - 1) >> (U.bit_length() - 1))]
+                             ngg.eq((ng + U - 1) >> (U.bit_length() - 1)),
+                             bad_n.eq((cfg.n == 0) | (cfg.n > P.n_max)),
+                             bad_dil.eq((dil == 0) | (dil > P.max_dilation)),
+                             bad_ng.eq(ng > P.max_globals)]
             with m.Elif(chk_i == 1):
                 # total_pos and moff start here and grow by a step per global check below
                 m.d.sync += [total_pos.eq(n), n_step.eq(n if PA else n << 1), g_mod.eq(0)]
                 if PA:
                     m.d.sync += moff.eq(0)
-                with m.If((cfg.n == 0) | (cfg.n > P.n_max)):
+                with m.If(bad_n):
                     m.d.comb += fail.eq(regs.Error.N_RANGE)
-                with m.Elif((dil == 0) | (dil > P.max_dilation)):
+                with m.Elif(bad_dil):
                     m.d.comb += fail.eq(regs.Error.DILATION)
                 with m.Elif((left > rlim) | (right > rlim)):
                     m.d.comb += fail.eq(regs.Error.RADIUS)
-                with m.Elif(ng > P.max_globals):
+                with m.Elif(bad_ng):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
             with m.Else():
                 with m.If(cur_rng):
@@ -280,8 +288,13 @@ class Engine(wiring.Component):
             with m.If(chk_seen & (chk_fail != 0)):
                 m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
-                m.d.sync += [checking.eq(0), running.eq(1)]
-                m.d.comb += job_init.eq(1)
+                m.d.sync += checking.eq(0)
+                m.d.comb += job_go.eq(1)
+        m.d.sync += job_init.eq(job_go)
+        # (a start in the job_init cycle begins new checks: the job does not run, and the state
+        # job_init resets is reset again by the new job's)
+        with m.If(job_init & ~self.start):
+            m.d.sync += running.eq(1)
 
         # ---------------------------------------------------------------- memories
         def mem(name, depth, width):
@@ -417,7 +430,8 @@ class Engine(wiring.Component):
         pbase = Signal(PW + 1)  # first stream position of the pass: n + (2 ggrp + gpass) n
         # a main group's descriptor fields, registered when the group is formed
         g_start = Signal(PW + 1)
-        g_kig, g_hits2 = Signal(), Signal(GM)
+        g_kig = Signal()
+        g_tok2 = Signal(PW + 2)  # the token of the group's second window key (g_start + step)
         g_kbase = Signal(max(NW + 1, RB) + 2)
         g_mlo = Signal(NW + 1)
         g_clip = Signal(RB)
@@ -477,7 +491,7 @@ class Engine(wiring.Component):
         # the scheduler starts a cycle after job_init (a register: the checks' outcome does not
         # reach the enables of its positions in the same cycle)
         sched_go = Signal()
-        m.d.sync += sched_go.eq(job_init)
+        m.d.sync += sched_go.eq(job_init & ~self.start)
         with m.FSM(name="sched"):
             with m.State("IDLE"):
                 with m.If(sched_go):
@@ -556,9 +570,9 @@ class Engine(wiring.Component):
                     m.next = "MAIN_LOAD"
             with m.State("MAIN_LOAD"):
                 # whether the group's first two window keys are global rows (for stage 1's
-                # kig_r and its compares a key ahead), from g_start, set in MAIN_GROUP
-                m.d.sync += [g_kig.eq(is_global(tok(g_start))),
-                             g_hits2.eq(global_hits(tok(g_start + dil_s)))]
+                # kig_r and its compares a key ahead), from g_start, set in MAIN_GROUP; the second
+                # key's token registered first, compared in the cycle the descriptor is set
+                m.d.sync += [g_kig.eq(is_global(tok(g_start))), g_tok2.eq(tok(g_start + dil_s))]
                 load_queries()
                 with m.If(uload == U):  # at least a cycle after MAIN_GROUP set the g_* fields
                     m.d.sync += [
@@ -567,7 +581,8 @@ class Engine(wiring.Component):
                         desc.active.eq(active), desc.start.eq(g_start),
                         desc.step.eq(dil_s), desc.kmax.eq(g_kbase - g_mlo),
                         desc.lim.eq(n + moff if PA else n), desc.clip.eq(g_clip),
-                        desc.nglob.eq(ng), desc.kig.eq(g_kig), desc.hits2.eq(g_hits2),
+                        desc.nglob.eq(ng), desc.kig.eq(g_kig),
+                        desc.hits2.eq(global_hits(g_tok2)),
                         *paired_desc(),
                         desc_valid.eq(1),
                     ]
@@ -627,6 +642,13 @@ class Engine(wiring.Component):
 
         def set_all(copies, v):
             return [c.eq(v) for c in copies]
+        # With EngineParams.key_addr_register the key memories' addresses are registers a cycle
+        # behind s1_chunk, s1_pos and s1_gi (plain copies of them, with no issue logic in
+        # front: the lanes' inputs a cycle later); else the copies follow them (set_ka)
+        AD = int(P.key_addr_register)
+
+        def set_ka(copies, v):
+            return [] if AD else set_all(copies, v)
         s1_glob = Signal()  # in the global-key part
         s1_chunk = Signal(range(CH))
         s1_p = Signal(range(SD + 1))
@@ -655,7 +677,7 @@ class Engine(wiring.Component):
             m.d.sync += [s1.eq(desc), s1_run.eq(1), s1_k.eq(0), s1_pos.eq(desc.start),
                          s1_gi.eq(0), s1_glob.eq(0), s1_chunk.eq(0), s1_p.eq(0),
                          s1_bnk.eq(s1_bank), s1_bank.eq(~s1_bank)]
-            m.d.sync += (set_all(kpos_d, desc.start) + set_all(kgi_d, 0) + set_all(kchunk_d, 0)
+            m.d.sync += (set_ka(kpos_d, desc.start) + set_ka(kgi_d, 0) + set_ka(kchunk_d, 0)
                          + set_all(sum(qbank_d, []), desc.qbank))
             m.d.comb += bank_busy_set.eq(Mux(s1_bank, 0b10, 0b01))
 
@@ -703,10 +725,10 @@ class Engine(wiring.Component):
             m.d.sync += s1_run.eq(0)
         with m.If(issue1):
             with m.If(s1_chunk == CH - 1):
-                m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)] + set_all(kchunk_d, 0)
+                m.d.sync += [s1_chunk.eq(0), s1_p.eq(s1_p + 1)] + set_ka(kchunk_d, 0)
                 with m.If(s1_glob):
                     m.d.sync += [s1_gi.eq(s1_gi + 1), gmore_r.eq(~glast_r),
-                                 glast_r.eq(s1_gi + 2 >= s1.nglob)] + set_all(kgi_d, s1_gi + 1)
+                                 glast_r.eq(s1_gi + 2 >= s1.nglob)] + set_ka(kgi_d, s1_gi + 1)
                 with m.Else():
                     m.d.comb += adv1.eq(1)
                     m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pnext),
@@ -715,7 +737,7 @@ class Engine(wiring.Component):
                                  nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
                                  kc_r.eq(kc_r + 1), kig_r.eq(hits_n.any()),
                                  hits_n.eq(global_hits(tok(s1_pnext2))),
-                                 s1_pnext2.eq(s1_pnext2 + s1.step)] + set_all(kpos_d, s1_pnext)
+                                 s1_pnext2.eq(s1_pnext2 + s1.step)] + set_ka(kpos_d, s1_pnext)
                     with m.If(~nxt_win):
                         m.d.sync += s1_glob.eq(1)
                 with m.If(last_key1):
@@ -725,10 +747,13 @@ class Engine(wiring.Component):
                         with m.If(s1_bnk == b):
                             m.d.sync += [q2_desc[b].eq(s1), q2_count[b].eq(s1_p + 1)]
             with m.Else():
-                m.d.sync += [s1_chunk.eq(s1_chunk + 1)] + set_all(kchunk_d, s1_chunk + 1)
+                m.d.sync += [s1_chunk.eq(s1_chunk + 1)] + set_ka(kchunk_d, s1_chunk + 1)
 
-        # addresses for stage 1 reads (issued this cycle, data next cycle), per memory slice
-        # from the copies of s1_chunk, s1_pos and s1_gi
+        # addresses for stage 1 reads (issued this cycle, data next cycle; with AD a cycle
+        # later), per memory slice from the copies of s1_chunk, s1_pos and s1_gi
+        if AD:
+            m.d.sync += (set_all(kpos_d, s1_pos[:len(kpos_d[0])])
+                         + set_all(kgi_d, s1_gi[:len(kgi_d[0])]) + set_all(kchunk_d, s1_chunk))
         for j in range(KS):
             m.d.comb += [
                 ring_k.addr[j].eq(Cat(Const(0, 0) if CH == 1 else kchunk_d[j], kpos_d[j])),
@@ -779,7 +804,13 @@ class Engine(wiring.Component):
         # The key rows from the memories, and with EngineParams.key_register the rows registered
         # beside the memories first (the queries a cycle later with them): the lanes' inputs then
         # come from pipe[KR], the tags of their issue
+        # (with AD the memories' data comes a cycle later: the queries wait once more, and the
+        # lanes' inputs come from pipe[KR + AD])
         KR = int(P.key_register)
+        for i in range(AD):
+            qsel = [delayed(m, q, f"qsel_a{u}", True) for u, q in enumerate(qsel)]
+            if PA:
+                qsel_b = [delayed(m, q, f"qsel_ba{u}", True) for u, q in enumerate(qsel_b)]
         if KR:
             rk_d = Signal(chunk_bits, name="rk_d", reset_less=True)
             gk_d = Signal(chunk_bits, name="gk_d", reset_less=True)
@@ -789,20 +820,21 @@ class Engine(wiring.Component):
                 qsel_b = [delayed(m, q, f"qsel_bd{u}", True) for u, q in enumerate(qsel_b)]
         else:
             rk_d, gk_d = ring_k.data, glob_k.data
-        pk = pipe[KR]
+        KA = KR + AD  # the lanes' inputs' tags: pipe[KA]
+        pk = pipe[KA]
         kdat = Signal(chunk_bits)
         if KR:
             # the ring/global choice per 64 bits of the row from a copy of the tag's glob bit
             # (``kglob*_dup``, set with pipe[KR]) beside those lanes' multipliers
             for j in range(-(-chunk_bits // 64)):
                 lo, hi = 64 * j, min(chunk_bits, 64 * (j + 1))
-                g_j = delayed(m, pipe[KR - 1].glob, f"kglob{j}_dup")
+                g_j = delayed(m, pipe[KA - 1].glob, f"kglob{j}_dup")
                 m.d.comb += kdat[lo:hi].eq(Mux(g_j, gk_d[lo:hi], rk_d[lo:hi]))
         else:
             m.d.comb += kdat.eq(Mux(pk.glob, gk_d, rk_d))
         dots = []
         for u in range(U):
-            m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL - KR)
+            m.submodules[f"dot{u}"] = dot = DotLanes(LW, DL - KA)
             m.d.comb += [dot.a.as_value().eq(qsel[u]), dot.b.as_value().eq(kdat)]
             dots.append(dot)
         # on paired engines the P.V lanes are PairedLanes, which also give the second group's
@@ -810,7 +842,7 @@ class Engine(wiring.Component):
         # engines' ScaleLanes are)
         paired_lanes = []
         for u in range(U) if PA else ():
-            m.submodules[f"scale{u}"] = sc = PairedLanes(LW, DL - KR)
+            m.submodules[f"scale{u}"] = sc = PairedLanes(LW, DL - KA)
             m.d.comb += [sc.dot.eq(pk.valid & pk.pair), sc.a.as_value().eq(qsel_b[u]),
                          sc.b.as_value().eq(kdat)]
             paired_lanes.append(sc)

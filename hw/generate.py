@@ -95,9 +95,10 @@ def add_params_arguments(p):
     p.add_argument("--seq-width", type=int, default=d.seq_width,
                    help="sequence counter width: n up to 2^w - 1")
     p.add_argument("--dot-pipeline", type=int, default=d.dot_pipeline,
-                   help="extra register stages in the Q.K path, 0..3: the adder trees, the key "
-                        "rows beside their memories, the trees again (a cycle per group each; "
-                        "for FPGAs whose multipliers lie far apart)")
+                   help="extra register stages in the Q.K path, 0..4: the adder trees, the key "
+                        "rows beside their memories, the trees again, the key memories' "
+                        "addresses (a cycle per group each; for FPGAs whose multipliers and "
+                        "memories lie far apart)")
     p.add_argument("--pv-pipeline", type=int, default=d.pv_pipeline,
                    help="extra register stages in the softmax and P.V path, 0..5: a copy of the "
                         "exponential per 8 multipliers, the products, the exponential table's "

@@ -168,9 +168,9 @@ def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
 
 
 def validator_window(P: EngineParams) -> int:
-    """Cycles the checks take at most: products, scalar checks, one per global, and the cycle
-    that acts on the last step's registered outcome."""
-    return max(1, P.max_globals) + 3
+    """Cycles the checks take at most: products, scalar checks, one per global, the cycle
+    that acts on the last step's registered outcome, and the registered job_init pulse."""
+    return max(1, P.max_globals) + 4
 
 
 def validator_harness(P: EngineParams, drop_rule: str | None = None):

@@ -32,8 +32,8 @@ from .engine_params import EngineParams
 from .pattern import HybridPattern
 
 #: the job starts after the configuration checks: a cycle of products, a cycle of scalar checks,
-#: then one cycle per global index
-CHECK_BASE = 2
+#: then one cycle per global index, then the registered job_init pulse
+CHECK_BASE = 3
 #: the K/V writer takes a row's chunks one per cycle from the cycle after job init; each lands
 #: in the ring a cycle after it is taken (from registers), and a row can be read the cycle after
 #: its last chunk lands

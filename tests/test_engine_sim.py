@@ -23,13 +23,13 @@ SIZES = {
     # jobs have the paired max pass (EngineParams.paired_max) with both groups
     "u4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
                        seq_width=10),
-    # the same with the ULX3S build's pipelining (EngineParams.dot_pipeline 2: a register more
-    # in the dot products' adder trees, the key rows registered beside their memories, the later
-    # hand-over; pv_pipeline 5: the exponential's copies per 8 P.V lanes, the products, the
-    # exponential table's output, the score read and the softmax multiplier's partial products
-    # registered, the later drain)
+    # the same with the ULX3S build's pipelining (EngineParams.dot_pipeline 4: two registers
+    # more in the dot products' adder trees, the key rows registered beside their memories, the
+    # key memories' addresses a cycle behind stage 1, the later hand-over; pv_pipeline 5: the
+    # exponential's copies per 8 P.V lanes, the products, the exponential table's output, the
+    # score read and the softmax multiplier's partial products registered, the later drain)
     "u4p1": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
-                         seq_width=10, dot_pipeline=2, pv_pipeline=5),
+                         seq_width=10, dot_pipeline=4, pv_pipeline=5),
     # one unit with other stage counts: two adder-tree registers and the key register
     # (dot_pipeline 3), stage 2 without the score read's register (pv_pipeline 3)
     "u1p3": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,

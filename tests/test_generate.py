@@ -71,7 +71,7 @@ def test_waivers_are_narrow(tmp_path):
     (["--head-dim", "48"], "head_dim = 48"),
     (["--lanes", "12"], "lanes = 12"),
     (["--max-globals", "65"], "max_globals = 65"),
-    (["--dot-pipeline", "4"], "dot_pipeline = 4 is out of range: allowed 0..3"),
+    (["--dot-pipeline", "5"], "dot_pipeline = 5 is out of range: allowed 0..4"),
     (["--pv-pipeline", "6"], "pv_pipeline = 6 is out of range: allowed 0..5"),
     (["--pv-pipeline", "-1"], "pv_pipeline = -1 is out of range: allowed 0..5"),
 ])
