@@ -370,11 +370,15 @@ class Engine(wiring.Component):
         # (wpos + 1 < x as wpos < x - 1: one carry chain each, the difference's or the bound's
         # from a register; total_pos holds for the whole job, set during the checks)
         inc_pl, inc_w = last_chunk & to_glob, last_chunk & ~to_glob
-        total_m1 = Signal(signed(len(total_pos) + 1))
+        # (wpos < total_pos as wrem = total_pos - wpos > 0, a down-counter set at job_init:
+        # its tests are against constants, no carry chain)
+        wrem = Signal(len(total_pos) + 1, name="wrem")
+        with m.If(inc_w):
+            m.d.sync += wrem.eq(wrem - 1)
         # (wpos - rel_pipe[-2] < B exactly when wpos < rel_pipe[-2] + B)
-        m.d.sync += [total_m1.eq(total_pos - 1), pl.eq(next_pl), wpos.eq(next_wpos),
+        m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos),
                      plt.eq(Mux(inc_pl, pl + 1 < ng, pl < ng)),
-                     wlt.eq(Mux(inc_w, wpos < total_m1, wpos < total_pos)),
+                     wlt.eq(Mux(inc_w, wrem[1:] != 0, wrem != 0)),
                      gap_ok.eq(Mux(inc_w, wpos < rel_b1, wpos < rel_b))]
 
         # ---------------------------------------------------------------- query registers
@@ -1352,7 +1356,8 @@ class Engine(wiring.Component):
         # ---------------------------------------------------------------- job completion
         with m.If(job_init):
             m.d.sync += [r.eq(0) for r in rel_pipe] + [rel_b.eq(B), rel_b1.eq(B - 1)]
-            m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), gap_ok.eq(1)]
+            m.d.sync += [plt.eq(ng != 0), wlt.eq(total_pos != 0), wrem.eq(total_pos),
+                         gap_ok.eq(1)]
             m.d.sync += [out_left.eq(n), out_one.eq(n == 1), pl.eq(0), wpos.eq(0), wpos_w.eq(0),
                          av_r.eq(0), hchunk.eq(0), s1_bank.eq(0), s2_bank.eq(0),
                          bank_busy.eq(0), s1_done.eq(0), s2_go.eq(0), q2_valid.eq(0),
