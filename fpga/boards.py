@@ -15,13 +15,13 @@ Why these sizes:
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (Q, K
   and V each four 64-bit memories of 8 DP16KD, O 29 DP16KD), radius 64 and 8 globals for
-  Longformer/BigBird-like heads; ``dot_pipeline`` 2 and ``pv_pipeline`` 5 (registers between
-  the block RAMs, multipliers and adders, which lie far apart on the die: 0.7% more cycles than
-  none on the board's Longformer-like head with 8 globals at n = 2047). 100 MHz is the
+  Longformer/BigBird-like heads; ``dot_pipeline`` 4 and ``pv_pipeline`` 5 (registers between
+  the block RAMs, multipliers and adders, which lie far apart on the die: 1.45% more cycles
+  than none on the board's Longformer-like head with 8 globals at n = 2047). 100 MHz is the
   issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
-  NOTE: the routed design reaches 74-89 MHz today, by nextpnr seed (fpga/README.md); the
-  build says so and fails. ``swattn build --board ulx3s-85f --clock 70`` builds it with the
-  PLL at 70 MHz (23 cycles per bit at 3 Mbaud), where it meets timing.
+  NOTE: the routed design reaches 83-95 MHz today, by nextpnr seed (fpga/README.md); the
+  build says so and fails. ``swattn build --board ulx3s-85f --clock 80`` builds it with the
+  PLL at 80 MHz (27 cycles per bit at 3 Mbaud, 1.2% off), where it meets timing (83.0 MHz).
 """
 
 from __future__ import annotations
