@@ -365,10 +365,9 @@ class Engine(wiring.Component):
             sm.write_next(m, addr, data_, en)
         with m.If(wr):
             m.d.sync += hchunk.eq(Mux(hchunk == CH - 1, 0, hchunk + 1))
-        # each compare for both ways the position can move, from registers, then picked by
+        # each test for both ways the position can move, from registers, then picked by
         # whether this cycle's chunk is a row's last (which follows the input's valid)
-        # (wpos + 1 < x as wpos < x - 1: one carry chain each, the difference's or the bound's
-        # from a register; total_pos holds for the whole job, set during the checks)
+        # (wpos + 1 < x as wpos < x - 1: one carry chain each, the bound's from a register)
         inc_pl, inc_w = last_chunk & to_glob, last_chunk & ~to_glob
         # (wpos < total_pos as wrem = total_pos - wpos > 0, a down-counter set at job_init:
         # its tests are against constants, no carry chain)
