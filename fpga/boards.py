@@ -19,7 +19,7 @@ Why these sizes:
   the block RAMs, multipliers and adders, which lie far apart on the die: 1.45% more cycles
   than none on the board's Longformer-like head with 8 globals at n = 2047). 100 MHz is the
   issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
-  NOTE: the routed design reaches 83-95 MHz today, by nextpnr seed (fpga/README.md); the
+  NOTE: the routed design reaches 76-95 MHz today, by nextpnr seed (fpga/README.md); the
   build says so and fails. ``swattn build --board ulx3s-85f --clock 80`` builds it with the
   PLL at 80 MHz (27 cycles per bit at 3 Mbaud, 1.2% off), where it meets timing (83.0 MHz).
 """
