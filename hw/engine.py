@@ -805,30 +805,26 @@ class Engine(wiring.Component):
             m.d.sync += pipe[i].eq(pipe[i - 1])
         p3, p4 = pipe[DL], pipe[DL + 1]  # the dot product is out; the score is written
         # The key rows from the memories, and with EngineParams.key_register the rows registered
-        # beside the memories first (the queries a cycle later with them): the lanes' inputs then
-        # come from pipe[KR], the tags of their issue
-        # (with AD the memories' data comes a cycle later: the queries wait once more, and the
-        # lanes' inputs come from pipe[KR + AD])
+        # beside the memories first; with AD the memories' data comes a cycle later. The queries
+        # wait a cycle for each (KA in all), and the lanes' inputs come from pipe[KA], the tags
+        # of their issue
         KR = int(P.key_register)
-        for i in range(AD):
-            qsel = [delayed(m, q, f"qsel_a{u}", True) for u, q in enumerate(qsel)]
+        KA = KR + AD
+        for k in range(KA):
+            qsel = [delayed(m, q, f"qsel_d{k}_{u}", True) for u, q in enumerate(qsel)]
             if PA:
-                qsel_b = [delayed(m, q, f"qsel_ba{u}", True) for u, q in enumerate(qsel_b)]
+                qsel_b = [delayed(m, q, f"qsel_bd{k}_{u}", True) for u, q in enumerate(qsel_b)]
         if KR:
             rk_d = Signal(chunk_bits, name="rk_d", reset_less=True)
             gk_d = Signal(chunk_bits, name="gk_d", reset_less=True)
             m.d.sync += [rk_d.eq(ring_k.data), gk_d.eq(glob_k.data)]
-            qsel = [delayed(m, q, f"qsel_d{u}", True) for u, q in enumerate(qsel)]
-            if PA:
-                qsel_b = [delayed(m, q, f"qsel_bd{u}", True) for u, q in enumerate(qsel_b)]
         else:
             rk_d, gk_d = ring_k.data, glob_k.data
-        KA = KR + AD  # the lanes' inputs' tags: pipe[KA]
         pk = pipe[KA]
         kdat = Signal(chunk_bits)
         if KR:
             # the ring/global choice per 64 bits of the row from a copy of the tag's glob bit
-            # (``kglob*_dup``, set with pipe[KR]) beside those lanes' multipliers
+            # (``kglob*_dup``, set with pipe[KA]) beside those lanes' multipliers
             for j in range(-(-chunk_bits // 64)):
                 lo, hi = 64 * j, min(chunk_bits, 64 * (j + 1))
                 g_j = delayed(m, pipe[KA - 1].glob, f"kglob{j}_dup")
