@@ -324,7 +324,7 @@ class BoardCore(wiring.Component):
         # block RAMs spread over the die, and the frame receiver's decode would otherwise sit in
         # front of that routing. (The link writes only between jobs, bytes apart.)
         lw_addr = Signal.like(laddr)
-        lw_data = Signal.like(link_wdata)
+        lw_data = Signal.like(link_wdata, reset_less=True)
         lw_en, lw_en_n = Signal(3), Signal(3)
         m.d.comb += lw_en_n.eq(Mux(~active & link_we, 1 << wtarget, 0))
         m.d.sync += [lw_addr.eq(laddr), lw_data.eq(link_wdata), lw_en.eq(lw_en_n)]
@@ -401,7 +401,7 @@ class BoardCore(wiring.Component):
         got = Signal()
         m.d.comb += self.rx.ready.eq(1)
         m.d.sync += [got.eq(self.rx.valid), byte.eq(self.rx.payload)]
-        hdr_bits = Signal(pr.HEADER_LAYOUT.size)
+        hdr_bits = Signal(pr.HEADER_LAYOUT.size, reset_less=True)
         hdr = pr.HEADER_LAYOUT(hdr_bits)
         crc = Signal(16)
         crc_next = Signal(16)
@@ -417,7 +417,7 @@ class BoardCore(wiring.Component):
         with m.Elif(~timed_out):
             m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle + 1 == self._timeout)]
         err = Signal(8)
-        wbuf = Signal(max(8, WB - 8))
+        wbuf = Signal(max(8, WB - 8), reset_less=True)
         wsub = Signal(range(W))
         wsub_last = Signal()  # wsub == W - 1 (a register, set with wsub)
         pay_rows = Signal()  # in PAYLOAD of a row write
@@ -427,9 +427,9 @@ class BoardCore(wiring.Component):
         # reply request to the transmitter
         tx_go = Signal()
         tx_done = Signal()
-        r_hdr = Signal(pr.HEADER_LAYOUT)
+        r_hdr = Signal(pr.HEADER_LAYOUT, reset_less=True)
         r_src = Signal(2)
-        r_word = Signal(32)
+        r_word = Signal(32, reset_less=True)
 
         cmd = hdr.cmd
         # The header's tests in two register levels, every cycle: the header stands still from
@@ -679,7 +679,7 @@ class BoardCore(wiring.Component):
         tcnt = Signal(17)
         t_last = Signal()  # tcnt is the payload's last byte (a register, set with tcnt)
         tsub = Signal(range(W))
-        tword = Signal(WB)
+        tword = Signal(WB, reset_less=True)
         out_byte = Signal(8)  # the byte the state offers (a multiplexer over its sources)
         # The offered byte is registered before it reaches the UART and the CRC: a state offers
         # its byte from the third cycle in which it wants to send (``settled``; ``want_r`` marks

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
-from amaranth.lib.cdc import ResetSynchronizer
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,12 @@ class PLL(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         s = self.setting
-        m.domains.sync = cd = ClockDomain("sync")
+        # The ECP5's sync domain has no reset: its clock is held off until the PLL locks (below),
+        # so every flip-flop keeps the value the bitstream loaded until then. (A reset from the
+        # lock reached about 3,000 flip-flops across the die; in general routing it took 10-12 ns
+        # of the 10 ns period, and a global buffer for it did not always route.)
+        ecp5 = s.family == "ecp5"
+        m.domains.sync = cd = ClockDomain("sync", reset_less=ecp5)
         locked = Signal()
         if s.family == "ice40":
             m.submodules.pll = Instance(
@@ -93,6 +98,7 @@ class PLL(Elaboratable):
                 i_PACKAGEPIN=self.clk_in, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
         else:
+            clkop = Signal()  # the PLL's output, before the gate
             m.submodules.pll = Instance(
                 "EHXPLLL",
                 a_FREQUENCY_PIN_CLKI=str(round(s.fin / 1e6, 3)),
@@ -105,11 +111,21 @@ class PLL(Elaboratable):
                 p_CLKI_DIV=s.divs["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED",
                 p_CLKOP_DIV=s.divs["CLKOP_DIV"], p_CLKOP_CPHASE=s.divs["CLKOP_CPHASE"],
                 p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=s.divs["CLKFB_DIV"],
-                i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, o_CLKOP=ClockSignal("sync"),
-                i_CLKFB=ClockSignal("sync"), i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
+                i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, o_CLKOP=clkop,
+                i_CLKFB=clkop, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
                 i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
                 o_LOCK=locked)
-        m.submodules.rst_sync = ResetSynchronizer(~locked, domain="sync")
+        if ecp5:
+            # the clock gate: a DCCA (the global buffer) whose enable is the lock, synchronised
+            # to the PLL's output in a domain of two flip-flops before the gate
+            m.domains.pll_out = ClockDomain("pll_out", reset_less=True, local=True)
+            m.d.comb += ClockSignal("pll_out").eq(clkop)
+            lock_s = Signal()
+            m.submodules.lock_sync = FFSynchronizer(locked, lock_s, o_domain="pll_out")
+            m.submodules.clk_gate = Instance("DCCA", i_CLKI=clkop, i_CE=lock_s,
+                                             o_CLKO=ClockSignal("sync"))
+        else:
+            m.submodules.rst_sync = ResetSynchronizer(~locked, domain="sync")
         if platform is not None:
             # nextpnr then reports Fmax of this net against the target
             platform.add_clock_constraint(cd.clk, s.fout)

@@ -238,29 +238,47 @@ class ExpUnit(wiring.Component):
     A 256-entry ROM (``numerics.EXP_TABLE``) holds 2^-f; the integer part of x shifts it right.
     ``x = EXP_CUTOFF`` (the clamp of any larger x) gives 0. With ``latency`` 2 the table's
     output is registered before the shift (a block RAM's data arrives late in the cycle).
+
+    halves : the input is ``z``, twice the argument before rounding (``z_width`` bits, any
+        value): e = 2^-x for x = (z + 1) >> 1, 0 once x >= EXP_CUTOFF. The rounding and the clamp
+        then sit in the table (:func:`exp_half_table`: 512 entries) and a registered compare
+        beside it, and z's low bits are the ROM's address with no logic in front of it.
     """
 
     LATENCIES = (1, 2)
 
-    def __init__(self, latency: int = 1):
+    def __init__(self, latency: int = 1, *, halves: bool = False, z_width: int | None = None):
         if latency not in self.LATENCIES:
             raise ValueError(f"ExpUnit latency = {latency!r}: allowed 1 or 2")
+        in_width = nx.EXP_IN_WIDTH
+        if halves:
+            in_width = nx.EXP_IN_WIDTH + 1 if z_width is None else z_width
+            if in_width < nx.EXP_IN_WIDTH + 1:
+                raise ValueError(f"ExpUnit z_width = {z_width!r}: allowed "
+                                 f"{nx.EXP_IN_WIDTH + 1} or more (z reaches 2 EXP_CUTOFF)")
         self.latency = latency
-        super().__init__({"x": In(nx.EXP_IN_WIDTH), "e": Out(nx.EXP_WIDTH)})
+        self.halves = halves
+        super().__init__({"x": In(in_width), "e": Out(nx.EXP_WIDTH)})
 
     def elaborate(self, platform):
         m = Module()
+        F, I = nx.EXP_FRAC_BITS, nx.EXP_INT_BITS
+        table_init = exp_half_table() if self.halves else nx.EXP_TABLE
         m.submodules.rom = rom = memory.Memory(
-            shape=unsigned(nx.EXP_WIDTH), depth=len(nx.EXP_TABLE),
-            init=[int(v) for v in nx.EXP_TABLE])
+            shape=unsigned(nx.EXP_WIDTH), depth=len(table_init),
+            init=[int(v) for v in table_init])
         rd = rom.read_port()
-        shamt = Signal(nx.EXP_INT_BITS, reset_less=True)
+        shamt = Signal(I, reset_less=True)
         zero = Signal(reset_less=True)
-        m.d.comb += rd.addr.eq(self.x[:nx.EXP_FRAC_BITS])
-        m.d.sync += [
-            shamt.eq(self.x[nx.EXP_FRAC_BITS:nx.EXP_FRAC_BITS + nx.EXP_INT_BITS]),
-            zero.eq(self.x >= nx.EXP_CUTOFF),
-        ]
+        if self.halves:
+            # z = 2 x' (x' before rounding): address z mod 2^(F + 1); the shift is z >> (F + 1)
+            # (entry 2^(F + 1) - 1 has the carry of the rounding folded in)
+            m.d.comb += rd.addr.eq(self.x[:F + 1])
+            m.d.sync += [shamt.eq(self.x[F + 1:F + 1 + I]),
+                         zero.eq(self.x >= 2 * nx.EXP_CUTOFF - 1)]
+        else:
+            m.d.comb += rd.addr.eq(self.x[:F])
+            m.d.sync += [shamt.eq(self.x[F:F + I]), zero.eq(self.x >= nx.EXP_CUTOFF)]
         table = rd.data
         if self.latency == 2:
             table = Signal.like(rd.data, name="table", reset_less=True)
@@ -270,6 +288,15 @@ class ExpUnit(wiring.Component):
             shamt, zero = shamt2, zero2
         m.d.comb += self.e.eq(Mux(zero, 0, table >> shamt))
         return m
+
+
+def exp_half_table() -> list[int]:
+    """ExpUnit's table with ``halves``: entry i (0 <= i < 2^(F + 1)) is 2^-x for x = (i + 1) >> 1
+    taken modulo one power of two: EXP_TABLE[(i + 1) >> 1], and for the last entry, where the
+    rounding carries into the integer part, EXP_TABLE[0] >> 1 (the shifts compose:
+    (t >> 1) >> s = t >> (s + 1))."""
+    half = 1 << (nx.EXP_FRAC_BITS + 1)
+    return [int(nx.EXP_TABLE[(i + 1) >> 1]) for i in range(half - 1)] + [int(nx.EXP_TABLE[0]) >> 1]
 
 
 class Reciprocal(wiring.Component):

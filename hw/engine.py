@@ -412,7 +412,7 @@ class Engine(wiring.Component):
         desc_layout = data.StructLayout({
             "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
             "active": U, "start": PW + 1, "step": DB, "kmax": PW + 1, "lim": PW + 1,
-            "clip": RB, "nglob": GB, "kig": 1, "hits2": GM, **paired_fields,
+            "clip": RB, "nglob": GB, "kig": 1, "hits2": GM, "nxt": 1, **paired_fields,
         })
         desc = Signal(desc_layout)
         s1_run = Signal()  # stage 1 is working on a group (below)
@@ -435,6 +435,7 @@ class Engine(wiring.Component):
         g_start = Signal(PW + 1)
         g_kig = Signal()
         g_tok2 = Signal(PW + 2)  # the token of the group's second window key (g_start + step)
+        g_nxt = Signal()  # the group has a second window key (desc.nxt)
         g_kbase = Signal(max(NW + 1, RB) + 2)
         g_mlo = Signal(NW + 1)
         g_clip = Signal(RB)
@@ -488,6 +489,7 @@ class Engine(wiring.Component):
                 desc.qbank.eq(sched_bank), desc.active.eq(active),
                 desc.start.eq(pbase + gsub), desc.step.eq(1), desc.kmax.eq(SG - 1),
                 desc.lim.eq(pbase + n), desc.clip.eq(0), desc.nglob.eq(0),
+                desc.nxt.eq((gsub + 1 < n) if SG >= 2 else 0),  # pbase + gsub + 1 < lim
                 *paired_desc(**paired), desc_valid.eq(1),
             ]
 
@@ -575,7 +577,9 @@ class Engine(wiring.Component):
                 # whether the group's first two window keys are global rows (for stage 1's
                 # kig_r and its compares a key ahead), from g_start, set in MAIN_GROUP; the second
                 # key's token registered first, compared in the cycle the descriptor is set
-                m.d.sync += [g_kig.eq(is_global(tok(g_start))), g_tok2.eq(tok(g_start + dil_s))]
+                m.d.sync += [g_kig.eq(is_global(tok(g_start))), g_tok2.eq(tok(g_start + dil_s)),
+                             g_nxt.eq((g_kbase > g_mlo)
+                                      & (g_start + dil_s < (n + moff if PA else n)))]
                 load_queries()
                 with m.If(uload == U):  # at least a cycle after MAIN_GROUP set the g_* fields
                     m.d.sync += [
@@ -585,7 +589,7 @@ class Engine(wiring.Component):
                         desc.step.eq(dil_s), desc.kmax.eq(g_kbase - g_mlo),
                         desc.lim.eq(n + moff if PA else n), desc.clip.eq(g_clip),
                         desc.nglob.eq(ng), desc.kig.eq(g_kig),
-                        desc.hits2.eq(global_hits(g_tok2)),
+                        desc.hits2.eq(global_hits(g_tok2)), desc.nxt.eq(g_nxt),
                         *paired_desc(),
                         desc_valid.eq(1),
                     ]
@@ -686,7 +690,8 @@ class Engine(wiring.Component):
 
         # Registered a key ahead (they decide every issue, so they are not computed from s1_k,
         # s1_pos and s1_gi in the cycle that uses them): win_r = s1_k <= kmax & s1_pos < lim;
-        # nxt_r: the same for the next window key; gmore_r = s1_gi < nglob; glast_r = s1_gi + 1
+        # nxt_r: the same for the next window key (at a group's start desc.nxt, which the
+        # scheduler registers beforehand); gmore_r = s1_gi < nglob; glast_r = s1_gi + 1
         # >= nglob; kc_r = s1_k + clip; kig_r: s1_pos is a global row.
         # (the key after next is compared with bounds lowered by two steps, s1_kmax2 and s1_lim2)
         win_r, nxt_r = Signal(name="win_r"), Signal(name="nxt_r")
@@ -701,7 +706,7 @@ class Engine(wiring.Component):
         s1_lim2 = Signal(signed(max(PW + 1, DB + 2) + 1))
         with m.If(desc_take):
             m.d.sync += [win_r.eq(desc.start < desc.lim),
-                         nxt_r.eq((desc.kmax >= 1) & (desc.start + desc.step < desc.lim)),
+                         nxt_r.eq(desc.nxt),
                          gmore_r.eq(desc.nglob != 0), glast_r.eq(desc.nglob <= 1),
                          kc_r.eq(desc.clip), kig_r.eq(desc.kig), hits_n.eq(desc.hits2),
                          s1_pnext2.eq(desc.start + (desc.step << 1)),
@@ -1118,16 +1123,14 @@ class Engine(wiring.Component):
                 dv3 = delayed(m, dv3, f"dv3b_{u}")
             else:
                 m.d.sync += xprod.eq(diff * mant)
-            # t3: z = floor(2 xprod / 2^mshift); t4: x = (z + 1) >> 1, which is xprod / 2^mshift
-            # rounded half up, clamped at EXP_CUTOFF (x >= CUTOFF exactly when z >= 2 CUTOFF - 1)
-            # -> exponential unit (latency 1)
+            # t3: z = floor(2 xprod / 2^mshift); t4: the exponential of x = (z + 1) >> 1, which
+            # is xprod / 2^mshift rounded half up, clamped at EXP_CUTOFF (ExpUnit ``halves``:
+            # the rounding folded into its table, z's low bits its address)
             z = Signal(nx.XPROD_WIDTH + 1, name=f"z{u}", reset_less=True)
             dv4 = Signal(name=f"dv4_{u}")
             m.d.sync += [z.eq((xprod << 1) >> mshift), dv4.eq(dv3)]
-            rnd = Signal(nx.EXP_IN_WIDTH, name=f"rnd{u}")
-            m.d.comb += rnd.eq((z[:nx.EXP_IN_WIDTH] + 1) >> 1)
-            m.submodules[f"exp{u}"] = ex = ExpUnit(1 + EL)
-            m.d.comb += ex.x.eq(Mux(z >= 2 * nx.EXP_CUTOFF - 1, nx.EXP_CUTOFF, rnd))
+            m.submodules[f"exp{u}"] = ex = ExpUnit(1 + EL, halves=True, z_width=len(z))
+            m.d.comb += ex.x.eq(z)
             dv5 = Signal(name=f"dv5_{u}")
             m.d.sync += dv5.eq(dv4)
             if EL:
@@ -1242,7 +1245,7 @@ class Engine(wiring.Component):
             m.submodules[f"recip{u}"] = rc = Reciprocal()
             div_r = Signal(nx.SUM_NORM_BITS, name=f"div_r{u}")
             m.d.comb += [rc.start.eq(rstart), rc.divisor.eq(div_r)]
-            row = Signal(int8_row(d), name=f"orow{u}")
+            row = Signal(int8_row(d), name=f"orow{u}", reset_less=True)
             out_rows.append(row)
             NL = Normaliser.LATENCY
             oc = Signal(range(d // ol + NL), name=f"oc{u}")

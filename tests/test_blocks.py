@@ -270,6 +270,40 @@ def test_exp_unit_exhaustive(latency):
     _simulate(dut, tb)
 
 
+@pytest.mark.parametrize("latency", [1, 2])
+def test_exp_unit_halves_exhaustive(latency):
+    """ExpUnit(halves=True) takes z, twice the argument before rounding: e = exp2_neg((z + 1) >> 1)
+    for every z up to past the clamp, and far above it (the engine's z is 30 bits and more)."""
+    rng = np.random.default_rng(3001)
+    zw = 24
+    full = np.arange(2 * nx.EXP_CUTOFF + 2)  # through the clamp (z = 2 CUTOFF - 1 gives 0)
+    above = np.array([2 * nx.EXP_CUTOFF + 511, 2 * nx.EXP_CUTOFF + 512, 3 << 13, 1 << 14,
+                      (1 << 14) + 511, (1 << 20) + 5, (1 << zw) - 1])
+    zs = np.concatenate([full, rng.permutation(full), above]).astype(np.int64)
+    expected = nx.exp2_neg((zs + 1) >> 1).tolist()
+    # the half steps: z = 1 rounds up to x = 1, z = 511 to x = 256 (the carry into the shift)
+    assert expected[1] == expected[2] < expected[0] and expected[511] == expected[512]
+    assert sum(expected[:2 * nx.EXP_CUTOFF - 1]) > 0 and not any(expected[-len(above):])
+    # without the clamp, z = 2^14 would read entry 0 unshifted (2^15)
+    zs = zs.tolist()
+    dut = blocks.ExpUnit(latency, halves=True, z_width=zw)
+
+    async def tb(ctx):
+        for i, z in enumerate(zs + [0] * (latency - 1)):
+            ctx.set(dut.x, z)
+            await ctx.tick()
+            if i + 1 >= latency:
+                got, want = ctx.get(dut.e), expected[i + 1 - latency]
+                assert got == want, f"z={zs[i + 1 - latency]}: e={got}, expected {want}"
+
+    _simulate(dut, tb)
+
+
+def test_exp_unit_rejects_narrow_z():
+    with pytest.raises(ValueError, match="z_width = 13: allowed 14 or more"):
+        blocks.ExpUnit(1, halves=True, z_width=13)
+
+
 # --- Reciprocal ----------------------------------------------------------------------------------
 
 def test_reciprocal_timing_and_values():
