@@ -185,6 +185,15 @@ class BoardCore(wiring.Component):
         # does not reach the engine's checks in the same cycle)
         m.d.sync += start.eq(0)
         m.d.comb += eng.start.eq(start)
+        # copies of the start pulse, one per feeder and row buffer that it clears, set with it
+        # (``*_dup``: one register reaching them all took 9-10 ns of routing)
+        start_dups = []
+
+        def start_copy(name):
+            c = Signal(name=f"start_{name}_dup")
+            m.d.sync += c.eq(0)
+            start_dups.append(c)
+            return c
         active = Signal()  # the buffers belong to the feeders
         m.d.comb += [active.eq(eng.status.state == regs.State.BUSY), self.busy.eq(active)]
         # Which side a stream engine's buffer belongs to, per buffer: a register a cycle behind
@@ -203,7 +212,8 @@ class BoardCore(wiring.Component):
                 m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
                 m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
             m.submodules.o_writer = ow = RowWriter(rows, R, WB)
-            m.d.comb += [qr.clear.eq(start), kvr.clear.eq(start), ow.clear.eq(start)]
+            m.d.comb += [qr.clear.eq(start_copy("qr")), kvr.clear.eq(start_copy("kvr")),
+                         ow.clear.eq(start_copy("ow"))]
             n = cfg.n
             ng = cfg.n_globals
             # Q rows by output position 0 .. n-1 (schedule.output_order); an engine with paired max
@@ -239,7 +249,7 @@ class BoardCore(wiring.Component):
                     m.d.comb += qi_n.eq(qi + 1)
                     m.d.sync += q_more.eq(qi < n_m1)
             # (a row per RAM word: through a RowBuffer, as the K/V rows below)
-            q_src = row_buffer(m, "q_buf", qr.row, start) if R == 1 else qr.row
+            q_src = row_buffer(m, "q_buf", qr.row, start_copy("q_buf")) if R == 1 else qr.row
             m.d.comb += [eng.q.payload.as_value().eq(q_src.payload), eng.q.valid.eq(q_src.valid),
                          q_src.ready.eq(eng.q.ready)]
             # K/V rows: the globals in register order, then EngineParams.kv_passes passes of 0..n-1.
@@ -298,7 +308,8 @@ class BoardCore(wiring.Component):
             # spread over the die, in three steps)
             kv_src = kvr.row
             if R == 1:
-                kv_src = row_buffer(m, "kv_buf1", row_buffer(m, "kv_buf", kvr.row, start), start)
+                kv_mid = row_buffer(m, "kv_buf", kvr.row, start_copy("kv_buf"))
+                kv_src = row_buffer(m, "kv_buf1", kv_mid, start_copy("kv_buf1"))
             m.d.comb += [eng.kv.valid.eq(kv_src.valid),
                          eng.kv.payload.as_value().eq(kv_src.payload),
                          kv_src.ready.eq(eng.kv.ready)]
@@ -309,9 +320,9 @@ class BoardCore(wiring.Component):
             o_src = eng.o
             o_held = Const(0, 1)  # a row on its way to the writer
             if R == 1:
-                o_mid = row_buffer(m, "o_buf", eng.o, start)
+                o_mid = row_buffer(m, "o_buf", eng.o, start_copy("o_buf"))
                 o_held = o_mid.valid
-                o_src = row_buffer(m, "o_buf1", o_mid, start)
+                o_src = row_buffer(m, "o_buf1", o_mid, start_copy("o_buf1"))
             m.d.comb += [ow.row.valid.eq(o_src.valid), ow.row.payload.eq(o_src.payload),
                          o_src.ready.eq(ow.row.ready)]
 
@@ -626,7 +637,7 @@ class BoardCore(wiring.Component):
                         m.d.sync += cfg_valid.eq(1)
                         reply(cmd, 0, SRC_NONE)
                     with m.Case(pr.Cmd.START):
-                        m.d.sync += start.eq(1)
+                        m.d.sync += [start.eq(1)] + [c.eq(1) for c in start_dups]
                         reply(cmd, 0, SRC_NONE)
                     with m.Case(pr.Cmd.READ_STATUS):
                         m.d.sync += r_word.eq(status_bits.as_value())

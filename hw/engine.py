@@ -1234,7 +1234,7 @@ class Engine(wiring.Component):
         ready_rows = Signal(U)
         out_rows = []
         ol = P.out_lanes
-        epi_bank_dups = []  # copies of epi_bank, one per normaliser
+        epi_bank_dups = []  # copies of epi_bank, one per normaliser (per element with SHIFT_IN)
         for u in range(U):
             # the bank's sum S, registered as the row's epilogue starts (the bank's sums stand
             # still until its rows are out)
@@ -1257,7 +1257,8 @@ class Engine(wiring.Component):
             sub_d = [] if SHIFT_IN else [Signal(SB, name=f"sub_u{u}_{j}_dup") for j in range(ol)]
             # the bank picked by a copy of epi_bank beside each normaliser (each copy drives a
             # normaliser's accumulator multiplexers, not all of them)
-            bank_d = [Signal(name=f"epi_bank_u{u}_{j}_dup") for j in range(ol)]
+            bank_d = ([] if SHIFT_IN else
+                      [Signal(name=f"epi_bank_u{u}_{j}_dup") for j in range(ol)])
             epi_bank_dups += bank_d
             # With one chunk per row (the ring never turns), each normaliser's elements wait in
             # a shift register of its own, loaded from the bank's accumulators (they stand still
@@ -1271,9 +1272,13 @@ class Engine(wiring.Component):
                 m.d.sync += ld.eq(rc.last)
                 sr = [Signal(signed(P.acc_width), name=f"epi_sr_u{u}_{j}_{k}", reset_less=True)
                       for k in range(per_chunk)]
+                # the bank's copy per element: a copy per normaliser drove 8 elements' worth of
+                # multiplexers (272) beside accumulators across the die, 10.2 ns of routing
+                bank_e = [Signal(name=f"epi_bank_u{u}_{j}_{k}_dup") for k in range(per_chunk)]
+                epi_bank_dups += bank_e
                 for k, i in enumerate(range(j, LW, ol)):
                     with m.If(ld):
-                        m.d.sync += sr[k].eq(Mux(bank_d[j], accA[u][1][i], accA[u][0][i]))
+                        m.d.sync += sr[k].eq(Mux(bank_e[k], accA[u][1][i], accA[u][0][i]))
                     if k + 1 < per_chunk:
                         with m.Else():
                             m.d.sync += sr[k].eq(sr[k + 1])

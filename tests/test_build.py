@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from swattn.fpga import build as fb
 from swattn.fpga.boards import BOARDS
 
@@ -113,19 +115,25 @@ def test_synthesis_of_the_icebreaker_board(tmp_path):
     assert "resource" in r.stdout and "SPRAM" in r.stdout  # the table is printed
 
 
-def test_register_copies_survive_synthesis_of_the_ulx3s(tmp_path):
+@pytest.fixture(scope="module")
+def ulx3s_netlist(tmp_path_factory):
+    """The ULX3S board top after Yosys (``swattn build --synth-only``, about a minute)."""
+    out = tmp_path_factory.mktemp("ulx3s")
+    r = subprocess.run(SWATTN + ["build", "--board", "ulx3s-85f", "--synth-only",
+                                 "--out", str(out)], capture_output=True, text=True,
+                       timeout=1500)
+    netlist = out / "ulx3s-85f" / "swattn_ulx3s_85f.json"
+    assert netlist.exists(), r.stderr[-2000:]
+    return json.loads(netlist.read_text())["modules"]["swattn_ulx3s_85f"]
+
+
+def test_register_copies_survive_synthesis_of_the_ulx3s(ulx3s_netlist):
     """Registers named ``*_dup`` are copies of one value, each for the loads beside it: after
     Yosys on the ULX3S board top every copy is a flip-flop of its own. No two ``*_dup`` nets of
     the netlist are the same bits (before fpga/build.py's keep took in the wires Amaranth
     connects them to, eleven groups, the K/V memories' write addresses among them, had been
     merged into one register each)."""
-    r = subprocess.run(SWATTN + ["build", "--board", "ulx3s-85f", "--synth-only",
-                                 "--out", str(tmp_path)], capture_output=True, text=True,
-                       timeout=1500)
-    netlist = tmp_path / "ulx3s-85f" / "swattn_ulx3s_85f.json"
-    assert netlist.exists(), r.stderr[-2000:]
-    mods = json.loads(netlist.read_text())["modules"]
-    names = mods["swattn_ulx3s_85f"]["netnames"]
+    names = ulx3s_netlist["netnames"]
     copies = {n: tuple(v["bits"]) for n, v in names.items() if n.endswith("_dup")}
     # the engine's and the board's copies are there: per memory slice, per 64 bits of a row
     assert {"board.core.engine.ring_k_wa0_dup", "board.core.engine.ring_v_wa3_dup",
@@ -137,6 +145,29 @@ def test_register_copies_survive_synthesis_of_the_ulx3s(tmp_path):
             by_bits.setdefault(bits, []).append(n)
     merged = sorted(ns for ns in by_bits.values() if len(ns) > 1)
     assert not merged, f"{len(merged)} groups of copies merged, e.g. {merged[:3]}"
+
+
+def test_the_ulx3s_clock_is_held_off_until_the_pll_locks(ulx3s_netlist):
+    """The ECP5 top has no reset network: its clock reaches the design through one DCCA whose
+    enable is the PLL's lock after two flip-flops on the PLL's own output, and the PLL's
+    feedback is taken before the gate (else it could never lock). Every other flip-flop is
+    clocked by the gate's output."""
+    cells = ulx3s_netlist["cells"].values()
+    by_type = {}
+    for c in cells:
+        by_type.setdefault(c["type"], []).append(c)
+    (pll,), (dcc,) = by_type["EHXPLLL"], by_type["DCCA"]
+    pin = lambda c, p: c["connections"][p][0]  # noqa: E731
+    clkop, lock = pin(pll, "CLKOP"), pin(pll, "LOCK")
+    assert pin(pll, "CLKFB") == clkop and pin(dcc, "CLKI") == clkop
+    ffs = by_type["TRELLIS_FF"]
+    driver = {pin(f, "Q"): f for f in ffs}
+    stage1 = driver[pin(dcc, "CE")]
+    stage0 = driver[pin(stage1, "DI")]
+    assert pin(stage0, "DI") == lock
+    assert pin(stage0, "CLK") == pin(stage1, "CLK") == clkop
+    others = [f for f in ffs if f is not stage0 and f is not stage1]
+    assert len(others) > 20000 and {pin(f, "CLK") for f in others} == {pin(dcc, "CLKO")}
 
 
 def test_a_build_at_another_clock_than_the_target(tmp_path, monkeypatch):
