@@ -151,7 +151,11 @@ class BoardCore(wiring.Component):
         if serial:
             m.submodules.engine = eng = SerialEngine(P)
         else:
-            m.submodules.engine = eng = Engine(P, hold_config=False)
+            # the engine's own copy of the configuration, loaded at the start beside the logic
+            # that reads it (180 flip-flops more than reading the core's store directly: from
+            # there, across the die, the store reached the scheduler's and the checks' compares
+            # with 8-9 ns of routing in front of them)
+            m.submodules.engine = eng = Engine(P, hold_config=True)
         rams = {}
         # With a row per block RAM word (the ECP5), the Q, K and V buffers are each cut into
         # BRAM_SLICES memories side by side, each addressed by copies of its own of the

@@ -435,7 +435,13 @@ class Engine(wiring.Component):
         g_start = Signal(PW + 1)
         g_kig = Signal()
         g_tok2 = Signal(PW + 2)  # the token of the group's second window key (g_start + step)
-        g_nxt = Signal()  # the group has a second window key (desc.nxt)
+        # whether the group has a second window key (desc.nxt) from registers: its position
+        # g_pos2 = g_start + step, g_more = g_kbase > g_mlo (the window has two keys), g_lim the
+        # main pass's end
+        g_pos2 = Signal(PW + 2)
+        g_more = Signal()
+        g_lim = Signal(PW + 1)
+        m.d.sync += g_lim.eq(n + moff if PA else n)  # (of the configuration and the checks)
         g_kbase = Signal(max(NW + 1, RB) + 2)
         g_mlo = Signal(NW + 1)
         g_clip = Signal(RB)
@@ -578,8 +584,7 @@ class Engine(wiring.Component):
                 # kig_r and its compares a key ahead), from g_start, set in MAIN_GROUP; the second
                 # key's token registered first, compared in the cycle the descriptor is set
                 m.d.sync += [g_kig.eq(is_global(tok(g_start))), g_tok2.eq(tok(g_start + dil_s)),
-                             g_nxt.eq((g_kbase > g_mlo)
-                                      & (g_start + dil_s < (n + moff if PA else n)))]
+                             g_pos2.eq(g_start + dil_s), g_more.eq(g_kbase > g_mlo)]
                 load_queries()
                 with m.If(uload == U):  # at least a cycle after MAIN_GROUP set the g_* fields
                     m.d.sync += [
@@ -587,9 +592,10 @@ class Engine(wiring.Component):
                         desc.reset_acc.eq(1), desc.final.eq(1), desc.qbank.eq(sched_bank),
                         desc.active.eq(active), desc.start.eq(g_start),
                         desc.step.eq(dil_s), desc.kmax.eq(g_kbase - g_mlo),
-                        desc.lim.eq(n + moff if PA else n), desc.clip.eq(g_clip),
+                        desc.lim.eq(g_lim), desc.clip.eq(g_clip),
                         desc.nglob.eq(ng), desc.kig.eq(g_kig),
-                        desc.hits2.eq(global_hits(g_tok2)), desc.nxt.eq(g_nxt),
+                        desc.hits2.eq(global_hits(g_tok2)),
+                        desc.nxt.eq(g_more & (g_pos2 < g_lim)),
                         *paired_desc(),
                         desc_valid.eq(1),
                     ]
