@@ -62,6 +62,12 @@ def test_utilisation_and_fmax_from_reports(tmp_path):
     assert got[("block RAM (DP16KD)", "yosys")] == (70, 208)
     fmax, clk = fb.fmax_of(report, board.clock_hz)
     assert (fmax, clk) == (87.5, "$glbnet$board_clk")  # the engine clock, not the input pin
+    # the ECP5 top: the gated engine clock and the lock synchroniser's two flip-flops on the
+    # PLL's output (its constraint derived by nextpnr), both at the target, the fast one first
+    two = {"fmax": {"$glbnet$clk25": {"achieved": 250.0, "constraint": 25.0},
+                    "pll.clkop": {"achieved": 995.0, "constraint": 100.0},
+                    "clk": {"achieved": 97.0, "constraint": 100.0}}}
+    assert fb.fmax_of(two, 100e6) == (97.0, "clk")
     crit = fb.critical_path(report, clk)  # the engine clock's path, not the input pin's
     assert crit == {"ns": 11.4, "logic_ns": 1.15, "routing_ns": 10.25, "levels": 1,
                     "from": "top.core.ci[0]", "to": "top.core.chk_fail",
