@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 
 from swattn.fpga.feeders import RowBuffer, RowFetcher
 
-WIDTH = 150  # three copies of each row's load enable (RowBuffer.SLICE = 64)
+WIDTH = 150  # five copies of each row's load enable (RowBuffer.SLICE = 32)
 
 
 def _run(p_valid, p_ready, count, seed):
