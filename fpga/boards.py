@@ -42,6 +42,10 @@ class Board:
     baud : UART rate; uart_timeout_ms : a frame silent this long is dropped.
     word_bytes : row-buffer RAM width in bytes; spram : buffers in iCE40UP SPRAM.
     flash_board : openFPGALoader's ``-b`` name. why : one line for ``swattn build --list``.
+    seed : nextpnr's placement seed for ``swattn build`` (``--seed`` overrides it). Fmax moves
+        with the seed on one netlist (the ULX3S by up to 10-15 MHz: fpga/README.md), and
+        nextpnr is deterministic for a given netlist, seed and version (pinned in
+        pyproject.toml), so the table names a seed that meets the target with this netlist.
     """
 
     name: str
@@ -55,6 +59,7 @@ class Board:
     flash_board: str
     why: str
     uart_timeout_ms: float = 50.0
+    seed: int = 1
     resources: dict = field(default_factory=dict)  # device totals for the utilisation table
 
     def make_platform(self):

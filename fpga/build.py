@@ -326,16 +326,18 @@ def suggest_clock(board: Board, fmax_mhz: float) -> float | None:
     return None
 
 
-def build(board: Board, out: Path, synth_only: bool = False, seed: int = 1,
+def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = None,
           progress: Progress | None = None, clock_mhz: float | None = None) -> dict:
     """Build ``board`` under ``out/<board>``; returns the result dict (also for --json).
 
     clock_mhz : build for this engine clock instead of the board's target (:func:`with_clock`);
         the build then passes when Fmax meets this clock, and the result keeps both.
+    seed : nextpnr's placement seed; None: the board's (``Board.seed``).
     """
     from .top import BoardTop
 
     target_mhz = board.clock_hz / 1e6
+    seed = board.seed if seed is None else seed
     board = with_clock(board, clock_mhz)
     progress = progress or Progress()
     t0 = time.monotonic()
@@ -471,12 +473,12 @@ def plot_utilisation(board: Board, res: dict, path: Path) -> Path | None:
 
 def list_boards(file=sys.stdout):
     print(f"{'board':<12}{'device':<20}{'engine':<8}{'lanes':>6}{'head':>6}{'n max':>7}"
-          f"{'clock':>9}{'baud':>10}  why", file=file)
+          f"{'clock':>9}{'baud':>10}{'seed':>6}  why", file=file)
     for b in BOARDS.values():
         p = b.params
         dev = b.platform.split(":")[1].replace("_Platform", "").replace("Platform", "")
         print(f"{b.name:<12}{dev:<20}{b.engine:<8}{p.lanes:>6}{p.head_dim:>6}{p.n_max:>7}"
-              f"{b.clock_hz / 1e6:>6g} MHz{b.baud:>10}  {b.why}", file=file)
+              f"{b.clock_hz / 1e6:>6g} MHz{b.baud:>10}{b.seed:>6}  {b.why}", file=file)
 
 
 def add_arguments(p):
@@ -487,7 +489,8 @@ def add_arguments(p):
     p.add_argument("--synth-only", action="store_true",
                    help="stop after synthesis (and, on the iCE40, nextpnr's packer): "
                         "utilisation, no Fmax")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--seed", type=int,
+                   help="nextpnr placement seed (default: the board's, `swattn build --list`)")
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="engine clock to build for instead of the board's target (for a design "
                         "that misses its target: a bitstream at a clock it meets)")

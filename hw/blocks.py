@@ -571,13 +571,19 @@ class Normaliser(wiring.Component):
         m.d.sync += z.eq((prod >> k0) >> ~sh4)  # ~sh4 = 7 - out_shift
         # stage 6: round half up, saturate to int8: y = (z + 1) >> 1 above DATA_MAX exactly when
         # z >= 2 DATA_MAX + 1, below DATA_MIN when z <= 2 DATA_MIN - 2; in between y's 8 bits
-        # are those of (z mod 2^9 + 1) >> 1 (the compares and a 9-bit add side by side)
+        # are those of (z mod 2^9 + 1) >> 1. The two tests without carry chains, from z's low 9
+        # bits (lo) and the rest (hi): z >= 255 when z >= 0 and (hi != 0 or lo >= 255);
+        # z <= -258 when z < 0 and (hi != -1 or lo < 255) (hi = -1: z = lo - 512)
+        L = nx.DATA_WIDTH + 1
+        assert 2 * nx.DATA_MAX + 1 == (1 << L) - 1 - (1 << (L - 1)) and len(z) > L
         y = Signal(nx.DATA_WIDTH + 2)
         o = Signal.like(self.o, reset_less=True)
-        m.d.comb += [y.eq(z[:nx.DATA_WIDTH + 1] + 1), self.o.eq(o)]
-        with m.If(z >= 2 * nx.DATA_MAX + 1):
+        m.d.comb += [y.eq(z[:L] + 1), self.o.eq(o)]
+        lo, hi, neg = z[:L], z[L:], z[-1]
+        lo_ge = lo[L - 1] | (lo[:L - 1] == (1 << (L - 1)) - 1)  # lo >= 255
+        with m.If(~neg & ((hi != 0) | lo_ge)):
             m.d.sync += o.eq(nx.DATA_MAX)
-        with m.Elif(z <= 2 * nx.DATA_MIN - 2):
+        with m.Elif(neg & ((hi != (1 << len(hi)) - 1) | ~lo_ge)):
             m.d.sync += o.eq(nx.DATA_MIN)
         with m.Else():
             m.d.sync += o.eq(y[1:nx.DATA_WIDTH + 1])

@@ -231,3 +231,31 @@ def test_a_build_at_another_clock_than_the_target(tmp_path, monkeypatch):
     assert r.stderr.strip().splitlines() == [
         "swattn: error: --clock 7 for ulx3s-85f: no ECP5 PLL setting gives 7 MHz from 25 MHz "
         "within 1% (EHXPLLL: fin / CLKI_DIV * CLKFB_DIV, VCO 400..800 MHz)"]
+
+
+def test_the_board_table_names_the_seed(tmp_path, monkeypatch):
+    """``swattn build`` passes nextpnr the board's seed (Board.seed) unless --seed is given."""
+    import dataclasses
+
+    from swattn.fpga import top
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    class FakePlatform:
+        def prepare(self, *args, **kwargs):
+            seen.append(kwargs["nextpnr_opts"])
+            raise Stop
+
+    monkeypatch.setattr(top, "BoardTop", lambda b: None)
+    board = dataclasses.replace(BOARDS["ulx3s-85f"], seed=7)
+    monkeypatch.setattr(type(board), "make_platform", lambda self: FakePlatform())
+    for seed in (None, 3):
+        try:
+            fb.build(board, tmp_path, seed=seed)
+        except Stop:
+            pass
+    got = [opts[opts.index("--seed") + 1] for opts in seen]
+    assert got == ["7", "3"]
