@@ -96,6 +96,7 @@ BOARDS: dict[str, Board] = {
                             pv_pipeline=5),
         clock_hz=100e6, baud=3_000_000, word_bytes=32, spram=False, flash_board="ulx3s",
         why="ECP5-85F; 64 lanes, buffers in block RAM, 100 MHz, 3 Mbaud",
+        seed=3,
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208, "SPRAM": 0},
     ),
 }

@@ -336,7 +336,9 @@ class BoardCore(wiring.Component):
         # copies of laddr, one per Q/K/V buffer, each set as laddr is (from its own value when it
         # steps), so that the buffers' slice address copies (8 each) follow a register of their
         # own: one laddr reaching all 24 took 10.7 ns of routing
-        laddr_c = {name: Signal.like(laddr, name=f"laddr_{name}_dup") for name in ("q", "k", "v")}
+        # (only with sliced buffers: a *_dup register is kept through synthesis even unused)
+        laddr_c = ({name: Signal.like(laddr, name=f"laddr_{name}_dup") for name in ("q", "k", "v")}
+                   if NS > 1 else {})
 
         def laddr_to(value):
             """laddr and its copies set to ``value(register)``."""
