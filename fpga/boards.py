@@ -11,17 +11,17 @@ Why these sizes:
   lanes (which packed into twice the device). Head dim 32 as in all-MiniLM-L6-v2; Q, K, V and O
   take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. 36 MHz is the issue's
   target: 12 MHz x 3 from the PLL and an exact 12 cycles per bit at 3 Mbaud (the FT2232H's
-  3 Mbaud is exact). About 4.4k of 5,280 cells, routed at 36-39 MHz (fpga/README.md).
+  3 Mbaud is exact). About 4.2k of 5,280 cells, routed at 36-41 MHz (fpga/README.md).
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (Q, K
-  and V each four 64-bit memories of 8 DP16KD, O 29 DP16KD), radius 64 and 8 globals for
+  and V each eight 32-bit memories of 4 DP16KD, O 29 DP16KD), radius 64 and 8 globals for
   Longformer/BigBird-like heads; ``dot_pipeline`` 4 and ``pv_pipeline`` 5 (registers between
   the block RAMs, multipliers and adders, which lie far apart on the die: 1.45% more cycles
   than none on the board's Longformer-like head with 8 globals at n = 2047). 100 MHz is the
   issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
-  NOTE: the routed design reaches 76-95 MHz today, by nextpnr seed (fpga/README.md); the
-  build says so and fails. ``swattn build --board ulx3s-85f --clock 80`` builds it with the
-  PLL at 80 MHz (27 cycles per bit at 3 Mbaud, 1.2% off), where it meets timing (83.0 MHz).
+  Routed at 104.9 MHz with nextpnr seed 3, the table's ``seed`` (fpga/README.md: Fmax moves by
+  10-20 MHz between seeds on one netlist, and other seeds miss 100 MHz); ``--clock`` builds the
+  design with its PLL at a slower clock for another seed or a changed design.
 """
 
 from __future__ import annotations
