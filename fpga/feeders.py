@@ -203,8 +203,8 @@ class RowBuffer(wiring.Component):
     copies), never the row registers: a row register loads ``i.payload`` in every cycle in which
     it is empty (the value counts only once the entry is marked full, in the cycle the input is
     taken), and ``o.payload`` is a multiplexer selected by the read pointer (a copy of it per
-    ``SLICE`` bits). ``i.ready`` is a register. Full rate: a row can enter and another leave in the same
-    cycle.
+    ``SLICE`` bits). ``i.ready`` is a register. Full rate: a row can enter and another leave in
+    the same cycle.
 
     ``clear`` drops both rows (a new job): it reaches only the flags and pointers; the row
     registers have no reset (a wide row's reset would be one more net to all its flip-flops).
