@@ -240,7 +240,9 @@ class Engine(wiring.Component):
         g_mod = Signal(range(2 * U))  # global checks done, mod 2 U
         # the scalar checks' compares of the configuration alone, registered at step 0
         bad_n, bad_dil, bad_ng = Signal(), Signal(), Signal()
-        with m.If(checking & ~self.start):
+        # (a start while BUSY is refused above and changes nothing here: the checks, job_init and
+        # the scheduler's start go on as if it had not come)
+        with m.If(checking):
             with m.If(chk_i == 0):
                 m.d.sync += [rlim.eq(rlim_tab[dil_s]), span.eq(left_s + right_s),
                              reach_l.eq(times_small(left_s, dil_s, DB)),
@@ -291,9 +293,7 @@ class Engine(wiring.Component):
                 m.d.sync += checking.eq(0)
                 m.d.comb += job_go.eq(1)
         m.d.sync += job_init.eq(job_go)
-        # (a start in the job_init cycle begins new checks: the job does not run, and the state
-        # job_init resets is reset again by the new job's)
-        with m.If(job_init & ~self.start):
+        with m.If(job_init):
             m.d.sync += running.eq(1)
 
         # ---------------------------------------------------------------- memories
@@ -502,7 +502,7 @@ class Engine(wiring.Component):
         # the scheduler starts a cycle after job_init (a register: the checks' outcome does not
         # reach the enables of its positions in the same cycle)
         sched_go = Signal()
-        m.d.sync += sched_go.eq(job_init & ~self.start)
+        m.d.sync += sched_go.eq(job_init)
         with m.FSM(name="sched"):
             with m.State("IDLE"):
                 with m.If(sched_go):

@@ -140,7 +140,8 @@ class SerialEngine(wiring.Component):
         # step 0 registers each scalar test, step 1 picks the first that fails (so no compare
         # feeds a priority chain in the same cycle), step 2 + k checks global k
         f_n, f_dil, f_rad, f_cnt = Signal(), Signal(), Signal(), Signal()
-        with m.If(checking & ~self.start):
+        # (a start while BUSY is refused above: the checks go on as if it had not come)
+        with m.If(checking):
             with m.If(ci == 0):
                 m.d.sync += [f_n.eq((cfg.n == 0) | (cfg.n > P.n_max)),
                              f_dil.eq((cfg.dilation == 0) | (cfg.dilation > P.max_dilation)),
