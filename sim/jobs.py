@@ -97,14 +97,43 @@ def high_bit_invalid_jobs(p: EngineParams, seed: int) -> list[dict]:
              "seed": seed * 100 + 50 + i} for i, (err, over) in enumerate(cases)]
 
 
+#: a start while BUSY is tried this many cycles past the check window too (so that offsets
+#: 0 .. max_globals + BUSY_PAST_CHECKS cover the checks, job_init and the first running cycles)
+BUSY_PAST_CHECKS = 8
+#: starts while BUSY k = 0 .. BUSY_END_MAX cycles before the job's last output row (k = 0: in the
+#: cycle of its handshake, the one that reaches DONE)
+BUSY_END_MAX = 3
+
+
+def busy_jobs(p: EngineParams, seed: int) -> list[dict]:
+    """Jobs with a second start while the first runs, input never idle and output always ready
+    (so that the job's cycle count is the cycle model's): one for every ``busy_at`` offset 0 ..
+    ``max_globals + BUSY_PAST_CHECKS`` (the second start comes ``busy_at + 1`` cycles after the
+    accepted one), one in its own check window's last cycle (``CHECK_BASE + n_globals``, the
+    cycle where a start once dropped the job), and one ``busy_end`` = k cycles before the last
+    output row for each k in 0 .. ``BUSY_END_MAX``. Each must end DONE with error BUSY, the
+    outputs bit-exact and the cycle count unchanged."""
+    from ..sw.cycles import CHECK_BASE
+
+    def base(i):
+        return dict(job_from_seed(p, seed + i), kind="busy", idle=0.0, stall=0.0)
+
+    jobs = [dict(base(k), busy_at=k) for k in range(p.max_globals + BUSY_PAST_CHECKS + 1)]
+    last = base(len(jobs))
+    jobs.append(dict(last, busy_at=CHECK_BASE + len(last["globals"]), busy_check_last=True))
+    off = len(jobs)
+    jobs += [dict(base(off + k), busy_end=k) for k in range(BUSY_END_MAX + 1)]
+    return jobs
+
+
 def regression_jobs(p: EngineParams, count: int, seed0: int) -> list[dict]:
-    """``count`` random jobs, then each invalid config, a mid-job reset and a start-while-busy,
-    each followed by a valid random job."""
+    """``count`` random jobs, then each invalid config, a mid-job reset and the starts while busy
+    (:func:`busy_jobs`), each followed by a valid random job."""
     jobs = [job_from_seed(p, seed0 + i) for i in range(count)]
     for bad in invalid_jobs(p, seed0):
         jobs += [bad, job_from_seed(p, bad["seed"] + 7)]
     mid = job_from_seed(p, seed0 + 10_000)
     jobs += [dict(mid, kind="reset_mid", abort_after=40), job_from_seed(p, seed0 + 10_001)]
-    busy = job_from_seed(p, seed0 + 10_002)
-    jobs += [dict(busy, kind="busy", busy_at=6), job_from_seed(p, seed0 + 10_003)]
+    for busy in busy_jobs(p, seed0 + 10_100):
+        jobs += [busy, job_from_seed(p, busy["seed"] + 50)]
     return jobs

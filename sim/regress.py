@@ -84,7 +84,7 @@ def plan(verilator_jobs: int = 10_000, icarus_jobs: int = 1_000, chunk: int = 20
             k, left = 0, per_size
             while left > 0:
                 c = min(per, left)
-                # seeds seed0 .. seed0 + 10_003 and seed0 * 100 + i (the invalid jobs) are used
+                # seeds seed0 .. seed0 + 10_200 and seed0 * 100 + i (the invalid jobs) are used
                 seed0 = (1 if sim == "verilator" else 5) * 10_000_000 + si * 1_000_000 + k * 20_000
                 out.append(Chunk(size, sim, seed0, c, xrand=(sim == "verilator" and k % 2 == 1)))
                 k += 1

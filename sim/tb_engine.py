@@ -19,6 +19,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from ..sw import golden, regs, schedule
+from ..sw.cycles import predict_cycles
 from ..sw.engine_params import EngineParams
 from ..sw.numerics import SoftmaxConfig
 from ..sw.pattern import HybridPattern
@@ -45,6 +46,7 @@ class Bench:
         self.d = params.head_dim
         self.v_offset = kv_layout(self.d)["v"].offset
         self.k_offset = kv_layout(self.d)["k"].offset
+        self.last_row_cycle = -1  # stream_job's cycle of the last output handshake
 
     async def reset(self, cycles: int = 3):
         dut = self.dut
@@ -103,6 +105,7 @@ class Bench:
                 ki += 1
             if o_rdy and dut.o__valid.value == 1:
                 out.append(int(dut.o__payload.value))
+                self.last_row_cycle = cyc
             await RisingEdge(dut.clk)
             dut.start.value = 0
             cyc += 1
@@ -160,8 +163,13 @@ async def run_one(bench: Bench, job: dict) -> dict:
         res["ok"] = True
         return res
     extra = None
+    predicted = predict_cycles(p, pattern)
     if kind == "busy":
-        extra = (job.get("busy_at", 5), regs.pack_config(p, pattern, cfg))
+        # the second start: busy_at + 1 cycles after the accepted one, or busy_end cycles before
+        # the last output row's handshake (which, input never idle and output always ready, is
+        # in the cycle the cycle model's count ends with)
+        at = job["busy_at"] if "busy_at" in job else predicted - 1 - job["busy_end"]
+        extra = (at, regs.pack_config(p, pattern, cfg))
     budget = HANG_FACTOR * (4 * pattern.pairs() * 2 * d // p.lanes + 64 * pattern.n + 2000)
     rows, _ = await bench.stream_job(qw, kw, pattern.n, rng, job.get("idle", 0),
                                      job.get("stall", 0), max_cycles=budget, extra_start=extra)
@@ -176,10 +184,17 @@ async def run_one(bench: Bench, job: dict) -> dict:
     out[qo] = got
     ref = golden.attention(q, k, v, pattern, cfg)
     mism = int(np.count_nonzero(out != ref))
+    ok = mism == 0 and st == regs.State.DONE and err.name == ("BUSY" if kind == "busy" else "NONE")
+    if kind == "busy":
+        # the second start changed nothing: the job's cycle count is the cycle model's (input
+        # never idle, output always ready), and it came where the job says
+        res.update(predicted_cycles=predicted, busy_cycle=extra[0],
+                   last_row_cycle=bench.last_row_cycle)
+        landed = (extra[0] == job["busy_at"] if "busy_at" in job
+                  else bench.last_row_cycle - extra[0] == job["busy_end"])
+        ok = ok and cycles == predicted and landed
     res.update(cycles=cycles, state=st.name, error=err.name, mismatches=mism,
-               pairs=pattern.pairs(),
-               ok=(mism == 0 and st == regs.State.DONE
-                   and err.name == ("BUSY" if kind == "busy" else "NONE")))
+               pairs=pattern.pairs(), ok=ok)
     if mism:
         bad = np.argwhere(out != ref)[:5]
         res["first_mismatches"] = [[int(i), int(j), int(out[i, j]), int(ref[i, j])]
@@ -197,9 +212,8 @@ def _random(n, d, seed):
 @cocotb.test()
 async def jobs(dut):
     spec = json.loads(open(os.environ["SWATTN_JOBS"]).read())
-    params = EngineParams(**{k: spec["params"][k] for k in
-                             ("head_dim", "lanes", "max_radius", "max_globals", "max_dilation",
-                              "seq_width")})
+    params = EngineParams(**{k: v for k, v in spec["params"].items()
+                             if k in EngineParams.__dataclass_fields__})
     bench = Bench(dut, params)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     await bench.reset()

@@ -18,8 +18,9 @@ def test_quick_set_has_proofs_and_planted_bugs():
     for wb in formal.BOARD_WORD_BYTES:
         for name in ("feeder_q", "feeder_kv", "board_feeders", "board_tx"):
             assert f"{name}_wb{wb}" in QUICK
+    assert {"busy_start_u1", "busy_start_serial"} <= set(QUICK)
     planted = {"planted_feeder_taken", "planted_board_feeders_taken",
-               "planted_board_tx_taken"}
+               "planted_board_tx_taken", "planted_busy_start_u1", "planted_busy_start_serial"}
     assert planted <= set(QUICK)
     assert sum(formal.PROOFS[n].expect != "PASS" for n in QUICK) >= 5
 
