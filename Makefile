@@ -15,7 +15,7 @@ export ICEPACK = yowasp-icepack
 export ECPPACK = yowasp-ecppack
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install test demo bench golden-bench clean regress formal synth synth-all flash
+.PHONY: install test demo bench golden-bench clean regress regress-verilator formal synth synth-all flash
 
 install: $(STAMP)
 
@@ -58,6 +58,13 @@ bench: $(STAMP)
 regress: $(STAMP)
 	@command -v iverilog >/dev/null || { echo "Icarus Verilog is missing: sudo apt-get install -y iverilog"; exit 1; }
 	$(BIN)/python -m swattn.sim.regress -n auto $(if $(SHARD),--shard $(SHARD)) $(REGRESS_ARGS)
+
+# The Verilator slice of the regression that CI runs after `make test` on every landing: 2,000
+# random jobs over every size (the boards' engines included) with the invalid configurations,
+# the mid-job resets and the starts while busy at every offset; fails on any lost or wrong job
+# or an unhit coverage bin. No Icarus needed.
+regress-verilator: $(STAMP)
+	$(BIN)/python -m swattn.sim.regress -n auto --verilator-jobs 2000 --icarus-jobs 0 --chunk 100
 
 # Issue 8: every SymbiYosys proof (k-induction / BMC with smtbmc z3) and the planted-bug checks.
 formal: $(STAMP)

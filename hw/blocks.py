@@ -213,6 +213,7 @@ class PairedLanes(wiring.Component):
         m.d.sync += [a.eq(self.a), b.eq(self.b)] + [d.eq(self.dot) for d in dots]
         top = nx.EXP_WIDTH - 1
         prod = None if ecp5 else Signal.like(self.prod, reset_less=True)  # (off the ECP5)
+        nxt = []  # prod's next value per lane (off the ECP5)
         for i in range(self._width):
             # e in 0..2^15: on the ECP5 the whole e fits the 18 x 18 multiplier; elsewhere its
             # low 15 bits (signed 16 x 8, with a's sign) and e = 2^15 as v shifted
@@ -225,8 +226,15 @@ class PairedLanes(wiring.Component):
                 registered_product(m, platform, x, y, self.prod[i], reg_inputs=False,
                                    name=f"mul{i}")
             else:
-                m.d.sync += prod[i].eq(Mux(~dot & e[top], self.v[i] << top, x * y))
-                m.d.comb += self.prod[i].eq(prod[i])
+                p = Signal(signed(nx.EXP_WIDTH + nx.DATA_WIDTH), name=f"p{i}")
+                m.d.comb += p.eq(Mux(~dot & e[top], self.v[i] << top, x * y))
+                nxt.append(p)
+        if not ecp5:
+            # one assignment of the whole row, not one per lane: Yosys writes a wire assembled
+            # from per-lane part assigns, which Icarus re-evaluates whole each time one lane's
+            # part changes (a 64-lane row took most of the simulation's time)
+            m.d.sync += prod.as_value().eq(Cat(*nxt))
+            m.d.comb += self.prod.as_value().eq(prod.as_value())
         _registered_tree(m, list(self.prod), self.sum, self.latency, DotLanes.GROUP)
         return m
 

@@ -478,8 +478,10 @@ class Engine(wiring.Component):
                 with m.If(~act[uload]):
                     m.d.sync += uload.eq(uload + 1)
                 with m.Else():
-                    m.d.comb += [self.q.ready.eq(1), q_bank.eq(bank)]
-                    with m.If(self.q.valid):
+                    # (only while a job runs: outside one no row is ever taken, whatever state
+                    # the scheduler is in)
+                    m.d.comb += [self.q.ready.eq(running), q_bank.eq(bank)]
+                    with m.If(self.q.valid & running):
                         m.d.comb += q_load.eq(1)
                         m.d.sync += uload.eq(uload + 1)
 

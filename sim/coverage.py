@@ -12,7 +12,8 @@ A job counts towards its bins only if it passed. Bins (each named ``group: bin``
   adjacent, every token global; on engines with paired max passes (more than one unit), a max
   pass of two groups and one of a lone group (an odd number of groups).
 * ``window shape``: causal (right = 0), anti-causal (left = 0), symmetric, asymmetric.
-* ``backpressure``: idle-input probability x output-stall probability, each 0, 0.2 or 0.6.
+* ``backpressure``: idle-input probability x output-stall probability, each 0, 0.2 or 0.6 (not
+  on the serial engine, which reads its buffers).
 * ``outcome``: every ``regs.Error`` code (NONE from normal jobs, the others from refused
   configurations and starts while busy) and a reset in the middle of a job.
 * ``busy start``: a second start while the first job runs, in each cycle from the one after the
@@ -103,8 +104,9 @@ def _bins_of_job(p, job: dict) -> list[str]:
         out.append("window shape: symmetric")
     elif left > 0 and right > 0:
         out.append("window shape: asymmetric")
-    idle, stall = job.get("idle", 0.0), job.get("stall", 0.0)
-    out.append(f"backpressure: idle {_level(idle)} / stall {_level(stall)}")
+    if not p.serial:  # (the serial engine reads its buffers: no streams to hold back)
+        idle, stall = job.get("idle", 0.0), job.get("stall", 0.0)
+        out.append(f"backpressure: idle {_level(idle)} / stall {_level(stall)}")
     return out
 
 
@@ -162,7 +164,8 @@ def all_bins(p) -> list[str]:
             bins.append("globals: paired max pass of two groups")
     bins += ["window shape: causal (right = 0)", "window shape: anti-causal (left = 0)",
              "window shape: symmetric", "window shape: asymmetric"]
-    bins += [f"backpressure: idle {i:.1f} / stall {s:.1f}" for i in LEVELS for s in LEVELS]
+    if not p.serial:
+        bins += [f"backpressure: idle {i:.1f} / stall {s:.1f}" for i in LEVELS for s in LEVELS]
     codes = [e for e in Error if not (e == Error.GLOBAL_COUNT and p.max_globals >= 255)
              and not (e == Error.GLOBAL_DUP and p.max_globals < 2)]
     bins += [f"outcome: error {e.name}" for e in codes]

