@@ -69,7 +69,7 @@ regress-verilator: $(STAMP)
 # Issue 8: every SymbiYosys proof (k-induction / BMC with smtbmc z3) and the planted-bug checks.
 formal: $(STAMP)
 	$(BIN)/python -m swattn.sim.formal --list
-	$(BIN)/python -m swattn.sim.formal
+	$(BIN)/python -m swattn.sim.formal --json build/formal/summary.json
 
 clean:
 	rm -rf build sim_build .pytest_cache

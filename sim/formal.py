@@ -47,6 +47,7 @@ Proofs (``python -m swattn.sim.formal --list``):
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -827,6 +828,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="only the quick proofs")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--root", default=str(ROOT))
+    ap.add_argument("--json", metavar="PATH", help="also write the results here (with the commit)")
     a = ap.parse_args(argv)
     sel = [PROOFS[n] for n in a.names] if a.names else list(PROOFS.values())
     if a.quick:
@@ -836,14 +838,24 @@ def main(argv=None) -> int:
             print(f"{p.name:28} {p.mode:5} depth {p.depth:3} expect {p.expect}  {p.what}")
         return 0
     bad = 0
+    results = []
+    t0 = time.monotonic()
     for p in sel:
         r = run(p, Path(a.root))
+        results.append(r)
         flag = "ok " if r["ok"] else "BAD"
         print(f"{flag} {r['name']:28} {r['status']:7} (expect {r['expect']}) {r['mode']:5} "
               f"depth {r['depth']:3} {r['seconds']:7.1f} s  {r['what']}", flush=True)
         if not r["ok"]:
             bad += 1
             print(f"    log: {r['log']}")
+    if a.json:
+        from .regress import _commit
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({
+            "commit": _commit(), "wall_seconds": round(time.monotonic() - t0, 1),
+            "proofs": len(results), "as_expected": sum(r["ok"] for r in results),
+            "results": results}, indent=1))
     return 1 if bad else 0
 
 

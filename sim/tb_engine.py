@@ -149,11 +149,7 @@ async def run_one(bench: Bench, job: dict) -> dict:
         res.update(state=st.name, error=err.name, ok=(st == regs.State.IDLE
                                                      and err.name == job["expect"]))
         return res
-    pattern = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]), limits=p.limits())
-    cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
-    q, k, v = (np.asarray(x, dtype=np.int8) for x in job["data"]) if "data" in job else \
-        _random(pattern.n, d, job["seed"])
+    pattern, cfg, (q, k, v) = job_inputs(job, p)
     qo, qw, kw = bench.words(q, k, v, pattern)
     await bench.start(regs.pack_config(p, pattern, cfg))
     if kind == "reset_mid":
@@ -195,13 +191,19 @@ async def run_one(bench: Bench, job: dict) -> dict:
         ok = ok and cycles == predicted and landed
     res.update(cycles=cycles, state=st.name, error=err.name, mismatches=mism,
                pairs=pattern.pairs(), ok=ok)
-    if mism:
-        bad = np.argwhere(out != ref)[:5]
-        res["first_mismatches"] = [[int(i), int(j), int(out[i, j]), int(ref[i, j])]
-                                   for i, j in bad]
-    if job.get("return_output"):
-        res["output"] = out.tolist()
+    report_output(res, job, out, ref)
     return res
+
+
+def job_inputs(job: dict, p: EngineParams):
+    """A valid job's pattern, softmax settings and (q, k, v) int8 rows (its own data, or random
+    rows from its seed)."""
+    pattern = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
+                            tuple(job["globals"]), limits=p.limits())
+    cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
+    qkv = tuple(np.asarray(x, dtype=np.int8) for x in job["data"]) if "data" in job else \
+        _random(pattern.n, p.head_dim, job["seed"])
+    return pattern, cfg, qkv
 
 
 def _random(n, d, seed):
@@ -209,21 +211,38 @@ def _random(n, d, seed):
     return tuple(rs.integers(-128, 128, (n, d)).astype(np.int8) for _ in range(3))
 
 
-@cocotb.test()
-async def jobs(dut):
+async def run_spec(dut, make_bench, run_one_job) -> None:
+    """Run the jobs of ``SWATTN_JOBS`` on ``dut`` with a bench from ``make_bench(dut, params)``
+    and ``run_one_job(bench, job)``, writing the results to ``SWATTN_RESULTS`` after each job; a
+    job whose checks raise is reported failed and the engine is reset before the next."""
     spec = json.loads(open(os.environ["SWATTN_JOBS"]).read())
     params = EngineParams(**{k: v for k, v in spec["params"].items()
                              if k in EngineParams.__dataclass_fields__})
-    bench = Bench(dut, params)
+    bench = make_bench(dut, params)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     await bench.reset()
     results = []
     for job in spec["jobs"]:
         try:
-            results.append(await run_one(bench, job))
+            results.append(await run_one_job(bench, job))
         except AssertionError as exc:
             results.append({"seed": job["seed"], "kind": job.get("kind", "ok"), "ok": False,
                             "error_text": str(exc)})
             await bench.reset()
         with open(os.environ["SWATTN_RESULTS"], "w") as f:
             json.dump(results, f)
+
+
+def report_output(res: dict, job: dict, out: np.ndarray, ref: np.ndarray) -> None:
+    """Add the first mismatching elements (and, if the job asks, the whole output) to ``res``."""
+    if res.get("mismatches"):
+        bad = np.argwhere(out != ref)[:5]
+        res["first_mismatches"] = [[int(i), int(j), int(out[i, j]), int(ref[i, j])]
+                                   for i, j in bad]
+    if job.get("return_output"):
+        res["output"] = out.tolist()
+
+
+@cocotb.test()
+async def jobs(dut):
+    await run_spec(dut, Bench, run_one)

@@ -24,22 +24,17 @@ BUSY, bit-exact, the predicted cycles). ``idle`` and ``stall`` are ignored.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from ..sw import golden, regs, schedule
 from ..sw.cycles import predict_cycles
 from ..sw.engine_params import EngineParams
-from ..sw.numerics import SoftmaxConfig
-from ..sw.pattern import HybridPattern
 from ..hw.serial import WORD_BYTES
-from .tb_engine import HANG_FACTOR, _random
+from .tb_engine import HANG_FACTOR, job_inputs, report_output, run_spec
 
 #: cycles from the job's last output write to the one whose edge sets DONE: the normaliser's tag
 #: pipeline is seen empty (OUT_DRAIN) the cycle after the last write, and DONE is set at that
@@ -199,11 +194,7 @@ async def run_one(bench: SerialBench, job: dict) -> dict:
                    ok=(s["state"] == regs.State.IDLE and s["error"].name == job["expect"]
                        and not bench.o_writes and s["rows_out"] == before))
         return res
-    pattern = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]), limits=p.limits())
-    cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
-    q, k, v = (np.asarray(x, dtype=np.int8) for x in job["data"]) if "data" in job else \
-        _random(pattern.n, d, job["seed"])
+    pattern, cfg, (q, k, v) = job_inputs(job, p)
     qo = schedule.output_order(pattern, p)
     bench.load(q[qo], k, v)
     bits = regs.pack_config(p, pattern, cfg)
@@ -245,30 +236,10 @@ async def run_one(bench: SerialBench, job: dict) -> dict:
         ok = ok and landed
     res.update(cycles=cycles, state=st.name, error=err.name, mismatches=mism,
                pairs=pattern.pairs(), ok=ok)
-    if mism:
-        bad = np.argwhere(out != ref)[:5]
-        res["first_mismatches"] = [[int(i), int(j), int(out[i, j]), int(ref[i, j])]
-                                   for i, j in bad]
-    if job.get("return_output"):
-        res["output"] = out.tolist()
+    report_output(res, job, out, ref)
     return res
 
 
 @cocotb.test()
 async def jobs(dut):
-    spec = json.loads(open(os.environ["SWATTN_JOBS"]).read())
-    params = EngineParams(**{k: v for k, v in spec["params"].items()
-                             if k in EngineParams.__dataclass_fields__})
-    bench = SerialBench(dut, params)
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    await bench.reset()
-    results = []
-    for job in spec["jobs"]:
-        try:
-            results.append(await run_one(bench, job))
-        except AssertionError as exc:
-            results.append({"seed": job["seed"], "kind": job.get("kind", "ok"), "ok": False,
-                            "error_text": str(exc)})
-            await bench.reset()
-        with open(os.environ["SWATTN_RESULTS"], "w") as f:
-            json.dump(results, f)
+    await run_spec(dut, SerialBench, run_one)
