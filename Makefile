@@ -43,7 +43,7 @@ demo: $(STAMP)
 golden-bench: $(STAMP)
 	$(BIN)/python bench/golden_speed.py
 
-# Issue 6: side-by-side report (build/bench/report.md, PNG plots, build/bench/bench.json): cycles
+# Side-by-side report (build/bench/report.md, PNG plots, build/bench/bench.json): cycles
 # against the MAC bound and SALO's model, boards, CPU, the kept GPU figures. Measured RTL cycles
 # only for the small validation patterns (n <= 512), on a one-unit engine (64 lanes) and one of
 # two units (256 lanes: the paired max passes): simulation is slow. More through BENCH_ARGS,
@@ -51,7 +51,7 @@ golden-bench: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/swattn bench --json build/bench/bench.json --rtl-max-n 512 --rtl-lanes 64 256 $(BENCH_ARGS)
 
-# Issue 8: >= 10,000 random jobs over three engine sizes on Verilator (half of them on an
+# >= 10,000 random jobs over five engine sizes (the boards' engines included) on Verilator (half on an
 # --x-assign/--x-initial unique build with a random seed) and >= 1,000 on Icarus, bit-exact, with
 # functional coverage at the end. SHARD=I/N runs one shard; REGRESS_ARGS passes more options
 # (e.g. `--verilator-jobs 300 --icarus-jobs 30` for a short run).
@@ -66,7 +66,7 @@ regress: $(STAMP)
 regress-verilator: $(STAMP)
 	$(BIN)/python -m swattn.sim.regress -n auto --verilator-jobs 2000 --icarus-jobs 0 --chunk 100
 
-# Issue 8: every SymbiYosys proof (k-induction / BMC with smtbmc z3) and the planted-bug checks.
+# Every SymbiYosys proof (k-induction / BMC with smtbmc z3) and the planted-bug checks.
 formal: $(STAMP)
 	$(BIN)/python -m swattn.sim.formal --list
 	$(BIN)/python -m swattn.sim.formal --json build/formal/summary.json

@@ -28,7 +28,7 @@ from swattn.sw import golden  # noqa: E402
 from swattn.sw import numerics as nx  # noqa: E402
 from swattn.sw.pattern import HybridPattern  # noqa: E402
 
-TARGET_S = 2.0  #: issue 2: n = 4096, d = 64, radius 256, 16 globals in at most 2 s on one core
+TARGET_S = 2.0  #: target: n = 4096, d = 64, radius 256, 16 globals in at most 2 s on one core
 
 
 def problem(n: int, d: int = 64, radius: int = 256, n_globals: int = 16, seed: int = 0):

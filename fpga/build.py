@@ -362,12 +362,9 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = 
     pnr = ["--report", "report.json", "--detailed-timing-report", "--seed", str(seed),
            "--timing-allow-fail"]
     if board.family == "ecp5":
-        # router1 stopped converging on the 85F build (overused wires rising after 45 min);
-        # router2 is nextpnr's router for large ECP5 designs. The electrostatic placer: on
-        # session 12's netlist router2 did not converge after the analytic placer (seed 2:
-        # overused wires rising after 30 iterations; seed 1: 117 still overused after 160
-        # iterations and 27 minutes, both stopped), and routed in under 10 minutes after this
-        # one (fpga/README.md)
+        # router2 is nextpnr's router for large ECP5 designs (router1 does not converge on the
+        # 85F build); with the analytic placer in front of it router2 did not converge either,
+        # with the electrostatic one it routes in about 10 minutes (docs/timing-closure.md)
         pnr += ["--router", "router2", "--placer", "static"]
     plan = platform.prepare(
         BoardTop(board), name=name, synth_opts=synth_opts,
@@ -444,6 +441,82 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = 
     return result
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds`` as given: "1-8", "1,3,5" or a mix ("1-4,9"); each seed 1..10000."""
+    seeds = []
+    for part in text.split(","):
+        a, dash, b = part.strip().partition("-")
+        try:
+            lo, hi = int(a), int(b if dash else a)
+        except ValueError:
+            raise ValueError(f"--seeds {text!r}: expected seeds or ranges such as 1-8 or "
+                             f"1,3,5") from None
+        if not 1 <= lo <= hi <= 10_000:
+            raise ValueError(f"--seeds {text!r}: {part.strip()!r} is not a range within "
+                             f"1..10000")
+        seeds += [x for x in range(lo, hi + 1) if x not in seeds]
+    return seeds
+
+
+def _seed_argv(argv: list[str], seed: int) -> list[str]:
+    """The place-and-route command for one seed of a sweep: its own seed, report and log, and
+    no bitstream configuration written (the sweep compares timing; `--seed` builds one)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--asc", "--textcfg", "--log", "--seed", "--report"):
+            skip = True
+        else:
+            out.append(a)
+    return out + ["--seed", str(seed), "--report", f"report_seed{seed}.json"]
+
+
+def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
+                clock_mhz: float | None = None) -> list[dict]:
+    """Synthesise ``board`` once, then place and route it at each of ``seeds``, ``jobs`` at a
+    time; returns a row per seed (Fmax, nets arriving after the clock period, whether it meets
+    the clock), best first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .late import late_nets
+
+    base = build(board, out, synth_only=True, seed=seeds[0], clock_mhz=clock_mhz)
+    if not base["ok"]:
+        raise _err(f"synthesis of {board.name} failed: {base.get('error')}")
+    bdir = Path(base["build_dir"])
+    name = f"swattn_{board.name.replace('-', '_')}"
+    env = tool_env()
+    clocked = with_clock(board, clock_mhz)
+    cmds = _commands((bdir / f"build_{name}.sh").read_text(), env)
+    pnr = next(c for c in cmds if "nextpnr" in Path(c[0]).name and "--pack-only" not in c)
+    print(f"  place and route at seeds {', '.join(map(str, seeds))}, {jobs} at a time "
+          f"(logs: {bdir}/nextpnr_seed<N>.log)", file=sys.stderr, flush=True)
+
+    def one(seed: int) -> dict:
+        t0 = time.monotonic()
+        with open(bdir / f"nextpnr_seed{seed}.log", "w") as log:
+            rc = subprocess.run(_seed_argv(pnr, seed), cwd=bdir, env=env, stdout=log,
+                                stderr=subprocess.STDOUT).returncode
+        row = {"seed": seed, "seconds": round(time.monotonic() - t0, 1), "rc": rc}
+        rpath = bdir / f"report_seed{seed}.json"
+        if rc == 0 and rpath.exists():
+            report = json.loads(rpath.read_text())
+            fmax, _ = fmax_of(report, clocked.clock_hz)
+            late = late_nets(report, 1e9 / clocked.clock_hz)
+            row.update(fmax_mhz=fmax, late_nets=sum(len(g.nets) for g in late),
+                       meets=fmax is not None and fmax >= clocked.clock_hz / 1e6)
+        print(f"  seed {seed}: " + (f"{row['fmax_mhz']:.1f} MHz, {row['late_nets']} late "
+                                    f"net(s)" if "fmax_mhz" in row and row["fmax_mhz"]
+                                    else f"no result (exit {rc})")
+              + f", {row['seconds']:.0f} s", file=sys.stderr, flush=True)
+        return row
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        rows = list(pool.map(one, seeds))
+    return sorted(rows, key=lambda r: (-(r.get("fmax_mhz") or 0), r["seed"]))
+
+
 def plot_utilisation(board: Board, res: dict, path: Path) -> Path | None:
     """Bars of used / available per resource, Fmax against the target in the title."""
     rows = [r for r in res.get("utilisation", []) if r["available"]]
@@ -491,6 +564,11 @@ def add_arguments(p):
                         "utilisation, no Fmax")
     p.add_argument("--seed", type=int,
                    help="nextpnr placement seed (default: the board's, `swattn build --list`)")
+    p.add_argument("--seeds", metavar="LIST",
+                   help="synthesise once, then place and route at each of these seeds side by "
+                        "side (e.g. 1-8) and tabulate Fmax and late nets per seed")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="place-and-route runs at a time with --seeds (default: the cores)")
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="engine clock to build for instead of the board's target (for a design "
                         "that misses its target: a bitstream at a clock it meets)")
@@ -507,6 +585,8 @@ def run(args) -> int:
         with_clock(board, args.clock)
     except ValueError as e:
         raise _err(str(e)) from None
+    if args.seeds:
+        return run_seeds(board, args)
     res = build(board, Path(args.out), synth_only=args.synth_only, seed=args.seed,
                 clock_mhz=args.clock)
     fmax = res.get("fmax_mhz")
@@ -532,3 +612,47 @@ def run(args) -> int:
         print(f"swattn: error: build of {board.name} failed: {res['error']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _writable(path: Path) -> None:
+    """Fail before the work, not after it, when ``path`` cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as e:
+        raise _err(f"cannot write --json {path}: {e.strerror}") from None
+
+
+def run_seeds(board: Board, args) -> int:
+    """``swattn build --seeds``: the sweep's table, its JSON, and the seed to put in the board
+    table (``Board.seed`` in fpga/boards.py)."""
+    if args.seed is not None or args.synth_only:
+        raise _err("--seeds builds at several seeds: leave out --seed and --synth-only")
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as e:
+        raise _err(str(e)) from None
+    if args.jobs < 1:
+        raise _err(f"--jobs {args.jobs}: at least 1")
+    if args.json:
+        _writable(Path(args.json))
+    rows = build_seeds(board, Path(args.out), seeds, min(args.jobs, len(seeds)), args.clock)
+    clock = board.clock_hz / 1e6 if args.clock is None else args.clock
+    print(f"\n  {board.name}: place and route per seed (clock {clock:g} MHz)")
+    print(f"  {'seed':>6} {'Fmax MHz':>9} {'late nets':>10} {'meets':>6} {'seconds':>8}")
+    for r in rows:
+        f = r.get("fmax_mhz")
+        print(f"  {r['seed']:>6} {f'{f:.1f}' if f else '-':>9} {r.get('late_nets', '-'):>10} "
+              f"{('yes' if r.get('meets') else 'no'):>6} {r['seconds']:>8.0f}")
+    best = rows[0] if rows and rows[0].get("fmax_mhz") else None
+    res = {"board": board.name, "clock_mhz": clock, "seeds": rows,
+           "best_seed": best["seed"] if best else None,
+           "board_table_seed": board.seed}
+    if best:
+        print(f"  best: seed {best['seed']} ({best['fmax_mhz']:.1f} MHz"
+              f"{', meets' if best.get('meets') else ', misses'}); the board table has seed "
+              f"{board.seed} (fpga/boards.py Board.seed); `swattn build --board {board.name} "
+              f"--seed {best['seed']}` writes its bitstream")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0 if best and best.get("meets") else 1

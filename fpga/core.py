@@ -108,7 +108,7 @@ class BoardCore(wiring.Component):
 
     #: with a row per block RAM word, the Q/K/V buffers are cut into this many memories side by
     #: side, each with its own copies of the registers its address comes from (8: a 32-bit
-    #: slice is 4 DP16KD; with 4 slices of 8 an address copy's net took 9.6-9.8 ns of routing)
+    #: slice is 4 DP16KD, so that no address net has to reach block RAMs far apart)
     BRAM_SLICES = 8
 
     def __init__(self, params: EngineParams, *, word_bytes: int, clock_hz: int,
@@ -153,9 +153,8 @@ class BoardCore(wiring.Component):
             m.submodules.engine = eng = SerialEngine(P)
         else:
             # the engine's own copy of the configuration, loaded at the start beside the logic
-            # that reads it (180 flip-flops more than reading the core's store directly: from
-            # there, across the die, the store reached the scheduler's and the checks' compares
-            # with 8-9 ns of routing in front of them)
+            # that reads it (180 flip-flops more than reading the core's store directly, which
+            # sits across the die from the scheduler's and the checks' compares)
             m.submodules.engine = eng = Engine(P, hold_config=True)
         rams = {}
         # With a row per block RAM word (the ECP5), the Q, K and V buffers are each cut into
@@ -191,7 +190,7 @@ class BoardCore(wiring.Component):
         m.d.sync += start.eq(0)
         m.d.comb += eng.start.eq(start)
         # copies of the start pulse, one per feeder and row buffer that it clears, set with it
-        # (``*_dup``: one register reaching them all took 9-10 ns of routing)
+        # (``*_dup``: one register reaching them all is a net across the die)
         start_dups = []
 
         def start_copy(name):
@@ -335,7 +334,7 @@ class BoardCore(wiring.Component):
         laddr = Signal(range(depth + 1))
         # copies of laddr, one per Q/K/V buffer, each set as laddr is (from its own value when it
         # steps), so that the buffers' slice address copies (8 each) follow a register of their
-        # own: one laddr reaching all 24 took 10.7 ns of routing
+        # own, not one laddr reaching all 24
         # (only with sliced buffers: a *_dup register is kept through synthesis even unused)
         laddr_c = ({name: Signal.like(laddr, name=f"laddr_{name}_dup") for name in ("q", "k", "v")}
                    if NS > 1 else {})

@@ -210,8 +210,8 @@ class RowBuffer(wiring.Component):
     registers have no reset (a wide row's reset would be one more net to all its flip-flops).
     """
 
-    #: bits of a row register behind one copy of its load enable (and of the read pointer): at
-    #: 64 a load enable's net to a K/V row's slice took 10-11 ns of routing at some seeds
+    #: bits of a row register behind one copy of its load enable (and of the read pointer), so
+    #: that no load-enable net spans more of a K/V row's slices than 32 bits
     SLICE = 32
 
     def __init__(self, width: int):

@@ -46,7 +46,7 @@ HEAD_DIM = 64
 REPO = Path(__file__).resolve().parent.parent
 GPU_JSON = REPO / "docs" / "gpu_baseline.json"
 
-#: targets of issue 6
+#: the bench's targets
 UTIL_TARGET = 0.95
 MODEL_TOL = 0.02
 FMAX_TARGETS = {"ice40": ("iCE40UP5K", 36.0), "ecp5": ("ECP5-85F", 100.0)}

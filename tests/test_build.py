@@ -109,7 +109,7 @@ def test_synthesis_of_the_icebreaker_board(tmp_path):
     cells = [x for x in res["utilisation"] if x["resource"] == "logic cells"]
     assert len(cells) == 1 and cells[0]["source"] == "nextpnr", res["utilisation"]
     assert cells[0]["available"] == 5280 and cells[0]["used"] >= rows["LUT4"]["used"]
-    # six (session 12's synthesis): the dot product's two 8 x 8 products and their sum share
+    # six: the dot product's two 8 x 8 products and their sum share
     # one SB_MAC16 (its dual 8 x 8 mode, which Yosys packs since the datapath registers have
     # no reset); the two P.V products, the normaliser's high partial product and the score's
     # product with the multiplier (two) take the others; a multiplier moved to LUTs shows here
@@ -259,3 +259,23 @@ def test_the_board_table_names_the_seed(tmp_path, monkeypatch):
             pass
     got = [opts[opts.index("--seed") + 1] for opts in seen]
     assert got == ["7", "3"]
+
+
+def test_seed_lists_and_their_errors():
+    from swattn.fpga.build import parse_seeds
+    assert parse_seeds("1-4") == [1, 2, 3, 4]
+    assert parse_seeds("3,1-2,3") == [3, 1, 2]
+    for bad in ("0-3", "4-2", "x", "1-", "1-20000"):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_a_seed_sweep_places_each_seed_on_its_own_report():
+    """Each seed of a sweep runs nextpnr on the one synthesised netlist with its own seed and
+    report, and writes no bitstream configuration (several run side by side in one folder)."""
+    from swattn.fpga.build import _seed_argv
+    argv = ["nextpnr-ecp5", "--85k", "--json", "t.json", "--textcfg", "t.config", "--report",
+            "report.json", "--seed", "3", "--log", "x.log"]
+    out = _seed_argv(argv, 7)
+    assert out == ["nextpnr-ecp5", "--85k", "--json", "t.json", "--seed", "7", "--report",
+                   "report_seed7.json"]
