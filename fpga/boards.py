@@ -14,7 +14,7 @@ Why these sizes:
   3 Mbaud is exact). About 4.2k of 5,280 cells, routed at 36-41 MHz (fpga/README.md).
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (Q, K
-  and V each eight 32-bit memories of 4 DP16KD, O 29 DP16KD), radius 64 and 8 globals for
+  V and O each eight 32-bit memories of 4 DP16KD), radius 64 and 8 globals for
   Longformer/BigBird-like heads; ``dot_pipeline`` 4 and ``pv_pipeline`` 5 (registers between
   the block RAMs, multipliers and adders, which lie far apart on the die: 1.45% more cycles
   than none on the board's Longformer-like head with 8 globals at n = 2047). 100 MHz is the

@@ -9,11 +9,9 @@ inputs over a budget by the signals they start and end at: the list of what must
 The model (ECP5, speed grade 6): clock to Q 0.5 ns; LUT4 0.4 ns; PFUMX / L6MUX21 0.25 ns with no
 routing from the LUTs of their own slice; CCU2C 0.5 ns into a sum, 0.4 ns into the carry and
 0.05 ns along the chain; an unregistered MULT18X18D 4 ns; setup 0.2 ns; and every other net
-``ROUTE_BASE + ROUTE_FANOUT * log2(fan-out)`` ns. It is an estimate: on the ULX3S board (built
-with ``--clock 60``, fpga/README.md) its worst is 15.6 ns where nextpnr's critical path is
-15.5 ns; on the serial engine built for the ECP5 (a sixth of the logic) it over-estimates,
-18.3 ns against 14.6 ns routed, as short nets there are short. Use it to rank paths, and
-nextpnr for the clock.
+``ROUTE_BASE + ROUTE_FANOUT * log2(fan-out)`` ns. It is an estimate that can be off by a few
+ns either way (long nets across the die are longer, short nets in a small design shorter): use
+it to rank paths, and nextpnr for the clock.
 
     python -m swattn.fpga.depth build/ulx3s-85f/swattn_ulx3s_85f.json --budget 9
 """
