@@ -325,6 +325,7 @@ def main(argv=None) -> int:
     plan_path.write_text(json.dumps([c.id for c in chunks]))
     env = dict(os.environ, SWATTN_REGRESS_PLAN=str(plan_path.resolve()))
     t0 = time.monotonic()
+    commit = _commit()  # (the checkout the run starts from)
     print(f"regression: {len(chunks)} chunk(s) (shard {a.shard}), "
           f"pytest-xdist -n {a.workers}", flush=True)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(a.workers),
@@ -332,7 +333,7 @@ def main(argv=None) -> int:
            "--rootdir", str(Path.cwd()), str(Path(__file__).resolve())]
     rc = subprocess.run(cmd, env=env).returncode
     summary, lines = summarise(chunks, time.monotonic() - t0)
-    summary["commit"] = _commit()
+    summary["commit"] = commit
     summary["command"] = "python -m swattn.sim.regress " + " ".join(
         argv if argv is not None else sys.argv[1:])
     print("\n".join(lines))

@@ -54,3 +54,17 @@ def test_build_dirs_differ_by_build_args():
     assert runner.build_dir(params, "icarus") not in (plain, xrand)
     with pytest.raises(UserError, match="only Verilator"):
         runner.build_dir(params, "icarus", build_args=["-O3"])
+
+
+def test_readme_regression_figures_are_the_recorded_runs():
+    """The README's regression paragraph and table are `--markdown` of the recorded summary, not
+    typed by hand: a figure edited in one and not the other fails here."""
+    import json
+    from pathlib import Path
+
+    from swattn.sim.regress import markdown
+
+    root = Path(__file__).resolve().parent.parent
+    summary = json.loads((root / "docs/results/regress.json").read_text())
+    assert markdown(summary) in (root / "README.md").read_text()
+    assert summary["passed"] == summary["jobs"] and not summary["failures"] and not summary["unhit"]
