@@ -473,10 +473,11 @@ def _seed_argv(argv: list[str], seed: int) -> list[str]:
 
 
 def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
-                clock_mhz: float | None = None) -> list[dict]:
+                clock_mhz: float | None = None, limit_s: float | None = None) -> list[dict]:
     """Synthesise ``board`` once, then place and route it at each of ``seeds``, ``jobs`` at a
-    time; returns a row per seed (Fmax, nets arriving after the clock period, whether it meets
-    the clock), best first."""
+    time, each stopped after ``limit_s`` seconds if given (a router that does not converge);
+    returns a row per seed (Fmax, nets arriving after the clock period, whether it meets the
+    clock), best first."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .late import late_nets
@@ -496,8 +497,11 @@ def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
     def one(seed: int) -> dict:
         t0 = time.monotonic()
         with open(bdir / f"nextpnr_seed{seed}.log", "w") as log:
-            rc = subprocess.run(_seed_argv(pnr, seed), cwd=bdir, env=env, stdout=log,
-                                stderr=subprocess.STDOUT).returncode
+            try:
+                rc = subprocess.run(_seed_argv(pnr, seed), cwd=bdir, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, timeout=limit_s).returncode
+            except subprocess.TimeoutExpired:
+                rc = "stopped"
         row = {"seed": seed, "seconds": round(time.monotonic() - t0, 1), "rc": rc}
         rpath = bdir / f"report_seed{seed}.json"
         if rc == 0 and rpath.exists():
@@ -508,7 +512,7 @@ def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
                        meets=fmax is not None and fmax >= clocked.clock_hz / 1e6)
         print(f"  seed {seed}: " + (f"{row['fmax_mhz']:.1f} MHz, {row['late_nets']} late "
                                     f"net(s)" if "fmax_mhz" in row and row["fmax_mhz"]
-                                    else f"no result (exit {rc})")
+                                    else f"no result ({'stopped after the time limit' if rc == 'stopped' else f'exit {rc}'})")
               + f", {row['seconds']:.0f} s", file=sys.stderr, flush=True)
         return row
 
@@ -569,6 +573,9 @@ def add_arguments(p):
                         "side (e.g. 1-8) and tabulate Fmax and late nets per seed")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="place-and-route runs at a time with --seeds (default: the cores)")
+    p.add_argument("--seed-minutes", type=float, metavar="MIN",
+                   help="with --seeds: stop a seed's place and route after this many minutes "
+                        "(router2 may not converge at some seeds)")
     p.add_argument("--clock", type=float, metavar="MHZ",
                    help="engine clock to build for instead of the board's target (for a design "
                         "that misses its target: a bitstream at a clock it meets)")
@@ -636,7 +643,10 @@ def run_seeds(board: Board, args) -> int:
         raise _err(f"--jobs {args.jobs}: at least 1")
     if args.json:
         _writable(Path(args.json))
-    rows = build_seeds(board, Path(args.out), seeds, min(args.jobs, len(seeds)), args.clock)
+    if args.seed_minutes is not None and args.seed_minutes <= 0:
+        raise _err(f"--seed-minutes {args.seed_minutes:g}: must be above 0")
+    rows = build_seeds(board, Path(args.out), seeds, min(args.jobs, len(seeds)), args.clock,
+                       None if args.seed_minutes is None else 60 * args.seed_minutes)
     clock = board.clock_hz / 1e6 if args.clock is None else args.clock
     print(f"\n  {board.name}: place and route per seed (clock {clock:g} MHz)")
     print(f"  {'seed':>6} {'Fmax MHz':>9} {'late nets':>10} {'meets':>6} {'seconds':>8}")
