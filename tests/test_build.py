@@ -279,3 +279,18 @@ def test_a_seed_sweep_places_each_seed_on_its_own_report():
     out = _seed_argv(argv, 7)
     assert out == ["nextpnr-ecp5", "--85k", "--json", "t.json", "--seed", "7", "--report",
                    "report_seed7.json"]
+
+
+def test_board_figures_in_the_docs_are_the_recorded_build():
+    """fpga/README.md states the iCEBreaker's cells and Fmax as its recorded build JSON has
+    them (docs/results/icebreaker.json, written by `swattn build --json`)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    res = json.loads((root / "docs/results/icebreaker.json").read_text())
+    cells = next(u for u in res["utilisation"] if u["resource"] == "logic cells")
+    text = (root / "fpga/README.md").read_text()
+    assert f"{res['fmax_mhz']:.1f} MHz at the board's seed {res['seed']}" in text
+    assert f"{cells['used']:,} of {cells['available']:,} packed logic cells" in text
+    assert res["ok"] and res["fmax_mhz"] >= res["target_mhz"]
