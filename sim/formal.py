@@ -825,6 +825,17 @@ def run(proof: Proof, root: Path = ROOT) -> dict:
             "seconds": round(secs, 1), "log": str(log)}
 
 
+def markdown(summary: dict) -> str:
+    """A ``--json`` summary as the README states it."""
+    planted = [r for r in summary["results"] if r["expect"] != "PASS"]
+    return (f"`make formal` at commit {summary['commit']}: {summary['as_expected']} of "
+            f"{summary['proofs']} proofs as expected ({summary['proofs'] - len(planted)} pass, "
+            f"{len(planted)} planted bugs caught), {summary['wall_seconds'] / 60:.0f} min wall; "
+            f"the slowest: " + ", ".join(
+                f"{r['name']} {r['seconds']:.0f} s" for r in sorted(
+                    summary["results"], key=lambda r: -r["seconds"])[:3]) + ".")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m swattn.sim.formal", description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="proofs to run (default: all)")
@@ -832,7 +843,12 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--root", default=str(ROOT))
     ap.add_argument("--json", metavar="PATH", help="also write the results here (with the commit)")
+    ap.add_argument("--markdown", metavar="SUMMARY_JSON",
+                    help="print a --json summary as the README states it and stop")
     a = ap.parse_args(argv)
+    if a.markdown:
+        print(markdown(json.loads(Path(a.markdown).read_text())))
+        return 0
     sel = [PROOFS[n] for n in a.names] if a.names else list(PROOFS.values())
     if a.quick:
         sel = [p for p in sel if p.quick]
@@ -843,6 +859,8 @@ def main(argv=None) -> int:
     bad = 0
     results = []
     t0 = time.monotonic()
+    from .regress import _commit
+    commit = _commit()  # (the checkout the run starts from)
     for p in sel:
         r = run(p, Path(a.root))
         results.append(r)
@@ -853,10 +871,9 @@ def main(argv=None) -> int:
             bad += 1
             print(f"    log: {r['log']}")
     if a.json:
-        from .regress import _commit
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({
-            "commit": _commit(), "wall_seconds": round(time.monotonic() - t0, 1),
+            "commit": commit, "wall_seconds": round(time.monotonic() - t0, 1),
             "proofs": len(results), "as_expected": sum(r["ok"] for r in results),
             "results": results}, indent=1))
     return 1 if bad else 0
