@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -496,19 +497,19 @@ def validator_after_wrapper(P: EngineParams, planted: bool = False):
     pulses and flags of a job are low (``running``, ``checking``, ``job_init``, ``sched_go``:
     what ``handshake_*`` proves of every state that is not BUSY). :func:`validator_after_script`
     compares a copy from reset with a copy from any such state (every other register free: what
-    a finished or refused job may have left). ``planted``: a start no longer clears the checks'
-    ``chk_seen`` flag."""
+    a finished or refused job may have left). ``planted``: an accepted start no longer clears
+    ``error`` (the last job's code, e.g. BUSY, would stay through the next job)."""
     from ..hw.engine import Engine
 
     m = _module()
     eng = Engine(P)
     frag = Fragment.get(eng, None)
-    state, running, checking, job_init, sched_go, chk_seen = design_signals(
-        frag, "state", "running", "checking", "job_init", "sched_go", "chk_seen")
+    state, error, running, checking, job_init, sched_go = design_signals(
+        frag, "state", "error", "running", "checking", "job_init", "sched_go")
     if planted:
         bug = Module()
         with bug.If(eng.start & (state != regs.State.BUSY)):
-            bug.d.sync += chk_seen.eq(chk_seen)
+            bug.d.sync += error.eq(error)
         for domain, stmts in Fragment.get(bug, None).statements.items():
             frag.add_statements(domain, *stmts)
     m.submodules.dut = frag
@@ -687,8 +688,8 @@ def _proofs() -> list[Proof]:
                          "bmc", validator_window(P) + 2, miter=validator_after_script,
                          quick=False))
     P = VALIDATOR_SIZES["u1"]
-    out.append(Proof("planted_validator_after", "a start that leaves the checks' chk_seen flag "
-                     "as the last job left it", lambda: validator_after_wrapper(P, planted=True),
+    out.append(Proof("planted_validator_after", "an accepted start that leaves the last job's "
+                     "error code", lambda: validator_after_wrapper(P, planted=True),
                      "bmc", validator_window(P) + 2, miter=validator_after_script,
                      expect="FAIL", quick=False))
     out.append(Proof("planted_validator_dup", "a reference that forgets duplicate globals",
@@ -807,7 +808,6 @@ def _tool(name: str) -> str:
 def run(proof: Proof, root: Path = ROOT) -> dict:
     """Run one proof; returns name, status (PASS/FAIL/ERROR/TIMEOUT), seconds, ok (status ==
     expected) and the log path."""
-    import os
     sby = write_job(proof, root)
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -843,6 +843,8 @@ def main(argv=None) -> int:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--root", default=str(ROOT))
     ap.add_argument("--json", metavar="PATH", help="also write the results here (with the commit)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="proofs run side by side (default: the cores)")
     ap.add_argument("--markdown", metavar="SUMMARY_JSON",
                     help="print a --json summary as the README states it and stop")
     a = ap.parse_args(argv)
@@ -861,8 +863,9 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     from .regress import _commit
     commit = _commit()  # (the checkout the run starts from)
-    for p in sel:
-        r = run(p, Path(a.root))
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(max_workers=max(1, a.jobs))  # (each proof is its own process)
+    for r in pool.map(lambda p: run(p, Path(a.root)), sel):
         results.append(r)
         flag = "ok " if r["ok"] else "BAD"
         print(f"{flag} {r['name']:28} {r['status']:7} (expect {r['expect']}) {r['mode']:5} "
