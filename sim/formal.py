@@ -275,8 +275,10 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     held = dut.o.ready if planted else ~dut.o.ready
     _assert_held(m, dut.o.valid & held, dut.o.valid, dut.o.payload.as_value())
     busy = state == regs.State.BUSY
-    m.d.comb += [Assert(~running | (busy & ~checking)), Assert(~checking | busy),
-                 Assert(~job_init | (busy & ~checking)), Assert(~sched_go | busy)]
+    m.d.comb += [Assert(~running | (busy & ~checking)), Assert(~checking | busy)]
+    if not planted:  # (what validator_after_wrapper assumes of a state that is not BUSY; the
+        # planted harness keeps the induction it is meant to break small)
+        m.d.comb += [Assert(~job_init | (busy & ~checking)), Assert(~sched_go | busy)]
     ports = [m.clk, cfg_in.as_value(), start_in, q_valid, kv_valid, o_ready,
              q_payload.as_value(), kv_payload.as_value()]
     return m, ports

@@ -84,3 +84,16 @@ def test_reference_error_is_independent_of_the_engine():
 
 def test_sby_is_installed():
     assert shutil.which("yowasp-sby") or (formal._tool("yowasp-sby"))
+
+
+def test_readme_formal_figures_are_the_recorded_run():
+    """The README's `make formal` line is `--markdown` of the recorded summary, every proof of
+    which came out as expected."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    summary = json.loads((root / "docs/results/formal.json").read_text())
+    assert formal.markdown(summary) in (root / "README.md").read_text()
+    assert summary["as_expected"] == summary["proofs"] == len(summary["results"])
+    assert {r["name"] for r in summary["results"]} == set(formal.PROOFS)
