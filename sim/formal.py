@@ -438,6 +438,13 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     return m, ports
 
 
+def _plant(frag: Fragment, bug: Module) -> None:
+    """Append ``bug``'s statements to the elaborated ``frag`` (later statements win): a planted
+    bug in the real RTL, with no option for it in the RTL itself."""
+    for domain, stmts in Fragment.get(bug, None).statements.items():
+        frag.add_statements(domain, *stmts)
+
+
 def busy_start_wrapper(P: EngineParams, planted: bool = False, hold_config: bool = False):
     """The start-while-BUSY proof's design: the engine for ``P`` (the serial engine for lanes
     4) with every input port free and its ``start`` gated by ``~BUSY`` while the input
@@ -468,8 +475,7 @@ def busy_start_wrapper(P: EngineParams, planted: bool = False, hold_config: bool
             job_init, running = design_signals(frag, "job_init", "running")
             with bug.If(job_init & eng.start):
                 bug.d.sync += running.eq(0)
-        for domain, stmts in Fragment.get(bug, None).statements.items():
-            frag.add_statements(domain, *stmts)
+        _plant(frag, bug)
     m.submodules.dut = frag
     gate = Signal(name="in_gate")
     ports = [m.clk, gate]
@@ -512,8 +518,7 @@ def validator_after_wrapper(P: EngineParams, planted: bool = False):
         bug = Module()
         with bug.If(eng.start & (state != regs.State.BUSY)):
             bug.d.sync += error.eq(error)
-        for domain, stmts in Fragment.get(bug, None).statements.items():
-            frag.add_statements(domain, *stmts)
+        _plant(frag, bug)
     m.submodules.dut = frag
     first = Signal(init=1, name="first")
     m.d.sync += first.eq(0)
