@@ -25,8 +25,8 @@ import tracemalloc  # noqa: E402
 import numpy as np  # noqa: E402
 
 from swattn.sw import golden  # noqa: E402
-from swattn.sw import numerics as nx  # noqa: E402
-from swattn.sw.pattern import HybridPattern  # noqa: E402
+from swattn.sw.spec import numerics as nx  # noqa: E402
+from swattn.sw.spec.pattern import HybridPattern  # noqa: E402
 
 TARGET_S = 2.0  #: target: n = 4096, d = 64, radius 256, 16 globals in at most 2 s on one core
 

@@ -16,7 +16,9 @@ Correctness: at small n the flex output is compared with a masked dense referenc
 softmax over the same boolean mask) for every pattern kind; a mismatch makes the script fail.
 
 Runs wherever torch sees a GPU. Without one it prints why and exits 0 with no figures.
-Self-contained (torch only), so it runs on a machine where swattn is not installed:
+Needs torch only, so it runs on a machine where swattn is not installed: the workloads (kinds,
+sequence lengths, head dim) are ``swattn bench``'s table, read from ``sw/bench/kinds.py`` of the
+same checkout (a file of constants, loaded by its path), so that the figures join by (kind, n):
 
     python bench/gpu_baseline.py [--json FILE] [--heads 12] [--quick]
 
@@ -28,24 +30,28 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import math
 import platform
 import sys
 import time
+from pathlib import Path
 
-D = 64
-N_LIST = (1024, 2048, 4096, 16384)
 
-#: (name, radius per side, dilation, globals): Longformer-like, dilated, BigBird-like
-#: (BigBird-ITC's 3-block window of 64 and one 64-token global block; no random blocks, which
-#: the engine does not have either).
-KINDS = (
-    ("longformer-g0", 256, 1, 0),
-    ("longformer-g16", 256, 1, 16),
-    ("dilated2-g16", 256, 2, 16),
-    ("bigbird-g64", 96, 1, 64),
-)
+def _load_kinds():
+    """``sw/bench/kinds.py`` of this checkout, by its path (swattn need not be installed)."""
+    path = Path(__file__).resolve().parent.parent / "sw" / "bench" / "kinds.py"
+    spec = importlib.util.spec_from_file_location("swattn_bench_kinds", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_kinds = _load_kinds()
+D = _kinds.HEAD_DIM
+N_LIST = _kinds.N_DEFAULT
+KINDS = _kinds.KINDS
 
 
 def mask_fn(radius, dilation, n_globals):

@@ -1,5 +1,8 @@
 """The board table: every board swattn builds for, with its engine size, clock and link speed.
 
+Each board's engine is an entry of the table of engine sizes (:mod:`swattn.sw.spec.sizes`,
+``ice40`` and ``ulx3s``), which the regression runs at exactly these parameters.
+
 Adding a board with a UART is one entry here: the top level (:mod:`swattn.fpga.top`), the build,
 the flash command and the host driver read everything from it.
 
@@ -29,7 +32,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from ..sw.engine_params import EngineParams
+from ..sw.spec.engine_params import EngineParams
+from ..sw.spec.sizes import SIZES
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,7 @@ BOARDS: dict[str, Board] = {
     "icebreaker": Board(
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         family="ice40",
-        params=EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
-                            seq_width=10),
+        params=SIZES["ice40"],
         clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
         why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words), 36 MHz, "
             "3 Mbaud",
@@ -91,9 +94,7 @@ BOARDS: dict[str, Board] = {
     "ulx3s-85f": Board(
         name="ulx3s-85f", platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         family="ecp5",
-        params=EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8,
-                            max_dilation=4, seq_width=11, dot_pipeline=4,
-                            pv_pipeline=5),
+        params=SIZES["ulx3s"],
         clock_hz=100e6, baud=3_000_000, word_bytes=32, spram=False, flash_board="ulx3s",
         why="ECP5-85F; 64 lanes, buffers in block RAM, 100 MHz, 3 Mbaud",
         seed=3,

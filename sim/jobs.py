@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import random
 
-from ..sw.engine_params import EngineParams
-from ..sw.numerics import SoftmaxConfig
-from ..sw.pattern import HybridPattern
-from ..sw.regs import Error
+from ..sw.spec.engine_params import EngineParams
+from ..sw.spec.numerics import SoftmaxConfig
+from ..sw.spec.pattern import HybridPattern
+from ..sw.spec.regs import Error
 from .runner import job_to_json
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from ..sw import protocol as pr
+from ..sw.spec import protocol as pr
 
 
 def _mutate(rng: random.Random, frame: bytes) -> bytes:

@@ -35,28 +35,16 @@ from pathlib import Path
 
 ROOT = Path("build/regress")
 
-#: engine sizes of the regression: one unit with four chunks per key, four units with one key per
-#: cycle, two units at head_dim 64 (with dilation 4 and four globals)
-SIZE_ARGS = {
-    "u1c4": dict(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
-                 seq_width=10),
-    "u4": dict(head_dim=32, lanes=256, max_radius=12, max_globals=3, max_dilation=3,
-               seq_width=10),
-    "u2d64": dict(head_dim=64, lanes=256, max_radius=16, max_globals=4, max_dilation=4,
-                  seq_width=9),
-}
-
-
-#: the boards' stream engines run in the regression at their exact parameters (fpga/boards.py)
-BOARD_SIZES = {"ulx3s": "ulx3s-85f", "ice40": "icebreaker"}
+#: engine sizes of the regression (entries of ``swattn.sw.spec.sizes.SIZES``), in the order that
+#: fixes each size's seeds: one unit with four chunks per key, two units at head_dim 64 (with
+#: dilation 4 and four globals), four units with one key per cycle, and the boards' engines at
+#: their exact parameters (fpga/boards.py takes them from the same table)
+REGRESS = ("u1c4", "u2d64", "u4", "ulx3s", "ice40")
 
 
 def sizes():
-    from swattn.fpga.boards import BOARDS
-    from swattn.sw.engine_params import EngineParams
-    out = {k: EngineParams(**v) for k, v in SIZE_ARGS.items()}
-    out.update({k: BOARDS[b].params for k, b in BOARD_SIZES.items()})
-    return out
+    from swattn.sw.spec.sizes import SIZES
+    return {k: SIZES[k] for k in REGRESS}
 
 
 @dataclass(frozen=True)
@@ -83,7 +71,7 @@ def plan(verilator_jobs: int = 10_000, icarus_jobs: int = 1_000, chunk: int = 20
     """The chunks of a regression with at least the given numbers of random jobs per simulator,
     spread evenly over the sizes. Seeds never repeat between chunks or sizes."""
     out = []
-    names = sorted(SIZE_ARGS) + list(BOARD_SIZES)
+    names = REGRESS
     for sim, total, per in (("verilator", verilator_jobs, chunk), ("icarus", icarus_jobs,
                                                                      icarus_chunk)):
         per_size = -(-total // len(names))

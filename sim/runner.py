@@ -1,8 +1,9 @@
 """Build the generated engine under Verilator (or Icarus) and run cocotb jobs on it.
 
-``run_jobs(params, jobs)`` is what pytest, ``swattn sim`` and ``swattn demo`` call: it generates
-the Verilog (once per parameter set, cached under ``build/sim``), builds the simulator, runs the
-cocotb testbench ``swattn.sim.tb_engine`` over the job list and returns one result per job.
+``run_jobs(params, jobs)`` is what pytest, ``swattn sim`` (through :func:`simulate`) and
+``swattn demo`` call: it generates the Verilog (once per parameter set, cached under
+``build/sim``), builds the simulator, runs the cocotb testbench ``swattn.sim.tb_engine`` over the
+job list and returns one result per job.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sw.cli import UserError
-from ..sw.engine_params import EngineParams
-from ..sw.pattern import HybridPattern
-from ..sw.numerics import SoftmaxConfig
+from ..sw.spec.errors import UserError
+from ..sw.spec.engine_params import EngineParams
+from ..sw.spec.pattern import HybridPattern
+from ..sw.spec.numerics import SoftmaxConfig
 
 TOP = "swattn_engine"
 
@@ -71,7 +72,7 @@ def rtl_fingerprint() -> bytes:
     """Hash of every source the Verilog depends on, so a cached build never goes stale."""
     here = Path(__file__).resolve().parent.parent
     h = hashlib.sha1()
-    for f in sorted((here / "hw").glob("*.py")) + [here / "sw" / n for n in
+    for f in sorted((here / "hw").glob("*.py")) + [here / "sw" / "spec" / n for n in
                                                    ("numerics.py", "regs.py", "engine_params.py")]:
         h.update(f.read_bytes())
     return h.digest()
@@ -160,7 +161,8 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
              test_module: str = "swattn.sim.tb_engine", extra_env: dict | None = None,
              partial: bool = False) -> list[dict]:
     """Run each job (a dict from :func:`job_to_json`, plus optional keys ``idle``, ``stall``
-    (probabilities of an idle input cycle / a not-ready output cycle), ``kind`` ("ok", "invalid",
+    (probabilities of an idle input cycle before a row is offered, a row once offered staying
+    until taken / a not-ready output cycle), ``kind`` ("ok", "invalid",
     "reset_mid", "busy") and ``raw`` config overrides). Returns one result dict per job.
 
     build_args : extra Verilator arguments (see :func:`build`); plusargs : simulator run-time
@@ -193,6 +195,37 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
         raise RuntimeError(f"the testbench wrote no results: see {bdir / (name + '.log')}")
     return json.loads(res_path.read_text())
 
+
+
+def simulate(params: EngineParams, jobs: list[dict], sim: str = "verilator",
+             root: Path | str = "build/sim", waves: bool = False, name: str = "cli") -> dict:
+    """Run ``jobs`` (:func:`run_jobs`) and tabulate each: bit-exactness, measured cycles, the
+    cycle model's prediction, ideal cycles (useful MACs / lanes) and utilisation
+    (``swattn sim``). Returns the JSON-ready result."""
+    import time
+
+    from ..sw.cycles import predict_cycles
+
+    t0 = time.perf_counter()
+    results = run_jobs(params, jobs, sim=sim, root=root, waves=waves, name=name)
+    elapsed = time.perf_counter() - t0
+    rows = []
+    for job, r in zip(jobs, results):
+        row = {"seed": job["seed"], "n": job["n"], "left": job["left"], "right": job["right"],
+               "dilation": job["dilation"], "globals": job["globals"], "idle": job["idle"],
+               "stall": job["stall"], "bit_exact": bool(r["ok"]),
+               "mismatches": r.get("mismatches"), "cycles": r.get("cycles"),
+               "error_text": r.get("error_text")}
+        pat = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
+                            tuple(job["globals"]))
+        ideal = 2 * params.head_dim * pat.pairs() / params.lanes
+        row["ideal_cycles"] = ideal
+        row["predicted_cycles"] = predict_cycles(params, pat)
+        if r.get("cycles"):
+            row["utilisation"] = ideal / r["cycles"]
+            row["model_error"] = row["predicted_cycles"] / r["cycles"] - 1.0
+        rows.append(row)
+    return {"params": params.as_dict(), "simulator": sim, "wall_s": elapsed, "jobs": rows}
 
 def random_data(n: int, d: int, seed: int):
     rng = np.random.default_rng(seed)

@@ -26,11 +26,12 @@ from cocotb.simtime import get_sim_time
 from cocotb.task import bridge, resume
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
-from ..sw import golden, protocol as pr, regs
+from ..sw import golden
+from ..sw.spec import protocol as pr, regs
 from ..sw.driver import Board, BoardError, DriverError, EngineRefused, NoReply
-from ..sw.engine_params import EngineParams
-from ..sw.numerics import SoftmaxConfig
-from ..sw.pattern import HybridPattern
+from ..sw.spec.engine_params import EngineParams
+from ..sw.spec.numerics import SoftmaxConfig
+from ..sw.spec.pattern import HybridPattern
 
 CLOCK_NS = 10
 

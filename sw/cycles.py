@@ -1,7 +1,7 @@
 """Analytic cycle model of the engine: ``predict_cycles(params, pattern)``.
 
 The model follows the engine's dataflow at the granularity of *groups* (see
-:mod:`swattn.sw.schedule`), not cycles: for each group it knows how many keys stream past the
+:mod:`swattn.sw.spec.schedule`), not cycles: for each group it knows how many keys stream past the
 query units, and it applies the same hand-over rules as the RTL (``hw/engine.py``):
 
 * stage 1 (Q.K) takes a group when it has finished the previous one, the scheduler has loaded the
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import numerics as nx
-from .engine_params import EngineParams
-from .pattern import HybridPattern
+from .spec import numerics as nx
+from .spec.engine_params import EngineParams
+from .spec.pattern import HybridPattern
 
 #: the job starts after the configuration checks: a cycle of products, a cycle of scalar checks,
 #: then one cycle per global index, then the registered job_init pulse
@@ -242,12 +242,12 @@ SERIAL_CHECK_BASE = 3
 
 def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     """Cycles the serial engine takes for one job: the ``cycles`` register from the accepted start
-    to DONE. Rows are taken in :func:`swattn.sw.schedule.output_order`; the front (Q row, then
+    to DONE. Rows are taken in :func:`swattn.sw.spec.schedule.output_order`; the front (Q row, then
     one K row per key), the back (one V row per key) and the epilogue (shift, reciprocal,
     normaliser) each work on a different row (two score banks, two sum memories), so a row
     costs about ``keys * head_dim / 2`` cycles, the epilogue hidden behind the next row's keys.
     One step per row (a Python loop over rows, for the board sizes: n <= 2^seq_width - 1)."""
-    from .schedule import output_order
+    from .spec.schedule import output_order
 
     R = params.head_dim // 2
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)

@@ -1,4 +1,5 @@
-"""``swattn demo``: real text through a sparsity predictor, the engine's Verilog and cocotb.
+"""The demo (``swattn demo``): real text through a sparsity predictor, the engine's Verilog and
+cocotb.
 
 1. A text (deterministic, from docstrings of installed libraries, or ``--text FILE``) runs
    through all-MiniLM-L6-v2 in NumPy.
@@ -21,13 +22,12 @@ patterns the simulated heads use), so the cosine measures what the engine's conf
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HELP = "run real text through a predictor, the engine's Verilog (cocotb) and the golden model"
+from .spec.errors import UserError
 
 DEFAULT_BUDGET = 32  #: keys per query the predictor and the mapper aim for
 DEFAULT_TOKENS = 160  #: length of the built-in text
@@ -37,44 +37,21 @@ EVAL_RESULTS = ("build/eval.json", "docs/eval.json")
 
 def engine_params(lanes: int = 64):
     """The demo's engine: MiniLM's head dim, windows up to 64 tokens per side, 8 globals."""
-    from .engine_params import EngineParams
+    from .spec.engine_params import EngineParams
 
     return EngineParams(head_dim=32, lanes=lanes, max_radius=64, max_globals=8, max_dilation=4,
                         seq_width=10)
 
 
-def add_arguments(p):
-    p.add_argument("--text", metavar="FILE", help="text file to run (at most 512 tokens)")
-    p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, metavar="T",
-                   help=f"length of the built-in text in tokens, 128..512 (default "
-                        f"{DEFAULT_TOKENS})")
-    p.add_argument("--predictor", metavar="NAME",
-                   help="predictor (default: the best of the last `swattn eval`, else "
-                        f"{DEFAULT_PREDICTOR})")
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="K",
-                   help=f"keys per query (default {DEFAULT_BUDGET})")
-    p.add_argument("--layer", type=int, default=0, help="layer to simulate, 0..5 (default 0)")
-    p.add_argument("--head", type=int, action="append", metavar="H",
-                   help="head to simulate, 0..11 (repeatable; default all 12)")
-    p.add_argument("--lanes", type=int, default=64, help="engine MAC lanes (default 64)")
-    p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
-    p.add_argument("--waves", action="store_true", help="write waveforms of the simulation")
-    p.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-
-
-def _fail(msg: str):
-    from .cli import UserError
-    raise UserError(msg)
-
-
-def _choose_predictor(args, budget):
+def choose_predictor(name: str | None, budget: float) -> tuple[str, str]:
+    """The predictor to run and why: ``name`` if given, else the best embedding cosine at the
+    nearest budget of the last evaluation results (:data:`EVAL_RESULTS`), else the default."""
     from .predictors.base import registry
 
-    if args.predictor:
-        if args.predictor not in registry():
-            _fail(f"unknown predictor {args.predictor!r}: allowed {', '.join(registry())}")
-        return args.predictor, "chosen with --predictor"
+    if name:
+        if name not in registry():
+            raise UserError(f"unknown predictor {name!r}: allowed {', '.join(registry())}")
+        return name, "chosen with --predictor"
     from .evaluate import best_predictor
 
     for path in EVAL_RESULTS:
@@ -90,25 +67,10 @@ def _choose_predictor(args, budget):
     return DEFAULT_PREDICTOR, "default (no swattn eval results found)"
 
 
-def _text(args) -> str:
-    from . import texts
-
-    if args.text:
-        try:
-            return Path(args.text).read_text(encoding="utf-8")
-        except OSError as exc:
-            _fail(f"cannot read --text {args.text}: {exc.strerror}")
-        except UnicodeDecodeError:
-            _fail(f"--text {args.text} is not UTF-8 text")
-    if not texts.MIN_TOKENS <= args.tokens <= 512:
-        _fail(f"--tokens = {args.tokens} is out of range: allowed {texts.MIN_TOKENS}..512")
-    return texts.evaluation_texts(1, args.tokens)[0]
-
-
 def _head_job(q, k, v, pattern, seed):
     """int8 inputs, softmax config and the testbench job of one head."""
     from ..sim.runner import job_to_json
-    from .numerics import SoftmaxConfig, quantise
+    from .spec.numerics import SoftmaxConfig, quantise
 
     (qi, sq), (ki, sk), (vi, _) = quantise(q), quantise(k), quantise(v)
     cfg = SoftmaxConfig.from_scales(sq, sk, q.shape[-1])
@@ -138,10 +100,12 @@ def _picture(path: Path, dense: np.ndarray, predicted: np.ndarray, pattern, titl
     plt.close(fig)
 
 
-def run(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+def run_demo(text: str, predictor: str | None, budget: float, layer: int, heads: list[int],
+             params, sim: str, out: Path, waves: bool = False, step=lambda msg: None) -> dict:
+    """Run the demo on ``text`` (see the module's docstring) with ``predictor`` (None: chosen by
+    :func:`choose_predictor`) on the engine ``params``; writes the Verilog, the simulator build,
+    the picture and the report (``report.json``) under ``out`` and returns the report.
+    ``step(msg)`` is called at the start of each stage."""
     from ..hw.generate import generate
     from ..sim.runner import build, run_jobs
     from . import golden, minilm
@@ -150,32 +114,10 @@ def run(args) -> int:
     from .predictors.base import LayerInput, make
     from .texts import calibration_texts
 
-    con = Console(width=None if sys.stdout.isatty() else 140)
     t_start = time.perf_counter()
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"cannot create --out {out}: {exc.strerror}")
-    if not 0 <= args.layer <= 5:
-        _fail(f"--layer = {args.layer} is out of range: allowed 0..5")
-    heads = sorted(set(args.head or range(12)))
-    bad = [h for h in heads if not 0 <= h <= 11]
-    if bad:
-        _fail(f"--head = {bad[0]} is out of range: allowed 0..11")
-    if args.budget < 1:
-        _fail(f"--budget = {args.budget} is out of range: allowed >= 1 keys per query")
-    params = engine_params(args.lanes)
-    from ..sim.runner import check_simulator
-    check_simulator(args.sim)  # before the long work: a missing simulator is one line at once
-
-    def step(msg):
-        con.print(f"[bold cyan]>[/] {msg} [dim]({time.perf_counter() - t_start:.0f} s)[/]")
-
-    text = _text(args)
     ids = minilm.tokenize(text)  # ModelError (a ValueError) past 512 tokens
-    predictor, why = _choose_predictor(args, args.budget)
-    step(f"text: {ids.size} tokens; predictor {predictor} ({why}), budget {args.budget:g} keys "
+    predictor, why = choose_predictor(predictor, budget)
+    step(f"text: {ids.size} tokens; predictor {predictor} ({why}), budget {budget:g} keys "
          "per query")
 
     step("MiniLM forward pass (NumPy) and predictor fit on calibration texts")
@@ -184,31 +126,30 @@ def run(args) -> int:
     calib_tokens = min(max(ids.size, 128), minilm.MAX_POSITIONS)
     fitted = make(predictor).fit([model.forward(minilm.tokenize(t))
                                   for t in calibration_texts(4, calib_tokens)])
-    maps = mapped_patterns(text, predictor, args.budget, limits=params.limits(), fitted=fitted,
+    maps = mapped_patterns(text, predictor, budget, limits=params.limits(), fitted=fitted,
                            trace=trace)
-    layer = trace.layers[args.layer]
-    predicted = fitted.predict(LayerInput.from_trace(trace, args.layer), min(args.budget, ids.size))
+    lay = trace.layers[layer]
+    predicted = fitted.predict(LayerInput.from_trace(trace, layer), min(budget, ids.size))
 
     step(f"generating the engine's Verilog (head dim 32, {params.lanes} lanes) and building the "
-         f"{args.sim} model")
+         f"{sim} model")
     vdir = out / "verilog"
     vpath, jpath = generate(params, vdir)
-    build(params, args.sim, root=out / "sim", waves=args.waves)
+    build(params, sim, root=out / "sim", waves=waves)
 
-    step(f"simulating layer {args.layer}, {len(heads)} head(s), through cocotb")
+    step(f"simulating layer {layer}, {len(heads)} head(s), through cocotb")
     jobs, inputs = [], []
     for h in heads:
-        job, inp = _head_job(layer.q[h], layer.k[h], layer.v[h], maps[args.layer][h].pattern,
-                             seed=args.layer * 100 + h)
+        job, inp = _head_job(lay.q[h], lay.k[h], lay.v[h], maps[layer][h].pattern,
+                             seed=layer * 100 + h)
         jobs.append(job)
         inputs.append(inp)
-    results = run_jobs(params, jobs, sim=args.sim, root=out / "sim", waves=args.waves,
-                       name="demo")
+    results = run_jobs(params, jobs, sim=sim, root=out / "sim", waves=waves, name="demo")
 
     rows = []
     tok = minilm.tokenizer()
     for h, r, (qi, ki, vi, cfg) in zip(heads, results, inputs):
-        mp = maps[args.layer][h]
+        mp = maps[layer][h]
         pat = mp.pattern
         ref = golden.attention(qi, ki, vi, pat, cfg)
         got = np.asarray(r.get("output", []), dtype=np.int64)
@@ -229,37 +170,13 @@ def run(args) -> int:
     cos = minilm.cosine(sparse.embedding, trace.embedding)
 
     h0 = heads[0]
-    pic = out / f"attention_l{args.layer}_h{h0}.png"
-    _picture(pic, layer.probs[h0], predicted[h0], maps[args.layer][h0].pattern,
-             f"layer {args.layer} head {h0}: {predictor} at {args.budget:g} keys/query")
+    pic = out / f"attention_l{layer}_h{h0}.png"
+    _picture(pic, lay.probs[h0], predicted[h0], maps[layer][h0].pattern,
+             f"layer {layer} head {h0}: {predictor} at {budget:g} keys/query")
 
-    t = Table(title=f"swattn demo: layer {args.layer}, {predictor}, n = {ids.size}")
-    for col in ("head", "window", "dil", "globals (tokens)", "sparsity", "cycles", "util.",
-                "bit-exact"):
-        t.add_column(col, justify="right" if col not in ("globals (tokens)",) else "left")
-    for r in rows:
-        gl = ", ".join(f"{g} {s}" for g, s in zip(r["globals"], r["global_tokens"])) or "-"
-        t.add_row(str(r["head"]), f"-{r['left']}..+{r['right']}", str(r["dilation"]), gl,
-                  f"{100 * r['sparsity']:.1f}%", str(r["cycles"]),
-                  f"{100 * r['utilisation']:.1f}%" if r["utilisation"] else "-",
-                  "[green]yes[/]" if r["bit_exact"] else "[red]NO[/]")
-    con.print(t)
-    n_exact = sum(r["bit_exact"] for r in rows)
-    elapsed = time.perf_counter() - t_start
-    con.print(f"bit-exact heads: {n_exact}/{len(rows)}; sentence-embedding cosine, int8 engine "
-              f"patterns in all 6 layers vs dense float: [bold]{cos:.4f}[/]")
     report = {"text_tokens": int(ids.size), "predictor": predictor, "why": why,
-              "budget": args.budget, "layer": args.layer, "params": params.as_dict(),
-              "heads": rows, "embedding_cosine": cos, "wall_s": elapsed,
+              "budget": budget, "layer": layer, "params": params.as_dict(),
+              "heads": rows, "embedding_cosine": cos, "wall_s": time.perf_counter() - t_start,
               "verilog": str(vpath), "picture": str(pic)}
-    rpath = out / "report.json"
-    rpath.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        from .cli import write_json
-        write_json(args.json, report)
-    con.print(f"\nVerilog: {vpath} (+ {jpath.name}); report: {rpath}; picture: {pic}")
-    if args.waves:
-        con.print(f"waveforms: {out / 'sim'} (the build folder of this engine)")
-    con.print(f"done in {elapsed:.0f} s. Next: `swattn build --board icebreaker` to put the "
-              "engine on a board, `swattn eval` to compare every predictor.")
-    return 0 if n_exact == len(rows) else 1
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report

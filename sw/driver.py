@@ -1,10 +1,10 @@
 """Host driver for a swattn board: open a link, identify, configure, load, run, read back.
 
-The driver speaks :mod:`swattn.sw.protocol` over any *link*: an object with ``write(data)``,
+The driver speaks :mod:`swattn.sw.spec.protocol` over any *link*: an object with ``write(data)``,
 ``read(n, timeout) -> bytes`` (fewer bytes on time-out) and ``flush_input()``. :class:`SerialLink`
 is a real serial port (pyserial); the cocotb testbench (:mod:`swattn.sim.tb_board`) provides a link
 that drives the simulated board's UART pins, so the very same driver code is tested against the
-RTL. Rows go in the engine's stream order (:mod:`swattn.sw.schedule`); the driver does the
+RTL. Rows go in the engine's stream order (:mod:`swattn.sw.spec.schedule`); the driver does the
 reordering, so callers pass and get plain (n, head_dim) int8 arrays.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import protocol as pr
-from . import regs, schedule
-from .engine_params import EngineParams
-from .numerics import SoftmaxConfig
-from .pattern import HybridPattern
+from .spec import protocol as pr
+from .spec import regs, schedule
+from .spec.engine_params import EngineParams
+from .spec.numerics import SoftmaxConfig
+from .spec.pattern import HybridPattern
 
 
 class DriverError(Exception):
@@ -51,7 +51,7 @@ class BoardError(DriverError):
 
 
 class EngineRefused(DriverError):
-    """The engine rejected the configuration at START (see :class:`swattn.sw.regs.Error`)."""
+    """The engine rejected the configuration at START (see :class:`swattn.sw.spec.regs.Error`)."""
 
     def __init__(self, error: regs.Error):
         self.error = error

@@ -1,9 +1,9 @@
-"""``swattn eval``: every sparsity predictor on real MiniLM attention, raw and mapped to the engine.
+"""Every sparsity predictor on real MiniLM attention, raw and mapped to the engine.
 
 For each predictor and budget (keys per query), over every layer and head of the evaluation texts:
 
 * ``raw``: the predicted mask as is;
-* ``mapped``: each head's mask mapped to a :class:`~swattn.sw.pattern.HybridPattern` of about the
+* ``mapped``: each head's mask mapped to a :class:`~swattn.sw.spec.pattern.HybridPattern` of about the
   same keys per query (:func:`swattn.sw.mapper.map_masks`), what the engine would run;
 * ``int8``: the mapped patterns run through the int8 golden model (quantised Q, K, V), at the
   table budget only, to show the share of the error that quantisation adds.
@@ -19,22 +19,19 @@ Metrics (means over texts, layers and heads):
   (predictions made online from the sparse model's own Q, K) and the dense embedding;
 * ``coverage`` (mapped): the fraction of the predicted entries the mapped pattern covers.
 
-Outputs: a table on the terminal, ``--json FILE``, and PNG plots of sparsity against recall with
-one point per budget (as Sparsefinder's Pareto plots) under ``--out`` (``build/`` by default).
+Outputs (``swattn eval``): a table on the terminal, ``--json FILE``, and PNG plots of sparsity
+against recall with one point per budget (as Sparsefinder's Pareto plots, :func:`write_plots`)
+under ``--out`` (``build/`` by default).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
-
-HELP = "evaluate the sparsity predictors on real all-MiniLM-L6-v2 attention (raw and mapped)"
 
 DEFAULT_BUDGETS = (16, 32, 64)  #: keys per query swept for the plots
 DEFAULT_TABLE_BUDGET = 32  #: the budget shown in the table and run through the golden model
@@ -43,106 +40,7 @@ DEFAULT_CALIBRATION = 8
 DEFAULT_TOKENS = 256
 
 
-def add_arguments(p):
-    p.add_argument("--texts", type=int, default=DEFAULT_TEXTS, metavar="N",
-                   help=f"evaluation texts (default {DEFAULT_TEXTS})")
-    p.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION, metavar="N",
-                   help=f"calibration texts for fitting (default {DEFAULT_CALIBRATION})")
-    p.add_argument("--max-tokens", type=int, default=DEFAULT_TOKENS, metavar="T",
-                   help=f"tokens per text, 128..512 (default {DEFAULT_TOKENS})")
-    p.add_argument("--text-file", action="append", default=[], metavar="PATH",
-                   help="evaluate this text file (repeatable) instead of the built-in texts; "
-                        "at most 512 tokens each")
-    p.add_argument("--predictors", default="all", metavar="LIST",
-                   help="comma-separated predictor names or 'all' (see --list)")
-    p.add_argument("--budgets", default=",".join(map(str, DEFAULT_BUDGETS)), metavar="LIST",
-                   help="keys per query to sweep, comma-separated (default "
-                        f"{','.join(map(str, DEFAULT_BUDGETS))})")
-    p.add_argument("--table-budget", type=float, default=None, metavar="B",
-                   help=f"budget shown in the table and run in int8 (default "
-                        f"{DEFAULT_TABLE_BUDGET}, or the nearest swept budget)")
-    p.add_argument("--no-golden", action="store_true", help="skip the int8 golden-model runs")
-    p.add_argument("--max-globals", type=int, default=4, metavar="G",
-                   help="global tokens the mapper may use (default 4)")
-    p.add_argument("--max-dilation", type=int, default=4, metavar="D",
-                   help="largest dilation the mapper tries (default 4)")
-    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
-    p.add_argument("--out", default="build", metavar="DIR",
-                   help="folder for the PNG plots (default build)")
-    p.add_argument("--no-plots", action="store_true", help="do not write plots")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random predictors")
-    p.add_argument("--list", action="store_true", help="list the predictors and exit")
-    p.add_argument("--quiet", action="store_true", help="no progress display")
-
-
 # --- helpers ------------------------------------------------------------------------------------
-
-def _user_error(msg):
-    from .cli import UserError
-    return UserError(msg)
-
-
-def _parse_predictors(spec: str) -> list[str]:
-    from .predictors.base import registry
-    reg = registry()
-    if spec.strip() == "all":
-        return list(reg)
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    bad = [s for s in names if s not in reg]
-    if bad or not names:
-        raise _user_error(f"unknown predictor {', '.join(map(repr, bad)) or repr(spec)}: "
-                          f"allowed {', '.join(reg)} or 'all'")
-    return names
-
-
-def _parse_budgets(spec: str, n: int) -> list[float]:
-    try:
-        vals = sorted({float(s) for s in spec.split(",") if s.strip()})
-    except ValueError:
-        raise _user_error(f"--budgets {spec!r}: expected comma-separated numbers") from None
-    if not vals:
-        raise _user_error("--budgets is empty")
-    for b in vals:
-        if not 1 <= b <= n:
-            raise _user_error(f"budget {b:g} keys per query is out of range: allowed 1..{n} "
-                              f"(the shortest text has {n} tokens)")
-    return vals
-
-
-def _load_texts(args):
-    from . import texts
-    from .minilm import MAX_POSITIONS, ModelError, tokenize
-
-    if not texts.MIN_TOKENS <= args.max_tokens <= MAX_POSITIONS:
-        raise _user_error(f"--max-tokens {args.max_tokens} is out of range: allowed "
-                          f"{texts.MIN_TOKENS}..{MAX_POSITIONS} (all-MiniLM-L6-v2 has "
-                          f"{MAX_POSITIONS} positions)")
-    if args.texts < 1 or args.calibration < 1:
-        raise _user_error(f"--texts {args.texts} and --calibration {args.calibration}: "
-                          "each must be at least 1")
-    try:
-        cal = texts.calibration_texts(args.calibration, args.max_tokens)
-        if args.text_file:
-            ev = []
-            for path in args.text_file:
-                try:
-                    ev.append(Path(path).read_text(encoding="utf-8"))
-                except OSError as exc:
-                    raise _user_error(f"cannot read --text-file {path}: {exc.strerror}") from None
-        else:
-            ev = texts.evaluation_texts(args.texts, args.max_tokens)
-        ids_ev = []
-        for i, t in enumerate(ev):
-            try:
-                ids_ev.append(tokenize(t, MAX_POSITIONS))
-            except ModelError as exc:
-                name = args.text_file[i] if args.text_file else f"text {i}"
-                raise _user_error(f"{name}: {exc}") from None
-        ids_cal = [tokenize(t) for t in cal]
-    except (texts.TextError, ModelError) as exc:
-        raise _user_error(str(exc)) from None
-    return ids_cal, ids_ev
-
 
 def _rel_err(a, b):
     """Per head ||a - b|| / ||b|| for (heads, n, d) arrays."""
@@ -239,7 +137,7 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
     step("dense forward passes", 1)
 
     # quantisation alone: every head through the golden model with a full pattern
-    from .pattern import HybridPattern
+    from .spec.pattern import HybridPattern
     base = {}
     if golden:
         acc = _Acc()
@@ -377,32 +275,6 @@ def table_rows(results: dict, budget: float | None = None) -> list[dict]:
     return [r for r in results["results"] if r["budget"] == budget]
 
 
-def render_table(results: dict, console) -> None:
-    from rich.table import Table
-    cfg = results["config"]
-    t = Table(title=f"swattn eval: all-MiniLM-L6-v2, {cfg['texts']} texts of "
-                    f"{'/'.join(map(str, sorted(set(cfg['tokens']))))} tokens, "
-                    f"budget {cfg['table_budget']:g} keys/query", title_justify="left")
-    t.add_column("predictor")
-    t.add_column("variant")
-    for _, head in COLUMNS:
-        t.add_column(head, justify="right")
-    last = None
-    for r in table_rows(results):
-        if last is not None and r["predictor"] != last:
-            t.add_section()
-        last = r["predictor"]
-        t.add_row(r["predictor"], r["variant"],
-                  *[(f"{r[k]:.4f}" if k == "emb_cos" else f"{r[k]:.3f}") if k in r else "-"
-                    for k, _ in COLUMNS])
-    base = results.get("int8_dense") or {}
-    if base:
-        t.add_section()
-        t.add_row("dense", "int8", "0.000", "1.000", "1.000", f"{base['out_rel_err']:.3f}",
-                  f"{base['emb_cos']:.4f}", "-")
-    console.print(t)
-
-
 def write_plots(results: dict, out: Path) -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
@@ -442,94 +314,8 @@ def write_plots(results: dict, out: Path) -> list[Path]:
     return [path]
 
 
-def run(args) -> int:
-    from rich.console import Console
-
-    from .predictors.base import registry
-
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=120)  # a table piped to a file keeps its columns
-    if args.list:
-        for name, cls in registry().items():
-            console.print(f"{name:14s} {cls.paper}")
-        return 0
-    predictors = _parse_predictors(args.predictors)
-    if args.max_globals < 0:
-        raise _user_error(f"--max-globals {args.max_globals} is out of range: allowed 0 or more")
-    if args.max_dilation < 1:
-        raise _user_error(f"--max-dilation {args.max_dilation} is out of range: allowed 1 or more")
-    # outputs are checked before minutes of work, not after
-    if not args.no_plots:
-        _writable_dir(Path(args.out), "--out")
-    if args.json:
-        _writable_dir(Path(args.json).parent, f"--json {args.json}:")
-    ids_cal, ids_ev = _load_texts(args)
-    nmin = min(i.size for i in ids_ev)
-    budgets = _parse_budgets(args.budgets, nmin)
-    tb = args.table_budget if args.table_budget is not None else DEFAULT_TABLE_BUDGET
-    table_budget = min(budgets, key=lambda b: (abs(b - tb), b))
-    if args.table_budget is not None and table_budget != args.table_budget:
-        raise _user_error(f"--table-budget {args.table_budget:g} is not one of --budgets "
-                          f"{args.budgets}")
-    total = 1 + (0 if args.no_golden else 1) + len(predictors) * (1 + len(budgets) * len(ids_ev))
-
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
-    err = Console(stderr=True)
-    with Progress(TextColumn("{task.description:32s}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=False,
-                  disable=args.quiet or not err.is_terminal) as prog:
-        task = prog.add_task("loading", total=total)
-
-        plain = not err.is_terminal and not args.quiet
-        started = time.perf_counter()
-
-        def progress(desc, adv=0):
-            prog.update(task, description=desc, advance=adv)
-            if plain and adv:  # logs and pipes get one line per step instead of a live bar
-                done = int(prog.tasks[0].completed)
-                print(f"[{done}/{total}] {desc} ({time.perf_counter() - started:.0f} s)",
-                      file=sys.stderr, flush=True)
-
-        results = evaluate(predictors, budgets, ids_cal, ids_ev, table_budget,
-                           golden=not args.no_golden, seed=args.seed,
-                           mapper_kw={"max_globals": args.max_globals,
-                                      "max_dilation": args.max_dilation},
-                           progress=progress)
-    render_table(results, console)
-    console.print(f"evaluated in {results['runtime_s']:.0f} s")
-    if args.json:
-        path = Path(args.json)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(results, indent=1, default=_json_default))
-        except OSError as exc:
-            raise _user_error(f"cannot write --json {path}: {exc.strerror}") from None
-        console.print(f"results: {path}")
-    if not args.no_plots:
-        try:
-            paths = write_plots(results, Path(args.out))
-        except OSError as exc:
-            raise _user_error(f"cannot write the plots to --out {args.out}: {exc.strerror}"
-                              ) from None
-        for p in paths:
-            console.print(f"plot: {p}")
-    return 0
-
-
-def _writable_dir(path: Path, what: str) -> None:
-    """Create ``path`` if needed; a UserError naming ``what`` if that fails or it is read-only."""
-    import os
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _user_error(f"{what} cannot create folder {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise _user_error(f"{what} folder {path} is not writable")
-
-
-def _json_default(o):
+def json_default(o):
+    """``json.dumps``'s ``default`` for the results: NumPy scalars as numbers, NaN as null."""
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     if isinstance(o, float) and math.isnan(o):

@@ -1,7 +1,7 @@
 """Bit-exact NumPy golden model of the swattn engine, and float references.
 
 ``attention`` computes, for int8 Q, K, V and a :class:`HybridPattern`, the int8 output that the
-engine produces (formulas in :mod:`swattn.sw.numerics`). It is vectorised over blocks of rows:
+engine produces (formulas in :mod:`swattn.sw.spec.numerics`). It is vectorised over blocks of rows:
 memory and time grow with the pattern's work (n x window), never with n^2, so n = 16384 runs.
 
 Exactness of the fast paths: scores are computed with float32 matrix products. Every partial sum
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import numerics as nx
-from .pattern import HybridPattern
+from .spec import numerics as nx
+from .spec.pattern import HybridPattern
 
 #: rows per block of the vectorised model; bounds the working set at about BLOCK x (BLOCK + window)
 BLOCK = 256
@@ -146,3 +146,73 @@ def _softmax_attention(q, k, v, mask, scale):
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
     return p @ v
+
+
+# --- a run on random data -----------------------------------------------------------------------
+
+#: above this n the dense float reference (n^2 floats) is skipped
+REFERENCE_MAX_N = 4096
+
+
+def effective_log2_multiplier(cfg: nx.SoftmaxConfig) -> float:
+    """log2 units per integer score unit that the engine applies: x/2^8 = t * mant / 2^(shift+8)."""
+    return cfg.mult_mant / 2.0 ** (cfg.mult_shift + nx.EXP_FRAC_BITS)
+
+
+def random_run(pattern: HybridPattern, head_dim: int, seed: int = 0,
+               multiplier: tuple[int, int] | None = None, out_shift: int = 0) -> dict:
+    """Run :func:`attention` on random data and summarise it (JSON-ready; ``swattn golden``).
+
+    Q, K and V are standard-normal matrices quantised per tensor with :func:`numerics.quantise`,
+    so their scales are the ones a real model would give; unless ``multiplier`` (mantissa,
+    shift) is given, the softmax multiplier comes from those scales through
+    :meth:`SoftmaxConfig.from_scales`. For n <= :data:`REFERENCE_MAX_N` the output is compared
+    with the float64 masked reference (run with the multiplier the engine actually applies) and
+    the largest difference is reported in output LSBs.
+    """
+    import math
+    import time
+
+    n, d = pattern.n, head_dim
+    rng = np.random.default_rng(seed)
+    (q, sq), (k, sk), (v, sv) = (nx.quantise(rng.standard_normal((n, d))) for _ in range(3))
+    if multiplier is None:
+        cfg = nx.SoftmaxConfig.from_scales(sq, sk, d, out_shift=out_shift)
+        ideal = sq * sk * math.log2(math.e) / math.sqrt(d)
+    else:
+        cfg = nx.SoftmaxConfig(multiplier[0], multiplier[1], out_shift)
+        ideal = None
+    c = effective_log2_multiplier(cfg)
+
+    t0 = time.perf_counter()
+    out = attention(q, k, v, pattern, cfg)
+    elapsed = time.perf_counter() - t0
+
+    o = out.astype(np.int64)
+    res = {
+        "pattern": {"n": n, "left": pattern.left, "right": pattern.right,
+                    "dilation": pattern.dilation, "globals": list(pattern.globals_)},
+        "head_dim": d,
+        "seed": seed,
+        "softmax": {"mult_mant": cfg.mult_mant, "mult_shift": cfg.mult_shift,
+                    "out_shift": cfg.out_shift, "log2_multiplier": c,
+                    "from_scales": ideal is not None,
+                    "multiplier_rel_error": None if ideal is None else abs(c / ideal - 1.0)},
+        "scales": {"q": sq, "k": sk, "v": sv, "out": sv * 2.0 ** -cfg.out_shift},
+        "pairs": pattern.pairs(),
+        "sparsity": pattern.sparsity(),
+        "time_s": elapsed,
+        "output": {"min": int(o.min()), "max": int(o.max()), "mean": float(o.mean()),
+                   "std": float(o.std()),
+                   "saturated_fraction": float(np.mean((o == nx.DATA_MIN) | (o == nx.DATA_MAX)))},
+        "max_abs_error_lsb": None,
+        "mean_abs_error_lsb": None,
+    }
+    if n <= REFERENCE_MAX_N:
+        # same multiplier as the engine, so the difference is the engine's arithmetic alone
+        ref = reference_masked(q, k, v, pattern, scale=c * math.log(2.0))
+        ref = np.clip(ref * 2.0 ** cfg.out_shift, nx.DATA_MIN, nx.DATA_MAX)
+        err = np.abs(o - ref)
+        res["max_abs_error_lsb"] = float(err.max())
+        res["mean_abs_error_lsb"] = float(err.mean())
+    return res

@@ -1,6 +1,6 @@
 """From a predicted mask (or attention weights) to an engine configuration.
 
-The engine runs one :class:`~swattn.sw.pattern.HybridPattern` per head: a window of ``left`` and
+The engine runs one :class:`~swattn.sw.spec.pattern.HybridPattern` per head: a window of ``left`` and
 ``right`` steps of ``dilation`` tokens around each query plus up to G global tokens (a global
 query sees every key, every query sees a global key). :func:`map_to_pattern` picks the pattern
 that covers the most of a weight matrix, the predicted mask's entries (each 1) or attention
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pattern import HybridPattern, PatternLimits
+from .spec.pattern import HybridPattern, PatternLimits
 
 DEFAULT_MAX_DILATION = 4  #: dilations tried when the limits do not bound them
 DEFAULT_MAX_GLOBALS = 4  #: global tokens allowed when the limits do not bound them

@@ -277,7 +277,7 @@ def golden_head(q, k, v, pattern, out_shift: int = 0) -> np.ndarray:
     """One head through the int8 golden model: per-tensor int8 quantisation of q, k, v, the
     softmax multiplier from their scales, the engine-exact output, then back to float."""
     from . import golden
-    from .numerics import SoftmaxConfig, quantise
+    from .spec.numerics import SoftmaxConfig, quantise
 
     qi, sq = quantise(q)
     ki, sk = quantise(k)
@@ -289,7 +289,7 @@ def golden_head(q, k, v, pattern, out_shift: int = 0) -> np.ndarray:
 
 def golden_attention(pattern_fn) -> AttentionFn:
     """Attention through the int8 golden model: ``pattern_fn(layer, q, k, hidden)`` returns one
-    :class:`~swattn.sw.pattern.HybridPattern` per head."""
+    :class:`~swattn.sw.spec.pattern.HybridPattern` per head."""
     def fn(layer, q, k, v, hidden):
         pats = pattern_fn(layer, q, k, hidden)
         return np.stack([golden_head(q[h], k[h], v[h], pats[h]) for h in range(q.shape[0])])

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .pattern import HybridPattern
+from .spec.pattern import HybridPattern
 
 
 @dataclass(frozen=True)

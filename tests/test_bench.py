@@ -15,8 +15,8 @@ import pytest
 
 from swattn.sw import bench, golden
 from swattn.sw.cli import main
-from swattn.sw.engine_params import EngineParams
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec.engine_params import EngineParams
+from swattn.sw.spec.pattern import HybridPattern
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,7 @@ def test_model_against_rtl_error_and_target():
     rtl = {("x", 64): {"cycles": 1000, "ok": True}}
     row = bench.figures(w, [64], lambda p, pat: 1030, rtl)
     assert row["lanes"]["64"]["model_rel_err"] == pytest.approx(0.03)
-    t = {x["target"]: x for x in bench.targets([row], {}, [64], None)}
+    t = {x["target"]: x for x in bench.check_targets([row], {}, [64], None)}
     tm = t["cycle model within 2% of RTL"]
     assert tm["status"] == "miss" and tm["margin"] == pytest.approx(-0.01)
 
@@ -116,8 +116,10 @@ def test_utilisation_target_pass_and_miss():
     ideal = bench.figures(w, [64], None, {})["lanes"]["64"]["ideal_cycles"]
     ok = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.97), {})
     bad = bench.figures(w, [64], lambda p, pat: math.ceil(ideal / 0.90), {})
-    [t_ok] = [t for t in bench.targets([ok], {}, [64], None) if "utilisation" in t["target"]]
-    [t_bad] = [t for t in bench.targets([bad], {}, [64], None) if "utilisation" in t["target"]]
+    [t_ok] = [t for t in bench.check_targets([ok], {}, [64], None)
+              if "utilisation" in t["target"]]
+    [t_bad] = [t for t in bench.check_targets([bad], {}, [64], None)
+               if "utilisation" in t["target"]]
     assert t_ok["status"] == "pass" and t_ok["margin"] == pytest.approx(0.02, abs=1e-4)
     assert t_bad["status"] == "miss" and t_bad["margin"] == pytest.approx(-0.05, abs=1e-4)
 
@@ -136,7 +138,7 @@ def test_read_boards_and_fmax_targets(tmp_path):
     assert boards["icebreaker"]["fmax_mhz"] == 41.5 and boards["icebreaker"]["lanes"] == 8
     assert boards["ulx3s"]["family"] == "ecp5" and boards["ulx3s"]["fmax_mhz"] == 87.0
     assert "error" in boards["broken"] and "elsewhere" not in boards
-    t = {x["target"]: x for x in bench.targets([], boards, [], None)}
+    t = {x["target"]: x for x in bench.check_targets([], boards, [], None)}
     ice, ecp = t["iCE40UP5K Fmax >= 36 MHz"], t["ECP5-85F Fmax >= 100 MHz"]
     assert ice["status"] == "pass" and ice["margin"] == pytest.approx(5.5)
     assert ecp["status"] == "miss" and ecp["margin"] == pytest.approx(-13.0)
@@ -153,13 +155,13 @@ def test_board_name_from_build_result(tmp_path):
 def test_failed_build_is_a_miss(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps(
         {"board": "icebreaker", "ok": False, "error": "the design does not fit the iCE40UP5K"}))
-    [t] = [x for x in bench.targets([], bench.read_boards(tmp_path), [], None)
+    [t] = [x for x in bench.check_targets([], bench.read_boards(tmp_path), [], None)
            if "iCE40" in x["target"]]
     assert t["status"] == "miss" and "does not fit" in t["note"]
 
 
 def test_no_build_reported(tmp_path):
-    t = bench.targets([], bench.read_boards(tmp_path), [], None)
+    t = bench.check_targets([], bench.read_boards(tmp_path), [], None)
     assert [x["note"] for x in t if "Fmax" in x["target"]] == ["no build", "no build"]
 
 
@@ -258,8 +260,9 @@ def test_gpu_mask_and_pairs_match_the_pattern(n, r, dil, g):
     assert gb.count_pairs(n, r, dil, g) == pat.pairs()
 
 
-def test_gpu_kinds_match_bench_kinds():
-    assert _gpu_module().KINDS == bench.KINDS
+def test_gpu_script_runs_the_bench_workload_table():
+    gb = _gpu_module()
+    assert gb.KINDS == bench.KINDS and gb.N_LIST == bench.N_DEFAULT and gb.D == bench.HEAD_DIM
 
 
 def test_gpu_script_without_gpu_exits_cleanly(capsys, monkeypatch):

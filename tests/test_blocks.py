@@ -1,7 +1,7 @@
 """amaranth.sim unit tests of the datapath sub-blocks (``hw/blocks.py``) against the numerics
 module.
 
-Every expected value comes from ``swattn.sw.numerics`` (exp2_neg, reciprocal, normalise_sum,
+Every expected value comes from ``swattn.sw.spec.numerics`` (exp2_neg, reciprocal, normalise_sum,
 normalise_output, the width functions) or from plain NumPy / Python integer arithmetic, never from
 the block under test. Each test drives many vectors through one simulation (pysim pays per
 simulation and per cycle, not per signal), and streaming blocks get a new input every cycle so the
@@ -14,7 +14,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Fragment, Module
 from amaranth.sim import Simulator
 
 from swattn.hw import blocks
-from swattn.sw import numerics as nx
+from swattn.sw.spec import numerics as nx
 
 INT8 = (nx.DATA_MIN, nx.DATA_MAX)
 

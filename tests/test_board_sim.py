@@ -15,9 +15,9 @@ import pytest
 from swattn.sim.board_runner import run_board
 from swattn.sim.jobs import random_pattern, random_softmax
 from swattn.sim.runner import job_to_json
-from swattn.sw.engine_params import EngineParams
-from swattn.sw.numerics import SoftmaxConfig
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec.engine_params import EngineParams
+from swattn.sw.spec.numerics import SoftmaxConfig
+from swattn.sw.spec.pattern import HybridPattern
 
 PARAMS = EngineParams(head_dim=32, lanes=16, max_radius=8, max_globals=2, max_dilation=2,
                       seq_width=6)

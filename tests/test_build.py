@@ -12,6 +12,7 @@ import pytest
 
 from swattn.fpga import build as fb
 from swattn.fpga.boards import BOARDS
+from swattn.sw.cli.build import print_table
 
 SWATTN = [str(Path(sys.executable).parent / "swattn")]
 
@@ -73,7 +74,7 @@ def test_utilisation_and_fmax_from_reports(tmp_path):
                     "from": "top.core.ci[0]", "to": "top.core.chk_fail",
                     "sources": ["hw/serial.py:114", "fpga/core.py:20"]}
     out = io.StringIO()
-    fb.print_table(board, rows, fmax, fmax >= board.clock_hz / 1e6, file=out, crit=crit)
+    print_table(board, rows, fmax, fmax >= board.clock_hz / 1e6, file=out, crit=crit)
     assert "Fmax 87.5 MHz MISSES the 100 MHz target" in out.getvalue()
     assert ("critical path 11.4 ns (1.1 logic in 1 cell, 10.2 routing): top.core.ci[0] -> "
             "top.core.chk_fail (hw/serial.py:114, fpga/core.py:20)") in out.getvalue()
@@ -142,8 +143,8 @@ def test_register_copies_survive_synthesis_of_the_ulx3s(ulx3s_netlist):
     names = ulx3s_netlist["netnames"]
     copies = {n: tuple(v["bits"]) for n, v in names.items() if n.endswith("_dup")}
     # the engine's and the board's copies are there: per memory slice, per 64 bits of a row
-    assert {"board.core.engine.ring_k_wa0_dup", "board.core.engine.ring_v_wa3_dup",
-            "board.core.engine.glob_v_we1_dup", "board.core.lwe_q2_dup",
+    assert {"board.core.engine.kv_ring.ring_k_wa0_dup", "board.core.engine.kv_ring.ring_v_wa3_dup",
+            "board.core.engine.kv_ring.glob_v_we1_dup", "board.core.lwe_q2_dup",
             "board.core.oa1_dup"} <= set(copies), sorted(copies)[:20]
     by_bits = {}
     for n, bits in copies.items():
@@ -207,7 +208,7 @@ def test_a_build_at_another_clock_than_the_target(tmp_path, monkeypatch):
     assert fb.with_clock(board, 63).clock_hz == 62.5e6
     assert fb.suggest_clock(board, 64.72) == 62.5 and fb.suggest_clock(board, 9.9) is None
     out = io.StringIO()
-    fb.print_table(board, [], 64.7, True, file=out, clock_hz=60e6)
+    print_table(board, [], 64.7, True, file=out, clock_hz=60e6)
     assert ("Fmax 64.7 MHz meets the 60 MHz clock asked with --clock (the board's target: "
             "100 MHz)") in out.getvalue()
     for bad, why in ((0, "positive"), (-5, "positive"), (7, "no ECP5 PLL setting gives 7 MHz"),

@@ -3,7 +3,7 @@ simulation: the generator's jobs hit every bin, and the report names a bin no pa
 
 from swattn.sim import coverage
 from swattn.sim.jobs import regression_jobs
-from swattn.sw.engine_params import EngineParams
+from swattn.sw.spec.engine_params import EngineParams
 
 P = EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
                  seq_width=10)

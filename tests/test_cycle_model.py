@@ -13,7 +13,7 @@ import pytest
 from swattn.sim.jobs import random_softmax
 from swattn.sim.runner import job_to_json, run_jobs
 from swattn.sw.cycles import predict_cycles, useful_macs
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec.pattern import HybridPattern
 
 from test_engine_sim import SIM, SIZES
 
@@ -40,7 +40,7 @@ def _jobs(params, seed):
 @pytest.mark.parametrize("size", sorted(SIZES))
 def test_model_within_two_percent(size):
     params = SIZES[size]
-    jobs = _jobs(params, {"u1": 71, "u4": 72, "u4p1": 73, "u1p3": 74}[size])
+    jobs = _jobs(params, {"u1c4": 71, "u4g6": 72, "u4g6_p45": 73, "u1c4_p33": 74}[size])
     results = run_jobs(params, jobs, sim=SIM, name=f"cycles_{size}")
     report = []
     for job, r in zip(jobs, results):

@@ -13,30 +13,24 @@ import pytest
 
 from swattn.sim.jobs import job_from_seed, regression_jobs
 from swattn.sim.runner import run_jobs
-from swattn.sw.engine_params import EngineParams
+from swattn.sw.spec.sizes import SIZES as SPEC_SIZES
 
-SIZES = {
-    # one unit, 4 chunks per key: exercises the chunked dot products and accumulators
-    "u1": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
-                       seq_width=10),
-    # four units side by side, one key per cycle; up to two groups of global rows, so that
-    # jobs have the paired max pass (EngineParams.paired_max) with both groups
-    "u4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
-                       seq_width=10),
-    # the same with the ULX3S build's pipelining (EngineParams.dot_pipeline 4: two registers
-    # more in the dot products' adder trees, the key rows registered beside their memories, the
-    # key memories' addresses a cycle behind stage 1, the later hand-over; pv_pipeline 5: the
-    # exponential's copies per 8 P.V lanes, the products, the exponential table's output, the
-    # score read and the softmax multiplier's partial products registered, the later drain)
-    "u4p1": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
-                         seq_width=10, dot_pipeline=4, pv_pipeline=5),
-    # one unit with other stage counts: two adder-tree registers and the key register
-    # (dot_pipeline 3), stage 2 without the score read's register (pv_pipeline 3)
-    "u1p3": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
-                         seq_width=10, dot_pipeline=3, pv_pipeline=3),
-}
-#: random jobs per size (u4p1 repeats u4's control at another latency: fewer)
-JOB_SHARE = {"u1": 1.0, "u4": 1.0, "u4p1": 0.4, "u1p3": 0.3}
+#: entries of swattn.sw.spec.sizes.SIZES: one unit with 4 chunks per key (the chunked dot
+#: products and accumulators); four units side by side, one key per cycle, with up to two groups
+#: of global rows so that jobs have the paired max pass (EngineParams.paired_max) with both
+#: groups; the same with the ULX3S build's pipelining (dot_pipeline 4: two registers more in the
+#: dot products' adder trees, the key rows registered beside their memories, the key memories'
+#: addresses a cycle behind stage 1, the later hand-over; pv_pipeline 5: the exponential's
+#: copies per 8 P.V lanes, the products, the exponential table's output, the score read and the
+#: softmax multiplier's partial products registered, the later drain); one unit with other stage
+#: counts (dot_pipeline 3: two adder-tree registers and the key register; pv_pipeline 3: stage 2
+#: without the score read's register)
+SIZE_NAMES = ("u1c4", "u4g6", "u4g6_p45", "u1c4_p33")
+SIZES = {name: SPEC_SIZES[name] for name in SIZE_NAMES}
+#: random jobs per size (u4g6_p45 repeats u4g6's control at another latency: fewer) and the
+#: first seed of each size
+JOB_SHARE = {"u1c4": 1.0, "u4g6": 1.0, "u4g6_p45": 0.4, "u1c4_p33": 0.3}
+SEED0 = {"u1c4": 1000, "u4g6": 5000, "u4g6_p45": 9000, "u1c4_p33": 11000}
 SIM = os.environ.get("SIM", "verilator")
 JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 
@@ -45,7 +39,7 @@ JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 def test_random_jobs_bit_exact(size, tmp_path_factory):
     params = SIZES[size]
     seed = os.environ.get("SWATTN_JOB_SEED")
-    seed0 = {"u1": 1000, "u4": 5000, "u4p1": 9000, "u1p3": 11000}[size]
+    seed0 = SEED0[size]
     count = max(1, round(JOBS_PER_SIZE * JOB_SHARE[size]))
     jobs = [job_from_seed(params, int(seed))] if seed else regression_jobs(params, count, seed0)
     results = run_jobs(params, jobs, sim=SIM, name=f"pytest_{size}")

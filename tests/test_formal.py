@@ -50,7 +50,7 @@ def test_reference_error_is_independent_of_the_engine():
     from amaranth.sim import Simulator
     from amaranth.hdl import Module, Signal
 
-    from swattn.sw import regs
+    from swattn.sw.spec import regs
     P = formal.VALIDATOR_SIZES["u1"]
     cfg = Signal(regs.config_layout(P))
     ref = Signal(4)

@@ -11,8 +11,8 @@ import pytest
 
 from swattn.hw.generate import LINT_WAIVERS, generate, write_waivers
 from swattn.sim.runner import verilator_env
-from swattn.sw import regs
-from swattn.sw.engine_params import EngineParams
+from swattn.sw.spec import regs
+from swattn.sw.spec.engine_params import EngineParams
 
 SIZES = [
     EngineParams(head_dim=32, lanes=8, max_radius=8, max_globals=2, max_dilation=2, seq_width=8),

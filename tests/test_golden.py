@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from swattn.sw import golden
 from swattn.sw.golden import ShapeError
-from swattn.sw.numerics import SoftmaxConfig
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec.numerics import SoftmaxConfig
+from swattn.sw.spec.pattern import HybridPattern
 
 # --- the engine in plain Python -----------------------------------------------------------------
 TABLE = [math.floor(2**15 * math.exp2(-i / 256) + 0.5) for i in range(256)]

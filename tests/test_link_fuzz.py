@@ -7,8 +7,8 @@ import os
 import pytest
 
 from swattn.sim import link_fuzz
-from swattn.sw import protocol as pr
-from swattn.sw.engine_params import EngineParams
+from swattn.sw.spec import protocol as pr
+from swattn.sw.spec.engine_params import EngineParams
 
 P = EngineParams(head_dim=32, lanes=64, max_radius=4, max_globals=2, max_dilation=2, seq_width=4)
 ROWS = 1 << P.seq_width

@@ -6,7 +6,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from swattn.sw import mapper
-from swattn.sw.pattern import HybridPattern, PatternLimits
+from swattn.sw.spec.pattern import HybridPattern, PatternLimits
 
 
 def _covered(w, pattern):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from swattn.sw import minilm, texts
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec.pattern import HybridPattern
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

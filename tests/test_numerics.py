@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swattn.sw import numerics as nx
+from swattn.sw.spec import numerics as nx
 
 SETTINGS = settings(max_examples=200, deadline=None)
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from swattn.sw.pattern import HybridPattern, PatternError, PatternLimits
+from swattn.sw.spec.pattern import HybridPattern, PatternError, PatternLimits
 
 
 def brute_mask(n, left, right, dilation, globals_):

@@ -16,8 +16,8 @@ from swattn.fpga.boards import BOARDS
 from swattn.fpga.core import crc16_rtl
 from swattn.fpga.pll import ecp5_settings, ice40_settings
 from swattn.fpga.uart import UARTRx, UARTTx, divisor_for
-from swattn.sw import protocol as pr
-from swattn.sw import regs
+from swattn.sw.spec import protocol as pr
+from swattn.sw.spec import regs
 from swattn.sw.driver import BadReply, Board, BoardError, NoReply
 
 # the installed entry point (running the cli module as __main__ would duplicate its UserError)

@@ -45,7 +45,7 @@ def test_build_dirs_differ_by_build_args():
     """The x-randomised regression builds never share a directory with the plain build."""
     import pytest
 
-    from swattn.sw.cli import UserError
+    from swattn.sw.spec.errors import UserError
     params = regress.sizes()["u1c4"]
     plain = runner.build_dir(params, "verilator")
     xrand = runner.build_dir(params, "verilator", build_args=regress.XRAND_ARGS)

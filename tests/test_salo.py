@@ -8,7 +8,7 @@ the code under test.
 import pytest
 
 from swattn.sw import salo
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec.pattern import HybridPattern
 
 
 def test_longformer_latency_matches_paper():

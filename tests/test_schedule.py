@@ -1,11 +1,11 @@
-"""The stream orders of ``swattn.sw.schedule`` (shared by the driver, the testbenches and the
+"""The stream orders of ``swattn.sw.spec.schedule`` (shared by the driver, the testbenches and the
 cycle model), written out by hand for small engines."""
 
 import numpy as np
 
-from swattn.sw import schedule
-from swattn.sw.engine_params import EngineParams
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec import schedule
+from swattn.sw.spec.engine_params import EngineParams
+from swattn.sw.spec.pattern import HybridPattern
 
 ONE_UNIT = EngineParams(head_dim=32, lanes=64, max_radius=4, max_globals=5, max_dilation=2,
                         seq_width=6)

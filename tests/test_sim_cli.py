@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from swattn.sw.pattern import HybridPattern
+from swattn.sw.spec.pattern import HybridPattern
 
 # the u1 engine of test_engine_sim: its simulator build is shared
 ENGINE = ["--head-dim", "32", "--lanes", "16", "--max-radius", "12", "--max-globals", "3",

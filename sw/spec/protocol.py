@@ -15,7 +15,7 @@ with :data:`REQ_SYNC`, replies with :data:`REPLY_SYNC`; every request gets exact
 an echo of its header with the reply payload, or an :attr:`Cmd.ERROR` reply whose payload is
 :data:`ERROR_LAYOUT` (error code and the offending command).
 
-Rows: ``WRITE_Q`` takes rows by *output position* (the order of :func:`swattn.sw.schedule
+Rows: ``WRITE_Q`` takes rows by *output position* (the order of :func:`swattn.sw.spec.schedule
 .output_order`; the board streams them to the engine in its ``q`` order from there),
 ``WRITE_K``/``WRITE_V`` by token index, ``READ_OUT`` returns output rows by output position (the
 same order as Q). ``addr`` is the first row, ``count`` the number of rows.

@@ -1,5 +1,5 @@
-"""``swattn run``: one attention job on a real board through the host driver, checked bit for
-bit against the golden model."""
+"""``swattn run``: one attention job on a real board through the host driver
+(:mod:`swattn.sw.driver`), checked bit for bit against the golden model."""
 
 import time
 
@@ -22,12 +22,12 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from ..fpga.boards import BOARDS, get_board
-    from . import golden
-    from .cli import UserError
-    from .driver import DriverError, open_board
-    from .numerics import SoftmaxConfig
-    from .pattern import HybridPattern
+    from ...fpga.boards import BOARDS, get_board
+    from .. import golden
+    from ..driver import DriverError, open_board
+    from ..spec.errors import UserError
+    from ..spec.numerics import SoftmaxConfig
+    from ..spec.pattern import HybridPattern
 
     baud = args.baud
     if baud is None:

@@ -1,10 +1,11 @@
 """The ``swattn`` command line.
 
-Each subcommand lives in its own module, which provides ``HELP`` (one line), ``add_arguments(p)``
-and ``run(args) -> int``. Modules are imported only when their subcommand runs, so ``swattn
---help`` stays fast and a missing optional tool only affects the subcommand that needs it.
-Expected mistakes raise :class:`UserError` (or ValueError from validation): they are printed as one
-line, ``swattn: error: ...``, with exit status 2 and no traceback.
+Each subcommand lives in its own module of this package (:data:`COMMANDS`), which provides
+``HELP`` (one line), ``add_arguments(p)`` and ``run(args) -> int``; the work itself is done by
+the library modules, which these import only when their subcommand runs, so ``swattn --help``
+stays fast and a missing optional tool only affects the subcommand that needs it. Expected
+mistakes raise :class:`~swattn.sw.spec.errors.UserError` (or ValueError from validation): they
+are printed as one line, ``swattn: error: ...``, with exit status 2 and no traceback.
 """
 
 from __future__ import annotations
@@ -13,38 +14,24 @@ import argparse
 import importlib
 import sys
 
-#: subcommand -> module (relative to swattn)
+from ..spec.errors import UserError
+
+#: subcommand -> its module in this package
 COMMANDS = {
-    "demo": "sw.demo",
-    "golden": "sw.golden_cli",
-    "generate": "hw.generate",
-    "sim": "sim.cli",
-    "eval": "sw.evaluate",
-    "build": "fpga.build",
-    "run": "sw.board_run",
-    "flash": "fpga.flash",
-    "bench": "sw.bench",
+    "demo": "demo",
+    "golden": "golden",
+    "generate": "generate",
+    "sim": "sim",
+    "eval": "eval",
+    "build": "build",
+    "run": "run",
+    "flash": "flash",
+    "bench": "bench",
 }
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line without a traceback."""
-
-
-def write_json(path, obj) -> None:
-    """Write ``obj`` as indented JSON to ``path``; an unwritable path is a :class:`UserError`."""
-    import json
-
-    try:
-        with open(path, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
-
-
 def _load(name: str):
-    return importlib.import_module(f"swattn.{COMMANDS[name]}")
+    return importlib.import_module(f"{__name__}.{COMMANDS[name]}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         try:
             mod = _load(name)
+            # (a throw-away parser first: a subcommand whose library fails to import while it
+            # defines its options is listed as unavailable, like one whose module fails)
+            mod.add_arguments(argparse.ArgumentParser(add_help=False))
         except ImportError as exc:  # a module not yet present or a broken optional dependency
             p = sub.add_parser(name, help=f"(unavailable: {exc})")
             p.set_defaults(_unavailable=str(exc))
@@ -85,8 +75,3 @@ def main(argv: list[str] | None = None) -> int:
         print("swattn: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    # run the imported module's main, so that UserError is the class the subcommands raise
-    from swattn.sw.cli import main as _main
-    sys.exit(_main())

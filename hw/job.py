@@ -1,0 +1,242 @@
+"""A job's control: the start, the configuration checks, the status register and completion.
+
+:class:`JobControl` owns the engine's state (IDLE / BUSY / DONE), the error code and the cycle
+counter. It checks a configuration one step per cycle after an accepted start and, once they
+pass, pulses ``job_init`` (every stage resets its job state on it) and raises ``running`` until
+the job's last output row is taken. Every stage reads the job's configuration, at the widths the
+checks guarantee, and the figures derived from it during the checks through :class:`JobSignature`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..sw.spec import regs
+from ..sw.spec.engine_params import EngineParams
+
+
+def check_widths(P: EngineParams) -> tuple[int, int, int]:
+    """Bits of the radius, the dilation and a global's position in the globals, as the stages use
+    them once the checks have passed (dilation <= max_dilation, left, right <= max_radius //
+    dilation)."""
+    return (P.max_radius.bit_length(), P.max_dilation.bit_length(),
+            max(1, P.max_globals.bit_length()))
+
+
+class JobSignature(wiring.Signature):
+    """What every stage knows of the running job (driven by :class:`JobControl`).
+
+    Members: ``running`` (the checks passed and the job's last row is not yet out); ``init`` (a
+    one-cycle pulse a cycle before ``running`` rises: reset the job's state); the configuration
+    at the widths the checks allow: ``n`` (sequence length), ``left``, ``right`` (window radius in
+    keys), ``dil`` (dilation), ``ng`` (global count), ``glob`` (global rows, configuration
+    order), ``gval`` (per global: its index is below ``ng``), ``mult_mant``, ``mult_shift``,
+    ``out_shift`` (softmax and output scaling); figures registered during the checks:
+    ``reach_l`` (left * dil), ``span`` (left + right), ``ngg`` (global groups of ``units``),
+    ``total_pos`` (K/V stream rows of the job) and ``moff`` (paired engines: the stream position
+    where the main pass starts; 0 otherwise).
+    """
+
+    def __init__(self, P: EngineParams):
+        RB, DB, _ = check_widths(P)
+        GM = max(1, P.max_globals)
+        super().__init__({
+            "running": Out(1), "init": Out(1),
+            "n": Out(P.seq_width + 1), "left": Out(RB), "right": Out(RB), "dil": Out(DB),
+            "ng": Out(8), "glob": Out(data.ArrayLayout(unsigned(regs.GLOBAL_INDEX_WIDTH), GM)),
+            "gval": Out(GM),
+            "mult_mant": Out(regs.CONFIG_FIELDS["mult_mant"]),
+            "mult_shift": Out(regs.CONFIG_FIELDS["mult_shift"]),
+            "out_shift": Out(regs.CONFIG_FIELDS["out_shift"]),
+            "reach_l": Out(RB), "span": Out(RB + 1), "ngg": Out(8),
+            "total_pos": Out(P.pos_width + 1),
+            "moff": Out(P.pos_width + 1 if P.paired_max else 1),
+        })
+
+
+def global_hits(job, idx, globals_: int):
+    """Per global: ``idx`` is that (valid) global's row."""
+    return Cat(*[job.gval[i] & (job.glob[i] == idx) for i in range(globals_)])
+
+
+def token(job, pos, paired: bool):
+    """The token index of a main-pass K/V stream position."""
+    return pos - job.moff if paired else pos
+
+
+class JobControl(wiring.Component):
+    """Start, configuration checks, status and completion of a job.
+
+    Per cycle: a ``start`` while BUSY sets error BUSY and changes nothing else; a start otherwise
+    (with ``hold_config``, copying ``cfg``) enters BUSY, clears the error and the cycle counter,
+    and begins the checks. The checks take one step per cycle: step 0 registers what they need,
+    step 1 the scalar checks, step 2 + i global i (range, then duplicate of an earlier one). A
+    failing step ends the job with its error code (state IDLE); after the last step ``init``
+    pulses and ``running`` rises. ``out_fire`` counts output rows; the job's n-th sets DONE and
+    lowers ``running``. ``cycles`` counts cycles in BUSY.
+    """
+
+    def __init__(self, params: EngineParams, hold_config: bool = True):
+        self._params = params
+        self._hold_config = hold_config
+        super().__init__({
+            "cfg": In(regs.config_layout(params)),
+            "start": In(1),
+            "out_fire": In(1),
+            "status": Out(regs.STATUS_LAYOUT),
+            "cycles": Out(32),
+            "job": Out(JobSignature(params)),
+        })
+
+    def elaborate(self, platform):
+        P = self._params
+        U = P.units
+        GM = max(1, P.max_globals)
+        PA = P.paired_max
+        RB, DB, _ = check_widths(P)
+        m = Module()
+        job = self.job
+
+        cfg = Signal(regs.config_layout(P)) if self._hold_config else self.cfg
+        n = Signal(P.seq_width + 1)
+        left, right, dil = Signal(16), Signal(16), Signal(16)
+        ng = Signal(8)
+        reach_l = Signal(RB)
+        span = Signal(RB + 1)
+        ngg = Signal(8)  # global groups
+        total_pos = Signal(P.pos_width + 1)
+        # paired: the stream position where the main pass starts (n per pair of global groups)
+        moff = Signal(P.pos_width + 1, name="moff") if PA else Const(0, 1)
+        glob = [cfg.globals[i] for i in range(GM)]
+        gval = Signal(GM)  # (i < ng) per global, of the configuration (still during a job)
+        m.d.sync += gval.eq(Cat(*[ng > i for i in range(GM)]))
+        m.d.comb += [n.eq(cfg.n), left.eq(cfg.left), right.eq(cfg.right), dil.eq(cfg.dilation),
+                     ng.eq(cfg.n_globals)]
+        m.d.comb += [job.n.eq(n), job.left.eq(left), job.right.eq(right), job.dil.eq(dil),
+                     job.ng.eq(ng), job.gval.eq(gval), job.reach_l.eq(reach_l),
+                     job.span.eq(span), job.ngg.eq(ngg), job.total_pos.eq(total_pos),
+                     job.moff.eq(moff), job.mult_mant.eq(cfg.mult_mant),
+                     job.mult_shift.eq(cfg.mult_shift), job.out_shift.eq(cfg.out_shift)]
+        m.d.comb += [job.glob[i].eq(glob[i]) for i in range(GM)]
+        left_s, right_s, dil_s = job.left, job.right, job.dil
+
+        state = Signal(2)
+        error = Signal(4)
+        m.d.comb += [self.status.state.eq(state), self.status.error.eq(error)]
+        running = Signal()  # job validated and in progress
+        checking = Signal()
+        chk_i = Signal(8)
+        job_go = Signal()  # the checks have passed (this cycle)
+        # one-cycle pulse, a register a cycle after job_go: reset all job state (a register, as
+        # it reaches some 170 flip-flops all over the engine)
+        job_init = Signal()
+        chk_seen = Signal()
+        chk_fail = Signal(4)
+        chk_last = Signal()
+        m.d.comb += [job.running.eq(running), job.init.eq(job_init)]
+
+        cycles = Signal(32)
+        m.d.comb += self.cycles.eq(cycles)
+        with m.If(state == regs.State.BUSY):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        with m.If(self.start):
+            with m.If(state == regs.State.BUSY):
+                m.d.sync += error.eq(regs.Error.BUSY)
+            with m.Else():
+                if self._hold_config:
+                    m.d.sync += cfg.eq(self.cfg)
+                m.d.sync += [state.eq(regs.State.BUSY), error.eq(0),
+                             cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0),
+                             chk_seen.eq(0), chk_fail.eq(0), chk_last.eq(0)]
+        # Per global, both tests are registers of the configuration (g_rng, g_dup; it holds from
+        # the cycle after the start), and global chk_i - 2's are loaded a cycle ahead (cur_rng,
+        # cur_dup). A step's outcome is registered (chk_fail, chk_last) and acted on a cycle
+        # later, so the compares do not drive the job's control in the same cycle.
+        fail = Signal(4)
+        # left * dil > max_radius exactly when left > max_radius // dil (dil in 1..max_dilation,
+        # checked first): a table of max_dilation constants in place of two multipliers
+        rlim = Signal(RB)
+        rlim_tab = Array(Const(P.max_radius // k if 1 <= k <= P.max_dilation else 0, RB)
+                         for k in range(1 << DB))
+
+        def times_small(x, k, kbits):
+            """x * k for a k of kbits bits, as shifted adds (no hard multiplier)."""
+            return sum((Mux(k[b], x << b, 0) for b in range(kbits)), Const(0, 1))
+        g_rng, g_dup = Signal(GM), Signal(GM)
+        m.d.sync += [g_rng.eq(Cat(*[glob[i] >= cfg.n for i in range(GM)])),
+                     g_dup.eq(Cat(*[Cat(*[glob[j] == glob[i] for j in range(i)]).any()
+                                    for i in range(GM)]))]
+        cur_rng, cur_dup = Signal(), Signal()
+        n_step = Signal.like(total_pos)  # n or 2 n, the step of total_pos per global group
+        g_mod = Signal(range(2 * U))  # global checks done, mod 2 U
+        # the scalar checks' compares of the configuration alone, registered at step 0
+        bad_n, bad_dil, bad_ng = Signal(), Signal(), Signal()
+        # (a start while BUSY is refused above and changes nothing here: the checks, job_init and
+        # the scheduler's start go on as if it had not come)
+        with m.If(checking):
+            with m.If(chk_i == 0):
+                m.d.sync += [rlim.eq(rlim_tab[dil_s]), span.eq(left_s + right_s),
+                             reach_l.eq(times_small(left_s, dil_s, DB)),
+                             ngg.eq((ng + U - 1) >> (U.bit_length() - 1)),
+                             bad_n.eq((cfg.n == 0) | (cfg.n > P.n_max)),
+                             bad_dil.eq((dil == 0) | (dil > P.max_dilation)),
+                             bad_ng.eq(ng > P.max_globals)]
+            with m.Elif(chk_i == 1):
+                # total_pos and moff start here and grow by a step per global check below
+                m.d.sync += [total_pos.eq(n), n_step.eq(n if PA else n << 1), g_mod.eq(0)]
+                if PA:
+                    m.d.sync += moff.eq(0)
+                with m.If(bad_n):
+                    m.d.comb += fail.eq(regs.Error.N_RANGE)
+                with m.Elif(bad_dil):
+                    m.d.comb += fail.eq(regs.Error.DILATION)
+                with m.Elif((left > rlim) | (right > rlim)):
+                    m.d.comb += fail.eq(regs.Error.RADIUS)
+                with m.Elif(bad_ng):
+                    m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
+            with m.Else():
+                with m.If(cur_rng):
+                    m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
+                with m.Elif(cur_dup):
+                    m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
+                # The stream's length (total_pos = n + 2 n ngg; paired: n + n (ngg + pairs),
+                # moff = n pairs) as one addition per global step (ng steps: chk_last is still
+                # low in the last), a step in U adding n_step and, paired, one in 2 U another n:
+                # one adder from registers, where a product of n and ngg had several after a
+                # compare
+                with m.If(~chk_last):
+                    step_a = g_mod[:U.bit_length() - 1] == 0 if U > 1 else Const(1, 1)
+                    step_p = g_mod == 0
+                    m.d.sync += [total_pos.eq(total_pos + Mux(step_a, n_step, 0)
+                                              + (Mux(step_p, n, 0) if PA else 0)),
+                                 g_mod.eq(g_mod + 1)]
+                    if PA:
+                        m.d.sync += moff.eq(moff + Mux(step_p, n, 0))
+            nxt_g = Signal(8)
+            m.d.comb += nxt_g.eq(chk_i - 1)
+            g_at = nxt_g[:max(1, (GM - 1).bit_length())]
+            m.d.sync += [cur_rng.eq(Array(g_rng)[g_at]), cur_dup.eq(Array(g_dup)[g_at])]
+            m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail),
+                         chk_last.eq((chk_i >= 1) & (chk_i >= ng + 1)), chk_i.eq(chk_i + 1)]
+            with m.If(chk_seen & (chk_fail != 0)):
+                m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
+            with m.Elif(chk_seen & chk_last):
+                m.d.sync += checking.eq(0)
+                m.d.comb += job_go.eq(1)
+        m.d.sync += job_init.eq(job_go)
+        with m.If(job_init):
+            m.d.sync += running.eq(1)
+
+        # completion: the job's n-th output row ends it
+        out_left = Signal(P.seq_width + 9)
+        out_one = Signal()  # out_left == 1 (a register, set with out_left)
+        with m.If(job_init):
+            m.d.sync += [out_left.eq(n), out_one.eq(n == 1)]
+        with m.Elif(self.out_fire):
+            m.d.sync += [out_left.eq(out_left - 1), out_one.eq(out_left == 2)]
+            with m.If(out_one):
+                m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
+        return m

@@ -1,0 +1,7 @@
+"""``python -m swattn.sw.cli``: the same as the ``swattn`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,113 @@
+"""``swattn golden``: run the bit-exact golden model on random int8 data and summarise the result
+(:func:`swattn.sw.golden.random_run`).
+
+Q, K and V are standard-normal matrices quantised per tensor, so their scales are the ones a real
+model would give; unless ``--mult-mant``/``--mult-shift`` are given, the softmax multiplier comes
+from those scales. For n <= 4096 the output is compared with the float64 masked reference (run with
+the multiplier the engine actually applies) and the largest difference is reported in output LSBs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..spec.errors import UserError
+from .args import add_length_argument, add_window_arguments, pattern_from_args
+
+HELP = "run the bit-exact golden model on random int8 data and print a summary"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("pattern")
+    add_length_argument(g, 1024)
+    g.add_argument("--d", type=int, default=64, metavar="D",
+                   help="head dimension: 32, 64 or 128 (default 64)")
+    add_window_arguments(g, 64, "pick K distinct global tokens at random (seeded); default 0")
+    s = p.add_argument_group("numerics")
+    s.add_argument("--mult-mant", type=int, metavar="M",
+                   help="softmax multiplier mantissa 0..65535 (with --mult-shift; default: "
+                        "derived from the Q and K scales)")
+    s.add_argument("--mult-shift", type=int, metavar="S", help="softmax multiplier shift 0..63")
+    s.add_argument("--out-shift", type=int, default=0, metavar="S",
+                   help="output scale is scale_v * 2^-S, S in 0..7 (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for data and globals")
+    p.add_argument("--json", metavar="FILE",
+                   help="also write the results as JSON to FILE ('-' for stdout, no table)")
+
+
+def _random_globals(seed: int):
+    """``pick_globals`` for ``--n-globals``: K distinct tokens drawn with ``seed``."""
+    def pick(n: int, k: int) -> tuple[int, ...]:
+        import numpy as np
+
+        rng = np.random.default_rng([seed, 1])
+        return tuple(int(x) for x in rng.choice(n, size=k, replace=False))
+    return pick
+
+
+def _pattern(args):
+    """Validate the options and build the pattern; raise UserError (or PatternError)."""
+    from ..spec import numerics as nx
+
+    if args.d not in nx.HEAD_DIMS:
+        raise UserError(f"--d = {args.d} is not supported: allowed "
+                        f"{', '.join(map(str, nx.HEAD_DIMS))}")
+    if args.n < 1:
+        raise UserError(f"--n = {args.n} is out of range: allowed 1..")
+    # HybridPattern raises PatternError (a ValueError) naming the field and its range
+    pattern = pattern_from_args(args, 64, _random_globals(args.seed))
+    if (args.mult_mant is None) != (args.mult_shift is None):
+        raise UserError("--mult-mant and --mult-shift go together: give both or neither")
+    return pattern
+
+
+def _print_summary(res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..golden import REFERENCE_MAX_N
+
+    pat, sm, out = res["pattern"], res["softmax"], res["output"]
+    g = pat["globals"]
+    gtext = "none" if not g else (", ".join(map(str, g[:8])) + (" ..." if len(g) > 8 else ""))
+    t = Table(title="swattn golden", show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("pattern", f"n={pat['n']} d={res['head_dim']} left={pat['left']} "
+                         f"right={pat['right']} dilation={pat['dilation']}")
+    t.add_row("globals", f"{len(g)}: {gtext}")
+    t.add_row("pairs", f"{res['pairs']:,} (sparsity {100 * res['sparsity']:.2f}%)")
+    mult = (f"mant={sm['mult_mant']} shift={sm['mult_shift']} out_shift={sm['out_shift']} "
+            f"(multiplier {sm['log2_multiplier']:.4g} log2 units per score unit")
+    if sm["multiplier_rel_error"] is not None:
+        mult += f", rel. error vs scales {sm['multiplier_rel_error']:.2g}"
+    t.add_row("softmax", mult + ")")
+    t.add_row("time", f"{1e3 * res['time_s']:.1f} ms")
+    t.add_row("output", f"min {out['min']} max {out['max']} mean {out['mean']:.2f} "
+                        f"std {out['std']:.2f} saturated {100 * out['saturated_fraction']:.2f}% "
+                        f"(scale {res['scales']['out']:.4g})")
+    if res["max_abs_error_lsb"] is None:
+        t.add_row("vs float", f"skipped (n > {REFERENCE_MAX_N})")
+    else:
+        t.add_row("vs float", f"max |error| {res['max_abs_error_lsb']:.3f} LSB, "
+                              f"mean {res['mean_abs_error_lsb']:.3f} LSB")
+    Console().print(t)
+
+
+def run(args) -> int:
+    from ..golden import random_run
+
+    pattern = _pattern(args)
+    mult = None if args.mult_mant is None else (args.mult_mant, args.mult_shift)
+    res = random_run(pattern, args.d, args.seed, mult, args.out_shift)
+    if args.json == "-":
+        json.dump(res, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    _print_summary(res)
+    if args.json:
+        from ..report import write_json
+        write_json(args.json, res)
+    return 0
