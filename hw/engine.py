@@ -98,7 +98,7 @@ class Engine(wiring.Component):
         scores = [ScoreUnit(P, u) for u in range(U)]
         pvs = [SoftmaxPV(P, u) for u in range(U)]
         for u in range(U):
-            m.submodules[f"scores{u}"] = scores[u]
+            m.submodules[f"qk{u}"] = scores[u]
             m.submodules[f"pv{u}"] = pvs[u]
         for part in (kvr, sch, ki, gq, pv, epi, *pvs):
             wiring.connect(m, ctrl.job, part.job)
