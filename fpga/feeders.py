@@ -3,13 +3,22 @@
 A buffer holds ``rows`` rows of ``row_bits``, as ``words`` consecutive RAM words per row (word 0
 holds the row's low bits, i.e. its first bytes). The iCE40's SPRAM is 16 bits wide, so a row takes
 many words there; on the ECP5 a word is a whole row and a row moves every cycle.
+
+:class:`EngineFeeders` puts them together for the stream engine inside the board core: Q rows by
+position, K/V rows in the engine's order, output rows back to the O buffer.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from ..hw.blocks import int8_row
+from ..hw.kv_ring import kv_layout
+from ..sw.spec import regs
+from ..sw.spec.engine_params import EngineParams
+from .buffers import buffer_read_signature, buffer_write_signature
 
 
 class RowReader(wiring.Component):
@@ -262,3 +271,210 @@ class RowBuffer(wiring.Component):
         with m.Else():
             m.d.sync += [full.eq((full | set_) & ~clr), wptr.eq(wptr ^ put)]
         return m
+
+
+def row_buffer(m: Module, name: str, src, clear):
+    """``src`` (a row stream) through a two-row :class:`RowBuffer` named ``name`` (a cycle of
+    latency at full rate, every path through it cut; ``clear`` drops its rows): the stream it
+    offers."""
+    m.submodules[name] = rb = RowBuffer(len(Value.cast(src.payload)))
+    m.d.comb += [rb.clear.eq(clear), rb.i.payload.eq(src.payload), rb.i.valid.eq(src.valid),
+                 src.ready.eq(rb.i.ready)]
+    return rb.o
+
+
+class EngineFeeders(wiring.Component):
+    """The stream engine's feeders on the board: its ``q`` and ``kv`` rows from the Q, K and V
+    buffers, its ``o`` rows into the O buffer.
+
+    params : the engine's; word_bytes : the buffers' word (a row is ``head_dim / word_bytes``
+    words).
+
+    Ports: ``cfg`` (the configuration register, held still during a job), ``start`` (the job's
+    start pulse, a register) and ``start_set`` (its next value), the engine's streams ``q``,
+    ``kv`` (out) and ``o`` (in), the buffers' engine side (``q_read``, ``k_read``, ``v_read``,
+    ``o_write``: :class:`~swattn.fpga.buffers.BufferPorts`) and ``rows_out`` (rows written since
+    the start).
+
+    Per cycle: an index generator offers the next row to read, while the buffer is the engine
+    side's (``q_read.own``, ``k_read.own``): Q rows by output position 0 .. n-1
+    (:func:`swattn.sw.spec.schedule.output_order`; an engine with paired max passes takes the
+    global rows, the last n_globals positions, once before them), K/V rows the global rows in
+    register order, then ``EngineParams.kv_passes`` passes of 0 .. n-1. The readers
+    (:class:`RowReader`, or :class:`RowFetcher` with a row per word) read them and offer the rows;
+    the writer (:class:`RowWriter`) writes the output rows to consecutive positions. A start
+    resets them all, each from a copy of its own of the pulse (``start_*_dup``, registers set
+    from ``start_set``: one register reaching them all is a net across the die).
+
+    With a row per RAM word the rows pass two-row :class:`RowBuffer` stages (a cycle of latency
+    each, at full rate): one for Q; two in a row for K/V, so that a row crosses from the reader's
+    FIFO beside the K/V buffers to the engine's ring writer, whose registers lie beside the
+    ring's slices spread over the die, in three steps; two for the output rows, so that the O
+    buffer's write enable does not follow the engine's valid in the same cycle, and a row crosses
+    the die from the engine's normalisers to the O buffer's block RAMs in two steps.
+    """
+
+    def __init__(self, params: EngineParams, word_bytes: int):
+        d = params.head_dim
+        self.params = params
+        self._rows = 1 << params.seq_width
+        self._words = d // word_bytes
+        self._wb = 8 * word_bytes
+        depth = self._rows * self._words
+        super().__init__({
+            "cfg": In(regs.config_layout(params)),
+            "start": In(1),
+            "start_set": In(1),
+            "q": Out(stream.Signature(int8_row(d))),
+            "kv": Out(stream.Signature(kv_layout(d))),
+            "o": In(stream.Signature(int8_row(d))),
+            "q_read": Out(buffer_read_signature(self._wb, depth)),
+            "k_read": Out(buffer_read_signature(self._wb, depth)),
+            "v_read": Out(buffer_read_signature(self._wb, depth)),
+            "o_write": Out(buffer_write_signature(self._wb, depth)),
+            "rows_out": Out(range(self._rows + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rows, R, WB = self._rows, self._words, self._wb
+
+        def start_copy(name):
+            c = Signal(name=f"start_{name}_dup")
+            m.d.sync += c.eq(self.start_set)
+            return c
+
+        if R == 1:  # block RAM: its read data registered beside it (RowFetcher)
+            m.submodules.q_reader = qr = RowFetcher(rows, WB, 1)
+            m.submodules.kv_reader = kvr = RowFetcher(rows, WB, 2)
+        else:
+            m.submodules.q_reader = qr = RowReader(rows, R, WB, 1)
+            m.submodules.kv_reader = kvr = RowReader(rows, R, WB, 2)
+        m.submodules.o_writer = ow = RowWriter(rows, R, WB)
+        m.d.comb += [qr.clear.eq(start_copy("qr")), kvr.clear.eq(start_copy("kvr")),
+                     ow.clear.eq(start_copy("ow"))]
+        qi_n = self._q_index(m, qr)
+        kidx_n = self._kv_index(m, kvr)
+        m.d.comb += [self.q_read.addr.eq(qr.addr), self.q_read.re.eq(qr.re),
+                     self.q_read.addr_next.eq(qi_n), qr.rdata.eq(self.q_read.rdata)]
+        for part, port in enumerate((self.k_read, self.v_read)):
+            m.d.comb += [port.addr.eq(kvr.addr), port.re.eq(kvr.re), port.addr_next.eq(kidx_n),
+                         kvr.rdata[part * WB:(part + 1) * WB].eq(port.rdata)]
+
+        q_src = row_buffer(m, "q_buf", qr.row, start_copy("q_buf")) if R == 1 else qr.row
+        m.d.comb += [self.q.payload.as_value().eq(q_src.payload), self.q.valid.eq(q_src.valid),
+                     q_src.ready.eq(self.q.ready)]
+        kv_src = kvr.row
+        if R == 1:
+            kv_mid = row_buffer(m, "kv_buf", kvr.row, start_copy("kv_buf"))
+            kv_src = row_buffer(m, "kv_buf1", kv_mid, start_copy("kv_buf1"))
+        m.d.comb += [self.kv.valid.eq(kv_src.valid),
+                     self.kv.payload.as_value().eq(kv_src.payload),
+                     kv_src.ready.eq(self.kv.ready)]
+        o_src = self.o
+        o_held = Const(0, 1)  # a row on its way to the writer
+        if R == 1:
+            o_mid = row_buffer(m, "o_buf", self.o, start_copy("o_buf"))
+            o_held = o_mid.valid
+            o_src = row_buffer(m, "o_buf1", o_mid, start_copy("o_buf1"))
+        m.d.comb += [ow.row.valid.eq(o_src.valid), ow.row.payload.eq(o_src.payload),
+                     o_src.ready.eq(ow.row.ready)]
+        # the O buffer is the writer's until its last row is written
+        m.d.comb += [self.o_write.addr.eq(ow.addr), self.o_write.wdata.eq(ow.wdata),
+                     self.o_write.we.eq(ow.we), self.o_write.held.eq(ow.row.valid | o_held),
+                     self.rows_out.eq(ow.count)]
+        return m
+
+    def _q_index(self, m: Module, qr):
+        """Q rows by output position (an engine with paired max passes: the global rows, the
+        last ng positions, once before them). Returns the index's next value (the buffer
+        slices' copies follow it)."""
+        P, rows, start = self.params, self._rows, self.start
+        n, ng = self.cfg.n, self.cfg.n_globals
+        qi = Signal(range(rows + 1))
+        qi_n = Signal.like(qi)
+        # qi < n, a register set with qi (from compares of registers: qi + 1 < n as
+        # qi < n - 1), so that no carry chain lies between the index's handshake and the
+        # copies of qi_n beside the Q buffer's slices
+        q_more = Signal()
+        n_m1 = Signal(signed(len(n) + 1))  # (of the configuration: it holds before a START)
+        m.d.sync += n_m1.eq(n - 1)
+        m.d.comb += [qr.index.valid.eq(self.q_read.own & q_more), qr.index.payload.eq(qi),
+                     qi_n.eq(qi)]
+        m.d.sync += qi.eq(qi_n)
+        if P.paired_max:
+            qpre = Signal()  # in the global rows' first copy
+            with m.If(start):
+                m.d.comb += qi_n.eq(Mux(ng != 0, n - ng, 0))
+                m.d.sync += [qpre.eq(ng != 0), q_more.eq((n != 0) & (ng <= n))]
+            with m.Elif(qr.index.valid & qr.index.ready):
+                with m.If(qpre & (qi + 1 >= n)):
+                    m.d.comb += qi_n.eq(0)
+                    m.d.sync += [qpre.eq(0), q_more.eq(n != 0)]
+                with m.Else():
+                    m.d.comb += qi_n.eq(qi + 1)
+                    m.d.sync += q_more.eq(qi < n_m1)
+        else:
+            with m.If(start):
+                m.d.comb += qi_n.eq(0)
+                m.d.sync += q_more.eq(n != 0)
+            with m.Elif(qr.index.valid & qr.index.ready):
+                m.d.comb += qi_n.eq(qi + 1)
+                m.d.sync += q_more.eq(qi < n_m1)
+        return qi_n
+
+    def _kv_index(self, m: Module, kvr):
+        """K/V rows: the globals in register order, then EngineParams.kv_passes passes of
+        0 .. n-1. Returns the index's next value (the buffer slices' copies follow it).
+
+        The index offered now (``kidx``, the K and V buffers' read address: their block RAMs
+        spread over the die) and whether there is one (``kmore``) are registers, and so is
+        everything their next values are picked from, so that a step is one multiplexer after
+        the handshake: ``gt`` (a thermometer of the global rows still to come, the one offered
+        now included) and ``gsh`` (those rows' indices, shifted down a step at a time);
+        ``kpos1`` the next position of the pass (no adder after the handshake); ``rem`` counts
+        the positions of a pass down to -1 (its sign: the pass's last row) and ``prem`` the
+        passes (its sign: the last pass)."""
+        P, rows, start, cfg = self.params, self._rows, self.start, self.cfg
+        U = P.units
+        n, ng = cfg.n, cfg.n_globals
+        GM = max(1, P.max_globals)
+        passes = Signal(9)  # EngineParams.kv_passes(ng), of the configuration (still in a job)
+        ngg = (ng + U - 1) >> (U.bit_length() - 1)
+        m.d.comb += passes.eq(1 + ngg + ((ngg + 1) >> 1) if P.paired_max else 1 + (ngg << 1))
+        n_m2 = Signal(signed(len(n) + 1))  # registers of the configuration: it holds
+        passes_m2 = Signal(signed(len(passes) + 1))  # still for many cycles before a START
+        m.d.sync += [n_m2.eq(n - 2), passes_m2.eq(passes - 2)]
+        gt = Signal(GM)
+        gsh = [Signal(range(rows), name=f"gsh{i}") for i in range(GM)]
+        kpos = Signal(range(rows))
+        kpos1 = Signal(range(rows + 1))  # kpos + 1, a register set with kpos
+        rem = Signal(signed(len(kpos) + 2))
+        prem = Signal.like(passes_m2)
+        kidx = Signal(range(rows))
+        kidx_n = Signal.like(kidx)  # its next value (the buffer slices' copies follow it too)
+        m.d.comb += kidx_n.eq(kidx)
+        m.d.sync += kidx.eq(kidx_n)
+        kmore = Signal(init=1)  # (as the index generator always had it after a reset; no
+        # row is read before a start, as the buffers are the link's until the engine is BUSY)
+        m.d.comb += [kvr.index.valid.eq(self.k_read.own & kmore), kvr.index.payload.eq(kidx)]
+        last = rem[-1]
+        with m.If(start):
+            m.d.sync += [gt.eq(Cat(*[ng > i for i in range(GM)])), kpos.eq(0), kpos1.eq(1),
+                         rem.eq(n_m2), prem.eq(passes_m2), kmore.eq(1)]
+            m.d.comb += kidx_n.eq(Mux(ng != 0, cfg.globals[0], 0))
+            m.d.sync += [gsh[i].eq(cfg.globals[i]) for i in range(GM)]
+        with m.Elif(kvr.index.valid & kvr.index.ready):
+            m.d.sync += [gt.eq(gt >> 1), *[gsh[i].eq(gsh[i + 1]) for i in range(GM - 1)]]
+            with m.If(gt[1] if GM > 1 else 0):
+                m.d.comb += kidx_n.eq(gsh[1] if GM > 1 else 0)
+            with m.Elif(gt[0]):  # the last global row: position 0 of pass 0 next
+                m.d.comb += kidx_n.eq(0)
+            with m.Elif(last):  # a pass's last row
+                m.d.comb += kidx_n.eq(0)
+                m.d.sync += [kpos.eq(0), kpos1.eq(1), rem.eq(n_m2), prem.eq(prem - 1),
+                             kmore.eq(~prem[-1])]
+            with m.Else():
+                m.d.comb += kidx_n.eq(kpos1)
+                m.d.sync += [kpos.eq(kpos1), kpos1.eq(kpos1 + 1), rem.eq(rem - 1)]
+        return kidx_n

@@ -1,4 +1,5 @@
-"""PLL settings and instances for the iCE40 (SB_PLL40_PAD) and ECP5 (EHXPLLL) families.
+"""PLL settings for the iCE40 (SB_PLL40_PAD) and ECP5 (EHXPLLL) families, and the PLL of the
+platform's family (its instance in :mod:`.ice40` / :mod:`.ecp5`).
 
 The dividers are searched here (as icepll and ecppll do) so a board entry only names its input and
 target clocks; :func:`ice40_settings` / :func:`ecp5_settings` raise ValueError when no setting
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
-from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
+from amaranth.hdl import Elaboratable, Module
+
+from ..hw import vendor
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,9 @@ def ecp5_settings(fin: float, fout: float) -> PLLSetting:
 
 class PLL(Elaboratable):
     """Creates the ``sync`` domain at ``setting.fout`` from the board clock pin ``clk_in``
-    (an I/O port for the iCE40 pad PLL, the buffered clock for the ECP5), held in reset until the
-    PLL locks."""
+    (an I/O port for the iCE40 pad PLL, the buffered clock for the ECP5), held until the PLL
+    locks: by the PLL of the platform's family (:func:`swattn.hw.vendor.primitives`), which
+    must be the setting's."""
 
     def __init__(self, setting: PLLSetting, clk_in):
         self.setting = setting
@@ -82,51 +85,12 @@ class PLL(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         s = self.setting
-        # The ECP5's sync domain has no reset: its clock is held off until the PLL locks (below),
-        # so every flip-flop keeps the value the bitstream loaded until then. (A reset from the
-        # lock reached about 3,000 flip-flops across the die; in general routing it took 10-12 ns
-        # of the 10 ns period, and a global buffer for it did not always route.)
-        ecp5 = s.family == "ecp5"
-        m.domains.sync = cd = ClockDomain("sync", reset_less=ecp5)
-        locked = Signal()
-        if s.family == "ice40":
-            m.submodules.pll = Instance(
-                "SB_PLL40_PAD",
-                p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT="GENCLK",
-                p_DIVR=s.divs["DIVR"], p_DIVF=s.divs["DIVF"], p_DIVQ=s.divs["DIVQ"],
-                p_FILTER_RANGE=s.divs["FILTER_RANGE"],
-                i_PACKAGEPIN=self.clk_in, i_RESETB=1, i_BYPASS=0,
-                o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
-        else:
-            clkop = Signal()  # the PLL's output, before the gate
-            m.submodules.pll = Instance(
-                "EHXPLLL",
-                a_FREQUENCY_PIN_CLKI=str(round(s.fin / 1e6, 3)),
-                a_FREQUENCY_PIN_CLKOP=str(round(s.fout / 1e6, 3)),
-                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
-                a_MFG_GMCREF_SEL="2",
-                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
-                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-                p_CLKI_DIV=s.divs["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED",
-                p_CLKOP_DIV=s.divs["CLKOP_DIV"], p_CLKOP_CPHASE=s.divs["CLKOP_CPHASE"],
-                p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=s.divs["CLKFB_DIV"],
-                i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, o_CLKOP=clkop,
-                i_CLKFB=clkop, i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1,
-                i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-                o_LOCK=locked)
-        if ecp5:
-            # the clock gate: a DCCA (the global buffer) whose enable is the lock, synchronised
-            # to the PLL's output in a domain of two flip-flops before the gate
-            m.domains.pll_out = ClockDomain("pll_out", reset_less=True, local=True)
-            m.d.comb += ClockSignal("pll_out").eq(clkop)
-            lock_s = Signal()
-            m.submodules.lock_sync = FFSynchronizer(locked, lock_s, o_domain="pll_out")
-            m.submodules.clk_gate = Instance("DCCA", i_CLKI=clkop, i_CE=lock_s,
-                                             o_CLKO=ClockSignal("sync"))
-        else:
-            m.submodules.rst_sync = ResetSynchronizer(~locked, domain="sync")
-        if platform is not None:
-            # nextpnr then reports Fmax of this net against the target
-            platform.add_clock_constraint(cd.clk, s.fout)
+        fam = vendor.family(platform)
+        if fam != s.family:
+            raise ValueError(f"a PLL setting for {s.family} on a platform of family "
+                             f"{fam or getattr(platform, 'family', None)}")
+        prims = vendor.primitives(platform)
+        m.submodules.pll = pll = prims.PLL(s.divs, self.clk_in, s.fin, s.fout)
+        # nextpnr then reports Fmax of this net against the target
+        platform.add_clock_constraint(pll.domain.clk, s.fout)
         return m

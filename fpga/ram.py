@@ -2,24 +2,38 @@
 
 The board's Q/K/V/O row buffers are used by one side at a time (the host link between jobs, the
 engine's feeders during a job), so one port is enough, and a single port is what lets them live in
-the UP5K's 256-kbit SPRAM blocks, which Yosys does not infer: they are instantiated here.
+the UP5K's 256-kbit SPRAM blocks, which Yosys does not infer: the iCE40 module
+(:mod:`swattn.hw.ice40`, picked by the platform, :mod:`swattn.hw.vendor`) instantiates them.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Instance, Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Module
 
-SPRAM_WIDTH = 16
-SPRAM_DEPTH = 16384
+from ..hw import vendor
+from ..hw.ice40 import SPRAM_DEPTH, SPRAM_WIDTH
+
+
+def ram_signature(width: int, depth: int) -> wiring.Signature:
+    """A :class:`SinglePortRAM`'s ports (its controller's: ``.flip()``)."""
+    return wiring.Signature({
+        "addr": In(range(depth)),
+        "wdata": In(width),
+        "we": In(1),
+        "re": In(1, init=1),
+        "rdata": Out(width),
+    })
 
 
 class SinglePortRAM(wiring.Component):
     """``depth`` words of ``width`` bits; ``rdata`` is the word at ``addr`` of the previous cycle
     in which ``re`` was high, held otherwise (read and write share the address).
 
-    spram : map to SB_SPRAM256KA (iCE40UP only): width a multiple of 16, depth <= 16384.
+    spram : map to SPRAM (iCE40UP only: width a multiple of 16, depth <= 16384), which reads
+        every cycle (``re`` is ignored: callers that need a held word latch it; see RowReader).
+        Without a platform (simulation) the RAM is inferred as without ``spram``.
     """
 
     def __init__(self, width: int, depth: int, spram: bool = False):
@@ -27,13 +41,7 @@ class SinglePortRAM(wiring.Component):
             raise ValueError(f"SPRAM buffer {depth} x {width} bits: width must be a multiple of "
                              f"{SPRAM_WIDTH} and depth at most {SPRAM_DEPTH}")
         self._width, self._depth, self._spram = width, depth, spram
-        super().__init__({
-            "addr": In(range(depth)),
-            "wdata": In(width),
-            "we": In(1),
-            "re": In(1, init=1),
-            "rdata": Out(width),
-        })
+        super().__init__(ram_signature(width, depth))
 
     @property
     def tiles(self) -> int:
@@ -42,17 +50,14 @@ class SinglePortRAM(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self._spram and platform is not None:
-            addr = Signal(14)
-            m.d.comb += addr.eq(self.addr)
-            for t in range(self.tiles):
-                sl = slice(t * SPRAM_WIDTH, (t + 1) * SPRAM_WIDTH)
-                m.submodules[f"spram{t}"] = Instance(
-                    "SB_SPRAM256KA",
-                    i_ADDRESS=addr, i_DATAIN=self.wdata[sl], i_MASKWREN=0b1111,
-                    i_WREN=self.we, i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"), i_STANDBY=0, i_SLEEP=0,
-                    i_POWEROFF=1,  # active low: keep the block powered
-                    o_DATAOUT=self.rdata[sl])
-            # (SPRAM reads every cycle: callers that need a held word latch it; see RowReader)
+            prims = vendor.primitives(platform)
+            if not hasattr(prims, "SPRAM"):
+                raise ValueError(f"SPRAM buffers on a platform of family "
+                                 f"{getattr(platform, 'family', None)}: only the iCE40UP has "
+                                 f"SPRAM")
+            m.submodules.spram = spram = prims.SPRAM(self._width, self._depth)
+            m.d.comb += [spram.addr.eq(self.addr), spram.wdata.eq(self.wdata),
+                         spram.we.eq(self.we), self.rdata.eq(spram.rdata)]
             return m
         m.submodules.mem = mem = memory.Memory(shape=self._width, depth=self._depth, init=[])
         wp = mem.write_port()

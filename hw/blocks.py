@@ -2,11 +2,12 @@
 row maximum and output normalisation. Each is small enough to unit-test in amaranth.sim."""
 
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw.spec import numerics as nx
+from . import vendor
 
 
 def int8_row(width: int) -> data.ArrayLayout:
@@ -24,42 +25,33 @@ def registered_product(m: Module, platform, a, b, out, reg_inputs: bool, name: s
     """``out`` <= a * b, one cycle after the operands, or two with ``reg_inputs`` (the operands
     registered first). Operands: signed of at most 18 bits or unsigned of at most 17.
 
-    On the ECP5 this is one MULT18X18D whose own registers are the product's (and the operands')
-    registers, so that no routing to or from the multiplier shares a cycle with its delay; on
-    other targets fabric registers around the product, which synthesis maps as it likes (the
-    iCE40's SB_MAC16 takes its registers in the same way).
+    Where the platform's family has a hard multiplier it places itself (:mod:`.vendor`: the
+    ECP5's MULT18X18D, :func:`swattn.hw.ecp5.registered_product`) the product is one, with its
+    own registers; elsewhere fabric registers around the product, which synthesis maps as it
+    likes (the iCE40's SB_MAC16 takes its registers in the same way).
     """
     for x in (a, b):
         sh = x.shape()
         if sh.width > (18 if sh.signed else 17):
             raise ValueError(f"registered_product {name}: operand of {sh} does not fit 18 x 18 "
                              f"signed")
-    if getattr(platform, "family", None) != "ecp5":
-        if reg_inputs:
-            a_r = Signal(a.shape(), name=f"{name}_a", reset_less=True)
-            b_r = Signal(b.shape(), name=f"{name}_b", reset_less=True)
-            m.d.sync += [a_r.eq(a), b_r.eq(b)]
-            a, b = a_r, b_r
-        m.d.sync += out.eq(a * b)
+    prims = vendor.primitives(platform)
+    if hasattr(prims, "registered_product"):
+        prims.registered_product(m, a, b, out, reg_inputs=reg_inputs, name=name)
         return
-    a18, b18 = Signal(signed(18), name=f"{name}_a18"), Signal(signed(18), name=f"{name}_b18")
-    p = Signal(signed(36), name=f"{name}_p")
-    m.d.comb += [a18.eq(a), b18.eq(b), out.eq(p)]
-    in_clk = "CLK0" if reg_inputs else "NONE"
-    ports = {f"i_A{k}": a18[k] for k in range(18)}
-    ports.update({f"i_B{k}": b18[k] for k in range(18)})
-    ports.update({f"i_C{k}": Const(0, 1) for k in range(18)})
-    ports.update({f"o_P{k}": p[k] for k in range(36)})
-    m.submodules[name] = Instance(
-        "MULT18X18D",
-        p_REG_INPUTA_CLK=in_clk, p_REG_INPUTB_CLK=in_clk, p_REG_INPUTC_CLK="NONE",
-        p_REG_PIPELINE_CLK="NONE", p_REG_OUTPUT_CLK="CLK0",
-        p_GSR="DISABLED", p_MULT_BYPASS="DISABLED",
-        p_RESETMODE="SYNC", p_CAS_MATCH_REG="FALSE",
-        i_CLK0=ClockSignal(), i_CE0=Const(1, 1), i_RST0=Const(0, 1),
-        i_SIGNEDA=Const(1, 1), i_SIGNEDB=Const(1, 1),
-        i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
-        **ports)
+    if reg_inputs:
+        a_r = Signal(a.shape(), name=f"{name}_a", reset_less=True)
+        b_r = Signal(b.shape(), name=f"{name}_b", reset_less=True)
+        m.d.sync += [a_r.eq(a), b_r.eq(b)]
+        a, b = a_r, b_r
+    m.d.sync += out.eq(a * b)
+
+
+def hard_multiplier_bits(platform) -> int:
+    """Signed operand bits of the platform's hard multiplier that :func:`registered_product`
+    places itself (0: none; synthesis maps the fabric's products)."""
+    prims = vendor.primitives(platform)
+    return prims.MULTIPLIER_BITS if hasattr(prims, "registered_product") else 0
 
 
 def _tree_sum(values: list):
@@ -170,7 +162,7 @@ class ScaleLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if getattr(platform, "family", None) == "ecp5":  # e (16 bits) x v fits one 18 x 18
+        if hard_multiplier_bits(platform) >= 18:  # e (16 bits) x v fits one 18 x 18
             for i in range(self._width):
                 registered_product(m, platform, self.e[lane_group(i, self._width)], self.v[i],
                                    self.prod[i], reg_inputs=False, name=f"mul{i}")
@@ -213,30 +205,30 @@ class PairedLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ecp5 = getattr(platform, "family", None) == "ecp5"
+        wide = hard_multiplier_bits(platform) >= 18  # e (17 bits signed) fits one multiplier
         dots = [Signal(name=f"dot{g}_dup") for g in range(lane_groups(self._width))]
         a = Signal(int8_row(self._width), reset_less=True)
         b = Signal(int8_row(self._width), reset_less=True)
         m.d.sync += [a.eq(self.a), b.eq(self.b)] + [d.eq(self.dot) for d in dots]
         top = nx.EXP_WIDTH - 1
-        prod = None if ecp5 else Signal.like(self.prod, reset_less=True)  # (off the ECP5)
-        nxt = []  # prod's next value per lane (off the ECP5)
+        prod = None if wide else Signal.like(self.prod, reset_less=True)  # (fabric products)
+        nxt = []  # prod's next value per lane (fabric products)
         for i in range(self._width):
             # e in 0..2^15: on the ECP5 the whole e fits the 18 x 18 multiplier; elsewhere its
             # low 15 bits (signed 16 x 8, with a's sign) and e = 2^15 as v shifted
             dot, e = dots[lane_group(i, self._width)], self.e[lane_group(i, self._width)]
-            x = Signal(signed(nx.EXP_WIDTH + 1 if ecp5 else nx.EXP_WIDTH), name=f"x{i}")
+            x = Signal(signed(nx.EXP_WIDTH + 1 if wide else nx.EXP_WIDTH), name=f"x{i}")
             y = Signal(signed(nx.DATA_WIDTH), name=f"y{i}")
-            m.d.comb += [x.eq(Mux(dot, a[i], e if ecp5 else e[:top])),
+            m.d.comb += [x.eq(Mux(dot, a[i], e if wide else e[:top])),
                          y.eq(Mux(dot, b[i], self.v[i]))]
-            if ecp5:
+            if wide:
                 registered_product(m, platform, x, y, self.prod[i], reg_inputs=False,
                                    name=f"mul{i}")
             else:
                 p = Signal(signed(nx.EXP_WIDTH + nx.DATA_WIDTH), name=f"p{i}")
                 m.d.comb += p.eq(Mux(~dot & e[top], self.v[i] << top, x * y))
                 nxt.append(p)
-        if not ecp5:
+        if not wide:
             # one assignment of the whole row, not one per lane: Yosys writes a wire assembled
             # from per-lane part assigns, which Icarus re-evaluates whole each time one lane's
             # part changes (a 64-lane row took most of the simulation's time)

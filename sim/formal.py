@@ -424,8 +424,8 @@ def board_free_engine(P: EngineParams, m: Module, word_bytes: int):
 
 
 def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False):
-    """The engine's ``q`` and ``kv`` inputs inside the board (``fpga/core.py``: feeders, index
-    counters, buffer RAMs shared with the host link, the link's start), for any engine
+    """The engine's ``q`` and ``kv`` inputs inside the board (``fpga/core.py``: the feeders with
+    their index counters, buffer RAMs shared with the host link, the link's start), for any engine
     behaviour (:func:`board_free_engine`) and any bytes from the host. Asserted for each stream:
     if ``valid & ~ready`` in a cycle with no start, then in the next cycle ``valid`` is up with
     the same payload (in every cycle, BUSY or not: with a row per RAM word the rows wait in the
@@ -434,7 +434,10 @@ def board_feeder_harness(P: EngineParams, word_bytes: int, planted: bool = False
     """
     m = _module()
     _, frag, eng, ports = board_free_engine(P, m, word_bytes)
-    readers = {name: f for f, name, _ in frag.subfragments if name.endswith("_reader")}
+    # (the feeders' q_reader and kv_reader, wherever they sit in the core's hierarchy)
+    readers = {name: f for parent in _fragments(frag) for f, name, _ in parent.subfragments
+               if name and name.endswith("_reader")}
+    assert set(readers) == {"q_reader", "kv_reader"}, sorted(readers)
     words = P.head_dim // word_bytes
     # (with a row per RAM word the rows reach the engine through RowBuffers, q_buf and kv_buf,
     # kv_buf1, whose valid is their own full flag at their read pointer: the readers'

@@ -13,7 +13,7 @@ import pytest
 from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Fragment, Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 
-from swattn.hw import blocks
+from swattn.hw import blocks, ecp5
 from swattn.sw.spec import numerics as nx
 
 INT8 = (nx.DATA_MIN, nx.DATA_MAX)
@@ -79,7 +79,7 @@ def platform(request, monkeypatch):
     MULT18X18D instances replaced by the behavioural model above)."""
     if request.param == "generic":
         return None
-    monkeypatch.setattr(blocks, "Instance", _Mult18x18dModel)
+    monkeypatch.setattr(ecp5, "Instance", _Mult18x18dModel)
     return _Ecp5()
 
 

@@ -144,8 +144,8 @@ def test_register_copies_survive_synthesis_of_the_ulx3s(ulx3s_netlist):
     copies = {n: tuple(v["bits"]) for n, v in names.items() if n.endswith("_dup")}
     # the engine's and the board's copies are there: per memory slice, per 64 bits of a row
     assert {"board.core.engine.kv_ring.ring_k_wa0_dup", "board.core.engine.kv_ring.ring_v_wa3_dup",
-            "board.core.engine.kv_ring.glob_v_we1_dup", "board.core.lwe_q2_dup",
-            "board.core.oa1_dup"} <= set(copies), sorted(copies)[:20]
+            "board.core.engine.kv_ring.glob_v_we1_dup", "board.core.buffers.lwe_q2_dup",
+            "board.core.buffers.oa1_dup"} <= set(copies), sorted(copies)[:20]
     by_bits = {}
     for n, bits in copies.items():
         if all(isinstance(b, int) for b in bits):  # (a constant copy has no flip-flop)

@@ -1,8 +1,9 @@
 """The framed host link between the swattn board top and the host driver (one source of truth).
 
-The board RTL (:mod:`swattn.fpga.link`) and the host driver (:mod:`swattn.sw.driver`) both import
-this module: the command and error codes, the header and reply layouts (Amaranth ``lib.data``
-layouts, so neither side writes a bit offset by hand) and the CRC are defined only here.
+The board RTL (:mod:`swattn.fpga.link_rx`, :mod:`swattn.fpga.link_tx`) and the host driver
+(:mod:`swattn.sw.driver`) both import this module: the command and error codes, the header and
+reply layouts (Amaranth ``lib.data`` layouts, so neither side writes a bit offset by hand) and the
+CRC are defined only here.
 
 A frame, in either direction::
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import enum
 
 from amaranth.hdl import unsigned
-from amaranth.lib import data
+from amaranth.lib import crc, data
 
 from . import regs
 
@@ -37,9 +38,17 @@ MAGIC = 0x5753
 #: bumped whenever a frame or a layout below changes incompatibly
 PROTOCOL_VERSION = 3
 
-CRC_POLY = 0x1021  # CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor
-CRC_INIT = 0xFFFF
-CRC_BYTES = 2
+#: the frames' CRC, its one definition: CRC-16/CCITT-FALSE (the catalogue's CRC-16/IBM-3740),
+#: poly 0x1021, init 0xFFFF, no reflection, no final xor, sent low byte first. The host computes
+#: it with :func:`crc16` (the algorithm's software ``compute``), the board RTL with the
+#: algorithm's hardware ``Processor`` (``CRC_PARAMETERS.create()``), a byte per cycle.
+CRC16 = crc.Algorithm(crc_width=16, polynomial=0x1021, initial_crc=0xFFFF, reflect_input=False,
+                      reflect_output=False, xor_output=0x0000)
+#: the algorithm on bytes
+CRC_PARAMETERS = CRC16(data_width=8)
+CRC_POLY = CRC16.polynomial
+CRC_INIT = CRC16.initial_crc
+CRC_BYTES = CRC16.crc_width // 8
 
 
 class Cmd(enum.IntEnum):
@@ -118,37 +127,23 @@ def unpack(layout, raw: bytes) -> dict:
     return {name: (bits >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
 
 
-def crc16_update(crc, byte, select=None, bind=None):
-    """One byte of CRC-16/CCITT-FALSE, MSB first.
-
-    Works on Python ints (``select=None``) and, with ``select=amaranth.hdl.Mux`` and ``bind``
-    (a function that gives each bit step's value a name, i.e. a comb Signal, so the expression
-    does not double in size per bit), on Amaranth values: the RTL and the host run the very same
-    definition.
-    """
-    if select is None:
-        def select(c, a, b):
-            return a if c else b
-    if bind is None:
-        def bind(v):
-            return v
-    crc = bind(crc ^ (byte << 8))
-    for _ in range(8):
-        crc = bind(select(crc & 0x8000, ((crc << 1) ^ CRC_POLY) & 0xFFFF, (crc << 1) & 0xFFFF))
-    return crc
-
-
-def _table():
-    return [crc16_update(0, b) for b in range(256)]
-
-
-_TABLE = _table()
+def _crc_from(initial: int) -> crc.Parameters:
+    if initial == CRC_INIT:
+        return CRC_PARAMETERS
+    return crc.Algorithm(crc_width=CRC16.crc_width, polynomial=CRC16.polynomial,
+                         initial_crc=initial, reflect_input=CRC16.reflect_input,
+                         reflect_output=CRC16.reflect_output,
+                         xor_output=CRC16.xor_output)(data_width=8)
 
 
 def crc16(data_: bytes, crc: int = CRC_INIT) -> int:
-    for b in data_:
-        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[(crc >> 8) ^ b]
-    return crc
+    """:data:`CRC16` of ``data_`` (continued from ``crc``: the CRC of the bytes before)."""
+    return _crc_from(crc).compute(data_)
+
+
+def crc16_update(crc: int, byte: int) -> int:
+    """:data:`CRC16` of one more byte, after the bytes whose CRC is ``crc``."""
+    return crc16(bytes([byte]), crc)
 
 
 def encode_frame(cmd: int, addr: int = 0, count: int = 0, payload: bytes = b"",
