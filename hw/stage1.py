@@ -18,7 +18,7 @@ from ..sw.spec import numerics as nx
 from ..sw.spec.engine_params import EngineParams
 from .blocks import DotLanes, RowMax, delayed, int8_row
 from .job import JobSignature, check_widths, global_hits, token
-from .kv_ring import SlicedMemory, row_chunk
+from .kv_ring import SlicedMemory, kv_address_widths, row_chunk
 from .scheduler import desc_layout
 
 
@@ -110,8 +110,7 @@ class KeyIssue(wiring.Component):
         self._params = params
         P, U, KS = params, params.units, _key_slices(params)
         bits = P.lane_width * nx.DATA_WIDTH
-        ring_aw = (P.ring_rows * P.chunks - 1).bit_length() or 1
-        glob_aw = (max(1, P.max_globals) * P.chunks - 1).bit_length() or 1
+        ring_aw, glob_aw = kv_address_widths(P)
         tag = tag_layout(P)
         ports = {
             "job": In(JobSignature(P)),

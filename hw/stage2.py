@@ -21,7 +21,7 @@ from .blocks import (AccumulatorRing, Accumulators, ExpUnit, PairedLanes, ScaleL
                      lane_group, lane_groups, registered_product)
 from .epilogue import head_layout
 from .job import JobSignature
-from .kv_ring import SlicedMemory
+from .kv_ring import SlicedMemory, kv_address_widths
 from .scheduler import desc_layout
 
 #: cycles from a stage-2 issue to its accumulation without EngineParams.pv_pipeline's stages
@@ -48,8 +48,7 @@ def tag_layout(P: EngineParams) -> data.StructLayout:
     ``final``, ``abank``, ``active`` (of the group)."""
     return data.StructLayout({
         "valid": 1, "first": 1, "fkey": 1, "lkey": 1, "bank": 1, "glob": 1,
-        "vaddr": (P.ring_rows * P.chunks - 1).bit_length() or 1,
-        "gaddr": (max(1, P.max_globals) * P.chunks - 1).bit_length() or 1,
+        "vaddr": kv_address_widths(P)[0], "gaddr": kv_address_widths(P)[1],
         "final": 1, "abank": 1, "active": P.units})
 
 
@@ -72,8 +71,7 @@ class PVIssue(wiring.Component):
         self._params = params
         P, SD = params, params.score_depth
         KS = SlicedMemory.count(P.lane_width * nx.DATA_WIDTH)
-        ring_aw = (P.ring_rows * P.chunks - 1).bit_length() or 1
-        glob_aw = (max(1, P.max_globals) * P.chunks - 1).bit_length() or 1
+        ring_aw, glob_aw = kv_address_widths(P)
         desc = desc_layout(P)
         tag = tag_layout(P)
         super().__init__({

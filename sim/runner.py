@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sysconfig
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,19 +128,30 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
 
     from ..hw.generate import generate
 
+    from ..sw.progress import Progress, engine_label
+
     check_simulator(sim)
     build_args = list(build_args or [])
     bdir = build_dir(params, sim, root, waves, build_args)
     vpath = bdir / f"{TOP}.v"
     bdir.mkdir(parents=True, exist_ok=True)
+    size = engine_label(params)
     # pytest-xdist workers and parallel CLI runs share builds: one builds, the others wait
     with open(bdir.parent / f".{bdir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with Progress(f"waiting for another process building the {sim} model of {size}",
+                          announce=True):
+                fcntl.flock(lock, fcntl.LOCK_EX)
         if not vpath.exists():
-            generate(params, bdir, TOP)
+            with Progress(f"generating the Verilog of {size}", announce=True,
+                          note="Amaranth elaboration, then Yosys"):
+                generate(params, bdir, TOP)
             if sim == "icarus":
                 icarus_compat(vpath)
         runner = get_runner(sim)
+        fresh = not (bdir / (TOP if sim == "verilator" else "sim.vvp")).exists()
         args = []
         if sim == "verilator":
             args = ["-Wno-fatal", "-Wno-WIDTH", "-O3"]
@@ -150,9 +162,49 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
                 args += ["--trace-fst", "--trace-structs"]
         # Amaranth's Verilog has no `timescale: Icarus needs one for the testbench's 10 ns clock
         extra = {"timescale": ("1ns", "1ps")} if sim == "icarus" else {}
-        runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=args,
-                     always=False, waves=waves, log_file=bdir / "build.log", **extra)
+        what = (f"building the {'Verilator' if sim == 'verilator' else 'Icarus'} model of {size}"
+                if fresh else f"checking the {sim} build of {size}")
+        started = time.time()
+        poll = (lambda p: p.update(detail=_build_phase(bdir, started))) \
+            if sim == "verilator" else None
+        with Progress(what, announce=fresh, poll=poll,
+                      note="first run only, a minute or more" if fresh else ""):
+            runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=args,
+                         always=False, waves=waves, log_file=bdir / "build.log", **extra)
     return bdir, vpath
+
+
+def _build_phase(bdir: Path, started: float) -> str:
+    """What a Verilator build in ``bdir`` is doing, from the files it has written since
+    ``started``: verilating, then compiling C++ (k of N object files: the generated classes and
+    Verilator's runtime, as Vtop*.mk list them), then linking."""
+    mk = bdir / "Vtop.mk"
+    if not mk.exists() or mk.stat().st_mtime < started:
+        return "verilating"
+    objects = _make_objects(bdir)
+    done = sum(1 for o in objects
+               if (bdir / f"{o}.o").exists() and (bdir / f"{o}.o").stat().st_mtime >= started)
+    if objects and done == len(objects):
+        return "linking"
+    return f"compiling C++: {done} of {len(objects)} files"
+
+
+_MAKE_LIST = re.compile(r"^(VM_(?:CLASSES|SUPPORT|GLOBAL)_(?:FAST|SLOW)|VM_USER_CLASSES)\s*\+?=\s*"
+                        r"\\\n((?:[ \t]+\S+[ \t]*\\\n)*)", re.MULTILINE)
+
+
+def _make_objects(bdir: Path) -> list[str]:
+    """The object files (without .o) that Verilator's makefiles in ``bdir`` compile."""
+    text = "".join((bdir / f).read_text() for f in ("Vtop.mk", "Vtop_classes.mk")
+                   if (bdir / f).exists())
+    lists = {}
+    for m in _MAKE_LIST.finditer(text):
+        lists.setdefault(m.group(1), []).extend(t for t in m.group(2).split() if t != "\\")
+    model = [o for k, v in lists.items() if k.startswith(("VM_CLASSES", "VM_SUPPORT")) for o in v]
+    if re.search(r"^VM_PARALLEL_BUILDS\s*=\s*0", text, re.MULTILINE):
+        model = ["Vtop__ALL"]  # one file includes every class
+    rest = [o for k, v in lists.items() if k.startswith(("VM_GLOBAL", "VM_USER")) for o in v]
+    return model + rest
 
 
 def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
@@ -173,19 +225,27 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
     """
     from cocotb_tools.runner import get_runner
 
+    from ..sw.progress import Progress
+
     bdir, _ = build(params, sim, root, waves, build_args)
     jobs_path = bdir / f"{name}.jobs.json"
     res_path = bdir / f"{name}.results.json"
+    cycle_path = bdir / f"{name}.progress"
     jobs_path.write_text(json.dumps({"params": params.as_dict(), "jobs": jobs}))
-    if res_path.exists():
-        res_path.unlink()
+    for path in (res_path, cycle_path):
+        if path.exists():
+            path.unlink()
     runner = get_runner(sim)
+    what = f"simulating {len(jobs)} job{'s' if len(jobs) != 1 else ''} ({sim})"
     try:
-        runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=test_module,
-                    build_dir=bdir, test_dir=bdir, results_xml=str(bdir / f"{name}.results.xml"),
-                    waves=waves, extra_env={"SWATTN_JOBS": str(jobs_path),
-                                            "SWATTN_RESULTS": str(res_path), **(extra_env or {})},
-                    plusargs=plusargs or [], log_file=bdir / f"{name}.log")
+        with Progress(what, total=len(jobs), unit="jobs",
+                      poll=JobWatch(params, jobs, res_path, cycle_path)):
+            runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=test_module,
+                        build_dir=bdir, test_dir=bdir,
+                        results_xml=str(bdir / f"{name}.results.xml"), waves=waves,
+                        extra_env={"SWATTN_JOBS": str(jobs_path), "SWATTN_RESULTS": str(res_path),
+                                   "SWATTN_PROGRESS_FILE": str(cycle_path), **(extra_env or {})},
+                        plusargs=plusargs or [], log_file=bdir / f"{name}.log")
     except SystemExit:  # the cocotb test failed: the results so far say where (log beside)
         if not partial:
             raise
@@ -195,6 +255,56 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
         raise RuntimeError(f"the testbench wrote no results: see {bdir / (name + '.log')}")
     return json.loads(res_path.read_text())
 
+
+
+class JobWatch:
+    """The ``poll`` of a simulation batch's :class:`~swattn.sw.progress.Progress`: jobs done from
+    the results file the testbench rewrites after each job, and the running job's share from
+    the cycle it has reached (the progress file, ``<job index> <cycles since its start>``)
+    against the cycle model's prediction, so that one long job has a rate and a time left."""
+
+    def __init__(self, params: EngineParams, jobs: list[dict], results: Path, cycles: Path):
+        self.params, self.jobs, self.results, self.cycles = params, jobs, results, cycles
+        self.done = 0
+        self.stamp = None
+        self.predicted: dict[int, int | None] = {}
+
+    def _predict(self, i: int) -> int | None:
+        if i not in self.predicted:
+            job, value = self.jobs[i], None
+            if job.get("kind", "ok") == "ok":
+                try:
+                    from ..sw.cycles import predict_cycles
+
+                    value = predict_cycles(self.params, HybridPattern(
+                        job["n"], job["left"], job["right"], job["dilation"],
+                        tuple(job["globals"])))
+                except (KeyError, ValueError):
+                    value = None
+            self.predicted[i] = value
+        return self.predicted[i]
+
+    def __call__(self, progress) -> None:
+        try:
+            st = self.results.stat()
+            if (st.st_mtime_ns, st.st_size) != self.stamp:
+                self.done = len(json.loads(self.results.read_text()))
+                self.stamp = (st.st_mtime_ns, st.st_size)
+        except (OSError, ValueError):  # not written yet, or caught half-written
+            pass
+        share, detail = 0.0, ""
+        try:
+            index, cycle = (int(x) for x in self.cycles.read_text().split())
+        except (OSError, ValueError):
+            index = cycle = None
+        if index is not None and index == self.done and index < len(self.jobs):
+            expect = self._predict(index)
+            if expect:
+                share = min(cycle / expect, 0.95)  # idle input and stalls take longer
+                detail = f"job {index + 1}: cycle {cycle:,} of about {expect:,}"
+            else:
+                detail = f"job {index + 1}: cycle {cycle:,}"
+        progress.update(completed=self.done + share, detail=detail)
 
 
 def simulate(params: EngineParams, jobs: list[dict], sim: str = "verilator",

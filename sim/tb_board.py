@@ -10,6 +10,7 @@ to ``SWATTN_RESULTS``; every job's output is compared with :func:`swattn.sw.gold
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pty
@@ -63,15 +64,13 @@ class PinLink:
                 self.framing_errors += 1
 
     async def _send(self, data: bytes):
+        """Each byte as a start bit, eight data bits LSB first and a stop bit, back to back; the
+        line is set once per run of equal bits (a simulator callback per level, not per bit)."""
         rx = self.dut.rx
-        for b in data:
-            rx.value = 0
-            await Timer(self.bit, unit="ns")
-            for i in range(8):
-                rx.value = (b >> i) & 1
-                await Timer(self.bit, unit="ns")
-            rx.value = 1
-            await Timer(self.bit, unit="ns")
+        bits = [v for b in data for v in (0, *((b >> i) & 1 for i in range(8)), 1)]
+        for level, run in itertools.groupby(bits):
+            rx.value = level
+            await Timer(self.bit * len(list(run)), unit="ns")
 
     async def _recv(self, n: int, timeout: float) -> bytes:
         t_end = get_sim_time("ns") + timeout * 1e9

@@ -31,10 +31,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import (ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, Timer,
+                             with_timeout)
 from cocotb.utils import get_sim_steps, get_sim_time
 
 from ..sw.spec import regs, schedule
@@ -264,6 +266,28 @@ async def run_one(bench: Bench, job: dict) -> dict:
     return res
 
 
+#: simulated cycles between two looks at the wall clock of :func:`report_progress`
+PROGRESS_CYCLES = 1000
+
+
+async def report_progress(path: str, running: dict) -> None:
+    """Write ``<job index> <cycles since the job started>`` to ``path`` about twice a second of
+    wall time (the runner's progress display reads it). It only reads the simulation time: a
+    timer every :data:`PROGRESS_CYCLES` cycles, no signal is touched."""
+    last = 0.0
+    while True:
+        await Timer(PROGRESS_CYCLES * PERIOD_NS, unit="ns")
+        now = time.monotonic()
+        if now - last < 0.5:
+            continue
+        last = now
+        cycle = int((get_sim_time("ns") - running["since"]) // PERIOD_NS)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{running['index']} {cycle}\n")
+        os.replace(tmp, path)
+
+
 async def run_spec(dut, make_bench, run_one_job) -> None:
     """Run the jobs of ``SWATTN_JOBS`` on ``dut`` with a bench from ``make_bench(dut, params)``
     and ``run_one_job(bench, job)``, writing the results to ``SWATTN_RESULTS`` after each job; a
@@ -276,7 +300,11 @@ async def run_spec(dut, make_bench, run_one_job) -> None:
     bench = make_bench(dut, params)
     await bench.reset()
     results = []
-    for job in spec["jobs"]:
+    running = {"index": 0, "since": get_sim_time("ns")}
+    if os.environ.get("SWATTN_PROGRESS_FILE"):
+        cocotb.start_soon(report_progress(os.environ["SWATTN_PROGRESS_FILE"], running))
+    for index, job in enumerate(spec["jobs"]):
+        running.update(index=index, since=get_sim_time("ns"))
         try:
             results.append(await run_one_job(bench, job))
         except AssertionError as exc:

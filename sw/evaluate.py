@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .report import checkout_commit
+
 DEFAULT_BUDGETS = (16, 32, 64)  #: keys per query swept for the plots
 DEFAULT_TABLE_BUDGET = 32  #: the budget shown in the table and run through the golden model
 DEFAULT_TEXTS = 3
@@ -221,6 +223,7 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
         "fit_seconds": fit_s,
         "results": rows,
         "runtime_s": time.perf_counter() - t0,
+        "commit": checkout_commit(),
     }
 
 

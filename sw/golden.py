@@ -60,8 +60,11 @@ def _finish(e: np.ndarray, ssum: np.ndarray, vals: np.ndarray, cfg: nx.SoftmaxCo
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: HybridPattern,
-              cfg: nx.SoftmaxConfig) -> np.ndarray:
-    """Engine-exact int8 attention output, shape (n, d), for int8 inputs of shape (n, d)."""
+              cfg: nx.SoftmaxConfig, on_rows=None) -> np.ndarray:
+    """Engine-exact int8 attention output, shape (n, d), for int8 inputs of shape (n, d).
+
+    on_rows : optional, called with the number of rows done after each block of rows (a
+    progress report; the global rows, which see every key, are computed again after the last)."""
     check_inputs(q, k, v, pattern)
     n, d = q.shape
     out = np.zeros((n, d), dtype=np.int8)
@@ -92,6 +95,8 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: HybridPatter
         scores = np.rint(qf[rows] @ kf[cols].T).astype(np.int64)
         e, ssum = _softmax_rows(scores, valid, cfg)
         out[rows] = _finish(e, ssum, v[cols], cfg)
+        if on_rows is not None:
+            on_rows(b0 + len(rows))
 
     if g.size:
         # global rows see every key
@@ -173,21 +178,39 @@ def random_run(pattern: HybridPattern, head_dim: int, seed: int = 0,
     import math
     import time
 
+    from .progress import Progress
+
     n, d = pattern.n, head_dim
-    rng = np.random.default_rng(seed)
-    (q, sq), (k, sk), (v, sv) = (nx.quantise(rng.standard_normal((n, d))) for _ in range(3))
-    if multiplier is None:
-        cfg = nx.SoftmaxConfig.from_scales(sq, sk, d, out_shift=out_shift)
-        ideal = sq * sk * math.log2(math.e) / math.sqrt(d)
-    else:
-        cfg = nx.SoftmaxConfig(multiplier[0], multiplier[1], out_shift)
-        ideal = None
+    with Progress(f"golden model, n = {n:,}, d = {d}", total=n, unit="rows") as prog:
+        prog.update(detail="random data")
+        rng = np.random.default_rng(seed)
+        (q, sq), (k, sk), (v, sv) = (nx.quantise(rng.standard_normal((n, d))) for _ in range(3))
+        if multiplier is None:
+            cfg = nx.SoftmaxConfig.from_scales(sq, sk, d, out_shift=out_shift)
+            ideal = sq * sk * math.log2(math.e) / math.sqrt(d)
+        else:
+            cfg = nx.SoftmaxConfig(multiplier[0], multiplier[1], out_shift)
+            ideal = None
+
+        def rows_done(rows: int):
+            last = rows == n and pattern.globals_  # the global rows (every key) come after
+            prog.update(rows, detail=f"the {len(pattern.globals_)} global rows" if last else "")
+
+        t0 = time.perf_counter()
+        out = attention(q, k, v, pattern, cfg, on_rows=rows_done)
+        elapsed = time.perf_counter() - t0
+        prog.update(detail="summary" + (" and float reference" if n <= REFERENCE_MAX_N else ""))
+        return _summary(pattern, seed, cfg, ideal, (q, k, v), (sq, sk, sv), out, elapsed)
+
+
+def _summary(pattern: HybridPattern, seed: int, cfg: nx.SoftmaxConfig, ideal: float | None,
+             qkv, scales, out: np.ndarray, elapsed: float) -> dict:
+    """:func:`random_run`'s result from its inputs and the golden model's output."""
+    import math
+
+    (q, k, v), (sq, sk, sv) = qkv, scales
+    n, d = q.shape
     c = effective_log2_multiplier(cfg)
-
-    t0 = time.perf_counter()
-    out = attention(q, k, v, pattern, cfg)
-    elapsed = time.perf_counter() - t0
-
     o = out.astype(np.int64)
     res = {
         "pattern": {"n": n, "left": pattern.left, "right": pattern.right,

@@ -187,9 +187,9 @@ def test_linear_fit_recovers_a_line():
 
 # --- the command --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv, word", [(["--lanes", "12"], "lanes 12"),
-                                        (["--n", "0"], "--n 0"),
-                                        (["--repeat", "0"], "--repeat 0"),
+@pytest.mark.parametrize("argv, word", [(["--lanes", "12"], "--lanes = 12"),
+                                        (["--n", "0"], "--n = 0"),
+                                        (["--repeat", "0"], "--repeat = 0"),
                                         (["--rtl-kinds", "longformer"], "'longformer'")])
 def test_bad_cli_input_is_one_line(argv, word, capsys, tmp_path):
     assert main(["bench", "--out", str(tmp_path)] + argv) == 2
@@ -201,7 +201,7 @@ def test_cli_writes_report_json_and_plots(tmp_path):
     out = tmp_path / "bench"
     rc = main(["bench", "--n", "512", "--lanes", "8", "64", "--cpu-max-n", "512", "--no-minilm",
                "--out", str(out), "--json", str(tmp_path / "r.json"),
-               "--synth-dir", str(tmp_path / "none")])
+               "--synth-dir", str(_empty(tmp_path / "none"))])
     assert rc == 0
     res = json.loads((tmp_path / "r.json").read_text())
     report = (out / "report.md").read_text()
@@ -230,7 +230,7 @@ def test_cli_rtl_lanes_outside_lanes_get_figures(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "measure_rtl", fake_rtl)
     rc = main(["bench", "--n", "512", "--lanes", "8", "--rtl-max-n", "256", "--rtl-lanes", "256",
                "--cpu-max-n", "0", "--no-minilm", "--out", str(tmp_path / "b"),
-               "--json", str(tmp_path / "r.json"), "--synth-dir", str(tmp_path / "none")])
+               "--json", str(tmp_path / "r.json"), "--synth-dir", str(_empty(tmp_path / "none"))])
     assert rc == 0 and calls == [[256]]
     res = json.loads((tmp_path / "r.json").read_text())
     assert res["lanes_list"] == [8, 256]
@@ -271,3 +271,9 @@ def test_gpu_script_without_gpu_exits_cleanly(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert gb.main([]) == 0
     assert "no GPU figures" in capsys.readouterr().out
+
+
+def _empty(folder):
+    """A board-build folder with no builds in it."""
+    folder.mkdir(exist_ok=True)
+    return folder

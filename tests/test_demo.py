@@ -5,9 +5,13 @@ import os
 import subprocess
 import sys
 
+import matplotlib.colors as mcolors
+import numpy as np
 import pytest
 
+from swattn.sw import demo
 from swattn.sw.demo import engine_params
+from swattn.sw.spec.pattern import HybridPattern
 
 
 def _demo(*argv, env=None):
@@ -33,10 +37,16 @@ def test_demo_short_text(tmp_path):
     assert (tmp_path / "attention_l0_h0.png").stat().st_size > 10_000
     assert (tmp_path / "verilog" / "swattn_engine.v").is_file()
     assert "bit-exact heads: 2/2" in res.stdout and "swattn build --board" in res.stdout
+    # the report names the predictor's source and explains the utilisation by the cycle model
+    assert "predictor: dsa (chosen with --predictor)" in res.stdout
+    util = rep["utilisation"]
+    assert util["model"] == sum(h["predicted_cycles"] for h in rep["heads"])
+    assert util["measured"] == sum(h["cycles"] for h in rep["heads"])
+    assert demo.utilisation_line(util) in res.stdout.splitlines()
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--predictor", "nope"], "unknown predictor 'nope'"),
+    (["--predictor", "nope"], "--predictor = 'nope' is an unknown predictor"),
     (["--layer", "6"], "--layer = 6"),
     (["--head", "12"], "--head = 12"),
     (["--tokens", "600"], "--tokens = 600"),
@@ -64,3 +74,136 @@ def test_demo_missing_simulator(tmp_path):
     res = _demo("--sim", "icarus", "--out", str(tmp_path), env=env)
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "iverilog not found" in lines[0], res.stderr
+
+
+# --- the predictor's choice, the utilisation line and the picture (no simulation) -------------
+
+def _eval_results(best: str, budgets=(16.0, 32.0)) -> dict:
+    """A minimal ``swattn eval`` result in which ``best`` has the best mapped embedding cosine."""
+    rows = [{"predictor": p, "budget": b, "variant": "mapped", "sparsity": 0.9,
+             "emb_cos": 0.99 if p == best else 0.5}
+            for b in budgets for p in ("dsa", "longformer", "spion")]
+    return {"config": {"table_budget": 32.0}, "results": rows}
+
+
+def test_predictor_choice_independent_of_cwd(tmp_path, monkeypatch):
+    from swattn.sw.evaluate import best_predictor
+
+    here = demo.choose_predictor(None, 32)
+    path = next((demo.REPO_ROOT / r for r in demo.EVAL_RESULTS
+                 if (demo.REPO_ROOT / r).is_file()), None)
+    if path is None:
+        pytest.skip("no swattn eval results in this installation")
+    assert here[0] == best_predictor(json.loads(path.read_text()), budget=32.0)
+    assert f"in {path}, `swattn eval` " in here[1] and " commit " in here[1], here[1]
+    # results in the current folder that name another predictor are not looked at
+    decoy = next(p for p in ("dsa", "longformer", "spion") if p != here[0])
+    for rel in demo.EVAL_RESULTS:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(json.dumps(_eval_results(decoy)))
+    monkeypatch.chdir(tmp_path)
+    assert demo.choose_predictor(None, 32) == here
+
+
+def test_predictor_choice_names_its_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "REPO_ROOT", tmp_path)
+    name, why = demo.choose_predictor(None, 32)
+    assert name == demo.DEFAULT_PREDICTOR and why.startswith("default: no evaluation found"), why
+    assert str(tmp_path / "docs" / "eval.json") in why
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "eval.json").write_text("{not json")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "eval.json").write_text(json.dumps(_eval_results("spion")))
+    name, why = demo.choose_predictor(None, 40)
+    assert name == "spion"
+    assert why.startswith("best embedding cosine of the mapped patterns at 32 keys/query "
+                          "(the evaluated budget nearest 40) in " + str(tmp_path / "docs")), why
+    assert "not in git" in why and "build/eval.json unusable" in why
+    (tmp_path / "docs" / "eval.json").write_text(json.dumps(_eval_results("spion") | {
+        "commit": "abc1234"}))
+    assert demo.choose_predictor(None, 32)[1].startswith(
+        "best embedding cosine of the mapped patterns at 32 keys/query in "
+        f"{tmp_path / 'docs' / 'eval.json'}, `swattn eval` at commit abc1234")
+    assert demo.choose_predictor("dsa", 32) == ("dsa", "chosen with --predictor")
+    u = demo.utilisation_breakdown(engine_params(), [HybridPattern(64, 4, 4)])
+    lines = demo.report_lines({"predictor": name, "why": why, "utilisation": u})
+    assert lines[0] == f"predictor: spion ({why})"
+
+
+def _patterns():
+    return [HybridPattern(128, 12, 12, 1, (0, 5, 127)), HybridPattern(128, 16, 15, 1, ()),
+            HybridPattern(128, 8, 8, 2, (64,))]
+
+
+def test_utilisation_line_is_the_cycle_models():
+    from swattn.sw.cycles import predict_cycles, useful_macs
+
+    params = engine_params()
+    pats = _patterns()
+    u = demo.utilisation_breakdown(params, pats, measured=12345)
+    model = sum(predict_cycles(params, p) for p in pats)
+    ideal = sum(useful_macs(p, params.head_dim) for p in pats) / params.lanes
+    assert u["model"] == model and u["ideal"] == pytest.approx(ideal)
+    assert u["globals"] + u["groups"] + u["start_drain"] == pytest.approx(model - ideal)
+    # the windows without globals: nothing for the globals
+    assert u["globals"] != 0 and demo.utilisation_breakdown(params, pats[1:2])["globals"] == 0
+    # the floor: a query group of a one-key window, by the model
+    floor = predict_cycles(params, HybridPattern(256, 0, 0)) - predict_cycles(
+        params, HybridPattern(128, 0, 0))
+    assert u["floor"] == pytest.approx(floor * params.units / 128)
+    line = demo.utilisation_line(u)
+    assert "\n" not in line and "`make bench`" in line
+    for figure in (f"utilisation {ideal / model:.1%} by the cycle model",
+                   f"({ideal:,.0f} MAC-bound cycles of {model:,}; the RTL counted 12,345)",
+                   f"at least {u['floor']:.0f} cycles per query",
+                   f"{u['groups']:+,.0f} ({u['groups'] / model:.0%})",
+                   f"extra passes {u['globals']:+,.0f} ({u['globals'] / model:.0%})",
+                   f"start and drain {u['start_drain']:+,.0f} ({u['start_drain'] / model:.0%})"):
+        assert figure in line, (figure, line)
+
+
+def test_picture_has_colour_bar_legend_and_edge_globals():
+    import matplotlib.pyplot as plt
+
+    n = 40
+    pat = HybridPattern(n, 3, 3, 1, (0, n - 1))  # globals at both edges
+    rng = np.random.default_rng(0)
+    dense = rng.random((n, n))
+    dense /= dense.sum(axis=1, keepdims=True)
+    predicted = rng.random((n, n)) < 0.2
+    fig = demo.attention_figure(dense, predicted, pat, "test")
+    try:
+        ax_dense, ax_pred, ax_eng = fig.axes[:3]
+        assert ax_dense.images[0].colorbar is not None
+        assert ax_dense.images[0].colorbar.ax.get_ylabel() == "log10 attention probability"
+        (legend,) = fig.legends
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert labels == [lab for lab, _ in demo.PAIR_CLASSES]
+        assert {"dropped", "kept: global row", "kept: global column"} <= set(labels)
+        # one colour per class: the legend's, and the same in both mask panels
+        colours = [c for _, c in demo.PAIR_CLASSES]
+        assert [mcolors.to_hex(h.get_facecolor()) for h in legend.legend_handles] == colours
+        for ax in (ax_pred, ax_eng):
+            im = ax.images[0]
+            assert [mcolors.to_hex(c) for c in im.cmap.colors] == colours
+        pred_cls, eng_cls = demo.pair_classes(predicted, pat)
+        assert np.array_equal(ax_pred.images[0].get_array(), pred_cls)
+        assert np.array_equal(ax_eng.images[0].get_array(), eng_cls)
+        assert set(np.unique(pred_cls)) <= {demo.DROPPED, demo.KEPT}
+        assert (eng_cls[0] == demo.GLOBAL_ROW).all() and (eng_cls[1:-1, n - 1] ==
+                                                          demo.GLOBAL_COL).all()
+        assert (eng_cls[predicted & ~pat.mask()] == demo.MISSED).all()
+        # the edge globals: a margin around the matrix, lines through it at least MIN_LINE_PT wide
+        x0, x1 = ax_eng.get_xlim()
+        assert x0 < -0.5 - 0.9 and x1 > n - 0.5 + 0.9
+        for gid, horizontal in (("kept: global row", True), ("kept: global column", False)):
+            lines = [ln for ln in ax_eng.get_lines() if ln.get_gid() == gid]
+            at = sorted((ln.get_ydata() if horizontal else ln.get_xdata())[0] for ln in lines)
+            assert at == [0, n - 1]
+            for ln in lines:
+                span = ln.get_xdata() if horizontal else ln.get_ydata()
+                assert min(span) < -0.5 and max(span) > n - 0.5
+                assert ln.get_linewidth() >= demo.MIN_LINE_PT
+                assert ln.get_color() == dict(demo.PAIR_CLASSES)[gid]
+    finally:
+        plt.close(fig)

@@ -1,4 +1,4 @@
-"""The quick formal proofs (SymbiYosys, smtbmc z3) of ``swattn.sim.formal``; ``make formal`` runs
+"""The quick formal proofs (SymbiYosys, smtbmc yices) of ``swattn.sim.formal``; ``make formal`` runs
 them all. Each planted bug must make its proof fail, so a harness that checks nothing (an
 assertion that is never evaluated, a clock that never ticks) is caught here."""
 

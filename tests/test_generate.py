@@ -68,12 +68,12 @@ def test_waivers_are_narrow(tmp_path):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--head-dim", "48"], "head_dim = 48"),
-    (["--lanes", "12"], "lanes = 12"),
-    (["--max-globals", "65"], "max_globals = 65"),
-    (["--dot-pipeline", "5"], "dot_pipeline = 5 is out of range: allowed 0..4"),
-    (["--pv-pipeline", "6"], "pv_pipeline = 6 is out of range: allowed 0..5"),
-    (["--pv-pipeline", "-1"], "pv_pipeline = -1 is out of range: allowed 0..5"),
+    (["--head-dim", "48"], "--head-dim = 48"),
+    (["--lanes", "12"], "--lanes = 12"),
+    (["--max-globals", "65"], "--max-globals = 65"),
+    (["--dot-pipeline", "5"], "--dot-pipeline = 5 is out of range: allowed 0..4"),
+    (["--pv-pipeline", "6"], "--pv-pipeline = 6 is out of range: allowed 0..5"),
+    (["--pv-pipeline", "-1"], "--pv-pipeline = -1 is out of range: allowed 0..5"),
 ])
 def test_generate_bad_parameters(argv, needle, tmp_path):
     res = subprocess.run([sys.executable, "-m", "swattn.sw.cli", "generate", "--out",

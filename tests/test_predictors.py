@@ -397,8 +397,8 @@ def test_eval_cli_small_run(tmp_path, capsys):
     (["--predictors", "dsa,nope"], "unknown predictor 'nope'"),
     (["--max-tokens", "600"], "out of range: allowed 128..512"),
     (["--budgets", "0,16"], "out of range"),
-    (["--out", "/proc/swattn-no-such-dir"], "--out cannot create folder"),
-    (["--max-dilation", "0"], "--max-dilation 0 is out of range"),
+    (["--out", "/proc/swattn-no-such-dir"], "--out = '/proc/swattn-no-such-dir': cannot create"),
+    (["--max-dilation", "0"], "--max-dilation = 0 is out of range"),
 ])
 def test_eval_cli_user_errors(tmp_path, capsys, argv, message):
     # a small run as the base, so that a check that fails to fire costs seconds, not minutes

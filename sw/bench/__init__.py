@@ -39,6 +39,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from ..report import checkout_commit
 from .boards import board_figures, read_boards
 from .cpu import cpu_name, sparse_attention_f32, time_cpu
 from .model import figures, linear_fit, load_cycle_model, scaling
@@ -116,6 +117,7 @@ def run_bench(out, *, json_path=None, ns=N_DEFAULT, lanes=LANES_DEFAULT, cpu_max
     res = {
         "generated_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
+        "commit": checkout_commit(),
         "machine": {"platform": platform.platform(), "processor": cpu_name(),
                     "cpus": os.cpu_count(), "python": platform.python_version()},
         "head_dim": HEAD_DIM, "lanes_list": lanes_list,

@@ -1,66 +1,367 @@
 """Arguments that several subcommands share: the engine's elaboration parameters and a hybrid
 pattern (window, dilation, global tokens), with the functions that turn them into an
 :class:`~swattn.sw.spec.engine_params.EngineParams` and a
-:class:`~swattn.sw.spec.pattern.HybridPattern`."""
+:class:`~swattn.sw.spec.pattern.HybridPattern`; and the checks of single options that every
+subcommand uses, so that each rule and its message live in one place.
+
+A value is checked as the command line is parsed where it can be on its own (the ``type=``
+factories :func:`integer`, :func:`number`, :func:`seed`, :func:`board`, :func:`serial_port`,
+:func:`verilog_name`): they raise :class:`~swattn.sw.spec.errors.UserError`, which argparse lets
+through, naming the option as typed, the value and what is allowed. Checks that touch the file
+system (:func:`output_dir`, :func:`output_file`, :func:`read_text`) run at the start of a
+subcommand, before any work, so that a default path is not created by ``--help``. Output paths
+follow one rule: missing folders are created (:data:`CREATES_FOLDERS` for their ``--help``).
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
+from pathlib import Path
+
 from ..spec.engine_params import EngineParams
 from ..spec.errors import UserError
-from ..spec.pattern import HybridPattern, PatternLimits
+from ..spec.pattern import HybridPattern, PatternError, PatternLimits
+
+#: said in the ``--help`` of every output path
+CREATES_FOLDERS = "missing folders are created"
+
+#: seeds of the random data and patterns (numpy and Python generators take any of these)
+SEED_MAX = (1 << 32) - 1
+
+#: the unit of a window radius, said in the ``--help`` of every option that takes one
+WINDOW_UNIT = ("in window steps, not tokens: a step is --dilation tokens, so the window reaches "
+               "radius x dilation tokens on that side")
+
+
+def _allowed(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f"{lo}..{hi}"
+    if lo is not None:
+        return f"{lo} or more"
+    return "any integer" if hi is None else f"{hi} or less"
+
+
+def integer(flag: str, lo: int | None = None, hi: int | None = None, allowed: str | None = None):
+    """``type=`` for an integer option ``flag`` in ``lo..hi`` (None: unbounded). ``allowed``
+    says what is allowed where the range is checked later (by the library)."""
+    allowed = allowed or _allowed(lo, hi)
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise UserError(f"{flag} = {text!r} is not an integer: allowed {allowed}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise UserError(f"{flag} = {value} is out of range: allowed {allowed}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(flag: str, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           hi_open: bool = False, unit: str = ""):
+    """``type=`` for a real option ``flag``: finite, from ``lo`` to ``hi`` (each excluded where
+    ``lo_open``/``hi_open``; None: unbounded)."""
+    import math
+
+    if lo is not None and hi is not None:
+        allowed = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        allowed = f"{'above' if lo_open else 'at least'} {lo:g}"
+    else:
+        allowed = "a finite number" if hi is None else f"{'below' if hi_open else 'at most'} {hi:g}"
+    allowed += unit
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise UserError(f"{flag} = {text!r} is not a number: allowed {allowed}") from None
+        low = lo is not None and (value <= lo if lo_open else value < lo)
+        high = hi is not None and (value >= hi if hi_open else value > hi)
+        if not math.isfinite(value) or low or high:
+            raise UserError(f"{flag} = {text} is out of range: allowed {allowed}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def seed(flag: str = "--seed", lo: int = 0, hi: int = SEED_MAX):
+    """``type=`` for a seed."""
+    return integer(flag, lo, hi)
+
+
+def verilog_name(text: str) -> str:
+    """``type=`` for ``--name``: a Verilog module name, also used for the file names."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise UserError(f"--name = {text!r} is not a Verilog identifier: allowed letters, digits "
+                        "and _, not starting with a digit (e.g. swattn_engine)")
+    return text
+
+
+def board(flag: str = "--board"):
+    """``type=`` for a board name of ``fpga/boards.py``."""
+    def parse(text: str) -> str:
+        from ...fpga.boards import BOARDS
+
+        if text not in BOARDS:
+            raise UserError(f"{flag} = {text!r} is not a board: allowed {', '.join(BOARDS)} "
+                            "(see `swattn build --list`)")
+        return text
+    parse.__name__ = "board"
+    return parse
+
+
+def serial_port(text: str) -> str:
+    """``type=`` for ``--port``: a character device (a pyserial URL such as ``socket://host:port``
+    is passed on unchecked)."""
+    import stat
+
+    if "://" in text:
+        return text
+    try:
+        mode = os.stat(text).st_mode
+    except OSError as exc:
+        raise UserError(f"--port = {text!r}: {exc.strerror}; allowed a serial device such as "
+                        "/dev/ttyUSB1 (or a pyserial URL)") from None
+    if not stat.S_ISCHR(mode):
+        raise UserError(f"--port = {text!r} is not a serial device (not a character device): "
+                        "allowed e.g. /dev/ttyUSB1 (or a pyserial URL)")
+    return text
+
+
+def given(args, *flags: str) -> list[str]:
+    """Those of ``flags`` typed on the command line (recorded by the parser's store action)."""
+    typed = getattr(args, "_given", set())
+    return [f for f in flags if f in typed]
+
+
+def output_dir(flag: str, path) -> Path:
+    """Before any work: ``path`` is a folder that can be written, created if missing."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{flag} = {str(path)!r} is a file, not a folder: allowed a folder "
+                        f"that can be written ({CREATES_FOLDERS})")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{flag} = {str(path)!r}: cannot create the folder ({exc.strerror}): "
+                        f"allowed a folder that can be written ({CREATES_FOLDERS})") from None
+    try:  # os.access says yes to root on a read-only mount: try a file
+        tempfile.TemporaryFile(dir=p).close()
+    except OSError as exc:
+        raise UserError(f"{flag} = {str(path)!r}: cannot write in the folder ({exc.strerror}): "
+                        "allowed a folder that can be written") from None
+    return p
+
+
+def output_file(flag: str, path, stdout_ok: bool = False) -> None:
+    """Before any work: ``path`` is a file that can be written (its folders created if missing;
+    ``-`` where ``stdout_ok``). An existing file is opened to append, which leaves it as it is; a
+    new one is made and removed again."""
+    if stdout_ok and path == "-":
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag} = {str(path)!r} is a folder: allowed a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if p.exists():
+            open(p, "a").close()
+        else:
+            open(p, "x").close()
+            p.unlink()
+    except OSError as exc:
+        raise UserError(f"{flag} = {str(path)!r}: cannot write the file ({exc.strerror}): allowed "
+                        f"a file that can be written ({CREATES_FOLDERS})") from None
+
+
+def input_dir(flag: str, path) -> Path:
+    """``path`` is an existing folder."""
+    p = Path(path)
+    if not p.is_dir():
+        why = "is a file" if p.exists() else "does not exist"
+        raise UserError(f"{flag} = {str(path)!r} {why}: allowed an existing folder")
+    return p
+
+
+def read_text(flag: str, path) -> str:
+    """The text of ``path`` for an option that takes a text file: readable, UTF-8, not empty."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"{flag} = {str(path)!r}: cannot read it ({exc.strerror}): allowed a "
+                        "readable text file") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{flag} = {str(path)!r} is not UTF-8 text (byte {exc.start} is "
+                        f"0x{data[exc.start]:02x}): allowed a plain text file") from None
+    if "\0" in text:
+        raise UserError(f"{flag} = {str(path)!r} holds NUL bytes, a binary file: allowed a plain "
+                        "text file")
+    if not text.strip():
+        raise UserError(f"{flag} = {str(path)!r} is empty: allowed a text file with words in it")
+    return text
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (None where it cannot be told)."""
+    try:
+        import psutil
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(what: str, need: int) -> None:
+    """Refuse ``what`` (the options as typed) when it needs more than the ``need`` bytes the
+    machine has available, before allocating any of them."""
+    have = available_memory()
+    if have is not None and need > have:
+        gib = 1 << 30
+        raise UserError(f"{what} needs about {need / gib:.1f} GiB of memory; this machine has "
+                        f"{have / gib:.1f} GiB available")
+
+
+def named(exc: Exception, fields: dict[str, str]) -> UserError:
+    """A library error that names a field (``field = value ...``, ``field: ...``) as a
+    :class:`UserError` naming the option that set it instead (``fields``: field -> option)."""
+    msg = str(exc)
+    for field, flag in fields.items():
+        if msg.startswith(field + " ") or msg.startswith(field + ":"):
+            return UserError(flag + msg[len(field):])
+    return UserError(msg)
+
+
+#: what each option of :func:`add_engine_arguments` allows (EngineParams checks the ranges)
+_ENGINE_ALLOWED = {
+    "--head-dim": "32, 64 or 128",
+    "--lanes": "a power of two, 4..4096",
+    "--max-radius": "1..4096",
+    "--max-globals": "0..64",
+    "--max-dilation": "1..64",
+    "--seq-width": "2..24",
+    "--dot-pipeline": "0..4",
+    "--pv-pipeline": "0..5",
+}
+
+
+def _engine_int(flag: str):
+    return integer(flag, allowed=_ENGINE_ALLOWED[flag])
 
 
 def add_engine_arguments(p) -> None:
     """The elaboration parameters (``swattn generate``, ``swattn sim``)."""
     d = EngineParams()
-    p.add_argument("--head-dim", type=int, default=d.head_dim, help="32, 64 or 128")
-    p.add_argument("--lanes", type=int, default=d.lanes,
+    p.add_argument("--head-dim", type=_engine_int("--head-dim"), default=d.head_dim,
+                   help="32, 64 or 128")
+    p.add_argument("--lanes", type=_engine_int("--lanes"), default=d.lanes,
                    help="int8 MAC lanes, power of two 8..4096 (the stream engine), or 4 (the "
                         "serial engine of the iCE40 board)")
-    p.add_argument("--max-radius", type=int, default=d.max_radius,
-                   help="largest window reach per side in tokens (dilation x radius)")
-    p.add_argument("--max-globals", type=int, default=d.max_globals)
-    p.add_argument("--max-dilation", type=int, default=d.max_dilation)
-    p.add_argument("--seq-width", type=int, default=d.seq_width,
-                   help="sequence counter width: n up to 2^w - 1")
-    p.add_argument("--dot-pipeline", type=int, default=d.dot_pipeline,
+    p.add_argument("--max-radius", type=_engine_int("--max-radius"), default=d.max_radius,
+                   help="largest window reach per side in tokens, 1..4096: a pattern's radius "
+                        "counts window steps, so radius x dilation must not exceed it")
+    p.add_argument("--max-globals", type=_engine_int("--max-globals"), default=d.max_globals,
+                   help="largest number of global tokens, 0..64")
+    p.add_argument("--max-dilation", type=_engine_int("--max-dilation"), default=d.max_dilation,
+                   help="largest window dilation, 1..64")
+    p.add_argument("--seq-width", type=_engine_int("--seq-width"), default=d.seq_width,
+                   help="sequence counter width, 2..24: n up to 2^w - 1")
+    p.add_argument("--dot-pipeline", type=_engine_int("--dot-pipeline"), default=d.dot_pipeline,
                    help="extra register stages in the Q.K path, 0..4: the adder trees, the key "
                         "rows beside their memories, the trees again, the key memories' "
                         "addresses (a cycle per group each; for FPGAs whose multipliers and "
                         "memories lie far apart)")
-    p.add_argument("--pv-pipeline", type=int, default=d.pv_pipeline,
+    p.add_argument("--pv-pipeline", type=_engine_int("--pv-pipeline"), default=d.pv_pipeline,
                    help="extra register stages in the softmax and P.V path, 0..5: a copy of the "
                         "exponential per 8 multipliers, the products, the exponential table's "
                         "output, the score read, the softmax multiplier's partial products (a "
                         "cycle per group each; for the same FPGAs)")
 
 
-def engine_params(args) -> EngineParams:
-    """The parameters given with :func:`add_engine_arguments` (ValueError naming a bad one)."""
-    return EngineParams(head_dim=args.head_dim, lanes=args.lanes, max_radius=args.max_radius,
-                        max_globals=args.max_globals, max_dilation=args.max_dilation,
-                        seq_width=args.seq_width, dot_pipeline=args.dot_pipeline,
-                        pv_pipeline=args.pv_pipeline)
+#: EngineParams' fields and the options of :func:`add_engine_arguments` that set them
+ENGINE_FLAGS = {"head_dim": "--head-dim", "lanes": "--lanes", "max_radius": "--max-radius",
+                "max_globals": "--max-globals", "max_dilation": "--max-dilation",
+                "seq_width": "--seq-width", "dot_pipeline": "--dot-pipeline",
+                "pv_pipeline": "--pv-pipeline"}
+
+
+def stream_lanes(lanes: int, command: str, flag: str = "--lanes") -> None:
+    """Lanes of the stream engine for ``command``: a power of two 8..4096. Lanes 4 elaborates the
+    serial engine (the iCE40 board's), which reads Q, K and V from buffers, while the testbench of
+    ``swattn sim`` and ``swattn demo`` streams rows into the stream engine (and the benchmark's
+    cycle model is the stream engine's), so it is refused with that reason."""
+    if lanes == EngineParams.SERIAL_LANES:
+        raise UserError(f"{flag} = {lanes} is the serial engine (the iCE40 board's), and "
+                        f"`swattn {command}` runs the stream engine only (its testbench streams "
+                        "rows, the serial engine reads buffers): allowed a power of two 8..4096 "
+                        "(`swattn generate --lanes 4` writes the serial engine's Verilog)")
+    if not (8 <= lanes <= 4096 and lanes & (lanes - 1) == 0):
+        raise UserError(f"{flag} = {lanes} is out of range: allowed a power of two, 8..4096")
+
+
+def stream_lanes_type(command: str, flag: str = "--lanes"):
+    """``type=`` for :func:`stream_lanes`."""
+    def parse(text: str) -> int:
+        value = integer(flag, allowed="a power of two, 8..4096")(text)
+        stream_lanes(value, command, flag)
+        return value
+    parse.__name__ = "lanes"
+    return parse
+
+
+def engine_params(args, command: str | None = None) -> EngineParams:
+    """The parameters given with :func:`add_engine_arguments`; a :class:`UserError` naming the
+    option of a bad one. With ``command`` (one that simulates), lanes 4 is refused
+    (:func:`stream_lanes`)."""
+    if command:
+        stream_lanes(args.lanes, command)
+    try:
+        params = EngineParams(head_dim=args.head_dim, lanes=args.lanes,
+                              max_radius=args.max_radius, max_globals=args.max_globals,
+                              max_dilation=args.max_dilation, seq_width=args.seq_width,
+                              dot_pipeline=args.dot_pipeline, pv_pipeline=args.pv_pipeline)
+    except ValueError as exc:
+        raise named(exc, ENGINE_FLAGS) from None
+    return params
 
 
 def add_length_argument(g, n: int) -> None:
     """A pattern's sequence length: ``--n`` (default ``n``)."""
-    g.add_argument("--n", type=int, default=n, metavar="N", help=f"sequence length (default {n})")
+    g.add_argument("--n", type=integer("--n", 1), default=n, metavar="N",
+                   help=f"sequence length, 1 or more (default {n})")
 
 
 def add_window_arguments(g, window: int, n_globals_help: str) -> None:
     """The rest of a hybrid pattern: ``--radius`` or ``--left``/``--right`` (default
     ``window``), ``--dilation``, ``--globals`` or ``--n-globals``."""
-    g.add_argument("--radius", type=int, metavar="R",
-                   help="window radius on both sides (sets --left and --right)")
-    g.add_argument("--left", type=int, metavar="L",
-                   help=f"window radius to the left (default {window})")
-    g.add_argument("--right", type=int, metavar="R",
-                   help=f"window radius to the right, 0 for causal (default {window})")
-    g.add_argument("--dilation", type=int, default=1, help="window dilation, >= 1 (default 1)")
+    g.add_argument("--radius", type=integer("--radius", 0), metavar="R",
+                   help=f"window radius on both sides, {WINDOW_UNIT} (sets --left and --right)")
+    g.add_argument("--left", type=integer("--left", 0), metavar="L",
+                   help=f"window radius to the left, {WINDOW_UNIT} (default {window})")
+    g.add_argument("--right", type=integer("--right", 0), metavar="R",
+                   help=f"window radius to the right, {WINDOW_UNIT}; 0 for causal (default "
+                        f"{window})")
+    g.add_argument("--dilation", type=integer("--dilation", 1), default=1,
+                   help="window dilation: tokens between window keys, 1 or more (default 1)")
     g.add_argument("--globals", dest="globals_list", metavar="I,J,...",
                    help="comma-separated global token indices")
-    g.add_argument("--n-globals", type=int, metavar="K", help=n_globals_help)
+    g.add_argument("--n-globals", type=integer("--n-globals", 0), metavar="K",
+                   help=n_globals_help)
 
 
 def window_args(args, default: int) -> tuple[int, int]:
@@ -93,12 +394,20 @@ def spread_globals(n: int, k: int) -> tuple[int, ...]:
 
 def pattern_from_args(args, window: int, pick_globals, limits: PatternLimits | None = None,
                       ) -> HybridPattern:
-    """The pattern given with :func:`add_length_argument` and :func:`add_window_arguments`: the window from
-    :func:`window_args`, the globals from ``--globals`` or ``pick_globals(n, k)`` for
+    """The pattern given with :func:`add_length_argument` and :func:`add_window_arguments`: the
+    window from :func:`window_args`, the globals from ``--globals`` or ``pick_globals(n, k)`` for
     ``--n-globals k``. With ``limits`` (an engine's), ``--n-globals`` is held to its
     ``max_globals`` and the pattern to its limits. A pattern out of range raises
-    :class:`~swattn.sw.spec.pattern.PatternError` (a ValueError) naming the field."""
+    :class:`UserError` naming the option."""
     left, right = window_args(args, window)
+    typed = {}  # field -> the option as typed (or what set it)
+    for side, value in (("left", left), ("right", right)):
+        if args.radius is not None:
+            typed[side] = "--radius"
+        elif getattr(args, side) is not None:
+            typed[side] = f"--{side}"
+        else:
+            typed[side] = f"the default radius {value}"
     if args.globals_list is not None:
         globals_ = parse_globals(args.globals_list, args.n)
     else:
@@ -109,5 +418,25 @@ def pattern_from_args(args, window: int, pick_globals, limits: PatternLimits | N
             why = " (the engine's --max-globals)" if engine else ""
             raise UserError(f"--n-globals = {k} is out of range: allowed 0..{top}{why}")
         globals_ = pick_globals(args.n, k)
+    if limits is not None:
+        if limits.max_n is not None and args.n > limits.max_n:
+            raise UserError(f"--n = {args.n} is out of range: allowed 1..{limits.max_n} (the "
+                            "engine's --seq-width)")
+        if limits.max_dilation is not None and args.dilation > limits.max_dilation:
+            raise UserError(f"--dilation = {args.dilation} is out of range: allowed "
+                            f"1..{limits.max_dilation} (the engine's --max-dilation)")
+        for side, value in (("left", left), ("right", right)):
+            reach = value * args.dilation
+            if limits.max_radius is not None and reach > limits.max_radius:
+                who = typed[side] + ("" if typed[side].startswith("the ") else f" = {value}")
+                raise UserError(f"{who} with --dilation {args.dilation} reaches {reach} tokens: "
+                                f"allowed reach 0..{limits.max_radius} (the engine's "
+                                "--max-radius; the radius counts window steps of --dilation "
+                                "tokens)")
     kw = {} if limits is None else {"limits": limits}
-    return HybridPattern(args.n, left, right, args.dilation, globals_, **kw)
+    gflag = "--globals" if args.globals_list is not None else "--n-globals"
+    try:
+        return HybridPattern(args.n, left, right, args.dilation, globals_, **kw)
+    except PatternError as exc:
+        raise named(exc, {"n": "--n", "dilation": "--dilation", **typed, "globals": gflag,
+                          "global index": "--globals", "global indices": "--globals"}) from None

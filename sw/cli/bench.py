@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..spec.errors import UserError
+from .args import (CREATES_FOLDERS, given, input_dir, integer, output_dir, output_file,
+                   stream_lanes_type)
 
 HELP = "benchmark report: utilisation, cycles against SALO, board Fmax, CPU and GPU figures"
 
@@ -10,24 +14,30 @@ HELP = "benchmark report: utilisation, cycles against SALO, board Fmax, CPU and 
 def add_arguments(p) -> None:
     from ..bench import GPU_JSON, KIND_NAMES, LANES_DEFAULT, N_DEFAULT
 
-    p.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    p.add_argument("--json", metavar="FILE",
+                   help=f"also write every figure as JSON ({CREATES_FOLDERS})")
     p.add_argument("--out", default="build/bench", metavar="DIR",
-                   help="folder for report.md and the plots (default build/bench)")
-    p.add_argument("--n", type=int, nargs="+", default=list(N_DEFAULT), metavar="N",
+                   help=f"folder for report.md and the plots (default build/bench; "
+                        f"{CREATES_FOLDERS})")
+    p.add_argument("--n", type=integer("--n", 1, 1 << 20), nargs="+", default=list(N_DEFAULT),
+                   metavar="N",
                    help="sequence lengths of the workloads (default "
                         + " ".join(map(str, N_DEFAULT)) + ")")
-    p.add_argument("--lanes", type=int, nargs="+", default=list(LANES_DEFAULT), metavar="L",
+    p.add_argument("--lanes", type=stream_lanes_type("bench"), nargs="+",
+                   default=list(LANES_DEFAULT), metavar="L",
                    help="engine sizes: powers of two 8..4096 (default "
                         + " ".join(map(str, LANES_DEFAULT)) + ")")
-    p.add_argument("--cpu-max-n", type=int, default=16384, metavar="N",
+    p.add_argument("--cpu-max-n", type=integer("--cpu-max-n", 0), default=16384, metavar="N",
                    help="time the CPU baselines on workloads up to this n; 0 skips them")
-    p.add_argument("--repeat", type=int, default=1, help="CPU runs per workload, best kept")
-    p.add_argument("--rtl-max-n", type=int, default=0, metavar="N",
+    p.add_argument("--repeat", type=integer("--repeat", 1), default=1,
+                   help="CPU runs per workload, best kept (1 or more)")
+    p.add_argument("--rtl-max-n", type=integer("--rtl-max-n", 0), default=0, metavar="N",
                    help="simulate workloads up to this n under Verilator for measured cycles "
                         "(slow; default 0: none)")
-    p.add_argument("--rtl-lanes", type=int, nargs="+", default=[64], metavar="L",
+    p.add_argument("--rtl-lanes", type=stream_lanes_type("bench", "--rtl-lanes"), nargs="+",
+                   default=[64], metavar="L",
                    help="engine sizes to simulate (default 64)")
-    p.add_argument("--rtl-kinds", nargs="+", metavar="KIND",
+    p.add_argument("--rtl-kinds", nargs="+", metavar="KIND", choices=KIND_NAMES,
                    help="simulate only these workload kinds (" + ", ".join(KIND_NAMES)
                         + "; default all)")
     p.add_argument("--gpu-json", default=str(GPU_JSON), metavar="FILE",
@@ -39,24 +49,18 @@ def add_arguments(p) -> None:
 
 
 def _check_args(args) -> None:
-    from ..bench import KIND_NAMES
-
-    for n in args.n:
-        if not 1 <= n <= (1 << 20):
-            raise UserError(f"--n {n} is out of range: allowed 1..{1 << 20}")
-    for la in list(args.lanes) + list(args.rtl_lanes):
-        if not (8 <= la <= 4096 and la & (la - 1) == 0):
-            raise UserError(f"lanes {la} is out of range: allowed a power of two, 8..4096")
-    for k in args.rtl_kinds or ():
-        if k not in KIND_NAMES:
-            raise UserError(f"--rtl-kinds {k!r} is not a workload kind: allowed "
-                            + ", ".join(KIND_NAMES))
-    if args.repeat < 1:
-        raise UserError(f"--repeat {args.repeat} is out of range: allowed >= 1")
-    for name in ("cpu_max_n", "rtl_max_n"):
-        if getattr(args, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range: "
-                            "allowed >= 0")
+    # the values are checked as they are parsed; here what needs the file system
+    for flag, path in (("--gpu-json", args.gpu_json), ("--synth-dir", args.synth_dir)):
+        if not given(args, flag):
+            continue  # the defaults may be missing: the report says so
+        if flag == "--synth-dir":
+            input_dir(flag, path)
+        elif not Path(path).is_file():
+            raise UserError(f"--gpu-json = {path!r} is not a file: allowed the JSON that "
+                            "bench/gpu_baseline.py writes")
+    output_dir("--out", args.out)
+    if args.json:
+        output_file("--json", args.json)
 
 
 def run(args) -> int:

@@ -9,29 +9,39 @@ from pathlib import Path
 
 from ...fpga.boards import BOARDS, get_board
 from ..spec.errors import UserError
+from .args import CREATES_FOLDERS, given, integer, number, output_dir, output_file
+from .args import board as board_name
 
 HELP = "build a board's bitstream (Yosys + nextpnr via YoWASP), with utilisation and Fmax"
 
 
 def add_arguments(p):
-    p.add_argument("--board", help=f"one of: {', '.join(BOARDS)}")
+    p.add_argument("--board", type=board_name(), help=f"one of: {', '.join(BOARDS)}")
     p.add_argument("--list", action="store_true", help="list the boards and exit")
-    p.add_argument("--json", metavar="FILE", help="also write the result table as JSON")
-    p.add_argument("--out", default="build", help="build folder (default build/)")
+    p.add_argument("--json", metavar="FILE",
+                   help=f"also write the result table as JSON ({CREATES_FOLDERS})")
+    p.add_argument("--out", default="build",
+                   help=f"build folder (default build/; {CREATES_FOLDERS})")
     p.add_argument("--synth-only", action="store_true",
                    help="stop after synthesis (and, on the iCE40, nextpnr's packer): "
                         "utilisation, no Fmax")
-    p.add_argument("--seed", type=int,
-                   help="nextpnr placement seed (default: the board's, `swattn build --list`)")
+    p.add_argument("--seed", type=integer("--seed", 1, 10_000),
+                   help="nextpnr placement seed, 1..10000 as in --seeds (default: the board's, "
+                        "`swattn build --list`)")
     p.add_argument("--seeds", metavar="LIST",
                    help="synthesise once, then place and route at each of these seeds side by "
                         "side (e.g. 1-8) and tabulate Fmax and late nets per seed")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--jobs", type=integer("--jobs", 1), default=os.cpu_count() or 1,
                    help="place-and-route runs at a time with --seeds (default: the cores)")
-    p.add_argument("--seed-minutes", type=float, metavar="MIN",
+    p.add_argument("--record", action="store_true",
+                   help="with --seeds: record the best seed as the board's (fpga/seeds.json), "
+                        "with its Fmax and the netlist's fingerprint")
+    p.add_argument("--seed-minutes", type=number("--seed-minutes", 0.0, lo_open=True,
+                                                  unit=" minutes"), metavar="MIN",
                    help="with --seeds: stop a seed's place and route after this many minutes "
                         "(router2 may not converge at some seeds)")
-    p.add_argument("--clock", type=float, metavar="MHZ",
+    p.add_argument("--clock", type=number("--clock", 0.0, lo_open=True, unit=" MHz"),
+                   metavar="MHZ",
                    help="engine clock to build for instead of the board's target (for a design "
                         "that misses its target: a bitstream at a clock it meets)")
 
@@ -40,8 +50,17 @@ def run(args) -> int:
     from ...fpga.build import RESULT_FILE, build, plot_utilisation, with_clock
 
     if args.list:
+        if args.board:
+            raise UserError("--list lists every board: leave out --board")
         list_boards()
         return 0
+    if args.record and not args.seeds:
+        raise UserError("--record records the best seed of a sweep: give --seeds too")
+    sweep_only = given(args, "--jobs", "--seed-minutes")
+    if sweep_only and not args.seeds:
+        one = len(sweep_only) == 1
+        raise UserError(f"{' and '.join(sweep_only)} {'goes' if one else 'go'} with --seeds (a "
+                        f"seed sweep): give --seeds or leave {'it' if one else 'them'} out")
     if not args.board:
         raise UserError(f"--board is required: one of {', '.join(BOARDS)} (or --list)")
     board = get_board(args.board)
@@ -49,10 +68,15 @@ def run(args) -> int:
         with_clock(board, args.clock)
     except ValueError as e:
         raise UserError(str(e)) from None
+    output_dir("--out", args.out)
+    if args.json:
+        output_file("--json", args.json)
     if args.seeds:
         return run_seeds(board, args)
     res = build(board, Path(args.out), synth_only=args.synth_only, seed=args.seed,
                 clock_mhz=args.clock)
+    if res.get("seed_note"):
+        print(f"  {res['seed_note']}")
     fmax = res.get("fmax_mhz")
     clock_hz = res["clock_mhz"] * 1e6
     print_table(board, res.get("utilisation", []), fmax,
@@ -78,30 +102,27 @@ def run(args) -> int:
     return 0
 
 
-def _writable(path: Path) -> None:
-    """Fail before the work, not after it, when ``path`` cannot be written."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError as e:
-        raise UserError(f"cannot write --json {path}: {e.strerror}") from None
-
-
 def run_seeds(board, args) -> int:
-    """``swattn build --seeds``: the sweep's table, its JSON, and the seed to put in the board
-    table (``Board.seed`` in fpga/boards.py)."""
+    """``swattn build --seeds``: the sweep's table, its JSON, and with ``--record`` the best
+    seed written to the board table's record (``fpga/seeds.json``)."""
+    from ...fpga.boards import SEEDS_FILE, record_seed
     from ...fpga.build import build_seeds, parse_seeds
+    from ...sw.report import checkout_commit
 
     if args.seed is not None or args.synth_only:
         raise UserError("--seeds builds at several seeds: leave out --seed and --synth-only")
+    if args.record and args.clock is not None:
+        raise UserError(f"--record with --clock {args.clock:g}: the board table's seed is for "
+                        f"its target clock ({board.clock_hz / 1e6:g} MHz); leave out --clock")
+    if args.record and not os.access(SEEDS_FILE if SEEDS_FILE.exists() else SEEDS_FILE.parent,
+                                     os.W_OK):
+        raise UserError(f"--record: cannot write {SEEDS_FILE}")
     try:
         seeds = parse_seeds(args.seeds)
     except ValueError as e:
         raise UserError(str(e)) from None
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: at least 1")
-    if args.json:
-        _writable(Path(args.json))
     if args.seed_minutes is not None and args.seed_minutes <= 0:
         raise UserError(f"--seed-minutes {args.seed_minutes:g}: must be above 0")
     rows = build_seeds(board, Path(args.out), seeds, min(args.jobs, len(seeds)), args.clock,
@@ -120,8 +141,15 @@ def run_seeds(board, args) -> int:
     if best:
         print(f"  best: seed {best['seed']} ({best['fmax_mhz']:.1f} MHz"
               f"{', meets' if best.get('meets') else ', misses'}); the board table has seed "
-              f"{board.seed} (fpga/boards.py Board.seed); `swattn build --board {board.name} "
+              f"{board.seed} (fpga/seeds.json); `swattn build --board {board.name} "
               f"--seed {best['seed']}` writes its bitstream")
+        if args.record:
+            record_seed(board.name, {
+                "seed": best["seed"], "fmax_mhz": round(best["fmax_mhz"], 2),
+                "late_nets": best["late_nets"], "meets": bool(best.get("meets")),
+                "clock_mhz": clock, "seeds_swept": sorted(r["seed"] for r in rows),
+                "netlist": best["netlist"], "commit": checkout_commit()})
+            print(f"  recorded: seed {best['seed']} is {board.name}'s seed in {SEEDS_FILE}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     return 0 if best and best.get("meets") else 1

@@ -9,43 +9,54 @@ from pathlib import Path
 
 from ..demo import DEFAULT_BUDGET, DEFAULT_PREDICTOR, DEFAULT_TOKENS
 from ..spec.errors import UserError
+from ..texts import MAX_POSITIONS, MIN_TOKENS
+from .args import (CREATES_FOLDERS, given, integer, named, number, output_dir, output_file,
+                   read_text, stream_lanes_type)
 
 HELP = "run real text through a predictor, the engine's Verilog (cocotb) and the golden model"
 
 
 def add_arguments(p):
-    p.add_argument("--text", metavar="FILE", help="text file to run (at most 512 tokens)")
-    p.add_argument("--tokens", type=int, default=DEFAULT_TOKENS, metavar="T",
-                   help=f"length of the built-in text in tokens, 128..512 (default "
-                        f"{DEFAULT_TOKENS})")
+    p.add_argument("--text", metavar="FILE",
+                   help="UTF-8 text file to run instead of the built-in text (at most 512 tokens)")
+    p.add_argument("--tokens", type=integer("--tokens", MIN_TOKENS, MAX_POSITIONS), default=DEFAULT_TOKENS,
+                   metavar="T", help=f"length of the built-in text in tokens, 128..512 (default "
+                                     f"{DEFAULT_TOKENS}; not with --text)")
     p.add_argument("--predictor", metavar="NAME",
-                   help="predictor (default: the best of the last `swattn eval`, else "
-                        f"{DEFAULT_PREDICTOR})")
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="K",
-                   help=f"keys per query (default {DEFAULT_BUDGET})")
-    p.add_argument("--layer", type=int, default=0, help="layer to simulate, 0..5 (default 0)")
-    p.add_argument("--head", type=int, action="append", metavar="H",
+                   help="predictor (default: the best of the `swattn eval` results in the "
+                        "repository's build/eval.json, else docs/eval.json, whatever the current "
+                        f"folder; else {DEFAULT_PREDICTOR})")
+    p.add_argument("--budget", type=number("--budget", 1.0, unit=" keys per query"),
+                   default=DEFAULT_BUDGET, metavar="K",
+                   help=f"keys per query, at least 1 (default {DEFAULT_BUDGET})")
+    p.add_argument("--layer", type=integer("--layer", 0, 5), default=0,
+                   help="layer to simulate, 0..5 (default 0)")
+    p.add_argument("--head", type=integer("--head", 0, 11), action="append", metavar="H",
                    help="head to simulate, 0..11 (repeatable; default all 12)")
-    p.add_argument("--lanes", type=int, default=64, help="engine MAC lanes (default 64)")
+    p.add_argument("--lanes", type=stream_lanes_type("demo"), default=64,
+                   help="engine MAC lanes, a power of two 8..4096 (default 64)")
     p.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--waves", action="store_true", help="write waveforms of the simulation")
-    p.add_argument("--out", default="build/demo", help="output folder (default build/demo)")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--out", default="build/demo",
+                   help=f"output folder (default build/demo; {CREATES_FOLDERS})")
+    p.add_argument("--json", metavar="FILE",
+                   help=f"also write the report as JSON ({CREATES_FOLDERS})")
 
 
 def _text(args) -> str:
     from .. import texts
 
-    if args.text:
+    if args.text is not None:
+        if given(args, "--tokens"):
+            raise UserError(f"--tokens {args.tokens} sets the length of the built-in text, "
+                            f"which --text replaces: leave out --tokens")
+        text = read_text("--text", args.text)
+        from ..minilm import tokenize
         try:
-            return Path(args.text).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot read --text {args.text}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise UserError(f"--text {args.text} is not UTF-8 text") from None
-    if not texts.MIN_TOKENS <= args.tokens <= 512:
-        raise UserError(f"--tokens = {args.tokens} is out of range: allowed "
-                        f"{texts.MIN_TOKENS}..512")
+            tokenize(text)
+        except ValueError as exc:  # ModelError: too many tokens (or no model to count them)
+            raise UserError(f"--text = {args.text!r}: {exc}") from None
+        return text
     return texts.evaluation_texts(1, args.tokens)[0]
 
 
@@ -58,26 +69,26 @@ def run(args) -> int:
 
     con = Console(width=None if sys.stdout.isatty() else 140)
     t_start = time.perf_counter()
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create --out {out}: {exc.strerror}") from None
-    if not 0 <= args.layer <= 5:
-        raise UserError(f"--layer = {args.layer} is out of range: allowed 0..5")
-    heads = sorted(set(args.head or range(12)))
-    bad = [h for h in heads if not 0 <= h <= 11]
-    if bad:
-        raise UserError(f"--head = {bad[0]} is out of range: allowed 0..11")
-    if args.budget < 1:
-        raise UserError(f"--budget = {args.budget} is out of range: allowed >= 1 keys per query")
-    params = engine_params(args.lanes)
+        params = engine_params(args.lanes)
+    except ValueError as exc:
+        raise named(exc, {"lanes": "--lanes"}) from None
+    if args.predictor is not None:
+        from ..predictors.base import registry
+        if args.predictor not in registry():
+            raise UserError(f"--predictor = {args.predictor!r} is an unknown predictor: allowed "
+                            f"{', '.join(registry())}")
+    text = _text(args)
+    out = output_dir("--out", args.out)
+    if args.json:
+        output_file("--json", args.json)
+    heads = sorted(set(args.head or range(12)))  # (--layer, --head, --budget: checked as parsed)
     check_simulator(args.sim)  # before the long work: a missing simulator is one line at once
 
     def step(msg):
         con.print(f"[bold cyan]>[/] {msg} [dim]({time.perf_counter() - t_start:.0f} s)[/]")
 
-    report = run_demo(_text(args), args.predictor, args.budget, args.layer, heads, params,
+    report = run_demo(text, args.predictor, args.budget, args.layer, heads, params,
                       args.sim, out, waves=args.waves, step=step)
     rows = report["heads"]
     t = Table(title=f"swattn demo: layer {args.layer}, {report['predictor']}, "
@@ -92,6 +103,8 @@ def run(args) -> int:
                   f"{100 * r['utilisation']:.1f}%" if r["utilisation"] else "-",
                   "[green]yes[/]" if r["bit_exact"] else "[red]NO[/]")
     con.print(t)
+    for line in report["summary"]:  # the predictor's source, where the cycles go
+        con.print(line, markup=False, soft_wrap=True)
     n_exact = sum(r["bit_exact"] for r in rows)
     elapsed = time.perf_counter() - t_start
     con.print(f"bit-exact heads: {n_exact}/{len(rows)}; sentence-embedding cosine, int8 engine "

@@ -5,23 +5,27 @@ the terminal, ``--json FILE``, and PNG plots of sparsity against recall under ``
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 
 from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_TABLE_BUDGET,
                         DEFAULT_TEXTS, DEFAULT_TOKENS)
 from ..spec.errors import UserError
+from ..texts import MAX_POSITIONS, MIN_TOKENS
+from .args import (CREATES_FOLDERS, given, integer, number, output_dir, output_file, read_text,
+                   seed)
 
 HELP = "evaluate the sparsity predictors on real all-MiniLM-L6-v2 attention (raw and mapped)"
 
 
 def add_arguments(p):
-    p.add_argument("--texts", type=int, default=DEFAULT_TEXTS, metavar="N",
-                   help=f"evaluation texts (default {DEFAULT_TEXTS})")
-    p.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION, metavar="N",
-                   help=f"calibration texts for fitting (default {DEFAULT_CALIBRATION})")
-    p.add_argument("--max-tokens", type=int, default=DEFAULT_TOKENS, metavar="T",
+    p.add_argument("--texts", type=integer("--texts", 1), default=DEFAULT_TEXTS, metavar="N",
+                   help=f"built-in evaluation texts, 1 or more (default {DEFAULT_TEXTS}; not "
+                        "with --text-file)")
+    p.add_argument("--calibration", type=integer("--calibration", 1), default=DEFAULT_CALIBRATION,
+                   metavar="N", help=f"calibration texts for fitting, 1 or more (default "
+                                     f"{DEFAULT_CALIBRATION})")
+    p.add_argument("--max-tokens", type=integer("--max-tokens", MIN_TOKENS, MAX_POSITIONS),
+                   default=DEFAULT_TOKENS, metavar="T",
                    help=f"tokens per text, 128..512 (default {DEFAULT_TOKENS})")
     p.add_argument("--text-file", action="append", default=[], metavar="PATH",
                    help="evaluate this text file (repeatable) instead of the built-in texts; "
@@ -31,19 +35,22 @@ def add_arguments(p):
     p.add_argument("--budgets", default=",".join(map(str, DEFAULT_BUDGETS)), metavar="LIST",
                    help="keys per query to sweep, comma-separated (default "
                         f"{','.join(map(str, DEFAULT_BUDGETS))})")
-    p.add_argument("--table-budget", type=float, default=None, metavar="B",
+    p.add_argument("--table-budget", type=number("--table-budget", 1.0, unit=" keys per query"),
+                   default=None, metavar="B",
                    help=f"budget shown in the table and run in int8 (default "
                         f"{DEFAULT_TABLE_BUDGET}, or the nearest swept budget)")
     p.add_argument("--no-golden", action="store_true", help="skip the int8 golden-model runs")
-    p.add_argument("--max-globals", type=int, default=4, metavar="G",
-                   help="global tokens the mapper may use (default 4)")
-    p.add_argument("--max-dilation", type=int, default=4, metavar="D",
-                   help="largest dilation the mapper tries (default 4)")
-    p.add_argument("--json", metavar="FILE", help="write all results as JSON")
+    p.add_argument("--max-globals", type=integer("--max-globals", 0), default=4, metavar="G",
+                   help="global tokens the mapper may use, 0 or more (default 4)")
+    p.add_argument("--max-dilation", type=integer("--max-dilation", 1), default=4, metavar="D",
+                   help="largest dilation the mapper tries, 1 or more (default 4)")
+    p.add_argument("--json", metavar="FILE",
+                   help=f"write all results as JSON ({CREATES_FOLDERS})")
     p.add_argument("--out", default="build", metavar="DIR",
-                   help="folder for the PNG plots (default build)")
+                   help=f"folder for the PNG plots (default build; {CREATES_FOLDERS})")
     p.add_argument("--no-plots", action="store_true", help="do not write plots")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random predictors")
+    p.add_argument("--seed", type=seed(), default=0,
+                   help="seed of the random predictors, 0..2^32-1")
     p.add_argument("--list", action="store_true", help="list the predictors and exit")
     p.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -56,22 +63,27 @@ def _parse_predictors(spec: str) -> list[str]:
     names = [s.strip() for s in spec.split(",") if s.strip()]
     bad = [s for s in names if s not in reg]
     if bad or not names:
-        raise UserError(f"unknown predictor {', '.join(map(repr, bad)) or repr(spec)}: "
-                        f"allowed {', '.join(reg)} or 'all'")
+        raise UserError(f"--predictors = {spec!r}: unknown predictor "
+                        f"{', '.join(map(repr, bad)) or repr(spec)}: allowed comma-separated "
+                        f"names of {', '.join(reg)}, or 'all'")
     return names
 
 
 def _parse_budgets(spec: str, n: int) -> list[float]:
+    import math
+
     try:
         vals = sorted({float(s) for s in spec.split(",") if s.strip()})
     except ValueError:
-        raise UserError(f"--budgets {spec!r}: expected comma-separated numbers") from None
+        raise UserError(f"--budgets = {spec!r}: expected comma-separated numbers of keys per "
+                        f"query, each 1..{n}") from None
     if not vals:
-        raise UserError("--budgets is empty")
+        raise UserError(f"--budgets = {spec!r} is empty: allowed comma-separated numbers of keys "
+                        f"per query, each 1..{n}")
     for b in vals:
-        if not 1 <= b <= n:
-            raise UserError(f"budget {b:g} keys per query is out of range: allowed 1..{n} "
-                            f"(the shortest text has {n} tokens)")
+        if not (1 <= b <= n and math.isfinite(b)):
+            raise UserError(f"--budgets = {spec!r}: budget {b:g} keys per query is out of range: "
+                            f"allowed 1..{n} (the shortest text has {n} tokens)")
     return vals
 
 
@@ -79,30 +91,24 @@ def _load_texts(args):
     from .. import texts
     from ..minilm import MAX_POSITIONS, ModelError, tokenize
 
-    if not texts.MIN_TOKENS <= args.max_tokens <= MAX_POSITIONS:
-        raise UserError(f"--max-tokens {args.max_tokens} is out of range: allowed "
-                        f"{texts.MIN_TOKENS}..{MAX_POSITIONS} (all-MiniLM-L6-v2 has "
-                        f"{MAX_POSITIONS} positions)")
-    if args.texts < 1 or args.calibration < 1:
-        raise UserError(f"--texts {args.texts} and --calibration {args.calibration}: "
-                        "each must be at least 1")
     try:
-        cal = texts.calibration_texts(args.calibration, args.max_tokens)
         if args.text_file:
-            ev = []
-            for path in args.text_file:
-                try:
-                    ev.append(Path(path).read_text(encoding="utf-8"))
-                except OSError as exc:
-                    raise UserError(f"cannot read --text-file {path}: {exc.strerror}") from None
+            ev = [read_text("--text-file", path) for path in args.text_file]
         else:
-            ev = texts.evaluation_texts(args.texts, args.max_tokens)
+            try:
+                ev = texts.evaluation_texts(args.texts, args.max_tokens)
+            except texts.TextError as exc:
+                raise UserError(f"--texts = {args.texts}: {exc}") from None
+        try:
+            cal = texts.calibration_texts(args.calibration, args.max_tokens)
+        except texts.TextError as exc:
+            raise UserError(f"--calibration = {args.calibration}: {exc}") from None
         ids_ev = []
         for i, t in enumerate(ev):
             try:
                 ids_ev.append(tokenize(t, MAX_POSITIONS))
             except ModelError as exc:
-                name = args.text_file[i] if args.text_file else f"text {i}"
+                name = f"--text-file = {args.text_file[i]!r}" if args.text_file else f"text {i}"
                 raise UserError(f"{name}: {exc}") from None
         ids_cal = [tokenize(t) for t in cal]
     except (texts.TextError, ModelError) as exc:
@@ -153,15 +159,14 @@ def run(args) -> int:
             console.print(f"{name:14s} {cls.paper}")
         return 0
     predictors = _parse_predictors(args.predictors)
-    if args.max_globals < 0:
-        raise UserError(f"--max-globals {args.max_globals} is out of range: allowed 0 or more")
-    if args.max_dilation < 1:
-        raise UserError(f"--max-dilation {args.max_dilation} is out of range: allowed 1 or more")
+    if args.text_file and given(args, "--texts"):
+        raise UserError(f"--texts {args.texts} counts the built-in texts, which --text-file "
+                        "replaces: leave out --texts")
     # outputs are checked before minutes of work, not after
     if not args.no_plots:
-        _writable_dir(Path(args.out), "--out")
+        output_dir("--out", args.out)
     if args.json:
-        _writable_dir(Path(args.json).parent, f"--json {args.json}:")
+        output_file("--json", args.json)
     ids_cal, ids_ev = _load_texts(args)
     nmin = min(i.size for i in ids_ev)
     budgets = _parse_budgets(args.budgets, nmin)
@@ -172,23 +177,14 @@ def run(args) -> int:
                         f"{args.budgets}")
     total = 1 + (0 if args.no_golden else 1) + len(predictors) * (1 + len(budgets) * len(ids_ev))
 
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
-    err = Console(stderr=True)
-    with Progress(TextColumn("{task.description:32s}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err, transient=False,
-                  disable=args.quiet or not err.is_terminal) as prog:
-        task = prog.add_task("loading", total=total)
+    from ..progress import Progress
 
-        plain = not err.is_terminal and not args.quiet
-        started = time.perf_counter()
+    what = f"evaluating {len(predictors)} predictor{'s' if len(predictors) != 1 else ''}"
+    with Progress(what, total=total, unit="steps", quiet=args.quiet) as prog:
+        prog.update(detail="loading all-MiniLM-L6-v2")
 
-        def progress(desc, adv=0):
-            prog.update(task, description=desc, advance=adv)
-            if plain and adv:  # logs and pipes get one line per step instead of a live bar
-                done = int(prog.tasks[0].completed)
-                print(f"[{done}/{total}] {desc} ({time.perf_counter() - started:.0f} s)",
-                      file=sys.stderr, flush=True)
+        def progress(desc, adv=0):  # (a step that advances has just been done)
+            prog.update(advance=adv, detail=f"last: {desc}" if adv else desc)
 
         results = evaluate(predictors, budgets, ids_cal, ids_ev, table_budget,
                            golden=not args.no_golden, seed=args.seed,
@@ -215,13 +211,3 @@ def run(args) -> int:
             console.print(f"plot: {p}")
     return 0
 
-
-def _writable_dir(path: Path, what: str) -> None:
-    """Create ``path`` if needed; a UserError naming ``what`` if that fails or it is read-only."""
-    import os
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{what} cannot create folder {path}: {exc.strerror}") from None
-    if not os.access(path, os.W_OK):
-        raise UserError(f"{what} folder {path} is not writable")

@@ -5,20 +5,29 @@ import time
 
 import numpy as np
 
+from .args import WINDOW_UNIT, board, integer, number, seed, serial_port
+
 HELP = "run an attention job on a board over its serial port and check it against the golden model"
 
 
 def add_arguments(p):
-    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB1")
-    p.add_argument("--board", default=None,
+    p.add_argument("--port", required=True, type=serial_port,
+                   help="serial port, e.g. /dev/ttyUSB1 (or a pyserial URL)")
+    p.add_argument("--board", default=None, type=board(),
                    help="board name (sets the baud rate; see `swattn build --list`)")
-    p.add_argument("--baud", type=int, default=None, help="baud rate (default: the board's)")
-    p.add_argument("--n", type=int, default=256, help="sequence length")
-    p.add_argument("--radius", type=int, default=8, help="window radius each side")
-    p.add_argument("--dilation", type=int, default=1)
-    p.add_argument("--n-globals", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--timeout", type=float, default=1.0, help="reply time-out in seconds")
+    p.add_argument("--baud", type=integer("--baud", 1), default=None,
+                   help="baud rate (default: the board's)")
+    p.add_argument("--n", type=integer("--n", 1), default=256,
+                   help="sequence length, 1 up to the board's limit (default 256)")
+    p.add_argument("--radius", type=integer("--radius", 0), default=8,
+                   help=f"window radius each side, {WINDOW_UNIT} (default 8)")
+    p.add_argument("--dilation", type=integer("--dilation", 1), default=1,
+                   help="window dilation: tokens between window keys, 1 or more (default 1)")
+    p.add_argument("--n-globals", type=integer("--n-globals", 0), default=2,
+                   help="global tokens spread over the sequence, 0..n (default 2)")
+    p.add_argument("--seed", type=seed(), default=0, help="data seed, 0..2^32-1")
+    p.add_argument("--timeout", type=number("--timeout", 0.0, lo_open=True, unit=" seconds"),
+                   default=1.0, help="reply time-out in seconds (default 1)")
 
 
 def run(args) -> int:
@@ -27,13 +36,20 @@ def run(args) -> int:
     from ..driver import DriverError, open_board
     from ..spec.errors import UserError
     from ..spec.numerics import SoftmaxConfig
-    from ..spec.pattern import HybridPattern
+    from ..spec.pattern import HybridPattern, PatternError
+    from .args import named
 
+    if args.n_globals > args.n:
+        raise UserError(f"--n-globals = {args.n_globals} is out of range: allowed 0..{args.n} "
+                        "(--n)")
     baud = args.baud
     if baud is None:
         baud = get_board(args.board).baud if args.board else next(iter(BOARDS.values())).baud
     try:
-        board = open_board(args.port, baud, reply_timeout=args.timeout)
+        try:
+            board = open_board(args.port, baud, reply_timeout=args.timeout)
+        except DriverError as exc:
+            raise UserError(f"--port = {args.port!r}: {exc}") from None
         ident = board.identify()
         p = ident.params
         print(f"board: swattn {ident.version}, {p.lanes} lanes, head dim {p.head_dim}, "
@@ -52,6 +68,9 @@ def run(args) -> int:
         wall = time.perf_counter() - t0
     except DriverError as exc:
         raise UserError(str(exc)) from None
+    except PatternError as exc:  # the board's engine limits, known once it answered
+        raise named(exc, {"n": "--n", "left": "--radius", "right": "--radius",
+                          "dilation": "--dilation", "globals": "--n-globals"}) from None
     ref = golden.attention(q, k, v, pattern, cfg)
     bad = int(np.count_nonzero(out != ref))
     print(f"n={args.n} radius={args.radius} dilation={args.dilation} globals={len(pattern.globals_)}: "

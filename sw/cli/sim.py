@@ -12,9 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..spec import numerics as nx
 from ..spec.errors import UserError
-from .args import (add_engine_arguments, add_length_argument, add_window_arguments,
-                   engine_params, pattern_from_args, spread_globals)
+from .args import (CREATES_FOLDERS, add_engine_arguments, add_length_argument,
+                   add_window_arguments, engine_params, given, integer, number, output_dir,
+                   output_file, pattern_from_args, seed, spread_globals)
+
+#: the job options that ``--random`` replaces with its own draws
+JOB_FLAGS = ("--n", "--radius", "--left", "--right", "--dilation", "--globals", "--n-globals",
+             "--out-shift", "--idle", "--stall")
 
 HELP = "simulate jobs on the engine's Verilog (cocotb) and report bit-exactness and cycles"
 
@@ -24,19 +30,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("job")
     add_length_argument(g, 256)
     add_window_arguments(g, 16, "K global tokens spread evenly over the sequence")
-    g.add_argument("--out-shift", type=int, default=0, help="output scale shift 0..7")
-    g.add_argument("--random", type=int, metavar="K",
-                   help="run K random jobs (random patterns, idle input, backpressure) instead")
-    g.add_argument("--seed", type=int, default=1, help="data seed (first seed with --random)")
-    g.add_argument("--idle", type=float, default=0.0,
-                   help="probability of an idle input cycle (default 0)")
-    g.add_argument("--stall", type=float, default=0.0,
-                   help="probability of a not-ready output cycle (default 0)")
+    g.add_argument("--out-shift", type=integer("--out-shift", 0, (1 << nx.OUT_SHIFT_WIDTH) - 1),
+                   default=0, help="output scale shift 0..7")
+    g.add_argument("--random", type=integer("--random", 1), metavar="K",
+                   help="run K random jobs (random patterns, idle input, backpressure) instead; "
+                        "the job options above are then left out")
+    g.add_argument("--seed", type=seed(), default=1,
+                   help="data seed, 0..2^32-1 (first seed with --random)")
+    g.add_argument("--idle", type=number("--idle", 0.0, 1.0, hi_open=True), default=0.0,
+                   help="probability of an idle input cycle, in [0, 1) (default 0)")
+    g.add_argument("--stall", type=number("--stall", 0.0, 1.0, hi_open=True), default=0.0,
+                   help="probability of a not-ready output cycle, in [0, 1) (default 0)")
     s = p.add_argument_group("simulation")
     s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     s.add_argument("--waves", action="store_true", help="dump waveforms (FST/VCD) in the build folder")
-    s.add_argument("--build-dir", default="build/sim", help="simulator build root")
-    s.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    s.add_argument("--build-dir", default="build/sim",
+                   help=f"simulator build root (default build/sim; {CREATES_FOLDERS})")
+    s.add_argument("--json", metavar="FILE",
+                   help=f"also write the results as JSON ({CREATES_FOLDERS})")
 
 
 def _jobs(args, params):
@@ -44,20 +55,16 @@ def _jobs(args, params):
 
     from ...sim.jobs import job_from_seed, random_softmax
     from ...sim.runner import job_to_json
-    from ..spec import numerics as nx
     from ..spec.numerics import SoftmaxConfig
 
     if args.random is not None:
-        if args.random < 1:
-            raise UserError(f"--random = {args.random} is out of range: allowed 1..")
+        clash = given(args, *JOB_FLAGS)
+        if clash:
+            raise UserError(f"--random {args.random} draws its own jobs, so {' '.join(clash)} "
+                            "would be ignored: leave " + ("it" if len(clash) == 1 else "them")
+                            + " out (or --random)")
         return [job_from_seed(params, args.seed + i) for i in range(args.random)]
-    shift_max = (1 << nx.OUT_SHIFT_WIDTH) - 1
-    if not 0 <= args.out_shift <= shift_max:
-        raise UserError(f"--out-shift = {args.out_shift} is out of range: allowed 0..{shift_max}")
-    for name in ("idle", "stall"):
-        if not 0.0 <= getattr(args, name) < 1.0:
-            raise UserError(f"--{name} = {getattr(args, name)} is out of range: allowed [0, 1)")
-    # PatternError (a ValueError) names the field and the engine's limit
+    # a UserError names the option and the engine's limit
     pattern = pattern_from_args(args, 16, spread_globals, limits=params.limits())
     cfg = random_softmax(random.Random(args.seed), params.head_dim)
     cfg = SoftmaxConfig(cfg.mult_mant, cfg.mult_shift, args.out_shift)
@@ -70,8 +77,12 @@ def run(args) -> int:
 
     from ...sim.runner import simulate
 
-    params = engine_params(args)
-    res = simulate(params, _jobs(args, params), sim=args.sim, root=args.build_dir,
+    params = engine_params(args, command="sim")
+    jobs = _jobs(args, params)
+    output_dir("--build-dir", args.build_dir)
+    if args.json:
+        output_file("--json", args.json)
+    res = simulate(params, jobs, sim=args.sim, root=args.build_dir,
                    waves=args.waves, name="cli")
     t = Table(title=f"swattn sim ({res['simulator']}, {res['wall_s']:.1f} s)")
     for col in ("seed", "n", "window", "globals", "bit-exact", "cycles", "model", "ideal",

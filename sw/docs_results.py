@@ -1,0 +1,203 @@
+"""The figures in README.md and fpga/README.md, regenerated from the JSON that the measuring
+commands write, so that no figure in the docs is typed by hand.
+
+Each generated block sits between two markers::
+
+    <!-- results: NAME -->
+    ...
+    <!-- end results: NAME -->
+
+and :data:`BLOCKS` maps NAME to the function that renders it from ``docs/``'s JSON files:
+
+* ``docs/results/bench.json``: ``make bench`` (``swattn bench --json``);
+* ``docs/results/<board>.json``: ``swattn build --board <board> --json``;
+* ``docs/results/regress.json``: ``make regress`` (``python -m swattn.sim.regress``'s summary);
+* ``docs/results/formal.json``: ``make formal`` (``python -m swattn.sim.formal --json``);
+* ``docs/eval.json``: ``swattn eval --json docs/eval.json``.
+
+``python -m swattn.sw.docs_results`` rewrites the blocks in place; ``--check`` only reports the
+blocks that differ from their JSON (``tests/test_docs.py`` runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "docs" / "results"
+#: the files that hold generated blocks
+DOCS = ("README.md", "fpga/README.md")
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _commit(res: dict) -> str:
+    return res.get("commit") or "unknown"
+
+
+def _used(res: dict, resource: str, source: str) -> dict | None:
+    return next((u for u in res.get("utilisation", [])
+                 if u["resource"] == resource and u["source"] == source), None)
+
+
+def board_line(res: dict) -> str:
+    """One board's build as a sentence: resources, Fmax at the seed, the verdict, the command
+    and commit."""
+    ecp5 = _used(res, "LUT4", "nextpnr") is not None
+    if ecp5:
+        parts = [f"{u['used']:,} of {u['available']:,} {name}" for name, u in (
+            ("LUT4", _used(res, "LUT4", "nextpnr")),
+            ("MULT18X18D", _used(res, "DSP (MULT18X18D)", "nextpnr")),
+            ("DP16KD", _used(res, "block RAM (DP16KD)", "nextpnr"))) if u]
+    else:
+        parts = [f"{u['used']:,} of {u['available']:,} {name}" for name, u in (
+            ("logic cells", _used(res, "logic cells", "nextpnr")),
+            ("SB_MAC16", _used(res, "DSP (SB_MAC16)", "nextpnr")),
+            ("EBR", _used(res, "block RAM (EBR)", "nextpnr")),
+            ("SPRAM", _used(res, "SPRAM", "nextpnr"))) if u]
+    verdict = "meets" if res["ok"] else "misses"
+    return (f"{', '.join(parts)}; {res['fmax_mhz']:.1f} MHz at seed {res['seed']} against a "
+            f"target of {res['target_mhz']:g} MHz: {verdict}. Measured at commit "
+            f"{_commit(res)} with `swattn build --board {res['board']}`.")
+
+
+def boards_block(root: Path = ROOT) -> str:
+    lines = []
+    for name, what in (("icebreaker", "iCE40UP5K; the serial engine, 2 Q.K + 2 P.V multipliers "
+                                      "on the SPRAM's 16-bit words"),
+                       ("ulx3s-85f", "ECP5-85F; the stream engine, 64 lanes")):
+        res = _load(root / "docs" / "results" / f"{name}.json")
+        text = board_line(res) if res else "no recorded build"
+        lines.append(f"* `{name}` ({what}): {text}")
+    return "\n".join(lines)
+
+
+def board_details_block(root: Path = ROOT) -> str:
+    """Each board's recorded build in full: every resource, Fmax, seed, critical path."""
+    out = []
+    for name, title in (("icebreaker", "iCEBreaker (iCE40UP5K)"),
+                        ("ulx3s-85f", "ULX3S-85F (ECP5)")):
+        res = _load(root / "docs" / "results" / f"{name}.json")
+        if not res:
+            out.append(f"**{title}**: no recorded build.")
+            continue
+        placed = [u for u in res["utilisation"] if u["source"] == "nextpnr"]
+        synth = [u for u in res["utilisation"] if u["source"] == "yosys"]
+        crit = res.get("critical_path") or {}
+        verdict = "**meets**" if res["ok"] else "**misses**"
+        lines = [f"**{title}**, {res['engine']} engine ({res['params']['lanes']} lanes). "
+                 f"Measured at commit {_commit(res)} with `swattn build --board {name}` "
+                 f"(its JSON: `docs/results/{name}.json`):", "",
+                 "* placed: " + ", ".join(f"{u['resource']} {u['used']:,} of "
+                                          f"{u['available']:,}" for u in placed) + ";",
+                 "* after synthesis: " + ", ".join(f"{u['resource']} {u['used']:,}"
+                                                   for u in synth) + ";",
+                 f"* Fmax: {res['fmax_mhz']:.1f} MHz at seed {res['seed']}; target "
+                 f"{res['target_mhz']:g} MHz: {verdict};"]
+        if crit:
+            lines.append(f"* critical path: {crit['ns']:.1f} ns ({crit['routing_ns']:.1f} ns of "
+                         f"it routing, {crit['levels']} logic levels), `{crit['from']}` to "
+                         f"`{crit['to']}`.")
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+def utilisation_block(root: Path = ROOT) -> str:
+    """The engine's measured utilisation per lane count on the bench's RTL runs."""
+    res = _load(root / "docs" / "results" / "bench.json")
+    if not res:
+        return "No recorded `make bench` run."
+    rows = ["| workload | lanes | useful MACs / lanes | cycles (RTL) | cycle model | "
+            "utilisation |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in sorted(res["rtl"], key=lambda r: (r["name"], r["lanes"])):
+        rows.append(f"| {r['name']} | {r['lanes']} | {r['ideal_cycles']:,} | "
+                    f"{r['cycles']:,} | {r['model_cycles']:,} | "
+                    f"{100 * r['ideal_cycles'] / r['cycles']:.1f}% |")
+    return (f"`make bench` at commit {_commit(res)} (`docs/results/bench.json`), input never "
+            f"idle and output always ready:\n\n" + "\n".join(rows))
+
+
+def regress_block(root: Path = ROOT) -> str:
+    from ..sim.regress import markdown
+    res = _load(root / "docs" / "results" / "regress.json")
+    return markdown(res) if res else "No recorded `make regress` run."
+
+
+def formal_block(root: Path = ROOT) -> str:
+    from ..sim.formal import markdown
+    res = _load(root / "docs" / "results" / "formal.json")
+    return markdown(res) if res else "No recorded `make formal` run."
+
+
+def eval_block(root: Path = ROOT) -> str:
+    from .evaluate import COLUMNS, table_rows
+    res = _load(root / "docs" / "eval.json")
+    if not res:
+        return "No recorded `swattn eval` run."
+    cfg = res["config"]
+    head = "| predictor | variant | " + " | ".join(label for _, label in COLUMNS) + " |"
+    rows = [head, "| --- | --- | " + " | ".join("---:" for _ in COLUMNS) + " |"]
+    for r in table_rows(res):
+        cells = []
+        for key, _ in COLUMNS:
+            v = r.get(key)
+            cells.append("-" if v is None else f"{v:.4f}" if key == "emb_cos" else f"{v:.3f}")
+        rows.append(f"| {r['predictor']} | {r['variant']} | " + " | ".join(cells) + " |")
+    return (f"`swattn eval --json docs/eval.json --out docs` at commit {_commit(res)}: "
+            f"{cfg['texts']} texts of {', '.join(map(str, sorted(set(cfg['tokens']))))} "
+            f"tokens, {cfg['table_budget']:g} keys per query, "
+            f"{res['runtime_s'] / 60:.1f} min.\n\n" + "\n".join(rows))
+
+
+BLOCKS = {"boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "regress": regress_block,
+          "formal": formal_block, "eval": eval_block}
+
+_BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results: "
+                    r"(?P=name) -->)", re.S)
+
+
+def render(text: str, root: Path | None = None) -> str:
+    """``text`` with every generated block rendered afresh; an unknown block name is an error."""
+    root = root or ROOT
+
+    def one(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in BLOCKS:
+            raise ValueError(f"unknown generated block {name!r}: one of {', '.join(BLOCKS)}")
+        return m.group(1) + BLOCKS[name](root) + "\n" + m.group(4)
+    return _BLOCK.sub(one, text)
+
+
+def stale(root: Path | None = None) -> list[str]:
+    """The documents whose generated blocks differ from their JSON."""
+    root = root or ROOT
+    return [doc for doc in DOCS
+            if (root / doc).read_text() != render((root / doc).read_text(), root)]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m swattn.sw.docs_results",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true",
+                    help="only report documents whose figures differ from their JSON")
+    a = ap.parse_args(argv)
+    bad = stale()
+    if a.check:
+        for doc in bad:
+            print(f"{doc}: figures differ from docs/ JSON: run python -m swattn.sw.docs_results")
+        return 1 if bad else 0
+    for doc in bad:
+        path = ROOT / doc
+        path.write_text(render(path.read_text(), ROOT))
+        print(f"rewrote the generated figures of {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The figures in README.md and fpga/README.md are those of the recorded JSON results
+(``swattn.sw.docs_results``): a figure typed by hand, or a result file replaced without
+regenerating the docs, fails here."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from swattn.sw import docs_results as dr
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_docs_show_the_recorded_results():
+    assert dr.stale() == [], "run: python -m swattn.sw.docs_results"
+
+
+def test_every_block_in_the_docs_is_known_and_filled():
+    for doc in dr.DOCS:
+        text = (ROOT / doc).read_text()
+        names = [line.split("results: ")[1].split(" ")[0] for line in text.splitlines()
+                 if line.startswith("<!-- results: ")]
+        assert names and set(names) <= set(dr.BLOCKS), (doc, names)
+        for name in names:
+            body = text.split(f"<!-- results: {name} -->\n")[1].split("\n<!-- end results:")[0]
+            assert body.strip() and "no recorded" not in body.lower(), (doc, name)
+
+
+@pytest.fixture
+def copy_root(tmp_path):
+    for rel in ("docs", "fpga/README.md", "README.md"):
+        src = ROOT / rel
+        dst = tmp_path / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    return tmp_path
+
+
+def test_a_changed_result_makes_the_docs_stale(copy_root, monkeypatch):
+    """A new board build (here: its Fmax and seed changed in the JSON) changes the board lines;
+    the docs are stale until regenerated, and regenerating states the new figures."""
+    monkeypatch.setattr(dr, "ROOT", copy_root)
+    path = copy_root / "docs/results/icebreaker.json"
+    res = json.loads(path.read_text())
+    res["fmax_mhz"], res["seed"] = 41.234, 7
+    path.write_text(json.dumps(res))
+    assert "README.md" in dr.stale(copy_root)
+    assert dr.main([]) == 0 and dr.stale(copy_root) == []
+    text = (copy_root / "README.md").read_text()
+    assert "41.2 MHz at seed 7 against a target of 36 MHz: meets" in text
+    assert "41.2 MHz at seed 7; target 36 MHz: **meets**" in (copy_root / "fpga/README.md").read_text()
+
+
+def test_the_recorded_board_builds_meet_their_clocks_at_the_table_seed():
+    """The docs' board figures are builds that meet their targets, at the seed the board table
+    records for that netlist (fpga/seeds.json)."""
+    from swattn.fpga.boards import BOARDS, recorded_seeds
+    seeds = recorded_seeds()
+    for name, board in BOARDS.items():
+        res = json.loads((ROOT / "docs/results" / f"{name}.json").read_text())
+        assert res["ok"] and res["fmax_mhz"] >= res["target_mhz"] == board.clock_hz / 1e6
+        assert res["seed"] == board.seed == seeds[name]["seed"]
+        assert res["netlist"] == seeds[name]["netlist"]
+
+
+def test_an_unknown_block_is_refused():
+    with pytest.raises(ValueError, match="unknown generated block 'nosuch'"):
+        dr.render("<!-- results: nosuch -->\nx\n<!-- end results: nosuch -->\n")
