@@ -49,10 +49,10 @@ def _used(res: dict, resource: str, source: str) -> dict | None:
 def board_line(res: dict) -> str:
     """One board's build as a sentence: resources, Fmax at the seed, the verdict, the command
     and commit."""
-    ecp5 = _used(res, "LUT4", "nextpnr") is not None
+    ecp5 = _used(res, "LUT4 (placed)", "nextpnr") is not None
     if ecp5:
         parts = [f"{u['used']:,} of {u['available']:,} {name}" for name, u in (
-            ("LUT4", _used(res, "LUT4", "nextpnr")),
+            ("LUT4", _used(res, "LUT4 (placed)", "nextpnr")),
             ("MULT18X18D", _used(res, "DSP (MULT18X18D)", "nextpnr")),
             ("DP16KD", _used(res, "block RAM (DP16KD)", "nextpnr"))) if u]
     else:
@@ -109,18 +109,34 @@ def board_details_block(root: Path = ROOT) -> str:
 
 
 def utilisation_block(root: Path = ROOT) -> str:
-    """The engine's measured utilisation per lane count on the bench's RTL runs."""
+    """The bench's utilisation per lane count on its Longformer-like and BigBird-like heads at
+    n = 4096 (cycle model), beside SALO's model at the same multiplier count, and the workloads
+    simulated on the RTL with the model's count beside the RTL's."""
     res = _load(root / "docs" / "results" / "bench.json")
     if not res:
         return "No recorded `make bench` run."
-    rows = ["| workload | lanes | useful MACs / lanes | cycles (RTL) | cycle model | "
-            "utilisation |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for r in sorted(res["rtl"], key=lambda r: (r["name"], r["lanes"])):
-        rows.append(f"| {r['name']} | {r['lanes']} | {r['ideal_cycles']:,} | "
-                    f"{r['cycles']:,} | {r['model_cycles']:,} | "
-                    f"{100 * r['ideal_cycles'] / r['cycles']:.1f}% |")
+    lanes = [str(la) for la in res["lanes_list"]]
+    rows = ["| workload (n = 4096, d = 64) | " + " | ".join(f"{la} lanes" for la in lanes)
+            + " |", "| --- | " + " | ".join("---:" for _ in lanes) + " |"]
+    for w in res["workloads"]:
+        if w["n"] != 4096:
+            continue
+        rows.append(f"| {w['kind']} | " + " | ".join(
+            f"{100 * w['lanes'][la]['utilisation']:.1f}% (SALO "
+            f"{100 * w['lanes'][la]['salo']['utilisation']:.0f}%)" for la in lanes) + " |")
+    rtl = ["| workload (d = 64) | lanes | RTL cycles | cycle model | utilisation (RTL) |",
+           "| --- | ---: | ---: | ---: | ---: |"]
+    for w in res["workloads"]:
+        for la in lanes:
+            f = w["lanes"][la]
+            if f.get("rtl_cycles"):
+                rtl.append(f"| {w['name']} | {la} | {f['rtl_cycles']:,} | "
+                           f"{f['engine_cycles']:,} | "
+                           f"{100 * f['ideal_cycles'] / f['rtl_cycles']:.1f}% |")
     return (f"`make bench` at commit {_commit(res)} (`docs/results/bench.json`), input never "
-            f"idle and output always ready:\n\n" + "\n".join(rows))
+            "idle and output always ready; the cycle model's utilisation and, in brackets, "
+            "SALO's cycle model at the same multiplier count:\n\n" + "\n".join(rows)
+            + "\n\nThe model against the generated Verilog (Verilator):\n\n" + "\n".join(rtl))
 
 
 def regress_block(root: Path = ROOT) -> str:

@@ -65,6 +65,20 @@ def test_the_recorded_board_builds_meet_their_clocks_at_the_table_seed():
         assert res["netlist"] == seeds[name]["netlist"]
 
 
+def test_the_board_lines_state_each_boards_logic_multipliers_and_block_ram():
+    """The README's line per board names the placed logic (iCE40 cells, ECP5 LUT4), the
+    multipliers and the block RAM of its JSON."""
+    text = dr.boards_block()
+    for name, resources in (("icebreaker", ("logic cells", "DSP (SB_MAC16)", "block RAM (EBR)")),
+                            ("ulx3s-85f", ("LUT4 (placed)", "DSP (MULT18X18D)",
+                                           "block RAM (DP16KD)"))):
+        res = json.loads((ROOT / "docs/results" / f"{name}.json").read_text())
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"* `{name}`"))
+        for r in resources:
+            u = dr._used(res, r, "nextpnr")
+            assert f"{u['used']:,} of {u['available']:,} " in line, (name, r, line)
+
+
 def test_an_unknown_block_is_refused():
     with pytest.raises(ValueError, match="unknown generated block 'nosuch'"):
         dr.render("<!-- results: nosuch -->\nx\n<!-- end results: nosuch -->\n")
