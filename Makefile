@@ -18,7 +18,7 @@ export ICEPACK = yowasp-icepack
 export ECPPACK = yowasp-ecppack
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install test demo bench golden-bench clean regress regress-verilator formal synth synth-all flash
+.PHONY: install test test-slow test-all demo bench golden-bench clean regress regress-verilator formal synth synth-all flash
 
 install: $(STAMP)
 
@@ -42,8 +42,17 @@ $(CHECK): $(STAMP)
 	touch $@
 
 # Two pytest workers on two cores: one BLAS thread each (more only oversubscribe the cores).
+# `make test` leaves out the tests marked slow (each names the faster test of the same property
+# that stays in it); `make test-slow` runs just those, `make test-all` everything.
+PYTEST = OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 test: $(CHECK)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
+	$(PYTEST) -m "not slow" tests
+
+test-slow: $(CHECK)
+	$(PYTEST) -m slow tests
+
+test-all: $(CHECK)
+	$(PYTEST) tests
 
 # Real text -> MiniLM -> predictor -> engine configuration -> Verilog under cocotb, bit-exact
 # against the golden model. DEMO_ARGS passes options (swattn demo --help).

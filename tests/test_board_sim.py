@@ -5,7 +5,11 @@ get their error reply and the next job still succeeds.
 
 Two buffer organisations: 2-byte words (the iCE40's SPRAM: 16 words per row) and whole-row words
 (the ECP5's block RAM: a row per cycle). The engine is tiny (head dim 32, 16 lanes, 64-row
-buffers) so both builds and runs take a couple of minutes on two cores.
+buffers). The whole-row test with every configuration error code (about 3.5 minutes) is marked
+``slow`` (``make test-slow``, run by CI after ``make test``); in ``make test`` the same
+properties stay checked by ``test_board_sim_engines.py``: the whole-row layout by the two-unit
+board's jobs, every configuration error code, the starts while busy and ``swattn run --port``
+through the pins by the serial engine's board.
 """
 
 import pytest
@@ -30,6 +34,7 @@ def test_board_through_uart_pins_spram_layout():
     assert ident["head_dim"] == PARAMS.head_dim and ident["buffer_rows"] == 64
 
 
+@pytest.mark.slow
 def test_board_row_per_cycle_layout():
     """ECP5 buffer layout (a row per RAM word, a row per cycle into the engine); every
     configuration error code, and the configurations whose only fault is in a field's high bits

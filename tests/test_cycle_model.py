@@ -2,8 +2,13 @@
 
 Jobs run with the input always valid and the output always ready (the conditions the model and
 the utilisation figure assume), on the engine sizes of ``test_engine_sim`` (their simulator
-builds are shared). The model must agree within 2% on every job (the issue's target), and in
-fact agrees exactly.
+builds are shared). The model must agree within 2% on every job (the target), and in fact
+agrees exactly.
+
+The four-unit sizes (``u4g6``, ``u4g6_p45``: about two minutes each on two cores) are marked
+``slow`` and run by ``make test-slow`` (CI runs it after ``make test``); in ``make test`` the
+same property stays checked on them by ``test_engine_sim``'s start-while-busy jobs, whose cycle
+counts must equal the model's, and here on the one-unit sizes.
 """
 
 import random
@@ -37,7 +42,11 @@ def _jobs(params, seed):
     return jobs
 
 
-@pytest.mark.parametrize("size", sorted(SIZES))
+SLOW = {"u4g6", "u4g6_p45"}
+
+
+@pytest.mark.parametrize("size", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s
+                                  for s in sorted(SIZES)])
 def test_model_within_two_percent(size):
     params = SIZES[size]
     jobs = _jobs(params, {"u1c4": 71, "u4g6": 72, "u4g6_p45": 73, "u1c4_p33": 74}[size])
@@ -54,7 +63,7 @@ def test_model_within_two_percent(size):
     worst = max(abs(e) for *_, e in report)
     table = "seed, measured, predicted, error:\n" + "\n".join(
         f"{s} {m} {p} {100 * e:+.2f}%" for s, m, p, e in report)
-    assert worst <= TOLERANCE, table  # the issue's target
+    assert worst <= TOLERANCE, table
     # the model follows the engine's hand-over rules cycle for cycle (docs/engine.md): any
     # difference means one of them changed without the other
     assert all(m == p for _, m, p, _ in report), table

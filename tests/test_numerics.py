@@ -63,7 +63,7 @@ def test_exp_table_vs_math_exp2():
         exact = 2**15 * math.exp2(-i / 256)
         assert int(t[i]) == py_table_entry(i), i
         worst = max(worst, abs(t[i] / exact - 1))
-    assert worst <= 0.003                    # the budget
+    assert worst <= 0.003                    # the error budget
     assert worst <= 0.5 / 2**14              # rounding only: 0.0031%
     assert nx.EXP_TABLE_REL_ERROR == pytest.approx(worst, rel=1e-12)
     assert all(2**14 < int(x) <= 2**15 for x in t)

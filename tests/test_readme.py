@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SWATTN = str(Path(sys.executable).parent / "swattn")
 
 #: README command (as typed, without its comment) -> how this test runs it: a short variant
-#: (argv after ``swattn``, ``{tmp}`` a scratch folder) and the exit status it must give; or the
+#: (argv after ``swattn``, ``{tmp}`` a scratch folder of its own, ``{shared}`` one the lines share:
+#: the two ``sim`` lines, one Verilator build) and the exit status it must give; or the
 #: test that runs its short variant already (``tests/<file>::<test>``), named so that it exists
 RUNS = {
     "swattn demo": "tests/test_demo.py::test_demo_short_text",
@@ -23,10 +24,10 @@ RUNS = {
                        "--max-globals", "2", "--out", "{tmp}/verilog"], 0),
     "swattn sim --n 1024 --radius 128 --n-globals 8": (
         ["sim", "--lanes", "16", "--max-radius", "8", "--max-globals", "2", "--n", "48",
-         "--radius", "8", "--n-globals", "2", "--build-dir", "{tmp}/sim"], 0),
+         "--radius", "8", "--n-globals", "2", "--build-dir", "{shared}/sim"], 0),
     "swattn sim --random 20 --seed 7": (
         ["sim", "--lanes", "16", "--max-radius", "8", "--max-globals", "2", "--random", "3",
-         "--seed", "7", "--build-dir", "{tmp}/sim"], 0),
+         "--seed", "7", "--build-dir", "{shared}/sim"], 0),
     "swattn golden --n 4096 --radius 256 --n-globals 16": (
         ["golden", "--n", "4096", "--radius", "256", "--n-globals", "16"], 0),
     "swattn eval": (["eval", "--texts", "1", "--calibration", "1", "--max-tokens", "128",
@@ -67,10 +68,15 @@ def test_every_readme_command_is_run_here():
             assert f"def {name}(" in (ROOT / path).read_text(), how
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    return tmp_path_factory.mktemp("shared")
+
+
 @pytest.mark.parametrize("line", [c for c, how in RUNS.items() if not isinstance(how, str)])
-def test_readme_command_runs(line, tmp_path):
+def test_readme_command_runs(line, tmp_path, shared):
     argv, status = RUNS[line]
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{shared}", str(shared)) for a in argv]
     # (from a scratch folder: no build/ of this checkout, as on a fresh clone)
     r = subprocess.run([SWATTN, *argv], capture_output=True, text=True, timeout=600,
                        cwd=tmp_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 from swattn.sim import regress, runner
 
 
-def test_plan_meets_the_issue():
+def test_plan_has_the_job_counts_of_a_full_regression():
     chunks = regress.plan()
     ver = [c for c in chunks if c.sim == "verilator"]
     ica = [c for c in chunks if c.sim == "icarus"]
