@@ -171,7 +171,52 @@ def eval_block(root: Path = ROOT) -> str:
             f"{res['runtime_s'] / 60:.1f} min.\n\n" + "\n".join(rows))
 
 
-BLOCKS = {"boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "regress": regress_block,
+def summary_block(root: Path = ROOT) -> str:
+    """One row per measurement: what it shows, the figure, the command and the commit."""
+    rows = ["| what | result | command | commit |", "| --- | --- | --- | --- |"]
+    bench = _load(root / "docs" / "results" / "bench.json")
+    if bench:
+        long = [(w, la, f) for w in bench["workloads"] if w["kind"].startswith("longformer")
+                for la, f in w["lanes"].items()]
+        worst = min(long, key=lambda t: t[2]["utilisation"])
+        rtl = [f for w in bench["workloads"] for f in w["lanes"].values() if f.get("rtl_cycles")]
+        same = sum(f["rtl_cycles"] == f["engine_cycles"] for f in rtl)
+        rows.append(f"| engine utilisation, Longformer-like heads, 8 to "
+                    f"{max(map(int, bench['lanes_list']))} lanes | at least "
+                    f"{100 * worst[2]['utilisation']:.1f}% ({worst[0]['name']}, {worst[1]} "
+                    f"lanes); cycle model equal to the RTL on {same} of {len(rtl)} runs | "
+                    f"`make bench` | {_commit(bench)} |")
+    for name in ("icebreaker", "ulx3s-85f"):
+        res = _load(root / "docs" / "results" / f"{name}.json")
+        if res:
+            rows.append(f"| {name} build | {res['fmax_mhz']:.1f} MHz at seed {res['seed']} "
+                        f"(target {res['target_mhz']:g} MHz) | `swattn build --board {name}` | "
+                        f"{_commit(res)} |")
+    reg = _load(root / "docs" / "results" / "regress.json")
+    if reg:
+        sizes = len({k.split("/")[0] for k in reg["by"]})
+        rows.append(f"| random regression, {sizes} engine sizes | {reg['passed']:,} of "
+                    f"{reg['jobs']:,} "
+                    f"jobs bit-exact, {len(reg['coverage']) - len(reg['unhit'])}/"
+                    f"{len(reg['coverage'])} coverage bins | `make regress` | {_commit(reg)} |")
+    formal = _load(root / "docs" / "results" / "formal.json")
+    if formal:
+        rows.append(f"| formal proofs and planted bugs | {formal['as_expected']} of "
+                    f"{formal['proofs']} as expected | `make formal` | {_commit(formal)} |")
+    ev = _load(root / "docs" / "eval.json")
+    if ev:
+        from .evaluate import table_rows
+        mapped = [r for r in table_rows(ev) if r["variant"] == "mapped"
+                  and r["predictor"] != "oracle"]
+        best = max(mapped, key=lambda r: r["emb_cos"])
+        rows.append(f"| best predictor on MiniLM, {ev['config']['table_budget']:g} keys per "
+                    f"query, mapped to the engine | {best['predictor']}: embedding cosine "
+                    f"{best['emb_cos']:.4f} at sparsity {best['sparsity']:.3f} | `swattn eval` | "
+                    f"{_commit(ev)} |")
+    return "\n".join(rows)
+
+
+BLOCKS = {"summary": summary_block, "boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "regress": regress_block,
           "formal": formal_block, "eval": eval_block}
 
 _BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results: "
