@@ -13,9 +13,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SWATTN = str(Path(sys.executable).parent / "swattn")
 
+#: the engine of the short ``sim`` variants: ``test_engine_sim``'s u1c4, whose Verilator build
+#: under the checkout's build/sim (``{builds}``) the engine and sim CLI tests share
+ENGINE = ["--head-dim", "32", "--lanes", "16", "--max-radius", "12", "--max-globals", "3",
+          "--max-dilation", "3", "--seq-width", "10"]
+
 #: README command (as typed, without its comment) -> how this test runs it: a short variant
-#: (argv after ``swattn``, ``{tmp}`` a scratch folder of its own, ``{shared}`` one the lines share:
-#: the two ``sim`` lines, one Verilator build) and the exit status it must give; or the
+#: (argv after ``swattn``, ``{tmp}`` a scratch folder of its own, ``{builds}`` the checkout's
+#: simulator builds) and the exit status it must give; or the
 #: test that runs its short variant already (``tests/<file>::<test>``), named so that it exists
 RUNS = {
     "swattn demo": "tests/test_demo.py::test_demo_short_text",
@@ -23,11 +28,10 @@ RUNS = {
     "build/verilog": (["generate", "--head-dim", "32", "--lanes", "16", "--max-radius", "8",
                        "--max-globals", "2", "--out", "{tmp}/verilog"], 0),
     "swattn sim --n 1024 --radius 128 --n-globals 8": (
-        ["sim", "--lanes", "16", "--max-radius", "8", "--max-globals", "2", "--n", "48",
-         "--radius", "8", "--n-globals", "2", "--build-dir", "{shared}/sim"], 0),
+        ["sim", *ENGINE, "--n", "48", "--radius", "8", "--n-globals", "2", "--build-dir",
+         "{builds}"], 0),
     "swattn sim --random 20 --seed 7": (
-        ["sim", "--lanes", "16", "--max-radius", "8", "--max-globals", "2", "--random", "3",
-         "--seed", "7", "--build-dir", "{shared}/sim"], 0),
+        ["sim", *ENGINE, "--random", "3", "--seed", "7", "--build-dir", "{builds}"], 0),
     "swattn golden --n 4096 --radius 256 --n-globals 16": (
         ["golden", "--n", "4096", "--radius", "256", "--n-globals", "16"], 0),
     "swattn eval": (["eval", "--texts", "1", "--calibration", "1", "--max-tokens", "128",
@@ -68,15 +72,11 @@ def test_every_readme_command_is_run_here():
             assert f"def {name}(" in (ROOT / path).read_text(), how
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return tmp_path_factory.mktemp("shared")
-
-
 @pytest.mark.parametrize("line", [c for c, how in RUNS.items() if not isinstance(how, str)])
-def test_readme_command_runs(line, tmp_path, shared):
+def test_readme_command_runs(line, tmp_path):
     argv, status = RUNS[line]
-    argv = [a.replace("{tmp}", str(tmp_path)).replace("{shared}", str(shared)) for a in argv]
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{builds}", str(ROOT / "build" / "sim"))
+            for a in argv]
     # (from a scratch folder: no build/ of this checkout, as on a fresh clone)
     r = subprocess.run([SWATTN, *argv], capture_output=True, text=True, timeout=600,
                        cwd=tmp_path)
