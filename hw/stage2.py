@@ -46,9 +46,10 @@ def tag_layout(P: EngineParams) -> data.StructLayout:
     sums start here); ``lkey`` (the group's last chunk); ``bank`` (score bank); ``glob`` (the
     key is a global row); ``vaddr`` / ``gaddr`` (V chunk address in the ring / global rows);
     ``final``, ``abank``, ``active`` (of the group)."""
+    ring_aw, glob_aw = kv_address_widths(P)
     return data.StructLayout({
         "valid": 1, "first": 1, "fkey": 1, "lkey": 1, "bank": 1, "glob": 1,
-        "vaddr": kv_address_widths(P)[0], "gaddr": kv_address_widths(P)[1],
+        "vaddr": ring_aw, "gaddr": glob_aw,
         "final": 1, "abank": 1, "active": P.units})
 
 
