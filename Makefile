@@ -41,10 +41,13 @@ $(CHECK): $(STAMP)
 	$(BIN)/pip install -e '.[check]'
 	touch $@
 
-# Two pytest workers on two cores: one BLAS thread each (more only oversubscribe the cores).
-# `make test` leaves out the tests marked slow (each names the faster test of the same property
-# that stays in it); `make test-slow` runs just those, `make test-all` everything.
-PYTEST = OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
+# Two pytest workers on two cores: one BLAS thread each (more only oversubscribe the cores); a
+# test file runs on one worker (its tests share their simulator builds), the longest files first
+# (tests/conftest.py LONG_FIRST). `make test` leaves out the tests marked slow (each names the
+# faster test of the same property that stays in it); `make test-slow` runs just those,
+# `make test-all` everything.
+PYTEST = OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile \
+	--no-loadscope-reorder --durations=15
 test: $(CHECK)
 	$(PYTEST) -m "not slow" tests
 

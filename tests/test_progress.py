@@ -317,3 +317,21 @@ def test_a_slow_test_is_named_while_it_runs(tmp_path, workers):
     named = [ln for ln in r.stdout.splitlines() if ln.startswith("still running: ")]
     assert named and all("test_fake.py::test_slow (" in ln for ln in named), r.stdout
     assert not any("test_fast" in ln for ln in named)
+
+
+# ------------------------------------------------------------------ the order of test files
+
+def test_long_files_are_collected_first_in_their_order(tmp_path):
+    """conftest.LONG_FIRST names test files that exist, and collection puts them first."""
+    import conftest
+
+    names = {p.name for p in (ROOT / "tests").glob("test_*.py")}
+    assert set(conftest.LONG_FIRST) <= names, set(conftest.LONG_FIRST) - names
+    shutil.copy(ROOT / "tests" / "conftest.py", tmp_path / "conftest.py")
+    for name in ("test_aaa.py", conftest.LONG_FIRST[1], conftest.LONG_FIRST[0]):
+        (tmp_path / name).write_text("def test_one():\n    pass\n")
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                        "-p", "no:cacheprovider", "-o", "addopts=", str(tmp_path)],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    files = [ln.split("::")[0].rsplit("/", 1)[-1] for ln in r.stdout.splitlines() if "::" in ln]
+    assert files == [conftest.LONG_FIRST[0], conftest.LONG_FIRST[1], "test_aaa.py"], r.stdout

@@ -59,3 +59,18 @@ def test_missing_icarus_is_one_line():
     res = _swattn("--sim", "icarus", "--n", "8", "--radius", "4", env=env)
     assert res.returncode == 2 and "iverilog not found" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_verilator_make_flags(monkeypatch):
+    """Verilator's Makefile gets the PCH include flag, -O1 for the per-cycle code and ccache
+    where one is on PATH, unless SWATTN_CCACHE=0."""
+    import shutil
+
+    from swattn.sim import runner
+
+    monkeypatch.delenv("SWATTN_CCACHE", raising=False)
+    flags = runner.verilator_makeflags().split()
+    assert "CFG_CXXFLAGS_PCH_I=-include" in flags and "OPT_FAST=-O1" in flags
+    assert ("OBJCACHE=ccache" in flags) == (shutil.which("ccache") is not None)
+    monkeypatch.setenv("SWATTN_CCACHE", "0")
+    assert "OBJCACHE=ccache" not in runner.verilator_makeflags().split()
