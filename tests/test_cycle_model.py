@@ -49,7 +49,8 @@ SLOW = {"u4g6", "u4g6_p45"}
                                   for s in sorted(SIZES)])
 def test_model_within_two_percent(size):
     params = SIZES[size]
-    jobs = _jobs(params, {"u1c4": 71, "u4g6": 72, "u4g6_p45": 73, "u1c4_p33": 74}[size])
+    jobs = _jobs(params, {"u1c4": 71, "u4g6": 72, "u4g6_p45": 73, "u1c4_p33": 74,
+                          "ulx3s": 75}[size])
     results = run_jobs(params, jobs, sim=SIM, name=f"cycles_{size}")
     report = []
     for job, r in zip(jobs, results):
