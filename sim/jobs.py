@@ -137,3 +137,27 @@ def regression_jobs(p: EngineParams, count: int, seed0: int) -> list[dict]:
     for busy in busy_jobs(p, seed0 + 10_100):
         jobs += [busy, job_from_seed(p, busy["seed"] + 50)]
     return jobs
+
+
+def axi_jobs(p: EngineParams, count: int, seed0: int, busy: int = 3) -> list[dict]:
+    """Jobs of the AXI top's testbench (:mod:`swattn.sim.tb_axi`): the register checks, ``count``
+    random jobs, every invalid configuration (:func:`invalid_jobs` and
+    :func:`high_bit_invalid_jobs`), a reset in the middle of a job and ``busy`` second starts
+    at random points of a job, each followed by a valid random job."""
+    rng = random.Random(seed0)
+    jobs = [{"kind": "registers", "seed": seed0}]
+    jobs += [job_from_seed(p, seed0 + 1 + i) for i in range(count)]
+    for bad in invalid_jobs(p, seed0) + high_bit_invalid_jobs(p, seed0):
+        jobs += [bad, job_from_seed(p, bad["seed"] + 7)]
+    mid = job_from_seed(p, seed0 + 10_000)
+    jobs += [dict(mid, kind="reset_mid", abort_after=60), job_from_seed(p, seed0 + 10_001)]
+    from ..sw.cycles import predict_cycles
+
+    for i in range(busy):
+        job = job_from_seed(p, seed0 + 10_100 + i)
+        pat = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
+                            tuple(job["globals"]), limits=p.limits())
+        # well inside the job (its cycle count with no pause is the cycle model's)
+        jobs += [dict(job, kind="busy", busy_at=rng.randint(0, predict_cycles(p, pat) // 2)),
+                 job_from_seed(p, seed0 + 10_200 + i)]
+    return jobs

@@ -26,6 +26,9 @@ from ..sw.spec.pattern import HybridPattern
 from ..sw.spec.numerics import SoftmaxConfig
 
 TOP = "swattn_engine"
+#: the top module of each ``bus`` (``swattn.hw.generate.BUSES``): the engine's own ports, or the
+#: AXI top (:mod:`swattn.hw.axi`)
+TOPS = {"bare": TOP, "axi": "swattn_axi"}
 
 
 class SimulatorMissing(UserError):
@@ -96,7 +99,8 @@ def rtl_fingerprint() -> bytes:
     here = Path(__file__).resolve().parent.parent
     h = hashlib.sha1()
     for f in sorted((here / "hw").glob("*.py")) + [here / "sw" / "spec" / n for n in
-                                                   ("numerics.py", "regs.py", "engine_params.py")]:
+                                                   ("numerics.py", "regs.py", "engine_params.py",
+                                                    "axi_regs.py")]:
         h.update(f.read_bytes())
     return h.digest()
 
@@ -123,9 +127,9 @@ def icarus_compat(vpath: Path) -> int:
 
 
 def build_dir(params: EngineParams, sim: str, root: Path | str = "build/sim", waves: bool = False,
-              build_args: list[str] | None = None) -> Path:
+              build_args: list[str] | None = None, bus: str = "bare") -> Path:
     """Where :func:`build` builds: one directory per parameter set, RTL sources, simulator,
-    ``waves`` and ``build_args`` (which only Verilator takes: a UserError otherwise)."""
+    ``waves``, ``build_args`` (which only Verilator takes: a UserError otherwise) and ``bus``."""
     if build_args and sim != "verilator":
         raise UserError(f"build arguments {' '.join(build_args)!r}: only Verilator takes them "
                         f"(simulator {sim})")
@@ -133,14 +137,16 @@ def build_dir(params: EngineParams, sim: str, root: Path | str = "build/sim", wa
                        + rtl_fingerprint()).hexdigest()[:10]
     variant = hashlib.sha1(json.dumps(build_args).encode()).hexdigest()[:6] if build_args else ""
     # "2": Icarus builds carry the icarus_compat patch (older ones hang)
-    return Path(root).resolve() / (f"{sim}{'2' if sim == 'icarus' else ''}_{key}"
+    return Path(root).resolve() / (f"{'axi_' if bus == 'axi' else ''}"
+                                   f"{sim}{'2' if sim == 'icarus' else ''}_{key}"
                                    f"{'_' + variant if variant else ''}{'_waves' if waves else ''}")
 
 
 def build(params: EngineParams, sim: str = "verilator", root: Path | str = "build/sim",
-          waves: bool = False, build_args: list[str] | None = None) -> tuple[Path, Path]:
-    """Generate and build once per parameter set and ``build_args``; returns (build_dir,
-    verilog_path).
+          waves: bool = False, build_args: list[str] | None = None,
+          bus: str = "bare") -> tuple[Path, Path]:
+    """Generate and build once per parameter set, ``build_args`` and ``bus`` (``"axi"``: the
+    AXI top, :data:`TOPS`); returns (build_dir, verilog_path).
 
     build_args : extra Verilator arguments, after the defaults (``-O3``, warnings not fatal, and
     ``--x-assign fast`` unless they give their own ``--x-assign``). Each set builds in its own
@@ -154,10 +160,11 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
 
     check_simulator(sim)
     build_args = list(build_args or [])
-    bdir = build_dir(params, sim, root, waves, build_args)
-    vpath = bdir / f"{TOP}.v"
+    top = TOPS[bus]
+    bdir = build_dir(params, sim, root, waves, build_args, bus)
+    vpath = bdir / f"{top}.v"
     bdir.mkdir(parents=True, exist_ok=True)
-    size = engine_label(params)
+    size = engine_label(params) + (" (AXI top)" if bus == "axi" else "")
     # pytest-xdist workers and parallel CLI runs share builds: one builds, the others wait
     with open(bdir.parent / f".{bdir.name}.lock", "w") as lock:
         try:
@@ -169,11 +176,11 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
         if not vpath.exists():
             with Progress(f"generating the Verilog of {size}", announce=True,
                           note="Amaranth elaboration, then Yosys"):
-                generate(params, bdir, TOP)
+                generate(params, bdir, top, bus=bus)
             if sim == "icarus":
                 icarus_compat(vpath)
         runner = get_runner(sim)
-        fresh = not (bdir / (TOP if sim == "verilator" else "sim.vvp")).exists()
+        fresh = not (bdir / (top if sim == "verilator" else "sim.vvp")).exists()
         args = []
         if sim == "verilator":
             args = ["-Wno-fatal", "-Wno-WIDTH", "-O3"]
@@ -191,7 +198,7 @@ def build(params: EngineParams, sim: str = "verilator", root: Path | str = "buil
             if sim == "verilator" else None
         with Progress(what, announce=fresh, poll=poll,
                       note="first run only, a minute or more" if fresh else ""):
-            runner.build(sources=[vpath], hdl_toplevel=TOP, build_dir=bdir, build_args=args,
+            runner.build(sources=[vpath], hdl_toplevel=top, build_dir=bdir, build_args=args,
                          always=False, waves=waves, log_file=bdir / "build.log", **extra)
     return bdir, vpath
 
@@ -233,7 +240,7 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
              root: Path | str = "build/sim", waves: bool = False, name: str = "jobs",
              plusargs: list[str] | None = None, build_args: list[str] | None = None,
              test_module: str = "swattn.sim.tb_engine", extra_env: dict | None = None,
-             partial: bool = False) -> list[dict]:
+             partial: bool = False, bus: str = "bare") -> list[dict]:
     """Run each job (a dict from :func:`job_to_json`, plus optional keys ``idle``, ``stall``
     (probabilities of an idle input cycle before a row is offered, a row once offered staying
     until taken / a not-ready output cycle), ``kind`` ("ok", "invalid",
@@ -243,13 +250,14 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
     arguments. test_module : the cocotb module to run (it reads ``SWATTN_JOBS`` and writes
     ``SWATTN_RESULTS``, like ``swattn.sim.tb_engine``); extra_env : more environment for it.
     partial : return the results written before a failing or stopped simulation (possibly fewer
-    than the jobs, or none) instead of raising.
+    than the jobs, or none) instead of raising. bus : ``"axi"`` runs the AXI top (with
+    ``test_module="swattn.sim.tb_axi"``).
     """
     from cocotb_tools.runner import get_runner
 
     from ..sw.progress import Progress
 
-    bdir, _ = build(params, sim, root, waves, build_args)
+    bdir, _ = build(params, sim, root, waves, build_args, bus)
     jobs_path = bdir / f"{name}.jobs.json"
     res_path = bdir / f"{name}.results.json"
     cycle_path = bdir / f"{name}.progress"
@@ -262,7 +270,7 @@ def run_jobs(params: EngineParams, jobs: list[dict], sim: str = "verilator",
     try:
         with Progress(what, total=len(jobs), unit="jobs",
                       poll=JobWatch(params, jobs, res_path, cycle_path)):
-            runner.test(hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_module=test_module,
+            runner.test(hdl_toplevel=TOPS[bus], hdl_toplevel_lang="verilog", test_module=test_module,
                         build_dir=bdir, test_dir=bdir,
                         results_xml=str(bdir / f"{name}.results.xml"), waves=waves,
                         extra_env={"SWATTN_JOBS": str(jobs_path), "SWATTN_RESULTS": str(res_path),

@@ -100,8 +100,8 @@ class RowSource(_RowStream, AxiStreamSource):
 
     _init_x = False  # the payload is driven (0) before the first row, never X
 
-    def __init__(self, bus: StreamBus, clock, reset=None):
-        super().__init__(bus, clock, reset, byte_lanes=1)
+    def __init__(self, bus: AxiStreamBus, clock, reset=None, **kwargs):
+        super().__init__(bus, clock, reset, byte_lanes=1, **kwargs)
         self._quiet()
 
     def send_rows(self, words: list[int]) -> None:
@@ -119,8 +119,8 @@ class RowSink(_RowStream, AxiStreamSink):
     """Takes the rows of an output stream (one frame per row) with ready held low in the cycles
     its pause generator says; ``recv_row`` returns (payload integer, clock-edge time)."""
 
-    def __init__(self, bus: StreamBus, clock, reset=None):
-        super().__init__(bus, clock, reset, byte_lanes=1)
+    def __init__(self, bus: AxiStreamBus, clock, reset=None, **kwargs):
+        super().__init__(bus, clock, reset, byte_lanes=1, **kwargs)
         self._quiet()
 
     async def recv_row(self) -> tuple[int, int]:

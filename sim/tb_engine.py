@@ -288,15 +288,16 @@ async def report_progress(path: str, running: dict) -> None:
         os.replace(tmp, path)
 
 
-async def run_spec(dut, make_bench, run_one_job) -> None:
+async def run_spec(dut, make_bench, run_one_job, clock: str = "clk") -> None:
     """Run the jobs of ``SWATTN_JOBS`` on ``dut`` with a bench from ``make_bench(dut, params)``
     and ``run_one_job(bench, job)``, writing the results to ``SWATTN_RESULTS`` after each job; a
-    job whose checks raise is reported failed and the engine is reset before the next."""
+    job whose checks raise is reported failed and the engine is reset before the next.
+    ``clock``: the name of the clock input."""
     with open(os.environ["SWATTN_JOBS"]) as f:
         spec = json.load(f)
     params = EngineParams(**{k: v for k, v in spec["params"].items()
                              if k in EngineParams.__dataclass_fields__})
-    cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
+    cocotb.start_soon(Clock(getattr(dut, clock), PERIOD_NS, unit="ns").start())
     bench = make_bench(dut, params)
     await bench.reset()
     results = []

@@ -1,0 +1,278 @@
+"""cocotb testbench of the AXI top (:mod:`swattn.hw.axi`), driven only through its AXI ports with
+cocotbext-axi: an ``AxiLiteMaster`` on ``s_axil``, an ``AxiStreamSource`` on ``s_axis_q`` and
+on ``s_axis_kv`` and an ``AxiStreamSink`` on ``m_axis_o``, with pause generators from each
+job's ``idle`` / ``stall`` probabilities. Every register offset and field comes from
+:func:`swattn.sw.spec.axi_regs.register_map`.
+
+Jobs come from ``SWATTN_JOBS`` like :mod:`swattn.sim.tb_engine`'s (:func:`swattn.sim.jobs.axi_jobs`):
+
+* "ok": the configuration written register by register, CONTROL.start, the job's rows as one
+  frame per stream (``tlast`` on the last row); the ``irq`` line must rise for IRQ_STATUS.done;
+  the output must be one frame of exactly ``n`` rows (``tlast`` on the last), bit-exact against
+  the golden model, STATUS DONE with no error, CYCLES non-zero, every input row taken, and
+  IRQ_STATUS cleared by writing 1 (``irq`` low again).
+* "busy": as "ok", with a second CONTROL.start ``busy_at`` cycles into the job: STATUS.error
+  BUSY and IRQ_STATUS.error at the end, the job's output unchanged.
+* "invalid": a refused configuration: ``irq`` for IRQ_STATUS.error, STATUS IDLE with the
+  job's error code, no input row taken and no output row.
+* "reset_mid": ``aresetn`` low ``abort_after`` cycles into a job; the next job must pass.
+* "registers" (once): IDENT and LIMITS read back the engine's parameters, the reset values of
+  every register, a read-only and an unmapped write answer SLVERR and change nothing, an
+  unmapped read answers SLVERR, byte strobes write only their bytes.
+"""
+
+from __future__ import annotations
+
+import random
+
+import cocotb
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamSink
+
+from ..sw.spec import axi_regs as ar
+from ..sw.spec import regs, schedule
+from ..sw.spec.engine_params import EngineParams
+from ..hw.kv_ring import kv_layout
+from .scoreboard import Scoreboard
+from .streams import RowSource, ints_to_rows, pause_generator, rows_to_ints
+from .tb_engine import HANG_FACTOR, PERIOD_NS, run_spec
+
+OKAY, SLVERR = 0, 2
+
+
+class AxiBench:
+    """The AXI top with its cocotbext-axi parts; all of them reset with ``aresetn``."""
+
+    def __init__(self, dut, params: EngineParams):
+        self.dut = dut
+        self.p = params
+        self.d = params.head_dim
+        self.regs = ar.by_name(params)
+        self.k_offset = kv_layout(self.d)["k"].offset
+        self.v_offset = kv_layout(self.d)["v"].offset
+        clk, rstn = dut.aclk, dut.aresetn
+        self.clk = clk
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), clk, rstn,
+                                  reset_active_level=False)
+        self.axil.write_if.log.setLevel("WARNING")
+        self.axil.read_if.log.setLevel("WARNING")
+        self.q = RowSource(AxiStreamBus.from_prefix(dut, "s_axis_q"), clk, rstn,
+                           reset_active_level=False)
+        self.kv = RowSource(AxiStreamBus.from_prefix(dut, "s_axis_kv"), clk, rstn,
+                            reset_active_level=False)
+        self.o = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_o"), clk, rstn,
+                               reset_active_level=False, byte_lanes=1)
+        self.o.log.setLevel("WARNING")
+
+    # --- registers ----------------------------------------------------------------------------
+    async def read(self, name: str) -> int:
+        resp = await self.axil.read_dword(self.regs[name].offset)
+        return resp
+
+    async def write(self, name: str, value: int) -> None:
+        await self.axil.write_dword(self.regs[name].offset, value)
+
+    async def status(self) -> tuple[regs.State, regs.Error]:
+        return regs.unpack_status(await self.read("STATUS"))
+
+    def irq_bits(self, value: int) -> dict:
+        view = ar.IRQ_LAYOUT.from_bits(value)
+        return {"done": int(view.done), "error": int(view.error)}
+
+    async def configure(self, fields: dict) -> None:
+        for offset, value in ar.config_writes(self.p, fields):
+            await self.axil.write_dword(offset, value)
+
+    async def start(self) -> None:
+        await self.write("CONTROL", ar.CONTROL_LAYOUT.const({"start": 1}).as_bits())
+
+    async def reset(self, cycles: int = 3):
+        dut = self.dut
+        dut.aresetn.value = 0
+        for part in (self.q, self.kv):
+            part.clear()
+        self.o.clear()
+        for _ in range(cycles):
+            await RisingEdge(self.clk)
+        dut.aresetn.value = 1
+        await RisingEdge(self.clk)
+        await self.write("IRQ_ENABLE", ar.IRQ_LAYOUT.const({"done": 1, "error": 1}).as_bits())
+
+    async def wait_irq(self, max_cycles: int) -> None:
+        async def rise():
+            while True:
+                await ReadOnly()
+                if int(self.dut.irq.value):
+                    return
+                await RisingEdge(self.clk)
+        try:
+            await with_timeout(rise(), max_cycles * PERIOD_NS, "ns")
+        except SimTimeoutError:
+            raise AssertionError(f"no irq after {max_cycles} cycles") from None
+        await RisingEdge(self.clk)
+
+    async def clear_irq(self) -> dict:
+        """Read IRQ_STATUS, clear it by writing its bits back (W1C); the irq line must fall."""
+        bits = await self.read("IRQ_STATUS")
+        await self.write("IRQ_STATUS", bits)
+        await RisingEdge(self.clk)
+        await ReadOnly()
+        line = int(self.dut.irq.value)
+        await RisingEdge(self.clk)
+        after = await self.read("IRQ_STATUS")
+        return {**self.irq_bits(bits), "irq_after_clear": line, "status_after_clear": after}
+
+    def words(self, sb: Scoreboard):
+        pattern = sb.pattern
+        ko = schedule.kv_order(pattern, self.p)
+        qw = rows_to_ints(sb.q[schedule.query_order(pattern, self.p)])
+        kw = [(a << self.k_offset) | (b << self.v_offset)
+              for a, b in zip(rows_to_ints(sb.k[ko]), rows_to_ints(sb.v[ko]))]
+        return qw, kw
+
+    def pauses(self, job: dict):
+        seed = job["seed"]
+        self.q.pause_with(job.get("idle", 0), f"{seed}:q")
+        self.kv.pause_with(job.get("idle", 0), f"{seed}:kv")
+        gen = pause_generator(job.get("stall", 0), f"{seed}:o")
+        self.o.set_pause_generator(gen)
+        self.o.pause = False
+
+    def end_job(self):
+        for part in (self.q, self.kv):
+            part.pause_with(0, "")
+            part.flush()
+        self.o.set_pause_generator(None)
+        self.o.pause = False
+        self.o.clear()
+
+
+async def run_registers(bench: AxiBench, job: dict, res: dict) -> dict:
+    p = bench.p
+    problems = []
+    ident = ar.IDENT_LAYOUT.from_bits(await bench.read("IDENT"))
+    limits = ar.LIMITS_LAYOUT.from_bits(await bench.read("LIMITS"))
+    got = {"head_dim": int(ident.head_dim), "lanes": int(ident.lanes),
+           "max_globals": int(ident.max_globals), "max_radius": int(limits.max_radius),
+           "max_dilation": int(limits.max_dilation), "seq_width": int(limits.seq_width)}
+    want = {k: getattr(p, k) for k in got}
+    if got != want:
+        problems.append(f"IDENT/LIMITS {got} != {want}")
+    # reset values (IRQ_ENABLE was written by the bench's reset)
+    for r in ar.register_map(p):
+        if r.name in ("IDENT", "LIMITS", "IRQ_ENABLE", "CONTROL"):
+            continue
+        value = await bench.read(r.name)
+        if r.name == "CYCLES" or r.name.startswith(("CONFIG_", "GLOBAL_")) or r.name == "STATUS":
+            if value != r.reset:
+                problems.append(f"{r.name} = {value:#x} after reset, reset value {r.reset:#x}")
+    # a read-only and an unmapped write: SLVERR, nothing changes
+    before = await bench.read("IDENT")
+    wr = await bench.axil.write(bench.regs["IDENT"].offset, b"\xff\xff\xff\xff")
+    if int(wr.resp) != SLVERR or await bench.read("IDENT") != before:
+        problems.append(f"write to IDENT: resp {int(wr.resp)}, IDENT changed or not SLVERR")
+    unmapped = max(r.offset for r in ar.register_map(p)) + 4
+    wr = await bench.axil.write(unmapped, b"\x01\x00\x00\x00")
+    rd = await bench.axil.read(unmapped, 4)
+    if int(wr.resp) != SLVERR or int(rd.resp) != SLVERR:
+        problems.append(f"unmapped 0x{unmapped:x}: write resp {int(wr.resp)}, "
+                        f"read resp {int(rd.resp)}")
+    # byte strobes: a one-byte write changes that byte of CONFIG_N only
+    await bench.write("CONFIG_N", 0x11223344)
+    await bench.axil.write(bench.regs["CONFIG_N"].offset + 1, b"\xab")
+    value = await bench.read("CONFIG_N")
+    if value != 0x1122AB44:
+        problems.append(f"byte write: CONFIG_N = {value:#x}, expected 0x1122ab44")
+    # a read and a write in flight together
+    w_task = cocotb.start_soon(bench.write("CONFIG_LEFT", 5))
+    r_value = await bench.read("CONFIG_N")
+    await w_task
+    if r_value != 0x1122AB44 or await bench.read("CONFIG_LEFT") != 5:
+        problems.append("read beside a write returned the wrong value")
+    await bench.write("CONFIG_N", 0)
+    await bench.write("CONFIG_LEFT", 0)
+    res.update(ok=not problems, problems=problems)
+    return res
+
+
+async def run_invalid(bench: AxiBench, job: dict, res: dict) -> dict:
+    p = bench.p
+    rng = random.Random(job["seed"])
+    bench.q.send_rows([rng.getrandbits(8 * bench.d)])
+    bench.kv.send_rows([rng.getrandbits(16 * bench.d)])
+    await bench.configure(job["raw"])
+    await bench.start()
+    await bench.wait_irq(64 + 4 * p.max_globals)
+    st, err = await bench.status()
+    irq = await bench.clear_irq()
+    for _ in range(8):
+        await RisingEdge(bench.clk)
+    # the refused job's one row on each stream is still offered, never taken
+    taken = int(bench.q.idle()) + int(bench.kv.idle())
+    out_rows = bench.o.count()
+    bench.end_job()
+    res.update(state=st.name, error=err.name, irq=irq, o_rows=out_rows, taken=taken,
+               ok=(st == regs.State.IDLE and err.name == job["expect"] and irq["error"] == 1
+                   and irq["done"] == 0 and irq["irq_after_clear"] == 0
+                   and irq["status_after_clear"] == 0 and taken == 0 and out_rows == 0))
+    return res
+
+
+async def run_one(bench: AxiBench, job: dict) -> dict:
+    p = bench.p
+    kind = job.get("kind", "ok")
+    res = {"seed": job["seed"], "kind": kind}
+    if kind == "registers":
+        return await run_registers(bench, job, res)
+    if kind == "invalid":
+        return await run_invalid(bench, job, res)
+    sb = Scoreboard(job, p)
+    pattern = sb.pattern
+    fields = dict(n=pattern.n, left=pattern.left, right=pattern.right,
+                  dilation=pattern.dilation, n_globals=len(pattern.globals_),
+                  globals=list(pattern.globals_), mult_mant=sb.cfg.mult_mant,
+                  mult_shift=sb.cfg.mult_shift, out_shift=sb.cfg.out_shift)
+    await bench.configure(fields)
+    qw, kw = bench.words(sb)
+    bench.pauses(job)
+    bench.q.send_rows(qw)
+    bench.kv.send_rows(kw)
+    await bench.start()
+    if kind == "reset_mid":
+        await ClockCycles(bench.clk, job["abort_after"])
+        bench.end_job()
+        await bench.reset()
+        res["ok"] = True
+        return res
+    if kind == "busy":
+        await ClockCycles(bench.clk, job["busy_at"])
+        await bench.start()
+    budget = HANG_FACTOR * (4 * pattern.pairs() * 2 * bench.d // p.lanes + 64 * pattern.n + 2000)
+    try:
+        frame = await with_timeout(bench.o.recv(compact=False), budget * PERIOD_NS, "ns")
+    except SimTimeoutError:
+        raise AssertionError(f"no output frame after {budget} cycles "
+                             f"({bench.o.count()} rows waiting)") from None
+    await bench.wait_irq(64)
+    st, err = await bench.status()
+    cycles = await bench.read("CYCLES")
+    irq = await bench.clear_irq()
+    untaken = int(not bench.q.idle()) + int(not bench.kv.idle())
+    extra = bench.o.count()
+    bench.end_job()
+    rows = frame.tdata
+    res["frame_rows"] = len(rows)
+    mism = sb.score(ints_to_rows(rows, bench.d), res) if len(rows) == pattern.n else -1
+    busy = kind == "busy"
+    ok = (mism == 0 and st == regs.State.DONE and err.name == ("BUSY" if busy else "NONE")
+          and cycles > 0 and untaken == 0 and extra == 0 and irq["done"] == 1
+          and irq["error"] == int(busy) and irq["irq_after_clear"] == 0
+          and irq["status_after_clear"] == 0)
+    res.update(cycles=cycles, state=st.name, error=err.name, pairs=pattern.pairs(), irq=irq,
+               untaken=untaken, extra_rows=extra, ok=ok)
+    return res
+
+
+@cocotb.test()
+async def jobs(dut):
+    await run_spec(dut, AxiBench, run_one, clock="aclk")
