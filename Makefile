@@ -86,7 +86,8 @@ regress: $(STAMP)
 # the mid-job resets and the starts while busy at every offset; fails on any lost or wrong job
 # or an unhit coverage bin. No Icarus needed.
 regress-verilator: $(STAMP)
-	$(BIN)/python -m swattn.sim.regress -n auto --verilator-jobs 2000 --icarus-jobs 0 --chunk 100
+	$(BIN)/python -m swattn.sim.regress -n auto --verilator-jobs 2000 --icarus-jobs 0 --chunk 100 \
+		--axi-jobs 100
 
 # Every SymbiYosys proof (k-induction / BMC with smtbmc and Yices 2) and the planted-bug checks.
 formal: $(STAMP)

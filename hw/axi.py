@@ -67,10 +67,13 @@ class AxiLiteSlave(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        aw_full, w_full = Signal(), Signal()
+        aw_full = Signal()
+        w_full = Signal()
         aw_addr = Signal(self.addr_width)
-        w_data, w_strb = Signal(self.data_width), Signal(self.data_width // 8)
-        bvalid, rvalid = Signal(), Signal()
+        w_data = Signal(self.data_width)
+        w_strb = Signal(self.data_width // 8)
+        bvalid = Signal()
+        rvalid = Signal()
         aw_fire = self.s_axil_awvalid & self.s_axil_awready
         w_fire = self.s_axil_wvalid & self.s_axil_wready
         do_write = aw_full & w_full & ~bvalid

@@ -21,6 +21,11 @@ A job counts towards its bins only if it passed. Bins (each named ``group: bin``
   running cycles), in the check window's last cycle, in each of the 3 cycles before the last
   output row, and in the cycle of that row's handshake (the one that reaches DONE).
 
+* ``axi`` (the AXI top's jobs, :func:`swattn.sim.jobs.axi_jobs`, counted by
+  :meth:`Coverage.add_axi_jobs`): the register checks; a job bit-exact with ``tlast`` on its
+  last row and the irq for done; every error code read back from STATUS after an irq (the
+  refused configurations and a start while busy); a reset in the middle of a job.
+
 ``Coverage.report()`` lists every bin with its count and names the bins no job hit.
 """
 
@@ -193,6 +198,24 @@ class Coverage:
             for b in _bins_of_job(p, job):
                 self.counts[b][size] += 1
 
+    def add_axi_jobs(self, p, records: list[dict]) -> None:
+        """The AXI top's job records (``swattn.sim.tb_axi``) with ``ok`` from the results."""
+        size = _size_name(p) + " axi"
+        self.expected.setdefault(size, axi_bins(p))
+        for job in records:
+            if not job.get("ok"):
+                self.failed += 1
+                continue
+            kind = job.get("kind", "ok")
+            b = {"registers": "axi: registers, SLVERR, byte strobes",
+                 "ok": "axi: job bit-exact, tlast, irq done",
+                 "reset_mid": "axi: reset in a job",
+                 "busy": f"axi: error {Error.BUSY.name} read back"}.get(kind)
+            if kind == "invalid":
+                b = f"axi: error {job['expect']} read back"
+            if b:
+                self.counts[b][size] += 1
+
     def unhit(self) -> list[str]:
         """Bins expected for some size that no passed job hit on any size."""
         want = []
@@ -223,6 +246,16 @@ class Coverage:
             if partial:
                 lines.append(f"  not hit on {size} (hit on another size): " + "; ".join(partial))
         return "\n".join(lines)
+
+
+def axi_bins(p) -> list[str]:
+    from .jobs import high_bit_invalid_jobs, invalid_jobs
+
+    codes = {j["expect"] for j in invalid_jobs(p, 0) + high_bit_invalid_jobs(p, 0)}
+    codes.add(Error.BUSY.name)
+    return (["axi: registers, SLVERR, byte strobes", "axi: job bit-exact, tlast, irq done",
+             "axi: reset in a job"]
+            + [f"axi: error {e.name} read back" for e in Error if e.name in codes])
 
 
 def _size_name(p) -> str:

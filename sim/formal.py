@@ -35,6 +35,10 @@ Proofs (``python -m swattn.sim.formal --list``):
   any engine behaviour and any host bytes; with a row per RAM word only while the engine is BUSY.
 * ``board_tx_*``: the host link's reply stream ``tx``: once ``tx.valid`` rises it stays up with the
   same byte until ``tx.ready``, for any engine behaviour and any request bytes. k-induction.
+* ``axil``: the AXI top's AXI4-Lite slave (:class:`swattn.hw.axi.AxiLiteSlave`) against the
+  protocol, for any master and any register values: no response without a request, each
+  response held unchanged until its ready, no address or data beat lost or changed, never
+  blocked (:func:`axil_harness`). k-induction.
 * ``planted_*``: the same harnesses with a planted bug (an accumulator one bit narrower than the
   numerics say, a reference validator that forgets a rule, a stream rule asserted for a taken
   row, a feeder whose RAM the host link drives, a start in the cycle of ``job_init`` or during
@@ -374,6 +378,91 @@ def board_tx_harness(P: EngineParams, word_bytes: int, planted: bool = False):
     held = dut.tx.ready if planted else ~dut.tx.ready
     _assert_held(m, dut.tx.valid & held, dut.tx.valid, dut.tx.payload)
     return m, ports
+
+
+AXIL_INPUTS = ("s_axil_awaddr", "s_axil_awvalid", "s_axil_wdata", "s_axil_wstrb",
+               "s_axil_wvalid", "s_axil_bready", "s_axil_araddr", "s_axil_arvalid",
+               "s_axil_rready", "werr", "rdata_i", "rerr")
+
+
+def axil_harness(planted: str | None = None):
+    """The AXI4-Lite slave of the AXI top (:class:`swattn.hw.axi.AxiLiteSlave`) against the
+    protocol, from any state, for any master and any register answers (k-induction).
+
+    The harness keeps its own account of the bus from the handshakes alone: an address and a
+    data beat taken and not yet written (``aw_seen``, ``w_seen``, with what they carried), a
+    write response owed (``b_owed``, with the response the write earned) and a read response
+    owed (``r_owed``, with the register value at the read's handshake). Asserted in every
+    cycle: no address or data beat is taken while one waits (none is lost or overwritten); a
+    register write happens only with a taken address and data beat, with exactly what they
+    carried, and at once when both are there and no response is waiting; ``bvalid`` is up
+    exactly while a response is owed (none without a write, none lost) with the write's
+    response; ``rvalid`` likewise for reads with the value read; the slave is ready for an
+    address or data beat whenever it holds none (it never blocks). Together these say a
+    response is held, unchanged, until its ready. ``planted``: "aw_lost" (an address taken
+    while one waits) or "b_dropped" (a response withdrawn before ``bready``), which must FAIL.
+    """
+    from ..hw.axi import SLVERR, OKAY, AxiLiteSlave
+
+    m = _module()
+    slave = AxiLiteSlave()
+    frag = Fragment.get(slave, None)
+    m.submodules.dut = frag
+    s = slave
+    ins = {name: Signal(len(getattr(s, name)), name=f"in_{name}") for name in AXIL_INPUTS}
+    m.d.comb += [getattr(s, name).eq(sig) for name, sig in ins.items()]
+    aw_full, w_full, aw_addr, w_data, w_strb, bvalid = design_signals(
+        frag, "aw_full", "w_full", "aw_addr", "w_data", "w_strb", "bvalid")
+    if planted == "aw_lost":
+        bug = Module()
+        bug.d.comb += s.s_axil_awready.eq(1)
+        _plant(frag, bug)
+    elif planted == "b_dropped":
+        bug = Module()
+        with bug.If(~s.s_axil_bready):
+            bug.d.sync += bvalid.eq(0)
+        _plant(frag, bug)
+
+    aw_fire = s.s_axil_awvalid & s.s_axil_awready
+    w_fire = s.s_axil_wvalid & s.s_axil_wready
+    b_fire = s.s_axil_bvalid & s.s_axil_bready
+    ar_fire = s.s_axil_arvalid & s.s_axil_arready
+    r_fire = s.s_axil_rvalid & s.s_axil_rready
+    aw_seen, w_seen, b_owed, r_owed = Signal(), Signal(), Signal(), Signal()
+    aw_addr_s, w_data_s = Signal.like(s.s_axil_awaddr), Signal.like(s.s_axil_wdata)
+    w_strb_s, b_resp_s = Signal.like(s.s_axil_wstrb), Signal(2)
+    r_data_s, r_resp_s = Signal.like(s.s_axil_rdata), Signal(2)
+    with m.If(s.write):
+        m.d.sync += [aw_seen.eq(0), w_seen.eq(0), b_owed.eq(1),
+                     b_resp_s.eq(Mux(s.werr, SLVERR, OKAY))]
+    with m.Elif(b_fire):
+        m.d.sync += b_owed.eq(0)
+    with m.If(aw_fire):
+        m.d.sync += [aw_seen.eq(1), aw_addr_s.eq(s.s_axil_awaddr)]
+    with m.If(w_fire):
+        m.d.sync += [w_seen.eq(1), w_data_s.eq(s.s_axil_wdata), w_strb_s.eq(s.s_axil_wstrb)]
+    with m.If(ar_fire):
+        m.d.sync += [r_owed.eq(1), r_data_s.eq(s.rdata_i),
+                     r_resp_s.eq(Mux(s.rerr, SLVERR, OKAY))]
+    with m.Elif(r_fire):
+        m.d.sync += r_owed.eq(0)
+    m.d.comb += [
+        Assert(~aw_fire | ~aw_seen), Assert(~w_fire | ~w_seen),
+        Assert(~s.write | (aw_seen & w_seen & ~b_owed)),
+        Assert(~s.write | ((s.waddr == aw_addr_s) & (s.wdata_o == w_data_s)
+                           & (s.wstrb_o == w_strb_s))),
+        Assert(~(aw_seen & w_seen & ~b_owed) | s.write),
+        Assert(s.s_axil_bvalid == b_owed), Assert(~s.s_axil_bvalid | (s.s_axil_bresp == b_resp_s)),
+        Assert(~ar_fire | ~r_owed), Assert(s.s_axil_rvalid == r_owed),
+        Assert(~s.s_axil_rvalid | ((s.s_axil_rdata == r_data_s) & (s.s_axil_rresp == r_resp_s))),
+        Assert(aw_seen | s.s_axil_awready), Assert(w_seen | s.s_axil_wready),
+        Assert(r_owed | s.s_axil_arready),
+    ]
+    if planted is None:  # the slave's registers are the account's (strengthens the induction)
+        m.d.comb += [Assert(aw_full == aw_seen), Assert(w_full == w_seen),
+                     Assert(~aw_seen | (aw_addr == aw_addr_s)),
+                     Assert(~w_seen | ((w_data == w_data_s) & (w_strb == w_strb_s)))]
+    return m, [m.clk, *ins.values()]
 
 
 def _fsm_value(state: Signal, name: str) -> int:
@@ -773,6 +862,14 @@ def _proofs() -> list[Proof]:
     out.append(Proof("planted_board_tx_taken", "the tx rule asserted for a byte the host has taken",
                      lambda: board_tx_harness(P, 2, planted=True), "prove", 3,
                      expect="UNKNOWN"))
+    # the AXI top's register port
+    out.append(Proof("axil", "AXI4-Lite slave of the AXI top: no response without a request, "
+                     "responses held until ready, no write lost or changed, never blocked",
+                     lambda: axil_harness(), "prove", 2))
+    for bug, what in (("aw_lost", "an address taken while another waits"),
+                      ("b_dropped", "a write response withdrawn before bready")):
+        out.append(Proof(f"planted_axil_{bug}", f"AXI4-Lite slave with {what}",
+                         lambda bug=bug: axil_harness(bug), "prove", 4, expect="FAIL"))
     return out
 
 

@@ -40,11 +40,20 @@ ROOT = Path("build/regress")
 #: dilation 4 and four globals), four units with one key per cycle, and the boards' engines at
 #: their exact parameters (fpga/boards.py takes them from the same table)
 REGRESS = ("u1c4", "u2d64", "u4", "ulx3s", "ice40")
+#: sizes run through the AXI top (``swattn generate --bus axi``, testbench ``swattn.sim.tb_axi``):
+#: its chunks are named ``axi.<size>``
+REGRESS_AXI = ("u1c4", "u2d64")
 
 
 def sizes():
     from swattn.sw.spec.sizes import SIZES
     return {k: SIZES[k] for k in REGRESS}
+
+
+def chunk_params(size: str):
+    """The engine parameters of a chunk's size (``axi.<size>``: the AXI top of that size)."""
+    from swattn.sw.spec.sizes import SIZES
+    return SIZES[size.removeprefix("axi.")]
 
 
 @dataclass(frozen=True)
@@ -67,9 +76,10 @@ class Chunk:
 
 
 def plan(verilator_jobs: int = 10_000, icarus_jobs: int = 1_000, chunk: int = 200,
-         icarus_chunk: int = 50) -> list[Chunk]:
+         icarus_chunk: int = 50, axi_jobs: int = 400, axi_chunk: int = 50) -> list[Chunk]:
     """The chunks of a regression with at least the given numbers of random jobs per simulator,
-    spread evenly over the sizes. Seeds never repeat between chunks or sizes."""
+    spread evenly over the sizes, and ``axi_jobs`` random jobs through the AXI top (over
+    :data:`REGRESS_AXI`, shared by the simulators: Verilator alone when ``icarus_jobs`` is 0). Seeds never repeat between chunks or sizes."""
     out = []
     names = REGRESS
     for sim, total, per in (("verilator", verilator_jobs, chunk), ("icarus", icarus_jobs,
@@ -84,6 +94,18 @@ def plan(verilator_jobs: int = 10_000, icarus_jobs: int = 1_000, chunk: int = 20
                 out.append(Chunk(size, sim, seed0, c, xrand=(sim == "verilator" and k % 2 == 1)))
                 k += 1
                 left -= c
+    sims = ("verilator", "icarus") if icarus_jobs > 0 else ("verilator",)
+    if axi_jobs > 0:
+        for s_i, sim in enumerate(sims):
+            per_size = -(-axi_jobs // (len(sims) * len(REGRESS_AXI)))
+            for si, size in enumerate(REGRESS_AXI):
+                k, left = 0, per_size
+                while left > 0:
+                    c = min(axi_chunk, left)
+                    seed0 = 70_000_000 + s_i * 5_000_000 + si * 1_000_000 + k * 20_000
+                    out.append(Chunk(f"axi.{size}", sim, seed0, c))
+                    k += 1
+                    left -= c
     return out
 
 
@@ -108,6 +130,12 @@ def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[d
 
     build_args = XRAND_ARGS if chunk.xrand else None
     t0 = time.monotonic()
+    if chunk.size.startswith("axi."):  # the AXI top, driven through its AXI ports only
+        runner.build(params, chunk.sim, bus="axi")
+        build_secs = time.monotonic() - t0
+        results = runner.run_jobs(params, jobs, chunk.sim, name=name, bus="axi",
+                                  test_module="swattn.sim.tb_axi", partial=True)
+        return results, {"count": 0, "events": []}, build_secs
     bdir, _ = runner.build(params, chunk.sim, build_args=build_args)
     build_secs = time.monotonic() - t0
     x_path = bdir / f"{name}.xcheck.json"
@@ -134,10 +162,11 @@ def rerun_command(chunk: Chunk, seed: int) -> str:
 def run_chunk(chunk: Chunk, only_seed: int | None = None, root: Path = ROOT) -> dict:
     """Run one chunk (or, with ``only_seed``, that job and the job before it, whose end state it
     starts from) and write ``<root>/chunks/<id>.json``; returns that record."""
-    from swattn.sim.jobs import regression_jobs
+    from swattn.sim.jobs import axi_jobs, regression_jobs
 
-    params = sizes()[chunk.size]
-    jobs = regression_jobs(params, chunk.count, chunk.seed0)
+    params = chunk_params(chunk.size)
+    axi = chunk.size.startswith("axi.")
+    jobs = (axi_jobs if axi else regression_jobs)(params, chunk.count, chunk.seed0)
     name = f"regress_{chunk.id}"
     if only_seed is not None:
         idx = [i for i, j in enumerate(jobs) if j["seed"] == only_seed]
@@ -221,7 +250,11 @@ def summarise(chunks: list[Chunk], wall: float, root: Path = ROOT) -> tuple[dict
     failures = [f for r in recs for f in r["failures"]]
     cov = coverage.Coverage()
     for r in recs:
-        cov.add_jobs(sizes()[r["chunk"]["size"]], r["records"])
+        size = r["chunk"]["size"]
+        if size.startswith("axi."):
+            cov.add_axi_jobs(chunk_params(size), r["records"])
+        else:
+            cov.add_jobs(chunk_params(size), r["records"])
     summary = {"chunks": len(chunks), "chunks_missing": missing, "wall_seconds": round(wall, 1),
                "jobs": sum(r["jobs"] for r in recs), "passed": sum(r["passed"] for r in recs),
                "by": by, "failures": failures, "coverage": cov.as_dict(),
@@ -268,6 +301,8 @@ def main(argv=None) -> int:
     ap.add_argument("--icarus-jobs", type=int, default=1_000)
     ap.add_argument("--chunk", type=int, default=200, help="random jobs per Verilator run")
     ap.add_argument("--icarus-chunk", type=int, default=50, help="random jobs per Icarus run")
+    ap.add_argument("--axi-jobs", type=int, default=400,
+                    help="random jobs through the AXI top (shared by the simulators; 0: none)")
     ap.add_argument("--shard", default="1/1", help="I/N: run every N-th chunk from the I-th")
     ap.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers (auto: cores)")
     ap.add_argument("--rerun", metavar="CHUNK", help="re-run one job of this chunk (with --seed)")
@@ -287,7 +322,8 @@ def main(argv=None) -> int:
             print(f"FAILED seed {f['seed']} ({f['kind']}): {f['why']}")
         print(f"{rec['passed']}/{rec['jobs']} jobs passed (the job and the one before it)")
         return 1 if rec["failures"] else 0
-    chunks = shard(plan(a.verilator_jobs, a.icarus_jobs, a.chunk, a.icarus_chunk), a.shard)
+    chunks = shard(plan(a.verilator_jobs, a.icarus_jobs, a.chunk, a.icarus_chunk, a.axi_jobs),
+                   a.shard)
     if a.list:
         for c in chunks:
             print(c.id)

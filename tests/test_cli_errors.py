@@ -81,6 +81,8 @@ BAD_LINES = [
     ("generate --name 'bad name!'", "--name", ["'bad name!'", "letters, digits and _"]),
     ("generate --name ''", "--name", ["''", "letters, digits and _"]),
     ("generate --name 9lives", "--name", ["'9lives'", "not starting with a digit"]),
+    ("generate --bus axi --lanes 4", "--bus", ["--lanes 4", "stream engine"]),
+    ("generate --bus pci", "--bus", ["pci", "bare", "axi"]),
     ("generate --max-radius 0", "--max-radius", ["= 0", "1..4096"]),
     ("generate --head-dim 48", "--head-dim", ["48", "32, 64, 128"]),
     ("generate --head-dim x", "--head-dim", ["'x'", "32, 64 or 128"]),
