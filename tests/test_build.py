@@ -346,6 +346,22 @@ def test_a_recorded_sweep_becomes_the_board_seed(tmp_path, monkeypatch, capsys):
     assert fb.seed_note(BOARDS["ulx3s-85f"], "beef", 4) is None  # a seed of the user's own
 
 
+def test_record_refuses_an_unwritable_record_before_the_sweep(tmp_path, monkeypatch):
+    """The record is tried for writing before any place and route (a folder that is a file)."""
+    from swattn.fpga import boards
+    from swattn.sw.cli import build as cli_build
+    from swattn.sw.spec.errors import UserError
+
+    (tmp_path / "fpga").write_text("a file where the folder should be")
+    monkeypatch.setattr(boards, "SEEDS_FILE", tmp_path / "fpga" / "seeds.json")
+
+    def no_sweep(*a, **k):
+        raise AssertionError("the sweep started before the record was checked")
+    monkeypatch.setattr(fb, "build_seeds", no_sweep)
+    with pytest.raises(UserError, match="--record: cannot write the board table's record"):
+        cli_build.run_seeds(BOARDS["ulx3s-85f"], _sweep_args())
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(clock=90.0), "--record with --clock 90"),
     (dict(seed=3), "leave out --seed"),

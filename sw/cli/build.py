@@ -114,9 +114,12 @@ def run_seeds(board, args) -> int:
     if args.record and args.clock is not None:
         raise UserError(f"--record with --clock {args.clock:g}: the board table's seed is for "
                         f"its target clock ({board.clock_hz / 1e6:g} MHz); leave out --clock")
-    if args.record and not os.access(SEEDS_FILE if SEEDS_FILE.exists() else SEEDS_FILE.parent,
-                                     os.W_OK):
-        raise UserError(f"--record: cannot write {SEEDS_FILE}")
+    if args.record:  # before the sweep's minutes of place and route: a real write test
+        try:
+            output_file("--record", SEEDS_FILE)
+        except UserError:
+            raise UserError(f"--record: cannot write the board table's record {SEEDS_FILE}: "
+                            f"allowed in a checkout whose fpga/seeds.json can be written") from None
     try:
         seeds = parse_seeds(args.seeds)
     except ValueError as e:
