@@ -1,5 +1,6 @@
 """The figures in README.md and fpga/README.md, regenerated from the JSON that the measuring
-commands write, so that no figure in the docs is typed by hand.
+commands write, and the register table of docs/axi.md, regenerated from the register map, so that
+no figure and no register in the docs is typed by hand.
 
 Each generated block sits between two markers::
 
@@ -13,10 +14,14 @@ and :data:`BLOCKS` maps NAME to the function that renders it from ``docs/``'s JS
 * ``docs/results/<board>.json``: ``swattn build --board <board> --json``;
 * ``docs/results/regress.json``: ``make regress`` (``python -m swattn.sim.regress``'s summary);
 * ``docs/results/formal.json``: ``make formal`` (``python -m swattn.sim.formal --json``);
-* ``docs/eval.json``: ``swattn eval --json docs/eval.json``.
+* ``docs/eval.json``: ``swattn eval --json docs/eval.json``;
+
+and one block from code, not from a result: ``axi-registers``, the AXI top's register table
+(:func:`swattn.sw.spec.axi_regs.markdown`) for the demo's engine
+(:func:`swattn.sw.demo.engine_params`).
 
 ``python -m swattn.sw.docs_results`` rewrites the blocks in place; ``--check`` only reports the
-blocks that differ from their JSON (``tests/test_docs.py`` runs it).
+blocks that differ from their sources (``tests/test_docs.py`` runs it).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 #: the files that hold generated blocks
-DOCS = ("README.md", "fpga/README.md")
+DOCS = ("README.md", "fpga/README.md", "docs/axi.md")
 
 
 def _load(path: Path) -> dict | None:
@@ -216,8 +221,17 @@ def summary_block(root: Path = ROOT) -> str:
     return "\n".join(rows)
 
 
+def axi_registers_block(root: Path = ROOT) -> str:
+    """The AXI top's register table for the demo's engine (IDENT and LIMITS: the constants they
+    read on it); from the register map itself (no results file, so no commit)."""
+    from .demo import engine_params
+    from .spec import axi_regs
+
+    return axi_regs.markdown(engine_params())
+
+
 BLOCKS = {"summary": summary_block, "boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "regress": regress_block,
-          "formal": formal_block, "eval": eval_block}
+          "formal": formal_block, "eval": eval_block, "axi-registers": axi_registers_block}
 
 _BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results: "
                     r"(?P=name) -->)", re.S)
@@ -236,7 +250,8 @@ def render(text: str, root: Path | None = None) -> str:
 
 
 def stale(root: Path | None = None) -> list[str]:
-    """The documents whose generated blocks differ from their JSON."""
+    """The documents whose generated blocks differ from their JSON (or, for the register
+    table, from the register map)."""
     root = root or ROOT
     return [doc for doc in DOCS
             if (root / doc).read_text() != render((root / doc).read_text(), root)]
@@ -246,12 +261,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m swattn.sw.docs_results",
                                  description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true",
-                    help="only report documents whose figures differ from their JSON")
+                    help="only report documents whose figures differ from their sources")
     a = ap.parse_args(argv)
     bad = stale()
     if a.check:
         for doc in bad:
-            print(f"{doc}: figures differ from docs/ JSON: run python -m swattn.sw.docs_results")
+            print(f"{doc}: generated blocks differ from their sources: run "
+                  f"python -m swattn.sw.docs_results")
         return 1 if bad else 0
     for doc in bad:
         path = ROOT / doc

@@ -85,7 +85,7 @@ def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("axi")
     r = subprocess.run([sys.executable, "-m", "swattn.sw.cli", "generate", "--head-dim", "32",
                         "--lanes", "16", "--max-radius", "12", "--max-globals", "3",
-                        "--bus", "axi", "--fusesoc", "--name", "my_attn", "--out", str(out)],
+                        "--max-dilation", "3", "--seq-width", "10", "--bus", "axi", "--fusesoc", "--name", "my_attn", "--out", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return out, r.stdout

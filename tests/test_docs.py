@@ -1,6 +1,7 @@
-"""The figures in README.md and fpga/README.md are those of the recorded JSON results
-(``swattn.sw.docs_results``): a figure typed by hand, or a result file replaced without
-regenerating the docs, fails here."""
+"""The figures in README.md and fpga/README.md are those of the recorded JSON results, and the
+register table of docs/axi.md is the register map's (``swattn.sw.docs_results``): a figure or a
+register typed by hand, or a result file or register map changed without regenerating the docs,
+fails here."""
 
 import json
 import shutil
@@ -51,6 +52,32 @@ def test_a_changed_result_makes_the_docs_stale(copy_root, monkeypatch):
     text = (copy_root / "README.md").read_text()
     assert "41.2 MHz at seed 7 against a target of 36 MHz: meets" in text
     assert "41.2 MHz at seed 7; target 36 MHz: **meets**" in (copy_root / "fpga/README.md").read_text()
+
+
+def test_a_changed_register_map_makes_docs_axi_stale(copy_root, monkeypatch):
+    """docs/axi.md's register table is the register map's for the demo's engine: a changed
+    field description makes docs/axi.md (and only it) stale until regenerated."""
+    from swattn.sw.demo import engine_params
+    from swattn.sw.spec import axi_regs
+
+    text = (ROOT / "docs/axi.md").read_text()
+    assert "<!-- results: axi-registers -->\n" + dr.axi_registers_block() + "\n" in text
+    assert f"GLOBAL_0 .. GLOBAL_{engine_params().max_globals - 1}" in text
+    monkeypatch.setattr(dr, "ROOT", copy_root)
+    monkeypatch.setitem(axi_regs.FIELD_TEXT, "cycles", "a renamed counter")
+    assert dr.stale(copy_root) == ["docs/axi.md"]
+    assert dr.main([]) == 0 and dr.stale(copy_root) == []
+    assert "[31:0] cycles: a renamed counter |" in (copy_root / "docs/axi.md").read_text()
+
+
+def test_docs_axi_lists_every_error_code():
+    """docs/axi.md's error table has one row per ``regs.Error`` code, with its value."""
+    from swattn.sw.spec.regs import Error
+
+    text = (ROOT / "docs/axi.md").read_text()
+    rows = [ln.split("|")[1:3] for ln in text.split("## Errors", 1)[1].splitlines()
+            if ln.startswith("| ") and ln.split("|")[1].strip().isdigit()]
+    assert [(int(a), b.strip()) for a, b in rows] == [(e.value, e.name) for e in Error]
 
 
 def test_the_recorded_board_builds_meet_their_clocks_at_the_table_seed():

@@ -27,6 +27,9 @@ RUNS = {
     "swattn generate --head-dim 64 --lanes 64 --max-radius 128 --max-globals 8 --out "
     "build/verilog": (["generate", "--head-dim", "32", "--lanes", "16", "--max-radius", "8",
                        "--max-globals", "2", "--out", "{tmp}/verilog"], 0),
+    # as typed (a few seconds), from the test's scratch folder
+    "swattn generate --bus axi --fusesoc --out build/ip": (
+        ["generate", "--bus", "axi", "--fusesoc", "--out", "build/ip"], 0),
     "swattn sim --n 1024 --radius 128 --n-globals 8": (
         ["sim", *ENGINE, "--n", "48", "--radius", "8", "--n-globals", "2", "--build-dir",
          "{builds}"], 0),

@@ -82,9 +82,12 @@ class Register:
         return sum(((1 << f.width) - 1) << f.lsb for f in self.fields)
 
 
-def _fields(layout: data.StructLayout, rename: dict | None = None) -> tuple[Field, ...]:
-    rename = rename or {}
-    return tuple(Field(rename.get(name, name), f.offset, f.shape.width) for name, f in layout)
+def _fields(layout: data.StructLayout, rename: dict | None = None,
+            values: dict | None = None) -> tuple[Field, ...]:
+    """Fields of ``layout`` (renamed by ``rename``), with reset values from ``values``."""
+    rename, values = rename or {}, values or {}
+    return tuple(Field(rename.get(name, name), f.offset, f.shape.width, values.get(name, 0))
+                 for name, f in layout)
 
 
 def register_map(params: EngineParams) -> list[Register]:
@@ -97,8 +100,10 @@ def register_map(params: EngineParams) -> list[Register]:
                  "which IRQ_STATUS bits raise the irq output"),
         Register("IRQ_STATUS", 0x10, "W1C", _fields(IRQ_LAYOUT, {"error": "irq_error"}),
                  "interrupt events since last cleared (irq = |(IRQ_STATUS & IRQ_ENABLE))"),
-        Register("IDENT", 0x14, "RO", _fields(IDENT_LAYOUT), "engine size"),
-        Register("LIMITS", 0x18, "RO", _fields(LIMITS_LAYOUT), "configuration limits"),
+        Register("IDENT", 0x14, "RO", _fields(IDENT_LAYOUT, values=_ident(params)),
+                 "engine size (constant)"),
+        Register("LIMITS", 0x18, "RO", _fields(LIMITS_LAYOUT, values=_limits(params)),
+                 "configuration limits (constant)"),
     ]
     for i, (name, width) in enumerate(CONFIG_FIELDS.items()):
         regs.append(Register(f"CONFIG_{name.upper()}", CONFIG_BASE + 4 * i, "RW",
@@ -112,15 +117,22 @@ def register_map(params: EngineParams) -> list[Register]:
     return regs
 
 
+def _ident(params: EngineParams) -> dict:
+    return {name: getattr(params, name) for name, _ in IDENT_LAYOUT}
+
+
+def _limits(params: EngineParams) -> dict:
+    return {name: getattr(params, name) for name, _ in LIMITS_LAYOUT}
+
+
 def ident_value(params: EngineParams) -> int:
-    return IDENT_LAYOUT.const({"head_dim": params.head_dim, "lanes": params.lanes,
-                               "max_globals": params.max_globals}).as_bits()
+    """What IDENT reads (its reset value: it never changes)."""
+    return IDENT_LAYOUT.const(_ident(params)).as_bits()
 
 
 def limits_value(params: EngineParams) -> int:
-    return LIMITS_LAYOUT.const({"max_radius": params.max_radius,
-                                "max_dilation": params.max_dilation,
-                                "seq_width": params.seq_width}).as_bits()
+    """What LIMITS reads (its reset value: it never changes)."""
+    return LIMITS_LAYOUT.const(_limits(params)).as_bits()
 
 
 def by_name(params: EngineParams) -> dict[str, Register]:
