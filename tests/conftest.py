@@ -114,8 +114,8 @@ class SlowTestReporter:
 #: long files at once on both workers and fills the end with short ones.
 LONG_FIRST = ("test_engine_sim.py", "test_board_sim_engines.py", "test_formal.py",
               "test_board_sim.py", "test_build.py", "test_demo.py", "test_cli_errors.py",
-              "test_readme.py", "test_link_fuzz.py", "test_blocks.py", "test_serial_sim.py",
-              "test_cycle_model.py")
+              "test_readme.py", "test_axi.py", "test_link_fuzz.py", "test_blocks.py",
+              "test_serial_sim.py", "test_cycle_model.py", "test_axi_example.py")
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
