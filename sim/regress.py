@@ -275,13 +275,16 @@ def summarise(chunks: list[Chunk], wall: float, root: Path = ROOT) -> tuple[dict
 
 def markdown(summary: dict) -> str:
     """The regression's figures as the README shows them, from a summary JSON."""
-    sizes_ = sorted({k.split("/")[0] for k in summary["by"]})
+    names = {k.split("/")[0] for k in summary["by"]}
+    sizes_ = sorted(n for n in names if not n.startswith("axi."))
+    axi = sorted(n.removeprefix("axi.") for n in names if n.startswith("axi."))
     busy = sum(v for b, c in summary["coverage"].items() if b == "outcome: error BUSY"
                for v in c.values())
     nbins = len(summary["coverage"]) + len(summary["unhit"])
     lines = [f"`{summary.get('command', 'python -m swattn.sim.regress')}` at commit "
              f"{summary.get('commit', 'unknown')}: {summary['passed']:,} of {summary['jobs']:,} "
-             f"jobs bit-exact over {len(sizes_)} engine sizes ({', '.join(sizes_)}), "
+             f"jobs bit-exact over {len(sizes_)} engine sizes ({', '.join(sizes_)})"
+             + (f" and the AXI top at {len(axi)} ({', '.join(axi)})" if axi else "") + ", "
              f"{len(summary['failures'])} failure(s), {len(summary['chunks_missing'])} chunk(s) "
              f"missing, {nbins - len(summary['unhit'])}/{nbins} coverage bins hit "
              f"({busy:,} jobs with a start while busy), "

@@ -199,8 +199,11 @@ def summary_block(root: Path = ROOT) -> str:
                         f"{_commit(res)} |")
     reg = _load(root / "docs" / "results" / "regress.json")
     if reg:
-        sizes = len({k.split("/")[0] for k in reg["by"]})
-        rows.append(f"| random regression, {sizes} engine sizes | {reg['passed']:,} of "
+        names = {k.split("/")[0] for k in reg["by"]}
+        sizes = len({n for n in names if not n.startswith("axi.")})
+        axi = len({n for n in names if n.startswith("axi.")})
+        rows.append(f"| random regression, {sizes} engine sizes"
+                    f"{f' and the AXI top at {axi}' if axi else ''} | {reg['passed']:,} of "
                     f"{reg['jobs']:,} "
                     f"jobs bit-exact, {len(reg['coverage']) - len(reg['unhit'])}/"
                     f"{len(reg['coverage'])} coverage bins | `make regress` | {_commit(reg)} |")
