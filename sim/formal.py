@@ -728,6 +728,9 @@ class Proof:
     depth: int
     expect: str = "PASS"  # "FAIL" for the planted bugs
     quick: bool = True  # run by tests/test_formal.py
+    #: among the quick ones, marked slow there (``make test-slow``, which CI runs after
+    #: ``make test``): half a minute or more on two cores
+    slow: bool = False
     timeout: int = 600
     #: a miter made by this Yosys script function from build's (module, ports):
     #: busy_start_script or validator_after_script
@@ -818,17 +821,22 @@ def _proofs() -> list[Proof]:
         hold = size == "u1p"
         what = _engine_words(P) + (", its own configuration copy" if hold else "")
         quick = size in ("u1", "serial")
+        # (u1: about 30 s each on two cores, so make test-slow; make test keeps the serial
+        # engine's proofs and, on the stream engine, the simulated starts while busy at every
+        # offset of tests/test_engine_sim.py)
+        slow = size == "u1"
         out.append(Proof(f"busy_start_{size}",
                          f"a start while BUSY changes nothing but the error register ({size}: "
                          f"{what})",
                          lambda P=P, hold=hold: busy_start_wrapper(P, hold_config=hold),
-                         "prove", 2, miter=busy_start_script, quick=quick))
+                         "prove", 2, miter=busy_start_script, quick=quick, slow=slow))
         out.append(Proof(f"planted_busy_start_{size}",
                          f"the lost-job bug put back ({size}): a start while BUSY changes the job",
                          # (BMC: the miter's step from any state is its step 1)
                          lambda P=P, hold=hold: busy_start_wrapper(P, planted=True,
                                                                    hold_config=hold),
-                         "bmc", 2, miter=busy_start_script, expect="FAIL", quick=quick))
+                         "bmc", 2, miter=busy_start_script, expect="FAIL", quick=quick,
+                         slow=slow))
     # the board's side of the engine's streams, at the boards' RAM geometries
     P = VALIDATOR_SIZES["u1"]
     for wb in BOARD_WORD_BYTES:

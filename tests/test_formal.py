@@ -1,5 +1,5 @@
-"""The quick formal proofs (SymbiYosys, smtbmc yices) of ``swattn.sim.formal``; ``make formal`` runs
-them all. Each planted bug must make its proof fail, so a harness that checks nothing (an
+"""The quick formal proofs (SymbiYosys, smtbmc yices) of ``swattn.sim.formal`` (those marked
+``slow`` in ``make test-slow``); ``make formal`` runs them all. Each planted bug must make its proof fail, so a harness that checks nothing (an
 assertion that is never evaluated, a clock that never ticks) is caught here."""
 
 import shutil
@@ -36,7 +36,8 @@ def test_board_proofs_cover_every_board():
         assert geometry in proven, f"{b.name}: RAM geometry {geometry} has no feeder proof"
 
 
-@pytest.mark.parametrize("name", QUICK)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if formal.PROOFS[n].slow else n for n in QUICK])
 def test_proof(name, tmp_path):
     r = formal.run(formal.PROOFS[name], root=tmp_path)
     assert r["ok"], f"{name}: sby said {r['status']}, expected {r['expect']}:\n" + \
