@@ -107,6 +107,33 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: HybridPatter
     return out
 
 
+def attention_keys(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern,
+                   cfg: nx.SoftmaxConfig) -> np.ndarray:
+    """:func:`attention` for any pattern that says which keys each query attends to through
+    ``allowed(rows, cols)`` (a :class:`~swattn.sw.spec.keyset.KeySetPattern`: bands, a 2D grid,
+    key-only columns, globals): the same arithmetic per row over that row's set of keys. A
+    block of rows at a time over the keys any of them attends to (memory: BLOCK x n booleans
+    per block). A row with no key at all (every band clipped away, no column, no global)
+    returns zeros."""
+    check_inputs(q, k, v, pattern)
+    n, d = q.shape
+    out = np.zeros((n, d), dtype=np.int8)
+    qf, kf = q.astype(np.float32), k.astype(np.float32)
+    all_cols = np.arange(n, dtype=np.int64)
+    for r0 in range(0, n, BLOCK):
+        rows = np.arange(r0, min(r0 + BLOCK, n), dtype=np.int64)
+        hit = pattern.allowed(rows[:, None], all_cols[None, :])
+        live = hit.any(axis=1)
+        rows, hit = rows[live], hit[live]
+        if not rows.size:
+            continue
+        cols = np.flatnonzero(hit.any(axis=0))
+        scores = np.rint(qf[rows] @ kf[cols].T).astype(np.int64)
+        e, ssum = _softmax_rows(scores, hit[:, cols], cfg)
+        out[rows] = _finish(e, ssum, v[cols], cfg)
+    return out
+
+
 def attention_rowwise(q, k, v, pattern: HybridPattern, cfg: nx.SoftmaxConfig) -> np.ndarray:
     """The same computation, one row at a time in plain integer arithmetic (slow; a reference)."""
     check_inputs(q, k, v, pattern)
@@ -115,6 +142,8 @@ def attention_rowwise(q, k, v, pattern: HybridPattern, cfg: nx.SoftmaxConfig) ->
     q64, k64, v64 = (a.astype(np.int64) for a in (q, k, v))
     for i in range(n):
         keys = pattern.row_keys(i)
+        if not keys.size:  # (a key-set pattern's row with no key: zeros)
+            continue
         s = k64[keys] @ q64[i]
         t = s.max() - s
         e = nx.exp2_neg(nx.scale_diff(t, cfg.mult_mant, cfg.mult_shift))

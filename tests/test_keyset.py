@@ -1,0 +1,154 @@
+"""Key-set patterns (``swattn.sw.spec.keyset``: bands, a 2D grid, key-only columns, globals)
+against definitions written here independently, and the golden model's general form
+(``golden.attention_keys``) against the per-row integer reference, the hybrid golden model and
+the float reference."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from swattn.sw import golden
+from swattn.sw.spec.keyset import Band, Grid, KeySetPattern, window_2d
+from swattn.sw.spec.numerics import SoftmaxConfig
+from swattn.sw.spec.pattern import HybridPattern, PatternError
+
+
+def brute_mask(n, bands, grid, columns, globals_):
+    """The key sets by their definition, one (query, key) pair at a time."""
+    m = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for b in bands:
+            for c in range(b.count):
+                j = i + b.start + c * b.step
+                if 0 <= j < n and (grid is None or abs(j % grid.width - i % grid.width)
+                                   <= grid.radius):
+                    m[i, j] = True
+        for j in list(columns) + list(globals_):
+            m[i, j] = True
+        if i in globals_:
+            m[i, :] = True
+    return m
+
+
+def random_keyset(rng: random.Random, n: int) -> KeySetPattern:
+    bands = tuple(Band(rng.randint(-n, n // 2), rng.randint(1, 6), rng.randint(1, 4))
+                  for _ in range(rng.randint(0, 4)))
+    grid = Grid(rng.randint(1, 12), rng.randint(0, 3)) if rng.random() < 0.4 else None
+    columns = rng.sample(range(n), rng.randint(0, 3))
+    globals_ = rng.sample(range(n), rng.randint(0, 2))
+    if columns and globals_ and rng.random() < 0.5:
+        globals_[0] = columns[0]  # a global that is also a column
+    return KeySetPattern(n, bands, grid, tuple(columns), tuple(globals_))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_mask_is_the_definition(seed):
+    rng = random.Random(seed)
+    p = random_keyset(rng, rng.randint(1, 40))
+    want = brute_mask(p.n, p.bands, p.grid, p.columns, p.globals_)
+    assert np.array_equal(p.mask(), want)
+    assert np.array_equal(p.row_counts(), want.sum(axis=1))
+    for i in range(p.n):
+        assert np.array_equal(p.row_keys(i), np.flatnonzero(want[i]))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_hybrid_pattern_is_one_band(seed):
+    rng = random.Random(seed)
+    n = rng.randint(1, 60)
+    dil = rng.randint(1, 3)
+    h = HybridPattern(n, rng.randint(0, 5), rng.randint(0, 5), dil,
+                      tuple(rng.sample(range(n), rng.randint(0, min(3, n)))))
+    assert np.array_equal(KeySetPattern.from_hybrid(h).mask(), h.mask())
+
+
+def test_2d_window_is_exact_at_the_image_edges():
+    """A 3 x 3 window on a 4 x 5 grid: the neighbours by (y, x) coordinates, no wrap-around."""
+    H, W, k = 4, 5, 3
+    p = window_2d(H, W, k)
+    want = np.zeros((H * W, H * W), dtype=bool)
+    for y in range(H):
+        for x in range(W):
+            for yy in range(H):
+                for xx in range(W):
+                    want[y * W + x, yy * W + xx] = abs(yy - y) <= 1 and abs(xx - x) <= 1
+    assert np.array_equal(p.mask(), want)
+    # the left edge's query does not reach the previous row's last column
+    assert not p.mask()[W, W - 1]
+    with pytest.raises(PatternError, match="k = 4: allowed an odd window size"):
+        window_2d(H, W, 4)
+
+
+def test_overlaps_count_once():
+    p = KeySetPattern(10, (Band(-2, 5), Band(0, 3)), None, (4,), (4,))
+    assert p.mask()[0].sum() == len({0, 1, 2, 4})
+    assert p.row_counts()[4] == 10  # a global row sees every key
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(columns=(3, 3)), r"columns must be unique: \[3\]"),
+    (dict(globals_=(12,)), "global index 12 is out of range: allowed 0..9"),
+    (dict(columns=(-1,)), "column index -1 is out of range"),
+    (dict(bands=((0, 3),)), "is not a Band"),
+    (dict(grid=(4, 1)), "is not a Grid"),
+])
+def test_bad_fields_are_refused_with_their_values(kw, message):
+    with pytest.raises(PatternError, match=message):
+        KeySetPattern(10, **kw)
+
+
+def test_bad_bands_and_grids_are_refused():
+    with pytest.raises(PatternError, match="band count = 0 is out of range"):
+        Band(0, 0)
+    with pytest.raises(PatternError, match="band step = 0 is out of range"):
+        Band(0, 2, 0)
+    with pytest.raises(PatternError, match="grid width = 0 is out of range"):
+        Grid(0, 1)
+
+
+def _qkv(n, d, seed):
+    rs = np.random.default_rng(seed)
+    return tuple(rs.integers(-128, 128, (n, d)).astype(np.int8) for _ in range(3))
+
+
+CFG = SoftmaxConfig.from_multiplier(1 / (32 * 3), 2)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_golden_keys_equals_the_row_by_row_reference(seed):
+    rng = random.Random(100 + seed)
+    p = random_keyset(rng, rng.randint(1, 300))
+    q, k, v = _qkv(p.n, 32, seed)
+    fast = golden.attention_keys(q, k, v, p, CFG)
+    slow = golden.attention_rowwise(q, k, v, p, CFG)
+    assert np.array_equal(fast, slow)
+    empty = p.row_counts() == 0
+    assert not fast[empty].any()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_golden_keys_equals_the_hybrid_golden_model(seed):
+    rng = random.Random(200 + seed)
+    n = rng.randint(1, 600)
+    h = HybridPattern(n, rng.randint(0, 40), rng.randint(0, 40), rng.randint(1, 3),
+                      tuple(rng.sample(range(n), rng.randint(0, min(4, n)))))
+    q, k, v = _qkv(n, 64, seed)
+    assert np.array_equal(golden.attention_keys(q, k, v, KeySetPattern.from_hybrid(h), CFG),
+                          golden.attention(q, k, v, h, CFG))
+
+
+def test_golden_keys_follows_the_float_reference_on_a_2d_window():
+    """A 5 x 5 window on a 12 x 12 grid with two key-only columns and a global: within the
+    quantisation bound of test_golden's float reference, element by element."""
+    from test_golden import float_reference_and_bound, mult_for, quantised_gaussian
+
+    p = window_2d(12, 12, 5, globals_=(0,), columns=(7, 90))
+    rng = np.random.default_rng(5)
+    (q, sq), (k, sk), (v, _) = (quantised_gaussian(rng, p.n, 64) for _ in range(3))
+    mant, shift = mult_for(sq, sk, 64, temperature=3.0)
+    got = golden.attention_keys(q, k, v, p, SoftmaxConfig(mant, shift, 0))
+    ref, bound = float_reference_and_bound(q, k, v, p.mask(), mant, shift, 0)
+    assert np.all(np.abs(got - ref) <= bound), np.max(np.abs(got - ref) - bound)
