@@ -202,7 +202,6 @@ class AxiEngine(wiring.Component):
                                 .any())
 
         # the data streams; tlast on the job's last output row
-        d = P.head_dim
         m.d.comb += [
             eng.q.payload.eq(self.s_axis_q_tdata), eng.q.valid.eq(self.s_axis_q_tvalid),
             self.s_axis_q_tready.eq(eng.q.ready),
@@ -211,7 +210,6 @@ class AxiEngine(wiring.Component):
             self.m_axis_o_tdata.eq(eng.o.payload), self.m_axis_o_tvalid.eq(eng.o.valid),
             eng.o.ready.eq(self.m_axis_o_tready),
         ]
-        assert len(self.m_axis_o_tdata) == 8 * d
         n_job = Signal(P.seq_width + 1)
         out_count = Signal(P.seq_width + 1)
         with m.If(start & (state != regs.State.BUSY)):

@@ -27,15 +27,14 @@ import random
 
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamSink
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus
 
 from ..sw.spec import axi_regs as ar
-from ..sw.spec import regs, schedule
+from ..sw.spec import regs
 from ..sw.spec.engine_params import EngineParams
-from ..hw.kv_ring import kv_layout
 from .scoreboard import Scoreboard
-from .streams import RowSource, ints_to_rows, pause_generator, rows_to_ints
-from .tb_engine import HANG_FACTOR, PERIOD_NS, run_spec
+from .streams import RowSink, RowSource, ints_to_rows
+from .tb_engine import HANG_FACTOR, PERIOD_NS, apply_backpressure, run_spec, stream_words
 
 OKAY, SLVERR = 0, 2
 
@@ -48,8 +47,6 @@ class AxiBench:
         self.p = params
         self.d = params.head_dim
         self.regs = ar.by_name(params)
-        self.k_offset = kv_layout(self.d)["k"].offset
-        self.v_offset = kv_layout(self.d)["v"].offset
         clk, rstn = dut.aclk, dut.aresetn
         self.clk = clk
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), clk, rstn,
@@ -60,9 +57,9 @@ class AxiBench:
                            reset_active_level=False)
         self.kv = RowSource(AxiStreamBus.from_prefix(dut, "s_axis_kv"), clk, rstn,
                             reset_active_level=False)
-        self.o = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis_o"), clk, rstn,
-                               reset_active_level=False, byte_lanes=1)
-        self.o.log.setLevel("WARNING")
+        # (with tlast on the bus, a frame the sink returns is a whole job's output)
+        self.o = RowSink(AxiStreamBus.from_prefix(dut, "m_axis_o"), clk, rstn,
+                         reset_active_level=False)
 
     # --- registers ----------------------------------------------------------------------------
     async def read(self, name: str) -> int:
@@ -122,28 +119,11 @@ class AxiBench:
         after = await self.read("IRQ_STATUS")
         return {**self.irq_bits(bits), "irq_after_clear": line, "status_after_clear": after}
 
-    def words(self, sb: Scoreboard):
-        pattern = sb.pattern
-        ko = schedule.kv_order(pattern, self.p)
-        qw = rows_to_ints(sb.q[schedule.query_order(pattern, self.p)])
-        kw = [(a << self.k_offset) | (b << self.v_offset)
-              for a, b in zip(rows_to_ints(sb.k[ko]), rows_to_ints(sb.v[ko]))]
-        return qw, kw
-
-    def pauses(self, job: dict):
-        seed = job["seed"]
-        self.q.pause_with(job.get("idle", 0), f"{seed}:q")
-        self.kv.pause_with(job.get("idle", 0), f"{seed}:kv")
-        gen = pause_generator(job.get("stall", 0), f"{seed}:o")
-        self.o.set_pause_generator(gen)
-        self.o.pause = False
-
     def end_job(self):
-        for part in (self.q, self.kv):
+        for part in (self.q, self.kv, self.o):
             part.pause_with(0, "")
-            part.flush()
-        self.o.set_pause_generator(None)
-        self.o.pause = False
+        self.q.flush()
+        self.kv.flush()
         self.o.clear()
 
 
@@ -233,8 +213,8 @@ async def run_one(bench: AxiBench, job: dict) -> dict:
                   globals=list(pattern.globals_), mult_mant=sb.cfg.mult_mant,
                   mult_shift=sb.cfg.mult_shift, out_shift=sb.cfg.out_shift)
     await bench.configure(fields)
-    qw, kw = bench.words(sb)
-    bench.pauses(job)
+    qw, kw = stream_words(sb, p)
+    apply_backpressure(bench.q, bench.kv, bench.o, job)
     bench.q.send_rows(qw)
     bench.kv.send_rows(kw)
     await bench.start()

@@ -53,6 +53,26 @@ HANG_FACTOR = 4
 PERIOD_NS = 10
 
 
+def stream_words(sb: Scoreboard, params: EngineParams) -> tuple[list[int], list[int]]:
+    """A job's ``q`` and ``kv`` stream rows as payload integers, in the engine's order (K in
+    the low half of a K/V row, V above: :func:`swattn.hw.kv_ring.kv_layout`)."""
+    pattern, layout = sb.pattern, kv_layout(params.head_dim)
+    ko = schedule.kv_order(pattern, params)
+    qw = rows_to_ints(sb.q[schedule.query_order(pattern, params)])
+    kw = [(a << layout["k"].offset) | (b << layout["v"].offset)
+          for a, b in zip(rows_to_ints(sb.k[ko]), rows_to_ints(sb.v[ko]))]
+    return qw, kw
+
+
+def apply_backpressure(q: RowSource, kv: RowSource, o: RowSink, job: dict) -> None:
+    """A job's pause generators: idle cycles on each input stream (its ``idle`` probability),
+    stalls on the output (its ``stall`` probability)."""
+    seed = job["seed"]
+    q.pause_with(job.get("idle", 0), f"{seed}:q")
+    kv.pause_with(job.get("idle", 0), f"{seed}:kv")
+    o.pause_with(job.get("stall", 0), f"{seed}:o")
+
+
 class Bench:
     """The engine with its stream parts: sources on ``q`` and ``kv``, a sink on ``o``, monitors
     on ``q`` and ``kv``; every part drops what it holds when the engine is reset."""
@@ -61,8 +81,6 @@ class Bench:
         self.dut = dut
         self.p = params
         self.d = params.head_dim
-        self.v_offset = kv_layout(self.d)["v"].offset
-        self.k_offset = kv_layout(self.d)["k"].offset
         clk, rst = dut.clk, dut.rst
         self.q = RowSource(StreamBus(dut, "q"), clk, rst)
         self.kv = RowSource(StreamBus(dut, "kv"), clk, rst)
@@ -123,11 +141,7 @@ class Bench:
         return edge_cycle(edge_time, self.start_time, self.period)
 
     def backpressure(self, job: dict):
-        """The job's pause generators: idle cycles on each input stream, stalls on ``o``."""
-        seed = job["seed"]
-        self.q.pause_with(job.get("idle", 0), f"{seed}:q")
-        self.kv.pause_with(job.get("idle", 0), f"{seed}:kv")
-        self.o.pause_with(job.get("stall", 0), f"{seed}:o")
+        apply_backpressure(self.q, self.kv, self.o, job)
 
     def offer(self, q_words: list[int], kv_words: list[int]):
         """Queue a job's input rows (before its start: the first comes in its cycle 0)."""
@@ -171,13 +185,7 @@ class Bench:
         return got, self.cycle_of(last)
 
     def words(self, sb: Scoreboard):
-        """The job's ``q`` and ``kv`` stream rows as payload integers, in the engine's order."""
-        pattern = sb.pattern
-        ko = schedule.kv_order(pattern, self.p)
-        qw = rows_to_ints(sb.q[schedule.query_order(pattern, self.p)])
-        kw = [(a << self.k_offset) | (b << self.v_offset)
-              for a, b in zip(rows_to_ints(sb.k[ko]), rows_to_ints(sb.v[ko]))]
-        return qw, kw
+        return stream_words(sb, self.p)
 
     def end_job(self):
         """Stop the job's pauses and side tasks; drop any input row left untaken and any output

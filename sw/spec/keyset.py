@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pattern import HybridPattern, PatternError, _check_int
+from .pattern import HybridPattern, PatternError, _check_int, token_indices
 
 
 @dataclass(frozen=True)
@@ -74,17 +74,10 @@ class KeySetPattern:
                 raise PatternError(f"bands: {b!r} is not a Band(start, count, step)")
         if self.grid is not None and not isinstance(self.grid, Grid):
             raise PatternError(f"grid: {self.grid!r} is not a Grid(width, radius)")
-        for name in ("columns", "globals_"):
-            vals = tuple(int(x) for x in np.asarray(getattr(self, name), dtype=np.int64).ravel())
-            label = name.rstrip("_")
-            for x in vals:
-                if not 0 <= x < self.n:
-                    raise PatternError(f"{label[:-1]} index {x} is out of range: allowed "
-                                       f"0..{self.n - 1}")
-            if len(set(vals)) != len(vals):
-                dup = sorted({x for x in vals if vals.count(x) > 1})
-                raise PatternError(f"{label} must be unique: {dup} given more than once")
-            object.__setattr__(self, name, tuple(sorted(vals)))
+        object.__setattr__(self, "columns",
+                           token_indices(self.columns, self.n, "column", "columns"))
+        object.__setattr__(self, "globals_",
+                           token_indices(self.globals_, self.n, "global", "globals"))
 
     @classmethod
     def from_hybrid(cls, p: HybridPattern) -> "KeySetPattern":

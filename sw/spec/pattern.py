@@ -66,13 +66,8 @@ class HybridPattern:
         if lim.max_globals is not None and len(g) > lim.max_globals:
             raise PatternError(
                 f"globals: {len(g)} given, allowed 0..{lim.max_globals} global tokens")
-        for x in g:
-            if not 0 <= x < self.n:
-                raise PatternError(f"global index {x} is out of range: allowed 0..{self.n - 1}")
-        if len(set(g)) != len(g):
-            dup = sorted({x for x in g if g.count(x) > 1})
-            raise PatternError(f"global indices must be unique: {dup} given more than once")
-        object.__setattr__(self, "globals_", tuple(sorted(g)))
+        object.__setattr__(self, "globals_", token_indices(g, self.n, "global",
+                                                           "global indices"))
 
     # --- derived views ------------------------------------------------------------------------
     @property
@@ -140,6 +135,20 @@ class HybridPattern:
     def sparsity(self) -> float:
         """Fraction of the n^2 query-key pairs that are not computed."""
         return 1.0 - self.pairs() / float(self.n) ** 2
+
+
+def token_indices(values, n: int, one: str, many: str) -> tuple[int, ...]:
+    """``values`` as sorted token indices, each in ``0 .. n-1`` and given once; PatternError
+    naming the index (``one``: "global index 12 is out of range") or the repeated ones
+    (``many``: "global indices must be unique")."""
+    vals = tuple(int(x) for x in np.asarray(values, dtype=np.int64).ravel())
+    for x in vals:
+        if not 0 <= x < n:
+            raise PatternError(f"{one} index {x} is out of range: allowed 0..{n - 1}")
+    if len(set(vals)) != len(vals):
+        dup = sorted({x for x in vals if vals.count(x) > 1})
+        raise PatternError(f"{many} must be unique: {dup} given more than once")
+    return tuple(sorted(vals))
 
 
 def _check_int(name: str, value, lo: int, hi: int | None):
