@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from swattn.sw import golden
-from swattn.sw.spec.keyset import Band, Grid, KeySetPattern, window_2d
+from swattn.sw.spec import regs
+from swattn.sw.spec.engine_params import EngineParams
+from swattn.sw.spec.keyset import Band, EngineForm, Grid, KeySetPattern, window_2d
 from swattn.sw.spec.numerics import SoftmaxConfig
-from swattn.sw.spec.pattern import HybridPattern, PatternError
+from swattn.sw.spec.pattern import HybridPattern, PatternError, PatternLimits
 
 
 def brute_mask(n, bands, grid, columns, globals_):
@@ -152,3 +154,93 @@ def test_golden_keys_follows_the_float_reference_on_a_2d_window():
     got = golden.attention_keys(q, k, v, p, SoftmaxConfig(mant, shift, 0))
     ref, bound = float_reference_and_bound(q, k, v, p.mask(), mant, shift, 0)
     assert np.all(np.abs(got - ref) <= bound), np.max(np.abs(got - ref) - bound)
+
+
+# --- the engine form ------------------------------------------------------------------------
+def random_engine_keyset(rng: random.Random, n: int) -> KeySetPattern:
+    """Bands of one step d starting at multiples of d, one through the query, overlapping and
+    touching each other at random; columns, some of them globals."""
+    d = rng.randint(1, 3)
+    a = rng.randint(0, 5)
+    bands = [Band(-a * d, a + 1 + rng.randint(0, 4), d)]
+    for _ in range(rng.randint(0, 5)):
+        bands.append(Band(rng.randint(-12, 12) * d, rng.randint(1, 5), d))
+    rng.shuffle(bands)
+    columns = rng.sample(range(n), rng.randint(0, min(4, n)))
+    globals_ = rng.sample(range(n), rng.randint(0, min(2, n)))
+    if columns and globals_ and rng.random() < 0.5:
+        globals_[0] = columns[0]
+    return KeySetPattern(n, tuple(bands), None, tuple(columns), tuple(globals_))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_engine_form_has_the_same_key_sets(seed):
+    rng = random.Random(300 + seed)
+    n = rng.randint(1, 90)
+    p = random_engine_keyset(rng, n)
+    e = EngineForm.from_pattern(p)
+    assert np.array_equal(e.keyset().mask(), brute_mask(n, p.bands, None, p.columns, p.globals_))
+    # its bands are disjoint from the window and from each other, ascending
+    ends = [(-e.left, e.right)] + [(s, s + c - 1) for s, c in e.bands]
+    ends.sort()
+    assert all(a[1] < b[0] for a, b in zip(ends, ends[1:]))
+    assert not set(e.columns) & set(e.globals_)
+
+
+def test_engine_form_of_a_hybrid_pattern_is_its_window():
+    h = HybridPattern(50, 3, 4, 2, (7, 9))
+    e = EngineForm.from_pattern(KeySetPattern.from_hybrid(h))
+    assert (e.left, e.right, e.dilation, e.bands, e.columns, e.globals_) == (3, 4, 2, (), (),
+                                                                            (7, 9))
+    assert e.hybrid() == h
+
+
+@pytest.mark.parametrize("pattern, message", [
+    (KeySetPattern(40, (Band(-2, 5, 1), Band(10, 3, 2))), "share one step"),
+    (KeySetPattern(40, (Band(-2, 3, 2), Band(5, 3, 2))), "multiple of the bands' step"),
+    (KeySetPattern(40, (Band(1, 3, 1),)), "offset 0"),
+    (KeySetPattern(40, (Band(-1, 3, 1),), Grid(8, 1)), "2D grid"),
+])
+def test_patterns_with_no_engine_form_are_refused(pattern, message):
+    with pytest.raises(PatternError, match=message):
+        EngineForm.from_pattern(pattern)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(bands=((-1, 2),)), "overlaps the window"),
+    (dict(bands=((4, 2), (5, 1))), "ascending order and disjoint"),
+    (dict(bands=((4, 0),)), "band 0 count = 0"),
+    (dict(columns=(9, 3)), "ascending order"),
+    (dict(columns=(3,), globals_=(3,)), r"columns \[3\] are also global"),
+    (dict(columns=(40,)), "column index 40 is out of range"),
+])
+def test_bad_engine_forms_are_refused(kw, message):
+    with pytest.raises(PatternError, match=message):
+        EngineForm(40, 2, 2, 1, **kw)
+
+
+@pytest.mark.parametrize("kw, limits, message", [
+    (dict(bands=((-30, 2),)), PatternLimits(max_radius=20), "reach 30 tokens"),
+    (dict(bands=((5, 2), (9, 1))), PatternLimits(max_bands=2), "bands: 3 with the window"),
+    (dict(columns=(1, 2, 3)), PatternLimits(max_columns=2), "columns: 3 given"),
+    (dict(dilation=3), PatternLimits(max_dilation=2), "dilation"),
+])
+def test_engine_limits_are_checked(kw, limits, message):
+    args = dict(n=60, left=2, right=2)
+    args.update(kw)
+    e = EngineForm(**args)
+    with pytest.raises(PatternError, match=message):
+        e.check(limits)
+    e.check(PatternLimits())
+
+
+def test_the_configuration_register_carries_bands_and_columns():
+    P = EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
+                     seq_width=10, max_bands=4, max_columns=3)
+    e = EngineForm(100, 2, 2, 1, ((-9, 2), (5, 3)), (7, 50), (3,))
+    view = regs.config_layout(P).from_bits(regs.pack_config(P, e))
+    assert (int(view.n_bands), int(view.n_columns)) == (2, 2)
+    assert [(int(b.start), int(b.count)) for b in view.bands] == [(-9, 2), (5, 3), (0, 0)]
+    assert [int(c) for c in view.columns] == [7, 50, 0]
+    with pytest.raises(ValueError, match="no band fields"):
+        regs.pack_config(EngineParams(head_dim=32, lanes=16), e)

@@ -42,6 +42,11 @@ class EngineParams:
         exponential table's output is registered; from 4, the score read is registered; with 5,
         the softmax multiplier's product is two registered partial products, summed a cycle
         later.
+    max_bands : bands of keys per job, the window included (1..16): the configuration's window
+        (left, right, dilation) and up to ``max_bands - 1`` more bands at the window's step
+        (:class:`swattn.sw.spec.keyset.EngineForm`).
+    max_columns : key-only columns per job, 0..32: keys every query attends, each with no row
+        of its own (their K/V rows are held beside the global rows).
     """
 
     head_dim: int = 64
@@ -52,6 +57,8 @@ class EngineParams:
     seq_width: int = 17
     dot_pipeline: int = 0
     pv_pipeline: int = 0
+    max_bands: int = 1
+    max_columns: int = 0
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -72,6 +79,13 @@ class EngineParams:
             bad("dot_pipeline", "0..4")
         if not 0 <= self.pv_pipeline <= 5:
             bad("pv_pipeline", "0..5")
+        if not 1 <= self.max_bands <= 16:
+            bad("max_bands", "1..16 (the window is one)")
+        if not 0 <= self.max_columns <= 32:
+            bad("max_columns", "0..32")
+        if self.serial and (self.max_bands > 1 or self.max_columns):
+            raise ValueError(f"max_bands = {self.max_bands}, max_columns = {self.max_columns}: "
+                             f"the serial engine (lanes 4) takes one band and no columns")
 
     #: lanes of the serial engine (two Q.K and two P.V multipliers on 16-bit buffer words)
     SERIAL_LANES = 4
@@ -130,8 +144,11 @@ class EngineParams:
 
     @property
     def score_depth(self) -> int:
-        """Scores held per unit and bank: the longest key stream of one group."""
-        return _pow2_ceil(2 * self.max_radius + self.units + self.max_globals)
+        """Scores held per unit and bank: the longest key stream of one group (its bands'
+        keys, at most ``2 max_radius + 1`` per row and ``units - 1`` more per band for the
+        group's other rows, then its columns and global keys)."""
+        return _pow2_ceil(2 * self.max_radius + 1 + (self.units - 1) * self.max_bands
+                          + self.max_globals + self.max_columns)
 
     @property
     def ring_rows(self) -> int:
@@ -185,7 +202,8 @@ class EngineParams:
 
     def limits(self) -> PatternLimits:
         return PatternLimits(max_n=self.n_max, max_radius=self.max_radius,
-                             max_dilation=self.max_dilation, max_globals=self.max_globals)
+                             max_dilation=self.max_dilation, max_globals=self.max_globals,
+                             max_bands=self.max_bands, max_columns=self.max_columns)
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -146,3 +146,138 @@ def window_2d(height: int, width: int, k: int, globals_=(), columns=()) -> KeySe
     r = k // 2
     bands = tuple(Band(dy * width - r, k, 1) for dy in range(-r, r + 1))
     return KeySetPattern(height * width, bands, Grid(width, r), tuple(columns), tuple(globals_))
+
+
+@dataclass(frozen=True)
+class EngineForm:
+    """A key-set pattern in the terms the engine's configuration takes.
+
+    The window (``left``, ``right``, ``dilation``: keys ``i + o * dilation``, ``o = -left ..
+    right``) is the band through the query; ``bands`` are the other bands as ``(start,
+    count)`` in window steps (keys ``i + (start + k) * dilation``, ``k < count``), in ascending
+    order, each entirely below or above the window and above the band before it; ``columns``
+    are key-only columns in ascending order, none of them a global token; ``globals_`` as in
+    :class:`~swattn.sw.spec.pattern.HybridPattern`. Every key-set pattern whose bands share one
+    step, start at multiples of it and include one through the query, and that has no grid,
+    has exactly one engine form (:meth:`from_pattern`): overlapping or touching bands of one
+    residue are merged, and a column that is also a global is left out (the global is a key of
+    every query already), so the key sets are the same.
+    """
+
+    n: int
+    left: int
+    right: int
+    dilation: int = 1
+    bands: tuple[tuple[int, int], ...] = ()
+    columns: tuple[int, ...] = ()
+    globals_: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _check_int("n", self.n, 1, None)
+        _check_int("left", self.left, 0, None)
+        _check_int("right", self.right, 0, None)
+        _check_int("dilation", self.dilation, 1, None)
+        bands = tuple((int(s), int(c)) for s, c in self.bands)
+        object.__setattr__(self, "bands", bands)
+        prev = None
+        for j, (s, c) in enumerate(bands):
+            _check_int(f"band {j} count", c, 1, None)
+            end = s + c - 1
+            if not (end < -self.left or s > self.right):
+                raise PatternError(
+                    f"band {j} (start {s}, count {c}) overlaps the window {-self.left}.."
+                    f"{self.right}: bands must lie entirely below or above it")
+            if prev is not None and s <= prev:
+                raise PatternError(
+                    f"band {j} (start {s}, count {c}) does not start above band {j - 1}'s last "
+                    f"step {prev}: bands must be in ascending order and disjoint")
+            prev = end
+        cols = tuple(int(x) for x in self.columns)
+        if list(cols) != sorted(set(cols)):
+            raise PatternError(f"columns {list(cols)} must be in ascending order, each once")
+        object.__setattr__(self, "columns", token_indices(cols, self.n, "column", "columns"))
+        object.__setattr__(self, "globals_",
+                           token_indices(self.globals_, self.n, "global", "globals"))
+        both = sorted(set(self.columns) & set(self.globals_))
+        if both:
+            raise PatternError(f"columns {both} are also global tokens: leave them out of the "
+                               f"columns (a global is a key of every query)")
+
+    @property
+    def reach(self) -> int:
+        """The farthest key from its query, in tokens: what the engine's ring must hold."""
+        steps = [self.left, self.right] + [abs(x) for s, c in self.bands for x in (s, s + c - 1)]
+        return max(steps) * self.dilation
+
+    def keyset(self) -> KeySetPattern:
+        d = self.dilation
+        bands = [Band(-self.left * d, self.left + self.right + 1, d)]
+        bands += [Band(s * d, c, d) for s, c in self.bands]
+        return KeySetPattern(self.n, tuple(sorted(bands, key=lambda b: b.start)), None,
+                             self.columns, self.globals_)
+
+    def hybrid(self) -> HybridPattern:
+        """The window and globals alone (the form with no bands and no columns is exactly it)."""
+        return HybridPattern(self.n, self.left, self.right, self.dilation, self.globals_)
+
+    def check(self, limits) -> None:
+        """PatternError naming the first field over an engine's ``limits``
+        (:class:`~swattn.sw.spec.pattern.PatternLimits`)."""
+        lim = limits
+        if lim.max_n is not None and self.n > lim.max_n:
+            raise PatternError(f"n = {self.n} is out of range: allowed 1..{lim.max_n}")
+        if lim.max_dilation is not None and self.dilation > lim.max_dilation:
+            raise PatternError(f"dilation (the bands' step) = {self.dilation} is out of range: "
+                               f"allowed 1..{lim.max_dilation}")
+        if lim.max_radius is not None and self.reach > lim.max_radius:
+            raise PatternError(f"the bands reach {self.reach} tokens from the query: allowed "
+                               f"0..{lim.max_radius} (the engine's max_radius)")
+        nb = 1 + len(self.bands)
+        if lim.max_bands is not None and nb > lim.max_bands:
+            raise PatternError(f"bands: {nb} with the window, allowed 1..{lim.max_bands}")
+        if lim.max_columns is not None and len(self.columns) > lim.max_columns:
+            raise PatternError(f"columns: {len(self.columns)} given, allowed "
+                               f"0..{lim.max_columns}")
+        if lim.max_globals is not None and len(self.globals_) > lim.max_globals:
+            raise PatternError(f"globals: {len(self.globals_)} given, allowed "
+                               f"0..{lim.max_globals} global tokens")
+
+    @classmethod
+    def from_hybrid(cls, p: HybridPattern) -> "EngineForm":
+        return cls(p.n, p.left, p.right, p.dilation, (), (), p.globals_)
+
+    @classmethod
+    def from_pattern(cls, p) -> "EngineForm":
+        """The engine form of a :class:`KeySetPattern` (or a HybridPattern); PatternError
+        saying why when it has none."""
+        if isinstance(p, EngineForm):
+            return p
+        if isinstance(p, HybridPattern):
+            return cls.from_hybrid(p)
+        if p.grid is not None:
+            raise PatternError(f"grid {p.grid}: this engine form has no 2D grid; the grid's "
+                               f"band keys need the golden model (golden.attention_keys)")
+        steps = {b.step for b in p.bands if b.count > 1}
+        if len(steps) > 1:
+            raise PatternError(f"band steps {sorted(steps)}: the engine's bands share one step")
+        d = steps.pop() if steps else 1
+        for b in p.bands:
+            if b.start % d:
+                raise PatternError(f"band start {b.start} is not a multiple of the bands' step "
+                                   f"{d}: the engine's bands start at whole steps")
+        # merge bands of the same residue class that overlap or touch, in window steps
+        spans = sorted((b.start // d, b.start // d + b.count - 1) for b in p.bands)
+        merged: list[list[int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        window = [s for s in merged if s[0] <= 0 <= s[1]]
+        if not window:
+            raise PatternError("no band reaches the query itself (offset 0): the engine's window "
+                               "is the band through the query")
+        lo, hi = window[0]
+        bands = tuple((a, b - a + 1) for a, b in merged if [a, b] != [lo, hi])
+        columns = tuple(c for c in p.columns if c not in set(p.globals_))
+        return cls(p.n, -lo, hi, d, bands, columns, p.globals_)

@@ -17,13 +17,17 @@ class PatternLimits:
 
     ``max_radius`` bounds the reach of the window on each side in tokens, dilation * radius, since
     that is what the engine's key buffer must hold. ``max_dilation`` and ``max_globals`` bound the
-    dilation and the number of global tokens; ``max_n`` the sequence length.
+    dilation and the number of global tokens; ``max_n`` the sequence length; ``max_bands`` the
+    bands of a key-set pattern (the window is one) and ``max_columns`` its key-only columns
+    (:class:`swattn.sw.spec.keyset.EngineForm`).
     """
 
     max_n: int | None = None
     max_radius: int | None = None
     max_dilation: int | None = None
     max_globals: int | None = None
+    max_bands: int | None = None
+    max_columns: int | None = None
 
 
 @dataclass(frozen=True)

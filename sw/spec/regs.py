@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import enum
 
-from amaranth.hdl import unsigned
+from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
 from . import numerics as nx
 from .engine_params import EngineParams
+from .keyset import EngineForm
 from .pattern import HybridPattern
 
 
@@ -34,6 +35,13 @@ class Error(enum.IntEnum):
     GLOBAL_RANGE = 5  #: a global index >= n
     GLOBAL_DUP = 6  #: the same global index twice
     BUSY = 7  #: start while a job runs (the running job is not disturbed)
+    BAND_COUNT = 8  #: more bands than max_bands - 1 beside the window
+    BAND_RANGE = 9  #: a band of count 0, or reaching over max_radius (dilation * steps)
+    BAND_ORDER = 10  #: a band not above the one before it, or overlapping the window
+    COLUMN_COUNT = 11  #: more columns than max_columns
+    COLUMN_RANGE = 12  #: a column index >= n
+    COLUMN_ORDER = 13  #: a column index not above the one before it
+    COLUMN_GLOBAL = 14  #: a column index equal to a global's
 
 
 STATUS_LAYOUT = data.StructLayout({"state": unsigned(2), "error": unsigned(4)})
@@ -45,11 +53,23 @@ CONFIG_FIELDS = {
     "out_shift": nx.OUT_SHIFT_WIDTH,
 }
 GLOBAL_INDEX_WIDTH = 32
+#: the fields of the bands beside the window and of the columns, present on engines with
+#: max_bands > 1 / max_columns > 0 (a band's start is signed, in window steps)
+BAND_FIELDS = {"n_bands": 8}
+BAND_LAYOUT = data.StructLayout({"start": signed(16), "count": unsigned(16)})
+COLUMN_FIELDS = {"n_columns": 8}
+COLUMN_INDEX_WIDTH = 32
 
 
 def config_layout(params: EngineParams) -> data.StructLayout:
     fields = {name: unsigned(w) for name, w in CONFIG_FIELDS.items()}
     fields["globals"] = data.ArrayLayout(unsigned(GLOBAL_INDEX_WIDTH), max(1, params.max_globals))
+    if params.max_bands > 1:
+        fields.update({name: unsigned(w) for name, w in BAND_FIELDS.items()})
+        fields["bands"] = data.ArrayLayout(BAND_LAYOUT, params.max_bands - 1)
+    if params.max_columns:
+        fields.update({name: unsigned(w) for name, w in COLUMN_FIELDS.items()})
+        fields["columns"] = data.ArrayLayout(unsigned(COLUMN_INDEX_WIDTH), params.max_columns)
     return data.StructLayout(fields)
 
 
@@ -68,14 +88,18 @@ def config_bits(params: EngineParams) -> dict[str, int]:
             "n_globals": max(1, P.max_globals).bit_length(), "globals": P.seq_width}
 
 
-def pack_config(params: EngineParams, pattern: HybridPattern | None = None,
+def pack_config(params: EngineParams, pattern: HybridPattern | EngineForm | None = None,
                 cfg: nx.SoftmaxConfig | None = None, **raw) -> int:
-    """The configuration register as an integer. ``raw`` overrides fields (for invalid configs)."""
+    """The configuration register as an integer. ``raw`` overrides fields (for invalid configs:
+    ``bands`` as (start, count) pairs, ``columns`` as indices)."""
     fields = {}
     if pattern is not None:
         fields.update(n=pattern.n, left=pattern.left, right=pattern.right,
                       dilation=pattern.dilation, n_globals=len(pattern.globals_),
                       globals=list(pattern.globals_))
+        if isinstance(pattern, EngineForm):
+            fields.update(n_bands=len(pattern.bands), bands=list(pattern.bands),
+                          n_columns=len(pattern.columns), columns=list(pattern.columns))
     if cfg is not None:
         fields.update(mult_mant=cfg.mult_mant, mult_shift=cfg.mult_shift, out_shift=cfg.out_shift)
     fields.update(raw)
@@ -85,7 +109,31 @@ def pack_config(params: EngineParams, pattern: HybridPattern | None = None,
     if len(g) > slots:
         raise ValueError(f"{len(g)} global indices do not fit the register's {slots} slots")
     fields["globals"] = g + [0] * (slots - len(g))
-    for name, w in CONFIG_FIELDS.items():
+    scalars = dict(CONFIG_FIELDS)
+    for key, many, slots, what in (("bands", "n_bands", params.max_bands - 1, "band"),
+                                   ("columns", "n_columns", params.max_columns, "column")):
+        given = list(fields.pop(key, []))
+        if slots <= 0:
+            if given or fields.pop(many, 0):
+                raise ValueError(f"{len(given)} {what}s given: this engine has no {what} fields "
+                                 f"(max_bands {params.max_bands}, max_columns "
+                                 f"{params.max_columns})")
+            continue
+        if len(given) > slots:
+            raise ValueError(f"{len(given)} {what}s do not fit the register's {slots} slots")
+        scalars[many] = 8
+        if key == "bands":
+            for s_, c_ in given:
+                if not (-(1 << 15) <= s_ < (1 << 15) and 0 <= c_ < (1 << 16)):
+                    raise ValueError(f"band (start {s_}, count {c_}) does not fit 16 bits each")
+            given = [{"start": s_, "count": c_} for s_, c_ in given]
+            fields[key] = given + [{"start": 0, "count": 0}] * (slots - len(given))
+        else:
+            for c_ in given:
+                if not 0 <= c_ < (1 << COLUMN_INDEX_WIDTH):
+                    raise ValueError(f"column index {c_} does not fit {COLUMN_INDEX_WIDTH} bits")
+            fields[key] = given + [0] * (slots - len(given))
+    for name, w in scalars.items():
         v = fields.get(name, 0)
         if not 0 <= v < (1 << w):
             raise ValueError(f"config field {name} = {v} does not fit {w} bits")
