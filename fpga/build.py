@@ -474,55 +474,104 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int,
-                clock_mhz: float | None = None, limit_s: float | None = None,
-                log=_stderr) -> list[dict]:
-    """Synthesise ``board`` once, then place and route it at each of ``seeds``, ``jobs`` at a
-    time, each stopped after ``limit_s`` seconds if given (a router that does not converge);
-    returns a row per seed (Fmax, nets arriving after the clock period, whether it meets the
-    clock), best first. ``log(line)`` reports the progress (default: to stderr)."""
-    from concurrent.futures import ThreadPoolExecutor
+def pnr_command(bdir: Path, board: Board, env: dict | None = None) -> list[str]:
+    """nextpnr's place-and-route command of the build in ``bdir`` (from the build script that
+    :func:`build` extracted there), with the tool variables resolved."""
+    name = f"swattn_{board.name.replace('-', '_')}"
+    cmds = _commands((Path(bdir) / f"build_{name}.sh").read_text(), env or tool_env())
+    return next(c for c in cmds if "nextpnr" in Path(c[0]).name and "--pack-only" not in c)
 
+
+def place_seed(job: dict) -> dict:
+    """Place and route one seed of a sweep (a job of :func:`build_seeds` and of ``swattn
+    explore``, run by a worker process, so a module-level function of plain data):
+
+    ``job``: ``seed``, ``argv`` (:func:`pnr_command`), ``build_dir``, ``clock_hz`` (the clock
+    the verdict is against), ``netlist``, ``limit_s`` (stop nextpnr after that many seconds;
+    None: no limit) and ``family``.
+
+    Returns the seed's row: ``seed``, ``seconds``, ``rc`` (``"stopped"`` past the limit),
+    ``netlist`` and, from the seed's report, ``fmax_mhz``, ``late_nets`` (nets arriving after
+    the clock period), ``meets`` and nextpnr's ``utilisation`` rows.
+    """
     from .late import late_nets
 
-    base = build(board, out, synth_only=True, seed=seeds[0], clock_mhz=clock_mhz)
-    if not base["ok"]:
-        raise UserError(f"synthesis of {board.name} failed: {base.get('error')}")
-    bdir = Path(base["build_dir"])
-    name = f"swattn_{board.name.replace('-', '_')}"
-    env = tool_env()
-    clocked = with_clock(board, clock_mhz)
-    cmds = _commands((bdir / f"build_{name}.sh").read_text(), env)
-    pnr = next(c for c in cmds if "nextpnr" in Path(c[0]).name and "--pack-only" not in c)
-    log(f"  place and route at seeds {', '.join(map(str, seeds))}, {jobs} at a time "
-        f"(logs: {bdir}/nextpnr_seed<N>.log)")
+    seed, bdir = job["seed"], Path(job["build_dir"])
+    t0 = time.monotonic()
+    with open(bdir / f"nextpnr_seed{seed}.log", "w") as pnr_log:
+        try:
+            rc = subprocess.run(_seed_argv(job["argv"], seed), cwd=bdir, env=tool_env(),
+                                stdout=pnr_log, stderr=subprocess.STDOUT,
+                                timeout=job.get("limit_s")).returncode
+        except subprocess.TimeoutExpired:
+            rc = "stopped"
+    row = {"seed": seed, "seconds": round(time.monotonic() - t0, 1), "rc": rc,
+           "netlist": job.get("netlist")}
+    rpath = bdir / f"report_seed{seed}.json"
+    if rc == 0 and rpath.exists():
+        report = json.loads(rpath.read_text())
+        fmax, _ = fmax_of(report, job["clock_hz"])
+        late = late_nets(report, 1e9 / job["clock_hz"])
+        row.update(fmax_mhz=fmax, late_nets=sum(len(g.nets) for g in late),
+                   meets=fmax is not None and fmax >= job["clock_hz"] / 1e6)
+        fam = job.get("family")
+        if fam in CELL_ROWS:
+            row["utilisation"] = [
+                {"resource": label, "used": u["used"], "available": u["available"],
+                 "source": "nextpnr"}
+                for cell, label in CELL_ROWS[fam].items()
+                if (u := (report.get("utilization") or {}).get(cell)) is not None]
+    return row
 
-    def one(seed: int) -> dict:
-        t0 = time.monotonic()
-        with open(bdir / f"nextpnr_seed{seed}.log", "w") as pnr_log:
-            try:
-                rc = subprocess.run(_seed_argv(pnr, seed), cwd=bdir, env=env, stdout=pnr_log,
-                                    stderr=subprocess.STDOUT, timeout=limit_s).returncode
-            except subprocess.TimeoutExpired:
-                rc = "stopped"
-        row = {"seed": seed, "seconds": round(time.monotonic() - t0, 1), "rc": rc,
-               "netlist": base["netlist"]}
-        rpath = bdir / f"report_seed{seed}.json"
-        if rc == 0 and rpath.exists():
-            report = json.loads(rpath.read_text())
-            fmax, _ = fmax_of(report, clocked.clock_hz)
-            late = late_nets(report, 1e9 / clocked.clock_hz)
-            row.update(fmax_mhz=fmax, late_nets=sum(len(g.nets) for g in late),
-                       meets=fmax is not None and fmax >= clocked.clock_hz / 1e6)
-        log(f"  seed {seed}: " + (f"{row['fmax_mhz']:.1f} MHz, {row['late_nets']} late "
-                                  f"net(s)" if "fmax_mhz" in row and row["fmax_mhz"]
-                                  else f"no result ({'stopped after the time limit' if rc == 'stopped' else f'exit {rc}'})")
-            + f", {row['seconds']:.0f} s")
-        return row
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        rows = list(pool.map(one, seeds))
+def seed_line(row: dict) -> str:
+    """A seed's row as the sweep's progress line."""
+    rc = row["rc"]
+    if row.get("fmax_mhz"):
+        what = f"{row['fmax_mhz']:.1f} MHz, {row['late_nets']} late net(s)"
+    else:
+        what = ("no result (" + ("stopped after the time limit" if rc == "stopped"
+                                 else f"exit {rc}") + ")")
+    return f"seed {row['seed']}: {what}, {row['seconds']:.0f} s"
+
+
+def best_first(rows: list[dict]) -> list[dict]:
+    """Seed rows by Fmax, highest first (rows without one last), then by seed."""
     return sorted(rows, key=lambda r: (-(r.get("fmax_mhz") or 0), r["seed"]))
+
+
+def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int | None,
+                clock_mhz: float | None = None, limit_s: float | None = None,
+                log=_stderr, scheduler: str | None = None) -> list[dict]:
+    """Synthesise ``board`` once, then place and route it at each of ``seeds``, each a job of a
+    Dask cluster (:mod:`swattn.sw.cluster`: ``jobs`` local worker processes, or the cluster at
+    ``scheduler``), each stopped after ``limit_s`` seconds if given (a router that does not
+    converge); returns a row per seed (:func:`place_seed`: Fmax, nets arriving after the clock
+    period, whether it meets the clock), best first. ``log(line)`` reports the progress
+    (default: to stderr), a line per seed as it ends."""
+    from ..sw.cluster import dask_client, map_jobs
+
+    # (the cluster first: a --scheduler that does not answer is refused before the synthesis)
+    with dask_client(scheduler, jobs) as client:
+        base = build(board, out, synth_only=True, seed=seeds[0], clock_mhz=clock_mhz)
+        if not base["ok"]:
+            raise UserError(f"synthesis of {board.name} failed: {base.get('error')}")
+        bdir = Path(base["build_dir"]).resolve()
+        clocked = with_clock(board, clock_mhz)
+        argv = pnr_command(bdir, board)
+        where = f"on the Dask cluster at {scheduler}" if scheduler else \
+            f"{jobs or os.cpu_count() or 1} at a time"
+        log(f"  place and route at seeds {', '.join(map(str, seeds))}, {where} "
+            f"(logs: {bdir}/nextpnr_seed<N>.log)")
+        work = [{"seed": s, "argv": argv, "build_dir": str(bdir), "clock_hz": clocked.clock_hz,
+                 "netlist": base["netlist"], "limit_s": limit_s, "family": board.family}
+                for s in seeds]
+        rows = []
+        for _, row in map_jobs(client, place_seed, work, label=lambda j: f"seed {j['seed']}",
+                               name=f"place-{board.name}"):
+            log("  " + seed_line(row))
+            rows.append(row)
+    return best_first(rows)
 
 
 def plot_utilisation(board: Board, res: dict, path: Path) -> Path | None:

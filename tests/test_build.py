@@ -262,39 +262,81 @@ def test_the_board_table_names_the_seed(tmp_path, monkeypatch):
     assert got == ["7", "3"]
 
 
+#: a stand-in for nextpnr-ecp5 (a script of its own, run by the sweep's worker processes): it
+#: writes a report with an Fmax of 90 + seed MHz, a late net (11 ns) at even seeds and the
+#: utilisation, records its pid, and runs past any time limit at seed 3
+FAKE_NEXTPNR = """#!{python}
+import json, os, sys, time
+argv = sys.argv[1:]
+seed = int(argv[argv.index("--seed") + 1])
+with open("pids_seed%d" % seed, "w") as f:
+    f.write(str(os.getppid()))
+if seed == 3:
+    time.sleep(60)
+late = [{{"net": "late_net", "driver": "acc0_TRELLIS_FF_Q",
+          "endpoints": [{{"cell": "x", "port": "D", "delay": [1.0, 11.0]}}]}}]
+report = {{"fmax": {{"clk": {{"achieved": 90.0 + seed, "constraint": 100.0}}}},
+          "detailed_net_timings": late if seed % 2 == 0 else [],
+          "utilization": {{"TRELLIS_COMB": {{"used": 1000 + seed, "available": 83640}}}}}}
+with open(argv[argv.index("--report") + 1], "w") as f:
+    json.dump(report, f)
+print("stand-in nextpnr, seed", seed)
+"""
+
+
 def test_a_seed_sweep_tabulates_each_seed(tmp_path, monkeypatch):
-    """``build_seeds`` runs nextpnr once per seed on the synthesised netlist (here a stand-in that
-    writes a report, or runs past the time limit at seed 3), prints a line per seed as it ends
-    and returns the rows best first."""
-    from swattn.fpga import late
+    """``build_seeds`` runs nextpnr once per seed on the synthesised netlist, each a job of a
+    real Dask LocalCluster of two worker processes (here a stand-in nextpnr that writes a
+    report, or runs past the time limit at seed 3), prints a line per seed as it ends and
+    returns the rows best first."""
+    import os
+    import time
 
     bdir = tmp_path / "ulx3s-85f"
     bdir.mkdir()
+    fake = tmp_path / "fake-nextpnr-ecp5"
+    fake.write_text(FAKE_NEXTPNR.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setenv("NEXTPNR_ECP5", str(fake))
     (bdir / "build_swattn_ulx3s_85f.sh").write_text(
         '"$NEXTPNR_ECP5" --85k --json t.json --report report.json --seed 1\n')
     monkeypatch.setattr(fb, "build", lambda *a, **k: {"ok": True, "build_dir": str(bdir),
                                                        "netlist": "n1"})
-
-    def fake_nextpnr(argv, cwd, env, stdout, stderr, timeout):
-        seed = int(argv[argv.index("--seed") + 1])
-        if seed == 3:
-            raise subprocess.TimeoutExpired(argv, timeout)
-        (Path(cwd) / argv[argv.index("--report") + 1]).write_text(json.dumps({"seed": seed}))
-        return subprocess.CompletedProcess(argv, 0)
-
-    monkeypatch.setattr(fb.subprocess, "run", fake_nextpnr)
-    monkeypatch.setattr(fb, "fmax_of", lambda report, hz: (90.0 + report["seed"], "clk"))
-    monkeypatch.setattr(late, "late_nets", lambda report, period: [])
     lines = []
-    rows = fb.build_seeds(BOARDS["ulx3s-85f"], tmp_path, [1, 2, 3, 12], 2, limit_s=60,
+    t0 = time.monotonic()
+    rows = fb.build_seeds(BOARDS["ulx3s-85f"], tmp_path, [1, 2, 3, 12], 2, limit_s=4,
                           log=lines.append)
-    assert [(r["seed"], r.get("fmax_mhz"), r.get("meets")) for r in rows] == [
-        (12, 102.0, True), (2, 92.0, False), (1, 91.0, False), (3, None, None)]
+    seconds = time.monotonic() - t0
+    assert [(r["seed"], r.get("fmax_mhz"), r.get("meets"), r.get("late_nets"), r["rc"])
+            for r in rows] == [(12, 102.0, True, 1, 0), (2, 92.0, False, 1, 0),
+                               (1, 91.0, False, 0, 0), (3, None, None, None, "stopped")]
     assert all(r["netlist"] == "n1" for r in rows)
+    assert rows[0]["utilisation"] == [{"resource": "LUT4 (placed)", "used": 1012,
+                                       "available": 83640, "source": "nextpnr"}]
     ends = sorted(line.strip() for line in lines if line.strip().startswith("seed"))
     assert [e.split(",")[0] for e in ends] == [
         "seed 12: 102.0 MHz", "seed 1: 91.0 MHz", "seed 2: 92.0 MHz",
         "seed 3: no result (stopped after the time limit)"]
+    # the seeds ran in the cluster's two worker processes, not in this one, side by side
+    workers = {int((bdir / f"pids_seed{s}").read_text()) for s in (1, 2, 3, 12)}
+    assert len(workers) == 2 and os.getpid() not in workers, workers
+    assert (bdir / "nextpnr_seed12.log").read_text() == "stand-in nextpnr, seed 12\n"
+    assert seconds < 60, seconds
+
+
+def test_a_failed_seed_job_names_its_seed(tmp_path, monkeypatch):
+    """A seed whose job raises on its worker (here: nextpnr is not there) stops the sweep with
+    an error that names the seed."""
+    from swattn.sw.cluster import JobFailed
+
+    bdir = tmp_path / "ulx3s-85f"
+    bdir.mkdir()
+    monkeypatch.setenv("NEXTPNR_ECP5", str(tmp_path / "no-such-nextpnr"))
+    (bdir / "build_swattn_ulx3s_85f.sh").write_text('"$NEXTPNR_ECP5" --85k --seed 1\n')
+    monkeypatch.setattr(fb, "build", lambda *a, **k: {"ok": True, "build_dir": str(bdir),
+                                                       "netlist": "n1"})
+    with pytest.raises(JobFailed, match=r"^seed 5: FileNotFoundError: .*no-such-nextpnr"):
+        fb.build_seeds(BOARDS["ulx3s-85f"], tmp_path, [5], 1, log=lambda line: None)
 
 
 def test_the_netlist_fingerprint_ignores_source_locations_only(tmp_path):
@@ -313,7 +355,8 @@ def test_the_netlist_fingerprint_ignores_source_locations_only(tmp_path):
 def _sweep_args(**kw):
     import argparse
     base = dict(board="ulx3s-85f", seeds="1-3", seed=None, synth_only=False, jobs=2, json=None,
-                seed_minutes=None, clock=None, record=True, out="build", list=False)
+                seed_minutes=None, clock=None, record=True, out="build", list=False,
+                scheduler=None)
     return argparse.Namespace(**{**base, **kw})
 
 

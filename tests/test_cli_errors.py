@@ -164,6 +164,13 @@ BAD_LINES = [
     ("build --board icebreaker --seeds 1-3 --jobs 0", "--jobs", ["= 0", "1 or more"]),
     ("build --board icebreaker --seeds 1-x", "--seeds", ["'1-x'", "1-8"]),
     ("build --board icebreaker --record", "--record", ["--seeds"]),
+    ("build --board icebreaker --scheduler tcp://127.0.0.1:1", "--scheduler", ["--seeds"]),
+    ("build --board icebreaker --seeds 1-2 --scheduler tcp://127.0.0.1:1", "--scheduler",
+     ["'tcp://127.0.0.1:1'", "no Dask scheduler answered within 10 s", "tcp://host:8786"]),
+    ("build --board icebreaker --seeds 1-2 --scheduler nohost", "--scheduler",
+     ["'nohost'", "not an address", "tcp://host:8786"]),
+    ("build --board icebreaker --seeds 1-2 --jobs 2 --scheduler tcp://127.0.0.1:1", "--jobs",
+     ["--scheduler", "leave out --jobs"]),
     # --- run
     ("run --port /dev/nonexistent-tty", "--port", ["/dev/nonexistent-tty", "serial device"]),
     ("run --port {file}", "--port", ["not a serial device"]),

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ...fpga.boards import BOARDS, get_board
+from ..cluster import SCHEDULER_HELP
 from ..spec.errors import UserError
 from .args import CREATES_FOLDERS, given, integer, number, output_dir, output_file
 from .args import board as board_name
@@ -32,7 +33,10 @@ def add_arguments(p):
                    help="synthesise once, then place and route at each of these seeds side by "
                         "side (e.g. 1-8) and tabulate Fmax and late nets per seed")
     p.add_argument("--jobs", type=integer("--jobs", 1), default=os.cpu_count() or 1,
-                   help="place-and-route runs at a time with --seeds (default: the cores)")
+                   help="with --seeds: local worker processes, each running one place and "
+                        "route at a time (default: the cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --seeds: " + SCHEDULER_HELP)
     p.add_argument("--record", action="store_true",
                    help="with --seeds: record the best seed as the board's (fpga/seeds.json), "
                         "with its Fmax and the netlist's fingerprint")
@@ -56,7 +60,7 @@ def run(args) -> int:
         return 0
     if args.record and not args.seeds:
         raise UserError("--record records the best seed of a sweep: give --seeds too")
-    sweep_only = given(args, "--jobs", "--seed-minutes")
+    sweep_only = given(args, "--jobs", "--seed-minutes", "--scheduler")
     if sweep_only and not args.seeds:
         one = len(sweep_only) == 1
         raise UserError(f"{' and '.join(sweep_only)} {'goes' if one else 'go'} with --seeds (a "
@@ -126,10 +130,14 @@ def run_seeds(board, args) -> int:
         raise UserError(str(e)) from None
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: at least 1")
+    if args.scheduler is not None and given(args, "--jobs"):
+        raise UserError("--jobs sets the local worker processes; with --scheduler the "
+                        "cluster's workers run the jobs: leave out --jobs")
     if args.seed_minutes is not None and args.seed_minutes <= 0:
         raise UserError(f"--seed-minutes {args.seed_minutes:g}: must be above 0")
     rows = build_seeds(board, Path(args.out), seeds, min(args.jobs, len(seeds)), args.clock,
-                       None if args.seed_minutes is None else 60 * args.seed_minutes)
+                       None if args.seed_minutes is None else 60 * args.seed_minutes,
+                       scheduler=args.scheduler)
     clock = board.clock_hz / 1e6 if args.clock is None else args.clock
     print(f"\n  {board.name}: place and route per seed (clock {clock:g} MHz)")
     print(f"  {'seed':>6} {'Fmax MHz':>9} {'late nets':>10} {'meets':>6} {'seconds':>8}")
