@@ -8,18 +8,21 @@ busy, each followed by a valid job), checked bit for bit against the golden mode
 build with ``--x-assign unique --x-initial unique`` and ``+verilator+seed+<seed0>
 +verilator+rand+reset+2``.
 
-    python -m swattn.sim.regress                      # the full plan, pytest-xdist -n auto
+    python -m swattn.sim.regress                      # the full plan, a worker per core
     python -m swattn.sim.regress --shard 2/8          # the second of eight shards (CI matrix)
     python -m swattn.sim.regress --verilator-jobs 300 --icarus-jobs 40   # a reduced run
+    python -m swattn.sim.regress --scheduler tcp://host:8786             # on a Dask cluster
     python -m swattn.sim.regress --rerun <chunk> --seed <seed>           # one failing job
 
-Chunks are split over shards by index (chunk i goes to shard i mod N); within a shard pytest-xdist
-runs them in parallel. Each chunk writes ``build/regress/chunks/<chunk>.json``; at the end the
-functional coverage (``swattn.sim.coverage``) and a summary (``build/regress/summary.json``) are
-printed. Every failing job is printed with its seed and the one command that re-runs it.
-
-This file is also the pytest module that runs the chunks (``test_chunk``); it uses absolute
-imports because pytest imports it by path.
+Chunks are split over shards by index (chunk i goes to shard i mod N); within a shard each chunk
+is a job of a Dask cluster (:mod:`swattn.sw.cluster`): local worker processes (``-n``, default a
+worker per core) or an existing cluster (``--scheduler``, whose workers must see this checkout's
+folders). Workers that need the same simulator build share it as separate processes always did:
+one builds it, the others wait for its lock (:func:`swattn.sim.runner.build`). Each chunk writes
+``build/regress/chunks/<chunk>.json`` (and its simulator log beside its build,
+``build/sim/*/regress_<chunk>.log``) and prints a line as it ends; at the end the functional
+coverage (``swattn.sim.coverage``) and a summary (``build/regress/summary.json``) are printed.
+Every failing job is printed with its seed and the one command that re-runs it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -122,21 +124,22 @@ def shard(chunks: list[Chunk], spec: str) -> list[Chunk]:
 XRAND_ARGS = ["--x-assign", "unique", "--x-initial", "unique"]
 
 
-def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[dict], dict, float]:
-    """Run ``jobs`` under the X-checking testbench on the runner's build (x-randomised for an
-    ``xrand`` chunk); returns (results, x-check record, seconds spent building or waiting for the
-    build)."""
+def _simulate(chunk: Chunk, params, jobs: list[dict], name: str,
+              sim_root: Path | str = "build/sim") -> tuple[list[dict], dict, float]:
+    """Run ``jobs`` under the X-checking testbench on the runner's build under ``sim_root``
+    (x-randomised for an ``xrand`` chunk); returns (results, x-check record, seconds spent
+    building or waiting for the build)."""
     from swattn.sim import runner
 
     build_args = XRAND_ARGS if chunk.xrand else None
     t0 = time.monotonic()
     if chunk.size.startswith("axi."):  # the AXI top, driven through its AXI ports only
-        runner.build(params, chunk.sim, bus="axi")
+        runner.build(params, chunk.sim, sim_root, bus="axi")
         build_secs = time.monotonic() - t0
-        results = runner.run_jobs(params, jobs, chunk.sim, name=name, bus="axi",
+        results = runner.run_jobs(params, jobs, chunk.sim, sim_root, name=name, bus="axi",
                                   test_module="swattn.sim.tb_axi", partial=True)
         return results, {"count": 0, "events": []}, build_secs
-    bdir, _ = runner.build(params, chunk.sim, build_args=build_args)
+    bdir, _ = runner.build(params, chunk.sim, sim_root, build_args=build_args)
     build_secs = time.monotonic() - t0
     x_path = bdir / f"{name}.xcheck.json"
     if x_path.exists():
@@ -146,9 +149,9 @@ def _simulate(chunk: Chunk, params, jobs: list[dict], name: str) -> tuple[list[d
         plusargs = [f"+verilator+seed+{chunk.seed0 % 2**31}", "+verilator+rand+reset+2"]
     if params.serial:  # (its testbench models the buffers and checks every write itself)
         results = runner.run_serial_jobs(params, jobs, chunk.sim, name=name, plusargs=plusargs,
-                                         build_args=build_args, partial=True)
+                                         build_args=build_args, partial=True, root=sim_root)
         return results, {"count": 0, "events": []}, build_secs
-    results = runner.run_jobs(params, jobs, chunk.sim, name=name, plusargs=plusargs,
+    results = runner.run_jobs(params, jobs, chunk.sim, sim_root, name=name, plusargs=plusargs,
                               build_args=build_args, test_module="swattn.sim.tb_xcheck",
                               extra_env={"SWATTN_XCHECK": str(x_path)}, partial=True)
     xrec = json.loads(x_path.read_text()) if x_path.exists() else {"count": -1, "events": []}
@@ -159,9 +162,11 @@ def rerun_command(chunk: Chunk, seed: int) -> str:
     return f".venv/bin/python -m swattn.sim.regress --rerun {chunk.id} --seed {seed}"
 
 
-def run_chunk(chunk: Chunk, only_seed: int | None = None, root: Path = ROOT) -> dict:
+def run_chunk(chunk: Chunk, only_seed: int | None = None, root: Path = ROOT,
+              sim_root: Path | str = "build/sim") -> dict:
     """Run one chunk (or, with ``only_seed``, that job and the job before it, whose end state it
-    starts from) and write ``<root>/chunks/<id>.json``; returns that record."""
+    starts from) on the simulator builds under ``sim_root`` and write
+    ``<root>/chunks/<id>.json``; returns that record."""
     from swattn.sim.jobs import axi_jobs, regression_jobs
 
     params = chunk_params(chunk.size)
@@ -175,7 +180,7 @@ def run_chunk(chunk: Chunk, only_seed: int | None = None, root: Path = ROOT) -> 
         jobs = jobs[max(0, idx[0] - 1): idx[0] + 1]
         name += f"_seed{only_seed}"
     t0 = time.monotonic()
-    results, xrec, build_secs = _simulate(chunk, params, jobs, name)
+    results, xrec, build_secs = _simulate(chunk, params, jobs, name, sim_root)
     secs = time.monotonic() - t0 - build_secs
     failures = []
     for job, res in zip(jobs, results):
@@ -212,20 +217,62 @@ def run_chunk(chunk: Chunk, only_seed: int | None = None, root: Path = ROOT) -> 
     return rec
 
 
-# ------------------------------------------------------------------------------------ pytest
+# ------------------------------------------------------------------------------------ Dask
 
-def pytest_generate_tests(metafunc):
-    if "chunk_id" in metafunc.fixturenames:
-        spec = os.environ.get("SWATTN_REGRESS_PLAN")
-        ids = json.loads(Path(spec).read_text()) if spec else []
-        metafunc.parametrize("chunk_id", ids, ids=ids)
+def chunk_job(job: dict) -> dict:
+    """One chunk as a job of the cluster (run by a worker process): :func:`run_chunk` of
+    ``job["id"]`` with the record under ``job["root"]`` and the builds under ``job["sim_root"]``
+    (absolute: a worker's folder may be another). Returns the record's figures without its job
+    list (the summary reads the record's file); a chunk that raised returns ``error`` (its
+    traceback), so that the other chunks go on and the summary counts it as missing; ``worker``
+    names the host and process that ran it."""
+    import socket
+    import traceback
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    try:
+        rec = run_chunk(Chunk.from_id(job["id"]), root=Path(job["root"]),
+                        sim_root=job["sim_root"])
+    except Exception:  # noqa: BLE001 - reported by the caller, chunk by chunk
+        return {"id": job["id"], "error": traceback.format_exc(), "worker": worker}
+    return dict({k: rec[k] for k in ("id", "seconds", "build_seconds", "jobs", "passed",
+                                     "failures")}, worker=worker)
 
 
-def test_chunk(chunk_id):
-    rec = run_chunk(Chunk.from_id(chunk_id))
-    assert not rec["failures"], "\n" + "\n".join(
-        f"FAILED seed {f['seed']} ({f['kind']}): {f['why'][:400]}\n  re-run: {f['rerun']}"
-        for f in rec["failures"][:20])
+def chunk_line(res: dict) -> str:
+    """A finished chunk's progress line."""
+    if res.get("error"):
+        last = res["error"].strip().splitlines()[-1]
+        return f"{res['id']}: ERROR {last}"
+    fails = len(res["failures"])
+    return (f"{res['id']}: {res['passed']}/{res['jobs']} jobs passed"
+            + (f", {fails} FAILURE(S)" if fails else "")
+            + f", {res['seconds']:.0f} s simulating"
+            + (f" (+{res['build_seconds']:.0f} s building)" if res["build_seconds"] >= 1 else ""))
+
+
+def run_chunks(client, chunks: list[Chunk], root: Path = ROOT, sim_root: Path | str = "build/sim",
+               log=print) -> list[dict]:
+    """Each chunk a job on ``client``'s workers (:func:`chunk_job`, through
+    :func:`swattn.sw.cluster.map_jobs`); a line per chunk as it ends (``log``); returns the
+    results in the order they ended. The workers' own progress lines are off (they would
+    interleave)."""
+    from swattn.sim import regress as this  # (by its name: this file may run as __main__)
+    from swattn.sw.cluster import map_jobs
+
+    work = [{"id": c.id, "root": str(Path(root).resolve()),
+             "sim_root": str(Path(sim_root).resolve())} for c in chunks]
+    out = []
+    for _, res in map_jobs(client, this.chunk_job, work, label=lambda j: f"chunk {j['id']}",
+                           env={"SWATTN_PROGRESS": "0"}, name="regress"):
+        out.append(res)
+        log(f"[{len(out)}/{len(work)}] {chunk_line(res)}")
+        if res.get("error"):
+            log("  " + res["error"].rstrip().replace("\n", "\n  "))
+        for f in res.get("failures", [])[:5]:
+            log(f"  FAILED seed {f['seed']} ({f['kind']}): {f['why'][:300]}\n"
+                f"    re-run: {f['rerun']}")
+    return out
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -297,6 +344,24 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _workers(text: str, scheduler: str | None) -> int | None:
+    """``-n``: "auto" (None: a worker per core; with --scheduler, the cluster's workers) or a
+    count of local workers."""
+    if text == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"-n = {text!r} is not a number of workers: allowed auto or 1 or "
+                         "more") from None
+    if n < 1:
+        raise ValueError(f"-n = {n} is out of range: allowed auto or 1 or more")
+    if scheduler:
+        raise ValueError(f"-n = {n} sets the local worker processes; with --scheduler the "
+                         "cluster's workers run the chunks: leave out -n (or give -n auto)")
+    return n
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m swattn.sim.regress",
                                  description=__doc__.split("\n\n")[0])
@@ -307,7 +372,12 @@ def main(argv=None) -> int:
     ap.add_argument("--axi-jobs", type=int, default=400,
                     help="random jobs through the AXI top (shared by the simulators; 0: none)")
     ap.add_argument("--shard", default="1/1", help="I/N: run every N-th chunk from the I-th")
-    ap.add_argument("-n", "--workers", default="auto", help="pytest-xdist workers (auto: cores)")
+    ap.add_argument("-n", "--workers", "--jobs", dest="workers", default="auto",
+                    help="local Dask worker processes, a chunk at a time each (auto: the cores)")
+    ap.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run the chunks on an existing Dask cluster at this address (e.g. "
+                         "tcp://host:8786) instead of local workers; its workers must see "
+                         "this checkout's folders")
     ap.add_argument("--rerun", metavar="CHUNK", help="re-run one job of this chunk (with --seed)")
     ap.add_argument("--seed", type=int)
     ap.add_argument("--list", action="store_true", help="print the chunks of the shard and stop")
@@ -331,23 +401,37 @@ def main(argv=None) -> int:
         for c in chunks:
             print(c.id)
         return 0
-    ROOT.mkdir(parents=True, exist_ok=True)
-    for c in chunks:  # stale results of an earlier run must not count
-        p = ROOT / "chunks" / f"{c.id}.json"
-        if p.exists():
-            p.unlink()
-    plan_path = ROOT / f"plan_{a.shard.replace('/', 'of')}.json"
-    plan_path.write_text(json.dumps([c.id for c in chunks]))
-    env = dict(os.environ, SWATTN_REGRESS_PLAN=str(plan_path.resolve()))
-    t0 = time.monotonic()
+    try:
+        workers = _workers(a.workers, a.scheduler)
+    except ValueError as exc:
+        print(f"swattn: error: {exc}", file=sys.stderr)
+        return 2
+    from swattn.sw.cluster import JobFailed, dask_client
     from swattn.sw.report import checkout_commit
+    from swattn.sw.spec.errors import UserError
+
+    t0 = time.monotonic()
     commit = checkout_commit()  # (the checkout the run starts from)
-    print(f"regression: {len(chunks)} chunk(s) (shard {a.shard}), "
-          f"pytest-xdist -n {a.workers}", flush=True)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(a.workers),
-           "--dist", "load", "-o", "addopts=", "-o", "python_files=regress.py",
-           "--rootdir", str(Path.cwd()), str(Path(__file__).resolve())]
-    rc = subprocess.run(cmd, env=env).returncode
+    results = []
+    try:
+        # (the cluster first: a --scheduler that does not answer is refused before any change)
+        with dask_client(a.scheduler, workers) as client:
+            ROOT.mkdir(parents=True, exist_ok=True)
+            for c in chunks:  # stale results of an earlier run must not count
+                p = ROOT / "chunks" / f"{c.id}.json"
+                if p.exists():
+                    p.unlink()
+            where = (f"the Dask cluster at {a.scheduler}" if a.scheduler else
+                     f"{workers or os.cpu_count() or 1} local Dask worker(s)")
+            print(f"regression: {len(chunks)} chunk(s) (shard {a.shard}) on {where}", flush=True)
+            results = run_chunks(client, chunks, log=lambda s: print(s, flush=True))
+    except UserError as exc:
+        print(f"swattn: error: {exc}", file=sys.stderr)
+        return 2
+    except JobFailed as exc:  # (chunk_job reports its own errors: the worker itself failed)
+        print(f"regression: {exc}", file=sys.stderr)
+    rc = 1 if len(results) < len(chunks) or any(r.get("error") or r.get("failures")
+                                                 for r in results) else 0
     summary, lines = summarise(chunks, time.monotonic() - t0)
     summary["commit"] = commit
     summary["command"] = "python -m swattn.sim.regress " + " ".join(

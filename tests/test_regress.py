@@ -68,3 +68,44 @@ def test_readme_regression_figures_are_the_recorded_runs():
     summary = json.loads((root / "docs/results/regress.json").read_text())
     assert markdown(summary) in (root / "README.md").read_text()
     assert summary["passed"] == summary["jobs"] and not summary["failures"] and not summary["unhit"]
+
+
+def test_list_is_the_plan_of_the_shard(capsys):
+    """``--list`` prints the shard's chunks, as planned, without starting a cluster."""
+    assert regress.main(["--list", "--verilator-jobs", "300", "--icarus-jobs", "40",
+                         "--shard", "2/3"]) == 0
+    assert capsys.readouterr().out.split() == [
+        c.id for c in regress.shard(regress.plan(300, 40), "2/3")]
+
+
+def test_regress_refuses_workers_with_a_scheduler(capsys):
+    assert regress.main(["--scheduler", "tcp://127.0.0.1:1", "-n", "3"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("swattn: error: -n = 3") and "--scheduler" in err[0]
+
+
+def test_chunks_are_jobs_of_a_dask_cluster(tmp_path):
+    """Two real chunks (u1c4 on Verilator, two random jobs each plus the refused
+    configurations, the mid-job reset and the starts while busy) as jobs of a LocalCluster of two
+    worker processes: each ends bit-exact with its record written where the summary reads it,
+    and both use the one build under the checkout's build/sim (the one the engine tests share;
+    built there first if the RTL changed, with the other worker waiting for it)."""
+    import os
+
+    from swattn.sw.cluster import dask_client
+
+    root = Path(__file__).resolve().parent.parent
+    chunks = [regress.Chunk("u1c4", "verilator", 90_000_000, 2),
+              regress.Chunk("u1c4", "verilator", 90_020_000, 2)]
+    lines = []
+    with dask_client(None, 2) as client:
+        res = regress.run_chunks(client, chunks, root=tmp_path, sim_root=root / "build" / "sim",
+                                 log=lines.append)
+    assert sorted(r["id"] for r in res) == sorted(c.id for c in chunks), lines
+    assert all(not r.get("error") and not r["failures"] for r in res), lines
+    assert all(r["passed"] == r["jobs"] > 2 for r in res), res
+    assert all(int(r["worker"].rsplit(":", 1)[1]) != os.getpid() for r in res)
+    assert sum(line.startswith("[") for line in lines) == 2
+    summary, text = regress.summarise(chunks, 1.0, root=tmp_path)
+    assert not summary["chunks_missing"] and summary["jobs"] == sum(r["jobs"] for r in res)
+    assert summary["passed"] == summary["jobs"] and summary["coverage"]
