@@ -86,9 +86,20 @@ def test_board_figures_use_each_boards_engine_and_fmax():
     assert h["at_fmax"]["time_per_head_s"] == pytest.approx(5000 / 40e6)
     assert h["at_target"]["time_per_head_s"] == pytest.approx(5000 / 100e6)
     assert h["at_fmax"]["gmac_s"] == pytest.approx(2 * 32 * pairs / (5000 / 40e6) / 1e9)
+    # the multiplier-bound rate at the same clock: 64 multipliers, a MAC each per cycle
+    assert h["at_fmax"]["peak_gmac_s"] == pytest.approx(64 * 40e6 / 1e9)
+    assert h["at_target"]["peak_gmac_s"] == pytest.approx(64 * 100e6 / 1e9)
+    assert h["at_fmax"]["fraction_of_peak"] == pytest.approx(2 * 32 * pairs / (5000 * 64))
+    # one job of the Longformer-like head (2 globals) through the UART: at the Fmax (40 MHz,
+    # below the target), its bytes at 3 Mbaud / 10 bits a byte
+    k = b["link"]
+    assert k["head"] == "longformer-g2-n63" and k["compute_s"] == pytest.approx(5000 / 40e6)
+    assert k["link_s"] == pytest.approx((k["sent"] + k["received"]) * 10 / 3e6)
+    assert k["end_to_end_s"] == pytest.approx(k["link_s"] + k["compute_s"])
     u = res["unbuilt"]
     assert u["fmax_mhz"] is None and u["build_error"] == "no build"
     assert "at_fmax" not in u["heads"][0] and "at_target" in u["heads"][0]
+    assert u["link"]["compute_s"] == pytest.approx(5000 / 100e6)  # the target clock
 
 
 def test_model_error_is_reported_not_raised():
@@ -277,3 +288,101 @@ def _empty(folder):
     """A board-build folder with no builds in it."""
     folder.mkdir(exist_ok=True)
     return folder
+
+
+# --- the UART host link -------------------------------------------------------------------------
+
+class FakeSerial:
+    """A stand-in for ``serial.Serial`` with a board behind it: it parses every request frame
+    the driver writes and answers as the board does (IDENTIFY with the engine, an echo for the
+    writes and START, READ_STATUS BUSY ``busy_polls`` times and then DONE, the cycles, zero
+    output rows), counting the bytes written to it and read from it."""
+
+    busy_polls = 0
+
+    def __init__(self, port, baud, timeout=None, write_timeout=None):
+        from swattn.sw.spec import protocol as pr
+        self.pr = pr
+        self.pending = bytearray()  # written, not yet parsed
+        self.out = bytearray()  # replies not yet read
+        self.written = self.read_bytes = self.frames = 0
+        self.polls = 0
+
+    def _reply(self, cmd, addr, count):
+        from swattn.fpga.boards import BOARDS
+        from swattn.sw.spec import regs
+        pr, params = self.pr, BOARDS["ulx3s-85f"].params
+        payload = b""
+        if cmd == pr.Cmd.IDENTIFY:
+            payload = pr.pack(pr.IDENTITY_LAYOUT, pr.identity_fields(params, 2048, 100_000_000,
+                                                                     "0.1.0"))
+        elif cmd == pr.Cmd.READ_STATUS:
+            self.polls += 1
+            state = regs.State.DONE if self.polls > self.busy_polls else regs.State.BUSY
+            payload = pr.pack(pr.STATUS_REPLY_LAYOUT, {"engine": {"state": state, "error": 0},
+                                                       "config_loaded": 1, "pad": 0,
+                                                       "rows_out": 0})
+        elif cmd == pr.Cmd.READ_CYCLES:
+            payload = (1234).to_bytes(4, "little")
+        elif cmd == pr.Cmd.READ_OUT:
+            payload = bytes(count * params.head_dim)
+        return pr.encode_frame(cmd, addr, count, payload, sync=pr.REPLY_SYNC)
+
+    def write(self, data):
+        pr = self.pr
+        self.written += len(data)
+        self.pending += data
+        while len(self.pending) >= 1 + pr.HEADER_BYTES + 2:
+            assert self.pending[0] == pr.REQ_SYNC
+            h = pr.decode_header(bytes(self.pending[1:1 + pr.HEADER_BYTES]))
+            size = 1 + pr.HEADER_BYTES + 2 + (h["length"] + 2 if h["length"] else 0)
+            if len(self.pending) < size:
+                break
+            del self.pending[:size]
+            self.frames += 1
+            self.out += self._reply(h["cmd"], h["addr"], h["count"])
+
+    def flush(self):
+        pass
+
+    def read(self, n):
+        got = bytes(self.out[:n])
+        del self.out[:n]
+        self.read_bytes += len(got)
+        return got
+
+    def reset_input_buffer(self):
+        self.out.clear()
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("n, busy_polls", [(150, 0), (64, 2), (1, 0)])
+def test_link_bytes_are_the_drivers_bytes_on_a_serial_port(n, busy_polls, monkeypatch):
+    """The bytes the host driver writes to and reads from a serial port for one job (after
+    IDENTIFY) are :func:`job_link_bytes`'s, with partial frames (150 rows: 64 + 64 + 22) and
+    status polls while the engine is busy."""
+    import serial
+
+    from swattn.fpga.boards import BOARDS
+    from swattn.sw.bench.link import job_link_bytes
+    from swattn.sw.driver import Board, SerialLink
+    from swattn.sw.spec.numerics import SoftmaxConfig
+
+    monkeypatch.setattr(serial, "Serial", FakeSerial)
+    monkeypatch.setattr(FakeSerial, "busy_polls", busy_polls)
+    board = Board(SerialLink("fake", 3_000_000))
+    port = board.link._s
+    params = board.identify().params
+    assert params == BOARDS["ulx3s-85f"].params
+    port.written = port.read_bytes = port.frames = 0
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.integers(-128, 128, (n, params.head_dim)).astype(np.int8) for _ in range(3))
+    pattern = HybridPattern(n, 4, 4, 1, (0,) if n > 1 else ())
+    out, cycles = board.attention(q, k, v, pattern, SoftmaxConfig.from_multiplier(0.001, 2))
+    assert cycles == 1234 and out.shape == (n, params.head_dim)
+    got = job_link_bytes(params, n, status_polls=busy_polls + 1)
+    assert (got["sent"], got["received"]) == (port.written, port.read_bytes)
+    assert got["transactions"] == port.frames
+    assert got["row_bytes"] == 4 * n * params.head_dim

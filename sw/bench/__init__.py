@@ -9,7 +9,9 @@ optionally, the patterns the mapper chooses for MiniLM) and every engine size (l
   as unavailable while that module does not exist) and measured RTL cycles for small runs
   (``rtl_max_n``), and the utilisation ideal / engine cycles;
 * SALO's published cycle model at the same local MAC count (:mod:`swattn.sw.salo`);
-* per board, time per head and GMAC/s at the Fmax of its last build (``build/synth/*.json``);
+* per board, time per head and GMAC/s at the Fmax of its last build (``build/synth/*.json``),
+  beside the multiplier-bound rate at the same clock (lanes MACs a cycle), and one job's time
+  through the board's UART host link beside the engine's compute time (:mod:`.link`);
 * the CPU (golden model and a float32 NumPy sparse attention, one thread, time per head) and the
   GPU figures kept in ``docs/gpu_baseline.json`` (``bench/gpu_baseline.py``);
 * scaling of cycles with n (with a linear fit), with the window and with lanes;
@@ -21,7 +23,8 @@ figure as JSON. The modules, one per job:
 * :mod:`.kinds`: the workload table (shared with ``bench/gpu_baseline.py``);
 * :mod:`.workloads`: the workloads and the engines they run on;
 * :mod:`.model`: the cycle model, each workload's cycle figures and their scaling;
-* :mod:`.boards`: the boards' builds and their figures;
+* :mod:`.boards`: the boards' builds and their figures; :mod:`.link`: a job's bytes on the host
+  link;
 * :mod:`.cpu`, :mod:`.gpu`, :mod:`.rtl`: CPU timing, the kept GPU figures, measured RTL cycles;
 * :mod:`.minilm`: MiniLM's heads as the mapper chooses them;
 * :mod:`.targets`, :mod:`.report`, :mod:`.plots`: the targets, ``report.md`` and the plots.
@@ -153,6 +156,17 @@ def _log_summary(res: dict, rows: list[dict], out: Path, log, seconds: float) ->
     for k, f in res["scaling"]["n"]["fits"].items():
         log(f"  cycles vs n ({k}): {f['slope']:.1f} n + {f['intercept']:.0f}, "
             f"R^2 {f['r2']:.6f}, largest residual {f['max_rel_residual']:.2%}")
+    for b, e in res["board_figures"].items():
+        k = e.get("link")
+        h = next((h for h in e["heads"] if k and h["name"] == k["head"]), None)
+        if not k or not h:
+            continue
+        r = h.get("at_fmax") if e["fmax_mhz"] and e["fmax_mhz"] < e["target_mhz"] else \
+            h.get("at_target")
+        log(f"  {b}, {k['head']} at {r['mhz']:g} MHz: {r['gmac_s']:.2f} GMAC/s of "
+            f"{r['peak_gmac_s']:.2f} multiplier-bound ({r['fraction_of_peak']:.1%}); one job "
+            f"through the UART at {k['baud']:,} baud: {k['total']:,} bytes, "
+            f"{k['link_s']:.3g} s, against {k['compute_s'] * 1e3:.3g} ms computing")
     log("  targets:")
     for t in res["targets"]:
         log(f"    {t['status'].upper():4s}  {t['target']}: {t.get('note', '')}")

@@ -1,13 +1,16 @@
 """Board figures: the Fmax of each board's last build (``build/synth/*.json``) and, on heads
 sized to each board's engine, the time per head and the useful MAC rate at that Fmax and at the
-board's target clock."""
+board's target clock, each beside the multiplier-bound rate at the same clock (:func:`head_rate`,
+which ``swattn explore`` uses too); and, for the board's Longformer-like head, one job's time
+through the board's UART host link beside the engine's compute time (:func:`link_figures`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .workloads import board_heads
+from .link import job_link_bytes, link_seconds
+from .workloads import Workload, board_heads
 
 
 def _family(name: str, data: dict) -> str | None:
@@ -66,20 +69,60 @@ def read_boards(synth_dir: Path) -> dict:
     return boards
 
 
+def longformer_head(params) -> Workload:
+    """The board's Longformer-like head: the window at the engine's largest radius with all of
+    its global tokens, at n = n_max (:func:`~.workloads.board_heads`)."""
+    return board_heads(params)[1]
+
+
+def head_rate(params, w: Workload, mhz: float, model, cycles: int | None = None) -> dict:
+    """Head ``w`` on an engine of ``params`` clocked at ``mhz``: the engine's ``cycles`` (from
+    ``model(params, pattern)`` unless given), the time per head, the useful MAC rate (2 d MACs
+    per pair of the pattern) and the multiplier-bound rate at the same clock: ``params.lanes``
+    int8 multipliers each doing a MAC every cycle (``peak_gmac_s``), and the fraction of it."""
+    pat = w.pattern()
+    useful = 2 * w.head_dim * pat.pairs()
+    if cycles is None:
+        cycles = int(model(params, pat))
+    t = cycles / (mhz * 1e6)
+    gmac_s = useful / t / 1e9
+    peak = params.lanes * mhz * 1e6 / 1e9
+    return {"mhz": mhz, "cycles": cycles, "time_per_head_s": t, "gmac_s": gmac_s,
+            "peak_gmac_s": peak, "fraction_of_peak": gmac_s / peak}
+
+
+def link_figures(board, params, w: Workload, mhz: float, cycles: int) -> dict:
+    """One job of head ``w`` through ``board``'s UART host link (:mod:`.link`): the bytes sent
+    and received, their time at the board's baud rate (8N1), the engine's compute time
+    (``cycles`` at ``mhz``) and the two added (the driver sends, waits for the job, then reads;
+    the turn-around per transaction is not counted)."""
+    nb = job_link_bytes(params, w.n)
+    link_s = link_seconds(nb["total"], board.baud)
+    compute_s = cycles / (mhz * 1e6)
+    return {"head": w.name, "n": w.n, "baud": board.baud, "mhz": mhz, **nb,
+            "link_s": link_s, "compute_s": compute_s, "end_to_end_s": link_s + compute_s,
+            "compute_share": compute_s / (link_s + compute_s)}
+
+
 def board_figures(boards: dict, model, board_table=None) -> dict:
     """Per board of the board table: its engine, the target clock, the Fmax of its last build
     (``boards``, from :func:`read_boards`) and, for each of :func:`board_heads`, the engine's
     cycles (model), the time per head and the useful MAC rate at the achieved Fmax and at the
-    target clock."""
+    target clock, each with the multiplier-bound rate at that clock (:func:`head_rate`); and
+    ``link``: one job of the Longformer-like head (:func:`longformer_head`) through the UART
+    host link at the clock the board runs (its target, or the Fmax where that is lower)
+    (:func:`link_figures`)."""
     if board_table is None:
         from ...fpga.boards import BOARDS as board_table
     out = {}
     for name, b in board_table.items():
         info = boards.get(name, {})
         fmax = info.get("fmax_mhz")
-        entry = {"params": b.params.as_dict(), "target_mhz": b.clock_hz / 1e6, "fmax_mhz": fmax,
+        target = b.clock_hz / 1e6
+        entry = {"params": b.params.as_dict(), "target_mhz": target, "fmax_mhz": fmax,
                  "build": info.get("file"), "build_error": info.get("build_error")
-                 or (None if info else "no build"), "heads": []}
+                 or (None if info else "no build"), "heads": [], "link": None}
+        lf = longformer_head(b.params)
         for w in board_heads(b.params):
             pat = w.pattern()
             useful = 2 * w.head_dim * pat.pairs()
@@ -89,10 +132,12 @@ def board_figures(boards: dict, model, board_table=None) -> dict:
             if model is not None:
                 h["cycles"] = int(model(b.params, pat))
                 h["utilisation"] = h["ideal_cycles"] / h["cycles"]
-                for key, mhz in (("at_fmax", fmax), ("at_target", b.clock_hz / 1e6)):
+                for key, mhz in (("at_fmax", fmax), ("at_target", target)):
                     if mhz:
-                        t = h["cycles"] / (mhz * 1e6)
-                        h[key] = {"mhz": mhz, "time_per_head_s": t, "gmac_s": useful / t / 1e9}
+                        h[key] = head_rate(b.params, w, mhz, model, h["cycles"])
+                if w.name == lf.name:
+                    mhz = min(fmax, target) if fmax else target
+                    entry["link"] = link_figures(b, b.params, w, mhz, h["cycles"])
             entry["heads"].append(h)
         out[name] = entry
     return out

@@ -115,11 +115,14 @@ def _cycles(res: dict, add) -> None:
 
 
 def _boards(res: dict, add) -> None:
-    """Each board's engine on heads sized to it, at its last build's Fmax."""
+    """Each board's engine on heads sized to it, at its last build's Fmax, against the
+    multiplier-bound rate; one job through the board's UART host link."""
     add("## Boards (last build's Fmax)\n")
     add("Each board's own engine (its head dim, lanes and limits, `swattn build --list`) on heads "
         "sized to it, at n = n_max; cycles from the model, times at the Fmax of the board's last "
-        "build (`build/synth/<board>.json`) and at the target clock.\n")
+        "build (`build/synth/<board>.json`) and at the target clock. *Peak* = the "
+        "multiplier-bound rate at the same clock: lanes int8 multipliers, each a MAC every "
+        "cycle; *of peak* = the useful rate's share of it.\n")
     rows = []
     for b, e in res.get("board_figures", {}).items():
         p = e["params"]
@@ -132,10 +135,31 @@ def _boards(res: dict, add) -> None:
                          f"{h['utilisation']:.1%}" if h.get("utilisation") else "n/a",
                          _t(af["time_per_head_s"]) if af else "n/a",
                          _si(af["gmac_s"] * 1e9, "MAC/s") if af else "n/a",
-                         _t(at["time_per_head_s"]) if at else "n/a"])
+                         _si(af["peak_gmac_s"] * 1e9, "MAC/s") if af else "n/a",
+                         _pct(af["fraction_of_peak"]) if af else "n/a",
+                         _t(at["time_per_head_s"]) if at else "n/a",
+                         _si(at["gmac_s"] * 1e9, "MAC/s") if at else "n/a",
+                         _si(at["peak_gmac_s"] * 1e9, "MAC/s") if at else "n/a",
+                         _pct(at["fraction_of_peak"]) if at else "n/a"])
     add(_md_table(["board", "engine", "Fmax MHz (achieved of target)", "head", "cycles (model)",
-                   "util", "time/head at Fmax", "throughput at Fmax", "time/head at target"],
-                  rows) + "\n")
+                   "util", "time/head at Fmax", "throughput at Fmax", "peak at Fmax",
+                   "of peak", "time/head at target", "throughput at target",
+                   "peak at target", "of peak"], rows) + "\n")
+    links = [(b, e["link"]) for b, e in res.get("board_figures", {}).items() if e.get("link")]
+    if links:
+        add("One job of the board's Longformer-like head through its UART host link "
+            "(`swattn.sw.bench.link`): the bytes the host driver sends (configuration, Q, K and "
+            "V rows) and receives (replies, status, cycles, output rows), each frame with its "
+            "sync byte, header and CRCs, at baud / 10 bytes per second (8N1), beside the "
+            "engine's compute time at the clock the board runs (its target, or its Fmax where "
+            "lower). The turn-around of each request and reply (the host's serial driver, USB) "
+            "is not counted.\n")
+        add(_md_table(["board", "head", "baud", "bytes sent", "bytes received", "transactions",
+                       "link time", "compute time (MHz)", "end to end", "compute share"],
+                      [[b, k["head"], f"{k['baud']:,}", f"{k['sent']:,}",
+                        f"{k['received']:,}", f"{k['transactions']:,}", _t(k["link_s"]),
+                        f"{_t(k['compute_s'])} ({k['mhz']:g})", _t(k["end_to_end_s"]),
+                        _pct(k["compute_share"])] for b, k in links]) + "\n")
 
 
 def _cpu_gpu(res: dict, add) -> None:
