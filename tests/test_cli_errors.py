@@ -25,7 +25,7 @@ TIMEOUT = 60
 
 #: where each subcommand writes, pointed at a temporary folder unless the line gives it
 OUTPUT_OPTION = {"generate": "--out", "sim": "--build-dir", "demo": "--out", "eval": "--out",
-                 "build": "--out", "bench": "--out"}
+                 "build": "--out", "bench": "--out", "explore": "--out"}
 
 
 def _meminfo_available() -> int:
@@ -171,6 +171,26 @@ BAD_LINES = [
      ["'nohost'", "not an address", "tcp://host:8786"]),
     ("build --board icebreaker --seeds 1-2 --jobs 2 --scheduler tcp://127.0.0.1:1", "--jobs",
      ["--scheduler", "leave out --jobs"]),
+    # --- explore
+    ("explore", "--board", ["required", "ulx3s-85f"]),
+    ("explore --board nope", "--board", ["'nope'", "icebreaker"]),
+    ("explore --board ulx3s-85f --lanes 12", "--lanes", ["12", "power of two", "8..4096"]),
+    ("explore --board ulx3s-85f --lanes 64 4", "--lanes", ["= 4", "8..4096"]),
+    ("explore --board ulx3s-85f --lanes x", "--lanes", ["'x'", "not an integer"]),
+    ("explore --board ulx3s-85f --dot-pipeline 5", "--dot-pipeline", ["= 5", "0..4"]),
+    ("explore --board ulx3s-85f --pv-pipeline 2 6", "--pv-pipeline", ["= 6", "0..5"]),
+    ("explore --board ulx3s-85f --seeds 0-2", "--seeds", ["'0-2'", "1..10000"]),
+    ("explore --board ulx3s-85f --synth-only --seeds 1-2", "--seeds", ["--synth-only"]),
+    ("explore --board ulx3s-85f --seed-minutes 0", "--seed-minutes", ["= 0", "above 0 minutes"]),
+    ("explore --board ulx3s-85f --jobs 0", "--jobs", ["= 0", "1 or more"]),
+    ("explore --board ulx3s-85f --jobs 2 --scheduler tcp://127.0.0.1:1", "--jobs",
+     ["--scheduler", "leave out --jobs"]),
+    ("explore --board ulx3s-85f --lanes 64 --scheduler tcp://127.0.0.1:1", "--scheduler",
+     ["'tcp://127.0.0.1:1'", "no Dask scheduler answered within 10 s"]),
+    ("explore --board ulx3s-85f --scheduler http://127.0.0.1:1", "--scheduler",
+     ["'http://127.0.0.1:1'", "not an address"]),
+    ("explore --board ulx3s-85f --json /proc/x.json", "--json", ["/proc/x.json"]),
+    ("explore --board ulx3s-85f --out {file}", "--out", ["is a file, not a folder"]),
     # --- run
     ("run --port /dev/nonexistent-tty", "--port", ["/dev/nonexistent-tty", "serial device"]),
     ("run --port {file}", "--port", ["not a serial device"]),
@@ -294,6 +314,7 @@ def test_window_radius_help_gives_its_unit(command, options):
     ("golden", ["--json"]), ("generate", ["--out"]), ("sim", ["--json", "--build-dir"]),
     ("demo", ["--json", "--out"]), ("eval", ["--json", "--out"]),
     ("build", ["--json", "--out"]), ("bench", ["--json", "--out"]),
+    ("explore", ["--json", "--out"]),
 ])
 def test_output_paths_say_missing_folders_are_created(command, options):
     entries = _help(command)

@@ -27,6 +27,7 @@ COMMANDS = {
     "sim": "sim",
     "eval": "eval",
     "build": "build",
+    "explore": "explore",
     "run": "run",
     "flash": "flash",
     "bench": "bench",

@@ -1,0 +1,157 @@
+"""``swattn explore``: candidates of a board's engine, each synthesised and placed and routed at
+each seed as jobs of a real Dask LocalCluster of two worker processes, with stand-ins for Yosys
+and nextpnr (the real tools take minutes per candidate): the elaboration and the board top's
+RTLIL are real, the stand-in Yosys counts the multipliers in that RTLIL, the stand-in nextpnr
+writes a report with an Fmax of 95 + 4 x seed MHz. Expected values are counted here from the
+RTLIL, the cycle model and the stand-ins' rules, not taken from the code under test."""
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from swattn.fpga.boards import BOARDS
+from swattn.sw.bench.boards import longformer_head
+from swattn.sw.cycles import predict_cycles
+
+SWATTN = str(Path(sys.executable).with_name("swattn"))
+
+#: Yosys: ``-l NAME.rpt NAME.ys``; writes NAME.json and NAME.stat.json with the multipliers of
+#: NAME.il (MULT18X18D instances and $mul cells) and fixed LUT, flip-flop and block RAM counts
+FAKE_YOSYS = r'''#!{python}
+import json, re, sys
+name = next(a for a in sys.argv[1:] if a.endswith(".ys"))[:-3]
+il = open(name + ".il").read()
+mults = len(re.findall(r"^\s*cell (?:\\MULT18X18D|\$mul) ", il, re.M))
+cells = {{"LUT4": 20000, "TRELLIS_FF": 15000, "MULT18X18D": mults, "DP16KD": 146,
+          "SB_LUT4": 3000, "SB_DFF": 1000, "SB_MAC16": 4, "SB_SPRAM256KA": 4}}
+json.dump({{"design": {{"num_cells_by_type": cells}}}}, open(name + ".stat.json", "w"))
+json.dump({{}}, open(name + ".json", "w"))
+'''
+
+#: nextpnr: ``--pack-only`` (iCE40) writes the packed logic cells; otherwise a report at
+#: ``--report`` with an Fmax of 95 + 4 x seed MHz, no late net, and the placed multipliers
+#: (the Yosys stand-in's count); its parent's pid in pid_seed<N>
+FAKE_NEXTPNR = r'''#!{python}
+import json, os, re, sys
+argv = sys.argv[1:]
+name = argv[argv.index("--json") + 1][:-5]
+il = open(name + ".il").read()
+mults = len(re.findall(r"^\s*cell (?:\\MULT18X18D|\$mul) ", il, re.M))
+if "--pack-only" in argv:
+    report = {{"utilization": {{"ICESTORM_LC": {{"used": 4000, "available": 5280}}}}}}
+    json.dump(report, open(argv[argv.index("--report") + 1], "w"))
+    sys.exit(0)
+seed = int(argv[argv.index("--seed") + 1])
+open("pid_seed%d" % seed, "w").write(str(os.getppid()))
+report = {{"fmax": {{"clk": {{"achieved": 95.0 + 4 * seed, "constraint": 100.0}}}},
+          "detailed_net_timings": [],
+          "utilization": {{"TRELLIS_COMB": {{"used": 21000 + seed, "available": 83640}},
+                          "MULT18X18D": {{"used": mults, "available": 156}}}}}}
+json.dump(report, open(argv[argv.index("--report") + 1], "w"))
+'''
+
+
+def _tools(tmp_path: Path) -> dict:
+    env = {}
+    for var, text in (("YOSYS", FAKE_YOSYS), ("NEXTPNR_ECP5", FAKE_NEXTPNR),
+                      ("NEXTPNR_ICE40", FAKE_NEXTPNR)):
+        path = tmp_path / f"fake-{var.lower()}"
+        path.write_text(text.format(python=sys.executable))
+        path.chmod(0o755)
+        env[var] = str(path)
+    return env
+
+
+def _mults(il: Path) -> int:
+    return len(re.findall(r"^\s*cell (?:\\MULT18X18D|\$mul) ", il.read_text(), re.M))
+
+
+def _rate(params, mhz: float) -> tuple[float, float]:
+    """(useful GMAC/s, lanes x clock GMAC/s) of the board's Longformer-like head: 2 d MACs per
+    pair of the pattern, cycles from the cycle model."""
+    w = longformer_head(params)
+    useful = 2 * w.head_dim * w.pattern().pairs()
+    return useful / (predict_cycles(params, w.pattern()) / (mhz * 1e6)) / 1e9, \
+        params.lanes * mhz / 1e3
+
+
+def test_explore_places_each_candidate_at_each_seed_on_a_local_cluster(tmp_path):
+    import os
+
+    out, js = tmp_path / "explore", tmp_path / "explore.json"
+    proc = subprocess.Popen(
+        [SWATTN, "explore", "--board", "ulx3s-85f", "--lanes", "64", "256", "--seeds", "1-2",
+         "--jobs", "2", "--out", str(out), "--json", str(js)],
+        env=dict(os.environ, **_tools(tmp_path)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in stderr, (stdout, stderr)
+    res = json.loads(js.read_text())
+    board = BOARDS["ulx3s-85f"]
+    p = board.params
+    names = [f"l{la}-d{p.dot_pipeline}-p{p.pv_pipeline}" for la in (64, 256)]
+    assert [r["candidate"] for r in res["candidates"]] == names
+    from swattn.sw.report import checkout_commit
+    assert res["commit"] == checkout_commit() and res["seeds"] == [1, 2]
+    small, large = res["candidates"]
+    # each candidate in its own folder; its multipliers are those of its own RTLIL
+    il = {n: out / n / "ulx3s-85f" / "swattn_ulx3s_85f.il" for n in names}
+    assert all(path.exists() for path in il.values())
+    m64, m256 = _mults(il[names[0]]), _mults(il[names[1]])
+    assert m64 <= 156 < m256, (m64, m256)
+    # the 256-lane engine has more multipliers than the ECP5-85F: a row with the reason, and
+    # no place and route
+    assert not large["fits"] and "does not fit" in large["reason"]
+    assert f"DSP (MULT18X18D) {m256} of 156" in large["reason"]
+    assert large["resources"]["DSP"] == {"used": m256, "available": 156,
+                                         "counted": "DSP (MULT18X18D) (yosys)"}
+    assert not list((out / names[1] / "ulx3s-85f").glob("report_seed*.json"))
+    # the 64-lane engine: both seeds placed, the best (seed 2, 103 MHz) meets 100 MHz; the
+    # rate at the board's clock (below Fmax) against 64 MACs a cycle
+    assert small["fits"] and small["reason"] is None
+    assert [s["seed"] for s in small["seeds"]] == [2, 1]
+    assert (small["best_seed"], small["fmax_mhz"], small["late_nets"], small["meets"]) == \
+        (2, 103.0, 0, True)
+    assert small["resources"]["DSP"]["used"] == m64
+    assert small["resources"]["LUT"] == {"used": 21002, "available": 83640,
+                                         "counted": "LUT4 (placed) (nextpnr)"}
+    assert small["resources"]["BRAM"]["used"] == 146  # (Yosys's: the stand-in places none)
+    gmac, peak = _rate(replace(p, lanes=64), 100.0)
+    rate = small["rate"]
+    assert rate["mhz"] == 100.0 and abs(rate["gmac_s"] - gmac) < 1e-9
+    assert abs(rate["peak_gmac_s"] - peak) < 1e-12 and peak == 6.4
+    assert abs(rate["fraction_of_peak"] - gmac / peak) < 1e-12
+    # the seeds ran in the cluster's worker processes, not in the command's own
+    pids = {int((out / names[0] / "ulx3s-85f" / f"pid_seed{s}").read_text()) for s in (1, 2)}
+    assert proc.pid not in pids
+    # the table
+    assert all(n in stdout for n in names) and "103.0 (2)" in stdout
+    assert f"{names[1]}: the design does not fit" in stdout
+
+
+def test_explore_synth_only_rates_at_the_board_clock(tmp_path):
+    """``--synth-only`` on the iCE40 (Yosys, then nextpnr's packer): the packed logic cells,
+    no Fmax, the rate at the board's 36 MHz."""
+    import os
+
+    js = tmp_path / "e.json"
+    r = subprocess.run([SWATTN, "explore", "--board", "icebreaker", "--lanes", "8",
+                        "--synth-only", "--jobs", "1", "--out", str(tmp_path / "e"), "--json",
+                        str(js)], env=dict(os.environ, **_tools(tmp_path)),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, (r.stdout, r.stderr)
+    (row,) = json.loads(js.read_text())["candidates"]
+    board = BOARDS["icebreaker"]
+    p = board.params
+    assert row["candidate"] == f"l8-d{p.dot_pipeline}-p{p.pv_pipeline}" and row["fits"]
+    assert row["fmax_mhz"] is None and row["seeds"] == [] and row["meets"] is None
+    assert row["resources"]["LUT"] == {"used": 4000, "available": 5280,
+                                       "counted": "logic cells (nextpnr)"}
+    assert row["resources"]["FF"]["used"] == 1000
+    gmac, peak = _rate(replace(p, lanes=8), 36.0)
+    assert row["rate"]["mhz"] == 36.0 and abs(row["rate"]["gmac_s"] - gmac) < 1e-9
+    assert abs(row["rate"]["peak_gmac_s"] - peak) < 1e-12
+    assert "--synth-only" in r.stdout
