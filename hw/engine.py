@@ -130,6 +130,8 @@ class Engine(wiring.Component):
                      pv.s1_done_set.eq(ki.done_set)]
         for b in range(2):
             m.d.comb += [pv.q_desc[b].eq(gq.desc[b]), pv.q_count[b].eq(gq.count[b])]
+        if P.max_bands > 1:  # each key's place, from stage 1 to stage 2
+            m.d.comb += [ki.ka_raddr.eq(pv.ka_raddr), pv.ka_rdata.eq(ki.ka_rdata)]
         # per unit: queries and keys into the scores, scores and maxima into stage 2, the
         # accumulator banks into the epilogue
         for u, (su, pu) in enumerate(zip(scores, pvs)):

@@ -9,7 +9,7 @@ checks guarantee, and the figures derived from it during the checks through :cla
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,7 +53,23 @@ class JobSignature(wiring.Signature):
             "reach_l": Out(RB), "span": Out(RB + 1), "ngg": Out(8),
             "total_pos": Out(P.pos_width + 1),
             "moff": Out(P.pos_width + 1 if P.paired_max else 1),
+            **(band_members(P) if P.max_bands > 1 else {}),
         })
+
+
+def slot_layout(P: EngineParams) -> data.StructLayout:
+    """A band of the job in processing order (a *slot*): ``a`` its first step (signed, in
+    window steps), ``reach`` = ``a * dil`` in tokens, ``span`` = count - 1, ``valid``."""
+    RB = P.max_radius.bit_length()
+    return data.StructLayout({"a": signed(RB + 2), "reach": signed(RB + 2),
+                              "span": unsigned(RB + 1), "valid": 1})
+
+
+def band_members(P: EngineParams) -> dict:
+    """JobSignature's members on engines with bands beside the window: ``slots``, the window
+    and the other bands in ascending order (slot ``nlow`` is the window; the bands below it
+    come first), as the checks leave them."""
+    return {"slots": Out(slot_layout(P)).array(P.max_bands)}
 
 
 def global_hits(job, idx, globals_: int):
@@ -174,6 +190,16 @@ class JobControl(wiring.Component):
         g_mod = Signal(range(2 * U))  # global checks done, mod 2 U
         # the scalar checks' compares of the configuration alone, registered at step 0
         bad_n, bad_dil, bad_ng = Signal(), Signal(), Signal()
+        NB = P.max_bands
+        # bands beside the window: their count checked with the scalars, each band's range and
+        # order in one step after the globals (the first failing band's code, range before
+        # order), and the slots (bands and window in ascending order) registered in that step
+        if NB > 1:
+            band_fail = self._band_checks(m, cfg, job, rlim, left_s, right_s, dil_s, DB,
+                                          times_small)
+            bad_nb = Signal()
+            m.d.sync += bad_nb.eq(cfg.n_bands > NB - 1)
+            band_step = Signal()  # the step checking the bands
         # (a start while BUSY is refused above and changes nothing here: the checks, job_init and
         # the scheduler's start go on as if it had not come)
         with m.If(checking):
@@ -197,6 +223,12 @@ class JobControl(wiring.Component):
                     m.d.comb += fail.eq(regs.Error.RADIUS)
                 with m.Elif(bad_ng):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
+                if NB > 1:
+                    with m.Elif(bad_nb):
+                        m.d.comb += fail.eq(regs.Error.BAND_COUNT)
+            if NB > 1:
+                with m.Elif(band_step):
+                    m.d.comb += fail.eq(band_fail)
             with m.Else():
                 with m.If(cur_rng):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
@@ -219,8 +251,12 @@ class JobControl(wiring.Component):
             m.d.comb += nxt_g.eq(chk_i - 1)
             g_at = nxt_g[:max(1, (GM - 1).bit_length())]
             m.d.sync += [cur_rng.eq(Array(g_rng)[g_at]), cur_dup.eq(Array(g_dup)[g_at])]
+            # (with bands, their step after the globals')
             m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail),
-                         chk_last.eq((chk_i >= 1) & (chk_i >= ng + 1)), chk_i.eq(chk_i + 1)]
+                         chk_last.eq((chk_i >= 1) & (chk_i >= (ng + 2 if NB > 1 else ng + 1))),
+                         chk_i.eq(chk_i + 1)]
+            if NB > 1:
+                m.d.comb += band_step.eq(chk_i == ng + 2)
             with m.If(chk_seen & (chk_fail != 0)):
                 m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
@@ -240,3 +276,53 @@ class JobControl(wiring.Component):
             with m.If(out_one):
                 m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
         return m
+
+    def _band_checks(self, m, cfg, job, rlim, left, right, dil, DB, times_small):
+        """Each band's tests as registers of the configuration (valid from the cycle after the
+        start; ``rlim`` from the cycle after step 0), the first failing band's error code
+        (returned: range before order, band by band), and the slots (``job.slots``: bands and
+        window in ascending order), registers of the configuration that hold once it does."""
+        P = self._params
+        NB = P.max_bands
+        RB = P.max_radius.bit_length()
+        nb = cfg.n_bands
+        chain = Const(0, 4)
+        fails, lows, prev_end = [], [], None
+        for b in range(NB - 1):
+            start, count = cfg.bands[b].start, cfg.bands[b].count
+            end = Signal(signed(18), name=f"band_end{b}")
+            m.d.comb += end.eq(start + count - 1)
+            live = nb > b
+            rng, order = Signal(name=f"band_rng{b}"), Signal(name=f"band_ord{b}")
+            clear = (end + left < 0) | (start > right)  # wholly below or above the window
+            above_prev = Const(1) if prev_end is None else start > prev_end
+            m.d.sync += [rng.eq(live & ((count == 0) | (start + rlim < 0) | (end > rlim))),
+                         order.eq(live & ~(clear & above_prev))]
+            prev_end = end
+            fails.append((rng, order))
+            lows.append(live & (start < 0))
+        for rng, order in reversed(fails):
+            chain = Mux(rng, regs.Error.BAND_RANGE, Mux(order, regs.Error.BAND_ORDER, chain))
+        band_fail = Signal(4)
+        m.d.comb += band_fail.eq(chain)
+        # slot k: band k below the window, the window at nlow, band k - 1 above it
+        nlow = Signal(range(NB))
+        m.d.comb += nlow.eq(sum((Mux(x, 1, 0) for x in lows), Const(0, range(NB))))
+        for k in range(NB):
+            a = Signal(signed(RB + 2), name=f"slot_a{k}")
+            span = Signal(RB + 1, name=f"slot_span{k}")
+            valid = Signal(name=f"slot_valid{k}")
+            reach = Signal(signed(RB + 2), name=f"slot_reach{k}")
+            with m.If(k < nlow):
+                band = cfg.bands[min(k, NB - 2)]
+                m.d.sync += [a.eq(band.start), span.eq(band.count - 1), valid.eq(1)]
+            with m.Elif(k == nlow):
+                m.d.sync += [a.eq(-left), span.eq(left + right), valid.eq(1)]
+            with m.Else():
+                band = cfg.bands[max(k - 1, 0)]
+                m.d.sync += [a.eq(band.start), span.eq(band.count - 1),
+                             valid.eq(nb > max(k - 1, 0) if k >= 1 else 0)]
+            m.d.sync += reach.eq(times_small(a, dil, DB))
+            sl = job.slots[k]
+            m.d.comb += [sl.a.eq(a), sl.reach.eq(reach), sl.span.eq(span), sl.valid.eq(valid)]
+        return band_fail

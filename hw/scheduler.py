@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,11 +39,25 @@ def desc_layout(P: EngineParams) -> data.StructLayout:
     U, PW, GM = P.units, P.pos_width, max(1, P.max_globals)
     paired = ({"pair": 1, "active_b": U, "gmax": 1, "gidx": P.global_groups_max.bit_length()}
               if P.paired_max else {})
+    bands = ({"span": RB + 1, "more": data.ArrayLayout(band_slot_layout(P), P.max_bands - 1),
+              "nmore": range(P.max_bands), "low": PW + 1} if P.max_bands > 1 else {})
     return data.StructLayout({
         "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
         "active": U, "start": PW + 1, "step": DB, "kmax": PW + 1, "lim": PW + 1,
-        "clip": RB, "nglob": GB, "kig": 1, "hits2": GM, "nxt": 1, **paired,
+        "clip": RB, "nglob": GB, "kig": 1, "hits2": GM, "nxt": 1, **paired, **bands,
     })
+
+
+def band_slot_layout(P: EngineParams) -> data.StructLayout:
+    """A main group's keys of one band (engines with bands beside the window): as the
+    descriptor's window fields (``start``, ``kmax``, ``clip``, ``kig``, ``hits2``, ``nxt``) and
+    the band's ``span`` (count - 1). The descriptor's own fields are the group's first band
+    with keys, ``more[0 .. nmore-1]`` the others in ascending order, and ``low`` the lowest
+    position any later group's bands can start from (the K/V rows below it may go)."""
+    RB, _, _ = check_widths(P)
+    return data.StructLayout({"start": P.pos_width + 1, "kmax": P.pos_width + 1, "clip": RB + 1,
+                              "span": RB + 1, "kig": 1, "hits2": max(1, P.max_globals),
+                              "nxt": 1})
 
 
 class QueryBanks(wiring.Component):
@@ -136,6 +150,9 @@ class Scheduler(wiring.Component):
                      self.unit.eq(r.uload)]
         m.d.sync += [r.nb.eq(r.base0 + U * job.dil), r.cls_last.eq(r.cls + 1 >= job.dil)]
 
+        if P.max_bands > 1:
+            self._band_restart = Signal()  # a main group's loads begin (its band slots too)
+            self._slots_done = self._band_slots(m, r)
         # the scheduler starts a cycle after job init (a register: the checks' outcome does not
         # reach the enables of its positions in the same cycle)
         sched_go = Signal()
@@ -194,6 +211,7 @@ class Scheduler(wiring.Component):
             d.lim.eq(r.pbase + n), d.clip.eq(0), d.nglob.eq(0),
             d.nxt.eq((r.gsub + 1 < n) if SG >= 2 else 0),  # pbase + gsub + 1 < lim
             *self._paired(r, **paired), r.desc_valid.eq(1),
+            *([d.nmore.eq(0)] if self._params.max_bands > 1 else []),  # (no band after it)
         ]
 
     def _hand_sub(self, m, r, sub_state, on_end):
@@ -313,6 +331,8 @@ class Scheduler(wiring.Component):
                 advance_main()
             with m.Else():
                 m.d.sync += [r.active.eq(m_act), r.uload.eq(0)]
+                if P.max_bands > 1:
+                    m.d.comb += self._band_restart.eq(1)
                 m.next = "MAIN_LOAD"
         with m.State("MAIN_LOAD"):
             # whether the group's first two window keys are global rows (for stage 1's
@@ -322,7 +342,8 @@ class Scheduler(wiring.Component):
                          g_tok2.eq(token(job, g_start + dil, PA)),
                          g_pos2.eq(g_start + dil), g_more.eq(g_kbase > g_mlo)]
             self._load_queries(m, r, r.active)
-            with m.If(r.uload == U):  # at least a cycle after MAIN_GROUP set the g_* fields
+            loaded = (r.uload == U) & self._slots_done if P.max_bands > 1 else r.uload == U
+            with m.If(loaded):  # at least a cycle after MAIN_GROUP set the g_* fields
                 d = r.desc
                 m.d.sync += [
                     d.main.eq(1), d.no_pv.eq(0), d.reset_max.eq(1),
@@ -336,12 +357,86 @@ class Scheduler(wiring.Component):
                     *self._paired(r),
                     r.desc_valid.eq(1),
                 ]
+                if P.max_bands > 1:
+                    self._band_desc(m, r)
                 m.next = "MAIN_HAND"
         with m.State("MAIN_HAND"):
             with m.If(self.desc.ready):
                 m.d.sync += [r.desc_valid.eq(0), r.sched_bank.eq(~r.sched_bank)]
                 advance_main()
                 m.next = "MAIN_GROUP"
+
+    def _band_slots(self, m, r):
+        """Engines with bands beside the window: while a main group's queries load, its bands'
+        key ranges, one slot (``job.slots``) a cycle through three registered steps (A: the
+        band's first and last step for the group, clipped at row 0; B: its first position's
+        global test and the second position's token; C: the second's global test), each band
+        with keys appended to ``r.slots``. Returns "all slots done" (for MAIN_LOAD)."""
+        P, job = self._params, self.job
+        U, NB, PW = P.units, P.max_bands, P.pos_width
+        RB, _, _ = check_widths(P)
+        PA = P.paired_max
+        GM = max(1, P.max_globals)
+        moff, dil = job.moff, job.dil
+        SL = band_slot_layout(P)
+        g_lim = Signal(PW + 1)
+        m.d.sync += g_lim.eq(job.n + moff if PA else job.n)
+        r.slots = [Signal(SL, name=f"slot{k}") for k in range(NB)]
+        r.nsl = Signal(range(NB + 1))
+        r.low = Signal(PW + 1)
+        sk = Signal(range(NB + 3))  # the slot in step A; NB + 2: all done
+        slot = Array(job.slots)[sk[:max(1, (NB - 1).bit_length())]]
+        # step A
+        a_go, a_start, a_kmax, a_clip, a_span = (Signal(name="sa_go"), Signal(PW + 1, name="sa_start"),
+                                                 Signal(signed(PW + 3), name="sa_kmax"),
+                                                 Signal(RB + 1, name="sa_clip"),
+                                                 Signal(RB + 1, name="sa_span"))
+        lo = Signal(signed(PW + 3))
+        m.d.comb += lo.eq(r.bq + slot.a)
+        pos = Mux(lo >= 0, r.bc + slot.reach, r.cls)
+        m.d.sync += [a_go.eq((sk < NB) & slot.valid),
+                     a_start.eq(pos + moff if PA else pos),
+                     a_kmax.eq(lo + slot.span + (U - 1) - Mux(lo >= 0, lo, 0)),
+                     a_clip.eq(Mux(lo >= 0, 0, -lo)), a_span.eq(slot.span)]
+        # step B
+        b_go = Signal(name="sb_go")
+        b = Signal(SL, name="sb")
+        b_tok2 = Signal(PW + 2, name="sb_tok2")
+        b_pos2 = Signal(PW + 2, name="sb_pos2")
+        m.d.sync += [b_go.eq(a_go & (a_kmax >= 0) & (a_start < g_lim)),
+                     b.start.eq(a_start), b.kmax.eq(a_kmax[:PW + 1]), b.clip.eq(a_clip),
+                     b.span.eq(a_span), b.kig.eq(global_hits(job, token(job, a_start, PA),
+                                                             GM).any()),
+                     b.nxt.eq(a_kmax >= 1),
+                     b_tok2.eq(token(job, a_start + dil, PA)), b_pos2.eq(a_start + dil)]
+        # step C: append
+        with m.If(b_go):
+            for k in range(NB):
+                with m.If(r.nsl == k):
+                    m.d.sync += [r.slots[k].eq(b), r.slots[k].hits2.eq(global_hits(job, b_tok2, GM)),
+                                 r.slots[k].nxt.eq(b.nxt & (b_pos2 < g_lim))]
+            m.d.sync += r.nsl.eq(r.nsl + 1)
+        with m.If(sk < NB + 2):
+            m.d.sync += sk.eq(sk + 1)
+        with m.If(self._band_restart):
+            m.d.sync += [sk.eq(0), r.nsl.eq(0)]
+            # the lowest position this group's bands (and any later group's) start from: slot
+            # 0's first step for the group, clipped as a window start is
+            low = Signal(signed(PW + 3))
+            m.d.comb += low.eq(r.bc + job.slots[0].reach)
+            lowc = Mux(low >= 0, low, r.cls)
+            m.d.sync += r.low.eq(lowc + moff if PA else lowc)
+        return sk == NB + 2
+
+    def _band_desc(self, m, r):
+        """The descriptor's band fields from the group's slots."""
+        d = r.desc
+        NB = self._params.max_bands
+        first = r.slots[0]
+        m.d.sync += [d.start.eq(first.start), d.kmax.eq(first.kmax), d.clip.eq(first.clip),
+                     d.kig.eq(first.kig), d.hits2.eq(first.hits2), d.nxt.eq(first.nxt),
+                     d.span.eq(first.span), d.nmore.eq(r.nsl - 1), d.low.eq(r.low)]
+        m.d.sync += [d.more[k].eq(r.slots[k + 1]) for k in range(NB - 1)]
 
     def _global_passes(self, m, r):
         """Per global group of ``units`` global rows: a max pass (paired engines: done before

@@ -42,6 +42,16 @@ def tag_layout(P: EngineParams) -> data.StructLayout:
         "bank": 1, "uvalid": U, "fkey": 1, "lkey": 1, "reset_max": 1, **paired})
 
 
+def key_addr_layout(P: EngineParams) -> data.StructLayout:
+    """Where a group's key p lies (engines with bands beside the window, whose keys stage 2
+    cannot recount from the descriptor alone): ``row``, its K/V ring row, or with ``glob`` set
+    ``gi``, its global row. Stage 1 writes it at (p, bank) as it issues the key; stage 2 reads it
+    with the key's score."""
+    ring_aw, glob_aw = kv_address_widths(P)
+    cb = (P.chunks - 1).bit_length()
+    return data.StructLayout({"row": ring_aw - cb, "glob": 1, "gi": max(1, glob_aw - cb)})
+
+
 def _key_slices(P: EngineParams) -> int:
     return SlicedMemory.count(P.lane_width * nx.DATA_WIDTH)
 
@@ -126,10 +136,14 @@ class KeyIssue(wiring.Component):
         if P.paired_max:
             ports.update({"pass_done": Out(1),
                           "pass_gidx": Out(P.global_groups_max.bit_length())})
+        if P.max_bands > 1:
+            ports.update({"ka_raddr": In((P.score_depth - 1).bit_length() + 1),
+                          "ka_rdata": Out(key_addr_layout(P))})
         super().__init__(ports)
 
     def elaborate(self, platform):
         P, job = self._params, self.job
+        NB = P.max_bands
         U, CH, SD, PW, B = P.units, P.chunks, P.score_depth, P.pos_width, P.ring_rows
         GM, KS = max(1, P.max_globals), _key_slices(P)
         RB, DB, _ = check_widths(P)
@@ -203,19 +217,37 @@ class KeyIssue(wiring.Component):
                          s1_pnext2.eq(desc.start + (desc.step << 1)),
                          s1_kmax2.eq(desc.kmax - 2), s1_lim2.eq(desc.lim - (desc.step << 1)),
                          s1_pnext.eq(desc.start + desc.step)]
+        # bands beside the window: the group's other bands, taken in turn where one ends
+        span_r = job.span
+        if NB > 1:
+            span_r = Signal(len(desc.span), name="span_r")
+            more_left = Signal(range(NB), name="more_left")
+            switch = Signal()
+            with m.If(desc_take):
+                m.d.sync += [span_r.eq(desc.span), more_left.eq(desc.nmore)]
+            nxt_slot = s1.more[0]
         have_key = Mux(s1_glob, gmore_r, win_r)
         # s1_pos < wpos as a register (av_r), from s1_pos's next value and wpos's: no carry
         # chain in front of the issue
         av_r = Signal()
         adv1 = Signal()  # (below) s1_pos steps to s1_pnext
-        m.d.sync += av_r.eq(Mux(desc_take, desc.start < self.wpos,
-                                Mux(adv1, s1_pnext < self.wpos, s1_pos < self.wpos)))
+        if NB > 1:
+            m.d.sync += av_r.eq(Mux(desc_take, desc.start < self.wpos,
+                                    Mux(switch, nxt_slot.start < self.wpos,
+                                        Mux(adv1, s1_pnext < self.wpos, s1_pos < self.wpos))))
+        else:
+            m.d.sync += av_r.eq(Mux(desc_take, desc.start < self.wpos,
+                                    Mux(adv1, s1_pnext < self.wpos, s1_pos < self.wpos)))
         avail = s1_glob | av_r
         issue1 = Signal()
         m.d.comb += issue1.eq(s1_run & have_key & avail)
         # after the last chunk of a key: is there another key?
         last_key1 = Signal()
-        m.d.comb += last_key1.eq(Mux(s1_glob, glast_r, ~nxt_r & (s1.nglob == 0)))
+        if NB > 1:
+            m.d.comb += last_key1.eq(Mux(s1_glob, glast_r,
+                                         ~nxt_r & (more_left == 0) & (s1.nglob == 0)))
+        else:
+            m.d.comb += last_key1.eq(Mux(s1_glob, glast_r, ~nxt_r & (s1.nglob == 0)))
         with m.If(s1_run & ~have_key):
             # no keys at all (cannot happen for a valid group) -> finish
             m.d.sync += s1_run.eq(0)
@@ -235,8 +267,25 @@ class KeyIssue(wiring.Component):
                                  hits_n.eq(global_hits(job, token(job, s1_pnext2, P.paired_max),
                                                        GM)),
                                  s1_pnext2.eq(s1_pnext2 + s1.step)] + set_ka(kpos_d, s1_pnext)
-                    with m.If(~nxt_r):
-                        m.d.sync += s1_glob.eq(1)
+                    if NB > 1:
+                        with m.If(~nxt_r & (more_left != 0)):
+                            # the next band: its fields as the descriptor's at a take
+                            sl = nxt_slot
+                            m.d.comb += switch.eq(1)
+                            m.d.sync += [
+                                s1_k.eq(0), s1_pos.eq(sl.start), s1_pnext.eq(sl.start + s1.step),
+                                win_r.eq(1), nxt_r.eq(sl.nxt), kc_r.eq(sl.clip),
+                                kig_r.eq(sl.kig), hits_n.eq(sl.hits2),
+                                s1_pnext2.eq(sl.start + (s1.step << 1)),
+                                s1_kmax2.eq(sl.kmax - 2), span_r.eq(sl.span),
+                                more_left.eq(more_left - 1),
+                            ] + set_ka(kpos_d, sl.start)
+                            m.d.sync += [s1.more[k].eq(s1.more[k + 1]) for k in range(NB - 2)]
+                        with m.Elif(~nxt_r):
+                            m.d.sync += s1_glob.eq(1)
+                    else:
+                        with m.If(~nxt_r):
+                            m.d.sync += s1_glob.eq(1)
                 with m.If(last_key1):
                     m.d.sync += s1_run.eq(0)
                     m.d.comb += [self.q_set.eq(Mux(s1_bnk, 0b10, 0b01)), self.q_desc.eq(s1),
@@ -259,7 +308,7 @@ class KeyIssue(wiring.Component):
         m.d.comb += key_is_glob.eq(s1.main & ~s1_glob & kig_r)
         uvalid = Signal(U)
         for u in range(U):
-            inwin = ~s1.main | ((kc_r >= u) & (kc_r <= job.span + u))
+            inwin = ~s1.main | ((kc_r >= u) & (kc_r <= span_r + u))
             m.d.comb += uvalid[u].eq(s1.active[u] & (s1_glob | (inwin & ~key_is_glob)))
 
         p1 = Signal(tag_layout(P))
@@ -273,6 +322,16 @@ class KeyIssue(wiring.Component):
             m.d.sync += [p1.pair.eq(s1.pair), p1.uvalid_b.eq(s1.active_b), p1.final.eq(s1.final),
                          p1.gmax.eq(s1.gmax), p1.gidx.eq(s1.gidx)]
         self._pipeline(m, p1)
+        if NB > 1:
+            # each issued key's place, for stage 2 (key_addr_layout)
+            KL = key_addr_layout(P)
+            m.submodules.key_addr = ka = memory.Memory(shape=KL, depth=2 * SD, init=[])
+            kw, kr = ka.write_port(), ka.read_port()
+            ka_w = Signal(KL)
+            m.d.comb += [ka_w.row.eq(s1_pos), ka_w.glob.eq(s1_glob), ka_w.gi.eq(s1_gi)]
+            m.d.sync += [kw.addr.eq(Cat(s1_p[:(SD - 1).bit_length()], s1_bnk)),
+                         kw.data.eq(ka_w), kw.en.eq(issue1 & (s1_chunk == 0))]
+            m.d.comb += [kr.addr.eq(self.ka_raddr), self.ka_rdata.eq(kr.data)]
 
         with m.If(job.init):
             m.d.sync += [av_r.eq(0), s1_bank.eq(0), s1_run.eq(0)]

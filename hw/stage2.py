@@ -23,6 +23,7 @@ from .epilogue import head_layout
 from .job import JobSignature
 from .kv_ring import SlicedMemory, kv_address_widths
 from .scheduler import desc_layout
+from .stage1 import key_addr_layout
 
 #: cycles from a stage-2 issue to its accumulation without EngineParams.pv_pipeline's stages
 #: (the cycle model, ``swattn.sw.cycles``, follows it)
@@ -89,6 +90,8 @@ class PVIssue(wiring.Component):
             "vdat": Out(P.lane_width * nx.DATA_WIDTH),
             "tag_score": Out(tag), "tag_acc": Out(tag), "tag_acc_early": Out(tag),
             "grp_done": Out(1), "grp_final": Out(1), "grp_abank": Out(1), "grp_active": Out(P.units),
+            **({"ka_raddr": Out((SD - 1).bit_length() + 1), "ka_rdata": In(key_addr_layout(P))}
+               if P.max_bands > 1 else {}),
         })
 
     def elaborate(self, platform):
@@ -135,11 +138,13 @@ class PVIssue(wiring.Component):
         # (0..dil-1) and the next block's class 0 starts lower again: hold those rows until the
         # first unclipped group.
         head_release = Signal(PW + 1)
+        # (with bands beside the window, a main group's lowest band start, ``low``)
+        hstart = Mux(head.main, head.low, head.start) if P.max_bands > 1 else head.start
         if P.paired_max:  # the main pass starts at stream position moff
-            m.d.comb += head_release.eq(Mux(head.main & (head.start < job.moff + job.dil),
-                                            job.moff, head.start))
+            m.d.comb += head_release.eq(Mux(head.main & (hstart < job.moff + job.dil),
+                                            job.moff, hstart))
         else:
-            m.d.comb += head_release.eq(Mux(head.main & (head.start < job.dil), 0, head.start))
+            m.d.comb += head_release.eq(Mux(head.main & (hstart < job.dil), 0, hstart))
         # Taking a group releases the rows below its first key (the K/V store delays it until
         # the previous group's last V reads are done)
         head_rel = Signal.like(head_release)  # (head stands still from decision to take)
@@ -233,6 +238,13 @@ class PVIssue(wiring.Component):
         for k in range(VC + 1, TM):
             vdat = delayed(m, vdat, f"vdat{k + 1}", True)
         m.d.comb += self.vdat.eq(vdat)
+        if P.max_bands > 1:
+            # the key's place from stage 1's record (read with the score at t0), from t2 on
+            cb = (P.chunks - 1).bit_length()
+            ka = self.ka_rdata
+            m.d.comb += self.ka_raddr.eq(self.score_addr)
+            m.d.sync += [t[2].vaddr.eq(Cat(t[1].vaddr[:cb], ka.row)),
+                         t[2].gaddr.eq(Cat(t[1].gaddr[:cb], ka.gi)), t[2].glob.eq(ka.glob)]
         end = t[7 + X]
         m.d.sync += [self.grp_done.eq(end.valid & end.lkey), self.grp_final.eq(end.final),
                      self.grp_abank.eq(end.abank), self.grp_active.eq(end.active)]

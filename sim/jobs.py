@@ -10,9 +10,10 @@ import random
 
 from ..sw.spec.engine_params import EngineParams
 from ..sw.spec.numerics import SoftmaxConfig
-from ..sw.spec.pattern import HybridPattern
+from ..sw.spec.keyset import EngineForm
+from ..sw.spec.pattern import HybridPattern, PatternError
 from ..sw.spec.regs import Error
-from .runner import job_to_json
+from .runner import job_pattern, job_to_json
 
 
 def random_softmax(rng: random.Random, head_dim: int) -> SoftmaxConfig:
@@ -43,9 +44,31 @@ def random_pattern(rng: random.Random, p: EngineParams) -> HybridPattern:
     return HybridPattern(n, left, right, dil, tuple(sorted(g)), limits=p.limits())
 
 
+def random_bands(rng: random.Random, p: EngineParams, h: HybridPattern) -> EngineForm:
+    """``h`` with bands beside its window, up to ``max_bands - 1`` of them, each wholly below or
+    above the window and within the engine's reach (touching the window or each other, far
+    out, clipped at either end of the sequence or empty there, among them)."""
+    rmax = p.max_radius // h.dilation
+    spans: list[tuple[int, int]] = []
+    for _ in range(rng.randint(1, p.max_bands - 1)):
+        a = rng.choice([-rmax, rmax, -h.left - 1, h.right + 1, rng.randint(-rmax, rmax)])
+        c = rng.choice([1, 2, 4, 16, rng.randint(1, 2 * rmax + 1)])
+        c = max(1, min(c, rmax - a + 1))
+        trial = sorted(spans + [(a, c)])
+        try:
+            EngineForm(h.n, h.left, h.right, h.dilation, tuple(trial), (),
+                       h.globals_).check(p.limits())
+        except PatternError:
+            continue
+        spans = trial
+    return EngineForm(h.n, h.left, h.right, h.dilation, tuple(spans), (), h.globals_)
+
+
 def job_from_seed(p: EngineParams, seed: int) -> dict:
     rng = random.Random(seed)
     pattern = random_pattern(rng, p)
+    if p.max_bands > 1 and rng.random() < 0.8:
+        pattern = random_bands(rng, p, pattern)
     cfg = random_softmax(rng, p.head_dim)
     idle = rng.choice([0.0, 0.0, 0.2, 0.6])
     stall = rng.choice([0.0, 0.0, 0.2, 0.6])
@@ -69,6 +92,20 @@ def invalid_jobs(p: EngineParams, seed: int) -> list[dict]:
         cases.append((Error.GLOBAL_DUP, dict(n_globals=2, globals=[3, 3])))
     if p.max_globals < 255:
         cases.append((Error.GLOBAL_COUNT, dict(n_globals=p.max_globals + 1)))
+    if p.max_bands > 1:  # (the window is -1..1)
+        R = p.max_radius
+        cases += [
+            (Error.BAND_COUNT, dict(n_bands=p.max_bands,
+                                    bands=[[2 + 2 * k, 1] for k in range(p.max_bands - 1)])),
+            (Error.BAND_RANGE, dict(n_bands=1, bands=[[3, 0]])),
+            (Error.BAND_RANGE, dict(n_bands=1, bands=[[-R - 1, 1]])),
+            (Error.BAND_RANGE, dict(n_bands=1, bands=[[R, 2]])),
+            (Error.BAND_ORDER, dict(n_bands=1, bands=[[0, 2]])),
+            (Error.BAND_ORDER, dict(n_bands=1, bands=[[-3, 3]])),
+        ]
+        if p.max_bands > 2:
+            cases += [(Error.BAND_ORDER, dict(n_bands=2, bands=[[5, 1], [3, 1]])),
+                      (Error.BAND_ORDER, dict(n_bands=2, bands=[[3, 2], [4, 1]]))]
     jobs = []
     for i, (err, over) in enumerate(cases):
         raw = dict(base, **over)
@@ -155,8 +192,7 @@ def axi_jobs(p: EngineParams, count: int, seed0: int, busy: int = 3) -> list[dic
 
     for i in range(busy):
         job = job_from_seed(p, seed0 + 10_100 + i)
-        pat = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]), limits=p.limits())
+        pat = job_pattern(job, p.limits())
         # well inside the job (its cycle count with no pause is the cycle model's)
         jobs += [dict(job, kind="busy", busy_at=rng.randint(0, predict_cycles(p, pat) // 2)),
                  job_from_seed(p, seed0 + 10_200 + i)]

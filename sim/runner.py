@@ -22,6 +22,7 @@ import numpy as np
 
 from ..sw.spec.errors import UserError
 from ..sw.spec.engine_params import EngineParams
+from ..sw.spec.keyset import EngineForm
 from ..sw.spec.pattern import HybridPattern
 from ..sw.spec.numerics import SoftmaxConfig
 
@@ -88,10 +89,31 @@ def check_simulator(sim: str):
 _check_simulator = check_simulator  # the name the board runner imports
 
 
-def job_to_json(pattern: HybridPattern, cfg: SoftmaxConfig, seed: int, **extra) -> dict:
-    return dict(n=pattern.n, left=pattern.left, right=pattern.right, dilation=pattern.dilation,
-                globals=list(pattern.globals_), mult_mant=cfg.mult_mant,
-                mult_shift=cfg.mult_shift, out_shift=cfg.out_shift, seed=seed, **extra)
+def job_to_json(pattern: HybridPattern | EngineForm, cfg: SoftmaxConfig, seed: int,
+                **extra) -> dict:
+    """A valid job as the testbenches take it; an EngineForm's bands and columns as ``bands``
+    ([start, count] pairs) and ``columns``."""
+    job = dict(n=pattern.n, left=pattern.left, right=pattern.right, dilation=pattern.dilation,
+               globals=list(pattern.globals_), mult_mant=cfg.mult_mant,
+               mult_shift=cfg.mult_shift, out_shift=cfg.out_shift, seed=seed, **extra)
+    if isinstance(pattern, EngineForm) and (pattern.bands or pattern.columns):
+        job.update(bands=[list(b) for b in pattern.bands], columns=list(pattern.columns))
+    return job
+
+
+def job_pattern(job: dict, limits=None) -> HybridPattern | EngineForm:
+    """A valid job's pattern: a HybridPattern, or an EngineForm where it has bands or columns
+    (checked against ``limits`` where given)."""
+    if job.get("bands") or job.get("columns"):
+        form = EngineForm(job["n"], job["left"], job["right"], job["dilation"],
+                          tuple(tuple(b) for b in job.get("bands", ())),
+                          tuple(job.get("columns", ())), tuple(job["globals"]))
+        if limits is not None:
+            form.check(limits)
+        return form
+    kw = {} if limits is None else {"limits": limits}
+    return HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
+                         tuple(job["globals"]), **kw)
 
 
 def rtl_fingerprint() -> bytes:
@@ -306,9 +328,7 @@ class JobWatch:
                 try:
                     from ..sw.cycles import predict_cycles
 
-                    value = predict_cycles(self.params, HybridPattern(
-                        job["n"], job["left"], job["right"], job["dilation"],
-                        tuple(job["globals"])))
+                    value = predict_cycles(self.params, job_pattern(job))
                 except (KeyError, ValueError):
                     value = None
             self.predicted[i] = value
@@ -356,8 +376,7 @@ def simulate(params: EngineParams, jobs: list[dict], sim: str = "verilator",
                "stall": job["stall"], "bit_exact": bool(r["ok"]),
                "mismatches": r.get("mismatches"), "cycles": r.get("cycles"),
                "error_text": r.get("error_text")}
-        pat = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]))
+        pat = job_pattern(job)
         ideal = 2 * params.head_dim * pat.pairs() / params.lanes
         row["ideal_cycles"] = ideal
         row["predicted_cycles"] = predict_cycles(params, pat)

@@ -17,13 +17,13 @@ from ..sw.spec import schedule
 from ..sw.spec.engine_params import EngineParams
 from ..sw.spec.numerics import SoftmaxConfig
 from ..sw.spec.pattern import HybridPattern
+from .runner import job_pattern
 
 
 def job_inputs(job: dict, p: EngineParams):
     """A valid job's pattern, softmax settings and (q, k, v) int8 rows (its own data, or random
     rows from its seed)."""
-    pattern = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]), limits=p.limits())
+    pattern = job_pattern(job, p.limits())
     cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
     qkv = tuple(np.asarray(x, dtype=np.int8) for x in job["data"]) if "data" in job else \
         _random(pattern.n, p.head_dim, job["seed"])
@@ -54,7 +54,11 @@ class Scoreboard:
         self.job = job
         self.pattern, self.cfg, (self.q, self.k, self.v) = job_inputs(job, params)
         self.order = schedule.output_order(self.pattern, params)
-        self.ref = golden.attention(self.q, self.k, self.v, self.pattern, self.cfg)
+        if isinstance(self.pattern, HybridPattern):
+            self.ref = golden.attention(self.q, self.k, self.v, self.pattern, self.cfg)
+        else:  # bands and columns: the golden model's key-set form
+            self.ref = golden.attention_keys(self.q, self.k, self.v, self.pattern.keyset(),
+                                             self.cfg)
 
     @property
     def n(self) -> int:

@@ -71,7 +71,7 @@ class CycleReport:
         return self.ideal_cycles / self.cycles
 
 
-def useful_macs(pattern: HybridPattern, head_dim: int) -> int:
+def useful_macs(pattern, head_dim: int) -> int:
     """2 * d MACs per attended (query, key) pair: one for Q.K, one for P.V."""
     return 2 * head_dim * pattern.pairs()
 
@@ -113,6 +113,38 @@ def main_group_keys(pattern: HybridPattern, params: EngineParams):
     return start, kw, first, last, skips
 
 
+def band_slots(pattern) -> list[tuple[int, int]]:
+    """The bands of a pattern in the engine's processing order, as (first step, count - 1):
+    the bands below the window, the window, the bands above it (an EngineForm's; a
+    HybridPattern's window alone)."""
+    bands = list(getattr(pattern, "bands", ()))
+    low = [(a, c - 1) for a, c in bands if a < 0]
+    high = [(a, c - 1) for a, c in bands if a >= 0]
+    return low + [(-pattern.left, pattern.left + pattern.right)] + high
+
+
+def main_group_segments(pattern, params: EngineParams):
+    """Per main group (in processing order), its keys' positions band by band: a list of
+    (first position, keys) per band with keys (for engines with bands beside the window)."""
+    n, dil, U = pattern.n, pattern.dilation, params.units
+    out = []
+    for base in range(0, n, U * dil):
+        for c in range(dil):
+            bq = base // dil
+            segs = []
+            for a, span in band_slots(pattern):
+                lo = bq + a
+                hi = lo + span + U - 1
+                mlo = max(lo, 0)
+                start = mlo * dil + c
+                kmax = hi - mlo
+                if kmax < 0 or start >= n:
+                    continue
+                segs.append((start, min(kmax + 1, -(-(n - start) // dil))))
+            out.append(segs)
+    return out
+
+
 def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     """Cycles the engine takes for one job (from start to its last output), input never idle
     and output always ready. For lanes = 4, the serial engine's (:func:`predict_serial_cycles`).
@@ -125,7 +157,18 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     s2_after_s1 = S2_AFTER_S1 + params.dot_latency - 3
 
     start, kw, first_u, last_u, skips = main_group_keys(pattern, params)
-    init = CHECK_BASE + ng  # the cycle of the job_init pulse
+    NB = params.max_bands
+    segments = None
+    if NB > 1:
+        # the kept groups' keys band by band (main_group_keys enumerates the same groups)
+        every = main_group_segments(pattern, params)
+        bases = [(b, c) for b in range(0, n, U * dil) for c in range(dil)]
+        is_g = pattern.is_global()
+        kept = [i for i, (b, c) in enumerate(bases)
+                if any(b + c + u * dil < n and not is_g[b + c + u * dil] for u in range(U))]
+        segments = [every[i] for i in kept]
+    # the cycle of the job_init pulse (with bands, a check step more after the globals')
+    init = CHECK_BASE + ng + (1 if NB > 1 else 0)
     ggroups = -(-ng // U)
     SG = params.subgroup
     paired = params.paired_max and ggroups > 0
@@ -147,12 +190,20 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     bank = 0
     abank = 0
 
-    def run_group(ready, pos0, nwin, nglob, step, final, units, no_pv):
+    def run_group(ready, pos0, nwin, nglob, step, final, units, no_pv, segs=None):
         nonlocal s1_free, s2_free, s2_pv, bank, abank, epi_free, last_out, t_sched
         take1 = max(ready, s1_free, bank_free[bank])
         first = take1 + 1
+        if segs is not None:  # bands: (first position, keys) each, one after the other
+            nwin = sum(k for _, k in segs)
         issue_end = first + (nwin + nglob) * CH  # one past the last issue
-        if nwin:
+        if segs is not None:
+            # each band's last key waits for the writer; the keys after it follow
+            after = nwin + nglob
+            for p0, k in segs:
+                after -= k
+                issue_end = max(issue_end, written(p0 + (k - 1) * step) + (1 + after) * CH)
+        elif nwin:
             last_win = pos0 + (nwin - 1) * step
             issue_end = max(issue_end, written(last_win) + (1 + nglob) * CH)
         s1_free = issue_end
@@ -200,10 +251,13 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
             t_grp = t_sched + 1
         t_sched = max(t_grp, s1_free)
 
+    # with bands, the scheduler's band slots (NB + 2 cycles) may outlast the query loads
+    load = max(U, NB + 2) if NB > 1 else U
     for g in range(start.size):
-        ready = t_sched + 2 * int(skips[g]) + U + 4
+        ready = t_sched + 2 * int(skips[g]) + load + 4
+        segs = None if segments is None else [(moff + p0, k) for p0, k in segments[g]]
         run_group(ready, moff + int(start[g]), int(kw[g]), ng, dil, True,
-                  (int(first_u[g]), int(last_u[g])), False)
+                  (int(first_u[g]), int(last_u[g])), False, segs)
 
     for gg in range(ggroups):
         rows = min(U, ng - gg * U)

@@ -45,6 +45,8 @@ RUNS = {
          "--lanes", "64", "--cpu-max-n", "0", "--no-minilm"], 0),
     "swattn build --board icebreaker": "tests/test_build.py::test_synthesis_of_the_icebreaker_board",
     "swattn build --list": (["build", "--list"], 0),
+    "swattn explore --board ulx3s-85f --lanes 64 128 256":
+        "tests/test_explore.py::test_explore_places_each_candidate_at_each_seed_on_a_local_cluster",
     # no board on the test machine: a clear refusal, no traceback
     "swattn flash --board ulx3s-85f": (["flash", "--board", "ulx3s-85f"], 2),
     "swattn run --port /dev/ttyUSB1 --board ulx3s-85f": (
