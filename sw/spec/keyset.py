@@ -204,6 +204,20 @@ class EngineForm:
                                f"columns (a global is a key of every query)")
 
     @property
+    def global_array(self) -> np.ndarray:
+        return np.asarray(self.globals_, dtype=np.int64)
+
+    def is_global(self) -> np.ndarray:
+        """Boolean vector of length n: which tokens are global."""
+        flags = np.zeros(self.n, dtype=bool)
+        flags[self.global_array] = True
+        return flags
+
+    def pairs(self) -> int:
+        """Total number of (query, key) pairs computed."""
+        return self.keyset().pairs()
+
+    @property
     def reach(self) -> int:
         """The farthest key from its query, in tokens: what the engine's ring must hold."""
         steps = [self.left, self.right] + [abs(x) for s, c in self.bands for x in (s, s + c - 1)]
