@@ -4,9 +4,9 @@ and ``make regress`` (``python -m swattn.sim.regress``).
 :func:`dask_client` gives a :class:`distributed.Client`:
 
 * without a scheduler address, on a :class:`distributed.LocalCluster` of its own: ``workers``
-  worker processes (the cores when None) of one thread each, listening on 127.0.0.1 only, no
-  dashboard, no memory limit (the jobs' memory is mostly in the tools they start), closed with
-  the context;
+  worker processes (the cores when None) of one thread each, every server of it listening on
+  127.0.0.1 only, no dashboard, no memory limit (the jobs' memory is mostly in the tools they
+  start), closed with the context;
 * with one (``--scheduler tcp://host:8786``), on that existing cluster: a ``dask scheduler``
   started by hand with ``dask worker`` processes, or a dask-jobqueue cluster (SLURMCluster,
   PBSCluster, LSFCluster: its ``scheduler_address``). Its workers must see the same file system
@@ -133,9 +133,13 @@ def dask_client(scheduler: str | None = None, workers: int | None = None, *,
             client.close()
         return
     n = max(1, workers or os.cpu_count() or 1)
+    # (the scheduler's HTTP server, which it starts even without its dashboard, on a free port
+    # of 127.0.0.1 rather than on 8787, where another cluster's dashboard may be)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None, memory_limit=0,
-                           silence_logs=logging.CRITICAL)
+                           silence_logs=logging.CRITICAL,
+                           scheduler_kwargs={"dashboard": False,
+                                             "dashboard_address": "127.0.0.1:0"})
     try:
         client = Client(cluster, set_as_default=False)
         try:
@@ -159,7 +163,9 @@ def map_jobs(client, fn: Callable, items: Iterable, *, label: Callable = str,
     """``(item, fn(item))`` for each of ``items``, each a job on ``client``'s workers, in the
     order they finish. A job that raised ends the iteration, the jobs not yet finished
     cancelled: a :class:`UserError` as one (``label(item): message``), anything else as
-    :class:`JobFailed` from the worker's exception. Leaving the loop early cancels the rest too.
+    :class:`JobFailed` from the worker's exception. Leaving the loop early cancels the rest too
+    (jobs not yet started never start; a running one ends on its worker, or with the worker
+    when a local cluster closes).
 
     env : environment variables the jobs run with (set on the worker).
     name : the jobs' name in Dask (default ``fn``'s).

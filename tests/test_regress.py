@@ -109,3 +109,14 @@ def test_chunks_are_jobs_of_a_dask_cluster(tmp_path):
     summary, text = regress.summarise(chunks, 1.0, root=tmp_path)
     assert not summary["chunks_missing"] and summary["jobs"] == sum(r["jobs"] for r in res)
     assert summary["passed"] == summary["jobs"] and summary["coverage"]
+
+
+def test_regress_refuses_a_scheduler_that_does_not_answer(tmp_path, monkeypatch, capsys):
+    """One line naming --scheduler and the address, status 2, before anything is written."""
+    monkeypatch.chdir(tmp_path)
+    assert regress.main(["--scheduler", "tcp://127.0.0.1:1", "--verilator-jobs", "10",
+                         "--icarus-jobs", "0", "--axi-jobs", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("swattn: error: --scheduler = "
+                                               "'tcp://127.0.0.1:1': no Dask scheduler"), err
+    assert not (tmp_path / "build").exists()
