@@ -75,8 +75,10 @@ bench: $(STAMP)
 
 # >= 10,000 random jobs over five engine sizes (the boards' engines included) on Verilator (half on an
 # --x-assign/--x-initial unique build with a random seed) and >= 1,000 on Icarus, bit-exact, with
-# functional coverage at the end. SHARD=I/N runs one shard; REGRESS_ARGS passes more options
-# (e.g. `--verilator-jobs 300 --icarus-jobs 30` for a short run).
+# functional coverage at the end. Each chunk is a job of a Dask cluster: a worker process per core
+# here, or an existing cluster with REGRESS_ARGS="--scheduler tcp://HOST:8786". SHARD=I/N runs one
+# shard; REGRESS_ARGS passes more options (e.g. `--verilator-jobs 300 --icarus-jobs 30` for a
+# short run).
 regress: $(STAMP)
 	@command -v iverilog >/dev/null || { echo "Icarus Verilog is missing: sudo apt-get install -y iverilog"; exit 1; }
 	$(BIN)/python -m swattn.sim.regress -n auto $(if $(SHARD),--shard $(SHARD)) $(REGRESS_ARGS)
