@@ -406,6 +406,8 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"swattn: error: {exc}", file=sys.stderr)
         return 2
+    if not a.scheduler:  # (no more local workers than chunks)
+        workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
     from swattn.sw.cluster import JobFailed, dask_client
     from swattn.sw.report import checkout_commit
     from swattn.sw.spec.errors import UserError
@@ -422,7 +424,7 @@ def main(argv=None) -> int:
                 if p.exists():
                     p.unlink()
             where = (f"the Dask cluster at {a.scheduler}" if a.scheduler else
-                     f"{workers or os.cpu_count() or 1} local Dask worker(s)")
+                     f"{workers} local Dask worker(s)")
             print(f"regression: {len(chunks)} chunk(s) (shard {a.shard}) on {where}", flush=True)
             results = run_chunks(client, chunks, log=lambda s: print(s, flush=True))
     except UserError as exc:
