@@ -120,3 +120,21 @@ def test_regress_refuses_a_scheduler_that_does_not_answer(tmp_path, monkeypatch,
     assert len(err) == 1 and err[0].startswith("swattn: error: --scheduler = "
                                                "'tcp://127.0.0.1:1': no Dask scheduler"), err
     assert not (tmp_path / "build").exists()
+
+
+def test_a_chunk_that_raises_is_reported_and_the_others_go_on(tmp_path):
+    """A chunk whose run raises on its worker (here: a size the table does not have) comes back
+    with its traceback and a line naming it; the summary counts it as missing."""
+    from swattn.sw.cluster import dask_client
+
+    bad = [regress.Chunk("nosize", "verilator", 1, 1), regress.Chunk("nosize2", "icarus", 2, 1)]
+    lines = []
+    with dask_client(None, 1) as client:
+        res = regress.run_chunks(client, bad, root=tmp_path, sim_root=tmp_path / "sim",
+                                 log=lines.append)
+    assert sorted(r["id"] for r in res) == sorted(c.id for c in bad)
+    assert all("KeyError: 'nosize" in r["error"] for r in res), res
+    assert sorted(ln.split("] ", 1)[1].split(":")[0] for ln in lines if ln.startswith("[")) == \
+        sorted(c.id for c in bad)
+    summary, _ = regress.summarise(bad, 1.0, root=tmp_path)
+    assert summary["chunks_missing"] == [c.id for c in bad]
