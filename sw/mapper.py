@@ -1,11 +1,18 @@
 """From a predicted mask (or attention weights) to an engine configuration.
 
-The engine runs one :class:`~swattn.sw.spec.pattern.HybridPattern` per head: a window of ``left`` and
-``right`` steps of ``dilation`` tokens around each query plus up to G global tokens (a global
-query sees every key, every query sees a global key). :func:`map_to_pattern` picks the pattern
-that covers the most of a weight matrix, the predicted mask's entries (each 1) or attention
-probabilities, while computing at most ``budget`` keys per query on average
-(``pattern.pairs() / n <= budget``), and reports the fraction of the weight it covers.
+The engine runs one pattern per head: a window of ``left`` and ``right`` steps of ``dilation``
+tokens around each query plus up to G global tokens (a global query sees every key, every query
+sees a global key), a :class:`~swattn.sw.spec.pattern.HybridPattern`; an engine generated with
+band and column fields (``max_bands > 1``, ``max_columns > 0``) also takes more bands at the
+window's step and key-only columns, an :class:`~swattn.sw.spec.keyset.EngineForm`.
+:func:`map_to_pattern` picks the pattern that covers the most of a weight matrix, the predicted
+mask's entries (each 1) or attention probabilities, while computing at most ``budget`` keys per
+query on average (``pattern.pairs() / n <= budget``), and reports the fraction of the weight it
+covers. It returns a HybridPattern whenever the winner has no band beside the window and no
+column (always so under the default limits, one band and no column), else an EngineForm; both
+have ``n``, ``left``, ``right``, ``dilation`` and ``globals_``, and :func:`keyset` gives either
+as a :class:`~swattn.sw.spec.keyset.KeySetPattern` (its ``mask()``, ``pairs()``, and the golden
+model's :func:`~swattn.sw.golden.attention_keys`).
 
 The search, for each dilation 1..max_dilation and each global count 0..max_globals:
   * the window: of all (left, right) whose pairs fit what the globals leave of the budget, the
@@ -17,9 +24,16 @@ The search, for each dilation 1..max_dilation and each global count 0..max_globa
     bounded until they are picked) are tried best bound first, the bound being the window's
     weight plus the g largest gains a global could bring with it; each try picks its globals
     and counts pairs exactly, and the search stops when no untried bound beats the best found.
-The best candidate by covered weight (then fewer pairs) wins. Without globals the result is the
-optimum over all windows and dilations searched; the greedy global choice makes it a good
-configuration, not a proven optimum, when globals are used.
+With more than one band or any column allowed, key-set candidates join these, for each
+dilation: starting from the query's own key (the diagonal), and again from the best hybrid
+candidate, a greedy fill adds one item at a time, the one bringing the most uncovered weight per
+pair it adds that still fits the budget: a diagonal at the dilation's step (widening the window
+or a band, or starting a new band while fewer than ``max_bands`` exist), a key-only column (up
+to ``max_columns``) or a global token (up to ``max_globals``), every overlap counted once. The
+best candidate by covered weight (then fewer pairs) wins; the hybrid candidates are always among
+them, so the key-set search never covers less than the window and globals alone. Without
+globals, bands or columns the result is the optimum over all windows and dilations searched; the
+greedy choices make it a good configuration, not a proven optimum, otherwise.
 """
 
 from __future__ import annotations
@@ -29,18 +43,38 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .spec.keyset import EngineForm, KeySetPattern
 from .spec.pattern import HybridPattern, PatternLimits
 
 DEFAULT_MAX_DILATION = 4  #: dilations tried when the limits do not bound them
 DEFAULT_MAX_GLOBALS = 4  #: global tokens allowed when the limits do not bound them
+DEFAULT_MAX_BANDS = 1  #: bands (the window is one) where neither argument nor limits say
+DEFAULT_MAX_COLUMNS = 0  #: key-only columns where neither argument nor limits say
+
+
+def keyset(pattern) -> KeySetPattern:
+    """A mapped pattern (HybridPattern or EngineForm) as a KeySetPattern (for
+    :func:`swattn.sw.golden.attention_keys`)."""
+    if isinstance(pattern, KeySetPattern):
+        return pattern
+    return EngineForm.from_pattern(pattern).keyset()
+
+
+def pattern_mask(pattern) -> np.ndarray:
+    """The dense n x n mask of a mapped pattern (HybridPattern or EngineForm)."""
+    if isinstance(pattern, (HybridPattern, KeySetPattern)):
+        return pattern.mask()
+    return keyset(pattern).mask()
 
 
 @dataclass(frozen=True)
 class Mapping:
-    """A mapped configuration. ``coverage``: covered weight / total weight (0..1);
-    ``keys_per_query``: pattern.pairs() / n; ``budget``: the budget it was mapped under."""
+    """A mapped configuration. ``pattern``: a HybridPattern, or an EngineForm where the winner
+    has bands beside the window or columns; ``coverage``: covered weight / total weight (0..1);
+    ``keys_per_query``: pairs / n (``keyset(pattern).pairs() / n``); ``budget``: the budget it
+    was mapped under."""
 
-    pattern: HybridPattern
+    pattern: HybridPattern | EngineForm
     coverage: float
     keys_per_query: float
     budget: float
@@ -50,9 +84,11 @@ class Mapping:
         return 1.0 - self.keys_per_query / self.pattern.n
 
     def as_dict(self) -> dict:
-        p = self.pattern
-        return {"n": p.n, "left": p.left, "right": p.right, "dilation": p.dilation,
-                "globals": list(p.globals_), "coverage": self.coverage,
+        """The pattern in the JSON form of :func:`swattn.sw.spec.keyset.pattern_to_json` (what
+        ``--pattern FILE`` reads), with ``coverage``, ``keys_per_query`` and ``budget``."""
+        from .spec.keyset import pattern_to_json
+
+        return {**pattern_to_json(self.pattern), "coverage": self.coverage,
                 "keys_per_query": self.keys_per_query, "budget": self.budget}
 
 
@@ -147,17 +183,23 @@ def _greedy_globals(w: np.ndarray, row_u: np.ndarray, col_u: np.ndarray, in_win,
 
 def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | None = None,
                    max_dilation: int = DEFAULT_MAX_DILATION,
-                   max_globals: int = DEFAULT_MAX_GLOBALS) -> Mapping:
-    """The HybridPattern covering the most of ``weights`` within ``budget`` keys per query.
+                   max_globals: int = DEFAULT_MAX_GLOBALS, max_bands: int | None = None,
+                   max_columns: int | None = None) -> Mapping:
+    """The pattern covering the most of ``weights`` within ``budget`` keys per query: a
+    HybridPattern, or an EngineForm where bands beside the window or columns cover more.
 
     Parameters
     ----------
     weights : (n, n) array, nonnegative: a boolean mask (each entry counts 1) or attention
         probabilities / scores (negative values are clipped to 0).
     budget : mean keys per query the pattern may compute, 1..n.
-    limits : optional engine limits; ``max_radius``, ``max_dilation`` and ``max_globals`` bound
-        the search, ``max_n`` is checked by the pattern.
+    limits : optional engine limits; ``max_radius``, ``max_dilation``, ``max_globals``,
+        ``max_bands`` and ``max_columns`` bound the search, ``max_n`` is checked by the pattern.
     max_dilation, max_globals : search bounds used where ``limits`` leaves them open.
+    max_bands, max_columns : bands (the window included) and key-only columns allowed; each the
+        smaller of the argument and the limit where both are given, else whichever is given,
+        else :data:`DEFAULT_MAX_BANDS` / :data:`DEFAULT_MAX_COLUMNS` (one band, no column: the
+        hybrid search alone).
     """
     w = np.asarray(weights)
     if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] < 1:
@@ -172,6 +214,8 @@ def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | N
     if limits.max_globals is not None:
         max_globals = min(max_globals, limits.max_globals)
     max_globals = min(max_globals, n)
+    max_bands = _bound(max_bands, limits.max_bands, DEFAULT_MAX_BANDS)
+    max_columns = min(_bound(max_columns, limits.max_columns, DEFAULT_MAX_COLUMNS), n)
     total = float(w.sum())
     dg = _Diagonals(w)
     cap = math.floor(budget * n + 1e-6)  # pairs allowed (the epsilon absorbs rounding)
@@ -200,7 +244,183 @@ def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | N
         pairs = pattern.pairs()
     else:
         _, pattern, covered, pairs = best
+    if max_bands > 1 or max_columns > 0:
+        pattern, covered, pairs = _keyset_search(w, dg, pattern, covered, pairs, cap, limits,
+                                                 max_dilation, max_globals, max_bands,
+                                                 max_columns)
     return Mapping(pattern, covered / total if total > 0 else 1.0, pairs / n, float(budget))
+
+
+def _bound(arg, limit, default):
+    """The smaller of an argument and a limit, either of which may be None (open)."""
+    given = [x for x in (arg, limit) if x is not None]
+    return min(given) if given else default
+
+
+class _Fill:
+    """A key-set candidate being filled greedily (:func:`_keyset_search`): the cells covered so
+    far, and of the cells not yet covered the weight and the count per offset (diagonal), per
+    column and per row, kept up to date as cells are covered (O(n) per item)."""
+
+    def __init__(self, w: np.ndarray, dg: _Diagonals, dil: int, steps: int):
+        n = w.shape[0]
+        self.w, self.n, self.dil, self.steps = w, n, dil, steps
+        self.cov = np.zeros((n, n), dtype=bool)
+        o = np.arange(-(n - 1), n)
+        self.off_w = dg.diag.copy()
+        self.off_c = (n - np.abs(o)).astype(np.int64)
+        self.col_w, self.col_c = w.sum(0), np.full(n, n, dtype=np.int64)
+        self.row_w, self.row_c = w.sum(1), np.full(n, n, dtype=np.int64)
+        self.mass, self.pairs = 0.0, 0
+        self.chosen = np.zeros(2 * steps + 3, dtype=bool)  # window steps -steps-1..steps+1
+        self.runs = 0  # runs of chosen steps: the window and the bands
+        self.columns: list[int] = []
+        self.globals_: list[int] = []
+
+    def _cover(self, rows: np.ndarray, cols: np.ndarray):
+        new = ~self.cov[rows, cols]
+        r, c = rows[new], cols[new]
+        if not r.size:
+            return
+        wv = self.w[r, c]
+        self.cov[r, c] = True
+        n = self.n
+        off = c - r + n - 1
+        self.off_w -= np.bincount(off, wv, 2 * n - 1)
+        self.off_c -= np.bincount(off, None, 2 * n - 1).astype(np.int64)
+        self.col_w -= np.bincount(c, wv, n)
+        self.col_c -= np.bincount(c, None, n).astype(np.int64)
+        self.row_w -= np.bincount(r, wv, n)
+        self.row_c -= np.bincount(r, None, n).astype(np.int64)
+        self.mass += float(wv.sum())
+        self.pairs += int(r.size)
+
+    def add_step(self, k: int):
+        o = k * self.dil
+        rows = np.arange(max(0, -o), min(self.n, self.n - o))
+        self._cover(rows, rows + o)
+        i = k + self.steps + 1
+        left, right = self.chosen[i - 1], self.chosen[i + 1]
+        self.runs += 1 - int(left) - int(right)
+        self.chosen[i] = True
+
+    def add_column(self, j: int):
+        self._cover(np.arange(self.n), np.full(self.n, j))
+        self.columns.append(j)
+
+    def add_global(self, t: int):
+        idx = np.arange(self.n)
+        self._cover(np.full(self.n, t), idx)
+        self._cover(idx, np.full(self.n, t))
+        self.globals_.append(t)
+
+    def form(self) -> EngineForm:
+        """The engine form of what was chosen."""
+        ks = np.flatnonzero(self.chosen) - self.steps - 1
+        runs, start = [], None
+        for a, b in zip(ks, np.append(ks[1:], ks[-1] + 2)):
+            start = a if start is None else start
+            if b != a + 1:
+                runs.append((int(start), int(a)))
+                start = None
+        (lo, hi), = [r for r in runs if r[0] <= 0 <= r[1]]
+        bands = tuple((a, b - a + 1) for a, b in runs if (a, b) != (lo, hi))
+        cols = tuple(sorted(set(self.columns) - set(self.globals_)))
+        dil = self.dil if (bands or lo < hi) else 1
+        return EngineForm(self.n, -lo, hi, dil, bands, cols, tuple(self.globals_))
+
+
+def _keyset_search(w, dg, pattern, covered, pairs, cap, limits, max_dilation, max_globals,
+                   max_bands, max_columns):
+    """The best of the hybrid winner (``pattern``, ``covered``, ``pairs``) and the greedy
+    key-set candidates of each dilation (module docstring); (pattern, covered, pairs)."""
+    n = w.shape[0]
+    best = ((covered, -pairs), pattern, covered, pairs)
+    tol = 1e-9 * max(float(w.sum()), 1e-300)  # sums in another order differ in the last bits
+    for dil in range(1, max(max_dilation, 1) + 1):
+        reach = n - 1
+        if limits.max_radius is not None:
+            reach = min(reach, limits.max_radius)
+        steps = reach // dil
+        if dil > 1 and steps == 0:
+            break
+        seeds = [None]
+        if pattern.dilation == dil or pattern.left + pattern.right == 0:
+            seeds.append(pattern)
+        for seed in seeds:
+            fill = _Fill(w, dg, dil, steps)
+            if seed is None:
+                fill.add_step(0)
+            else:
+                for k in range(-seed.left, seed.right + 1):
+                    fill.add_step(k)
+                for t in seed.globals_:
+                    fill.add_global(t)
+            if fill.pairs > cap:
+                continue
+            _greedy_fill(fill, cap, max_bands, max_columns, max_globals)
+            (mass, neg), key = best[0], (fill.mass, -fill.pairs)
+            if key[0] > mass + tol or (key[0] > mass - tol and key[1] > neg):
+                best = (key, fill, fill.mass, fill.pairs)
+    _, winner, covered, pairs = best
+    if isinstance(winner, _Fill):
+        form = winner.form()
+        form.check(limits)
+        winner = form.hybrid() if not (form.bands or form.columns) else form
+        if isinstance(winner, HybridPattern):
+            winner = HybridPattern(winner.n, winner.left, winner.right, winner.dilation,
+                                   winner.globals_, limits)
+    return winner, covered, pairs
+
+
+def _greedy_fill(fill: _Fill, cap: int, max_bands: int, max_columns: int, max_globals: int):
+    """Add items to ``fill`` while one fits ``cap`` pairs and brings weight: each time the one
+    with the most uncovered weight per added pair (ties: the most weight)."""
+    n, dil, steps = fill.n, fill.dil, fill.steps
+    ks = np.arange(-steps, steps + 1)
+    oidx = ks * dil + n - 1
+    tokens = np.arange(n)
+    while True:
+        room = cap - fill.pairs
+        if room <= 0:
+            break
+        cands = []  # (gain, cost, allowed, kind) per kind: 0 steps, 1 columns, 2 globals
+        i = ks + steps + 1
+        ok = ~fill.chosen[i]
+        if fill.runs >= max_bands:  # only steps next to a chosen one
+            ok &= fill.chosen[i - 1] | fill.chosen[i + 1]
+        cands.append((fill.off_w[oidx], fill.off_c[oidx], ok, 0))
+        if len(fill.columns) < max_columns:
+            ok = np.ones(n, dtype=bool)
+            ok[fill.columns + fill.globals_] = False
+            cands.append((fill.col_w, fill.col_c, ok, 1))
+        if len(fill.globals_) < max_globals:
+            ok = np.ones(n, dtype=bool)
+            ok[fill.globals_] = False
+            gain = fill.row_w + fill.col_w - np.where(fill.cov[tokens, tokens], 0.0,
+                                                      fill.w[tokens, tokens])
+            cost = fill.row_c + fill.col_c - (~fill.cov[tokens, tokens]).astype(np.int64)
+            cands.append((gain, cost, ok, 2))
+        top = None
+        for gain, cost, ok, kind in cands:
+            ok = ok & (cost > 0) & (cost <= room) & (gain > 1e-12)
+            if not ok.any():
+                continue
+            dens = np.where(ok, gain / np.maximum(cost, 1), -np.inf)
+            d = dens.max()
+            j = int(np.argmax(np.where(dens >= d * (1 - 1e-12), gain, -np.inf)))
+            key = (float(dens[j]), float(gain[j]))
+            if top is None or key > top[0]:
+                top = (key, kind, j)
+        if top is None:
+            break
+        _, kind, j = top
+        if kind == 0:
+            fill.add_step(int(ks[j]))
+        elif kind == 1:
+            fill.add_column(j)
+        else:
+            fill.add_global(j)
 
 
 def _fit_window(w, dg, wins, n, dil, g, cap, limits, evals: int = 64):

@@ -118,3 +118,138 @@ def test_boolean_masks_count_entries():
 def test_bad_input(bad, budget, message):
     with pytest.raises(ValueError, match=message):
         mapper.map_to_pattern(bad, budget)
+
+
+# --- key-set candidates: bands beside the window, key-only columns -------------------------------
+
+def _keyset_mask(pattern):
+    return mapper.keyset(pattern).mask()
+
+
+def test_default_limits_keep_the_hybrid_search():
+    """One band and no column (the defaults, and an engine without band and column fields)
+    give today's HybridPattern, whatever else the limits say."""
+    rng = np.random.default_rng(4)
+    n = 60
+    w = rng.random((n, n)) ** 4
+    w[:, 9] += 1.0
+    w += np.eye(n, k=-20)
+    plain = mapper.map_to_pattern(w, 8)
+    assert isinstance(plain.pattern, HybridPattern)
+    for kw in ({"max_bands": 1, "max_columns": 0},
+               {"limits": PatternLimits(max_bands=1, max_columns=0)},
+               {"limits": PatternLimits(max_bands=4, max_columns=8), "max_bands": 1,
+                "max_columns": 0}):
+        m = mapper.map_to_pattern(w, 8, **kw)
+        assert m == plain, kw
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(4, 70), budget_frac=st.floats(0.02, 1.0), seed=st.integers(0, 10_000),
+       max_globals=st.integers(0, 3), max_dilation=st.integers(1, 3),
+       max_bands=st.integers(1, 4), max_columns=st.integers(0, 4),
+       max_radius=st.one_of(st.none(), st.integers(1, 40)))
+def test_keyset_budget_coverage_and_limits_are_honest(n, budget_frac, seed, max_globals,
+                                                      max_dilation, max_bands, max_columns,
+                                                      max_radius):
+    from swattn.sw.spec.keyset import EngineForm
+
+    rng = np.random.default_rng(seed)
+    w = rng.random((n, n)) ** 4
+    w[:, rng.integers(n)] += rng.random()  # a stripe
+    budget = max(1.0, budget_frac * n)
+    lim = PatternLimits(max_radius=max_radius, max_bands=max_bands, max_columns=max_columns)
+    kw = dict(max_globals=max_globals, max_dilation=max_dilation, limits=lim)
+    m = mapper.map_to_pattern(w, budget, **kw)
+    hybrid = mapper.map_to_pattern(w, budget, max_bands=1, max_columns=0, **kw)
+    mask = _keyset_mask(m.pattern)
+    assert m.keys_per_query == mask.sum() / n <= budget + 1e-6
+    assert m.coverage == pytest.approx((w * mask).sum() / w.sum(), abs=1e-9)
+    assert m.coverage >= hybrid.coverage - 1e-12  # the hybrid candidates are among them
+    form = EngineForm.from_pattern(m.pattern)
+    form.check(PatternLimits(max_radius=max_radius, max_dilation=max_dilation,
+                             max_globals=max_globals, max_bands=max_bands,
+                             max_columns=max_columns))
+    # a HybridPattern exactly where there is no band beside the window and no column
+    assert isinstance(m.pattern, EngineForm) == bool(form.bands or form.columns)
+
+
+def _stripes_and_diagonals(n=128):
+    """Attention to the previous token, to 24 tokens back and to two columns ([CLS]-like)."""
+    w = np.zeros((n, n))
+    w += np.eye(n) + np.eye(n, k=-1)
+    w += np.eye(n, k=-24)
+    w[:, 0] = 1.0
+    w[:, 57] = 1.0
+    return np.minimum(w, 1.0)
+
+
+def test_off_diagonal_bands_and_columns_win_strictly():
+    w = _stripes_and_diagonals()
+    n = w.shape[0]
+    hybrid = mapper.map_to_pattern(w, 5.5)
+    m = mapper.map_to_pattern(w, 5.5, max_bands=4, max_columns=8)
+    assert m.coverage == pytest.approx(1.0) and hybrid.coverage < 0.9
+    p = m.pattern
+    assert (p.left, p.right, p.dilation) == (1, 0, 1)
+    assert p.bands == ((-24, 1),) and set(p.columns) | set(p.globals_) >= {0, 57}
+    assert m.keys_per_query <= 5.5
+    assert np.array_equal(_keyset_mask(p) & (w > 0), w > 0)
+    # columns only, no globals: the columns win
+    windows = mapper.map_to_pattern(w, 4.5, max_globals=0)
+    m = mapper.map_to_pattern(w, 4.5, max_bands=1, max_columns=2, max_globals=0)
+    assert set(m.pattern.columns) == {0, 57} and m.coverage > windows.coverage
+    # bands only
+    windows = mapper.map_to_pattern(w, 3.5, max_globals=0)
+    m = mapper.map_to_pattern(w, 3.5, max_bands=2, max_columns=0, max_globals=0)
+    assert m.pattern.bands == ((-24, 1),) and m.coverage > windows.coverage
+    # a band out of the engine's reach is not used
+    m = mapper.map_to_pattern(w, 3.5, limits=PatternLimits(max_radius=16, max_bands=2),
+                              max_columns=0, max_globals=0)
+    assert all(-16 <= s and s + c - 1 <= 16 for s, c in getattr(m.pattern, "bands", ()))
+    assert n == 128
+
+
+def test_mapping_as_dict_is_the_pattern_json():
+    from swattn.sw.spec.keyset import pattern_from_json
+
+    m = mapper.map_to_pattern(_stripes_and_diagonals(), 5.5, max_bands=4, max_columns=8)
+    d = m.as_dict()
+    assert {"coverage", "keys_per_query", "budget", "bands", "columns"} <= set(d)
+    assert np.array_equal(pattern_from_json(d).keyset().mask(), _keyset_mask(m.pattern))
+    h = mapper.map_to_pattern(_stripes_and_diagonals(), 5.5).as_dict()
+    assert h["bands"] == [] and h["columns"] == []
+
+
+@pytest.fixture(scope="module")
+def predicted_maps():
+    """Two predictors' masks of every head of three layers, MiniLM on a text of 256 tokens."""
+    from swattn.sw import minilm, texts
+    from swattn.sw.predictors.base import LayerInput, make
+
+    model = minilm.load()
+    cal = [model.forward(minilm.tokenize(t)) for t in texts.calibration_texts(2, 256)]
+    ev = model.forward(minilm.tokenize(texts.evaluation_texts(1, 256)[0]))
+    out = {}
+    for name in ("oracle", "dsa"):
+        p = make(name).fit(cal)
+        for b in (16, 32):
+            out[name, b] = np.concatenate([p.predict(LayerInput.from_trace(ev, li), b)
+                                           for li in (0, 3, 5)])
+    return out
+
+
+def test_real_predicted_maps_are_covered_no_less(predicted_maps):
+    """On MiniLM's predicted masks (the mapper's input in ``swattn eval``), at every budget the
+    key-set candidates never cover less than today's window and globals, and more on average."""
+    for (name, b), masks in predicted_maps.items():
+        old, new = [], []
+        for m in masks:
+            budget = max(float(m.sum()) / m.shape[0], 1.0)
+            h = mapper.map_to_pattern(m, budget)
+            k = mapper.map_to_pattern(m, budget, max_bands=4, max_columns=8)
+            assert k.coverage >= h.coverage - 1e-12, (name, b)
+            assert k.keys_per_query <= budget + 1e-6
+            old.append(h.coverage)
+            new.append(k.coverage)
+        assert np.mean(new) > np.mean(old) + 0.02, (name, b, np.mean(old), np.mean(new))

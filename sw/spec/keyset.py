@@ -295,3 +295,70 @@ class EngineForm:
         bands = tuple((a, b - a + 1) for a, b in merged if [a, b] != [lo, hi])
         columns = tuple(c for c in p.columns if c not in set(p.globals_))
         return cls(p.n, -lo, hi, d, bands, columns, p.globals_)
+
+
+def pattern_to_json(p) -> dict:
+    """A pattern as JSON: ``{"n", "left", "right", "dilation", "bands": [[start, count], ...],
+    "columns": [...], "globals": [...]}``, bands in window steps at the window's dilation (as
+    :class:`EngineForm` holds them), plus ``"grid": [width, radius]`` for a KeySetPattern with a
+    grid. ``p``: a HybridPattern, an EngineForm, or a KeySetPattern that has an engine form once
+    its grid is set aside (PatternError saying why otherwise). :func:`pattern_from_json` reads it
+    back."""
+    grid = None
+    if isinstance(p, KeySetPattern) and p.grid is not None:
+        grid = p.grid
+        p = KeySetPattern(p.n, p.bands, None, p.columns, p.globals_)
+    f = EngineForm.from_pattern(p)
+    out = {"n": f.n, "left": f.left, "right": f.right, "dilation": f.dilation,
+           "bands": [list(b) for b in f.bands], "columns": list(f.columns),
+           "globals": list(f.globals_)}
+    if grid is not None:
+        out["grid"] = [grid.width, grid.radius]
+    return out
+
+
+def pattern_from_json(obj, ignore=("coverage", "keys_per_query", "budget")
+                      ) -> "EngineForm | KeySetPattern":
+    """The pattern of :func:`pattern_to_json`'s JSON (a dict as ``json.load`` gives it): an
+    EngineForm, or a KeySetPattern where it has a ``grid``. ``n``, ``left`` and ``right`` are
+    required; ``dilation`` defaults to 1, ``bands``, ``columns`` and ``globals`` to none; the
+    keys in ``ignore`` are read past (by default those a mapping writes beside its pattern,
+    :meth:`swattn.sw.mapper.Mapping.as_dict`). PatternError naming the key and what it
+    allows."""
+    if not isinstance(obj, dict):
+        raise PatternError(f"expected a JSON object with keys n, left, right (dilation, bands, "
+                           f"columns, globals, grid optional), got {type(obj).__name__}")
+    known = ("n", "left", "right", "dilation", "bands", "columns", "globals", "grid")
+    extra = sorted(set(obj) - set(known) - set(ignore))
+    if extra:
+        raise PatternError(f"unknown key {extra[0]!r}: allowed {', '.join(known)}")
+    missing = [k for k in ("n", "left", "right") if k not in obj]
+    if missing:
+        raise PatternError(f"{missing[0]}: missing (n, left and right are required)")
+
+    def ints(key, value, shape):
+        ok = isinstance(value, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in value)
+        if not ok:
+            raise PatternError(f"{key}: {value!r} is not {shape}")
+        return value
+
+    bands = obj.get("bands", [])
+    if not isinstance(bands, list):
+        raise PatternError(f"bands: {bands!r} is not a list of [start, count] pairs")
+    for b in bands:
+        if not (isinstance(b, list) and len(b) == 2):
+            raise PatternError(f"bands: {b!r} is not a [start, count] pair (in window steps)")
+        ints("bands", b, "a [start, count] pair of integers")
+    columns = ints("columns", obj.get("columns", []), "a list of token indices")
+    globals_ = ints("globals", obj.get("globals", []), "a list of token indices")
+    form = EngineForm(obj["n"], obj["left"], obj["right"], obj.get("dilation", 1),
+                      tuple(tuple(b) for b in bands), tuple(columns), tuple(globals_))
+    grid = obj.get("grid")
+    if grid is None:
+        return form
+    g = ints("grid", grid, "a [width, radius] pair of integers")
+    if len(g) != 2:
+        raise PatternError(f"grid: {grid!r} is not a [width, radius] pair of integers")
+    ks = form.keyset()
+    return KeySetPattern(ks.n, ks.bands, Grid(g[0], g[1]), ks.columns, ks.globals_)
