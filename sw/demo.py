@@ -7,8 +7,9 @@ cocotb.
    evaluation results kept with the package: the last ``swattn eval --json build/eval.json``,
    else the default run in ``docs/eval.json`` (the README's table), both in the repository the
    package runs from, whatever the current folder; else DSA) predicts each head's mask, and the
-   mapper turns it into an engine configuration (window, dilation, globals) under the engine's
-   limits. The report names where the choice comes from.
+   mapper turns it into an engine configuration (window, dilation, globals; bands beside the
+   window and key-only columns where the engine has their fields) under the engine's limits. The
+   report names where the choice comes from.
 3. The engine's Verilog for MiniLM's head dim (32) is generated and one layer's heads (or
    ``--layer/--head``) run through cocotb on Verilator, each output compared bit for bit with the
    golden model.
@@ -209,11 +210,15 @@ MIN_LINE_PT, MARGIN = 1.5, 0.03
 
 def pair_classes(predicted: np.ndarray, pattern) -> tuple[np.ndarray, np.ndarray]:
     """The class (:data:`PAIR_CLASSES`) of each (query, key) pair in the predicted mask (kept or
-    dropped) and in the engine's pattern (window, global row, global column, a predicted pair the
-    pattern drops, dropped)."""
+    dropped) and in the engine's pattern (window, or bands and columns, global row, global
+    column, a predicted pair the pattern drops, dropped); ``pattern`` a HybridPattern or an
+    EngineForm."""
+    from .mapper import pattern_mask
+
     pred = np.where(predicted, KEPT, DROPPED)
-    g = pattern.is_global()
-    eng = np.where(pattern.mask(), KEPT, np.where(predicted, MISSED, DROPPED))
+    g = np.zeros(pattern.n, dtype=bool)
+    g[list(pattern.globals_)] = True
+    eng = np.where(pattern_mask(pattern), KEPT, np.where(predicted, MISSED, DROPPED))
     eng[:, g] = GLOBAL_COL
     eng[g, :] = GLOBAL_ROW
     return pred, eng
@@ -229,6 +234,8 @@ def attention_figure(dense: np.ndarray, predicted: np.ndarray, pattern, title: s
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
+    from .mapper import keyset
+
     n = pattern.n
     cmap = ListedColormap([c for _, c in PAIR_CLASSES])
     norm = BoundaryNorm(np.arange(len(PAIR_CLASSES) + 1) - 0.5, cmap.N)
@@ -241,7 +248,7 @@ def attention_figure(dense: np.ndarray, predicted: np.ndarray, pattern, title: s
     axes[1].imshow(pred, cmap=cmap, norm=norm, interpolation="nearest")
     axes[1].set_title(f"predicted mask ({predicted.mean():.1%} of pairs)")
     axes[2].imshow(eng, cmap=cmap, norm=norm, interpolation="nearest")
-    axes[2].set_title(f"engine pattern ({pattern.pairs() / n ** 2:.1%} of pairs)")
+    axes[2].set_title(f"engine pattern ({keyset(pattern).pairs() / n ** 2:.1%} of pairs)")
     fig.legend(handles=[Patch(facecolor=c, edgecolor="0.5", label=lab)
                         for lab, c in PAIR_CLASSES],
                loc="outside lower center", ncols=len(PAIR_CLASSES), frameon=False)
@@ -287,7 +294,9 @@ def run_demo(text: str, predictor: str | None, budget: float, layer: int, heads:
     from . import golden, minilm
     from .cycles import predict_cycles
     from .evaluate import mapped_patterns
+    from .mapper import keyset
     from .predictors.base import LayerInput, make
+    from .spec.keyset import EngineForm
     from .texts import calibration_texts
 
     t_start = time.perf_counter()
@@ -327,13 +336,18 @@ def run_demo(text: str, predictor: str | None, budget: float, layer: int, heads:
     for h, r, (qi, ki, vi, cfg) in zip(heads, results, inputs):
         mp = maps[layer][h]
         pat = mp.pattern
-        ref = golden.attention(qi, ki, vi, pat, cfg)
+        if isinstance(pat, EngineForm):  # bands beside the window or columns
+            ref = golden.attention_keys(qi, ki, vi, pat.keyset(), cfg)
+        else:
+            ref = golden.attention(qi, ki, vi, pat, cfg)
         got = np.asarray(r.get("output", []), dtype=np.int64)
         exact = bool(r.get("ok")) and got.shape == ref.shape and bool(np.array_equal(got, ref))
-        ideal = 2 * params.head_dim * pat.pairs() / params.lanes
+        ideal = 2 * params.head_dim * keyset(pat).pairs() / params.lanes
         rows.append({
             "head": h, "left": pat.left, "right": pat.right, "dilation": pat.dilation,
             "globals": list(pat.globals_),
+            "bands": [list(b) for b in getattr(pat, "bands", ())],
+            "columns": list(getattr(pat, "columns", ())),
             "global_tokens": [tok.id_to_token(int(ids[g])) for g in pat.globals_],
             "sparsity": mp.sparsity, "coverage": mp.coverage, "cycles": r.get("cycles"),
             "predicted_cycles": predict_cycles(params, pat), "ideal_cycles": ideal,

@@ -5,7 +5,10 @@ The driver speaks :mod:`swattn.sw.spec.protocol` over any *link*: an object with
 is a real serial port (pyserial); the cocotb testbench (:mod:`swattn.sim.tb_board`) provides a link
 that drives the simulated board's UART pins, so the very same driver code is tested against the
 RTL. Rows go in the engine's stream order (:mod:`swattn.sw.spec.schedule`); the driver does the
-reordering, so callers pass and get plain (n, head_dim) int8 arrays.
+reordering, so callers pass and get plain (n, head_dim) int8 arrays. A job's pattern is a
+:class:`~swattn.sw.spec.pattern.HybridPattern` or, for an engine generated with band and column
+fields, an :class:`~swattn.sw.spec.keyset.EngineForm` (packed by
+:func:`swattn.sw.spec.regs.pack_config`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ import numpy as np
 from .spec import protocol as pr
 from .spec import regs, schedule
 from .spec.engine_params import EngineParams
+from .spec.keyset import EngineForm
 from .spec.numerics import SoftmaxConfig
 from .spec.pattern import HybridPattern
+
+#: what a job's pattern may be: the window and globals, or the engine form with bands and columns
+Pattern = HybridPattern | EngineForm
 
 
 class DriverError(Exception):
@@ -220,8 +227,10 @@ class Board:
             self.identify()
         return self._identity.params
 
-    def configure(self, pattern: HybridPattern, cfg: SoftmaxConfig, **raw):
-        """Write the configuration register (``raw`` overrides fields, for invalid configs)."""
+    def configure(self, pattern: Pattern, cfg: SoftmaxConfig, **raw):
+        """Write the configuration register (``raw`` overrides fields, for invalid configs);
+        an EngineForm's bands and columns go into the engine's band and column fields (a
+        ValueError where the engine has none)."""
         p = self.params
         bits = regs.pack_config(p, pattern, cfg, **raw)
         self.transact(pr.Cmd.WRITE_CONFIG, payload=bits.to_bytes(pr.config_bytes(p), "little"))
@@ -232,7 +241,7 @@ class Board:
             chunk = rows[a:a + self.rows_per_frame]
             self.transact(cmd, a, len(chunk), chunk.tobytes())
 
-    def load(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: HybridPattern):
+    def load(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: Pattern):
         """Write Q (in stream order), K and V (by token) for ``pattern``."""
         p = self.params
         for name, a in (("q", q), ("k", k), ("v", v)):
@@ -279,7 +288,7 @@ class Board:
         raw = self.transact(pr.Cmd.READ_CYCLES, expect_payload=pr.nbytes(pr.CYCLES_LAYOUT))
         return pr.unpack(pr.CYCLES_LAYOUT, raw)["cycles"]
 
-    def read_output(self, pattern: HybridPattern) -> np.ndarray:
+    def read_output(self, pattern: Pattern) -> np.ndarray:
         """The output rows, back in token order, shape (n, head_dim) int8."""
         p = self.params
         d = p.head_dim
@@ -293,7 +302,7 @@ class Board:
         out[schedule.output_order(pattern, p)] = got
         return out
 
-    def attention(self, q, k, v, pattern: HybridPattern, cfg: SoftmaxConfig,
+    def attention(self, q, k, v, pattern: Pattern, cfg: SoftmaxConfig,
                   timeout: float = 10.0) -> tuple[np.ndarray, int]:
         """Configure, load, run and read back one head: (output (n, d) int8, engine cycles)."""
         self.configure(pattern, cfg)

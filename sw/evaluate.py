@@ -3,8 +3,11 @@
 For each predictor and budget (keys per query), over every layer and head of the evaluation texts:
 
 * ``raw``: the predicted mask as is;
-* ``mapped``: each head's mask mapped to a :class:`~swattn.sw.spec.pattern.HybridPattern` of about the
-  same keys per query (:func:`swattn.sw.mapper.map_masks`), what the engine would run;
+* ``mapped``: each head's mask mapped to an engine pattern of about the same keys per query
+  (:func:`swattn.sw.mapper.map_masks`), what the engine would run: a
+  :class:`~swattn.sw.spec.pattern.HybridPattern`, or with the mapper's ``max_bands`` /
+  ``max_columns`` above one band / no column an :class:`~swattn.sw.spec.keyset.EngineForm` with
+  bands beside the window and key-only columns where they cover more;
 * ``int8``: the mapped patterns run through the int8 golden model (quantised Q, K, V), at the
   table budget only, to show the share of the error that quantisation adds.
 
@@ -18,6 +21,11 @@ Metrics (means over texts, layers and heads):
 * ``emb_cos``: cosine between the sentence embedding with that attention in all six layers
   (predictions made online from the sparse model's own Q, K) and the dense embedding;
 * ``coverage`` (mapped): the fraction of the predicted entries the mapped pattern covers.
+
+``by_tokens`` holds the mapped ``coverage``, ``emb_cos`` and ``sparsity`` per predictor and budget
+at each text length: the main run's, and those of ``more_tokens`` (other lengths, with texts of
+their own, the predictors fitted again on calibration texts of that length), measured just as in
+the main run.
 
 Outputs (``swattn eval``): a table on the terminal, ``--json FILE``, and PNG plots of sparsity
 against recall with one point per budget (as Sparsefinder's Pareto plots, :func:`write_plots`)
@@ -33,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .mapper import pattern_mask
 from .report import checkout_commit
 
 DEFAULT_BUDGETS = (16, 32, 64)  #: keys per query swept for the plots
@@ -121,10 +130,12 @@ class _Acc:
 
 def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table_budget: float,
              golden: bool = True, seed: int = 0, mapper_kw: dict | None = None,
-             progress=None) -> dict:
+             progress=None, more_tokens: dict | None = None) -> dict:
     """Run the evaluation; returns the results dict that ``--json`` writes.
 
     ``progress(description, advance)`` is called as work completes (optional).
+    ``more_tokens``: {tokens: (ids_cal, ids_ev)} of other text lengths at which the mapped
+    coverage and embedding cosine are measured too (``by_tokens``).
     """
     from . import minilm
     from .predictors.base import LayerInput, make
@@ -178,7 +189,7 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
                     mask = pred.predict(x, b)
                     raw.add(_mask_metrics(d, li, mask))
                     maps = map_masks(mask)
-                    pmask = np.stack([m.pattern.mask() for m in maps])
+                    pmask = np.stack([pattern_mask(m.pattern) for m in maps])
                     mm = _mask_metrics(d, li, pmask)
                     mm["coverage"] = [m.coverage for m in maps]
                     mapped.add(mm)
@@ -199,7 +210,7 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
                 def mapped_fn(layer, q, k, v, hidden):
                     m = pred.predict(LayerInput(layer, q, k, hidden), b)
                     patterns[layer] = [mp.pattern for mp in map_masks(m)]
-                    pm = np.stack([p.mask() for p in patterns[layer]])
+                    pm = np.stack([pattern_mask(p) for p in patterns[layer]])
                     return minilm.masked_softmax_attention(q, k, v, pm)
 
                 emb = model.forward(d.trace.ids, mapped_fn, record=False).embedding
@@ -214,17 +225,73 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
                 if acc.vals:
                     rows.append({"predictor": name, "budget": budget, "variant": variant,
                                  **acc.means()})
+    lengths = sorted({int(d.trace.n) for d in dense})
+    by_tokens = []
+    if len(lengths) == 1:  # the main run at its one text length
+        by_tokens = [{"tokens": lengths[0], "predictor": r["predictor"], "budget": r["budget"],
+                      **{k: r[k] for k in BY_TOKENS_METRICS}}
+                     for r in rows if r["variant"] == "mapped"]
+    for tokens, (cal_t, ev_t) in sorted((more_tokens or {}).items()):
+        if [tokens] == lengths:
+            continue
+        by_tokens += _cover_and_cosine(model, tokens, predictors, budgets, cal_t, ev_t, seed,
+                                       map_masks, step)
     return {
         "config": {"predictors": predictors, "budgets": budgets, "table_budget": table_budget,
                    "texts": len(ids_ev), "calibration_texts": len(ids_cal),
                    "tokens": [int(d.trace.n) for d in dense], "seed": seed,
-                   "golden": golden, "mapper": mapper_kw},
+                   "golden": golden, "mapper": mapper_kw,
+                   "more_tokens": sorted(more_tokens or {})},
         "int8_dense": base,
         "fit_seconds": fit_s,
         "results": rows,
+        "by_tokens": by_tokens,
         "runtime_s": time.perf_counter() - t0,
         "commit": checkout_commit(),
     }
+
+
+#: the mapped metrics of ``by_tokens``
+BY_TOKENS_METRICS = ("coverage", "emb_cos", "sparsity")
+
+
+def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed, map_masks,
+                      step) -> list[dict]:
+    """``by_tokens`` rows of one other text length (``tokens``, the length the texts were cut
+    to): each predictor fitted on ``ids_cal``, then
+    per budget the mapped patterns' coverage and sparsity (layer by layer, from the dense
+    model's inputs) and the embedding cosine with them in all six layers (predicted online), as
+    the main run measures them."""
+    from . import minilm
+    from .predictors.base import LayerInput, make
+
+    cal = [model.forward(i) for i in ids_cal]
+    dense = [model.forward(i) for i in ids_ev]
+    step(f"dense forward passes at {tokens} tokens", 1)
+    out = []
+    for name in predictors:
+        pred = make(name, seed=seed).fit(cal)
+        step(f"fitted {name} at {tokens} tokens", 1)
+        for budget in budgets:
+            acc = _Acc()
+            for trace in dense:
+                b = min(budget, trace.n)
+                for li in range(len(trace.layers)):
+                    maps = map_masks(pred.predict(LayerInput.from_trace(trace, li), b))
+                    pmask = np.stack([pattern_mask(m.pattern) for m in maps])
+                    acc.add({"sparsity": 1.0 - pmask.mean(axis=(-1, -2)),
+                             "coverage": [m.coverage for m in maps]})
+
+                def mapped_fn(layer, q, k, v, hidden):
+                    m = pred.predict(LayerInput(layer, q, k, hidden), b)
+                    pm = np.stack([pattern_mask(mp.pattern) for mp in map_masks(m)])
+                    return minilm.masked_softmax_attention(q, k, v, pm)
+
+                emb = model.forward(trace.ids, mapped_fn, record=False).embedding
+                acc.add({"emb_cos": minilm.cosine(emb, trace.embedding)})
+                step(f"{name} @ {budget:g}, {tokens} tokens", 1)
+            out.append({"tokens": tokens, "predictor": name, "budget": budget, **acc.means()})
+    return out
 
 
 # --- functions for other tools (the demo) -------------------------------------------------------

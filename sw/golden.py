@@ -108,13 +108,13 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: HybridPatter
 
 
 def attention_keys(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern,
-                   cfg: nx.SoftmaxConfig) -> np.ndarray:
+                   cfg: nx.SoftmaxConfig, on_rows=None) -> np.ndarray:
     """:func:`attention` for any pattern that says which keys each query attends to through
     ``allowed(rows, cols)`` (a :class:`~swattn.sw.spec.keyset.KeySetPattern`: bands, a 2D grid,
     key-only columns, globals): the same arithmetic per row over that row's set of keys. A
     block of rows at a time over the keys any of them attends to (memory: BLOCK x n booleans
     per block). A row with no key at all (every band clipped away, no column, no global)
-    returns zeros."""
+    returns zeros. ``on_rows`` as for :func:`attention`."""
     check_inputs(q, k, v, pattern)
     n, d = q.shape
     out = np.zeros((n, d), dtype=np.int8)
@@ -125,12 +125,13 @@ def attention_keys(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern,
         hit = pattern.allowed(rows[:, None], all_cols[None, :])
         live = hit.any(axis=1)
         rows, hit = rows[live], hit[live]
-        if not rows.size:
-            continue
-        cols = np.flatnonzero(hit.any(axis=0))
-        scores = np.rint(qf[rows] @ kf[cols].T).astype(np.int64)
-        e, ssum = _softmax_rows(scores, hit[:, cols], cfg)
-        out[rows] = _finish(e, ssum, v[cols], cfg)
+        if rows.size:
+            cols = np.flatnonzero(hit.any(axis=0))
+            scores = np.rint(qf[rows] @ kf[cols].T).astype(np.int64)
+            e, ssum = _softmax_rows(scores, hit[:, cols], cfg)
+            out[rows] = _finish(e, ssum, v[cols], cfg)
+        if on_rows is not None:
+            on_rows(min(r0 + BLOCK, n))
     return out
 
 
@@ -193,9 +194,12 @@ def effective_log2_multiplier(cfg: nx.SoftmaxConfig) -> float:
     return cfg.mult_mant / 2.0 ** (cfg.mult_shift + nx.EXP_FRAC_BITS)
 
 
-def random_run(pattern: HybridPattern, head_dim: int, seed: int = 0,
+def random_run(pattern, head_dim: int, seed: int = 0,
                multiplier: tuple[int, int] | None = None, out_shift: int = 0) -> dict:
     """Run :func:`attention` on random data and summarise it (JSON-ready; ``swattn golden``).
+    ``pattern``: a HybridPattern, or an EngineForm or KeySetPattern (bands, columns, a grid),
+    run through :func:`attention_keys`; the summary's ``pattern`` is its JSON form
+    (:func:`swattn.sw.spec.keyset.pattern_to_json`).
 
     Q, K and V are standard-normal matrices quantised per tensor with :func:`numerics.quantise`,
     so their scales are the ones a real model would give; unless ``multiplier`` (mantissa,
@@ -208,7 +212,11 @@ def random_run(pattern: HybridPattern, head_dim: int, seed: int = 0,
     import time
 
     from .progress import Progress
+    from .spec.keyset import EngineForm
 
+    if isinstance(pattern, EngineForm):
+        pattern = pattern.hybrid() if not (pattern.bands or pattern.columns) else \
+            pattern.keyset()
     n, d = pattern.n, head_dim
     with Progress(f"golden model, n = {n:,}, d = {d}", total=n, unit="rows") as prog:
         prog.update(detail="random data")
@@ -222,28 +230,31 @@ def random_run(pattern: HybridPattern, head_dim: int, seed: int = 0,
             ideal = None
 
         def rows_done(rows: int):
-            last = rows == n and pattern.globals_  # the global rows (every key) come after
+            # the global rows (every key) come after, in the hybrid model
+            last = rows == n and pattern.globals_ and isinstance(pattern, HybridPattern)
             prog.update(rows, detail=f"the {len(pattern.globals_)} global rows" if last else "")
 
         t0 = time.perf_counter()
-        out = attention(q, k, v, pattern, cfg, on_rows=rows_done)
+        run = attention if isinstance(pattern, HybridPattern) else attention_keys
+        out = run(q, k, v, pattern, cfg, on_rows=rows_done)
         elapsed = time.perf_counter() - t0
         prog.update(detail="summary" + (" and float reference" if n <= REFERENCE_MAX_N else ""))
         return _summary(pattern, seed, cfg, ideal, (q, k, v), (sq, sk, sv), out, elapsed)
 
 
-def _summary(pattern: HybridPattern, seed: int, cfg: nx.SoftmaxConfig, ideal: float | None,
+def _summary(pattern, seed: int, cfg: nx.SoftmaxConfig, ideal: float | None,
              qkv, scales, out: np.ndarray, elapsed: float) -> dict:
     """:func:`random_run`'s result from its inputs and the golden model's output."""
     import math
+
+    from .spec.keyset import pattern_to_json
 
     (q, k, v), (sq, sk, sv) = qkv, scales
     n, d = q.shape
     c = effective_log2_multiplier(cfg)
     o = out.astype(np.int64)
     res = {
-        "pattern": {"n": n, "left": pattern.left, "right": pattern.right,
-                    "dilation": pattern.dilation, "globals": list(pattern.globals_)},
+        "pattern": pattern_to_json(pattern),
         "head_dim": d,
         "seed": seed,
         "softmax": {"mult_mant": cfg.mult_mant, "mult_shift": cfg.mult_shift,

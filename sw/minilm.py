@@ -275,21 +275,30 @@ def masked_attention(mask_fn: Callable[[int, np.ndarray, np.ndarray, np.ndarray]
 
 def golden_head(q, k, v, pattern, out_shift: int = 0) -> np.ndarray:
     """One head through the int8 golden model: per-tensor int8 quantisation of q, k, v, the
-    softmax multiplier from their scales, the engine-exact output, then back to float."""
+    softmax multiplier from their scales, the engine-exact output, then back to float.
+    ``pattern``: a HybridPattern (:func:`swattn.sw.golden.attention`), or an EngineForm or
+    KeySetPattern (:func:`swattn.sw.golden.attention_keys`)."""
     from . import golden
+    from .spec.keyset import EngineForm
     from .spec.numerics import SoftmaxConfig, quantise
+    from .spec.pattern import HybridPattern
 
     qi, sq = quantise(q)
     ki, sk = quantise(k)
     vi, sv = quantise(v)
     cfg = SoftmaxConfig.from_scales(sq, sk, q.shape[-1], out_shift=out_shift)
-    o = golden.attention(qi, ki, vi, pattern, cfg)
+    if isinstance(pattern, HybridPattern):
+        o = golden.attention(qi, ki, vi, pattern, cfg)
+    else:
+        if isinstance(pattern, EngineForm):
+            pattern = pattern.keyset()
+        o = golden.attention_keys(qi, ki, vi, pattern, cfg)
     return o.astype(np.float64) * sv * 2.0 ** -out_shift
 
 
 def golden_attention(pattern_fn) -> AttentionFn:
     """Attention through the int8 golden model: ``pattern_fn(layer, q, k, hidden)`` returns one
-    :class:`~swattn.sw.spec.pattern.HybridPattern` per head."""
+    pattern per head (as :func:`golden_head` takes them)."""
     def fn(layer, q, k, v, hidden):
         pats = pattern_fn(layer, q, k, hidden)
         return np.stack([golden_head(q[h], k[h], v[h], pats[h]) for h in range(q.shape[0])])

@@ -40,7 +40,9 @@ def _meminfo_available() -> int:
 
 #: (command line, the option as typed, more words the message must hold). Placeholders: {tmp} a
 #: fresh folder, {file} a plain file, {dir} an empty folder, {empty} an empty file, {binary} a
-#: binary file, {nul} UTF-8 with NUL bytes, {text} a short text, {long} a text of 700 tokens.
+#: binary file, {nul} UTF-8 with NUL bytes, {text} a short text, {long} a text of 700 tokens,
+#: {pattern} a pattern's JSON (n 64, a band, a column), {grid} one with a grid, {badpattern} one
+#: with a misspelt key.
 BAD_LINES = [
     # --- the command itself
     ("", "COMMAND", ["allowed", "golden"]),
@@ -74,6 +76,21 @@ BAD_LINES = [
     ("golden --radius 3 --left 2", "--radius", ["--left"]),
     ("golden --n 8 --json /proc/swattn/g.json", "--json", ["/proc/swattn/g.json"]),
     ("golden --n 8 --json {dir}", "--json", ["is a folder"]),
+    ("golden --bands x", "--bands", ["'x'", "START:COUNT"]),
+    ("golden --bands 3:0", "--bands", ["COUNT 0", "COUNT 1 or more"]),
+    ("golden --bands 2:3", "--bands", ["'2:3'", "overlaps the window"]),
+    ("golden --n 50 --radius 2 --bands 5:2,6:1", "--bands", ["above band 0", "disjoint"]),
+    ("golden --columns 1,a", "--columns", ["'1,a'", "integers"]),
+    ("golden --columns 4,4", "--columns", ["[4]", "each once"]),
+    ("golden --n 50 --columns 50", "--columns", ["50", "0..49"]),
+    ("golden --n 50 --globals 3 --columns 3", "--columns", ["[3]", "also global", "--globals"]),
+    ("golden --grid 4", "--grid", ["'4'", "WIDTH:RADIUS"]),
+    ("golden --grid 0:1", "--grid", ["WIDTH 0", "1 or more"]),
+    ("golden --pattern /nonexistent/p.json", "--pattern", ["/nonexistent/p.json",
+                                                           "No such file"]),
+    ("golden --pattern {file}", "--pattern", ["not JSON", '"bands"']),
+    ("golden --pattern {badpattern}", "--pattern", ["'colums'", "allowed n, left, right"]),
+    ("golden --pattern {pattern} --radius 3", "--pattern", ["--radius", "ignored"]),
     # --- generate
     ("generate --out /proc/swattn", "--out", ["/proc/swattn", "folder"]),
     ("generate --out /etc/passwd", "--out", ["/etc/passwd", "is a file, not a folder"]),
@@ -93,6 +110,9 @@ BAD_LINES = [
     ("generate --seq-width 30", "--seq-width", ["30", "2..24"]),
     ("generate --dot-pipeline 5", "--dot-pipeline", ["5", "0..4"]),
     ("generate --pv-pipeline -1", "--pv-pipeline", ["-1", "0..5"]),
+    ("generate --max-bands 0", "--max-bands", ["= 0", "1..16"]),
+    ("generate --max-columns 33", "--max-columns", ["33", "0..32"]),
+    ("generate --lanes 4 --max-bands 2", "--max-bands", ["serial engine", "--max-bands 1"]),
     # --- sim
     ("sim --lanes 4 --head-dim 32 --n 64 --radius 8", "--lanes", ["serial engine", "8..4096"]),
     ("sim --lanes 12", "--lanes", ["12", "8..4096"]),
@@ -115,6 +135,16 @@ BAD_LINES = [
     ("sim --globals 1,1", "--globals", ["unique", "[1]"]),
     ("sim --sim foo", "--sim", ["'foo'", "verilator"]),
     ("sim --out-shift 9", "--out-shift", ["9", "0..7"]),
+    ("sim --bands 20:2", "--bands", ["without band fields", "swattn generate --max-bands"]),
+    ("sim --columns 5", "--columns", ["without column fields", "swattn generate --max-columns"]),
+    ("sim --grid 8:1", "--grid", ["no 2D grid", "swattn golden"]),
+    ("sim --max-bands 2 --bands 20:1,30:1", "--bands", ["3 bands", "1..2", "--max-bands"]),
+    ("sim --max-bands 2 --bands=-140:1", "--bands", ["140 tokens", "0..128", "--max-radius"]),
+    ("sim --max-columns 1 --columns 5,6", "--columns", ["2 columns", "0..1", "--max-columns"]),
+    ("sim --max-bands 17", "--max-bands", ["17", "1..16"]),
+    ("sim --pattern {grid}", "--pattern", ["grid", "swattn golden"]),
+    ("sim --pattern {pattern}", "--pattern", ["bands", "without band fields"]),
+    ("sim --random 2 --columns 3", "--columns", ["--random 2", "ignored"]),
     # --- demo
     ("demo --lanes 4", "--lanes", ["serial engine", "8..4096"]),
     ("demo --lanes 12", "--lanes", ["12", "8..4096"]),
@@ -151,6 +181,11 @@ BAD_LINES = [
     ("eval --seed -1", "--seed", ["-1", "0..4294967295"]),
     ("eval --max-globals -1", "--max-globals", ["-1", "0 or more"]),
     ("eval --max-dilation 0", "--max-dilation", ["= 0", "1 or more"]),
+    ("eval --max-bands 0", "--max-bands", ["= 0", "1..16"]),
+    ("eval --max-columns 40", "--max-columns", ["40", "0..32"]),
+    ("eval --also-tokens 600", "--also-tokens", ["600", "128..512"]),
+    ("eval --also-tokens x", "--also-tokens", ["'x'", "128..512"]),
+    ("eval --text-file {text} --also-tokens 512", "--also-tokens", ["--text-file"]),
     # --- build
     ("build --board icebreaker --out /proc/xx", "--out", ["/proc/xx", "folder"]),
     ("build --board icebreaker --synth-only --json /proc/x.json", "--json", ["/proc/x.json"]),
@@ -202,6 +237,11 @@ BAD_LINES = [
     ("run --port /dev/null --timeout 0", "--timeout", ["= 0", "above 0 seconds"]),
     ("run --port /dev/null --board nope", "--board", ["'nope'", "icebreaker"]),
     ("run --port /dev/null --seed -1", "--seed", ["-1", "0..4294967295"]),
+    ("run --port /dev/null --grid 8:1", "--grid", ["no 2D grid"]),
+    ("run --port /dev/null --bands 1:x", "--bands", ["'1:x'", "START:COUNT"]),
+    ("run --port /dev/null --columns x", "--columns", ["'x'", "integers"]),
+    ("run --port /dev/null --pattern {badpattern}", "--pattern", ["'colums'"]),
+    ("run --port /dev/null --pattern {pattern} --n 32", "--pattern", ["--n", "ignored"]),
     # --- flash
     ("flash --board nope", "--board", ["'nope'", "icebreaker"]),
     ("flash", "--board", ["required"]),
@@ -235,9 +275,16 @@ def files(tmp_path_factory) -> dict[str, str]:
                                 "global tokens.\n")
     (d / "long.txt").write_text(" ".join(f"word{i}" for i in range(700)))
     (d / "dir").mkdir()
+    (d / "pattern.json").write_text('{"n": 64, "left": 2, "right": 2, "bands": [[10, 2]], '
+                                    '"columns": [5], "globals": [0]}')
+    (d / "grid.json").write_text('{"n": 64, "left": 1, "right": 1, "bands": [[-9, 3]], '
+                                 '"grid": [8, 1]}')
+    (d / "badpattern.json").write_text('{"n": 64, "left": 2, "right": 2, "colums": [5]}')
     return {"file": str(d / "file.txt"), "empty": str(d / "empty.txt"),
             "binary": str(d / "binary.dat"), "nul": str(d / "nul.txt"),
-            "text": str(d / "text.txt"), "long": str(d / "long.txt"), "dir": str(d / "dir")}
+            "text": str(d / "text.txt"), "long": str(d / "long.txt"), "dir": str(d / "dir"),
+            "pattern": str(d / "pattern.json"), "grid": str(d / "grid.json"),
+            "badpattern": str(d / "badpattern.json")}
 
 
 def _argv(line: str, files: dict[str, str], tmp: Path) -> list[str]:

@@ -373,10 +373,16 @@ def test_dsa_quantisation_range():
 def test_eval_cli_small_run(tmp_path, capsys):
     out = tmp_path / "r.json"
     rc = cli.main(["eval", "--texts", "1", "--calibration", "2", "--max-tokens", "128",
-                   "--predictors", "longformer,dsa", "--budgets", "16,32", "--quiet",
-                   "--json", str(out), "--out", str(tmp_path / "plots")])
+                   "--also-tokens", "160", "--predictors", "longformer,dsa", "--budgets",
+                   "16,32", "--quiet", "--json", str(out), "--out", str(tmp_path / "plots")])
     assert rc == 0
     res = json.loads(out.read_text())
+    # the mapped cover and embedding cosine at both text lengths
+    n = res["config"]["tokens"][0]
+    assert {(r["tokens"], r["predictor"], r["budget"]) for r in res["by_tokens"]} == {
+        (t, p, b) for t in (n, 160) for p in ("longformer", "dsa") for b in (16.0, 32.0)}
+    assert all(0 < r["coverage"] <= 1 and -1 <= r["emb_cos"] <= 1 for r in res["by_tokens"])
+    assert res["config"]["mapper"]["max_bands"] == 4 and res["config"]["more_tokens"] == [160]
     variants = {(r["predictor"], r["budget"], r["variant"]) for r in res["results"]}
     assert ("dsa", 32.0, "int8") in variants and ("dsa", 16.0, "mapped") in variants
     for r in res["results"]:
@@ -391,6 +397,7 @@ def test_eval_cli_small_run(tmp_path, capsys):
     assert evaluate.best_predictor(res, metric="mass_recall", variant="raw") == "dsa"
     text = capsys.readouterr().out
     assert "longformer" in text and "int8" in text
+    assert "emb. cos 160" in text and f"cover {n}" in text
 
 
 @pytest.mark.parametrize("argv, message", [

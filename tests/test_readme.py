@@ -38,8 +38,8 @@ RUNS = {
     "swattn golden --n 4096 --radius 256 --n-globals 16": (
         ["golden", "--n", "4096", "--radius", "256", "--n-globals", "16"], 0),
     "swattn eval": (["eval", "--texts", "1", "--calibration", "1", "--max-tokens", "128",
-                     "--predictors", "longformer", "--budgets", "32", "--no-plots", "--quiet"],
-                    0),
+                     "--also-tokens", "160", "--predictors", "longformer", "--budgets", "32",
+                     "--no-plots", "--quiet"], 0),
     "swattn bench --json build/bench.json": (
         ["bench", "--json", "{tmp}/bench.json", "--out", "{tmp}/bench", "--n", "1024",
          "--lanes", "64", "--cpu-max-n", "0", "--no-minilm"], 0),

@@ -56,6 +56,13 @@ class Parser(argparse.ArgumentParser):
         self.register("action", None, _Store)
         self.register("action", "store", _Store)
 
+    def _parse_optional(self, arg_string):
+        # a value that starts with a minus and a digit ("--bands -8:2", a band below the query)
+        # is a value, never an option (no option of swattn looks like that)
+        if re.match(r"-\d", arg_string):
+            return None
+        return super()._parse_optional(arg_string)
+
     def error(self, message):
         if message.endswith("required: COMMAND"):
             raise UserError(f"a COMMAND is required: allowed {', '.join(COMMANDS)} (see `swattn "

@@ -1,8 +1,11 @@
 """Arguments that several subcommands share: the engine's elaboration parameters and a hybrid
 pattern (window, dilation, global tokens), with the functions that turn them into an
 :class:`~swattn.sw.spec.engine_params.EngineParams` and a
-:class:`~swattn.sw.spec.pattern.HybridPattern`; and the checks of single options that every
-subcommand uses, so that each rule and its message live in one place.
+:class:`~swattn.sw.spec.pattern.HybridPattern`; a key-set pattern's further options (``--bands``,
+``--columns``, ``--grid``, ``--pattern FILE``: :func:`add_keyset_arguments`,
+:func:`keyset_pattern_from_args`), which give an :class:`~swattn.sw.spec.keyset.EngineForm` or,
+with a grid, a :class:`~swattn.sw.spec.keyset.KeySetPattern`; and the checks of single options
+that every subcommand uses, so that each rule and its message live in one place.
 
 A value is checked as the command line is parsed where it can be on its own (the ``type=``
 factories :func:`integer`, :func:`number`, :func:`seed`, :func:`board`, :func:`serial_port`,
@@ -257,6 +260,8 @@ _ENGINE_ALLOWED = {
     "--seq-width": "2..24",
     "--dot-pipeline": "0..4",
     "--pv-pipeline": "0..5",
+    "--max-bands": "1..16 (the window counts as one)",
+    "--max-columns": "0..32",
 }
 
 
@@ -291,13 +296,21 @@ def add_engine_arguments(p) -> None:
                         "exponential per 8 multipliers, the products, the exponential table's "
                         "output, the score read, the softmax multiplier's partial products (a "
                         "cycle per group each; for the same FPGAs)")
+    p.add_argument("--max-bands", type=_engine_int("--max-bands"), default=d.max_bands,
+                   help=f"largest number of bands of keys per job, the window counting as one, "
+                        f"1..16 (default {d.max_bands}: the window alone, no band fields in the "
+                        f"configuration); patterns' --bands need 2 or more")
+    p.add_argument("--max-columns", type=_engine_int("--max-columns"), default=d.max_columns,
+                   help=f"largest number of key-only columns per job, 0..32 (default "
+                        f"{d.max_columns}: no column fields); patterns' --columns need 1 or more")
 
 
 #: EngineParams' fields and the options of :func:`add_engine_arguments` that set them
 ENGINE_FLAGS = {"head_dim": "--head-dim", "lanes": "--lanes", "max_radius": "--max-radius",
                 "max_globals": "--max-globals", "max_dilation": "--max-dilation",
                 "seq_width": "--seq-width", "dot_pipeline": "--dot-pipeline",
-                "pv_pipeline": "--pv-pipeline"}
+                "pv_pipeline": "--pv-pipeline", "max_bands": "--max-bands",
+                "max_columns": "--max-columns"}
 
 
 def stream_lanes(lanes: int, command: str, flag: str = "--lanes") -> None:
@@ -330,11 +343,20 @@ def engine_params(args, command: str | None = None) -> EngineParams:
     (:func:`stream_lanes`)."""
     if command:
         stream_lanes(args.lanes, command)
+    if args.lanes == EngineParams.SERIAL_LANES:
+        for flag, value, plain in (("--max-bands", args.max_bands, 1),
+                                   ("--max-columns", args.max_columns, 0)):
+            if value != plain:
+                raise UserError(f"{flag} = {value} with --lanes {args.lanes}: the serial engine "
+                                f"(the iCE40 board's) takes the window alone, no bands and no "
+                                f"columns: allowed --max-bands 1 and --max-columns 0 with "
+                                f"--lanes {args.lanes}")
     try:
         params = EngineParams(head_dim=args.head_dim, lanes=args.lanes,
                               max_radius=args.max_radius, max_globals=args.max_globals,
                               max_dilation=args.max_dilation, seq_width=args.seq_width,
-                              dot_pipeline=args.dot_pipeline, pv_pipeline=args.pv_pipeline)
+                              dot_pipeline=args.dot_pipeline, pv_pipeline=args.pv_pipeline,
+                              max_bands=args.max_bands, max_columns=args.max_columns)
     except ValueError as exc:
         raise named(exc, ENGINE_FLAGS) from None
     return params
@@ -440,3 +462,265 @@ def pattern_from_args(args, window: int, pick_globals, limits: PatternLimits | N
     except PatternError as exc:
         raise named(exc, {"n": "--n", "dilation": "--dilation", **typed, "globals": gflag,
                           "global index": "--globals", "global indices": "--globals"}) from None
+
+
+# --- key-set patterns: bands beside the window, key-only columns, a 2D grid, a pattern file -----
+
+#: what ``--bands`` allows, said in its help and its errors
+BANDS_ALLOWED = ("START:COUNT[,START:COUNT...]: keys i + (START + k) x dilation for k < COUNT, "
+                 "in window steps of --dilation tokens, COUNT 1 or more, each band wholly below "
+                 "or above the window (write a first negative START as --bands=-8:2 or "
+                 "--bands -8:2)")
+#: the options of :func:`add_keyset_arguments`
+KEYSET_FLAGS = ("--bands", "--columns", "--grid", "--pattern")
+#: the window's options, which ``--pattern`` replaces
+WINDOW_FLAGS = ("--n", "--radius", "--left", "--right", "--dilation", "--globals", "--n-globals")
+
+
+def bands_type(text: str) -> tuple[tuple[int, int], ...]:
+    """``type=`` for ``--bands``: (start, count) pairs, sorted by start."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise UserError(f"--bands = {text!r} is empty: allowed {BANDS_ALLOWED}")
+    out = []
+    for item in items:
+        m = re.fullmatch(r"([-+]?\d+):(\d+)", item)
+        if not m:
+            raise UserError(f"--bands = {text!r}: {item!r} is not START:COUNT: allowed "
+                            f"{BANDS_ALLOWED}")
+        start, count = int(m.group(1)), int(m.group(2))
+        if count < 1:
+            raise UserError(f"--bands = {text!r}: band {item} has COUNT 0: allowed "
+                            f"{BANDS_ALLOWED}")
+        out.append((start, count))
+    return tuple(sorted(out))
+
+
+bands_type.__name__ = "bands"
+
+
+def columns_type(text: str) -> tuple[int, ...]:
+    """``type=`` for ``--columns``: token indices, sorted, each once (the range is checked
+    against n later)."""
+    allowed = "comma-separated token indices 0..n-1, each once"
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise UserError(f"--columns = {text!r} is empty: allowed {allowed}")
+    try:
+        vals = [int(x, 10) for x in items]
+    except ValueError:
+        raise UserError(f"--columns = {text!r} is not a list of integers: allowed "
+                        f"{allowed}") from None
+    bad = [x for x in vals if x < 0]
+    if bad:
+        raise UserError(f"--columns = {text!r}: column {bad[0]} is out of range: allowed "
+                        f"{allowed}")
+    dup = sorted({x for x in vals if vals.count(x) > 1})
+    if dup:
+        raise UserError(f"--columns = {text!r}: {dup} given more than once: allowed {allowed}")
+    return tuple(sorted(vals))
+
+
+columns_type.__name__ = "columns"
+
+
+def grid_type(text: str) -> tuple[int, int]:
+    """``type=`` for ``--grid``: (width, radius)."""
+    allowed = "WIDTH:RADIUS, WIDTH 1 or more, RADIUS 0 or more (tokens row by row on a grid " \
+              "WIDTH wide; band keys more than RADIUS columns from the query's are dropped)"
+    m = re.fullmatch(r"\s*(\d+):(\d+)\s*", text)
+    if not m:
+        raise UserError(f"--grid = {text!r} is not WIDTH:RADIUS: allowed {allowed}")
+    width, radius = int(m.group(1)), int(m.group(2))
+    if width < 1:
+        raise UserError(f"--grid = {text!r}: WIDTH 0 is out of range: allowed {allowed}")
+    return width, radius
+
+
+grid_type.__name__ = "grid"
+
+
+def add_keyset_arguments(g, grid: bool = True) -> None:
+    """The rest of a key-set pattern beside :func:`add_window_arguments`: ``--bands``,
+    ``--columns``, ``--grid`` (computed by the golden model only where ``grid`` is False, so
+    refused there by :func:`keyset_pattern_from_args`) and ``--pattern FILE``."""
+    g.add_argument("--bands", type=bands_type, metavar="START:COUNT[,...]",
+                   help=f"more bands of keys beside the window, {BANDS_ALLOWED}")
+    g.add_argument("--columns", type=columns_type, metavar="I[,J,...]",
+                   help="key-only columns: tokens every query attends to, with no row of their "
+                        "own (unlike --globals); comma-separated token indices 0..n-1, none a "
+                        "global")
+    g.add_argument("--grid", type=grid_type, metavar="WIDTH:RADIUS",
+                   help="tokens row by row on a 2D grid WIDTH wide: the window's and bands' keys "
+                        "more than RADIUS columns from the query's are dropped (a k x k window "
+                        "is --radius k//2 with k-1 bands and --grid W:k//2)"
+                        + ("" if grid else "; `swattn golden` only: the engine has no grid"))
+    g.add_argument("--pattern", metavar="FILE.json",
+                   help="the whole pattern from a JSON file instead of the options above: "
+                        '{"n", "left", "right", "dilation", "bands": [[start, count], ...], '
+                        '"columns": [...], "globals": [...]' + (', "grid": [width, radius]'
+                                                                 if grid else "")
+                        + "}, as the mapper writes each head")
+
+
+def read_pattern(flag: str, path):
+    """The pattern in the JSON file ``path`` (:func:`swattn.sw.spec.keyset.pattern_from_json`):
+    an EngineForm, or a KeySetPattern where it has a grid; UserError naming ``flag``."""
+    import json
+
+    from ..spec.keyset import pattern_from_json
+
+    text = read_text(flag, path)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{flag} = {str(path)!r} is not JSON ({exc.msg} at line {exc.lineno}): "
+                        'allowed {"n": .., "left": .., "right": .., "dilation": .., "bands": '
+                        '[[start, count], ...], "columns": [..], "globals": [..]}') from None
+    try:
+        return pattern_from_json(obj)
+    except PatternError as exc:
+        raise UserError(f"{flag} = {str(path)!r}: {exc}") from None
+
+
+def check_engine_form(form, limits: PatternLimits, who) -> None:
+    """``form`` (an EngineForm) against an engine's ``limits``; UserError naming the option of
+    the first field over them: ``who(field)`` says how (``"--bands = '3:2'"`` or ``"--pattern =
+    'p.json': bands"``). An engine generated without band or column fields (max_bands 1,
+    max_columns 0) is told so, with ``swattn generate``'s options that add them."""
+    d = form.dilation
+    if form.bands and limits.max_bands is not None:
+        if limits.max_bands <= 1:
+            raise UserError(f"{who('bands')}: this engine was generated without band fields "
+                            f"(max_bands 1: the window alone): bands beside the window need an "
+                            f"engine generated with `swattn generate --max-bands B` (B 2..16, "
+                            f"the window counts as one)")
+        if 1 + len(form.bands) > limits.max_bands:
+            raise UserError(f"{who('bands')}: {1 + len(form.bands)} bands with the window, "
+                            f"allowed 1..{limits.max_bands} (the engine's --max-bands)")
+    if form.bands and limits.max_radius is not None:
+        for s, c in form.bands:
+            reach = max(abs(s), abs(s + c - 1)) * d
+            if reach > limits.max_radius:
+                raise UserError(f"{who('bands')}: band {s}:{c} with dilation {d} reaches "
+                                f"{reach} tokens: allowed reach 0..{limits.max_radius} (the "
+                                f"engine's --max-radius; bands count window steps of "
+                                f"--dilation tokens)")
+    if form.columns and limits.max_columns is not None:
+        if limits.max_columns == 0:
+            raise UserError(f"{who('columns')}: this engine was generated without column "
+                            f"fields (max_columns 0): key-only columns need an engine generated "
+                            f"with `swattn generate --max-columns C` (C 1..32)")
+        if len(form.columns) > limits.max_columns:
+            raise UserError(f"{who('columns')}: {len(form.columns)} columns, allowed "
+                            f"0..{limits.max_columns} (the engine's --max-columns)")
+    try:
+        form.check(limits)
+    except PatternError as exc:
+        msg = str(exc)
+        field = next((f for f in ("n", "dilation", "globals", "bands", "columns")
+                      if msg.startswith(f + " ") or msg.startswith(f + ":")), "bands")
+        raise UserError(f"{who(field)}: {msg}") from None
+
+
+def refuse_grid(args) -> None:
+    """``--grid`` where the engine runs the pattern: the engine form has no grid."""
+    if args.grid is not None:
+        raise UserError(f"--grid = {args.grid[0]}:{args.grid[1]}: the engine has no 2D grid "
+                        "(its configuration takes the window, bands and columns): allowed only "
+                        "with `swattn golden`")
+
+
+def file_pattern(args, flags, grid: bool = True):
+    """The pattern of ``--pattern FILE`` (:func:`read_pattern`), refusing any of ``flags`` (the
+    pattern's other options) given beside it, and a grid where not ``grid``."""
+    from ..spec.keyset import KeySetPattern
+
+    clash = given(args, *flags)
+    if clash:
+        raise UserError(f"--pattern {args.pattern} gives the whole pattern, so "
+                        f"{' '.join(clash)} would be ignored: leave "
+                        + ("it" if len(clash) == 1 else "them") + " out (or --pattern)")
+    pat = read_pattern("--pattern", args.pattern)
+    if isinstance(pat, KeySetPattern) and not grid:
+        raise UserError(f"--pattern = {str(args.pattern)!r}: it has a \"grid\", and the engine "
+                        "has no 2D grid: allowed only with `swattn golden`")
+    return pat
+
+
+def engine_pattern(form, limits: PatternLimits | None, who):
+    """An EngineForm held to an engine's ``limits`` (:func:`check_engine_form`, ``who`` as
+    there): the form, or the HybridPattern where it has no band and no column."""
+    if limits is not None:
+        check_engine_form(form, limits, who)
+    if form.bands or form.columns:
+        return form
+    kw = {} if limits is None else {"limits": limits}
+    return HybridPattern(form.n, form.left, form.right, form.dilation, form.globals_, **kw)
+
+
+def with_bands(hybrid: HybridPattern, bands, columns, gflag: str,
+               limits: PatternLimits | None = None):
+    """``hybrid`` with ``--bands`` and ``--columns`` (as their ``type=`` gives them): an
+    EngineForm held to ``limits``, or ``hybrid`` where neither is given; UserError naming
+    the option (``gflag``: the option that gave the globals)."""
+    from ..spec.keyset import EngineForm
+
+    bands, columns = tuple(bands or ()), tuple(columns or ())
+    if not (bands or columns):
+        return hybrid
+    typed = {"bands": f"--bands = {','.join(f'{s}:{c}' for s, c in bands)!r}",
+             "columns": f"--columns = {','.join(map(str, columns))!r}",
+             "n": "--n", "dilation": "--dilation", "globals": gflag}
+
+    def who(field):
+        return typed.get(field, f"--{field}")
+
+    both = sorted(set(columns) & set(hybrid.globals_))
+    if both:
+        one = len(both) == 1
+        raise UserError(f"{who('columns')}: {both} {'is' if one else 'are'} also global (the "
+                        f"{gflag} tokens), a key of every query already: leave "
+                        f"{'it' if one else 'them'} out of --columns")
+    try:
+        form = EngineForm(hybrid.n, hybrid.left, hybrid.right, hybrid.dilation, bands, columns,
+                          hybrid.globals_)
+    except PatternError as exc:
+        msg = str(exc)
+        raise UserError(f"{who('columns' if msg.startswith('column') else 'bands')}: "
+                        f"{msg}") from None
+    return engine_pattern(form, limits, who)
+
+
+def keyset_pattern_from_args(args, window: int, pick_globals,
+                             limits: PatternLimits | None = None, grid: bool = True):
+    """The pattern of :func:`add_length_argument`, :func:`add_window_arguments` and
+    :func:`add_keyset_arguments`: a HybridPattern where no band, column or grid is given (as
+    :func:`pattern_from_args`), else an EngineForm, or a KeySetPattern with ``--grid`` (only
+    where ``grid``). ``--pattern FILE`` gives the whole pattern instead. With ``limits`` (an
+    engine's) the pattern is held to them (:func:`check_engine_form`). UserError naming the
+    option of a bad value."""
+    from ..spec.keyset import Grid, KeySetPattern
+
+    if not grid:
+        refuse_grid(args)
+    if args.pattern is not None:
+        pat = file_pattern(args, (*WINDOW_FLAGS, "--bands", "--columns", "--grid"), grid)
+        if isinstance(pat, KeySetPattern):
+            return pat
+        where = f"--pattern = {str(args.pattern)!r}"
+        return engine_pattern(pat, limits, lambda field: f"{where}: {field}")
+    hybrid = pattern_from_args(args, window, pick_globals, limits)
+    gflag = "--globals" if args.globals_list is not None else "--n-globals"
+    pat = with_bands(hybrid, args.bands, args.columns, gflag, limits)
+    if args.grid is None:
+        return pat
+    ks = as_keyset(pat)
+    return KeySetPattern(ks.n, ks.bands, Grid(*args.grid), ks.columns, ks.globals_)
+
+
+def as_keyset(pattern):
+    """A HybridPattern or EngineForm as a KeySetPattern."""
+    from ..spec.keyset import EngineForm
+
+    return EngineForm.from_pattern(pattern).keyset()

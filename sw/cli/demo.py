@@ -98,7 +98,10 @@ def run(args) -> int:
         t.add_column(col, justify="right" if col not in ("globals (tokens)",) else "left")
     for r in rows:
         gl = ", ".join(f"{g} {s}" for g, s in zip(r["globals"], r["global_tokens"])) or "-"
-        t.add_row(str(r["head"]), f"-{r['left']}..+{r['right']}", str(r["dilation"]), gl,
+        win = f"-{r['left']}..+{r['right']}"  # and bands (window steps), key-only columns
+        win += "".join(f" {s:+d}:{c}" for s, c in r.get("bands", []))
+        win += f" +{len(r['columns'])} col." if r.get("columns") else ""
+        t.add_row(str(r["head"]), win, str(r["dilation"]), gl,
                   f"{100 * r['sparsity']:.1f}%", str(r["cycles"]),
                   f"{100 * r['utilisation']:.1f}%" if r["utilisation"] else "-",
                   "[green]yes[/]" if r["bit_exact"] else "[red]NO[/]")

@@ -1,6 +1,8 @@
 """``swattn eval``: every sparsity predictor on real all-MiniLM-L6-v2 attention, raw and mapped
 to the engine (:func:`swattn.sw.evaluate.evaluate`, whose docstring lists the metrics): a table on
-the terminal, ``--json FILE``, and PNG plots of sparsity against recall under ``--out``."""
+the terminal, the mapped patterns' cover and embedding cosine at each text length
+(``--max-tokens`` and ``--also-tokens``), ``--json FILE``, and PNG plots of sparsity against recall
+under ``--out``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,12 @@ from pathlib import Path
 
 from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_TABLE_BUDGET,
                         DEFAULT_TEXTS, DEFAULT_TOKENS)
+
+#: the mapper's bands (the window counting as one) and key-only columns by default: an engine
+#: generated with --max-bands 4 --max-columns 8
+DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS = 4, 8
+#: other text lengths at which the mapped cover and embedding cosine are measured by default
+DEFAULT_ALSO_TOKENS = (512,)
 from ..spec.errors import UserError
 from ..texts import MAX_POSITIONS, MIN_TOKENS
 from .args import (CREATES_FOLDERS, given, integer, number, output_dir, output_file, read_text,
@@ -44,6 +52,22 @@ def add_arguments(p):
                    help="global tokens the mapper may use, 0 or more (default 4)")
     p.add_argument("--max-dilation", type=integer("--max-dilation", 1), default=4, metavar="D",
                    help="largest dilation the mapper tries, 1 or more (default 4)")
+    p.add_argument("--max-bands", type=integer("--max-bands", 1, 16), default=DEFAULT_MAX_BANDS,
+                   metavar="B",
+                   help=f"bands of keys the mapper may use, the window counting as one, 1..16 "
+                        f"(default {DEFAULT_MAX_BANDS}; 1 with --max-columns 0 maps to the "
+                        "window and globals alone, an engine without band and column fields)")
+    p.add_argument("--max-columns", type=integer("--max-columns", 0, 32),
+                   default=DEFAULT_MAX_COLUMNS, metavar="C",
+                   help=f"key-only columns the mapper may use, 0..32 (default "
+                        f"{DEFAULT_MAX_COLUMNS})")
+    p.add_argument("--also-tokens", default=",".join(map(str, DEFAULT_ALSO_TOKENS)),
+                   metavar="LIST",
+                   help="more text lengths in tokens, comma-separated, each 128..512, at which "
+                        "the mapped patterns' cover and embedding cosine are measured too (texts "
+                        "and calibration of that length; default "
+                        f"{','.join(map(str, DEFAULT_ALSO_TOKENS))}; 'none' for none; not with "
+                        "--text-file)")
     p.add_argument("--json", metavar="FILE",
                    help=f"write all results as JSON ({CREATES_FOLDERS})")
     p.add_argument("--out", default="build", metavar="DIR",
@@ -85,6 +109,49 @@ def _parse_budgets(spec: str, n: int) -> list[float]:
             raise UserError(f"--budgets = {spec!r}: budget {b:g} keys per query is out of range: "
                             f"allowed 1..{n} (the shortest text has {n} tokens)")
     return vals
+
+
+def _parse_also_tokens(args) -> list[int]:
+    """``--also-tokens``: text lengths besides ``--max-tokens`` (none with --text-file unless
+    given, which is refused there)."""
+    spec = args.also_tokens.strip()
+    allowed = (f"comma-separated text lengths, each {MIN_TOKENS}..{MAX_POSITIONS} tokens, or "
+               "'none'")
+    if args.text_file:
+        if given(args, "--also-tokens") and spec != "none":
+            raise UserError(f"--also-tokens {spec} gives lengths of the built-in texts, which "
+                            "--text-file replaces: leave out --also-tokens")
+        return []
+    if spec == "none":
+        return []
+    try:
+        vals = sorted({int(x, 10) for x in spec.split(",") if x.strip()})
+    except ValueError:
+        raise UserError(f"--also-tokens = {spec!r}: allowed {allowed}") from None
+    if not vals:
+        raise UserError(f"--also-tokens = {spec!r} is empty: allowed {allowed}")
+    for t in vals:
+        if not MIN_TOKENS <= t <= MAX_POSITIONS:
+            raise UserError(f"--also-tokens = {spec!r}: {t} tokens is out of range: allowed "
+                            f"{allowed}")
+    return [t for t in vals if t != args.max_tokens]
+
+
+def _load_more(args, lengths: list[int]) -> dict:
+    """{tokens: (ids_cal, ids_ev)} for ``--also-tokens``: as many texts and calibration texts as
+    the main run, of each length."""
+    from .. import texts
+    from ..minilm import tokenize
+
+    out = {}
+    for t in lengths:
+        try:
+            ev = texts.evaluation_texts(args.texts, t)
+            cal = texts.calibration_texts(args.calibration, t)
+        except texts.TextError as exc:
+            raise UserError(f"--also-tokens {t}: {exc}") from None
+        out[t] = ([tokenize(x) for x in cal], [tokenize(x) for x in ev])
+    return out
 
 
 def _load_texts(args):
@@ -143,6 +210,36 @@ def render_table(results: dict, console) -> None:
         t.add_row("dense", "int8", "0.000", "1.000", "1.000", f"{base['out_rel_err']:.3f}",
                   f"{base['emb_cos']:.4f}", "-")
     console.print(t)
+    render_by_tokens(results, console)
+
+
+def render_by_tokens(results: dict, console) -> None:
+    """The mapped patterns' cover and embedding cosine per predictor at each text length, at
+    the table budget (``by_tokens``; nothing where only one length was run)."""
+    from rich.table import Table
+
+    cfg = results["config"]
+    rows = [r for r in results.get("by_tokens", []) if r["budget"] == cfg["table_budget"]]
+    lengths = sorted({r["tokens"] for r in rows})
+    if len(lengths) < 2:
+        return
+    m = cfg.get("mapper") or {}
+    t = Table(title=f"mapped to the engine at {cfg['table_budget']:g} keys/query: map cover and "
+                    f"embedding cosine per text length (mapper: {m.get('max_bands', 1)} band(s) "
+                    f"with the window, {m.get('max_columns', 0)} column(s), "
+                    f"{m.get('max_globals', '-')} global(s))", title_justify="left")
+    t.add_column("predictor")
+    for n in lengths:
+        t.add_column(f"cover {n}", justify="right")
+        t.add_column(f"emb. cos {n}", justify="right")
+    by = {(r["predictor"], r["tokens"]): r for r in rows}
+    for name in cfg["predictors"]:
+        cells = []
+        for n in lengths:
+            r = by.get((name, n))
+            cells += [f"{r['coverage']:.3f}", f"{r['emb_cos']:.4f}"] if r else ["-", "-"]
+        t.add_row(name, *cells)
+    console.print(t)
 
 
 def run(args) -> int:
@@ -167,7 +264,9 @@ def run(args) -> int:
         output_dir("--out", args.out)
     if args.json:
         output_file("--json", args.json)
+    also = _parse_also_tokens(args)
     ids_cal, ids_ev = _load_texts(args)
+    more = _load_more(args, also)
     nmin = min(i.size for i in ids_ev)
     budgets = _parse_budgets(args.budgets, nmin)
     tb = args.table_budget if args.table_budget is not None else DEFAULT_TABLE_BUDGET
@@ -176,6 +275,7 @@ def run(args) -> int:
         raise UserError(f"--table-budget {args.table_budget:g} is not one of --budgets "
                         f"{args.budgets}")
     total = 1 + (0 if args.no_golden else 1) + len(predictors) * (1 + len(budgets) * len(ids_ev))
+    total += sum(1 + len(predictors) * (1 + len(budgets) * len(ev)) for _, ev in more.values())
 
     from ..progress import Progress
 
@@ -189,8 +289,10 @@ def run(args) -> int:
         results = evaluate(predictors, budgets, ids_cal, ids_ev, table_budget,
                            golden=not args.no_golden, seed=args.seed,
                            mapper_kw={"max_globals": args.max_globals,
-                                      "max_dilation": args.max_dilation},
-                           progress=progress)
+                                      "max_dilation": args.max_dilation,
+                                      "max_bands": args.max_bands,
+                                      "max_columns": args.max_columns},
+                           progress=progress, more_tokens=more)
     render_table(results, console)
     console.print(f"evaluated in {results['runtime_s']:.0f} s")
     if args.json:

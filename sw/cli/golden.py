@@ -1,5 +1,7 @@
 """``swattn golden``: run the bit-exact golden model on random int8 data and summarise the result
-(:func:`swattn.sw.golden.random_run`).
+(:func:`swattn.sw.golden.random_run`). The pattern is the window and globals, with ``--bands``,
+``--columns`` or ``--grid`` a key-set pattern (computed by :func:`swattn.sw.golden.attention_keys`),
+or the whole pattern from ``--pattern FILE.json``.
 
 Q, K and V are standard-normal matrices quantised per tensor, so their scales are the ones a real
 model would give; unless ``--mult-mant``/``--mult-shift`` are given, the softmax multiplier comes
@@ -15,8 +17,9 @@ import sys
 
 from ..spec import numerics as nx
 from ..spec.errors import UserError
-from .args import (CREATES_FOLDERS, add_length_argument, add_window_arguments, check_memory,
-                   integer, output_file, pattern_from_args, seed)
+from .args import (CREATES_FOLDERS, add_keyset_arguments, add_length_argument,
+                   add_window_arguments, check_memory, integer, keyset_pattern_from_args,
+                   output_file, seed)
 
 HELP = "run the bit-exact golden model on random int8 data and print a summary"
 
@@ -27,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--d", type=integer("--d", allowed="32, 64 or 128"), default=64, metavar="D",
                    help="head dimension: 32, 64 or 128 (default 64)")
     add_window_arguments(g, 64, "pick K distinct global tokens at random (seeded); default 0")
+    add_keyset_arguments(g, grid=True)
     s = p.add_argument_group("numerics")
     s.add_argument("--mult-mant", type=integer("--mult-mant", 0, (1 << nx.MULT_MANT_WIDTH) - 1),
                    metavar="M",
@@ -65,8 +69,12 @@ def _pattern(args):
     if args.d not in nx.HEAD_DIMS:
         raise UserError(f"--d = {args.d} is not supported: allowed "
                         f"{', '.join(map(str, nx.HEAD_DIMS))}")
-    check_memory(f"--n {args.n} with --d {args.d}", _BYTES_PER_ELEMENT * args.n * args.d)
-    pattern = pattern_from_args(args, 64, _random_globals(args.seed))
+    if args.pattern is None:  # (before --n-globals draws from n tokens)
+        check_memory(f"--n {args.n} with --d {args.d}", _BYTES_PER_ELEMENT * args.n * args.d)
+    pattern = keyset_pattern_from_args(args, 64, _random_globals(args.seed), grid=True)
+    if args.pattern is not None:
+        check_memory(f"--pattern {args.pattern} (n = {pattern.n}) with --d {args.d}",
+                     _BYTES_PER_ELEMENT * pattern.n * args.d)
     if (args.mult_mant is None) != (args.mult_shift is None):
         raise UserError("--mult-mant and --mult-shift go together: give both or neither")
     if args.json:
@@ -89,6 +97,15 @@ def _print_summary(res: dict) -> None:
     t.add_row("pattern", f"n={pat['n']} d={res['head_dim']} left={pat['left']} "
                          f"right={pat['right']} dilation={pat['dilation']}")
     t.add_row("globals", f"{len(g)}: {gtext}")
+    if pat.get("bands"):
+        t.add_row("bands", ", ".join(f"{s}:{c}" for s, c in pat["bands"])
+                  + f" (window steps of {pat['dilation']})")
+    if pat.get("columns"):
+        c = pat["columns"]
+        t.add_row("columns", f"{len(c)}: " + ", ".join(map(str, c[:8]))
+                  + (" ..." if len(c) > 8 else ""))
+    if pat.get("grid"):
+        t.add_row("grid", f"width {pat['grid'][0]}, radius {pat['grid'][1]}")
     t.add_row("pairs", f"{res['pairs']:,} (sparsity {100 * res['sparsity']:.2f}%)")
     mult = (f"mant={sm['mult_mant']} shift={sm['mult_shift']} out_shift={sm['out_shift']} "
             f"(multiplier {sm['log2_multiplier']:.4g} log2 units per score unit")

@@ -1,11 +1,13 @@
 """``swattn run``: one attention job on a real board through the host driver
-(:mod:`swattn.sw.driver`), checked bit for bit against the golden model."""
+(:mod:`swattn.sw.driver`), checked bit for bit against the golden model. The pattern is the
+window and globals, with ``--bands``/``--columns`` an EngineForm (for a board whose engine was
+generated with band and column fields), or the whole pattern from ``--pattern FILE.json``."""
 
 import time
 
 import numpy as np
 
-from .args import WINDOW_UNIT, board, integer, number, seed, serial_port
+from .args import WINDOW_UNIT, add_keyset_arguments, board, integer, number, seed, serial_port
 
 HELP = "run an attention job on a board over its serial port and check it against the golden model"
 
@@ -25,6 +27,7 @@ def add_arguments(p):
                    help="window dilation: tokens between window keys, 1 or more (default 1)")
     p.add_argument("--n-globals", type=integer("--n-globals", 0), default=2,
                    help="global tokens spread over the sequence, 0..n (default 2)")
+    add_keyset_arguments(p, grid=False)
     p.add_argument("--seed", type=seed(), default=0, help="data seed, 0..2^32-1")
     p.add_argument("--timeout", type=number("--timeout", 0.0, lo_open=True, unit=" seconds"),
                    default=1.0, help="reply time-out in seconds (default 1)")
@@ -37,9 +40,14 @@ def run(args) -> int:
     from ..spec.errors import UserError
     from ..spec.numerics import SoftmaxConfig
     from ..spec.pattern import HybridPattern, PatternError
-    from .args import named
+    from .args import engine_pattern, file_pattern, named, refuse_grid, with_bands
 
-    if args.n_globals > args.n:
+    refuse_grid(args)
+    from_file = None
+    if args.pattern is not None:  # read before the board is opened
+        from_file = file_pattern(args, ("--n", "--radius", "--dilation", "--n-globals",
+                                        "--bands", "--columns"), grid=False)
+    elif args.n_globals > args.n:
         raise UserError(f"--n-globals = {args.n_globals} is out of range: allowed 0..{args.n} "
                         "(--n)")
     baud = args.baud
@@ -54,14 +62,20 @@ def run(args) -> int:
         p = ident.params
         print(f"board: swattn {ident.version}, {p.lanes} lanes, head dim {p.head_dim}, "
               f"n <= {min(p.n_max, ident.buffer_rows)}, {ident.clock_hz / 1e6:g} MHz")
-        globals_ = tuple(np.linspace(0, args.n - 1, args.n_globals).astype(int).tolist()) \
-            if args.n_globals else ()
-        pattern = HybridPattern(args.n, args.radius, args.radius, args.dilation,
-                                tuple(sorted(set(globals_))), limits=p.limits())
+        if from_file is not None:
+            where = f"--pattern = {str(args.pattern)!r}"
+            pattern = engine_pattern(from_file, p.limits(), lambda field: f"{where}: {field}")
+        else:
+            globals_ = tuple(np.linspace(0, args.n - 1, args.n_globals).astype(int).tolist()) \
+                if args.n_globals else ()
+            pattern = HybridPattern(args.n, args.radius, args.radius, args.dilation,
+                                    tuple(sorted(set(globals_))), limits=p.limits())
+            # bands and columns: an EngineForm, refused by an engine without their fields
+            pattern = with_bands(pattern, args.bands, args.columns, "--n-globals", p.limits())
         spread = 128.0 * 128.0 * p.head_dim ** 0.5 / 3
         cfg = SoftmaxConfig.from_multiplier(8.0 / spread, 2)
         rng = np.random.default_rng(args.seed)
-        q, k, v = (rng.integers(-128, 128, (args.n, p.head_dim)).astype(np.int8)
+        q, k, v = (rng.integers(-128, 128, (pattern.n, p.head_dim)).astype(np.int8)
                    for _ in range(3))
         t0 = time.perf_counter()
         out, cycles = board.attention(q, k, v, pattern, cfg)
@@ -71,9 +85,16 @@ def run(args) -> int:
     except PatternError as exc:  # the board's engine limits, known once it answered
         raise named(exc, {"n": "--n", "left": "--radius", "right": "--radius",
                           "dilation": "--dilation", "globals": "--n-globals"}) from None
-    ref = golden.attention(q, k, v, pattern, cfg)
+    if isinstance(pattern, HybridPattern):
+        ref = golden.attention(q, k, v, pattern, cfg)
+    else:
+        ref = golden.attention_keys(q, k, v, pattern.keyset(), cfg)
     bad = int(np.count_nonzero(out != ref))
-    print(f"n={args.n} radius={args.radius} dilation={args.dilation} globals={len(pattern.globals_)}: "
+    more = "".join([f" bands={','.join(f'{s}:{c}' for s, c in pattern.bands)}"
+                    if getattr(pattern, "bands", ()) else "",
+                    f" columns={len(pattern.columns)}" if getattr(pattern, "columns", ()) else ""])
+    print(f"n={pattern.n} left={pattern.left} right={pattern.right} "
+          f"dilation={pattern.dilation} globals={len(pattern.globals_)}{more}: "
           f"{cycles} engine cycles ({cycles / ident.clock_hz * 1e6:.1f} us), "
           f"{wall:.2f} s with the link")
     if bad:

@@ -14,13 +14,14 @@ import sys
 
 from ..spec import numerics as nx
 from ..spec.errors import UserError
-from .args import (CREATES_FOLDERS, add_engine_arguments, add_length_argument,
-                   add_window_arguments, engine_params, given, integer, number, output_dir,
-                   output_file, pattern_from_args, seed, spread_globals)
+from .args import (CREATES_FOLDERS, KEYSET_FLAGS, add_engine_arguments, add_keyset_arguments,
+                   add_length_argument, add_window_arguments, engine_params, given, integer,
+                   keyset_pattern_from_args, number, output_dir, output_file, seed,
+                   spread_globals)
 
 #: the job options that ``--random`` replaces with its own draws
 JOB_FLAGS = ("--n", "--radius", "--left", "--right", "--dilation", "--globals", "--n-globals",
-             "--out-shift", "--idle", "--stall")
+             *KEYSET_FLAGS, "--out-shift", "--idle", "--stall")
 
 HELP = "simulate jobs on the engine's Verilog (cocotb) and report bit-exactness and cycles"
 
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("job")
     add_length_argument(g, 256)
     add_window_arguments(g, 16, "K global tokens spread evenly over the sequence")
+    add_keyset_arguments(g, grid=False)
     g.add_argument("--out-shift", type=integer("--out-shift", 0, (1 << nx.OUT_SHIFT_WIDTH) - 1),
                    default=0, help="output scale shift 0..7")
     g.add_argument("--random", type=integer("--random", 1), metavar="K",
@@ -64,8 +66,9 @@ def _jobs(args, params):
                             "would be ignored: leave " + ("it" if len(clash) == 1 else "them")
                             + " out (or --random)")
         return [job_from_seed(params, args.seed + i) for i in range(args.random)]
-    # a UserError names the option and the engine's limit
-    pattern = pattern_from_args(args, 16, spread_globals, limits=params.limits())
+    # a UserError names the option and the engine's limit; bands or columns give an EngineForm
+    pattern = keyset_pattern_from_args(args, 16, spread_globals, limits=params.limits(),
+                                       grid=False)
     cfg = random_softmax(random.Random(args.seed), params.head_dim)
     cfg = SoftmaxConfig(cfg.mult_mant, cfg.mult_shift, args.out_shift)
     return [job_to_json(pattern, cfg, args.seed, idle=args.idle, stall=args.stall)]
