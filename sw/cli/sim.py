@@ -91,12 +91,16 @@ def run(args) -> int:
     for col in ("seed", "n", "window", "globals", "bit-exact", "cycles", "model", "ideal",
                 "utilisation"):
         t.add_column(col, justify="right")
-    for r in res["jobs"]:
+    for job, r in zip(jobs, res["jobs"]):
         note = "" if r["idle"] == r["stall"] == 0 else f" (idle {r['idle']}, stall {r['stall']})"
+        # the bands beside the window (window steps) and the key-only columns
+        more = "".join(f" {s:+d}:{c}" for s, c in job.get("bands", ()))
+        more += f" +{len(job['columns'])} col." if job.get("columns") else ""
         util = f"{100 * r['utilisation']:.1f}%{note}" if "utilisation" in r else "-"
         model = (f"{r['predicted_cycles']} ({100 * r['model_error']:+.2f}%)"
                  if "model_error" in r else str(r["predicted_cycles"]))
-        t.add_row(str(r["seed"]), str(r["n"]), f"-{r['left']}..+{r['right']} x{r['dilation']}",
+        t.add_row(str(r["seed"]), str(r["n"]),
+                  f"-{r['left']}..+{r['right']} x{r['dilation']}{more}",
                   str(len(r["globals"])),
                   "yes" if r["bit_exact"] else f"NO ({r['mismatches']} mismatches)",
                   str(r["cycles"]), model, f"{r['ideal_cycles']:.0f}", util)
