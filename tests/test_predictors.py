@@ -382,7 +382,7 @@ def test_eval_cli_small_run(tmp_path, capsys):
     assert {(r["tokens"], r["predictor"], r["budget"]) for r in res["by_tokens"]} == {
         (t, p, b) for t in (n, 160) for p in ("longformer", "dsa") for b in (16.0, 32.0)}
     assert all(0 < r["coverage"] <= 1 and -1 <= r["emb_cos"] <= 1 for r in res["by_tokens"])
-    assert res["config"]["mapper"]["max_bands"] == 4 and res["config"]["more_tokens"] == [160]
+    assert res["config"]["mapper"]["max_bands"] == 1 and res["config"]["more_tokens"] == [160]
     variants = {(r["predictor"], r["budget"], r["variant"]) for r in res["results"]}
     assert ("dsa", 32.0, "int8") in variants and ("dsa", 16.0, "mapped") in variants
     for r in res["results"]:

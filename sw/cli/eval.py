@@ -12,9 +12,11 @@ from pathlib import Path
 from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_TABLE_BUDGET,
                         DEFAULT_TEXTS, DEFAULT_TOKENS)
 
-#: the mapper's bands (the window counting as one) and key-only columns by default: an engine
-#: generated with --max-bands 4 --max-columns 8
-DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS = 4, 8
+#: the mapper's bands (the window counting as one) and key-only columns by default: the window
+#: and globals alone. Bands and columns are asked for with --max-bands / --max-columns: the
+#: mapper fits them to the predicted mask's cover, which does not always raise the embedding
+#: cosine (docs/predictors.md)
+DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS = 1, 0
 #: other text lengths at which the mapped cover and embedding cosine are measured by default
 DEFAULT_ALSO_TOKENS = (512,)
 from ..spec.errors import UserError
