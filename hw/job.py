@@ -22,7 +22,7 @@ def check_widths(P: EngineParams) -> tuple[int, int, int]:
     them once the checks have passed (dilation <= max_dilation, left, right <= max_radius //
     dilation)."""
     return (P.max_radius.bit_length(), P.max_dilation.bit_length(),
-            max(1, P.max_globals.bit_length()))
+            max(1, (P.max_globals + P.max_columns).bit_length()))
 
 
 class JobSignature(wiring.Signature):
@@ -54,7 +54,26 @@ class JobSignature(wiring.Signature):
             "total_pos": Out(P.pos_width + 1),
             "moff": Out(P.pos_width + 1 if P.paired_max else 1),
             **(band_members(P) if P.max_bands > 1 else {}),
+            **(column_members(P) if P.max_columns else {}),
         })
+
+
+def column_members(P: EngineParams) -> dict:
+    """JobSignature's members on engines with key-only columns: ``nc`` (their count), ``cols``
+    (their indices), ``cval`` (per column: its index is below ``nc``) and ``nheld`` (the K/V
+    rows held beside the ring: ng + nc, the globals' first)."""
+    C = P.max_columns
+    return {"nc": Out(8), "cols": Out(data.ArrayLayout(unsigned(regs.COLUMN_INDEX_WIDTH), C)),
+            "cval": Out(C), "nheld": Out(9)}
+
+
+def key_hits(job, idx, P: EngineParams):
+    """Per global, then per key-only column: ``idx`` is that (valid) token, a key the group
+    takes after its bands (so a band key equal to it is left out there)."""
+    hits = global_hits(job, idx, max(1, P.max_globals))
+    if not P.max_columns:
+        return hits
+    return Cat(hits, *[job.cval[j] & (job.cols[j] == idx) for j in range(P.max_columns)])
 
 
 def slot_layout(P: EngineParams) -> data.StructLayout:
@@ -200,6 +219,14 @@ class JobControl(wiring.Component):
             bad_nb = Signal()
             m.d.sync += bad_nb.eq(cfg.n_bands > NB - 1)
             band_step = Signal()  # the step checking the bands
+        C = P.max_columns
+        if C:
+            # key-only columns: their count with the scalars, each column's range, order and
+            # overlap with a global in one step after the globals' (and the bands')
+            col_fail = self._column_checks(m, cfg, job, gval, glob)
+            bad_nc = Signal()
+            m.d.sync += bad_nc.eq(cfg.n_columns > C)
+            col_step = Signal()
         # (a start while BUSY is refused above and changes nothing here: the checks, job_init and
         # the scheduler's start go on as if it had not come)
         with m.If(checking):
@@ -226,9 +253,15 @@ class JobControl(wiring.Component):
                 if NB > 1:
                     with m.Elif(bad_nb):
                         m.d.comb += fail.eq(regs.Error.BAND_COUNT)
+                if C:
+                    with m.Elif(bad_nc):
+                        m.d.comb += fail.eq(regs.Error.COLUMN_COUNT)
             if NB > 1:
                 with m.Elif(band_step):
                     m.d.comb += fail.eq(band_fail)
+            if C:
+                with m.Elif(col_step):
+                    m.d.comb += fail.eq(col_fail)
             with m.Else():
                 with m.If(cur_rng):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
@@ -251,12 +284,16 @@ class JobControl(wiring.Component):
             m.d.comb += nxt_g.eq(chk_i - 1)
             g_at = nxt_g[:max(1, (GM - 1).bit_length())]
             m.d.sync += [cur_rng.eq(Array(g_rng)[g_at]), cur_dup.eq(Array(g_dup)[g_at])]
-            # (with bands, their step after the globals')
+            # (with bands, their step after the globals'; with columns, theirs after that)
+            more = int(NB > 1) + int(C > 0)
             m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail),
-                         chk_last.eq((chk_i >= 1) & (chk_i >= (ng + 2 if NB > 1 else ng + 1))),
+                         chk_last.eq((chk_i >= 1) & (chk_i >= (ng + 1 + more if more
+                                                                else ng + 1))),
                          chk_i.eq(chk_i + 1)]
             if NB > 1:
                 m.d.comb += band_step.eq(chk_i == ng + 2)
+            if C:
+                m.d.comb += col_step.eq(chk_i == ng + 2 + int(NB > 1))
             with m.If(chk_seen & (chk_fail != 0)):
                 m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
@@ -276,6 +313,37 @@ class JobControl(wiring.Component):
             with m.If(out_one):
                 m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
         return m
+
+    def _column_checks(self, m, cfg, job, gval, glob):
+        """The key-only columns: the job's view (``nc``, ``cols``, ``cval``, ``nheld``), each
+        column's tests as registers of the configuration and the first failing column's error
+        code (returned: range, order, then a global's index, column by column)."""
+        P = self._params
+        C, GM = P.max_columns, max(1, P.max_globals)
+        nc = cfg.n_columns
+        cval = Signal(C)
+        m.d.sync += cval.eq(Cat(*[nc > j for j in range(C)]))
+        m.d.comb += [job.nc.eq(nc), job.cval.eq(cval), job.nheld.eq(cfg.n_globals + nc)]
+        m.d.comb += [job.cols[j].eq(cfg.columns[j]) for j in range(C)]
+        chain = Const(0, 4)
+        tests = []
+        for j in range(C):
+            col = cfg.columns[j]
+            live = nc > j
+            rng, order, both = (Signal(name=f"col_rng{j}"), Signal(name=f"col_ord{j}"),
+                                Signal(name=f"col_glob{j}"))
+            m.d.sync += [rng.eq(live & (col >= cfg.n)),
+                         order.eq(live & ((col <= cfg.columns[j - 1]) if j else Const(0))),
+                         both.eq(live & Cat(*[gval[i] & (glob[i] == col)
+                                              for i in range(GM)]).any())]
+            tests.append((rng, order, both))
+        for rng, order, both in reversed(tests):
+            chain = Mux(rng, regs.Error.COLUMN_RANGE,
+                        Mux(order, regs.Error.COLUMN_ORDER,
+                            Mux(both, regs.Error.COLUMN_GLOBAL, chain)))
+        col_fail = Signal(4)
+        m.d.comb += col_fail.eq(chain)
+        return col_fail
 
     def _band_checks(self, m, cfg, job, rlim, left, right, dil, DB, times_small):
         """Each band's tests as registers of the configuration (valid from the cycle after the

@@ -81,7 +81,7 @@ def kv_address_widths(P: EngineParams) -> tuple[int, int]:
     """Widths of the K/V store's read addresses: the ring's (chunk, row mod ``ring_rows``) and
     the global rows' (chunk, global); one bit at least, so a port exists for every size."""
     return ((P.ring_rows * P.chunks - 1).bit_length() or 1,
-            (max(1, P.max_globals) * P.chunks - 1).bit_length() or 1)
+            (P.held_rows * P.chunks - 1).bit_length() or 1)
 
 
 def kv_ports(P: EngineParams) -> dict:
@@ -127,7 +127,9 @@ class KVRing(wiring.Component):
     def elaborate(self, platform):
         P = self._params
         CH, B, PW = P.chunks, P.ring_rows, P.pos_width
-        GM = max(1, P.max_globals)
+        GM = P.held_rows
+        # the rows held beside the ring: the globals', then the key-only columns'
+        held = self.job.nheld if P.max_columns else self.job.ng
         chunk_bits = P.lane_width * nx.DATA_WIDTH
         job = self.job
         m = Module()
@@ -212,13 +214,13 @@ class KVRing(wiring.Component):
             m.d.sync += wrem.eq(wrem - 1)
         # (wpos - release < B exactly when wpos < release + B)
         m.d.sync += [pl.eq(next_pl), wpos.eq(next_wpos),
-                     plt.eq(Mux(inc_pl, pl + 1 < job.ng, pl < job.ng)),
+                     plt.eq(Mux(inc_pl, pl + 1 < held, pl < held)),
                      wlt.eq(Mux(inc_w, wrem[1:] != 0, wrem != 0)),
                      gap_ok.eq(Mux(inc_w, wpos < rel_b1, wpos < rel_b))]
 
         with m.If(job.init):
             m.d.sync += [r.eq(0) for r in rel_pipe] + [rel_b.eq(B), rel_b1.eq(B - 1)]
-            m.d.sync += [plt.eq(job.ng != 0), wlt.eq(job.total_pos != 0),
+            m.d.sync += [plt.eq(held != 0), wlt.eq(job.total_pos != 0),
                          wrem.eq(job.total_pos), gap_ok.eq(1), pl.eq(0), wpos.eq(0),
                          hchunk.eq(0)]
         return m

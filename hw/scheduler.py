@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.spec.engine_params import EngineParams
 from .blocks import int8_row
-from .job import JobSignature, check_widths, global_hits, token
+from .job import JobSignature, check_widths, global_hits, key_hits, token
 
 
 def desc_layout(P: EngineParams) -> data.StructLayout:
@@ -36,7 +36,7 @@ def desc_layout(P: EngineParams) -> data.StructLayout:
     group's maxima come from the max pass's registers of global group ``gidx``).
     """
     RB, DB, GB = check_widths(P)
-    U, PW, GM = P.units, P.pos_width, max(1, P.max_globals)
+    U, PW, GM = P.units, P.pos_width, P.held_rows
     paired = ({"pair": 1, "active_b": U, "gmax": 1, "gidx": P.global_groups_max.bit_length()}
               if P.paired_max else {})
     bands = ({"span": RB + 1, "more": data.ArrayLayout(band_slot_layout(P), P.max_bands - 1),
@@ -56,7 +56,7 @@ def band_slot_layout(P: EngineParams) -> data.StructLayout:
     position any later group's bands can start from (the K/V rows below it may go)."""
     RB, _, _ = check_widths(P)
     return data.StructLayout({"start": P.pos_width + 1, "kmax": P.pos_width + 1, "clip": RB + 1,
-                              "span": RB + 1, "kig": 1, "hits2": max(1, P.max_globals),
+                              "span": RB + 1, "kig": 1, "hits2": P.held_rows,
                               "nxt": 1})
 
 
@@ -338,7 +338,7 @@ class Scheduler(wiring.Component):
             # whether the group's first two window keys are global rows (for stage 1's
             # kig_r and its compares a key ahead), from g_start, set in MAIN_GROUP; the second
             # key's token registered first, compared in the cycle the descriptor is set
-            m.d.sync += [g_kig.eq(is_global(token(job, g_start, PA))),
+            m.d.sync += [g_kig.eq(key_hits(job, token(job, g_start, PA), P).any()),
                          g_tok2.eq(token(job, g_start + dil, PA)),
                          g_pos2.eq(g_start + dil), g_more.eq(g_kbase > g_mlo)]
             self._load_queries(m, r, r.active)
@@ -351,8 +351,9 @@ class Scheduler(wiring.Component):
                     d.active.eq(r.active), d.start.eq(g_start),
                     d.step.eq(dil), d.kmax.eq(g_kbase - g_mlo),
                     d.lim.eq(g_lim), d.clip.eq(g_clip),
-                    d.nglob.eq(job.ng), d.kig.eq(g_kig),
-                    d.hits2.eq(global_hits(job, g_tok2, GM)),
+                    # (the global keys, then the key-only columns', from the rows held)
+                    d.nglob.eq(job.nheld if P.max_columns else job.ng), d.kig.eq(g_kig),
+                    d.hits2.eq(key_hits(job, g_tok2, P)),
                     d.nxt.eq(g_more & (g_pos2 < g_lim)),
                     *self._paired(r),
                     r.desc_valid.eq(1),
@@ -405,15 +406,15 @@ class Scheduler(wiring.Component):
         b_pos2 = Signal(PW + 2, name="sb_pos2")
         m.d.sync += [b_go.eq(a_go & (a_kmax >= 0) & (a_start < g_lim)),
                      b.start.eq(a_start), b.kmax.eq(a_kmax[:PW + 1]), b.clip.eq(a_clip),
-                     b.span.eq(a_span), b.kig.eq(global_hits(job, token(job, a_start, PA),
-                                                             GM).any()),
+                     b.span.eq(a_span), b.kig.eq(key_hits(job, token(job, a_start, PA),
+                                                          P).any()),
                      b.nxt.eq(a_kmax >= 1),
                      b_tok2.eq(token(job, a_start + dil, PA)), b_pos2.eq(a_start + dil)]
         # step C: append
         with m.If(b_go):
             for k in range(NB):
                 with m.If(r.nsl == k):
-                    m.d.sync += [r.slots[k].eq(b), r.slots[k].hits2.eq(global_hits(job, b_tok2, GM)),
+                    m.d.sync += [r.slots[k].eq(b), r.slots[k].hits2.eq(key_hits(job, b_tok2, P)),
                                  r.slots[k].nxt.eq(b.nxt & (b_pos2 < g_lim))]
             m.d.sync += r.nsl.eq(r.nsl + 1)
         with m.If(sk < NB + 2):

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 from ..sw.spec import numerics as nx
 from ..sw.spec.engine_params import EngineParams
 from .blocks import DotLanes, RowMax, delayed, int8_row
-from .job import JobSignature, check_widths, global_hits, token
+from .job import JobSignature, check_widths, key_hits, token
 from .kv_ring import SlicedMemory, kv_address_widths, row_chunk
 from .scheduler import desc_layout
 
@@ -145,7 +145,7 @@ class KeyIssue(wiring.Component):
         P, job = self._params, self.job
         NB = P.max_bands
         U, CH, SD, PW, B = P.units, P.chunks, P.score_depth, P.pos_width, P.ring_rows
-        GM, KS = max(1, P.max_globals), _key_slices(P)
+        GM, KS = P.held_rows, _key_slices(P)
         RB, DB, _ = check_widths(P)
         m = Module()
         desc = self.desc.payload
@@ -264,8 +264,8 @@ class KeyIssue(wiring.Component):
                                  win_r.eq(nxt_r),
                                  nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
                                  kc_r.eq(kc_r + 1), kig_r.eq(hits_n.any()),
-                                 hits_n.eq(global_hits(job, token(job, s1_pnext2, P.paired_max),
-                                                       GM)),
+                                 hits_n.eq(key_hits(job, token(job, s1_pnext2, P.paired_max),
+                                                    P)),
                                  s1_pnext2.eq(s1_pnext2 + s1.step)] + set_ka(kpos_d, s1_pnext)
                     if NB > 1:
                         with m.If(~nxt_r & (more_left != 0)):

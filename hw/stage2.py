@@ -97,7 +97,7 @@ class PVIssue(wiring.Component):
     def elaborate(self, platform):
         P, job = self._params, self.job
         CH, SD, PW, B = P.chunks, P.score_depth, P.pos_width, P.ring_rows
-        GM = max(1, P.max_globals)
+        GM = P.held_rows
         m = Module()
         s2_run = Signal()
         s2_bank = Signal()  # bank stage 2 takes next (groups alternate banks)

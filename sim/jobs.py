@@ -44,13 +44,15 @@ def random_pattern(rng: random.Random, p: EngineParams) -> HybridPattern:
     return HybridPattern(n, left, right, dil, tuple(sorted(g)), limits=p.limits())
 
 
-def random_bands(rng: random.Random, p: EngineParams, h: HybridPattern) -> EngineForm:
+def random_keys(rng: random.Random, p: EngineParams, h: HybridPattern) -> EngineForm:
     """``h`` with bands beside its window, up to ``max_bands - 1`` of them, each wholly below or
     above the window and within the engine's reach (touching the window or each other, far
-    out, clipped at either end of the sequence or empty there, among them)."""
+    out, clipped at either end of the sequence or empty there, among them), and up to
+    ``max_columns`` key-only columns (none a global; at the ends, next to a global, inside
+    the window or a band)."""
     rmax = p.max_radius // h.dilation
     spans: list[tuple[int, int]] = []
-    for _ in range(rng.randint(1, p.max_bands - 1)):
+    for _ in range(rng.randint(0, p.max_bands - 1)):
         a = rng.choice([-rmax, rmax, -h.left - 1, h.right + 1, rng.randint(-rmax, rmax)])
         c = rng.choice([1, 2, 4, 16, rng.randint(1, 2 * rmax + 1)])
         c = max(1, min(c, rmax - a + 1))
@@ -61,14 +63,21 @@ def random_bands(rng: random.Random, p: EngineParams, h: HybridPattern) -> Engin
         except PatternError:
             continue
         spans = trial
-    return EngineForm(h.n, h.left, h.right, h.dilation, tuple(spans), (), h.globals_)
+    free = [x for x in range(h.n) if x not in h.globals_]
+    want = rng.choice([0, 1, p.max_columns, rng.randint(0, p.max_columns)])
+    pool = [x for x in (0, h.n - 1, *(g + 1 for g in h.globals_)) if x in free]
+    cols: set[int] = set()
+    while free and len(cols) < min(want, len(free)):
+        cols.add(rng.choice(pool) if pool and rng.random() < 0.3 else rng.choice(free))
+    return EngineForm(h.n, h.left, h.right, h.dilation, tuple(spans), tuple(sorted(cols)),
+                      h.globals_)
 
 
 def job_from_seed(p: EngineParams, seed: int) -> dict:
     rng = random.Random(seed)
     pattern = random_pattern(rng, p)
-    if p.max_bands > 1 and rng.random() < 0.8:
-        pattern = random_bands(rng, p, pattern)
+    if (p.max_bands > 1 or p.max_columns) and rng.random() < 0.8:
+        pattern = random_keys(rng, p, pattern)
     cfg = random_softmax(rng, p.head_dim)
     idle = rng.choice([0.0, 0.0, 0.2, 0.6])
     stall = rng.choice([0.0, 0.0, 0.2, 0.6])
@@ -106,6 +115,14 @@ def invalid_jobs(p: EngineParams, seed: int) -> list[dict]:
         if p.max_bands > 2:
             cases += [(Error.BAND_ORDER, dict(n_bands=2, bands=[[5, 1], [3, 1]])),
                       (Error.BAND_ORDER, dict(n_bands=2, bands=[[3, 2], [4, 1]]))]
+    if p.max_columns:  # (n = 8)
+        cases += [(Error.COLUMN_COUNT, dict(n_columns=p.max_columns + 1)),
+                  (Error.COLUMN_RANGE, dict(n_columns=1, columns=[8])),
+                  (Error.COLUMN_ORDER, dict(n_columns=2, columns=[3, 3])),
+                  (Error.COLUMN_ORDER, dict(n_columns=2, columns=[5, 2]))]
+        if p.max_globals:
+            cases.append((Error.COLUMN_GLOBAL, dict(n_columns=2, columns=[1, 4], n_globals=1,
+                                                    globals=[4])))
     jobs = []
     for i, (err, over) in enumerate(cases):
         raw = dict(base, **over)

@@ -167,8 +167,10 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         kept = [i for i, (b, c) in enumerate(bases)
                 if any(b + c + u * dil < n and not is_g[b + c + u * dil] for u in range(U))]
         segments = [every[i] for i in kept]
-    # the cycle of the job_init pulse (with bands, a check step more after the globals')
-    init = CHECK_BASE + ng + (1 if NB > 1 else 0)
+    # the cycle of the job_init pulse (with bands, a check step more after the globals'; with
+    # columns, one more)
+    nc = len(getattr(pattern, "columns", ()))
+    init = CHECK_BASE + ng + (1 if NB > 1 else 0) + (1 if params.max_columns else 0)
     ggroups = -(-ng // U)
     SG = params.subgroup
     paired = params.paired_max and ggroups > 0
@@ -177,7 +179,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
 
     def written(pos):
         """First cycle stage 1 may read K/V stream position ``pos`` (after the global rows)."""
-        return init + WRITE_BASE + (ng + pos + 1) * CH
+        return init + WRITE_BASE + (ng + nc + pos + 1) * CH
 
     t_sched = init + 1  # the scheduler starts preparing a group the cycle after this one
     s1_free = 0  # first cycle stage 1 may take a group
@@ -256,7 +258,8 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     for g in range(start.size):
         ready = t_sched + 2 * int(skips[g]) + load + 4
         segs = None if segments is None else [(moff + p0, k) for p0, k in segments[g]]
-        run_group(ready, moff + int(start[g]), int(kw[g]), ng, dil, True,
+        # (the global keys, then the columns')
+        run_group(ready, moff + int(start[g]), int(kw[g]), ng + nc, dil, True,
                   (int(first_u[g]), int(last_u[g])), False, segs)
 
     for gg in range(ggroups):

@@ -143,6 +143,12 @@ class EngineParams:
         return (1 << self.seq_width) - 1
 
     @property
+    def held_rows(self) -> int:
+        """K/V rows held beside the ring for the whole job: the globals' and the key-only
+        columns' (at least one, so that the memories exist)."""
+        return max(1, self.max_globals + self.max_columns)
+
+    @property
     def score_depth(self) -> int:
         """Scores held per unit and bank: the longest key stream of one group (its bands'
         keys, at most ``2 max_radius + 1`` per row and ``units - 1`` more per band for the

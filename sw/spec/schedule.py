@@ -52,8 +52,10 @@ def query_order(pattern: HybridPattern, params: EngineParams) -> np.ndarray:
 
 
 def kv_order(pattern: HybridPattern, params: EngineParams) -> np.ndarray:
-    """Row indices in the order the ``kv`` stream carries them: the global rows, then rows
-    0..n-1 once per pass (``EngineParams.kv_passes``)."""
+    """Row indices in the order the ``kv`` stream carries them: the global rows, the key-only
+    columns' rows (an EngineForm's), then rows 0..n-1 once per pass
+    (``EngineParams.kv_passes``)."""
     rows = np.arange(pattern.n, dtype=np.int64)
     passes = params.kv_passes(len(pattern.globals_))
-    return np.concatenate([pattern.global_array] + [rows] * passes)
+    columns = np.asarray(getattr(pattern, "columns", ()), dtype=np.int64)
+    return np.concatenate([pattern.global_array, columns] + [rows] * passes)

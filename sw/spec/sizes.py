@@ -46,12 +46,12 @@ SIZES = MappingProxyType({
     "u2d64": EngineParams(head_dim=64, lanes=256, max_radius=16, max_globals=4, max_dilation=4,
                           seq_width=9),
 
-    # bands beside the window (EngineParams.max_bands): one unit of four chunks, and four
-    # units with the paired max passes
-    "u1c4_b4": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
-                            seq_width=10, max_bands=4),
-    "u4g6_b4": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6,
-                            max_dilation=3, seq_width=10, max_bands=4),
+    # bands beside the window and key-only columns (EngineParams.max_bands, max_columns): one
+    # unit of four chunks, and four units with the paired max passes
+    "u1c4_keys": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3,
+                              max_dilation=3, seq_width=10, max_bands=4, max_columns=4),
+    "u4g6_keys": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6,
+                              max_dilation=3, seq_width=10, max_bands=4, max_columns=4),
 
     # --- the formal proofs: small windows and sequences, so that the solver finishes ---------
     # (the properties are about control, which changes with units and max_globals, not with
