@@ -14,8 +14,15 @@ A job counts towards its bins only if it passed. Bins (each named ``group: bin``
 * ``window shape``: causal (right = 0), anti-causal (left = 0), symmetric, asymmetric.
 * ``backpressure``: idle-input probability x output-stall probability, each 0, 0.2 or 0.6 (not
   on the serial engine, which reads its buffers).
-* ``outcome``: every ``regs.Error`` code (NONE from normal jobs, the others from refused
-  configurations and starts while busy) and a reset in the middle of a job.
+* ``bands`` (engines with bands beside the window): none, one, ``max_bands - 1``; below and
+  above the window; touching the window, touching each other; clipped away for some rows (no
+  key of theirs within 0..n-1); reaching past n - 1 from row 0.
+* ``columns`` (engines with key-only columns): 0, 1, ``max_columns``; at the first token, at
+  the last; next to a global; a column that is a key of some row's window or band as well
+  (counted once).
+* ``outcome``: every ``regs.Error`` code the engine has (NONE from normal jobs, the others from
+  refused configurations, overlapping bands and a column equal to a global among them, and
+  starts while busy) and a reset in the middle of a job.
 * ``busy start``: a second start while the first job runs, in each cycle from the one after the
   accepted start to ``max_globals + 9`` cycles after it (the checks, job_init and the first
   running cycles), in the check window's last cycle, in each of the 3 cycles before the last
@@ -112,6 +119,47 @@ def _bins_of_job(p, job: dict) -> list[str]:
     if not p.serial:  # (the serial engine reads its buffers: no streams to hold back)
         idle, stall = job.get("idle", 0.0), job.get("stall", 0.0)
         out.append(f"backpressure: idle {_level(idle)} / stall {_level(stall)}")
+    return out + _key_bins(p, job)
+
+
+def _key_bins(p, job: dict) -> list[str]:
+    """The bands' and columns' bins of a passed job."""
+    out = []
+    n, left, right, dil = job["n"], job["left"], job["right"], job["dilation"]
+    bands = [tuple(b) for b in job.get("bands", ())]
+    if p.max_bands > 1:
+        nb = len(bands)
+        out.append({0: "bands: none beside the window", 1: "bands: one"}.get(nb, "bands: more"))
+        if nb == p.max_bands - 1 and nb:
+            out.append("bands: max_bands - 1")
+        for a, c in bands:
+            last = a + c - 1
+            out.append("bands: below the window" if a < 0 else "bands: above the window")
+            if last == -left - 1 or a == right + 1:
+                out.append("bands: touching the window")
+            if any(a == b2 + c2 for b2, c2 in bands):
+                out.append("bands: touching each other")
+            if any(not any(0 <= r + (a + k) * dil < n for k in range(c)) for r in range(n)):
+                out.append("bands: clipped away for some rows")
+            if last * dil >= n:
+                out.append("bands: reaching past n - 1 from row 0")
+    if p.max_columns:
+        cols = list(job.get("columns", ()))
+        nc = len(cols)
+        out.append({0: "columns: 0", 1: "columns: 1"}.get(nc, "columns: more"))
+        if nc == p.max_columns:
+            out.append("columns: max_columns")
+        if 0 in cols:
+            out.append("columns: at the first token")
+        if n - 1 in cols and n > 1:
+            out.append("columns: at the last token")
+        if any(abs(c - g) == 1 for c in cols for g in job["globals"]):
+            out.append("columns: next to a global")
+        spans = [(-left, left + right + 1)] + bands
+        glob = set(job["globals"])
+        if any((c - r) % dil == 0 and any(a <= (c - r) // dil < a + k for a, k in spans)
+               for c in cols for r in range(n) if r not in glob):
+            out.append("columns: a key of a window or band as well (counted once)")
     return out
 
 
@@ -171,9 +219,16 @@ def all_bins(p) -> list[str]:
              "window shape: symmetric", "window shape: asymmetric"]
     if not p.serial:
         bins += [f"backpressure: idle {i:.1f} / stall {s:.1f}" for i in LEVELS for s in LEVELS]
-    codes = [e for e in Error if not (e == Error.GLOBAL_COUNT and p.max_globals >= 255)
-             and not (e == Error.GLOBAL_DUP and p.max_globals < 2)]
-    bins += [f"outcome: error {e.name}" for e in codes]
+    if p.max_bands > 1:
+        bins += ["bands: none beside the window", "bands: one", "bands: max_bands - 1",
+                 "bands: below the window", "bands: above the window",
+                 "bands: touching the window", "bands: touching each other",
+                 "bands: clipped away for some rows", "bands: reaching past n - 1 from row 0"]
+    if p.max_columns:
+        bins += ["columns: 0", "columns: 1", "columns: max_columns", "columns: at the first token",
+                 "columns: at the last token", "columns: next to a global",
+                 "columns: a key of a window or band as well (counted once)"]
+    bins += [f"outcome: error {e.name}" for e in error_codes(p)]
     bins.append("outcome: reset in the middle of a job")
     return bins + busy_bins(p)
 
@@ -258,6 +313,22 @@ def axi_bins(p) -> list[str]:
             + [f"axi: error {e.name} read back" for e in Error if e.name in codes])
 
 
+def error_codes(p) -> list:
+    """The ``regs.Error`` codes an engine with parameters ``p`` can report."""
+    def has(e):
+        if e == Error.GLOBAL_COUNT:
+            return p.max_globals < 255
+        if e == Error.GLOBAL_DUP:
+            return p.max_globals >= 2
+        if e.name.startswith("BAND_"):
+            return p.max_bands > 1
+        if e.name.startswith("COLUMN_"):
+            return p.max_columns > 0 and (e != Error.COLUMN_GLOBAL or p.max_globals > 0)
+        return True
+    return [e for e in Error if has(e)]
+
+
 def _size_name(p) -> str:
+    keys = (f"/b{p.max_bands}/c{p.max_columns}" if p.max_bands > 1 or p.max_columns else "")
     return (f"d{p.head_dim}/l{p.lanes}/r{p.max_radius}/g{p.max_globals}/dil{p.max_dilation}"
-            f"/s{p.seq_width}")
+            f"/s{p.seq_width}{keys}")

@@ -158,8 +158,12 @@ def _const_mul(x, c: int):
 def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
     """The error code a start with configuration ``cfg`` (a view of ``regs.config_layout(P)``)
     must produce, written from docs/engine.md and ``regs.Error``, checks in this order: n, dilation,
-    reach, global count, then for each global in slot order its range and then a duplicate of an
-    earlier slot. ``drop_rule`` leaves one rule out (the planted bug)."""
+    reach, global count, band count, column count, then for each global in slot order its range
+    and then a duplicate of an earlier slot, for each band its range (count 0, a first or last
+    step whose reach dilation x |step| is over max_radius) and then its order (overlapping the
+    window -left..right, or not above the previous band's last step), for each column its range,
+    its order (not above the previous column) and then a global with its index. ``drop_rule``
+    leaves one rule out (the planted bug)."""
     GM = max(1, P.max_globals)
     n, dil = cfg.n, cfg.dilation
     g = [cfg.globals[i] for i in range(GM)]
@@ -170,6 +174,11 @@ def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
          regs.Error.RADIUS),
         ("count", cfg.n_globals > P.max_globals, regs.Error.GLOBAL_COUNT),
     ]
+    NB, C = P.max_bands, P.max_columns
+    if NB > 1:
+        rules.append(("band_count", cfg.n_bands > NB - 1, regs.Error.BAND_COUNT))
+    if C:
+        rules.append(("column_count", cfg.n_columns > C, regs.Error.COLUMN_COUNT))
     for i in range(min(GM, P.max_globals)):
         used = i < cfg.n_globals
         rules.append(("range", used & (g[i] >= n), regs.Error.GLOBAL_RANGE))
@@ -177,6 +186,30 @@ def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
         for j in range(i):
             earlier = earlier | (g[j] == g[i])
         rules.append(("dup", used & earlier, regs.Error.GLOBAL_DUP))
+    prev_last = None
+    for b in range(NB - 1):
+        used = b < cfg.n_bands
+        first = cfg.bands[b].start
+        count = cfg.bands[b].count
+        last = first + count - 1
+        far = lambda s: Mux(s < 0, -s, s) * dil > P.max_radius  # noqa: E731
+        rules.append(("band_range", used & ((count == 0) | far(first) | far(last)),
+                      regs.Error.BAND_RANGE))
+        clear = (last < -cfg.left) | (first > cfg.right)
+        above = 1 if prev_last is None else first > prev_last
+        rules.append(("band_order", used & ~(clear & above), regs.Error.BAND_ORDER))
+        prev_last = last
+    for j in range(C):
+        used = j < cfg.n_columns
+        col = cfg.columns[j]
+        rules.append(("column_range", used & (col >= n), regs.Error.COLUMN_RANGE))
+        if j:
+            rules.append(("column_order", used & (col <= cfg.columns[j - 1]),
+                          regs.Error.COLUMN_ORDER))
+        is_g = 0
+        for i in range(min(GM, P.max_globals)):
+            is_g = is_g | ((i < cfg.n_globals) & (g[i] == col))
+        rules.append(("column_global", used & is_g, regs.Error.COLUMN_GLOBAL))
     code = 0
     for name, cond, err in reversed(rules):  # the first rule that fires wins
         if name != drop_rule:
@@ -186,8 +219,9 @@ def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
 
 def validator_window(P: EngineParams) -> int:
     """Cycles the checks take at most: products, scalar checks, one per global, the cycle
-    that acts on the last step's registered outcome, and the registered job_init pulse."""
-    return max(1, P.max_globals) + 4
+    that acts on the last step's registered outcome, and the registered job_init pulse (a step
+    more for the bands and one for the columns)."""
+    return max(1, P.max_globals) + 4 + int(P.max_bands > 1) + int(P.max_columns > 0)
 
 
 def validator_harness(P: EngineParams, drop_rule: str | None = None):
@@ -744,13 +778,13 @@ class Proof:
 #: Small engines: the properties are about control, which does not change with head_dim or the
 #: lane count except through units and max_globals, and short windows and sequences keep the
 #: solver's problems small
-VALIDATOR = {"u1": "proof_u1", "u2": "proof_u2"}
+VALIDATOR = {"u1": "proof_u1", "u2": "proof_u2", "u1k": "proof_u1_keys"}
 
 #: the start-while-BUSY proofs: the stream engine at one unit and at two (paired max passes),
 #: the ULX3S's pipelining with its own configuration copy (``hold_config``), and the serial
 #: engine (lanes 4, the iCEBreaker's)
 BUSY_START = {"u1": "proof_u1", "u2": "proof_u2", "u1p": "proof_u1_p45",
-              "serial": "proof_serial"}
+              "serial": "proof_serial", "u1k": "proof_u1_keys"}
 
 VALIDATOR_SIZES = {label: SIZES[name] for label, name in VALIDATOR.items()}
 BUSY_START_SIZES = {label: SIZES[name] for label, name in BUSY_START.items()}
@@ -795,7 +829,7 @@ def _proofs() -> list[Proof]:
     # (one unit: from a free state the two-unit engine's BMC did not finish in 10 minutes; its
     # checks differ from one unit's only in the stream-length sums, proven from reset by
     # validator_u2)
-    for size, P in [("u1", VALIDATOR_SIZES["u1"])]:
+    for size, P in [("u1", VALIDATOR_SIZES["u1"]), ("u1k", VALIDATOR_SIZES["u1k"])]:
         out.append(Proof(f"validator_after_{size}",
                          f"a start after a finished or refused job gets the verdict of a start "
                          f"from reset ({size})", lambda P=P: validator_after_wrapper(P),
@@ -809,6 +843,12 @@ def _proofs() -> list[Proof]:
     out.append(Proof("planted_validator_dup", "a reference that forgets duplicate globals",
                      lambda: validator_harness(P, drop_rule="dup")[:2], "bmc",
                      validator_window(P) + 3, expect="FAIL"))
+    P = VALIDATOR_SIZES["u1k"]
+    for rule, what in (("band_order", "bands out of order or over the window"),
+                       ("column_global", "a column equal to a global")):
+        out.append(Proof(f"planted_validator_{rule}", f"a reference that forgets {what}",
+                         lambda P=P, rule=rule: validator_harness(P, drop_rule=rule)[:2], "bmc",
+                         validator_window(P) + 3, expect="FAIL", quick=False))
     for size in ("u1", "u2"):
         P = VALIDATOR_SIZES[size]
         out.append(Proof(f"handshake_{size}", f"o stream: valid held, payload stable until ready "
@@ -824,7 +864,7 @@ def _proofs() -> list[Proof]:
         # (u1: about 30 s each on two cores, so make test-slow; make test keeps the serial
         # engine's proofs and, on the stream engine, the simulated starts while busy at every
         # offset of tests/test_engine_sim.py)
-        slow = size == "u1"
+        slow = size in ("u1", "u1k")
         out.append(Proof(f"busy_start_{size}",
                          f"a start while BUSY changes nothing but the error register ({size}: "
                          f"{what})",

@@ -15,8 +15,8 @@ import random
 
 import pytest
 
-from swattn.sim.jobs import random_softmax
-from swattn.sim.runner import job_to_json, run_jobs
+from swattn.sim.jobs import random_keys, random_softmax
+from swattn.sim.runner import job_pattern, job_to_json, run_jobs
 from swattn.sw.cycles import predict_cycles, useful_macs
 from swattn.sw.spec.pattern import HybridPattern
 
@@ -37,12 +37,14 @@ def _jobs(params, seed):
         n = rng.randint(48, 320)
         g = tuple(sorted(rng.sample(range(n), rng.randint(0, params.max_globals))))
         pat = HybridPattern(n, left, right, dil, g, limits=params.limits())
+        if params.max_bands > 1 or params.max_columns:  # bands and columns beside it
+            pat = random_keys(rng, params, pat)
         jobs.append(job_to_json(pat, random_softmax(rng, params.head_dim), seed * 100 + i,
                                 idle=0.0, stall=0.0))
     return jobs
 
 
-SLOW = {"u4g6", "u4g6_p45"}
+SLOW = {"u4g6", "u4g6_p45", "u4g6_keys"}
 
 
 @pytest.mark.parametrize("size", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s
@@ -50,13 +52,12 @@ SLOW = {"u4g6", "u4g6_p45"}
 def test_model_within_two_percent(size):
     params = SIZES[size]
     jobs = _jobs(params, {"u1c4": 71, "u4g6": 72, "u4g6_p45": 73, "u1c4_p33": 74,
-                          "ulx3s": 75}[size])
+                          "ulx3s": 75, "u1c4_keys": 76, "u4g6_keys": 77}[size])
     results = run_jobs(params, jobs, sim=SIM, name=f"cycles_{size}")
     report = []
     for job, r in zip(jobs, results):
         assert r["ok"], r
-        pat = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]))
+        pat = job_pattern(job)
         pred = predict_cycles(params, pat)
         report.append((job["seed"], r["cycles"], pred, pred / r["cycles"] - 1))
         # the measured cycles can never beat the lanes doing only useful work

@@ -62,6 +62,9 @@ SIZES = MappingProxyType({
                                  max_dilation=3, seq_width=5, dot_pipeline=4, pv_pipeline=5),
     "proof_u2": EngineParams(head_dim=32, lanes=128, max_radius=12, max_globals=4,
                              max_dilation=4, seq_width=10),
+    # proof_u1 with bands beside the window and key-only columns
+    "proof_u1_keys": EngineParams(head_dim=32, lanes=64, max_radius=5, max_globals=3,
+                                  max_dilation=3, seq_width=5, max_bands=3, max_columns=2),
     "proof_serial": EngineParams(head_dim=32, lanes=4, max_radius=5, max_globals=2,
                                  max_dilation=2, seq_width=5),
 
