@@ -205,13 +205,11 @@ class EngineForm:
 
     @property
     def global_array(self) -> np.ndarray:
-        return np.asarray(self.globals_, dtype=np.int64)
+        return self.hybrid().global_array
 
     def is_global(self) -> np.ndarray:
         """Boolean vector of length n: which tokens are global."""
-        flags = np.zeros(self.n, dtype=bool)
-        flags[self.global_array] = True
-        return flags
+        return self.hybrid().is_global()
 
     def pairs(self) -> int:
         """Total number of (query, key) pairs computed."""
