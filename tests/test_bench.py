@@ -386,3 +386,28 @@ def test_link_bytes_are_the_drivers_bytes_on_a_serial_port(n, busy_polls, monkey
     assert (got["sent"], got["received"]) == (port.written, port.read_bytes)
     assert got["transactions"] == port.frames
     assert got["row_bytes"] == 4 * n * params.head_dim
+
+
+def test_keyset_heads_run_on_their_engine_and_salo_holds_their_keys():
+    """The vertical-slash head fits the engine it is timed on, SALO's pattern holds every key
+    of it (and so at least as many pairs), and the report has its section."""
+    import numpy as np
+
+    from swattn.sw.bench import keysets
+    from swattn.sw.bench.report import _keysets
+
+    form = keysets.vertical_slash(512)
+    for lanes in keysets.LANES:
+        form.check(keysets.engine_for(form, 64, lanes).limits())
+    want = form.keyset().mask()
+    salo_mask = keysets.salo_pattern(form).mask()
+    assert not (want & ~salo_mask).any()
+    assert salo_mask.sum() > want.sum()
+    rows = keysets.keyset_figures()
+    assert {r["lanes"] for r in rows} == set(keysets.LANES)
+    for r in rows:
+        assert 0 < r["salo_utilisation"] < r["engine_utilisation"] <= 1
+    lines = []
+    _keysets({"keysets": rows}, lines.append)
+    text = "\n".join(lines)
+    assert "Bands and key-only columns" in text and "vertical-slash-n4096" in text

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from ..report import checkout_commit
 from .boards import board_figures, read_boards
+from .keysets import keyset_figures
 from .cpu import cpu_name, sparse_attention_f32, time_cpu
 from .model import figures, linear_fit, load_cycle_model, scaling
 from .gpu import GPU_JSON, read_gpu
@@ -131,6 +132,7 @@ def run_bench(out, *, json_path=None, ns=N_DEFAULT, lanes=LANES_DEFAULT, cpu_max
         "minilm": mm,
         "rtl": [dict(name=k[0], lanes=k[1], **v) for k, v in rtl_runs.items()],
         "scaling": scaling(model, lanes_list),
+        "keysets": keyset_figures() if model is not None else [],
     }
     res["targets"] = check_targets(rows, boards, lanes_list, reason)
     res["plots"] = plot(res, out)
