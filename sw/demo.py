@@ -7,18 +7,26 @@ cocotb.
    evaluation results kept with the package: the last ``swattn eval --json build/eval.json``,
    else the default run in ``docs/eval.json`` (the README's table), both in the repository the
    package runs from, whatever the current folder; else DSA) predicts each head's mask, and the
-   mapper turns it into an engine configuration (window, dilation, globals; bands beside the
-   window and key-only columns where the engine has their fields) under the engine's limits. The
-   report names where the choice comes from.
+   mapper turns it into an engine configuration under the engine's limits: every head to a
+   window, dilation and globals, and, where the engine has band and column fields
+   (``--max-bands``, ``--max-columns``; by default 4 bands, the window included, and 8 key-only
+   columns), every head once more with bands beside the window and key-only columns as well.
+   The report names where the choice comes from.
 3. The engine's Verilog for MiniLM's head dim (32) is generated and one layer's heads (or
-   ``--layer/--head``) run through cocotb on Verilator, each output compared bit for bit with the
-   golden model.
+   ``--layer/--head``) run through cocotb on Verilator with their window-and-globals patterns,
+   and one more head of the layer with its bands and columns (``--keyset-head``, else the head
+   where they gain the most coverage of the predicted pairs over window and globals,
+   :func:`choose_keyset_head`), each output compared bit for bit with the golden model.
 4. A report: per head the pattern and its tokens, sparsity, cycles, utilisation, bit-exactness;
    where the cycles beyond the MAC-bound ideal go, by the cycle model (:func:`utilisation_line`);
-   the sentence-embedding cosine of the whole model with the mapped patterns in every layer
-   through the int8 golden model, against dense float; a picture of one head's dense attention
-   (with a colour bar) beside the predicted mask and the mapped pattern (one legend, the same
-   colours in both, global rows and columns drawn as lines through a margin).
+   the head with bands and columns against its window and globals (:func:`keyset_line`); the
+   sentence-embedding cosine of the whole model with the window-and-globals patterns in every
+   layer through the int8 golden model, against dense float (and, beside it, the same with the
+   bands and columns wherever the mapper finds them); a picture of one head (the one with bands
+   and columns, else the first simulated): its dense attention (with a colour bar) beside the
+   predicted mask and its mapped patterns (one legend, the same colours in every panel; global
+   rows and columns drawn as lines through a margin, key-only columns as lines from the top
+   margin, bands beside the window as diagonals).
 
 The patterns for the embedding cosine are predicted from the dense model's Q and K (the same
 patterns the simulated heads use), so the cosine measures what the engine's configurations do.
@@ -48,12 +56,55 @@ EVAL_RESULTS = ("build/eval.json", "docs/eval.json")
 EVAL_METRIC, EVAL_VARIANT = "emb_cos", "mapped"
 
 
-def engine_params(lanes: int = 64):
-    """The demo's engine: MiniLM's head dim, windows up to 64 tokens per side, 8 globals."""
+DEFAULT_MAX_BANDS = 4  #: bands per job of the demo's engine, the window included
+DEFAULT_MAX_COLUMNS = 8  #: key-only columns per job of the demo's engine
+
+
+def engine_params(lanes: int = 64, max_bands: int = DEFAULT_MAX_BANDS,
+                  max_columns: int = DEFAULT_MAX_COLUMNS):
+    """The demo's engine: MiniLM's head dim, windows up to 64 tokens per side, 8 globals, and
+    ``max_bands - 1`` bands beside the window and ``max_columns`` key-only columns per job."""
     from .spec.engine_params import EngineParams
 
     return EngineParams(head_dim=32, lanes=lanes, max_radius=64, max_globals=8, max_dilation=4,
-                        seq_width=10)
+                        seq_width=10, max_bands=max_bands, max_columns=max_columns)
+
+
+def plain_limits(params):
+    """``params``' limits for the window and globals alone (one band, no column): what every
+    head is mapped with for the embedding cosine."""
+    from dataclasses import replace
+
+    return replace(params.limits(), max_bands=1, max_columns=0)
+
+
+def has_keyset(params) -> bool:
+    """Whether the engine ``params`` takes bands beside the window or key-only columns."""
+    return params.max_bands > 1 or params.max_columns > 0
+
+
+def choose_keyset_head(plain, keyset, layer: int, head: int | None = None):
+    """The head of ``layer`` shown with bands and key-only columns, and why: ``head`` if given;
+    else, of the heads whose mapping under the engine's band and column limits (``keyset``, one
+    :class:`~swattn.sw.mapper.Mapping` per head) has both bands beside the window and key-only
+    columns (else either), the one whose coverage of the predicted pairs gains the most over its
+    window-and-globals mapping (``plain``), the lowest of equal gains. (None, why) where no head's
+    mapping has a band or a column."""
+    if head is not None:
+        return head, "chosen with --keyset-head"
+    extra = [(bool(getattr(m.pattern, "bands", ())), bool(getattr(m.pattern, "columns", ())))
+             for m in keyset]
+    gain = [k.coverage - p.coverage for p, k in zip(plain, keyset)]
+    both = [h for h, e in enumerate(extra) if all(e)]
+    pool = both or [h for h, e in enumerate(extra) if any(e)]
+    if not pool:
+        return None, (f"no head of layer {layer} maps to a band beside the window or a key-only "
+                      f"column under these limits")
+    h = max(pool, key=lambda x: (gain[x], -x))
+    what = "bands beside the window and key-only columns" if both else \
+        "a band beside the window or a key-only column"
+    return h, (f"of the {len(pool)} heads of layer {layer} that map to {what}, the one where "
+               f"they gain the most coverage of the predicted pairs over window and globals")
 
 
 def _recorded_at(path: Path, results: dict) -> str:
@@ -180,10 +231,16 @@ def utilisation_line(u: dict) -> str:
 
 
 def report_lines(report: dict) -> list[str]:
-    """The report's lines beside the per-head table: where the predictor comes from and where
-    the cycles go (:func:`utilisation_line`)."""
-    return [f"predictor: {report['predictor']} ({report['why']})",
-            utilisation_line(report["utilisation"])]
+    """The report's lines beside the per-head table: where the predictor comes from, where the
+    cycles go (:func:`utilisation_line`), and the head simulated with bands and key-only columns
+    (:func:`keyset_line`) or why there is none."""
+    lines = [f"predictor: {report['predictor']} ({report['why']})",
+             utilisation_line(report["utilisation"])]
+    if report.get("keyset"):
+        lines.append(keyset_line(report["keyset"]))
+    elif report.get("keyset_why"):
+        lines.append(f"no head with bands or key-only columns: {report['keyset_why']}")
+    return lines
 
 
 def _head_job(q, k, v, pattern, seed):
@@ -200,58 +257,97 @@ def _head_job(q, k, v, pattern, seed):
 
 #: the picture's categories of (query, key) pairs and their colours, the same in every panel
 PAIR_CLASSES = (("dropped", "#e9e9e9"), ("kept (engine: window)", "#253494"),
+                ("kept: band beside the window", "#41b6c4"),
+                ("kept: key-only column (no row)", "#7b3294"),
                 ("kept: global row", "#e6550d"), ("kept: global column", "#31a354"),
                 ("predicted, dropped by the engine", "#fb9a99"))
-DROPPED, KEPT, GLOBAL_ROW, GLOBAL_COL, MISSED = range(len(PAIR_CLASSES))
-#: global rows and columns are drawn as lines at least this wide (points), so that one at a
-#: panel's edge stays visible; the panels keep a margin of this share of n around the matrix
+DROPPED, KEPT, BAND, COLUMN, GLOBAL_ROW, GLOBAL_COL, MISSED = range(len(PAIR_CLASSES))
+#: global rows and columns, key-only columns and bands are drawn as lines at least this wide
+#: (points), so that one at a panel's edge (or a one-token band) stays visible; the panels keep
+#: a margin of this share of n around the matrix
 MIN_LINE_PT, MARGIN = 1.5, 0.03
+
+
+def _window_cells(pattern) -> np.ndarray:
+    """The n x n cells of a pattern's window (the band through the query), before the engine's
+    limits or a grid clip them."""
+    i, j = np.indices((pattern.n, pattern.n))
+    off = j - i
+    d = pattern.dilation
+    return (off % d == 0) & (off >= -pattern.left * d) & (off <= pattern.right * d)
+
+
+def band_offsets(pattern) -> list[list[int]]:
+    """Per band beside the window, its key offsets from the query in tokens."""
+    d = pattern.dilation
+    return [[(s + k) * d for k in range(c)] for s, c in getattr(pattern, "bands", ())]
 
 
 def pair_classes(predicted: np.ndarray, pattern) -> tuple[np.ndarray, np.ndarray]:
     """The class (:data:`PAIR_CLASSES`) of each (query, key) pair in the predicted mask (kept or
-    dropped) and in the engine's pattern (window, or bands and columns, global row, global
-    column, a predicted pair the pattern drops, dropped); ``pattern`` a HybridPattern or an
-    EngineForm."""
+    dropped) and in the engine's pattern (window, band beside the window, key-only column,
+    global row, global column, a predicted pair the pattern drops, dropped); ``pattern`` a
+    HybridPattern or an EngineForm. A pair in several parts of the pattern takes the last of
+    window, band, key-only column, global column, global row."""
     from .mapper import pattern_mask
 
     pred = np.where(predicted, KEPT, DROPPED)
+    keep = pattern_mask(pattern)
+    eng = np.where(keep, np.where(_window_cells(pattern), KEPT, BAND),
+                   np.where(predicted, MISSED, DROPPED))
+    eng[:, list(getattr(pattern, "columns", ()))] = COLUMN
     g = np.zeros(pattern.n, dtype=bool)
     g[list(pattern.globals_)] = True
-    eng = np.where(pattern_mask(pattern), KEPT, np.where(predicted, MISSED, DROPPED))
     eng[:, g] = GLOBAL_COL
     eng[g, :] = GLOBAL_ROW
     return pred, eng
 
 
-def attention_figure(dense: np.ndarray, predicted: np.ndarray, pattern, title: str):
+def _panel_title(name: str, pattern, predicted: np.ndarray) -> str:
+    from .mapper import keyset, pattern_mask
+
+    n = pattern.n
+    cover = (predicted & pattern_mask(pattern)).sum() / max(int(predicted.sum()), 1)
+    return (f"{name}\n{keyset(pattern).pairs() / n ** 2:.1%} of pairs, "
+            f"{cover:.1%} of the predicted ones")
+
+
+def attention_figure(dense: np.ndarray, predicted: np.ndarray, patterns, title: str,
+                     names=None):
     """The demo's picture of one head: dense attention (log10 p, with a colour bar), the
-    predicted mask and the engine's pattern, the masks in the colours of :data:`PAIR_CLASSES`
-    with a legend; returns the matplotlib figure."""
+    predicted mask and the engine's pattern, or each of ``patterns`` (a pattern or a sequence;
+    ``names``: their panels' titles), the masks in the colours of :data:`PAIR_CLASSES` with a
+    legend; returns the matplotlib figure. Global rows and columns are drawn as lines through
+    the margin, key-only columns as lines through the matrix with a mark in the top margin,
+    bands beside the window as diagonals; the other panels mark the same rows and columns in
+    the margin."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.patches import Patch
 
-    from .mapper import keyset
-
-    n = pattern.n
+    if not isinstance(patterns, (list, tuple)):
+        patterns = [patterns]
+    names = list(names or ["engine pattern"] * len(patterns))
+    n = patterns[0].n
     cmap = ListedColormap([c for _, c in PAIR_CLASSES])
     norm = BoundaryNorm(np.arange(len(PAIR_CLASSES) + 1) - 0.5, cmap.N)
-    pred, eng = pair_classes(predicted, pattern)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 5.4), layout="constrained")
+    fig, axes = plt.subplots(1, 2 + len(patterns), figsize=(4.6 * (2 + len(patterns)) + 0.2, 5.6),
+                             layout="constrained")
     im = axes[0].imshow(np.log10(dense + 1e-6), cmap="magma", vmin=-4, vmax=0,
                         interpolation="nearest")
     fig.colorbar(im, ax=axes[0], shrink=0.8, label="log10 attention probability")
     axes[0].set_title("dense attention")
+    pred, _ = pair_classes(predicted, patterns[0])
     axes[1].imshow(pred, cmap=cmap, norm=norm, interpolation="nearest")
     axes[1].set_title(f"predicted mask ({predicted.mean():.1%} of pairs)")
-    axes[2].imshow(eng, cmap=cmap, norm=norm, interpolation="nearest")
-    axes[2].set_title(f"engine pattern ({keyset(pattern).pairs() / n ** 2:.1%} of pairs)")
+    for ax, pat, name in zip(axes[2:], patterns, names):
+        ax.imshow(pair_classes(predicted, pat)[1], cmap=cmap, norm=norm, interpolation="nearest")
+        ax.set_title(_panel_title(name, pat, predicted))
     fig.legend(handles=[Patch(facecolor=c, edgecolor="0.5", label=lab)
                         for lab, c in PAIR_CLASSES],
-               loc="outside lower center", ncols=len(PAIR_CLASSES), frameon=False)
+               loc="outside lower center", ncols=4, frameon=False)
     fig.suptitle(title)
     m = max(1.0, MARGIN * n)
     for ax in axes:
@@ -263,40 +359,128 @@ def attention_figure(dense: np.ndarray, predicted: np.ndarray, pattern, title: s
     fig.canvas.draw()  # the panels' final size, for the lines' width
     token_pt = axes[2].get_window_extent().height / fig.dpi * 72 / (n + 2 * m)
     lw = max(MIN_LINE_PT, token_pt)
-    # the engine's global columns, then its rows over them (a pair in both is a global row's),
-    # as lines through the margin; in the other panels, marks in the margin at the same places
-    edge = (-0.5 - m, -0.5)
-    for cls, horizontal in ((GLOBAL_COL, False), (GLOBAL_ROW, True)):
-        for g in pattern.globals_:
-            for ax, span in ((axes[0], edge), (axes[1], edge), (axes[2], (-0.5 - m, n - 0.5 + m))):
-                xy = (span, (g, g)) if horizontal else ((g, g), span)
-                ax.plot(*xy, color=PAIR_CLASSES[cls][1], lw=lw, solid_capstyle="butt",
-                        gid=PAIR_CLASSES[cls][0])
+    edge, through = (-0.5 - m, -0.5), (-0.5 - m, n - 0.5 + m)
+
+    def line(ax, cls, xy, **kw):
+        ax.plot(*xy, color=PAIR_CLASSES[cls][1], lw=lw, solid_capstyle="butt",
+                gid=PAIR_CLASSES[cls][0], **kw)
+
+    for ax, pat in zip(axes[2:], patterns):
+        # bands beside the window: a diagonal per offset (no grid in the demo's mappings)
+        if getattr(pat, "grid", None) is None:
+            for o in (o for offs in band_offsets(pat) for o in offs):
+                if abs(o) < n:
+                    x0, y0 = max(o, 0), max(-o, 0)
+                    k = n - 1 - max(x0, y0)
+                    line(ax, BAND, ((x0, x0 + k), (y0, y0 + k)), solid_joinstyle="miter")
+    # key-only columns (from the top margin through the matrix), the engine's global columns,
+    # then its rows over them (a pair in both is a global row's), through both margins; in the
+    # other panels, marks in the margin at the places of every pattern's
+    def marks(pat):
+        return ([(COLUMN, False, c) for c in getattr(pat, "columns", ())]
+                + [(GLOBAL_COL, False, g) for g in pat.globals_]
+                + [(GLOBAL_ROW, True, g) for g in pat.globals_])
+
+    order = (COLUMN, GLOBAL_COL, GLOBAL_ROW)
+    for cls, horizontal, at in sorted({x for pat in patterns for x in marks(pat)},
+                                      key=lambda x: (order.index(x[0]), x[2])):
+        for ax in axes[:2]:
+            line(ax, cls, (edge, (at, at)) if horizontal else ((at, at), edge))
+    for ax, pat in zip(axes[2:], patterns):
+        for cls, horizontal, at in marks(pat):
+            span = (-0.5 - m, n - 0.5) if cls == COLUMN else through
+            line(ax, cls, (span, (at, at)) if horizontal else ((at, at), span))
     return fig
 
 
-def _picture(path: Path, dense: np.ndarray, predicted: np.ndarray, pattern, title: str):
+def _picture(path: Path, dense: np.ndarray, predicted: np.ndarray, patterns, title: str,
+             names=None):
     import matplotlib.pyplot as plt
 
-    fig = attention_figure(dense, predicted, pattern, title)
+    fig = attention_figure(dense, predicted, patterns, title, names)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _pattern_fields(pat, ids, tok) -> dict:
+    """A mapped pattern's fields in the report, with the tokens of its globals and columns."""
+    return {"left": pat.left, "right": pat.right, "dilation": pat.dilation,
+            "globals": list(pat.globals_),
+            "bands": [list(b) for b in getattr(pat, "bands", ())],
+            "columns": list(getattr(pat, "columns", ())),
+            "global_tokens": [tok.id_to_token(int(ids[g])) for g in pat.globals_],
+            "column_tokens": [tok.id_to_token(int(ids[c])) for c in getattr(pat, "columns", ())]}
+
+
+def _job_row(params, h, mp, result, inputs, ids, tok) -> dict:
+    """One simulated head's row of the report: its pattern, cycles (measured and by the cycle
+    model), utilisation and whether the Verilog's output equals the golden model's."""
+    from . import golden
+    from .cycles import predict_cycles
+    from .mapper import keyset
+    from .spec.keyset import EngineForm
+
+    qi, ki, vi, cfg = inputs
+    pat = mp.pattern
+    if isinstance(pat, EngineForm):  # bands beside the window or columns
+        ref = golden.attention_keys(qi, ki, vi, pat.keyset(), cfg)
+    else:
+        ref = golden.attention(qi, ki, vi, pat, cfg)
+    got = np.asarray(result.get("output", []), dtype=np.int64)
+    exact = bool(result.get("ok")) and got.shape == ref.shape and bool(np.array_equal(got, ref))
+    ideal = 2 * params.head_dim * keyset(pat).pairs() / params.lanes
+    cycles = result.get("cycles")
+    return {"head": h, **_pattern_fields(pat, ids, tok), "sparsity": mp.sparsity,
+            "coverage": mp.coverage, "keys_per_query": mp.keys_per_query, "cycles": cycles,
+            "predicted_cycles": predict_cycles(params, pat), "ideal_cycles": ideal,
+            "utilisation": ideal / cycles if cycles else None, "bit_exact": exact,
+            "error": result.get("error_text")}
+
+
+def keyset_line(ks: dict) -> str:
+    """One line on the head simulated with bands beside the window and key-only columns (the
+    report's ``keyset``): its pattern, what it covers against the window and globals, its
+    cycles, utilisation and bit-exactness."""
+    def tokens(idx, names):
+        return ", ".join(f"{i} {t}" for i, t in zip(idx, names)) or "none"
+
+    def offsets(offs):
+        return f"{offs[0]:+d}" if len(offs) == 1 else f"{offs[0]:+d}..{offs[-1]:+d}"
+
+    win = f"window -{ks['left']}..+{ks['right']}" + (
+        f" dilation {ks['dilation']}" if ks["dilation"] > 1 else "")
+    bands = ", ".join(offsets(o) for o in ks["band_offsets"]) or "none"
+    util = f"{ks['utilisation']:.1%}" if ks["utilisation"] else "-"
+    return (f"head {ks['head']} with bands and key-only columns ({ks['why']}; simulated besides, "
+            f"the embedding cosine keeps window and globals): {win}, "
+            f"{len(ks['bands'])} band(s) beside it at offsets {bands} tokens, "
+            f"{len(ks['columns'])} key-only column(s) "
+            f"{tokens(ks['columns'], ks['column_tokens'])}, "
+            f"globals {tokens(ks['globals'], ks['global_tokens'])}; {ks['keys_per_query']:.1f} "
+            f"keys/query covering {ks['coverage']:.1%} of the predicted pairs and "
+            f"{ks['attention_mass']:.1%} of the dense attention, against "
+            f"{ks['plain']['coverage']:.1%} and {ks['plain']['attention_mass']:.1%} with window "
+            f"and globals alone ({ks['plain']['keys_per_query']:.1f} keys/query); "
+            f"{ks['cycles']} cycles (cycle model {ks['predicted_cycles']}), utilisation {util}, "
+            f"bit-exact {'yes' if ks['bit_exact'] else 'NO'}")
+
+
 def run_demo(text: str, predictor: str | None, budget: float, layer: int, heads: list[int],
-             params, sim: str, out: Path, waves: bool = False, step=lambda msg: None) -> dict:
+             params, sim: str, out: Path, waves: bool = False, step=lambda msg: None,
+             keyset_head: int | None = None) -> dict:
     """Run the demo on ``text`` (see the module's docstring) with ``predictor`` (None: chosen by
     :func:`choose_predictor`) on the engine ``params``; writes the Verilog, the simulator build,
     the picture and the report (``report.json``) under ``out`` and returns the report.
+    Where the engine takes bands or columns, one more head of ``layer`` (``keyset_head``, else
+    :func:`choose_keyset_head`'s) is mapped with them and simulated besides; its job (inputs,
+    pattern, softmax configuration) and the Verilog's output go to ``keyset_job.json``.
     ``step(msg)`` is called at the start of each stage."""
     from ..hw.generate import generate
     from ..sim.runner import build, run_jobs
-    from . import golden, minilm
-    from .cycles import predict_cycles
+    from . import minilm
     from .evaluate import mapped_patterns
-    from .mapper import keyset
+    from .mapper import pattern_mask
     from .predictors.base import LayerInput, make
-    from .spec.keyset import EngineForm
     from .texts import calibration_texts
 
     t_start = time.perf_counter()
@@ -311,65 +495,88 @@ def run_demo(text: str, predictor: str | None, budget: float, layer: int, heads:
     calib_tokens = min(max(ids.size, 128), minilm.MAX_POSITIONS)
     fitted = make(predictor).fit([model.forward(minilm.tokenize(t))
                                   for t in calibration_texts(4, calib_tokens)])
-    maps = mapped_patterns(text, predictor, budget, limits=params.limits(), fitted=fitted,
+    # every head as window and globals (the embedding cosine, the per-head table); with the
+    # engine's bands and columns as well, for the head shown with them
+    maps = mapped_patterns(text, predictor, budget, limits=plain_limits(params), fitted=fitted,
                            trace=trace)
+    maps_ks = (mapped_patterns(text, predictor, budget, limits=params.limits(), fitted=fitted,
+                               trace=trace) if has_keyset(params) else None)
     lay = trace.layers[layer]
     predicted = fitted.predict(LayerInput.from_trace(trace, layer), min(budget, ids.size))
+    ks_head, ks_why = (choose_keyset_head(maps[layer], maps_ks[layer], layer, keyset_head)
+                       if maps_ks else (None, "the engine has no band or column fields"))
 
-    step(f"generating the engine's Verilog (head dim 32, {params.lanes} lanes) and building the "
+    step(f"generating the engine's Verilog (head dim 32, {params.lanes} lanes, "
+         f"{params.max_bands} band(s), {params.max_columns} key-only column(s)) and building the "
          f"{sim} model")
     vdir = out / "verilog"
     vpath, jpath = generate(params, vdir)
     build(params, sim, root=out / "sim", waves=waves)
 
-    step(f"simulating layer {layer}, {len(heads)} head(s), through cocotb")
+    sims = [(h, maps[layer][h]) for h in heads]
+    if ks_head is not None:
+        sims.append((ks_head, maps_ks[layer][ks_head]))
+    step(f"simulating layer {layer}, {len(heads)} head(s)"
+         + ("" if ks_head is None else f" and head {ks_head} with bands and columns")
+         + ", through cocotb")
     jobs, inputs = [], []
-    for h in heads:
-        job, inp = _head_job(lay.q[h], lay.k[h], lay.v[h], maps[layer][h].pattern,
-                             seed=layer * 100 + h)
+    for i, (h, mp) in enumerate(sims):
+        job, inp = _head_job(lay.q[h], lay.k[h], lay.v[h], mp.pattern,
+                             seed=layer * 100 + h + (50 if i >= len(heads) else 0))
         jobs.append(job)
         inputs.append(inp)
     results = run_jobs(params, jobs, sim=sim, root=out / "sim", waves=waves, name="demo")
 
-    rows = []
     tok = minilm.tokenizer()
-    for h, r, (qi, ki, vi, cfg) in zip(heads, results, inputs):
-        mp = maps[layer][h]
-        pat = mp.pattern
-        if isinstance(pat, EngineForm):  # bands beside the window or columns
-            ref = golden.attention_keys(qi, ki, vi, pat.keyset(), cfg)
-        else:
-            ref = golden.attention(qi, ki, vi, pat, cfg)
-        got = np.asarray(r.get("output", []), dtype=np.int64)
-        exact = bool(r.get("ok")) and got.shape == ref.shape and bool(np.array_equal(got, ref))
-        ideal = 2 * params.head_dim * keyset(pat).pairs() / params.lanes
-        rows.append({
-            "head": h, "left": pat.left, "right": pat.right, "dilation": pat.dilation,
-            "globals": list(pat.globals_),
-            "bands": [list(b) for b in getattr(pat, "bands", ())],
-            "columns": list(getattr(pat, "columns", ())),
-            "global_tokens": [tok.id_to_token(int(ids[g])) for g in pat.globals_],
-            "sparsity": mp.sparsity, "coverage": mp.coverage, "cycles": r.get("cycles"),
-            "predicted_cycles": predict_cycles(params, pat), "ideal_cycles": ideal,
-            "utilisation": ideal / r["cycles"] if r.get("cycles") else None,
-            "bit_exact": exact, "error": r.get("error_text")})
+    rows = [_job_row(params, h, mp, r, inp, ids, tok)
+            for (h, mp), r, inp in zip(sims, results, inputs)]
+    keyset = None
+    if ks_head is not None:
+        keyset = rows.pop()
+        h = ks_head
+
+        def mass(pat):  # the dense attention probability the pattern covers, per query
+            return float((lay.probs[h] * pattern_mask(pat)).sum() / ids.size)
+
+        plain = maps[layer][h]
+        keyset.update(
+            why=ks_why, attention_mass=mass(maps_ks[layer][h].pattern),
+            band_offsets=band_offsets(maps_ks[layer][h].pattern),
+            plain={**_pattern_fields(plain.pattern, ids, tok), "coverage": plain.coverage,
+                   "keys_per_query": plain.keys_per_query,
+                   "attention_mass": mass(plain.pattern)},
+            job=str(out / "keyset_job.json"))
+        (out / "keyset_job.json").write_text(json.dumps(
+            {"layer": layer, "head": h, "job": jobs[-1],
+             "output": results[-1].get("output")}) + "\n")
 
     step("whole model with the mapped patterns in every layer through the int8 golden model")
-    sparse = model.forward(ids, attention=minilm.golden_attention(
-        lambda li, q, k, hidden: [m.pattern for m in maps[li]]))
-    cos = minilm.cosine(sparse.embedding, trace.embedding)
 
-    h0 = heads[0]
+    def cosine(mps):
+        sparse = model.forward(ids, attention=minilm.golden_attention(
+            lambda li, q, k, hidden: [m.pattern for m in mps[li]]))
+        return minilm.cosine(sparse.embedding, trace.embedding)
+
+    cos = cosine(maps)
+    cos_ks = cosine(maps_ks) if maps_ks else None
+
+    h0 = heads[0] if ks_head is None else ks_head
     pic = out / f"attention_l{layer}_h{h0}.png"
-    _picture(pic, lay.probs[h0], predicted[h0], maps[layer][h0].pattern,
-             f"layer {layer} head {h0}: {predictor} at {budget:g} keys/query")
+    head_title = f"layer {layer} head {h0}: {predictor} at {budget:g} keys/query"
+    if ks_head is None:
+        _picture(pic, lay.probs[h0], predicted[h0], maps[layer][h0].pattern, head_title)
+    else:
+        _picture(pic, lay.probs[h0], predicted[h0],
+                 [maps[layer][h0].pattern, maps_ks[layer][h0].pattern], head_title,
+                 ["engine: window and globals", "engine: window, bands, key-only columns"])
 
     measured = [r["cycles"] for r in rows]
     util = utilisation_breakdown(params, [maps[layer][h].pattern for h in heads],
                                  sum(measured) if None not in measured else None)
     report = {"text_tokens": int(ids.size), "predictor": predictor, "why": why,
               "budget": budget, "layer": layer, "params": params.as_dict(),
-              "heads": rows, "utilisation": util, "embedding_cosine": cos,
+              "heads": rows, "keyset": keyset, "keyset_why": ks_why, "utilisation": util,
+              "embedding_cosine": cos, "embedding_cosine_keyset": cos_ks,
               "wall_s": time.perf_counter() - t_start, "verilog": str(vpath), "picture": str(pic)}
     report["summary"] = report_lines(report)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
