@@ -55,7 +55,16 @@ class JobSignature(wiring.Signature):
             "moff": Out(P.pos_width + 1 if P.paired_max else 1),
             **(band_members(P) if P.max_bands > 1 else {}),
             **(column_members(P) if P.max_columns else {}),
+            **(grid_members(P) if P.grid else {}),
         })
+
+
+def grid_members(P: EngineParams) -> dict:
+    """JobSignature's members on engines with the 2D grid: ``gon`` (a grid is set), ``gw`` (its
+    width), ``gr`` (its column radius) and ``umod`` (``units`` mod ``gw``, from the checks), at
+    the widths the checks allow (``gw`` <= n)."""
+    WB = P.seq_width + 1
+    return {"gon": Out(1), "gw": Out(WB), "gr": Out(WB), "umod": Out(WB)}
 
 
 def column_members(P: EngineParams) -> dict:
@@ -80,8 +89,9 @@ def slot_layout(P: EngineParams) -> data.StructLayout:
     """A band of the job in processing order (a *slot*): ``a`` its first step (signed, in
     window steps), ``reach`` = ``a * dil`` in tokens, ``span`` = count - 1, ``valid``."""
     RB = P.max_radius.bit_length()
+    grid = {"acol": unsigned(P.seq_width + 1)} if P.grid else {}
     return data.StructLayout({"a": signed(RB + 2), "reach": signed(RB + 2),
-                              "span": unsigned(RB + 1), "valid": 1})
+                              "span": unsigned(RB + 1), "valid": 1, **grid})
 
 
 def band_members(P: EngineParams) -> dict:
@@ -227,6 +237,14 @@ class JobControl(wiring.Component):
             bad_nc = Signal()
             m.d.sync += bad_nc.eq(cfg.n_columns > C)
             col_step = Signal()
+        if P.grid:
+            # the grid: its fields with the scalars, and the remainders of each band's first
+            # step and of units by its width (grid_steps cycles from step 1)
+            bad_grid = Signal()
+            gw = cfg.grid_width
+            m.d.sync += bad_grid.eq((gw != 0) & ((gw > cfg.n) | (cfg.grid_radius >= gw)
+                                                  | (dil != 1)))
+            grid_done = self._grid_remainders(m, cfg, job, chk_i, checking)
         # (a start while BUSY is refused above and changes nothing here: the checks, job_init and
         # the scheduler's start go on as if it had not come)
         with m.If(checking):
@@ -256,12 +274,18 @@ class JobControl(wiring.Component):
                 if C:
                     with m.Elif(bad_nc):
                         m.d.comb += fail.eq(regs.Error.COLUMN_COUNT)
+                if P.grid:
+                    with m.Elif(bad_grid):
+                        m.d.comb += fail.eq(regs.Error.GRID)
             if NB > 1:
                 with m.Elif(band_step):
                     m.d.comb += fail.eq(band_fail)
             if C:
                 with m.Elif(col_step):
                     m.d.comb += fail.eq(col_fail)
+            if P.grid:
+                with m.Elif(chk_i >= ng + 2 + int(NB > 1) + int(C > 0)):
+                    pass  # past the last check, until the grid's remainders are in
             with m.Else():
                 with m.If(cur_rng):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_RANGE)
@@ -286,9 +310,10 @@ class JobControl(wiring.Component):
             m.d.sync += [cur_rng.eq(Array(g_rng)[g_at]), cur_dup.eq(Array(g_dup)[g_at])]
             # (with bands, their step after the globals'; with columns, theirs after that)
             more = int(NB > 1) + int(C > 0)
-            m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail),
-                         chk_last.eq((chk_i >= 1) & (chk_i >= (ng + 1 + more if more
-                                                                else ng + 1))),
+            last = (chk_i >= 1) & (chk_i >= (ng + 1 + more if more else ng + 1))
+            if P.grid:  # (and the grid's remainders are in)
+                last = last & grid_done
+            m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail), chk_last.eq(last),
                          chk_i.eq(chk_i + 1)]
             if NB > 1:
                 m.d.comb += band_step.eq(chk_i == ng + 2)
@@ -313,6 +338,43 @@ class JobControl(wiring.Component):
             with m.If(out_one):
                 m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
         return m
+
+    def _grid_remainders(self, m, cfg, job, chk_i, checking):
+        """The grid's view (``gon``, ``gw``, ``gr``) and, by restoring division one bit a
+        cycle, each slot's first step mod the width (``job.slots[k].acol``; a negative step's
+        remainder is taken up to the width) and ``units`` mod the width (``job.umod``): the
+        dividends are loaded at step 1 (the slots hold from the cycle after the start), divided
+        in steps 2 .. K + 1 and the remainders registered at step K + 2 (K =
+        EngineParams.grid_steps).
+        Returns "the remainders are registered" (from step K + 2 on: the checks may end there).
+        """
+        P = self._params
+        K = P.grid_steps
+        WB = P.seq_width + 1
+        gw = cfg.grid_width[:WB]
+        m.d.comb += [job.gon.eq(cfg.grid_width != 0), job.gw.eq(gw),
+                     job.gr.eq(cfg.grid_radius[:WB])]
+        xs = []  # (remainder register, negative, output)
+        for k in range(P.max_bands):
+            a = job.slots[k].a
+            acol = Signal(WB, name=f"grid_acol{k}")
+            m.d.comb += job.slots[k].acol.eq(acol)
+            xs.append((Signal(K, name=f"grid_x{k}"), Signal(name=f"grid_neg{k}"),
+                       Mux(a < 0, -a, a), a < 0, acol))
+        umod = Signal(WB, name="grid_umod")
+        m.d.comb += job.umod.eq(umod)
+        xs.append((Signal(K, name="grid_xu"), Signal(name="grid_negu"), P.units, 0, umod))
+        with m.If(checking):
+            for x, neg, dividend, is_neg, out in xs:
+                with m.If(chk_i == 1):
+                    m.d.sync += [x.eq(dividend), neg.eq(is_neg)]
+                for j in range(K):  # step 2 + j takes off gw << (K - 1 - j) where it fits
+                    sh = K - 1 - j
+                    with m.If((chk_i == 2 + j) & (x >= (gw << sh))):
+                        m.d.sync += x.eq(x - (gw << sh))
+                with m.If(chk_i == K + 2):
+                    m.d.sync += out.eq(Mux(neg & (x != 0), gw - x, x))
+        return chk_i >= K + 2
 
     def _column_checks(self, m, cfg, job, gval, glob):
         """The key-only columns: the job's view (``nc``, ``cols``, ``cval``, ``nheld``), each

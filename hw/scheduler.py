@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,6 +41,9 @@ def desc_layout(P: EngineParams) -> data.StructLayout:
               if P.paired_max else {})
     bands = ({"span": RB + 1, "more": data.ArrayLayout(band_slot_layout(P), P.max_bands - 1),
               "nmore": range(P.max_bands), "low": PW + 1} if P.max_bands > 1 else {})
+    if P.grid:  # the first band's first key's grid column, and each unit's query's
+        bands.update(scol=P.seq_width + 1,
+                     qcol=data.ArrayLayout(unsigned(P.seq_width + 1), U))
     return data.StructLayout({
         "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
         "active": U, "start": PW + 1, "step": DB, "kmax": PW + 1, "lim": PW + 1,
@@ -48,16 +51,24 @@ def desc_layout(P: EngineParams) -> data.StructLayout:
     })
 
 
+def grid_add(col, step, width):
+    """A grid column ``step`` (< ``width``) further on, wrapped to the row's start."""
+    nxt = col + step
+    return Mux(nxt >= width, nxt - width, nxt)
+
+
 def band_slot_layout(P: EngineParams) -> data.StructLayout:
     """A main group's keys of one band (engines with bands beside the window): as the
     descriptor's window fields (``start``, ``kmax``, ``clip``, ``kig``, ``hits2``, ``nxt``) and
     the band's ``span`` (count - 1). The descriptor's own fields are the group's first band
     with keys, ``more[0 .. nmore-1]`` the others in ascending order, and ``low`` the lowest
-    position any later group's bands can start from (the K/V rows below it may go)."""
+    position any later group's bands can start from (the K/V rows below it may go). With the
+    grid, ``scol``: the grid column of the band's first key."""
     RB, _, _ = check_widths(P)
+    grid = {"scol": P.seq_width + 1} if P.grid else {}
     return data.StructLayout({"start": P.pos_width + 1, "kmax": P.pos_width + 1, "clip": RB + 1,
                               "span": RB + 1, "kig": 1, "hits2": P.held_rows,
-                              "nxt": 1})
+                              "nxt": 1, **grid})
 
 
 class QueryBanks(wiring.Component):
@@ -149,6 +160,9 @@ class Scheduler(wiring.Component):
         m.d.comb += [self.desc.payload.eq(r.desc), self.desc.valid.eq(r.desc_valid),
                      self.unit.eq(r.uload)]
         m.d.sync += [r.nb.eq(r.base0 + U * job.dil), r.cls_last.eq(r.cls + 1 >= job.dil)]
+        if P.grid:
+            # the grid column of bq (dilation 1 with a grid: the group's first query)
+            r.bq_col = Signal(P.seq_width + 1)
 
         if P.max_bands > 1:
             self._band_restart = Signal()  # a main group's loads begin (its band slots too)
@@ -162,6 +176,8 @@ class Scheduler(wiring.Component):
                 with m.If(sched_go):
                     m.d.sync += [r.base0.eq(0), r.cls.eq(0), r.bc.eq(0), r.bq.eq(0),
                                  r.ggrp.eq(0), r.sched_bank.eq(0), r.desc_valid.eq(0)]
+                    if P.grid:
+                        m.d.sync += r.bq_col.eq(0)
                     if PA:
                         m.d.sync += r.pbase.eq(0)
                         with m.If(job.ngg != 0):
@@ -300,6 +316,8 @@ class Scheduler(wiring.Component):
 
         def next_block():
             m.d.sync += [r.cls.eq(0), r.base0.eq(r.nb), r.bc.eq(r.nb), r.bq.eq(r.bq + U)]
+            if P.grid:
+                m.d.sync += r.bq_col.eq(grid_add(r.bq_col, job.umod, job.gw))
 
         def advance_main():
             with m.If(r.cls_last):
@@ -395,6 +413,9 @@ class Scheduler(wiring.Component):
         lo = Signal(signed(PW + 3))
         m.d.comb += lo.eq(r.bq + slot.a)
         pos = Mux(lo >= 0, r.bc + slot.reach, r.cls)
+        if P.grid:
+            a_scol = Signal(P.seq_width + 1, name="sa_scol")
+            m.d.sync += a_scol.eq(Mux(lo >= 0, grid_add(r.bq_col, slot.acol, job.gw), 0))
         m.d.sync += [a_go.eq((sk < NB) & slot.valid),
                      a_start.eq(pos + moff if PA else pos),
                      a_kmax.eq(lo + slot.span + (U - 1) - Mux(lo >= 0, lo, 0)),
@@ -410,6 +431,8 @@ class Scheduler(wiring.Component):
                                                           P).any()),
                      b.nxt.eq(a_kmax >= 1),
                      b_tok2.eq(token(job, a_start + dil, PA)), b_pos2.eq(a_start + dil)]
+        if P.grid:
+            m.d.sync += b.scol.eq(a_scol)
         # step C: append
         with m.If(b_go):
             for k in range(NB):
@@ -427,7 +450,28 @@ class Scheduler(wiring.Component):
             m.d.comb += low.eq(r.bc + job.slots[0].reach)
             lowc = Mux(low >= 0, low, r.cls)
             m.d.sync += r.low.eq(lowc + moff if PA else lowc)
+        if P.grid:
+            return (sk == NB + 2) & self._unit_columns(m, r)
         return sk == NB + 2
+
+    def _unit_columns(self, m, r):
+        """With the grid: from a main group's restart, each unit's query's grid column
+        (``r.qcol``), one unit a cycle from bq's (dilation 1: the units' queries are bq, bq + 1,
+        ...). Returns "all units' columns are set" (U cycles after the restart; the query loads
+        take at least as long)."""
+        P, job = self._params, self.job
+        U, WB = P.units, P.seq_width + 1
+        r.qcol = [Signal(WB, name=f"qcol{u}") for u in range(U)]
+        qc = Signal(WB, name="qcol_next")
+        wi = Signal(range(U + 1), name="qcol_unit")
+        with m.If(self._band_restart):
+            m.d.sync += [qc.eq(r.bq_col), wi.eq(0)]
+        with m.Elif(wi < U):
+            m.d.sync += [qc.eq(grid_add(qc, 1, job.gw)), wi.eq(wi + 1)]
+            for u in range(U):
+                with m.If(wi == u):
+                    m.d.sync += r.qcol[u].eq(qc)
+        return wi == U
 
     def _band_desc(self, m, r):
         """The descriptor's band fields from the group's slots."""
@@ -438,6 +482,9 @@ class Scheduler(wiring.Component):
                      d.kig.eq(first.kig), d.hits2.eq(first.hits2), d.nxt.eq(first.nxt),
                      d.span.eq(first.span), d.nmore.eq(r.nsl - 1), d.low.eq(r.low)]
         m.d.sync += [d.more[k].eq(r.slots[k + 1]) for k in range(NB - 1)]
+        if self._params.grid:
+            m.d.sync += [d.scol.eq(first.scol)]
+            m.d.sync += [d.qcol[u].eq(r.qcol[u]) for u in range(self._params.units)]
 
     def _global_passes(self, m, r):
         """Per global group of ``units`` global rows: a max pass (paired engines: done before

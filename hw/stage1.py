@@ -217,6 +217,18 @@ class KeyIssue(wiring.Component):
                          s1_pnext2.eq(desc.start + (desc.step << 1)),
                          s1_kmax2.eq(desc.kmax - 2), s1_lim2.eq(desc.lim - (desc.step << 1)),
                          s1_pnext.eq(desc.start + desc.step)]
+        # the grid: the column of the key at s1_pos (kcol) and per unit the columns its query
+        # keeps (glo .. ghi), registered at the take
+        if P.grid:
+            from .scheduler import grid_add
+            WB = P.seq_width + 1
+            kcol = Signal(WB, name="s1_kcol")
+            glo = [Signal(signed(WB + 1), name=f"s1_glo{u}") for u in range(U)]
+            ghi = [Signal(WB + 1, name=f"s1_ghi{u}") for u in range(U)]
+            with m.If(desc_take):
+                m.d.sync += kcol.eq(desc.scol)
+                m.d.sync += [glo[u].eq(desc.qcol[u] - job.gr) for u in range(U)]
+                m.d.sync += [ghi[u].eq(desc.qcol[u] + job.gr) for u in range(U)]
         # bands beside the window: the group's other bands, taken in turn where one ends
         span_r = job.span
         if NB > 1:
@@ -267,6 +279,8 @@ class KeyIssue(wiring.Component):
                                  hits_n.eq(key_hits(job, token(job, s1_pnext2, P.paired_max),
                                                     P)),
                                  s1_pnext2.eq(s1_pnext2 + s1.step)] + set_ka(kpos_d, s1_pnext)
+                    if P.grid:
+                        m.d.sync += kcol.eq(grid_add(kcol, 1, job.gw))
                     if NB > 1:
                         with m.If(~nxt_r & (more_left != 0)):
                             # the next band: its fields as the descriptor's at a take
@@ -280,6 +294,8 @@ class KeyIssue(wiring.Component):
                                 s1_kmax2.eq(sl.kmax - 2), span_r.eq(sl.span),
                                 more_left.eq(more_left - 1),
                             ] + set_ka(kpos_d, sl.start)
+                            if P.grid:
+                                m.d.sync += kcol.eq(sl.scol)
                             m.d.sync += [s1.more[k].eq(s1.more[k + 1]) for k in range(NB - 2)]
                         with m.Elif(~nxt_r):
                             m.d.sync += s1_glob.eq(1)
@@ -309,6 +325,8 @@ class KeyIssue(wiring.Component):
         uvalid = Signal(U)
         for u in range(U):
             inwin = ~s1.main | ((kc_r >= u) & (kc_r <= span_r + u))
+            if P.grid:  # a band key within the grid radius of the unit's query's column
+                inwin = inwin & (~s1.main | ~job.gon | ((kcol >= glo[u]) & (kcol <= ghi[u])))
             m.d.comb += uvalid[u].eq(s1.active[u] & (s1_glob | (inwin & ~key_is_glob)))
 
         p1 = Signal(tag_layout(P))

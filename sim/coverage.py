@@ -20,6 +20,10 @@ A job counts towards its bins only if it passed. Bins (each named ``group: bin``
 * ``columns`` (engines with key-only columns): 0, 1, ``max_columns``; at the first token, at
   the last; next to a global; a column that is a key of some row's window or band as well
   (counted once).
+* ``grid`` (engines with the 2D grid): none; width 1, width n, a width not dividing n; radius
+  0, radius width - 1; a k x k window on an image; a band key cut at the grid's left edge (its
+  column left of the query's by more than the radius: the row above's far end) and at its right
+  edge.
 * ``outcome``: every ``regs.Error`` code the engine has (NONE from normal jobs, the others from
   refused configurations, overlapping bands and a column equal to a global among them, and
   starts while busy) and a reset in the middle of a job.
@@ -39,6 +43,8 @@ A job counts towards its bins only if it passed. Bins (each named ``group: bin``
 from __future__ import annotations
 
 from collections import defaultdict
+
+import numpy as np
 
 from ..sw.spec.regs import Error
 
@@ -160,6 +166,42 @@ def _key_bins(p, job: dict) -> list[str]:
         if any((c - r) % dil == 0 and any(a <= (c - r) // dil < a + k for a, k in spans)
                for c in cols for r in range(n) if r not in glob):
             out.append("columns: a key of a window or band as well (counted once)")
+    if p.grid:
+        out += _grid_bins(job, bands)
+    return out
+
+
+def _grid_bins(job: dict, bands) -> list[str]:
+    """The grid's bins of a passed job (dilation 1 wherever a grid is set)."""
+    grid = job.get("grid")
+    if not grid:
+        return ["grid: none"]
+    n, left, right = job["n"], job["left"], job["right"]
+    w, radius = grid
+    out = []
+    if w == 1:
+        out.append("grid: width 1")
+    if w == n:
+        out.append("grid: width n")
+    if n % w:
+        out.append("grid: a width not dividing n")
+    if radius == 0:
+        out.append("grid: radius 0")
+    if radius == w - 1:
+        out.append("grid: radius width - 1")
+    k = 2 * radius + 1
+    rows = sorted([(-left, left + right + 1)] + [tuple(b) for b in bands])
+    if (left == right == radius and len(rows) == k
+            and all(a == (j - radius) * w - radius and c == k for j, (a, c) in enumerate(rows))):
+        out.append("grid: a k x k window on an image")
+    offs = np.concatenate([np.arange(a, a + c) for a, c in rows])
+    r = np.arange(n)[:, None]
+    j = r + offs[None, :]
+    ok = (j >= 0) & (j < n)
+    if (ok & (j % w < r % w - radius)).any():
+        out.append("grid: a band key cut at the left edge")
+    if (ok & (j % w > r % w + radius)).any():
+        out.append("grid: a band key cut at the right edge")
     return out
 
 
@@ -228,6 +270,10 @@ def all_bins(p) -> list[str]:
         bins += ["columns: 0", "columns: 1", "columns: max_columns", "columns: at the first token",
                  "columns: at the last token", "columns: next to a global",
                  "columns: a key of a window or band as well (counted once)"]
+    if p.grid:
+        bins += ["grid: none", "grid: width 1", "grid: width n", "grid: a width not dividing n",
+                 "grid: radius 0", "grid: radius width - 1", "grid: a k x k window on an image",
+                 "grid: a band key cut at the left edge", "grid: a band key cut at the right edge"]
     bins += [f"outcome: error {e.name}" for e in error_codes(p)]
     bins.append("outcome: reset in the middle of a job")
     return bins + busy_bins(p)
@@ -324,11 +370,14 @@ def error_codes(p) -> list:
             return p.max_bands > 1
         if e.name.startswith("COLUMN_"):
             return p.max_columns > 0 and (e != Error.COLUMN_GLOBAL or p.max_globals > 0)
+        if e == Error.GRID:
+            return p.grid
         return True
     return [e for e in Error if has(e)]
 
 
 def _size_name(p) -> str:
     keys = (f"/b{p.max_bands}/c{p.max_columns}" if p.max_bands > 1 or p.max_columns else "")
+    keys += "/grid" if p.grid else ""
     return (f"d{p.head_dim}/l{p.lanes}/r{p.max_radius}/g{p.max_globals}/dil{p.max_dilation}"
             f"/s{p.seq_width}{keys}")

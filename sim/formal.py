@@ -158,7 +158,8 @@ def _const_mul(x, c: int):
 def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
     """The error code a start with configuration ``cfg`` (a view of ``regs.config_layout(P)``)
     must produce, written from docs/engine.md and ``regs.Error``, checks in this order: n, dilation,
-    reach, global count, band count, column count, then for each global in slot order its range
+    reach, global count, band count, column count, grid (a width over n, a radius not below the
+    width, or a dilation other than 1, with a width set), then for each global in slot order its range
     and then a duplicate of an earlier slot, for each band its range (count 0, a first or last
     step whose reach dilation x |step| is over max_radius) and then its order (overlapping the
     window -left..right, or not above the previous band's last step), for each column its range,
@@ -179,6 +180,10 @@ def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
         rules.append(("band_count", cfg.n_bands > NB - 1, regs.Error.BAND_COUNT))
     if C:
         rules.append(("column_count", cfg.n_columns > C, regs.Error.COLUMN_COUNT))
+    if P.grid:
+        gw = cfg.grid_width
+        rules.append(("grid", (gw != 0) & ((gw > n) | (cfg.grid_radius >= gw) | (dil != 1)),
+                      regs.Error.GRID))
     for i in range(min(GM, P.max_globals)):
         used = i < cfg.n_globals
         rules.append(("range", used & (g[i] >= n), regs.Error.GLOBAL_RANGE))
@@ -220,8 +225,10 @@ def reference_error(P: EngineParams, cfg, drop_rule: str | None = None):
 def validator_window(P: EngineParams) -> int:
     """Cycles the checks take at most: products, scalar checks, one per global, the cycle
     that acts on the last step's registered outcome, and the registered job_init pulse (a step
-    more for the bands and one for the columns)."""
-    return max(1, P.max_globals) + 4 + int(P.max_bands > 1) + int(P.max_columns > 0)
+    more for the bands and one for the columns; with the grid, at least its remainders' steps)."""
+    base = max(1, P.max_globals) + 4 + int(P.max_bands > 1) + int(P.max_columns > 0)
+    # (with the grid, the checks end no sooner than its remainders are in)
+    return max(base, P.grid_steps + 5) if P.grid else base
 
 
 def validator_harness(P: EngineParams, drop_rule: str | None = None):
@@ -845,7 +852,8 @@ def _proofs() -> list[Proof]:
                      validator_window(P) + 3, expect="FAIL"))
     P = VALIDATOR_SIZES["u1k"]
     for rule, what in (("band_order", "bands out of order or over the window"),
-                       ("column_global", "a column equal to a global")):
+                       ("column_global", "a column equal to a global"),
+                       ("grid", "a grid wider than n, too wide a radius or a dilated grid")):
         out.append(Proof(f"planted_validator_{rule}", f"a reference that forgets {what}",
                          lambda P=P, rule=rule: validator_harness(P, drop_rule=rule)[:2], "bmc",
                          validator_window(P) + 3, expect="FAIL", quick=False))

@@ -7,10 +7,11 @@ failing seed can be re-run alone.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from ..sw.spec.engine_params import EngineParams
 from ..sw.spec.numerics import SoftmaxConfig
-from ..sw.spec.keyset import EngineForm
+from ..sw.spec.keyset import EngineForm, window_2d
 from ..sw.spec.pattern import HybridPattern, PatternError
 from ..sw.spec.regs import Error
 from .runner import job_pattern, job_to_json
@@ -73,11 +74,47 @@ def random_keys(rng: random.Random, p: EngineParams, h: HybridPattern) -> Engine
                       h.globals_)
 
 
+def random_grid(rng: random.Random, p: EngineParams, f: EngineForm) -> EngineForm:
+    """``f`` (dilation 1) on a 2D grid: a width from 1 to n (narrow ones, one column, a width
+    not dividing n and the whole row among them) and a column radius from 0 to width - 1."""
+    w = rng.choice([1, 2, rng.randint(1, 6), rng.randint(1, f.n), f.n])
+    w = max(1, min(w, f.n))
+    r = rng.choice([0, w - 1, rng.randint(0, w - 1)])
+    return replace(f, grid=(w, r))
+
+
+def random_vil(rng: random.Random, p: EngineParams) -> EngineForm:
+    """A k x k window on an H x W token grid (Vision Longformer's local attention) as the
+    engine takes it: k - 1 bands beside the window and the grid, with globals and columns
+    sometimes; k and W as large as the engine's bands and reach allow, H from 1 up."""
+    k = rng.choice([k for k in (3, 5) if k <= p.max_bands and (k // 2) * (k + 1) <= p.max_radius]
+                   or [1])
+    r = k // 2
+    wmax = (p.max_radius - r) // r if r else 8
+    w = rng.randint(max(1, k - 1), max(k - 1, min(wmax, 12)))
+    h = rng.randint(1, max(1, min(8, p.n_max // w)))
+    n = h * w
+    ng = min(rng.choice([0, 0, 1, p.max_globals]), p.max_globals, n)
+    g = tuple(sorted(rng.sample(range(n), ng)))
+    free = [x for x in range(n) if x not in g]
+    nc = min(rng.choice([0, 1, p.max_columns]), len(free))
+    cols = tuple(sorted(rng.sample(free, nc)))
+    return EngineForm.from_pattern(window_2d(h, w, k, g, cols))
+
+
 def job_from_seed(p: EngineParams, seed: int) -> dict:
     rng = random.Random(seed)
     pattern = random_pattern(rng, p)
     if (p.max_bands > 1 or p.max_columns) and rng.random() < 0.8:
         pattern = random_keys(rng, p, pattern)
+    if p.grid:
+        x = rng.random()
+        if x < 0.2:
+            pattern = random_vil(rng, p)
+        elif x < 0.55 and pattern.dilation == 1:
+            if not isinstance(pattern, EngineForm):
+                pattern = EngineForm.from_hybrid(pattern)
+            pattern = random_grid(rng, p, pattern)
     cfg = random_softmax(rng, p.head_dim)
     idle = rng.choice([0.0, 0.0, 0.2, 0.6])
     stall = rng.choice([0.0, 0.0, 0.2, 0.6])
@@ -123,6 +160,12 @@ def invalid_jobs(p: EngineParams, seed: int) -> list[dict]:
         if p.max_globals:
             cases.append((Error.COLUMN_GLOBAL, dict(n_columns=2, columns=[1, 4], n_globals=1,
                                                     globals=[4])))
+    if p.grid:  # (n = 8, dilation 1)
+        cases += [(Error.GRID, dict(grid_width=9, grid_radius=0)),
+                  (Error.GRID, dict(grid_width=4, grid_radius=4)),
+                  (Error.GRID, dict(grid_width=1 << 20, grid_radius=1)),
+                  (Error.GRID, dict(grid_width=8, grid_radius=1 << 20)),
+                  (Error.GRID, dict(grid_width=4, grid_radius=1, dilation=2, left=0, right=0))]
     jobs = []
     for i, (err, over) in enumerate(cases):
         raw = dict(base, **over)

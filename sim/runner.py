@@ -96,18 +96,23 @@ def job_to_json(pattern: HybridPattern | EngineForm, cfg: SoftmaxConfig, seed: i
     job = dict(n=pattern.n, left=pattern.left, right=pattern.right, dilation=pattern.dilation,
                globals=list(pattern.globals_), mult_mant=cfg.mult_mant,
                mult_shift=cfg.mult_shift, out_shift=cfg.out_shift, seed=seed, **extra)
-    if isinstance(pattern, EngineForm) and (pattern.bands or pattern.columns):
+    if isinstance(pattern, EngineForm) and (pattern.bands or pattern.columns
+                                            or pattern.grid is not None):
         job.update(bands=[list(b) for b in pattern.bands], columns=list(pattern.columns))
+        if pattern.grid is not None:
+            job.update(grid=list(pattern.grid))
     return job
 
 
 def job_pattern(job: dict, limits=None) -> HybridPattern | EngineForm:
-    """A valid job's pattern: a HybridPattern, or an EngineForm where it has bands or columns
-    (checked against ``limits`` where given)."""
-    if job.get("bands") or job.get("columns"):
+    """A valid job's pattern: a HybridPattern, or an EngineForm where it has bands, columns or
+    a grid (checked against ``limits`` where given)."""
+    if job.get("bands") or job.get("columns") or job.get("grid"):
+        grid = job.get("grid")
         form = EngineForm(job["n"], job["left"], job["right"], job["dilation"],
                           tuple(tuple(b) for b in job.get("bands", ())),
-                          tuple(job.get("columns", ())), tuple(job["globals"]))
+                          tuple(job.get("columns", ())), tuple(job["globals"]),
+                          None if grid is None else tuple(grid))
         if limits is not None:
             form.check(limits)
         return form

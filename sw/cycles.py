@@ -171,6 +171,8 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     # columns, one more)
     nc = len(getattr(pattern, "columns", ()))
     init = CHECK_BASE + ng + (1 if NB > 1 else 0) + (1 if params.max_columns else 0)
+    if params.grid:  # the checks end no sooner than the grid's remainders are in
+        init = max(init, params.grid_steps + 4)
     ggroups = -(-ng // U)
     SG = params.subgroup
     paired = params.paired_max and ggroups > 0

@@ -15,7 +15,7 @@ import random
 
 import pytest
 
-from swattn.sim.jobs import random_keys, random_softmax
+from swattn.sim.jobs import random_grid, random_keys, random_softmax, random_vil
 from swattn.sim.runner import job_pattern, job_to_json, run_jobs
 from swattn.sw.cycles import predict_cycles, useful_macs
 from swattn.sw.spec.pattern import HybridPattern
@@ -39,6 +39,10 @@ def _jobs(params, seed):
         pat = HybridPattern(n, left, right, dil, g, limits=params.limits())
         if params.max_bands > 1 or params.max_columns:  # bands and columns beside it
             pat = random_keys(rng, params, pat)
+        if params.grid and i % 3 == 1:  # a k x k window on an image, the grid's checks
+            pat = random_vil(rng, params)
+        elif params.grid and dil == 1 and i % 3 == 2:
+            pat = random_grid(rng, params, pat)
         jobs.append(job_to_json(pat, random_softmax(rng, params.head_dim), seed * 100 + i,
                                 idle=0.0, stall=0.0))
     return jobs

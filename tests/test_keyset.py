@@ -199,7 +199,7 @@ def test_engine_form_of_a_hybrid_pattern_is_its_window():
     (KeySetPattern(40, (Band(-2, 5, 1), Band(10, 3, 2))), "share one step"),
     (KeySetPattern(40, (Band(-2, 3, 2), Band(5, 3, 2))), "multiple of the bands' step"),
     (KeySetPattern(40, (Band(1, 3, 1),)), "offset 0"),
-    (KeySetPattern(40, (Band(-1, 3, 1),), Grid(8, 1)), "2D grid"),
+    (KeySetPattern(40, (Band(-2, 3, 2),), Grid(8, 1)), "grid 8:1 with bands of step 2"),
 ])
 def test_patterns_with_no_engine_form_are_refused(pattern, message):
     with pytest.raises(PatternError, match=message):
@@ -213,6 +213,10 @@ def test_patterns_with_no_engine_form_are_refused(pattern, message):
     (dict(columns=(9, 3)), "ascending order"),
     (dict(columns=(3,), globals_=(3,)), r"columns \[3\] are also global"),
     (dict(columns=(40,)), "column index 40 is out of range"),
+    (dict(grid=(41, 1)), "grid width = 41 is out of range"),
+    (dict(grid=(8, 8)), "grid radius = 8 is out of range"),
+    (dict(grid=(0, 0)), "grid width = 0"),
+    (dict(grid=(8,)), "not a .width, radius. pair"),
 ])
 def test_bad_engine_forms_are_refused(kw, message):
     with pytest.raises(PatternError, match=message):
@@ -224,6 +228,7 @@ def test_bad_engine_forms_are_refused(kw, message):
     (dict(bands=((5, 2), (9, 1))), PatternLimits(max_bands=2), "bands: 3 with the window"),
     (dict(columns=(1, 2, 3)), PatternLimits(max_columns=2), "columns: 3 given"),
     (dict(dilation=3), PatternLimits(max_dilation=2), "dilation"),
+    (dict(grid=(8, 1)), PatternLimits(grid=False), "no 2D grid"),
 ])
 def test_engine_limits_are_checked(kw, limits, message):
     args = dict(n=60, left=2, right=2)
@@ -244,3 +249,45 @@ def test_the_configuration_register_carries_bands_and_columns():
     assert [int(c) for c in view.columns] == [7, 50, 0]
     with pytest.raises(ValueError, match="no band fields"):
         regs.pack_config(EngineParams(head_dim=32, lanes=16), e)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_engine_form_with_a_grid_has_the_same_key_sets(seed):
+    """A grid over bands of step 1: the engine form keeps it (a width over n taken down to n, a
+    radius over width - 1 to width - 1) and its key sets are the definition's."""
+    rng = random.Random(700 + seed)
+    n = rng.randint(1, 90)
+    p = random_engine_keyset(rng, n)
+    bands = (Band(0, 1, 1),) + tuple(Band(b.start, b.count, 1) for b in p.bands)
+    p = KeySetPattern(n, bands, Grid(rng.randint(1, n + 5), rng.randint(0, 12)), p.columns,
+                      p.globals_)
+    e = EngineForm.from_pattern(p)
+    assert e.grid[0] <= n and e.grid[1] < e.grid[0]
+    assert np.array_equal(e.keyset().mask(), brute_mask(n, p.bands, p.grid, p.columns,
+                                                        p.globals_))
+
+
+def test_a_2d_window_has_an_engine_form_with_its_grid():
+    p = window_2d(6, 7, 3, globals_=(4,), columns=(20,))
+    e = EngineForm.from_pattern(p)
+    assert (e.left, e.right, e.dilation, e.grid) == (1, 1, 1, (7, 1))
+    assert e.bands == ((-8, 3), (6, 3))
+    assert np.array_equal(e.keyset().mask(), p.mask())
+    # the dilated grid has none
+    with pytest.raises(PatternError, match="grid 8:1 with dilation 2"):
+        EngineForm(40, 1, 1, 2, grid=(8, 1))
+
+
+def test_the_configuration_register_carries_the_grid():
+    P = EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
+                     seq_width=10, max_bands=4, grid=True)
+    e = EngineForm(100, 1, 1, 1, ((-11, 3), (9, 3)), (), (), (10, 1))
+    view = regs.config_layout(P).from_bits(regs.pack_config(P, e))
+    assert (int(view.grid_width), int(view.grid_radius)) == (10, 1)
+    no_grid = EngineForm(100, 1, 1, 1, ((-11, 3),))
+    view = regs.config_layout(P).from_bits(regs.pack_config(P, no_grid))
+    assert int(view.grid_width) == 0
+    with pytest.raises(ValueError, match="no grid fields"):
+        regs.pack_config(EngineParams(head_dim=32, lanes=16, max_bands=4), e)
+    with pytest.raises(ValueError, match="max_bands = 1"):
+        EngineParams(head_dim=32, lanes=16, grid=True)

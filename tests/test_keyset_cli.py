@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from swattn.sw import cli, golden
 from swattn.sw.cli import args as cargs
 from swattn.sw.spec.errors import UserError
-from swattn.sw.spec.keyset import (Band, EngineForm, KeySetPattern, pattern_from_json,
+from swattn.sw.spec.engine_params import EngineParams
+from swattn.sw.spec.keyset import (Band, EngineForm, Grid, KeySetPattern, pattern_from_json,
                                    pattern_to_json, window_2d)
 from swattn.sw.spec.pattern import HybridPattern, PatternError
 
@@ -63,11 +64,16 @@ def test_flags_give_the_engine_form():
     # none of them: today's HybridPattern
     a = _parse("golden", "--n", "100", "--radius", "3")
     assert cargs.keyset_pattern_from_args(a, 64, lambda n, k: ()) == HybridPattern(100, 3, 3)
-    # a grid: a KeySetPattern (golden only)
+    # a grid: a KeySetPattern for the golden model, an EngineForm with its grid for an engine
+    # with the grid's fields, refused by one without
     a = _parse("golden", "--n", "80", "--radius", "1", "--bands=-11:3,9:3", "--grid", "10:1")
     p = cargs.keyset_pattern_from_args(a, 64, lambda n, k: ())
     assert np.array_equal(p.mask(), window_2d(8, 10, 3).mask())
-    with pytest.raises(UserError, match="--grid = 10:1: the engine has no 2D grid"):
+    P = EngineParams(head_dim=32, lanes=16, max_radius=12, max_bands=4, seq_width=10, grid=True)
+    p = cargs.keyset_pattern_from_args(a, 64, lambda n, k: (), limits=P.limits(), grid=True)
+    assert isinstance(p, EngineForm) and p.grid == (10, 1)
+    assert np.array_equal(p.keyset().mask(), window_2d(8, 10, 3).mask())
+    with pytest.raises(UserError, match="--grid = 10:1: this engine was generated without"):
         cargs.keyset_pattern_from_args(a, 64, lambda n, k: (), grid=False)
 
 
@@ -160,7 +166,12 @@ def test_json_of_hybrid_and_grid_patterns():
     d = json.loads(json.dumps(pattern_to_json(w)))
     assert d["grid"] == [9, 1]
     back = pattern_from_json(d)
-    assert isinstance(back, KeySetPattern) and np.array_equal(back.mask(), w.mask())
+    assert isinstance(back, EngineForm) and back.grid == (9, 1)
+    assert np.array_equal(back.keyset().mask(), w.mask())
+    # a grid with a dilation has no engine form: the key set itself
+    dil = KeySetPattern(40, (Band(-2, 3, 2),), Grid(8, 1))
+    back = pattern_from_json(json.loads(json.dumps(pattern_to_json(dil))))
+    assert isinstance(back, KeySetPattern) and np.array_equal(back.mask(), dil.mask())
     # merged bands come back as one
     ks = KeySetPattern(30, (Band(-2, 5, 1), Band(3, 2, 1), Band(10, 1, 1)))
     assert pattern_to_json(ks)["right"] == 4 and pattern_to_json(ks)["bands"] == [[10, 1]]

@@ -303,6 +303,10 @@ def add_engine_arguments(p) -> None:
     p.add_argument("--max-columns", type=_engine_int("--max-columns"), default=d.max_columns,
                    help=f"largest number of key-only columns per job, 0..32 (default "
                         f"{d.max_columns}: no column fields); patterns' --columns need 1 or more")
+    p.add_argument("--with-grid", action="store_true",
+                   help="the 2D grid's configuration fields (grid_width, grid_radius: band keys "
+                        "kept within a column radius of the query on an image, exact at its "
+                        "edges); needs --max-bands 2 or more; patterns' --grid need it")
 
 
 #: EngineParams' fields and the options of :func:`add_engine_arguments` that set them
@@ -310,7 +314,7 @@ ENGINE_FLAGS = {"head_dim": "--head-dim", "lanes": "--lanes", "max_radius": "--m
                 "max_globals": "--max-globals", "max_dilation": "--max-dilation",
                 "seq_width": "--seq-width", "dot_pipeline": "--dot-pipeline",
                 "pv_pipeline": "--pv-pipeline", "max_bands": "--max-bands",
-                "max_columns": "--max-columns"}
+                "max_columns": "--max-columns", "grid": "--with-grid"}
 
 
 def stream_lanes(lanes: int, command: str, flag: str = "--lanes") -> None:
@@ -351,12 +355,17 @@ def engine_params(args, command: str | None = None) -> EngineParams:
                                 f"(the iCE40 board's) takes the window alone, no bands and no "
                                 f"columns: allowed --max-bands 1 and --max-columns 0 with "
                                 f"--lanes {args.lanes}")
+    grid = bool(getattr(args, "with_grid", False))
+    if grid and args.max_bands < 2:
+        raise UserError(f"--with-grid with --max-bands {args.max_bands}: the grid keeps or drops "
+                        f"band keys, allowed with --max-bands 2..16")
     try:
         params = EngineParams(head_dim=args.head_dim, lanes=args.lanes,
                               max_radius=args.max_radius, max_globals=args.max_globals,
                               max_dilation=args.max_dilation, seq_width=args.seq_width,
                               dot_pipeline=args.dot_pipeline, pv_pipeline=args.pv_pipeline,
-                              max_bands=args.max_bands, max_columns=args.max_columns)
+                              max_bands=args.max_bands, max_columns=args.max_columns,
+                              grid=grid)
     except ValueError as exc:
         raise named(exc, ENGINE_FLAGS) from None
     return params
@@ -542,8 +551,8 @@ grid_type.__name__ = "grid"
 
 def add_keyset_arguments(g, grid: bool = True) -> None:
     """The rest of a key-set pattern beside :func:`add_window_arguments`: ``--bands``,
-    ``--columns``, ``--grid`` (computed by the golden model only where ``grid`` is False, so
-    refused there by :func:`keyset_pattern_from_args`) and ``--pattern FILE``."""
+    ``--columns``, ``--grid`` (where ``grid`` is False, run by engines generated with the
+    grid's fields only, ``--with-grid``) and ``--pattern FILE``."""
     g.add_argument("--bands", type=bands_type, metavar="START:COUNT[,...]",
                    help=f"more bands of keys beside the window, {BANDS_ALLOWED}")
     g.add_argument("--columns", type=columns_type, metavar="I[,J,...]",
@@ -554,13 +563,13 @@ def add_keyset_arguments(g, grid: bool = True) -> None:
                    help="tokens row by row on a 2D grid WIDTH wide: the window's and bands' keys "
                         "more than RADIUS columns from the query's are dropped (a k x k window "
                         "is --radius k//2 with k-1 bands and --grid W:k//2)"
-                        + ("" if grid else "; `swattn golden` only: the engine has no grid"))
+                        + ("" if grid else "; the engine needs its grid fields "
+                                           "(--with-grid)"))
     g.add_argument("--pattern", metavar="FILE.json",
                    help="the whole pattern from a JSON file instead of the options above: "
                         '{"n", "left", "right", "dilation", "bands": [[start, count], ...], '
-                        '"columns": [...], "globals": [...]' + (', "grid": [width, radius]'
-                                                                 if grid else "")
-                        + "}, as the mapper writes each head")
+                        '"columns": [...], "globals": [...], "grid": [width, radius]}, as the '
+                        "mapper writes each head")
 
 
 def read_pattern(flag: str, path):
@@ -618,22 +627,22 @@ def check_engine_form(form, limits: PatternLimits, who) -> None:
         form.check(limits)
     except PatternError as exc:
         msg = str(exc)
-        field = next((f for f in ("n", "dilation", "globals", "bands", "columns")
+        field = next((f for f in ("n", "dilation", "globals", "bands", "columns", "grid")
                       if msg.startswith(f + " ") or msg.startswith(f + ":")), "bands")
         raise UserError(f"{who(field)}: {msg}") from None
 
 
-def refuse_grid(args) -> None:
-    """``--grid`` where the engine runs the pattern: the engine form has no grid."""
+def refuse_grid(args, why: str = "the boards' engines have no 2D grid fields") -> None:
+    """``--grid`` where the engine that runs the pattern has no grid fields (``why``)."""
     if args.grid is not None:
-        raise UserError(f"--grid = {args.grid[0]}:{args.grid[1]}: the engine has no 2D grid "
-                        "(its configuration takes the window, bands and columns): allowed only "
-                        "with `swattn golden`")
+        raise UserError(f"--grid = {args.grid[0]}:{args.grid[1]}: {why}: allowed with "
+                        "`swattn golden`, or `swattn sim` with --with-grid")
 
 
-def file_pattern(args, flags, grid: bool = True):
+def file_pattern(args, flags, grid: bool = True, engine: bool = False):
     """The pattern of ``--pattern FILE`` (:func:`read_pattern`), refusing any of ``flags`` (the
-    pattern's other options) given beside it, and a grid where not ``grid``."""
+    pattern's other options) given beside it, a grid where not ``grid``, and with ``engine``
+    (an engine runs it) a grid the engine cannot take (one with a dilation)."""
     from ..spec.keyset import KeySetPattern
 
     clash = given(args, *flags)
@@ -642,9 +651,14 @@ def file_pattern(args, flags, grid: bool = True):
                         f"{' '.join(clash)} would be ignored: leave "
                         + ("it" if len(clash) == 1 else "them") + " out (or --pattern)")
     pat = read_pattern("--pattern", args.pattern)
-    if isinstance(pat, KeySetPattern) and not grid:
-        raise UserError(f"--pattern = {str(args.pattern)!r}: it has a \"grid\", and the engine "
-                        "has no 2D grid: allowed only with `swattn golden`")
+    where = f"--pattern = {str(args.pattern)!r}"
+    if getattr(pat, "grid", None) is not None and not grid:
+        raise UserError(f"{where}: it has a \"grid\", and the engine has no 2D grid fields: "
+                        "allowed with `swattn golden`, or `swattn sim` with --with-grid")
+    if engine and isinstance(pat, KeySetPattern):
+        step = max((b.step for b in pat.bands), default=1)
+        raise UserError(f"{where}: a \"grid\" with dilation {step}: the engine's grid takes "
+                        f"dilation 1 (`swattn golden` computes any)")
     return pat
 
 
@@ -653,7 +667,7 @@ def engine_pattern(form, limits: PatternLimits | None, who):
     there): the form, or the HybridPattern where it has no band and no column."""
     if limits is not None:
         check_engine_form(form, limits, who)
-    if form.bands or form.columns:
+    if form.bands or form.columns or form.grid is not None:
         return form
     kw = {} if limits is None else {"limits": limits}
     return HybridPattern(form.n, form.left, form.right, form.dilation, form.globals_, **kw)
@@ -702,10 +716,14 @@ def keyset_pattern_from_args(args, window: int, pick_globals,
     option of a bad value."""
     from ..spec.keyset import Grid, KeySetPattern
 
+    from ..spec.keyset import EngineForm
+
     if not grid:
-        refuse_grid(args)
+        refuse_grid(args, "this engine was generated without the 2D grid's fields")
+    engine = limits is not None
     if args.pattern is not None:
-        pat = file_pattern(args, (*WINDOW_FLAGS, "--bands", "--columns", "--grid"), grid)
+        pat = file_pattern(args, (*WINDOW_FLAGS, "--bands", "--columns", "--grid"), grid,
+                           engine)
         if isinstance(pat, KeySetPattern):
             return pat
         where = f"--pattern = {str(args.pattern)!r}"
@@ -716,7 +734,13 @@ def keyset_pattern_from_args(args, window: int, pick_globals,
     if args.grid is None:
         return pat
     ks = as_keyset(pat)
-    return KeySetPattern(ks.n, ks.bands, Grid(*args.grid), ks.columns, ks.globals_)
+    ks = KeySetPattern(ks.n, ks.bands, Grid(*args.grid), ks.columns, ks.globals_)
+    if not engine:
+        return ks
+    if hybrid.dilation != 1:
+        raise UserError(f"--grid = {args.grid[0]}:{args.grid[1]} with --dilation "
+                        f"{hybrid.dilation}: the engine's grid takes dilation 1")
+    return engine_pattern(EngineForm.from_pattern(ks), limits, lambda field: f"--{field}")
 
 
 def as_keyset(pattern):

@@ -68,7 +68,7 @@ def _jobs(args, params):
         return [job_from_seed(params, args.seed + i) for i in range(args.random)]
     # a UserError names the option and the engine's limit; bands or columns give an EngineForm
     pattern = keyset_pattern_from_args(args, 16, spread_globals, limits=params.limits(),
-                                       grid=False)
+                                       grid=params.grid)
     cfg = random_softmax(random.Random(args.seed), params.head_dim)
     cfg = SoftmaxConfig(cfg.mult_mant, cfg.mult_shift, args.out_shift)
     return [job_to_json(pattern, cfg, args.seed, idle=args.idle, stall=args.stall)]
@@ -96,6 +96,7 @@ def run(args) -> int:
         # the bands beside the window (window steps) and the key-only columns
         more = "".join(f" {s:+d}:{c}" for s, c in job.get("bands", ()))
         more += f" +{len(job['columns'])} col." if job.get("columns") else ""
+        more += f" grid {job['grid'][0]}:{job['grid'][1]}" if job.get("grid") else ""
         util = f"{100 * r['utilisation']:.1f}%{note}" if "utilisation" in r else "-"
         model = (f"{r['predicted_cycles']} ({100 * r['model_error']:+.2f}%)"
                  if "model_error" in r else str(r["predicted_cycles"]))

@@ -47,6 +47,9 @@ class EngineParams:
         (:class:`swattn.sw.spec.keyset.EngineForm`).
     max_columns : key-only columns per job, 0..32: keys every query attends, each with no row
         of its own (their K/V rows are held beside the global rows).
+    grid : the configuration's 2D grid (``grid_width``, ``grid_radius``; engines with
+        ``max_bands`` > 1): band keys are kept only within ``grid_radius`` columns of the query
+        on a grid ``grid_width`` tokens wide, so k x k windows on an image are exact at its edges.
     """
 
     head_dim: int = 64
@@ -59,6 +62,7 @@ class EngineParams:
     pv_pipeline: int = 0
     max_bands: int = 1
     max_columns: int = 0
+    grid: bool = False
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -83,6 +87,11 @@ class EngineParams:
             bad("max_bands", "1..16 (the window is one)")
         if not 0 <= self.max_columns <= 32:
             bad("max_columns", "0..32")
+        if self.grid not in (False, True):
+            bad("grid", "False or True")
+        if self.grid and self.max_bands < 2:
+            raise ValueError(f"grid = True with max_bands = {self.max_bands}: the grid applies to "
+                             f"bands, allowed with max_bands 2..16")
         if self.serial and (self.max_bands > 1 or self.max_columns):
             raise ValueError(f"max_bands = {self.max_bands}, max_columns = {self.max_columns}: "
                              f"the serial engine (lanes 4) takes one band and no columns")
@@ -138,6 +147,13 @@ class EngineParams:
         return self.dot_pipeline >= 2
 
     # --- buffers -----------------------------------------------------------------------------
+    @property
+    def grid_steps(self) -> int:
+        """The grid's checks: of the remainders they compute by restoring division (each
+        band's first step and ``units`` mod the grid's width), the steps, one per bit of the
+        largest dividend."""
+        return max(self.max_radius.bit_length() + 1, self.units.bit_length())
+
     @property
     def n_max(self) -> int:
         return (1 << self.seq_width) - 1
@@ -209,7 +225,8 @@ class EngineParams:
     def limits(self) -> PatternLimits:
         return PatternLimits(max_n=self.n_max, max_radius=self.max_radius,
                              max_dilation=self.max_dilation, max_globals=self.max_globals,
-                             max_bands=self.max_bands, max_columns=self.max_columns)
+                             max_bands=self.max_bands, max_columns=self.max_columns,
+                             grid=self.grid)
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -22,7 +22,7 @@ that is also a column) counts once. The golden model's general form,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -157,11 +157,14 @@ class EngineForm:
     count)`` in window steps (keys ``i + (start + k) * dilation``, ``k < count``), in ascending
     order, each entirely below or above the window and above the band before it; ``columns``
     are key-only columns in ascending order, none of them a global token; ``globals_`` as in
-    :class:`~swattn.sw.spec.pattern.HybridPattern`. Every key-set pattern whose bands share one
-    step, start at multiples of it and include one through the query, and that has no grid,
-    has exactly one engine form (:meth:`from_pattern`): overlapping or touching bands of one
-    residue are merged, and a column that is also a global is left out (the global is a key of
-    every query already), so the key sets are the same.
+    :class:`~swattn.sw.spec.pattern.HybridPattern`; ``grid``, ``(width, radius)`` or None: band
+    keys (the window's included) are kept only within ``radius`` columns of the query on a grid
+    ``width`` tokens wide (dilation 1, ``width`` <= n, ``radius`` < ``width``). Every key-set
+    pattern whose bands share one step, start at multiples of it and include one through the
+    query (with a grid, step 1) has exactly one engine form (:meth:`from_pattern`): overlapping
+    or touching bands of one residue are merged, a column that is also a global is left out
+    (the global is a key of every query already), and a grid's width is taken down to n and its
+    radius to width - 1 (the same columns), so the key sets are the same.
     """
 
     n: int
@@ -171,6 +174,7 @@ class EngineForm:
     bands: tuple[tuple[int, int], ...] = ()
     columns: tuple[int, ...] = ()
     globals_: tuple[int, ...] = ()
+    grid: tuple[int, int] | None = None
 
     def __post_init__(self):
         _check_int("n", self.n, 1, None)
@@ -202,6 +206,17 @@ class EngineForm:
         if both:
             raise PatternError(f"columns {both} are also global tokens: leave them out of the "
                                f"columns (a global is a key of every query)")
+        if self.grid is not None:
+            g = self.grid
+            if not (isinstance(g, (tuple, list)) and len(g) == 2):
+                raise PatternError(f"grid: {g!r} is not a (width, radius) pair")
+            w, r = int(g[0]), int(g[1])
+            _check_int("grid width", w, 1, self.n)
+            _check_int("grid radius", r, 0, w - 1)
+            if self.dilation != 1:
+                raise PatternError(f"grid {w}:{r} with dilation {self.dilation}: the engine's "
+                                   f"grid takes bands of step 1 (dilation 1)")
+            object.__setattr__(self, "grid", (w, r))
 
     @property
     def global_array(self) -> np.ndarray:
@@ -225,7 +240,8 @@ class EngineForm:
         d = self.dilation
         bands = [Band(-self.left * d, self.left + self.right + 1, d)]
         bands += [Band(s * d, c, d) for s, c in self.bands]
-        return KeySetPattern(self.n, tuple(sorted(bands, key=lambda b: b.start)), None,
+        grid = None if self.grid is None else Grid(*self.grid)
+        return KeySetPattern(self.n, tuple(sorted(bands, key=lambda b: b.start)), grid,
                              self.columns, self.globals_)
 
     def hybrid(self) -> HybridPattern:
@@ -253,6 +269,9 @@ class EngineForm:
         if lim.max_globals is not None and len(self.globals_) > lim.max_globals:
             raise PatternError(f"globals: {len(self.globals_)} given, allowed "
                                f"0..{lim.max_globals} global tokens")
+        if self.grid is not None and getattr(lim, "grid", None) is False:
+            raise PatternError(f"grid {self.grid[0]}:{self.grid[1]}: this engine has no 2D grid "
+                               f"(built without grid = True)")
 
     @classmethod
     def from_hybrid(cls, p: HybridPattern) -> "EngineForm":
@@ -266,9 +285,6 @@ class EngineForm:
             return p
         if isinstance(p, HybridPattern):
             return cls.from_hybrid(p)
-        if p.grid is not None:
-            raise PatternError(f"grid {p.grid}: this engine form has no 2D grid; the grid's "
-                               f"band keys need the golden model (golden.attention_keys)")
         steps = {b.step for b in p.bands if b.count > 1}
         if len(steps) > 1:
             raise PatternError(f"band steps {sorted(steps)}: the engine's bands share one step")
@@ -292,7 +308,14 @@ class EngineForm:
         lo, hi = window[0]
         bands = tuple((a, b - a + 1) for a, b in merged if [a, b] != [lo, hi])
         columns = tuple(c for c in p.columns if c not in set(p.globals_))
-        return cls(p.n, -lo, hi, d, bands, columns, p.globals_)
+        grid = None
+        if p.grid is not None:
+            if d != 1:
+                raise PatternError(f"grid {p.grid.width}:{p.grid.radius} with bands of step {d}: "
+                                   f"the engine's grid takes bands of step 1")
+            w = min(p.grid.width, p.n)
+            grid = (w, min(p.grid.radius, w - 1))
+        return cls(p.n, -lo, hi, d, bands, columns, p.globals_, grid)
 
 
 def pattern_to_json(p) -> dict:
@@ -301,24 +324,28 @@ def pattern_to_json(p) -> dict:
     :class:`EngineForm` holds them), plus ``"grid": [width, radius]`` for a KeySetPattern with a
     grid. ``p``: a HybridPattern, an EngineForm, or a KeySetPattern that has an engine form once
     its grid is set aside (PatternError saying why otherwise). :func:`pattern_from_json` reads it
-    back."""
+    back (an EngineForm with its grid, or a KeySetPattern where the grid's bands have a step
+    other than 1)."""
     grid = None
     if isinstance(p, KeySetPattern) and p.grid is not None:
-        grid = p.grid
-        p = KeySetPattern(p.n, p.bands, None, p.columns, p.globals_)
+        # (a grid over bands of a step other than 1 has no engine form: written beside it)
+        grid = [p.grid.width, p.grid.radius]
+        p = replace(p, grid=None)
     f = EngineForm.from_pattern(p)
+    grid = grid or (None if f.grid is None else list(f.grid))
     out = {"n": f.n, "left": f.left, "right": f.right, "dilation": f.dilation,
            "bands": [list(b) for b in f.bands], "columns": list(f.columns),
            "globals": list(f.globals_)}
     if grid is not None:
-        out["grid"] = [grid.width, grid.radius]
+        out["grid"] = grid
     return out
 
 
 def pattern_from_json(obj, ignore=("coverage", "keys_per_query", "budget")
                       ) -> "EngineForm | KeySetPattern":
     """The pattern of :func:`pattern_to_json`'s JSON (a dict as ``json.load`` gives it): an
-    EngineForm, or a KeySetPattern where it has a ``grid``. ``n``, ``left`` and ``right`` are
+    EngineForm (with its ``grid``), or a KeySetPattern where a grid goes with a dilation.
+    ``n``, ``left`` and ``right`` are
     required; ``dilation`` defaults to 1, ``bands``, ``columns`` and ``globals`` to none; the
     keys in ``ignore`` are read past (by default those a mapping writes beside its pattern,
     :meth:`swattn.sw.mapper.Mapping.as_dict`). PatternError naming the key and what it
@@ -350,13 +377,16 @@ def pattern_from_json(obj, ignore=("coverage", "keys_per_query", "budget")
         ints("bands", b, "a [start, count] pair of integers")
     columns = ints("columns", obj.get("columns", []), "a list of token indices")
     globals_ = ints("globals", obj.get("globals", []), "a list of token indices")
+    grid = obj.get("grid")
+    if grid is not None:
+        grid = ints("grid", grid, "a [width, radius] pair of integers")
+        if len(grid) != 2:
+            raise PatternError(f"grid: {obj['grid']!r} is not a [width, radius] pair of integers")
+        Grid(*grid)  # (its own checks)
     form = EngineForm(obj["n"], obj["left"], obj["right"], obj.get("dilation", 1),
                       tuple(tuple(b) for b in bands), tuple(columns), tuple(globals_))
-    grid = obj.get("grid")
     if grid is None:
         return form
-    g = ints("grid", grid, "a [width, radius] pair of integers")
-    if len(g) != 2:
-        raise PatternError(f"grid: {grid!r} is not a [width, radius] pair of integers")
-    ks = form.keyset()
-    return KeySetPattern(ks.n, ks.bands, Grid(g[0], g[1]), ks.columns, ks.globals_)
+    ks = replace(form.keyset(), grid=Grid(*grid))
+    # the engine form where the grid's bands have step 1; else the key set itself
+    return ks if form.dilation != 1 else EngineForm.from_pattern(ks)

@@ -19,7 +19,8 @@ class PatternLimits:
     that is what the engine's key buffer must hold. ``max_dilation`` and ``max_globals`` bound the
     dilation and the number of global tokens; ``max_n`` the sequence length; ``max_bands`` the
     bands of a key-set pattern (the window is one) and ``max_columns`` its key-only columns
-    (:class:`swattn.sw.spec.keyset.EngineForm`).
+    (:class:`swattn.sw.spec.keyset.EngineForm`); ``grid`` whether a 2D grid is allowed
+    (``None``: it is).
     """
 
     max_n: int | None = None
@@ -28,6 +29,7 @@ class PatternLimits:
     max_globals: int | None = None
     max_bands: int | None = None
     max_columns: int | None = None
+    grid: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class Error(enum.IntEnum):
     COLUMN_RANGE = 12  #: a column index >= n
     COLUMN_ORDER = 13  #: a column index not above the one before it
     COLUMN_GLOBAL = 14  #: a column index equal to a global's
+    GRID = 15  #: a grid (grid_width > 0) wider than n, a grid_radius >= grid_width, or dilation > 1
 
 
 STATUS_LAYOUT = data.StructLayout({"state": unsigned(2), "error": unsigned(4)})
@@ -59,6 +60,8 @@ BAND_FIELDS = {"n_bands": 8}
 BAND_LAYOUT = data.StructLayout({"start": signed(16), "count": unsigned(16)})
 COLUMN_FIELDS = {"n_columns": 8}
 COLUMN_INDEX_WIDTH = 32
+#: the 2D grid's fields, present on engines built with grid = True (grid_width 0: no grid)
+GRID_FIELDS = {"grid_width": 32, "grid_radius": 32}
 
 
 def config_layout(params: EngineParams) -> data.StructLayout:
@@ -70,6 +73,8 @@ def config_layout(params: EngineParams) -> data.StructLayout:
     if params.max_columns:
         fields.update({name: unsigned(w) for name, w in COLUMN_FIELDS.items()})
         fields["columns"] = data.ArrayLayout(unsigned(COLUMN_INDEX_WIDTH), params.max_columns)
+    if params.grid:
+        fields.update({name: unsigned(w) for name, w in GRID_FIELDS.items()})
     return data.StructLayout(fields)
 
 
@@ -100,6 +105,8 @@ def pack_config(params: EngineParams, pattern: HybridPattern | EngineForm | None
         if isinstance(pattern, EngineForm):
             fields.update(n_bands=len(pattern.bands), bands=list(pattern.bands),
                           n_columns=len(pattern.columns), columns=list(pattern.columns))
+            if pattern.grid is not None:
+                fields.update(grid_width=pattern.grid[0], grid_radius=pattern.grid[1])
     if cfg is not None:
         fields.update(mult_mant=cfg.mult_mant, mult_shift=cfg.mult_shift, out_shift=cfg.out_shift)
     fields.update(raw)
@@ -133,6 +140,12 @@ def pack_config(params: EngineParams, pattern: HybridPattern | EngineForm | None
                 if not 0 <= c_ < (1 << COLUMN_INDEX_WIDTH):
                     raise ValueError(f"column index {c_} does not fit {COLUMN_INDEX_WIDTH} bits")
             fields[key] = given + [0] * (slots - len(given))
+    grid_given = {k: fields.pop(k) for k in GRID_FIELDS if k in fields}
+    if params.grid:
+        scalars.update(GRID_FIELDS)
+        fields.update(grid_given)
+    elif any(grid_given.values()):
+        raise ValueError(f"grid {grid_given}: this engine has no grid fields (grid = False)")
     for name, w in scalars.items():
         v = fields.get(name, 0)
         if not 0 <= v < (1 << w):

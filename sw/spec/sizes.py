@@ -49,9 +49,11 @@ SIZES = MappingProxyType({
     # bands beside the window and key-only columns (EngineParams.max_bands, max_columns): one
     # unit of four chunks, and four units with the paired max passes
     "u1c4_keys": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3,
-                              max_dilation=3, seq_width=10, max_bands=4, max_columns=4),
+                              max_dilation=3, seq_width=10, max_bands=4, max_columns=4,
+                              grid=True),
     "u4g6_keys": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6,
-                              max_dilation=3, seq_width=10, max_bands=4, max_columns=4),
+                              max_dilation=3, seq_width=10, max_bands=4, max_columns=4,
+                              grid=True),
 
     # --- the formal proofs: small windows and sequences, so that the solver finishes ---------
     # (the properties are about control, which changes with units and max_globals, not with
@@ -64,7 +66,8 @@ SIZES = MappingProxyType({
                              max_dilation=4, seq_width=10),
     # proof_u1 with bands beside the window and key-only columns
     "proof_u1_keys": EngineParams(head_dim=32, lanes=64, max_radius=5, max_globals=3,
-                                  max_dilation=3, seq_width=5, max_bands=3, max_columns=2),
+                                  max_dilation=3, seq_width=5, max_bands=3, max_columns=2,
+                                  grid=True),
     "proof_serial": EngineParams(head_dim=32, lanes=4, max_radius=5, max_globals=2,
                                  max_dilation=2, seq_width=5),
 
