@@ -11,7 +11,10 @@
 * ``s_axil_*`` is an AXI4-Lite slave (:class:`AxiLiteSlave`) in front of the registers of
   :func:`swattn.sw.spec.axi_regs.register_map`: the configuration, CONTROL.start, STATUS (state
   and error code), CYCLES, IDENT and LIMITS, and the interrupt registers behind ``irq`` (a job
-  done; a start refused).
+  done; a start refused). On engines with bands beside the window, key-only columns or the 2D
+  grid (``max_bands`` > 1, ``max_columns`` > 0, ``grid``), the configuration registers include
+  theirs (CONFIG_N_BANDS, BAND_i, CONFIG_N_COLUMNS, COLUMN_i, CONFIG_GRID_WIDTH,
+  CONFIG_GRID_RADIUS), each feeding its field of the engine's configuration.
 """
 
 from __future__ import annotations
@@ -170,6 +173,13 @@ class AxiEngine(wiring.Component):
             m.d.comb += getattr(eng.cfg, name).eq(store[f"CONFIG_{name.upper()}"])
         for i in range(P.max_globals):
             m.d.comb += eng.cfg.globals[i].eq(store[f"GLOBAL_{i}"])
+        # (bands, columns and the grid: on engines that have them)
+        for name in ar.key_fields(P):
+            m.d.comb += getattr(eng.cfg, name).eq(store[f"CONFIG_{name.upper()}"])
+        for i in range(P.max_bands - 1):
+            m.d.comb += eng.cfg.bands[i].eq(store[f"BAND_{i}"])
+        for i in range(P.max_columns):
+            m.d.comb += eng.cfg.columns[i].eq(store[f"COLUMN_{i}"])
         m.d.comb += eng.start.eq(start)
 
         # reads

@@ -16,9 +16,17 @@ Jobs come from ``SWATTN_JOBS`` like :mod:`swattn.sim.tb_engine`'s (:func:`swattn
 * "invalid": a refused configuration: ``irq`` for IRQ_STATUS.error, STATUS IDLE with the
   job's error code, no input row taken and no output row.
 * "reset_mid": ``aresetn`` low ``abort_after`` cycles into a job; the next job must pass.
-* "registers" (once): IDENT and LIMITS read back the engine's parameters, the reset values of
-  every register, a read-only and an unmapped write answer SLVERR and change nothing, an
-  unmapped read answers SLVERR, byte strobes write only their bytes.
+* "registers" (once): IDENT and LIMITS read back the engine's parameters (with bands,
+  columns or the grid, what :func:`swattn.sw.spec.axi_regs.features` decodes), the reset values
+  of every register, a read-only and an unmapped write answer SLVERR and change nothing (past
+  the last register and past the last GLOBAL_i, BAND_i and COLUMN_i), an unmapped read answers
+  SLVERR, byte strobes write only their bytes (in CONFIG_N and, on engines with bands, a BAND_i
+  word, whose signed start reads back as written).
+
+A job's pattern may have bands beside the window, key-only columns and a grid (engines with
+them): their registers are written like the others (:func:`swattn.sw.spec.axi_regs.job_fields`,
+:func:`~swattn.sw.spec.axi_regs.config_writes`), and the expected rows are the golden model's
+key-set form (:class:`swattn.sim.scoreboard.Scoreboard`).
 """
 
 from __future__ import annotations
@@ -130,12 +138,14 @@ class AxiBench:
 async def run_registers(bench: AxiBench, job: dict, res: dict) -> dict:
     p = bench.p
     problems = []
-    ident = ar.IDENT_LAYOUT.from_bits(await bench.read("IDENT"))
-    limits = ar.LIMITS_LAYOUT.from_bits(await bench.read("LIMITS"))
+    ident_bits, limits_bits = await bench.read("IDENT"), await bench.read("LIMITS")
+    ident = ar.IDENT_LAYOUT.from_bits(ident_bits)
+    limits = ar.LIMITS_LAYOUT.from_bits(limits_bits)
     got = {"head_dim": int(ident.head_dim), "lanes": int(ident.lanes),
            "max_globals": int(ident.max_globals), "max_radius": int(limits.max_radius),
            "max_dilation": int(limits.max_dilation), "seq_width": int(limits.seq_width)}
-    want = {k: getattr(p, k) for k in got}
+    got.update(ar.features(ident_bits, limits_bits))
+    want = {k: int(getattr(p, k)) for k in got}
     if got != want:
         problems.append(f"IDENT/LIMITS {got} != {want}")
     # reset values (IRQ_ENABLE was written by the bench's reset)
@@ -143,7 +153,8 @@ async def run_registers(bench: AxiBench, job: dict, res: dict) -> dict:
         if r.name in ("IDENT", "LIMITS", "IRQ_ENABLE", "CONTROL"):
             continue
         value = await bench.read(r.name)
-        if r.name == "CYCLES" or r.name.startswith(("CONFIG_", "GLOBAL_")) or r.name == "STATUS":
+        if r.name == "CYCLES" or r.name == "STATUS" or \
+                r.name.startswith(("CONFIG_", "GLOBAL_", "BAND_", "COLUMN_")):
             if value != r.reset:
                 problems.append(f"{r.name} = {value:#x} after reset, reset value {r.reset:#x}")
     # a read-only and an unmapped write: SLVERR, nothing changes
@@ -151,12 +162,23 @@ async def run_registers(bench: AxiBench, job: dict, res: dict) -> dict:
     wr = await bench.axil.write(bench.regs["IDENT"].offset, b"\xff\xff\xff\xff")
     if int(wr.resp) != SLVERR or await bench.read("IDENT") != before:
         problems.append(f"write to IDENT: resp {int(wr.resp)}, IDENT changed or not SLVERR")
-    unmapped = max(r.offset for r in ar.register_map(p)) + 4
-    wr = await bench.axil.write(unmapped, b"\x01\x00\x00\x00")
-    rd = await bench.axil.read(unmapped, 4)
-    if int(wr.resp) != SLVERR or int(rd.resp) != SLVERR:
-        problems.append(f"unmapped 0x{unmapped:x}: write resp {int(wr.resp)}, "
-                        f"read resp {int(rd.resp)}")
+    for unmapped in unmapped_probes(p):
+        wr = await bench.axil.write(unmapped, b"\x01\x00\x00\x00")
+        rd = await bench.axil.read(unmapped, 4)
+        if int(wr.resp) != SLVERR or int(rd.resp) != SLVERR:
+            problems.append(f"unmapped 0x{unmapped:x}: write resp {int(wr.resp)}, "
+                            f"read resp {int(rd.resp)}")
+    if p.max_bands > 1:
+        # a band word: the signed start reads back as written, a byte strobe writes its byte
+        last = f"BAND_{p.max_bands - 2}"
+        word = ar.BAND_LAYOUT.const({"start": -5, "count": 0x1234}).as_bits()
+        await bench.write(last, word)
+        await bench.axil.write(bench.regs[last].offset + 3, b"\x56")
+        view = ar.BAND_LAYOUT.from_bits(await bench.read(last))
+        if (int(view.start), int(view.count)) != (-5, 0x5634):
+            problems.append(f"{last}: start {int(view.start)}, count {int(view.count):#x} read "
+                            f"back, expected -5 and 0x5634")
+        await bench.write(last, 0)
     # byte strobes: a one-byte write changes that byte of CONFIG_N only
     await bench.write("CONFIG_N", 0x11223344)
     await bench.axil.write(bench.regs["CONFIG_N"].offset + 1, b"\xab")
@@ -173,6 +195,18 @@ async def run_registers(bench: AxiBench, job: dict, res: dict) -> dict:
     await bench.write("CONFIG_LEFT", 0)
     res.update(ok=not problems, problems=problems)
     return res
+
+
+def unmapped_probes(p: EngineParams) -> list[int]:
+    """Addresses with no register: past the last one, and where the engine has an array of
+    registers (GLOBAL_i, BAND_i, COLUMN_i) or the key-set scalars, the word past each (or its
+    first word, where the engine has none of it)."""
+    regs = ar.register_map(p)
+    mapped = {r.offset for r in regs}
+    probes = {max(mapped) + 4, ar.GLOBAL_BASE + 4 * p.max_globals, ar.KEYS_BASE,
+              ar.BAND_BASE + 4 * (p.max_bands - 1), ar.COLUMN_BASE + 4 * p.max_columns}
+    probes |= {r.offset + 4 for r in regs if r.name.startswith("CONFIG_")}
+    return sorted(a for a in probes if a not in mapped and a < 1 << ar.ADDR_WIDTH)
 
 
 async def run_invalid(bench: AxiBench, job: dict, res: dict) -> dict:
@@ -208,11 +242,7 @@ async def run_one(bench: AxiBench, job: dict) -> dict:
         return await run_invalid(bench, job, res)
     sb = Scoreboard(job, p)
     pattern = sb.pattern
-    fields = dict(n=pattern.n, left=pattern.left, right=pattern.right,
-                  dilation=pattern.dilation, n_globals=len(pattern.globals_),
-                  globals=list(pattern.globals_), mult_mant=sb.cfg.mult_mant,
-                  mult_shift=sb.cfg.mult_shift, out_shift=sb.cfg.out_shift)
-    await bench.configure(fields)
+    await bench.configure(ar.job_fields(pattern, sb.cfg))
     qw, kw = stream_words(sb, p)
     apply_backpressure(bench.q, bench.kv, bench.o, job)
     bench.q.send_rows(qw)
@@ -249,7 +279,10 @@ async def run_one(bench: AxiBench, job: dict) -> dict:
           and irq["error"] == int(busy) and irq["irq_after_clear"] == 0
           and irq["status_after_clear"] == 0)
     res.update(cycles=cycles, state=st.name, error=err.name, pairs=pattern.pairs(), irq=irq,
-               untaken=untaken, extra_rows=extra, ok=ok)
+               untaken=untaken, extra_rows=extra, ok=ok,
+               bands=len(getattr(pattern, "bands", ())),
+               columns=len(getattr(pattern, "columns", ())),
+               grid=getattr(pattern, "grid", None) is not None)
     return res
 
 

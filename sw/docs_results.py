@@ -16,9 +16,10 @@ and :data:`BLOCKS` maps NAME to the function that renders it from ``docs/``'s JS
 * ``docs/results/formal.json``: ``make formal`` (``python -m swattn.sim.formal --json``);
 * ``docs/eval.json``: ``swattn eval --json docs/eval.json``;
 
-and one block from code, not from a result: ``axi-registers``, the AXI top's register table
+and two blocks from code, not from a result: ``axi-registers``, the AXI top's register table
 (:func:`swattn.sw.spec.axi_regs.markdown`) for the demo's engine
-(:func:`swattn.sw.demo.engine_params`).
+(:func:`swattn.sw.demo.engine_params`), and ``axi-key-registers``, the registers of the bands,
+the key-only columns and the 2D grid at their largest (:func:`axi_key_registers_block`).
 
 ``python -m swattn.sw.docs_results`` rewrites the blocks in place; ``--check`` only reports the
 blocks that differ from their sources (``tests/test_docs.py`` runs it).
@@ -233,8 +234,24 @@ def axi_registers_block(root: Path = ROOT) -> str:
     return axi_regs.markdown(engine_params())
 
 
+def _axi_keys_engine():
+    from .spec.engine_params import EngineParams
+
+    return EngineParams(head_dim=32, lanes=64, max_bands=16, max_columns=32, grid=True)
+
+
+def axi_key_registers_block(root: Path = ROOT) -> str:
+    """The AXI top's registers of the bands, the key-only columns and the 2D grid on an engine
+    with the most of each (max_bands 16, max_columns 32, grid): their fixed offsets; an
+    engine has those of them that its parameters give it."""
+    from .spec import axi_regs
+
+    return axi_regs.markdown(_axi_keys_engine(), keys_only=True)
+
+
 BLOCKS = {"summary": summary_block, "boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "regress": regress_block,
-          "formal": formal_block, "eval": eval_block, "axi-registers": axi_registers_block}
+          "formal": formal_block, "eval": eval_block, "axi-registers": axi_registers_block,
+          "axi-key-registers": axi_key_registers_block}
 
 _BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results: "
                     r"(?P=name) -->)", re.S)
