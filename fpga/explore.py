@@ -48,23 +48,34 @@ class Candidate:
 
 
 def candidate_name(params) -> str:
-    return f"l{params.lanes}-d{params.dot_pipeline}-p{params.pv_pipeline}"
+    """``l<lanes>-d<dot>-p<pv>``, with ``-pair`` / ``-nopair`` where the max passes' pairing is
+    not the default for the unit count (EngineParams.pair_max)."""
+    name = f"l{params.lanes}-d{params.dot_pipeline}-p{params.pv_pipeline}"
+    if params.pair_max is not None and params.pair_max != (params.units > 1):
+        name += "-pair" if params.pair_max else "-nopair"
+    return name
 
 
-def candidates(board: Board, lanes=None, dot_pipeline=None, pv_pipeline=None) -> list[Candidate]:
-    """Every combination of ``lanes`` x ``dot_pipeline`` x ``pv_pipeline`` (each None: the
-    board's own) as the board's engine with those replaced, in that order, repeats dropped.
-    An engine the parameters refuse raises their ValueError (naming the field)."""
+def candidates(board: Board, lanes=None, dot_pipeline=None, pv_pipeline=None,
+               pair_max=None) -> list[Candidate]:
+    """Every combination of ``lanes`` x ``dot_pipeline`` x ``pv_pipeline`` x ``pair_max``
+    (each None: the board's own) as the board's engine with those replaced, in that order,
+    repeats dropped. An engine the parameters refuse raises their ValueError (naming the
+    field)."""
     p = board.params
     out, seen = [], set()
     for la in lanes or [p.lanes]:
         for dot in dot_pipeline if dot_pipeline is not None else [p.dot_pipeline]:
             for pv in pv_pipeline if pv_pipeline is not None else [p.pv_pipeline]:
-                params = replace(p, lanes=la, dot_pipeline=dot, pv_pipeline=pv)
-                name = candidate_name(params)
-                if name not in seen:
-                    seen.add(name)
-                    out.append(Candidate(name, replace(board, params=params)))
+                for pair in pair_max if pair_max is not None else [p.pair_max]:
+                    params = replace(p, lanes=la, dot_pipeline=dot, pv_pipeline=pv,
+                                     pair_max=pair)
+                    if params.pair_max is not None and params.pair_max == (params.units > 1):
+                        params = replace(params, pair_max=None)  # (the default: one build)
+                    name = candidate_name(params)
+                    if name not in seen:
+                        seen.add(name)
+                        out.append(Candidate(name, replace(board, params=params)))
     return out
 
 
@@ -172,7 +183,7 @@ def row(c: Candidate, synth: dict, seeds: list[dict], synth_only: bool, head, mo
 
     p, target = c.params, c.board.clock_hz / 1e6
     r = {"candidate": c.name, "lanes": p.lanes, "dot_pipeline": p.dot_pipeline,
-         "pv_pipeline": p.pv_pipeline, "params": p.as_dict(),
+         "pv_pipeline": p.pv_pipeline, "paired_max": p.paired_max, "params": p.as_dict(),
          "build_dir": synth.get("build_dir"), "netlist": synth.get("netlist"),
          "synth_seconds": synth.get("seconds"), "fits": bool(synth.get("ok")), "reason": None,
          "resources": {}, "seeds": seeds, "best_seed": None, "fmax_mhz": None,

@@ -42,10 +42,11 @@ ROOT = Path("build/regress")
 #: dilation 4 and four globals), four units with one key per cycle, and the boards' engines at
 #: their exact parameters (fpga/boards.py takes them from the same table), then bands beside the
 #: window and key-only columns on one unit and on four
-REGRESS = ("u1c4", "u2d64", "u4", "ulx3s", "ice40", "u1c4_keys", "u4g6_keys")
+REGRESS = ("u1c4", "u2d64", "u4", "ulx3s", "ice40", "u1c4_keys", "u4g6_keys", "u1c4_pair",
+           "u2g4_nopair")
 #: sizes run through the AXI top (``swattn generate --bus axi``, testbench ``swattn.sim.tb_axi``):
 #: its chunks are named ``axi.<size>``
-REGRESS_AXI = ("u1c4", "u2d64")
+REGRESS_AXI = ("u1c4", "u2d64", "u1c4_keys")
 
 
 def sizes():

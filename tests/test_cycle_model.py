@@ -48,7 +48,7 @@ def _jobs(params, seed):
     return jobs
 
 
-SLOW = {"u4g6", "u4g6_p45", "u4g6_keys"}
+SLOW = {"u4g6", "u4g6_p45", "u4g6_keys", "u1c4_pair", "u2g4_nopair"}
 
 
 @pytest.mark.parametrize("size", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s
@@ -56,7 +56,8 @@ SLOW = {"u4g6", "u4g6_p45", "u4g6_keys"}
 def test_model_within_two_percent(size):
     params = SIZES[size]
     jobs = _jobs(params, {"u1c4": 71, "u4g6": 72, "u4g6_p45": 73, "u1c4_p33": 74,
-                          "ulx3s": 75, "u1c4_keys": 76, "u4g6_keys": 77}[size])
+                          "ulx3s": 75, "u1c4_keys": 76, "u4g6_keys": 77, "u1c4_pair": 78,
+                          "u2g4_nopair": 79}[size])
     results = run_jobs(params, jobs, sim=SIM, name=f"cycles_{size}")
     report = []
     for job, r in zip(jobs, results):

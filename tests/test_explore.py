@@ -155,3 +155,30 @@ def test_explore_synth_only_rates_at_the_board_clock(tmp_path):
     assert row["rate"]["mhz"] == 36.0 and abs(row["rate"]["gmac_s"] - gmac) < 1e-9
     assert abs(row["rate"]["peak_gmac_s"] - peak) < 1e-12
     assert "--synth-only" in r.stdout
+
+
+def test_candidates_with_and_without_paired_max_passes():
+    """``--pair-max``: each lane count with the max passes paired and not, the default for the
+    unit count named plainly and built once, the other marked; an engine of 128 lanes
+    without pairing elaborates fewer adders than with it (no second Q.K adder tree beside the
+    P.V lanes: counted here in the RTLIL)."""
+    from amaranth.back import rtlil
+
+    from swattn.fpga.explore import candidates
+    from swattn.hw.engine import Engine
+
+    board = BOARDS["ulx3s-85f"]
+    cands = candidates(board, [64, 128], None, None, [True, False])
+    names = [c.name for c in cands]
+    assert names == ["l64-d4-p5-pair", "l64-d4-p5", "l128-d4-p5", "l128-d4-p5-nopair"]
+    by = {c.name: c.params for c in cands}
+    assert by["l64-d4-p5"].pair_max is None and not by["l64-d4-p5"].paired_max
+    assert by["l64-d4-p5-pair"].paired_max and by["l128-d4-p5"].paired_max
+    assert not by["l128-d4-p5-nopair"].paired_max
+    # the same candidate asked for twice is built once
+    assert [c.name for c in candidates(board, [128], None, None, [True, True])] == ["l128-d4-p5"]
+
+    def adders(p):
+        text = rtlil.convert(Engine(p))
+        return len(re.findall(r"^\s*cell \$add ", text, re.M))
+    assert adders(by["l128-d4-p5-nopair"]) < adders(by["l128-d4-p5"])

@@ -1,4 +1,4 @@
-"""Heads whose patterns are key sets (bands beside the window and key-only columns): the
+"""Heads whose patterns are key sets (bands beside the window, key-only columns, the 2D grid): the
 engine's cycles from the cycle model, which equals the engine's cycle counter on such patterns
 (tests/test_cycle_model.py), beside SALO's model running the smallest hybrid pattern that holds
 the same keys (SALO has neither bands nor key-only columns: its window spans every band, and
@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import salo
 from ..cycles import predict_cycles, useful_macs
 from ..spec.engine_params import EngineParams
-from ..spec.keyset import EngineForm
+from ..spec.keyset import EngineForm, window_2d
 from ..spec.pattern import HybridPattern
 
 #: engine lane counts of the figures
@@ -23,7 +23,13 @@ def vertical_slash(n: int = 4096) -> EngineForm:
     return EngineForm(n, 32, 31, 1, bands, tuple(range(0, n, n // 16)), ())
 
 
-HEADS = {"vertical-slash-n4096": (vertical_slash, 64)}
+def vil_stage1() -> EngineForm:
+    """Vision Longformer's first stage (SALO's ViL case): a 15 x 15 window on a 56 x 56 token
+    grid, exact at the image's edges (14 bands beside the window and the 2D grid)."""
+    return EngineForm.from_pattern(window_2d(56, 56, 15))
+
+
+HEADS = {"vertical-slash-n4096": (vertical_slash, 64), "vil-56x56-k15": (vil_stage1, 64)}
 
 
 def engine_for(form: EngineForm, head_dim: int, lanes: int) -> EngineParams:
@@ -31,7 +37,8 @@ def engine_for(form: EngineForm, head_dim: int, lanes: int) -> EngineParams:
     return EngineParams(head_dim=head_dim, lanes=lanes, max_radius=max(form.reach, 1),
                         max_globals=len(form.globals_), max_dilation=form.dilation,
                         seq_width=max(17, form.n.bit_length() + 1),
-                        max_bands=1 + len(form.bands), max_columns=len(form.columns))
+                        max_bands=1 + len(form.bands), max_columns=len(form.columns),
+                        grid=form.grid is not None)
 
 
 def salo_pattern(form: EngineForm) -> HybridPattern:

@@ -48,14 +48,16 @@ class Workload:
 
     def params(self, lanes: int) -> EngineParams:
         """The engine of ``lanes`` lanes this workload runs on: :attr:`engine` at that lane
-        count, or the smallest engine that takes the pattern."""
+        count, or the smallest engine that takes the pattern; either with the global rows'
+        max passes paired (EngineParams.pair_max) at every lane count, one-unit engines
+        included (only the boards' leave it out, for lack of room)."""
         if self.engine is not None:
-            return replace(self.engine, lanes=lanes)
+            return replace(self.engine, lanes=lanes, pair_max=True)
         p = self.pattern()
         reach = max(p.left, p.right) * p.dilation
         return EngineParams(head_dim=self.head_dim, lanes=lanes, max_radius=max(reach, 1),
                             max_globals=len(p.globals_), max_dilation=p.dilation,
-                            seq_width=max(17, self.n.bit_length() + 1))
+                            seq_width=max(17, self.n.bit_length() + 1), pair_max=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Workload":

@@ -37,6 +37,10 @@ def add_arguments(p):
     p.add_argument("--pv-pipeline", type=integer("--pv-pipeline", allowed="0..5"), nargs="+",
                    metavar="K", help="softmax and P.V pipeline stages to try, 0..5 (default: "
                                      "the board's)")
+    p.add_argument("--pair-max", choices=("on", "off"), nargs="+", metavar="on|off",
+                   help="the global rows' max passes two groups at a time (on) or one per group "
+                        "(off) to try (default: the engine's, on with more than one unit; off "
+                        "spares the P.V multipliers' operand multiplexers and an adder tree)")
     p.add_argument("--seeds", metavar="LIST",
                    help="nextpnr placement seeds per candidate, e.g. 1-2 or 1,4 (default: the "
                         "board's seed); the best is the candidate's")
@@ -60,7 +64,8 @@ def _candidates(board, args):
     from ...fpga.explore import candidates
 
     try:
-        return candidates(board, args.lanes, args.dot_pipeline, args.pv_pipeline)
+        pair = None if args.pair_max is None else [x == "on" for x in args.pair_max]
+        return candidates(board, args.lanes, args.dot_pipeline, args.pv_pipeline, pair)
     except ValueError as exc:  # EngineParams' check of a field: named by its option
         raise named(exc, ENGINE_FLAGS) from None
 

@@ -47,6 +47,8 @@ class EngineParams:
         (:class:`swattn.sw.spec.keyset.EngineForm`).
     max_columns : key-only columns per job, 0..32: keys every query attends, each with no row
         of its own (their K/V rows are held beside the global rows).
+    pair_max : the global rows' max passes two groups at a time (:attr:`paired_max`): None (the
+        default) for engines of more than one unit, True or False to choose.
     grid : the configuration's 2D grid (``grid_width``, ``grid_radius``; engines with
         ``max_bands`` > 1): band keys are kept only within ``grid_radius`` columns of the query
         on a grid ``grid_width`` tokens wide, so k x k windows on an image are exact at its edges.
@@ -63,6 +65,7 @@ class EngineParams:
     max_bands: int = 1
     max_columns: int = 0
     grid: bool = False
+    pair_max: bool | None = None
 
     def __post_init__(self):
         def bad(name, allowed):
@@ -87,6 +90,8 @@ class EngineParams:
             bad("max_bands", "1..16 (the window is one)")
         if not 0 <= self.max_columns <= 32:
             bad("max_columns", "0..32")
+        if self.pair_max not in (None, False, True):
+            bad("pair_max", "None (more than one unit), False or True")
         if self.grid not in (False, True):
             bad("grid", "False or True")
         if self.grid and self.max_bands < 2:
@@ -193,8 +198,11 @@ class EngineParams:
         while no group is in stage 2, the next. One-unit engines (the boards') keep one max pass
         per group right before its P.V pass: pairing costs operand multiplexers in front of the
         P.V multipliers and a second adder tree, logic those designs cannot spare today (the
-        iCE40's does not fit, the ECP5's clock is limited by routing congestion)."""
-        return self.units > 1
+        iCE40's does not fit, the ECP5's clock is limited by routing congestion). ``pair_max``
+        chooses otherwise (the serial engine has no max passes)."""
+        if self.serial:
+            return False
+        return self.units > 1 if self.pair_max is None else self.pair_max
 
     def kv_passes(self, n_globals: int) -> int:
         """Passes over rows 0..n-1 in the K/V stream for ``n_globals`` global tokens: the main

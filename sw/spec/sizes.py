@@ -28,6 +28,11 @@ SIZES = MappingProxyType({
     # one unit, 4 chunks per key: the chunked dot products and accumulators
     "u1c4": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3, max_dilation=3,
                          seq_width=10),
+    # one unit with the paired max passes (pair_max), two units without them
+    "u1c4_pair": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3,
+                              max_dilation=3, seq_width=10, pair_max=True),
+    "u2g4_nopair": EngineParams(head_dim=32, lanes=128, max_radius=12, max_globals=4,
+                                max_dilation=3, seq_width=10, pair_max=False),
     # the same with other stage counts: two adder-tree registers and the key register
     # (dot_pipeline 3), stage 2 without the score read's register (pv_pipeline 3)
     "u1c4_p33": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3,
