@@ -47,7 +47,7 @@ def desc_layout(P: EngineParams) -> data.StructLayout:
     return data.StructLayout({
         "main": 1, "no_pv": 1, "reset_max": 1, "reset_acc": 1, "final": 1, "qbank": 1,
         "active": U, "start": PW + 1, "step": DB, "kmax": PW + 1, "lim": PW + 1,
-        "clip": RB, "nglob": GB, "kig": 1, "hits2": GM, "nxt": 1, **paired, **bands,
+        "clip": RB + 2 * int(P.grid), "nglob": GB, "kig": 1, "hits2": GM, "nxt": 1, **paired, **bands,
     })
 
 
@@ -66,7 +66,9 @@ def band_slot_layout(P: EngineParams) -> data.StructLayout:
     grid, ``scol``: the grid column of the band's first key."""
     RB, _, _ = check_widths(P)
     grid = {"scol": P.seq_width + 1} if P.grid else {}
-    return data.StructLayout({"start": P.pos_width + 1, "kmax": P.pos_width + 1, "clip": RB + 1,
+    # (with the grid, a band's clip also counts its leading keys outside the units' columns)
+    return data.StructLayout({"start": P.pos_width + 1, "kmax": P.pos_width + 1,
+                              "clip": RB + 1 + int(P.grid),
                               "span": RB + 1, "kig": 1, "hits2": P.held_rows,
                               "nxt": 1, **grid})
 
@@ -420,6 +422,11 @@ class Scheduler(wiring.Component):
                      a_start.eq(pos + moff if PA else pos),
                      a_kmax.eq(lo + slot.span + (U - 1) - Mux(lo >= 0, lo, 0)),
                      a_clip.eq(Mux(lo >= 0, 0, -lo)), a_span.eq(slot.span)]
+        if P.grid:
+            # step G (engines with the grid): the band's leading and trailing keys that no unit
+            # keeps left out
+            a_go, a_start, a_kmax, a_clip, a_span, a_scol = self._grid_trim(
+                m, r, a_go, a_start, a_kmax, a_clip, a_span, a_scol)
         # step B
         b_go = Signal(name="sb_go")
         b = Signal(SL, name="sb")
@@ -440,7 +447,8 @@ class Scheduler(wiring.Component):
                     m.d.sync += [r.slots[k].eq(b), r.slots[k].hits2.eq(key_hits(job, b_tok2, P)),
                                  r.slots[k].nxt.eq(b.nxt & (b_pos2 < g_lim))]
             m.d.sync += r.nsl.eq(r.nsl + 1)
-        with m.If(sk < NB + 2):
+        DONE = NB + 2 + int(P.grid)  # (a step more with the grid)
+        with m.If(sk < DONE):
             m.d.sync += sk.eq(sk + 1)
         with m.If(self._band_restart):
             m.d.sync += [sk.eq(0), r.nsl.eq(0)]
@@ -451,8 +459,47 @@ class Scheduler(wiring.Component):
             lowc = Mux(low >= 0, low, r.cls)
             m.d.sync += r.low.eq(lowc + moff if PA else lowc)
         if P.grid:
-            return (sk == NB + 2) & self._unit_columns(m, r)
-        return sk == NB + 2
+            return (sk == DONE) & self._unit_columns(m, r)
+        return sk == DONE
+
+    def _grid_trim(self, m, r, a_go, a_start, a_kmax, a_clip, a_span, a_scol):
+        """A registered step after step A on engines with the grid: of a band's keys for the
+        group, the leading ``L`` and trailing ``T`` keys whose grid columns lie outside every
+        unit's column range are left out (its first key moves L on, its clip grows by L, so the
+        units' windows stay where they were), and a band none of whose keys any unit keeps is
+        dropped. Only where it is simple and exact: a grid is set, the units' query columns do
+        not wrap into the next grid row (bq's column + units - 1 < width) and the band's keys
+        span less than a grid row (kmax < width: their columns wrap at most once); else nothing
+        is left out, and stage 1 drops those keys unit by unit as it issues them. Returns the
+        step's registers in step A's order."""
+        P, job = self._params, self.job
+        U, PW, WB = P.units, P.pos_width, P.seq_width + 1
+        RB, _, _ = check_widths(P)
+        W, c = job.gw, job.gr
+        # the group's units' column range (registers of bq's column, which holds through the
+        # group's loads)
+        qlo, qhi, qok = (Signal(WB, name="grid_qlo"), Signal(WB + 1, name="grid_qhi"),
+                         Signal(name="grid_qok"))
+        qend = r.bq_col + (U - 1)
+        m.d.sync += [qlo.eq(Mux(r.bq_col > c, r.bq_col - c, 0)),
+                     qhi.eq(Mux(qend + c >= W, W - 1, qend + c)),
+                     qok.eq(job.gon & (qend < W))]
+        ok = qok & (a_kmax >= 0) & (a_kmax < W)
+        eraw = a_scol + a_kmax
+        ecol = Mux(eraw >= W, eraw - W, eraw)
+        lead = Mux(a_scol < qlo, qlo - a_scol, Mux(a_scol > qhi, W - a_scol + qlo, 0))
+        trail = Mux(ecol > qhi, ecol - qhi, Mux(ecol < qlo, ecol + W - qhi, 0))
+        L = Signal(WB + 1, name="grid_lead")
+        T = Signal(WB + 1, name="grid_trail")
+        m.d.comb += [L.eq(Mux(ok, lead, 0)), T.eq(Mux(ok, trail, 0))]
+        g_go, g_start, g_kmax, g_clip, g_span, g_scol = (
+            Signal(name="sg_go"), Signal(PW + 1, name="sg_start"),
+            Signal(signed(PW + 3), name="sg_kmax"), Signal(RB + 2, name="sg_clip"),
+            Signal.like(a_span, name="sg_span"), Signal(WB, name="sg_scol"))
+        m.d.sync += [g_go.eq(a_go & ~(ok & (L > a_kmax))), g_start.eq(a_start + L),
+                     g_kmax.eq(a_kmax - L - T), g_clip.eq(a_clip + L), g_span.eq(a_span),
+                     g_scol.eq(Mux(L != 0, qlo, a_scol))]
+        return g_go, g_start, g_kmax, g_clip, g_span, g_scol
 
     def _unit_columns(self, m, r):
         """With the grid: from a main group's restart, each unit's query's grid column

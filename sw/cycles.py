@@ -123,10 +123,31 @@ def band_slots(pattern) -> list[tuple[int, int]]:
     return low + [(-pattern.left, pattern.left + pattern.right)] + high
 
 
+def grid_trim(start: int, kmax: int, bq: int, units: int, grid) -> tuple[int, int] | None:
+    """With the grid (``(width, radius)``, dilation 1), a band's keys for the group of queries
+    bq .. bq + units - 1 as the scheduler streams them (``Scheduler._grid_trim``): the leading
+    and trailing keys whose columns lie outside every unit's column range left out, where the
+    units' columns do not wrap into the next grid row and the band's keys span less than a row.
+    (first position, kmax) after it, or None for a band none of whose keys any unit keeps."""
+    w, r = grid
+    qc, qend = bq % w, bq % w + units - 1
+    if qend >= w or not 0 <= kmax < w:
+        return start, kmax
+    qlo, qhi = max(0, qc - r), min(w - 1, qend + r)
+    scol = start % w
+    ecol = (scol + kmax) % w
+    lead = qlo - scol if scol < qlo else (w - scol + qlo if scol > qhi else 0)
+    trail = ecol - qhi if ecol > qhi else (ecol + w - qhi if ecol < qlo else 0)
+    if lead > kmax:
+        return None
+    return start + lead, kmax - lead - trail
+
+
 def main_group_segments(pattern, params: EngineParams):
     """Per main group (in processing order), its keys' positions band by band: a list of
     (first position, keys) per band with keys (for engines with bands beside the window)."""
     n, dil, U = pattern.n, pattern.dilation, params.units
+    grid = getattr(pattern, "grid", None)
     out = []
     for base in range(0, n, U * dil):
         for c in range(dil):
@@ -138,6 +159,11 @@ def main_group_segments(pattern, params: EngineParams):
                 mlo = max(lo, 0)
                 start = mlo * dil + c
                 kmax = hi - mlo
+                if grid is not None and kmax >= 0:
+                    trimmed = grid_trim(start, kmax, bq, U, grid)
+                    if trimmed is None:
+                        continue
+                    start, kmax = trimmed
                 if kmax < 0 or start >= n:
                     continue
                 segs.append((start, min(kmax + 1, -(-(n - start) // dil))))
@@ -256,7 +282,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         t_sched = max(t_grp, s1_free)
 
     # with bands, the scheduler's band slots (NB + 2 cycles) may outlast the query loads
-    load = max(U, NB + 2) if NB > 1 else U
+    load = max(U, NB + 2 + int(params.grid)) if NB > 1 else U
     for g in range(start.size):
         ready = t_sched + 2 * int(skips[g]) + load + 4
         segs = None if segments is None else [(moff + p0, k) for p0, k in segments[g]]

@@ -389,8 +389,9 @@ def test_link_bytes_are_the_drivers_bytes_on_a_serial_port(n, busy_polls, monkey
 
 
 def test_keyset_heads_run_on_their_engine_and_salo_holds_their_keys():
-    """The vertical-slash head fits the engine it is timed on, SALO's pattern holds every key
-    of it (and so at least as many pairs), and the report has its section."""
+    """The vertical-slash and ViL heads fit the engines they are timed on, SALO's pattern
+    holds every key of them (and so at least as many pairs), the ViL head is the 15 x 15
+    window on the 56 x 56 image by its definition, and the report has their section."""
     import numpy as np
 
     from swattn.sw.bench import keysets
@@ -403,11 +404,20 @@ def test_keyset_heads_run_on_their_engine_and_salo_holds_their_keys():
     salo_mask = keysets.salo_pattern(form).mask()
     assert not (want & ~salo_mask).any()
     assert salo_mask.sum() > want.sum()
+    vil = keysets.vil_stage1()
+    for lanes in keysets.LANES:
+        vil.check(keysets.engine_for(vil, 64, lanes).limits())
+    i, j = np.divmod(np.arange(56 * 56), 56)
+    by_def = (np.abs(i[:, None] - i[None, :]) <= 7) & (np.abs(j[:, None] - j[None, :]) <= 7)
+    assert np.array_equal(vil.keyset().mask(), by_def)
+    assert not (by_def & ~keysets.salo_pattern(vil).mask()).any()
     rows = keysets.keyset_figures()
     assert {r["lanes"] for r in rows} == set(keysets.LANES)
+    assert {r["head"] for r in rows} == {"vertical-slash-n4096", "vil-56x56-k15"}
     for r in rows:
         assert 0 < r["salo_utilisation"] < r["engine_utilisation"] <= 1
     lines = []
     _keysets({"keysets": rows}, lines.append)
     text = "\n".join(lines)
-    assert "Bands and key-only columns" in text and "vertical-slash-n4096" in text
+    assert "Bands, key-only columns and the 2D grid" in text and "vil-56x56-k15" in text
+    assert "| 56x7 |" in text

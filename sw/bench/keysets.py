@@ -63,6 +63,7 @@ def keyset_figures(lanes_list=LANES) -> list[dict]:
             sc = salo.pattern_cycles(sp, head_dim, arr)
             rows.append({"head": name, "n": form.n, "head_dim": head_dim, "lanes": lanes,
                          "bands": 1 + len(form.bands), "columns": len(form.columns),
+                         "grid": None if form.grid is None else list(form.grid),
                          "useful_macs": useful, "engine_cycles": cyc,
                          "engine_utilisation": useful / (lanes * cyc),
                          "salo_cycles": sc, "salo_utilisation": salo.utilisation(useful, sc, arr)})

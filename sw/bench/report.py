@@ -265,19 +265,21 @@ def _plots(res: dict, add) -> None:
 
 #: the sections of the report, in order
 def _keysets(res: dict, add) -> None:
-    """Key-set heads (bands and key-only columns) beside SALO's model."""
+    """Key-set heads (bands, key-only columns, the 2D grid) beside SALO's model."""
     rows = res.get("keysets") or []
     if not rows:
         return
-    add("## Bands and key-only columns\n")
+    add("## Bands, key-only columns and the 2D grid\n")
     add("Cycles from the cycle model (equal to the engine's cycle counter on such patterns); "
         "SALO runs the smallest window-and-globals pattern holding the same keys (its window "
-        "spans every band, each column is a global token):\n")
-    add(_md_table(["head", "bands", "columns", "lanes", "engine cycles", "utilisation",
+        "spans every band, each column is a global token; it has no 2D grid, so a k x k "
+        "window on an image is the band of rows it spans):\n")
+    add(_md_table(["head", "bands", "columns", "grid", "lanes", "engine cycles", "utilisation",
                    "SALO cycles", "SALO utilisation"],
-                  [[r["head"], r["bands"], r["columns"], r["lanes"], f"{r['engine_cycles']:,}",
-                    _pct(r["engine_utilisation"]), f"{r['salo_cycles']:,}",
-                    _pct(r["salo_utilisation"])] for r in rows]) + "\n")
+                  [[r["head"], r["bands"], r["columns"],
+                    "x".join(map(str, r["grid"])) if r.get("grid") else "-", r["lanes"],
+                    f"{r['engine_cycles']:,}", _pct(r["engine_utilisation"]),
+                    f"{r['salo_cycles']:,}", _pct(r["salo_utilisation"])] for r in rows]) + "\n")
 
 
 SECTIONS = (_header, _summary, _targets, _cycles, _boards, _keysets, _cpu_gpu, _scaling, _minilm,
