@@ -145,6 +145,24 @@ def utilisation_block(root: Path = ROOT) -> str:
             + "\n\nThe model against the generated Verilog (Verilator):\n\n" + "\n".join(rtl))
 
 
+def keysets_block(root: Path = ROOT) -> str:
+    """The bench's key-set heads (bands, key-only columns, the 2D grid): the engine's
+    utilisation (cycle model) beside SALO's model on the smallest window holding their keys."""
+    res = _load(root / "docs" / "results" / "bench.json")
+    rows = (res or {}).get("keysets") or []
+    if not rows:
+        return "No recorded `make bench` run with key-set heads."
+    out = ["| head (d = 64) | bands | key-only columns | grid (width x radius) | lanes | "
+           "utilisation | SALO |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        grid = "x".join(map(str, r["grid"])) if r.get("grid") else "-"
+        out.append(f"| {r['head']} | {r['bands']} | {r['columns']} | {grid} | {r['lanes']} | "
+                   f"{100 * r['engine_utilisation']:.1f}% | "
+                   f"{100 * r['salo_utilisation']:.1f}% |")
+    return (f"`make bench` at commit {_commit(res)} (`docs/results/bench.json`), cycle model:\n\n"
+            + "\n".join(out))
+
+
 def regress_block(root: Path = ROOT) -> str:
     from ..sim.regress import markdown
     res = _load(root / "docs" / "results" / "regress.json")
@@ -249,7 +267,7 @@ def axi_key_registers_block(root: Path = ROOT) -> str:
     return axi_regs.markdown(_axi_keys_engine(), keys_only=True)
 
 
-BLOCKS = {"summary": summary_block, "boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "regress": regress_block,
+BLOCKS = {"summary": summary_block, "boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "keysets": keysets_block, "regress": regress_block,
           "formal": formal_block, "eval": eval_block, "axi-registers": axi_registers_block,
           "axi-key-registers": axi_key_registers_block}
 
