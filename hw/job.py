@@ -328,8 +328,12 @@ class JobControl(wiring.Component):
         with m.If(job_init):
             m.d.sync += running.eq(1)
 
-        # completion: the job's n-th output row ends it
-        out_left = Signal(P.seq_width + 9)
+        self._completion(m, n, job_init, state, running)
+        return m
+
+    def _completion(self, m, n, job_init, state, running):
+        """The job's n-th output row (``out_fire``) sets DONE and lowers ``running``."""
+        out_left = Signal(self._params.seq_width + 9)
         out_one = Signal()  # out_left == 1 (a register, set with out_left)
         with m.If(job_init):
             m.d.sync += [out_left.eq(n), out_one.eq(n == 1)]
@@ -337,7 +341,6 @@ class JobControl(wiring.Component):
             m.d.sync += [out_left.eq(out_left - 1), out_one.eq(out_left == 2)]
             with m.If(out_one):
                 m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
-        return m
 
     def _grid_remainders(self, m, cfg, job, chk_i, checking):
         """The grid's view (``gon``, ``gw``, ``gr``) and, by restoring division one bit a

@@ -217,18 +217,9 @@ class KeyIssue(wiring.Component):
                          s1_pnext2.eq(desc.start + (desc.step << 1)),
                          s1_kmax2.eq(desc.kmax - 2), s1_lim2.eq(desc.lim - (desc.step << 1)),
                          s1_pnext.eq(desc.start + desc.step)]
-        # the grid: the column of the key at s1_pos (kcol) and per unit the columns its query
-        # keeps (glo .. ghi), registered at the take
         if P.grid:
             from .scheduler import grid_add
-            WB = P.seq_width + 1
-            kcol = Signal(WB, name="s1_kcol")
-            glo = [Signal(signed(WB + 1), name=f"s1_glo{u}") for u in range(U)]
-            ghi = [Signal(WB + 1, name=f"s1_ghi{u}") for u in range(U)]
-            with m.If(desc_take):
-                m.d.sync += kcol.eq(desc.scol)
-                m.d.sync += [glo[u].eq(desc.qcol[u] - job.gr) for u in range(U)]
-                m.d.sync += [ghi[u].eq(desc.qcol[u] + job.gr) for u in range(U)]
+            kcol, glo, ghi = self._grid_columns(m, desc, desc_take)
         # bands beside the window: the group's other bands, taken in turn where one ends
         span_r = job.span
         if NB > 1:
@@ -319,15 +310,8 @@ class KeyIssue(wiring.Component):
                 self.k_addr[j].eq(Cat(Const(0, 0) if CH == 1 else kchunk_d[j], kpos_d[j])),
                 self.gk_addr[j].eq(Cat(Const(0, 0) if CH == 1 else kchunk_d[j], kgi_d[j])),
             ]
-        # per-unit validity of the key for this issue
-        key_is_glob = Signal()
-        m.d.comb += key_is_glob.eq(s1.main & ~s1_glob & kig_r)
-        uvalid = Signal(U)
-        for u in range(U):
-            inwin = ~s1.main | ((kc_r >= u) & (kc_r <= span_r + u))
-            if P.grid:  # a band key within the grid radius of the unit's query's column
-                inwin = inwin & (~s1.main | ~job.gon | ((kcol >= glo[u]) & (kcol <= ghi[u])))
-            m.d.comb += uvalid[u].eq(s1.active[u] & (s1_glob | (inwin & ~key_is_glob)))
+        uvalid = self._unit_valid(m, s1, s1_glob, kig_r, kc_r, span_r,
+                                  (kcol, glo, ghi) if P.grid else None)
 
         p1 = Signal(tag_layout(P))
         m.d.sync += [
@@ -354,6 +338,37 @@ class KeyIssue(wiring.Component):
         with m.If(job.init):
             m.d.sync += [av_r.eq(0), s1_bank.eq(0), s1_run.eq(0)]
         return m
+
+    def _unit_valid(self, m, s1, s1_glob, kig_r, kc_r, span_r, grid):
+        """Per unit, whether the key of this issue is in its row's pattern: a global or column
+        key, or a band key within the unit's window (``kc_r`` from ``u`` to ``span_r + u``)
+        that is not a global row, with the grid (``(kcol, glo, ghi)``) within its columns."""
+        U, job = self._params.units, self.job
+        key_is_glob = Signal()
+        m.d.comb += key_is_glob.eq(s1.main & ~s1_glob & kig_r)
+        uvalid = Signal(U)
+        for u in range(U):
+            inwin = ~s1.main | ((kc_r >= u) & (kc_r <= span_r + u))
+            if grid is not None:  # a band key within the grid radius of the unit's query's column
+                kcol, glo, ghi = grid
+                inwin = inwin & (~s1.main | ~job.gon | ((kcol >= glo[u]) & (kcol <= ghi[u])))
+            m.d.comb += uvalid[u].eq(s1.active[u] & (s1_glob | (inwin & ~key_is_glob)))
+        return uvalid
+
+    def _grid_columns(self, m, desc, desc_take):
+        """The grid: the column of the key at s1_pos (``kcol``, set here at the take and
+        stepped by the issue) and per unit the columns its query keeps (``glo`` .. ``ghi``),
+        registered at the take."""
+        P, job, U = self._params, self.job, self._params.units
+        WB = P.seq_width + 1
+        kcol = Signal(WB, name="s1_kcol")
+        glo = [Signal(signed(WB + 1), name=f"s1_glo{u}") for u in range(U)]
+        ghi = [Signal(WB + 1, name=f"s1_ghi{u}") for u in range(U)]
+        with m.If(desc_take):
+            m.d.sync += kcol.eq(desc.scol)
+            m.d.sync += [glo[u].eq(desc.qcol[u] - job.gr) for u in range(U)]
+            m.d.sync += [ghi[u].eq(desc.qcol[u] + job.gr) for u in range(U)]
+        return kcol, glo, ghi
 
     def _pipeline(self, m, p1):
         """The tags down the dot products' pipeline and the key chunk at the lanes."""
