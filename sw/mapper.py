@@ -31,7 +31,10 @@ pair it adds that still fits the budget: a diagonal at the dilation's step (wide
 or a band, or starting a new band while fewer than ``max_bands`` exist), a key-only column (up
 to ``max_columns``) or a global token (up to ``max_globals``), every overlap counted once. The
 best candidate by covered weight (then fewer pairs) wins; the hybrid candidates are always among
-them, so the key-set search never covers less than the window and globals alone. Without
+them, so the key-set search never covers less than the window and globals alone. With a
+``grid_width`` (tokens that are an image read row by row), 2D windows on that grid, with greedy
+globals, join the candidates (:func:`_grid_search`; a k x k window on the image maps exactly)
+and win where they cover more (then where they compute fewer pairs). Without
 globals, bands or columns the result is the optimum over all windows and dilations searched; the
 greedy choices make it a good configuration, not a proven optimum, otherwise.
 """
@@ -184,7 +187,7 @@ def _greedy_globals(w: np.ndarray, row_u: np.ndarray, col_u: np.ndarray, in_win,
 def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | None = None,
                    max_dilation: int = DEFAULT_MAX_DILATION,
                    max_globals: int = DEFAULT_MAX_GLOBALS, max_bands: int | None = None,
-                   max_columns: int | None = None) -> Mapping:
+                   max_columns: int | None = None, grid_width: int | None = None) -> Mapping:
     """The pattern covering the most of ``weights`` within ``budget`` keys per query: a
     HybridPattern, or an EngineForm where bands beside the window or columns cover more.
 
@@ -200,6 +203,12 @@ def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | N
         smaller of the argument and the limit where both are given, else whichever is given,
         else :data:`DEFAULT_MAX_BANDS` / :data:`DEFAULT_MAX_COLUMNS` (one band, no column: the
         hybrid search alone).
+    grid_width : for tokens that are an image read row by row, the image's width W in tokens,
+        1..n: 2D windows on that grid join the candidates (:func:`_grid_search`), rows of keys
+        ``-up .. down`` of ``2r + 1`` keys each around the query (bands at step 1 with the
+        engine's grid ``(W, r)``, ``2r < W``), plus greedy globals; the window's rows count
+        against ``max_bands`` only where the argument or the limits give it (else as many rows
+        as the budget pays for). None (the default): no grid.
     """
     w = np.asarray(weights)
     if w.ndim != 2 or w.shape[0] != w.shape[1] or w.shape[0] < 1:
@@ -214,8 +223,17 @@ def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | N
     if limits.max_globals is not None:
         max_globals = min(max_globals, limits.max_globals)
     max_globals = min(max_globals, n)
+    grid_bands = _bound(max_bands, limits.max_bands, n)
     max_bands = _bound(max_bands, limits.max_bands, DEFAULT_MAX_BANDS)
     max_columns = min(_bound(max_columns, limits.max_columns, DEFAULT_MAX_COLUMNS), n)
+    if grid_width is not None:
+        if isinstance(grid_width, bool) or int(grid_width) != grid_width \
+                or not 1 <= grid_width <= n:
+            raise ValueError(f"grid_width = {grid_width!r} is out of range: allowed an integer "
+                             f"1..{n} (the image's width in tokens, at most the {n} tokens)")
+        if limits.grid is False:
+            raise ValueError(f"grid_width = {grid_width}: this engine has no 2D grid (built "
+                             "without grid = True)")
     total = float(w.sum())
     dg = _Diagonals(w)
     cap = math.floor(budget * n + 1e-6)  # pairs allowed (the epsilon absorbs rounding)
@@ -248,7 +266,103 @@ def map_to_pattern(weights: np.ndarray, budget: float, limits: PatternLimits | N
         pattern, covered, pairs = _keyset_search(w, dg, pattern, covered, pairs, cap, limits,
                                                  max_dilation, max_globals, max_bands,
                                                  max_columns)
+    if grid_width is not None:
+        found = _grid_search(w, int(grid_width), cap, limits, grid_bands, max_globals)
+        tol = 1e-9 * max(total, 1e-300)
+        if found is not None and (found[1] > covered + tol
+                                  or (found[1] > covered - tol and found[2] < pairs)):
+            pattern, covered, pairs = found
     return Mapping(pattern, covered / total if total > 0 else 1.0, pairs / n, float(budget))
+
+
+def _grid_search(w, width, cap, limits, max_bands, max_globals, evals: int = 32):
+    """The 2D window on a grid ``width`` tokens wide covering the most of ``w`` within ``cap``
+    pairs, with up to ``max_globals`` greedy globals: (EngineForm, covered, pairs), or None
+    where none fits.
+
+    A window of rows ``-up .. down`` and radius ``r`` (``2r < width``) is the engine form with
+    the window ``-r .. r``, bands ``(dy * width - r, 2r + 1)`` for the other rows and the grid
+    ``(width, r)``: query ``i`` (row ``i // width``, column ``i % width``) keeps exactly the keys
+    whose row differs by ``dy`` in ``-up .. down`` and whose column differs by ``dx`` in
+    ``-r .. r`` (a band key that wraps into another row lies ``width - |dx| > r`` columns away,
+    and the grid drops it). So each window's weight and pairs are sums over (dy, dx) of the
+    weight and count of the token pairs at that row and column difference, every window at once
+    from 2D prefix sums. Globals are then added as in the hybrid search, greedily by weight not
+    yet covered, to the heaviest windows (at most ``evals`` per global count)."""
+    n = w.shape[0]
+    r_max = (width - 1) // 2
+    if limits.max_radius is not None:
+        r_max = min(r_max, limits.max_radius)
+    h = -(-n // width)  # rows of the grid (the last one may be short)
+    t = np.arange(n)
+    row, col = t // width, t % width
+    dy = (row[None, :] - row[:, None]) + h - 1
+    dx = (col[None, :] - col[:, None]) + width - 1
+    shape = (2 * h - 1, 2 * width - 1)
+    flat = (dy * shape[1] + dx).ravel()
+    mass = np.bincount(flat, w.ravel(), shape[0] * shape[1]).reshape(shape)
+    count = np.bincount(flat, None, shape[0] * shape[1]).reshape(shape)
+
+    def prefix(a):
+        out = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
+        out[1:, 1:] = a.cumsum(0).cumsum(1)
+        return out
+    pm, pc = prefix(mass), prefix(count)
+    ups = np.arange(h)
+    cands = []  # (mass, pairs, up, down, r) of each window that fits the limits alone
+    for r in range(r_max + 1):
+        c0, c1 = width - 1 - r, width + r  # dx -r..r as prefix-sum bounds
+        lo = h - 1 - ups[:, None]  # rows -up..down
+        hi = h + ups[None, :]
+
+        def rect(p):
+            return p[hi, c1] - p[lo, c1] - p[hi, c0] + p[lo, c0]
+        m, c = rect(pm), rect(pc)
+        up, down = np.meshgrid(ups, ups, indexing="ij")
+        bands = np.where(2 * r + 1 == width, 1, up + down + 1)  # touching rows merge
+        ok = (c <= cap) & (bands <= max_bands)
+        if limits.max_radius is not None:
+            ok &= np.maximum(up, down) * width + r <= limits.max_radius
+        for a, b in zip(*np.nonzero(ok)):
+            cands.append((float(m[a, b]), int(c[a, b]), int(a), int(b), r))
+    if not cands:
+        return None
+    cands.sort(key=lambda x: (-x[0], x[1]))
+
+    def form(up, down, r, globals_=()):
+        bands = tuple((d * width - r, 2 * r + 1) for d in range(-up, down + 1) if d)
+        f = EngineForm(n, r, r, 1, bands, (), tuple(globals_), (width, r))
+        f = EngineForm.from_pattern(f.keyset())  # touching rows merged
+        f.check(limits)
+        return f
+    m0, p0, up, down, r = cands[0]
+    best = (form(up, down, r), m0, p0)
+    line = w.sum(0) + w.sum(1)
+    for g in range(1, max_globals + 1):
+        top = float(np.sort(line)[-g:].sum())  # no g globals add more
+        for m0, p0, up, down, r in cands[:evals]:
+            if m0 + top <= best[1]:
+                break
+            f = form(up, down, r)
+            cov = f.keyset().mask()
+            mass0, pairs = m0, p0
+            picked = []
+            for _ in range(g):
+                un = ~cov
+                gain = (w * un).sum(1) + (w * un).sum(0) - np.diag(w) * np.diag(un)
+                cost = un.sum(1) + un.sum(0) - np.diag(un)
+                fits = (cost <= cap - pairs) & (gain > 0)
+                fits[picked] = False
+                if not fits.any():
+                    break
+                j = int(np.argmax(np.where(fits, gain, -np.inf)))
+                picked.append(j)
+                mass0 += float(gain[j])
+                pairs += int(cost[j])
+                cov[j, :] = cov[:, j] = True
+            if len(picked) == g and (mass0, -pairs) > (best[1], -best[2]):
+                best = (form(up, down, r, sorted(picked)), mass0, pairs)
+    return best
 
 
 def _bound(arg, limit, default):
