@@ -3,14 +3,15 @@ only as wide as the engine reads it.
 
 Of each field (each element of an array field) the store keeps the low bits the engine reads
 (:func:`swattn.sw.spec.regs.config_bits`) and one flag for any higher bit set, which the engine
-sees at the field's top bit, so that its range tests still refuse such a value (the iCE40's
-cells: 77 flip-flops instead of the register's 184; the ULX3S's 159 instead of 376), and the
-engine's compares are at those widths.
+sees at the field's top bit, so that its range tests still refuse such a value (on the boards'
+engines, less than half of the register's flip-flops), and the engine's compares are at those
+widths. The fields :func:`~swattn.sw.spec.regs.config_bits` does not name (the bands' and the
+key-only columns') are kept whole.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Shape, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,9 +35,11 @@ def config_store_plan(layout: data.StructLayout, keep: dict[str, int]):
     n_kept = n_flags = 0
     for name, field in layout:
         shape = field.shape
-        elems = ([(field.offset + i * shape.elem_shape.width, shape.elem_shape.width)
-                  for i in range(shape.length)] if isinstance(shape, data.ArrayLayout)
-                 else [(field.offset, field.width)])
+        if isinstance(shape, data.ArrayLayout):  # (elements of any shape: a band's struct)
+            ew = Shape.cast(shape.elem_shape).width
+            elems = [(field.offset + i * ew, ew) for i in range(shape.length)]
+        else:
+            elems = [(field.offset, field.width)]
         for off, width in elems:
             k = min(width, keep.get(name, width))
             for b in range(k):

@@ -424,14 +424,18 @@ class EngineFeeders(wiring.Component):
         return qi_n
 
     def _kv_index(self, m: Module, kvr):
-        """K/V rows: the globals in register order, then EngineParams.kv_passes passes of
-        0 .. n-1. Returns the index's next value (the buffer slices' copies follow it).
+        """K/V rows: the globals in register order, the key-only columns in register order (an
+        engine with max_columns), then EngineParams.kv_passes passes of 0 .. n-1
+        (:func:`swattn.sw.spec.schedule.kv_order`). Returns the index's next value (the buffer
+        slices' copies follow it).
 
         The index offered now (``kidx``, the K and V buffers' read address: their block RAMs
         spread over the die) and whether there is one (``kmore``) are registers, and so is
         everything their next values are picked from, so that a step is one multiplexer after
-        the handshake: ``gt`` (a thermometer of the global rows still to come, the one offered
-        now included) and ``gsh`` (those rows' indices, shifted down a step at a time);
+        the handshake: ``gt`` (a thermometer of the global and column rows still to come, the
+        one offered now included) and ``gsh`` (those rows' indices, shifted down a step at a
+        time; with columns loaded from ``pre``, the globals and then the columns packed
+        together, a register of the configuration, which holds still before a START);
         ``kpos1`` the next position of the pass (no adder after the handshake); ``rem`` counts
         the positions of a pass down to -1 (its sign: the pass's last row) and ``prem`` the
         passes (its sign: the last pass)."""
@@ -439,14 +443,20 @@ class EngineFeeders(wiring.Component):
         U = P.units
         n, ng = cfg.n, cfg.n_globals
         GM = max(1, P.max_globals)
+        CM = P.max_columns
+        KM = GM + CM  # the rows before the passes: globals, then columns
         passes = Signal(9)  # EngineParams.kv_passes(ng), of the configuration (still in a job)
         ngg = (ng + U - 1) >> (U.bit_length() - 1)
         m.d.comb += passes.eq(1 + ngg + ((ngg + 1) >> 1) if P.paired_max else 1 + (ngg << 1))
         n_m2 = Signal(signed(len(n) + 1))  # registers of the configuration: it holds
         passes_m2 = Signal(signed(len(passes) + 1))  # still for many cycles before a START
         m.d.sync += [n_m2.eq(n - 2), passes_m2.eq(passes - 2)]
-        gt = Signal(GM)
-        gsh = [Signal(range(rows), name=f"gsh{i}") for i in range(GM)]
+        gt = Signal(KM)
+        gsh = [Signal(range(rows), name=f"gsh{i}") for i in range(KM)]
+        if CM:
+            pre, nk = self._prefix_rows(m, KM)
+        else:
+            pre, nk = [cfg.globals[i] for i in range(GM)], ng
         kpos = Signal(range(rows))
         kpos1 = Signal(range(rows + 1))  # kpos + 1, a register set with kpos
         rem = Signal(signed(len(kpos) + 2))
@@ -460,15 +470,15 @@ class EngineFeeders(wiring.Component):
         m.d.comb += [kvr.index.valid.eq(self.k_read.own & kmore), kvr.index.payload.eq(kidx)]
         last = rem[-1]
         with m.If(start):
-            m.d.sync += [gt.eq(Cat(*[ng > i for i in range(GM)])), kpos.eq(0), kpos1.eq(1),
+            m.d.sync += [gt.eq(Cat(*[nk > i for i in range(KM)])), kpos.eq(0), kpos1.eq(1),
                          rem.eq(n_m2), prem.eq(passes_m2), kmore.eq(1)]
-            m.d.comb += kidx_n.eq(Mux(ng != 0, cfg.globals[0], 0))
-            m.d.sync += [gsh[i].eq(cfg.globals[i]) for i in range(GM)]
+            m.d.comb += kidx_n.eq(Mux(nk != 0, pre[0], 0))
+            m.d.sync += [gsh[i].eq(pre[i]) for i in range(KM)]
         with m.Elif(kvr.index.valid & kvr.index.ready):
-            m.d.sync += [gt.eq(gt >> 1), *[gsh[i].eq(gsh[i + 1]) for i in range(GM - 1)]]
-            with m.If(gt[1] if GM > 1 else 0):
-                m.d.comb += kidx_n.eq(gsh[1] if GM > 1 else 0)
-            with m.Elif(gt[0]):  # the last global row: position 0 of pass 0 next
+            m.d.sync += [gt.eq(gt >> 1), *[gsh[i].eq(gsh[i + 1]) for i in range(KM - 1)]]
+            with m.If(gt[1] if KM > 1 else 0):
+                m.d.comb += kidx_n.eq(gsh[1] if KM > 1 else 0)
+            with m.Elif(gt[0]):  # the last global or column row: position 0 of pass 0 next
                 m.d.comb += kidx_n.eq(0)
             with m.Elif(last):  # a pass's last row
                 m.d.comb += kidx_n.eq(0)
@@ -478,3 +488,24 @@ class EngineFeeders(wiring.Component):
                 m.d.comb += kidx_n.eq(kpos1)
                 m.d.sync += [kpos.eq(kpos1), kpos1.eq(kpos1 + 1), rem.eq(rem - 1)]
         return kidx_n
+
+    def _prefix_rows(self, m: Module, slots: int):
+        """The rows streamed before the passes on an engine with key-only columns, as registers
+        of the configuration (which holds still before a START): ``pre[i]`` is global i for
+        i < n_globals, else column i - n_globals; and ``nk``, their count."""
+        cfg, GM, CM = self.cfg, self.params.max_globals, self.params.max_columns
+        ng, nc = cfg.n_globals, cfg.n_columns
+        pre = [Signal(range(self._rows), name=f"kv_pre{i}") for i in range(slots)]
+        nk = Signal(range(slots + 1), name="kv_pre_count")
+        m.d.sync += nk.eq(Mux(ng > GM, GM, ng) + Mux(nc > CM, CM, nc))
+        for i, r in enumerate(pre):
+            with m.Switch(ng):
+                for g in range(GM + 1):
+                    with m.Case(g):
+                        if i < g:
+                            m.d.sync += r.eq(cfg.globals[i])
+                        elif i - g < CM:
+                            m.d.sync += r.eq(cfg.columns[i - g])
+                        else:
+                            m.d.sync += r.eq(0)
+        return pre, nk

@@ -31,8 +31,10 @@ from ..sw import golden
 from ..sw.spec import protocol as pr, regs
 from ..sw.driver import Board, BoardError, DriverError, EngineRefused, NoReply
 from ..sw.spec.engine_params import EngineParams
+from ..sw.spec.keyset import EngineForm
 from ..sw.spec.numerics import SoftmaxConfig
 from ..sw.spec.pattern import HybridPattern
+from .runner import job_pattern
 
 CLOCK_NS = 10
 
@@ -139,13 +141,19 @@ def _data(n, d, seed):
     return tuple(rs.integers(-128, 128, (n, d)).astype(np.int8) for _ in range(3))
 
 
+def _reference(q, k, v, pattern, cfg) -> np.ndarray:
+    """The golden model's rows: of the window and globals, or of an EngineForm's key sets."""
+    if isinstance(pattern, EngineForm):
+        return golden.attention_keys(q, k, v, pattern.keyset(), cfg)
+    return golden.attention(q, k, v, pattern, cfg)
+
+
 def run_job(board: Board, job: dict, params: EngineParams) -> dict:
-    pattern = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]), limits=params.limits())
+    pattern = job_pattern(job, params.limits())
     cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
     q, k, v = _data(pattern.n, params.head_dim, job["seed"])
     out, cycles = board.attention(q, k, v, pattern, cfg, timeout=600)
-    ref = golden.attention(q, k, v, pattern, cfg)
+    ref = _reference(q, k, v, pattern, cfg)
     mism = int(np.count_nonzero(out != ref))
     res = {"kind": "job", "seed": job["seed"], "n": pattern.n, "cycles": cycles,
            "mismatches": mism, "ok": mism == 0 and cycles > 0}
@@ -160,11 +168,10 @@ def run_busy_start(board: Board, job: dict, params: EngineParams) -> dict:
     WRITE_CONFIG after it, when ``job["also_config"]``: the job must be long enough to outlast
     both). Each must get the BUSY error reply, the engine must still be BUSY after them, and the
     second run must return the same bit-exact rows in the same number of cycles as the first."""
-    pattern = HybridPattern(job["n"], job["left"], job["right"], job["dilation"],
-                            tuple(job["globals"]), limits=params.limits())
+    pattern = job_pattern(job, params.limits())
     cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
     q, k, v = _data(pattern.n, params.head_dim, job["seed"])
-    ref = golden.attention(q, k, v, pattern, cfg)
+    ref = _reference(q, k, v, pattern, cfg)
     alone, cycles_alone = board.attention(q, k, v, pattern, cfg, timeout=600)
     board.configure(pattern, cfg)
     board.load(q, k, v, pattern)

@@ -36,7 +36,7 @@ REPLY_SYNC = 0x5A
 #: identify magic ("SW" read as a little-endian u16)
 MAGIC = 0x5753
 #: bumped whenever a frame or a layout below changes incompatibly
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 #: the frames' CRC, its one definition: CRC-16/CCITT-FALSE (the catalogue's CRC-16/IBM-3740),
 #: poly 0x1021, init 0xFFFF, no reflection, no final xor, sent low byte first. The host computes
@@ -105,7 +105,16 @@ IDENTITY_LAYOUT = data.StructLayout({
     "pv_pipeline": unsigned(8),
     "buffer_rows": unsigned(16),  # rows each of the Q/K/V/O buffers holds
     "clock_hz": unsigned(32),
+    "max_bands": unsigned(8),  # the configuration's band and column fields (1 and 0: none)
+    "max_columns": unsigned(8),
+    "grid": unsigned(1),  # the grid's fields
+    "pair_max": unsigned(2),  # EngineParams.pair_max: 0 None, 1 False, 2 True
+    "pad": unsigned(5),
 })
+
+#: the identity reply's leading fields, the same in every protocol version (the driver reads the
+#: magic and the protocol of a board whose reply has another length)
+IDENTITY_HEAD = data.StructLayout({"magic": unsigned(16), "protocol": unsigned(8)})
 
 
 def nbytes(layout) -> int:
@@ -178,4 +187,6 @@ def identity_fields(params, buffer_rows: int, clock_hz: int, version: str) -> di
                 max_globals=params.max_globals, max_dilation=params.max_dilation,
                 seq_width=params.seq_width, dot_pipeline=params.dot_pipeline,
                 pv_pipeline=params.pv_pipeline,
-                buffer_rows=buffer_rows, clock_hz=clock_hz)
+                buffer_rows=buffer_rows, clock_hz=clock_hz, max_bands=params.max_bands,
+                max_columns=params.max_columns, grid=int(params.grid),
+                pair_max={None: 0, False: 1, True: 2}[params.pair_max])
