@@ -12,13 +12,17 @@ Why these sizes:
   engine (``hw/serial.py``, lanes 4): the SPRAM delivers two int8 elements of a row per cycle, so
   two Q.K and two P.V multipliers, one row at a time, instead of the stream engine's feeders and
   lanes (which packed into twice the device). Head dim 32 as in all-MiniLM-L6-v2; Q, K, V and O
-  take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. 36 MHz is the
-  target: 12 MHz x 3 from the PLL and an exact 12 cycles per bit at 3 Mbaud (the FT2232H's
-  3 Mbaud is exact). About 4.2k of 5,280 cells, routed at 36-41 MHz (fpga/README.md).
+  take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. Radius 16, dilation
+  up to 2, 2 globals and one band beside the window (max_bands 2; no key-only columns, no grid).
+  36 MHz is the target: 12 MHz x 3 from the PLL and an exact 12 cycles per bit at 3 Mbaud (the
+  FT2232H's 3 Mbaud is exact). About 4.4k of 5,280 cells, routed at 33-38 MHz depending on the
+  placement seed (fpga/README.md).
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (Q, K
   V and O each eight 32-bit memories of 4 DP16KD), radius 64 and 8 globals for
-  Longformer/BigBird-like heads; ``dot_pipeline`` 4 and ``pv_pipeline`` 5 (registers between
+  Longformer/BigBird-like heads, three bands beside the window and eight key-only columns
+  (max_bands 4, max_columns 8: 2D-like windows of up to four rows, vertical-slash heads; no
+  grid); ``dot_pipeline`` 4 and ``pv_pipeline`` 5 (registers between
   the block RAMs, multipliers and adders, which lie far apart on the die: 1.45% more cycles
   than none on the board's Longformer-like head with 8 globals at n = 2047). 100 MHz is the
   target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles per bit, 1% off).
@@ -117,8 +121,8 @@ BOARDS: dict[str, Board] = {
         family="ice40",
         params=SIZES["ice40"],
         clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
-        why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words), 36 MHz, "
-            "3 Mbaud",
+        why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words, one band "
+            "beside the window), 36 MHz, 3 Mbaud",
         seed=recorded_seed("icebreaker"),
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
     ),
@@ -127,7 +131,8 @@ BOARDS: dict[str, Board] = {
         family="ecp5",
         params=SIZES["ulx3s"],
         clock_hz=100e6, baud=3_000_000, word_bytes=32, spram=False, flash_board="ulx3s",
-        why="ECP5-85F; 64 lanes, buffers in block RAM, 100 MHz, 3 Mbaud",
+        why="ECP5-85F; 64 lanes, 4 bands, 8 key-only columns, buffers in block RAM, "
+            "100 MHz, 3 Mbaud",
         seed=recorded_seed("ulx3s-85f"),
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208, "SPRAM": 0},
     ),

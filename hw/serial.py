@@ -13,8 +13,9 @@ ascending order, then the global rows), so the host driver is the same.
 machines that run side by side, each on a different row:
 
 * the *front* (``hw/serial_front.py``) takes a row: its Q row into a small memory, then each of its keys (the window,
-  ``i + o * dil`` for ``o`` in ``-left..right`` inside ``0..n-1``, then the globals that were not
-  in the window; every key for a global row), reading the key's K row a word per cycle into the
+  ``i + o * dil`` for ``o`` in ``-left..right`` inside ``0..n-1``, then each band beside the
+  window at the same step inside ``0..n-1``, then the globals met in neither; every key for a
+  global row), reading the key's K row a word per cycle into the
   Q.K multipliers. Each key's score and index go to the row's bank of the score memory, and the
   row maximum is kept. Then the bank is handed to the back.
 * the *back* (``hw/serial_back.py``) reads a full bank: for each stored key ``e = 2^-x`` of ``x = (m - s) * M``

@@ -8,7 +8,7 @@ every board; its steps are its own (the serial engine's cycle model,
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -25,7 +25,9 @@ class SerialJobSignature(wiring.Signature):
     pulse as the job starts), ``n``, ``ng`` (global count), ``dil``, ``glob`` (the global rows,
     ``seq_width`` bits each), ``reach_l`` (left * dilation) and ``span`` (left + right), both
     registered by the checks, and the softmax and output scaling ``mult_mant``, ``mult_shift``,
-    ``out_shift``."""
+    ``out_shift``. With bands beside the window (``max_bands`` > 1): ``nb`` (their count), and
+    per band ``b_reach`` (its first step times the dilation, signed) and ``b_span`` (its count
+    - 1), registered by the checks."""
 
     def __init__(self, P: EngineParams):
         NB, GM = P.seq_width, max(1, P.max_globals)
@@ -37,7 +39,15 @@ class SerialJobSignature(wiring.Signature):
             "mult_mant": Out(regs.CONFIG_FIELDS["mult_mant"]),
             "mult_shift": Out(regs.CONFIG_FIELDS["mult_shift"]),
             "out_shift": Out(regs.CONFIG_FIELDS["out_shift"]),
+            **(band_members(P) if P.max_bands > 1 else {}),
         })
+
+
+def band_members(P: EngineParams) -> dict:
+    """SerialJobSignature's members on engines with bands beside the window."""
+    RB, NB = P.max_radius.bit_length(), P.max_bands - 1
+    return {"nb": Out(range(NB + 1)), "b_reach": Out(signed(RB + 2)).array(NB),
+            "b_span": Out(RB + 1).array(NB)}
 
 
 class SerialControl(wiring.Component):
@@ -47,7 +57,10 @@ class SerialControl(wiring.Component):
     enters BUSY, clears the error and the cycle counter and begins the checks, one per cycle:
     step 0 registers each scalar test, step 1 picks the first that fails (so no compare feeds a
     priority chain in the same cycle), step 2 + k checks global k (its range, then whether an
-    earlier global has the same index). A step's outcome acts a cycle later: a failure ends the
+    earlier global has the same index); with bands beside the window, their count is a scalar
+    test (after the global count) and one step after the globals' checks every band (its range,
+    then its order: below or above the window and above the band before it; the first failing
+    band's code), as on the stream engine. A step's outcome acts a cycle later: a failure ends the
     job (state IDLE, its error code); after the last step ``running`` rises and ``init`` pulses a
     cycle later. ``job_end`` (the last row written) sets DONE and lowers ``running``. The
     configuration must hold still while a job runs (the board core refuses WRITE_CONFIG then).
@@ -108,6 +121,10 @@ class SerialControl(wiring.Component):
         gsel = (ci - 2)[:max(1, (GM - 1).bit_length())]
         cur = Array(glob)[gsel]
         f_n, f_dil, f_rad, f_cnt = Signal(), Signal(), Signal(), Signal()
+        NBS = P.max_bands - 1  # bands beside the window
+        if NBS:
+            f_nb = Signal()
+            band_fail = self._band_checks(m, cfg, job, rlim, ci)
         # (a start while BUSY is refused above: the checks go on as if it had not come)
         with m.If(checking):
             with m.If(ci == 0):
@@ -115,6 +132,8 @@ class SerialControl(wiring.Component):
                              f_dil.eq((cfg.dilation == 0) | (cfg.dilation > P.max_dilation)),
                              f_rad.eq((cfg.left > rlim) | (cfg.right > rlim)),
                              f_cnt.eq(cfg.n_globals > P.max_globals)]
+                if NBS:
+                    m.d.sync += f_nb.eq(cfg.n_bands > NBS)
                 m.d.sync += [reach_l.eq(sum((Mux(dil[b], cfg.left[:reach_l.shape().width] << b,
                                                  0) for b in range(DB)), Const(0, 1))),
                              span.eq(cfg.left + cfg.right)]
@@ -127,6 +146,12 @@ class SerialControl(wiring.Component):
                     m.d.comb += fail.eq(regs.Error.RADIUS)
                 with m.Elif(f_cnt):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_COUNT)
+                if NBS:
+                    with m.Elif(f_nb):
+                        m.d.comb += fail.eq(regs.Error.BAND_COUNT)
+            if NBS:  # the bands' step, after the globals'
+                with m.Elif(ci == job.ng + 2):
+                    m.d.comb += fail.eq(band_fail)
             with m.Else():
                 dup = Const(0, 1)
                 for j in range(GM):
@@ -136,7 +161,7 @@ class SerialControl(wiring.Component):
                 with m.Elif(dup):
                     m.d.comb += fail.eq(regs.Error.GLOBAL_DUP)
             m.d.sync += [ci.eq(ci + 1), chk_seen.eq(1), chk_fail.eq(fail),
-                         chk_last.eq(ci >= job.ng + 1)]
+                         chk_last.eq(ci >= job.ng + 1 + int(NBS > 0))]
             with m.If(chk_seen & (chk_fail != 0)):
                 m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
@@ -145,3 +170,41 @@ class SerialControl(wiring.Component):
         with m.If(self.job_end):
             m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
         return m
+
+    def _band_checks(self, m, cfg, job, rlim, ci):
+        """The bands beside the window: each band's range and order tests, registered at step 0
+        (``rlim`` = max_radius // dilation), and their first failing band's code (returned:
+        range before order, band by band); the job's view of the bands (``nb``, and per band
+        ``b_reach`` and ``b_span``, registered at step 0 too)."""
+        P = self._params
+        NBS, RB, DB = P.max_bands - 1, P.max_radius.bit_length(), P.max_dilation.bit_length()
+        nb, left, right, dil = cfg.n_bands, cfg.left, cfg.right, cfg.dilation
+        m.d.comb += job.nb.eq(nb[:len(job.nb)])
+        fails, prev_end = [], None
+        for b in range(NBS):
+            start, count = cfg.bands[b].start, cfg.bands[b].count
+            end = Signal(signed(18), name=f"band_end{b}")
+            m.d.comb += end.eq(start + count - 1)
+            live = nb > b
+            rng, order = Signal(name=f"band_rng{b}"), Signal(name=f"band_ord{b}")
+            clear = (end + left < 0) | (start > right)  # wholly below or above the window
+            above_prev = Const(1) if prev_end is None else start > prev_end
+            reach = Signal(signed(RB + 2), name=f"band_reach{b}")
+            span = Signal(RB + 1, name=f"band_span{b}")
+            m.d.comb += [job.b_reach[b].eq(reach), job.b_span[b].eq(span)]
+            with m.If(ci == 0):
+                # (once the checks pass the band is in range: its steps times the dilation fit)
+                a = start[:RB + 2].as_signed()
+                m.d.sync += [rng.eq(live & ((count == 0) | (start + rlim < 0) | (end > rlim))),
+                             order.eq(live & ~(clear & above_prev)),
+                             reach.eq(sum((Mux(dil[k], a << k, 0) for k in range(DB)),
+                                          Const(0, 1))),
+                             span.eq(count - 1)]
+            prev_end = end
+            fails.append((rng, order))
+        chain = Const(0, 4)
+        for rng, order in reversed(fails):
+            chain = Mux(rng, regs.Error.BAND_RANGE, Mux(order, regs.Error.BAND_ORDER, chain))
+        band_fail = Signal(4)
+        m.d.comb += band_fail.eq(chain)
+        return band_fail

@@ -3,7 +3,8 @@
 :class:`SerialFront` takes the job's rows in output order (the rows that are not global in
 ascending order, then the global rows), one at a time: the row's Q row into a small memory,
 then each of its keys (the window ``i + o * dil`` for ``o`` in ``-left..right`` inside
-``0..n-1``, then the globals not met in the window; every key for a global row), reading the
+``0..n-1``, then each band beside the window, ``i + (start + k) * dil`` for ``k < count`` inside
+``0..n-1``, then the globals met in neither; every key for a global row), reading the
 key's K row a word per cycle into two Q.K multipliers. Each key's score and index go to the
 row's bank of the score memory, and the row maximum is kept; then the bank goes to the back.
 """
@@ -78,10 +79,10 @@ class SerialFront(wiring.Component):
         with m.If(job.init):
             m.d.sync += full.eq(0)
 
-        r = self._key_generator(m)
+        tok = Signal(NB + 1)  # the row's token
+        r = self._key_generator(m, tok)
         fbank = Signal()
         pos = Signal(NB)  # output position of the row
-        tok = Signal(NB + 1)  # its token
         grows = Signal()  # in the global rows
         gr = Signal(range(GM + 1))
         grow = Signal()  # the row is a global row
@@ -167,9 +168,11 @@ class SerialFront(wiring.Component):
                 m.d.sync += [w.eq(w + 1), w_last.eq(w == R - 2), qld.eq(1)]
                 with m.If(w_last):
                     m.d.sync += [r.kj.eq(Mux(grow, 0, Cat(tok, 0).as_signed() - job.reach_l)),
-                                 r.kc.eq(0), r.gk.eq(0), r.seen.eq(0),
+                                 r.kc.eq(job.span), r.gk.eq(0), r.seen.eq(0),
                                  r.kphase.eq(Mux(grow, 2, 0)), kcount.eq(0),
                                  r.kc_end.eq(job.span == 0), r.c_valid.eq(0), r.gen_done.eq(0)]
+                    if P.max_bands > 1:
+                        m.d.sync += [r.more.eq(job.nb != 0), r.bi.eq(0)]
                     m.next = "KEYS"
             with m.State("KEYS"):
                 consume = r.c_valid & (~r.cand_ok | ilast)  # the candidate is done with
@@ -197,8 +200,9 @@ class SerialFront(wiring.Component):
                     m.next = "NEXT"
         return m
 
-    def _key_generator(self, m):
-        """The keys of a row come from a generator: the window (kj, kc), the globals (gk), or
+    def _key_generator(self, m, tok):
+        """The keys of a row come from a generator: the window (kj, and kc the steps left),
+        each band beside it (kj from ``tok`` and the band's reach, kc), the globals (gk), or
         every key (global row). It offers the next candidate key (g_j, whether it is a key of
         the row g_ok, whether it is the row's last g_last), which ``next_key()`` registers
         (cand, cand_ok, c_last) before the K words are read: the range and window tests never
@@ -212,17 +216,21 @@ class SerialFront(wiring.Component):
             kj=Signal(signed(NB + 2)), kc=Signal(range(2 * P.max_radius + 1)),
             gk=Signal(range(GM)),
             seen=Signal(GM),  # globals already met in the window
-            kphase=Signal(2),  # 0 window, 1 globals, 2 all keys
+            kphase=Signal(2),  # 0 window, 1 globals, 2 all keys, 3 a band
             gen_done=Signal(),
             cand=Signal(NB),  # c_j
             cand_ok=Signal(), c_last=Signal(), c_valid=Signal(),
-            kc_end=Signal(),  # kc == span, a register moved with kc
+            kc_end=Signal(),  # kc == 0, a register moved with kc
         )
+        NBS = P.max_bands - 1  # bands beside the window
+        # more: a band follows the window or band being walked; bi: that band
+        r.more, r.bi = Signal(), Signal(range(max(2, NBS + 1)))
+        more = r.more if NBS else Const(0, 1)
         g_j, g_ok, g_last = Signal(NB), Signal(), Signal()
         with m.Switch(r.kphase):
-            with m.Case(0):
+            with m.Case(0, 3):
                 m.d.comb += [g_j.eq(r.kj), g_ok.eq((r.kj >= 0) & (r.kj < n)),
-                             g_last.eq(r.kc_end & (ng == 0))]
+                             g_last.eq(r.kc_end & (ng == 0) & ~more)]
             with m.Case(1):
                 m.d.comb += [g_j.eq(Array(glob)[r.gk]),
                              g_ok.eq(~Array(r.seen[i] for i in range(GM))[r.gk]),
@@ -235,15 +243,23 @@ class SerialFront(wiring.Component):
             m.d.sync += [r.cand.eq(g_j), r.cand_ok.eq(g_ok), r.c_last.eq(g_last),
                          r.c_valid.eq(1), r.gen_done.eq(g_last)]
             with m.Switch(r.kphase):
-                with m.Case(0):
+                with m.Case(0, 3):
                     # (kj at full width: a step outside 0..n-1 matches no global index)
                     m.d.sync += r.seen.eq(r.seen | Cat((i < ng) & (glob[i] == r.kj)
                                                        for i in range(GM)))
-                    with m.If(r.kc_end):
+                    if NBS:
+                        with m.If(r.kc_end & more):  # on to the next band
+                            reach = Array(job.b_reach)[r.bi] if NBS > 1 else job.b_reach[0]
+                            span = Array(job.b_span)[r.bi] if NBS > 1 else job.b_span[0]
+                            m.d.sync += [r.kphase.eq(3),
+                                         r.kj.eq(Cat(tok, 0).as_signed() + reach),
+                                         r.kc.eq(span), r.kc_end.eq(span == 0),
+                                         r.more.eq(r.bi + 1 < job.nb), r.bi.eq(r.bi + 1)]
+                    with m.Elif(r.kc_end) if NBS else m.If(r.kc_end):
                         m.d.sync += [r.kphase.eq(1), r.gk.eq(0)]
                     with m.Else():
-                        m.d.sync += [r.kj.eq(r.kj + dil), r.kc.eq(r.kc + 1),
-                                     r.kc_end.eq(r.kc + 1 == job.span)]
+                        m.d.sync += [r.kj.eq(r.kj + dil), r.kc.eq(r.kc - 1),
+                                     r.kc_end.eq(r.kc == 1)]
                 with m.Case(1):
                     m.d.sync += r.gk.eq(r.gk + 1)
                 with m.Default():

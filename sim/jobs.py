@@ -65,7 +65,7 @@ def random_keys(rng: random.Random, p: EngineParams, h: HybridPattern) -> Engine
             continue
         spans = trial
     free = [x for x in range(h.n) if x not in h.globals_]
-    want = rng.choice([0, 1, p.max_columns, rng.randint(0, p.max_columns)])
+    want = min(p.max_columns, rng.choice([0, 1, p.max_columns, rng.randint(0, p.max_columns)]))
     pool = [x for x in (0, h.n - 1, *(g + 1 for g in h.globals_)) if x in free]
     cols: set[int] = set()
     while free and len(cols) < min(want, len(free)):

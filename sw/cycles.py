@@ -338,9 +338,10 @@ def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
     n, dil, ng = pattern.n, pattern.dilation, len(pattern.globals_)
     glob = set(pattern.globals_)
     order = output_order(pattern, params)
+    bands = tuple(getattr(pattern, "bands", ()))
     # the registered init pulse: a cycle after the checks pass (scalar tests, their priority,
-    # one cycle per global)
-    t_init = SERIAL_CHECK_BASE + ng
+    # one cycle per global; with bands beside the window, one for them)
+    t_init = SERIAL_CHECK_BASE + ng + int(params.max_bands > 1)
     front_free = t_init + 1  # the cycle the front is next in NEXT
     prev_tok = -1
     rel = [-10, -10]  # the cycle each bank was last released
@@ -361,7 +362,9 @@ def predict_serial_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         if g_row:
             words, tail, keys = R * n, 0, n
         else:
-            o = np.arange(-pattern.left, pattern.right + 1)
+            # the window's steps, then each band's, every step a candidate (a key inside 0..n-1)
+            o = np.concatenate([np.arange(-pattern.left, pattern.right + 1)]
+                               + [np.arange(a, a + c) for a, c in bands])
             j = i + o * dil
             ok = (j >= 0) & (j < n)
             win = set(j[ok].tolist())

@@ -97,9 +97,9 @@ class EngineParams:
         if self.grid and self.max_bands < 2:
             raise ValueError(f"grid = True with max_bands = {self.max_bands}: the grid applies to "
                              f"bands, allowed with max_bands 2..16")
-        if self.serial and (self.max_bands > 1 or self.max_columns):
-            raise ValueError(f"max_bands = {self.max_bands}, max_columns = {self.max_columns}: "
-                             f"the serial engine (lanes 4) takes one band and no columns")
+        if self.serial and (self.max_columns or self.grid):
+            raise ValueError(f"max_columns = {self.max_columns}, grid = {self.grid}: the serial "
+                             f"engine (lanes 4) takes bands but no columns and no grid")
 
     #: lanes of the serial engine (two Q.K and two P.V multipliers on 16-bit buffer words)
     SERIAL_LANES = 4

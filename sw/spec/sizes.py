@@ -73,8 +73,9 @@ SIZES = MappingProxyType({
     "proof_u1_keys": EngineParams(head_dim=32, lanes=64, max_radius=5, max_globals=3,
                                   max_dilation=3, seq_width=5, max_bands=3, max_columns=2,
                                   grid=True),
+    # the serial engine (the iCE40's) with a band beside the window, as the board's
     "proof_serial": EngineParams(head_dim=32, lanes=4, max_radius=5, max_globals=2,
-                                 max_dilation=2, seq_width=5),
+                                 max_dilation=2, seq_width=5, max_bands=2),
 
     # --- the benchmark's fixed builds (its other engines are sized to each workload) ---------
     # the small validation patterns' one build, simulated at each --rtl-lanes
@@ -86,9 +87,10 @@ SIZES = MappingProxyType({
     # --- the boards' engines (fpga/boards.py; their bitstreams and seeds depend on them) -----
     # iCEBreaker, iCE40UP5K: the serial engine; Q, K, V and O in one SPRAM block each
     "ice40": EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
-                          seq_width=10),
+                          seq_width=10, max_bands=2),
     # ULX3S, ECP5-85F: one unit of 32 + 32 lanes, registers between the block RAMs,
-    # multipliers and adders
+    # multipliers and adders; three bands beside the window and eight key-only columns
     "ulx3s": EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8, max_dilation=4,
-                          seq_width=11, dot_pipeline=4, pv_pipeline=5),
+                          seq_width=11, dot_pipeline=4, pv_pipeline=5, max_bands=4,
+                          max_columns=8),
 })
