@@ -217,17 +217,25 @@ class Board:
         if len(raw) != size:
             raise BadReply(f"reply to IDENTIFY has {len(raw)} payload bytes, expected {size}")
         f = pr.unpack(pr.IDENTITY_LAYOUT, raw)
-        params = EngineParams(head_dim=f["head_dim"], lanes=f["lanes"],
-                              max_radius=f["max_radius"], max_globals=f["max_globals"],
-                              max_dilation=f["max_dilation"], seq_width=f["seq_width"],
-                              dot_pipeline=f["dot_pipeline"],
-                              pv_pipeline=f["pv_pipeline"], max_bands=f["max_bands"],
-                              max_columns=f["max_columns"], grid=bool(f["grid"]),
-                              pair_max={0: None, 1: False, 2: True}.get(f["pair_max"]))
+        try:
+            params = self._identity_params(f)
+        except ValueError as exc:
+            raise BadReply(f"IDENTIFY names an engine swattn cannot build: {exc}") from None
         self._identity = Identity(params, f"{f['version_major']}.{f['version_minor']}."
                                           f"{f['version_patch']}", f["protocol"],
                                   f["buffer_rows"], f["clock_hz"])
         return self._identity
+
+    @staticmethod
+    def _identity_params(f: dict) -> EngineParams:
+        """The board's EngineParams from IDENTIFY's fields (a ValueError names a bad one)."""
+        return EngineParams(head_dim=f["head_dim"], lanes=f["lanes"],
+                            max_radius=f["max_radius"], max_globals=f["max_globals"],
+                            max_dilation=f["max_dilation"], seq_width=f["seq_width"],
+                            dot_pipeline=f["dot_pipeline"], pv_pipeline=f["pv_pipeline"],
+                            max_bands=f["max_bands"], max_columns=f["max_columns"],
+                            grid=bool(f["grid"]),
+                            pair_max={0: None, 1: False, 2: True}.get(f["pair_max"], 3))
 
     @property
     def params(self) -> EngineParams:

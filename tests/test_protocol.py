@@ -17,6 +17,7 @@ from swattn.fpga.pll import ecp5_settings, ice40_settings
 from swattn.fpga.uart import UARTRx, UARTTx, divisor_for
 from swattn.sw.spec import protocol as pr
 from swattn.sw.spec import regs
+from swattn.sw.spec.engine_params import EngineParams
 from swattn.sw.driver import BadReply, Board, BoardError, NoReply
 
 # the installed entry point (running the cli module as __main__ would duplicate its UserError)
@@ -155,6 +156,50 @@ class ScriptedLink:
 
     def flush_input(self):
         self.reply.clear()
+
+
+def _identify_reply(payload: bytes) -> bytes:
+    return pr.encode_frame(pr.Cmd.IDENTIFY, payload=payload, sync=pr.REPLY_SYNC)
+
+
+@pytest.mark.parametrize("params", [
+    EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8, max_dilation=4,
+                 seq_width=11, max_bands=4, max_columns=8),
+    EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
+                 seq_width=10, max_bands=2),
+    EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
+                 seq_width=10, max_bands=3, max_columns=2, grid=True, pair_max=False),
+    EngineParams(head_dim=64, lanes=64, pair_max=True),
+])
+def test_identify_carries_the_engines_pattern_fields(params):
+    """The driver rebuilds exactly the board's EngineParams from IDENTIFY, the band and column
+    counts, the grid and pair_max among them, so it packs the configuration the engine takes."""
+    raw = pr.pack(pr.IDENTITY_LAYOUT, pr.identity_fields(params, 1024, 100_000_000, "1.2.3"))
+    ident = Board(ScriptedLink(_identify_reply(raw)), retries=0).identify()
+    assert ident.params == params
+    assert (ident.buffer_rows, ident.clock_hz) == (1024, 100_000_000)
+
+
+def test_a_board_of_another_protocol_is_named_as_such():
+    """A board built by another version sends another IDENTIFY length: the driver still reads
+    its magic and protocol and asks for a rebuild, not a bad-length reply."""
+    from swattn.sw.driver import DriverError
+    # (protocol 3's reply: 22 bytes, without the band, column, grid and pair_max fields)
+    old = pr.MAGIC.to_bytes(2, "little") + bytes([pr.PROTOCOL_VERSION - 1]) + bytes(19)
+    with pytest.raises(DriverError, match=f"board speaks protocol {pr.PROTOCOL_VERSION - 1}, "
+                                          f"this driver {pr.PROTOCOL_VERSION}: rebuild"):
+        Board(ScriptedLink(_identify_reply(old)), retries=0).identify()
+    same = pr.MAGIC.to_bytes(2, "little") + bytes([pr.PROTOCOL_VERSION]) + bytes(19)
+    with pytest.raises(BadReply, match="IDENTIFY has 22 payload bytes, expected "
+                                       f"{pr.nbytes(pr.IDENTITY_LAYOUT)}"):
+        Board(ScriptedLink(_identify_reply(same)), retries=0).identify()
+    nonsense = pr.MAGIC.to_bytes(2, "little") + bytes([pr.PROTOCOL_VERSION]) + bytes(
+        pr.nbytes(pr.IDENTITY_LAYOUT) - 3)
+    with pytest.raises(BadReply, match="IDENTIFY names an engine swattn cannot build: head_dim "
+                                       "= 0"):
+        Board(ScriptedLink(_identify_reply(nonsense)), retries=0).identify()
+    with pytest.raises(BadReply, match="magic 0x0000"):
+        Board(ScriptedLink(_identify_reply(bytes(30))), retries=0).identify()
 
 
 def test_driver_errors_are_clear():

@@ -347,14 +347,11 @@ def engine_params(args, command: str | None = None) -> EngineParams:
     (:func:`stream_lanes`)."""
     if command:
         stream_lanes(args.lanes, command)
-    if args.lanes == EngineParams.SERIAL_LANES:
-        for flag, value, plain in (("--max-bands", args.max_bands, 1),
-                                   ("--max-columns", args.max_columns, 0)):
-            if value != plain:
-                raise UserError(f"{flag} = {value} with --lanes {args.lanes}: the serial engine "
-                                f"(the iCE40 board's) takes the window alone, no bands and no "
-                                f"columns: allowed --max-bands 1 and --max-columns 0 with "
-                                f"--lanes {args.lanes}")
+    if args.lanes == EngineParams.SERIAL_LANES and args.max_columns != 0:
+        raise UserError(f"--max-columns = {args.max_columns} with --lanes {args.lanes}: the "
+                        f"serial engine (the iCE40 board's) takes bands beside the window but "
+                        f"no key-only columns: allowed --max-columns 0 with --lanes "
+                        f"{args.lanes}")
     grid = bool(getattr(args, "with_grid", False))
     if grid and args.max_bands < 2:
         raise UserError(f"--with-grid with --max-bands {args.max_bands}: the grid keeps or drops "

@@ -98,8 +98,10 @@ class EngineParams:
             raise ValueError(f"grid = True with max_bands = {self.max_bands}: the grid applies to "
                              f"bands, allowed with max_bands 2..16")
         if self.serial and (self.max_columns or self.grid):
-            raise ValueError(f"max_columns = {self.max_columns}, grid = {self.grid}: the serial "
-                             f"engine (lanes 4) takes bands but no columns and no grid")
+            raise ValueError(f"max_columns = {self.max_columns}, grid = {self.grid} with lanes "
+                             f"4: the serial engine takes bands beside the window but no "
+                             f"key-only columns and no grid: allowed max_columns 0 and grid "
+                             f"False")
 
     #: lanes of the serial engine (two Q.K and two P.V multipliers on 16-bit buffer words)
     SERIAL_LANES = 4
