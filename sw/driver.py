@@ -177,9 +177,8 @@ class Board:
         return Reply(h["cmd"], h["addr"], h["count"], payload)
 
     def transact(self, cmd: pr.Cmd, addr: int = 0, count: int = 0, payload: bytes = b"",
-                 expect_payload: int = 0, exact: bool = True) -> bytes:
-        """One request and its reply payload; raises BoardError on an ERROR reply. ``exact``:
-        a payload of another length than ``expect_payload`` is a bad reply."""
+                 expect_payload: int = 0) -> bytes:
+        """One request and its reply payload; raises BoardError on an ERROR reply."""
         frame = pr.encode_frame(cmd, addr, count, payload)
         what = f"{pr.Cmd(cmd).name} (addr {addr}, count {count})"
         for attempt in range(self.retries + 1):
@@ -191,7 +190,7 @@ class Board:
                 if r.cmd != cmd or r.addr != addr or r.count != count:
                     raise BadReply(f"reply to {what} echoes {r.cmd:#04x} addr {r.addr} count "
                                    f"{r.count}")
-                if exact and len(r.payload) != expect_payload:
+                if len(r.payload) != expect_payload:
                     raise BadReply(f"reply to {what} has {len(r.payload)} payload bytes, "
                                    f"expected {expect_payload}")
                 return r.payload
@@ -205,37 +204,21 @@ class Board:
 
     # ------------------------------------------------------------------ API
     def identify(self) -> Identity:
-        size = pr.nbytes(pr.IDENTITY_LAYOUT)
-        raw = self.transact(pr.Cmd.IDENTIFY, expect_payload=size, exact=False)
-        head = pr.unpack(pr.IDENTITY_HEAD, raw[:pr.nbytes(pr.IDENTITY_HEAD)].ljust(3, b"\0"))
-        if head["magic"] != pr.MAGIC:
-            raise BadReply(f"IDENTIFY magic 0x{head['magic']:04x} is not swattn's "
-                           f"0x{pr.MAGIC:04x}")
-        if head["protocol"] != pr.PROTOCOL_VERSION:
-            raise DriverError(f"board speaks protocol {head['protocol']}, this driver "
-                              f"{pr.PROTOCOL_VERSION}: rebuild and flash the bitstream")
-        if len(raw) != size:
-            raise BadReply(f"reply to IDENTIFY has {len(raw)} payload bytes, expected {size}")
+        raw = self.transact(pr.Cmd.IDENTIFY, expect_payload=pr.nbytes(pr.IDENTITY_LAYOUT))
         f = pr.unpack(pr.IDENTITY_LAYOUT, raw)
+        if f["magic"] != pr.MAGIC:
+            raise BadReply(f"IDENTIFY magic 0x{f['magic']:04x} is not swattn's 0x{pr.MAGIC:04x}")
+        if f["protocol"] != pr.PROTOCOL_VERSION:
+            raise DriverError(f"board speaks protocol {f['protocol']}, this driver "
+                              f"{pr.PROTOCOL_VERSION}: rebuild and flash the bitstream")
         try:
-            params = self._identity_params(f)
+            params = pr.identity_params(f)
         except ValueError as exc:
             raise BadReply(f"IDENTIFY names an engine swattn cannot build: {exc}") from None
         self._identity = Identity(params, f"{f['version_major']}.{f['version_minor']}."
                                           f"{f['version_patch']}", f["protocol"],
                                   f["buffer_rows"], f["clock_hz"])
         return self._identity
-
-    @staticmethod
-    def _identity_params(f: dict) -> EngineParams:
-        """The board's EngineParams from IDENTIFY's fields (a ValueError names a bad one)."""
-        return EngineParams(head_dim=f["head_dim"], lanes=f["lanes"],
-                            max_radius=f["max_radius"], max_globals=f["max_globals"],
-                            max_dilation=f["max_dilation"], seq_width=f["seq_width"],
-                            dot_pipeline=f["dot_pipeline"], pv_pipeline=f["pv_pipeline"],
-                            max_bands=f["max_bands"], max_columns=f["max_columns"],
-                            grid=bool(f["grid"]),
-                            pair_max={0: None, 1: False, 2: True}.get(f["pair_max"], 3))
 
     @property
     def params(self) -> EngineParams:

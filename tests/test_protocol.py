@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module
+from amaranth.hdl import Module, unsigned
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from swattn.fpga import flash as fl
@@ -169,37 +170,61 @@ def _identify_reply(payload: bytes) -> bytes:
                  seq_width=10, max_bands=2),
     EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
                  seq_width=10, max_bands=3, max_columns=2, grid=True, pair_max=False),
-    EngineParams(head_dim=64, lanes=64, pair_max=True),
+    EngineParams(head_dim=128, lanes=4096, max_radius=4096, max_globals=64, max_dilation=64,
+                 seq_width=24, dot_pipeline=4, pv_pipeline=5, max_bands=16, max_columns=32,
+                 grid=True, pair_max=True),
+    EngineParams(head_dim=64, lanes=64, max_columns=31, pair_max=True),
 ])
 def test_identify_carries_the_engines_pattern_fields(params):
     """The driver rebuilds exactly the board's EngineParams from IDENTIFY, the band and column
-    counts, the grid and pair_max among them, so it packs the configuration the engine takes."""
+    counts, the grid and pair_max among them (every field at its largest value too), so it packs
+    the configuration the engine takes."""
     raw = pr.pack(pr.IDENTITY_LAYOUT, pr.identity_fields(params, 1024, 100_000_000, "1.2.3"))
     ident = Board(ScriptedLink(_identify_reply(raw)), retries=0).identify()
     assert ident.params == params
     assert (ident.buffer_rows, ident.clock_hz) == (1024, 100_000_000)
 
 
-def test_a_board_of_another_protocol_is_named_as_such():
-    """A board built by another version sends another IDENTIFY length: the driver still reads
-    its magic and protocol and asks for a rebuild, not a bad-length reply."""
+#: IDENTIFY's reply before the band, column, grid and pair_max fields, as boards built then send it
+EARLIER_IDENTITY = data.StructLayout({
+    "magic": unsigned(16), "protocol": unsigned(8), "version_major": unsigned(8),
+    "version_minor": unsigned(8), "version_patch": unsigned(8), "head_dim": unsigned(8),
+    "lanes": unsigned(16), "max_radius": unsigned(16), "max_globals": unsigned(8),
+    "max_dilation": unsigned(8), "seq_width": unsigned(8), "dot_pipeline": unsigned(8),
+    "pv_pipeline": unsigned(8), "buffer_rows": unsigned(16), "clock_hz": unsigned(32)})
+
+
+@pytest.mark.parametrize("name", ["ulx3s", "u2d64", "u4", "bench_minilm"])
+def test_identify_of_an_engine_without_the_new_fields_is_the_earlier_reply(name):
+    """An engine with one band, no column, no grid and pair_max None sends the bytes a board
+    sent before those fields existed (so its bitstream is unchanged), and such an earlier reply
+    identifies that engine exactly."""
+    from swattn.sw.spec.sizes import SIZES
+    p = SIZES[name]
+    fields = pr.identity_fields(p, 2048, 100_000_000, "0.1.0")
+    earlier = pr.pack(EARLIER_IDENTITY, {k: v for k, v in fields.items()
+                                         if k in dict(EARLIER_IDENTITY.members)})
+    assert pr.pack(pr.IDENTITY_LAYOUT, fields) == earlier
+    assert Board(ScriptedLink(_identify_reply(earlier)), retries=0).identify().params == p
+
+
+def test_identify_errors_name_the_problem():
     from swattn.sw.driver import DriverError
-    # (protocol 3's reply: 22 bytes, without the band, column, grid and pair_max fields)
-    old = pr.MAGIC.to_bytes(2, "little") + bytes([pr.PROTOCOL_VERSION - 1]) + bytes(19)
-    with pytest.raises(DriverError, match=f"board speaks protocol {pr.PROTOCOL_VERSION - 1}, "
+    good = pr.identity_fields(EngineParams(head_dim=32, lanes=64), 1024, 1, "0.1.0")
+    other = pr.pack(pr.IDENTITY_LAYOUT, dict(good, protocol=pr.PROTOCOL_VERSION + 1))
+    with pytest.raises(DriverError, match=f"board speaks protocol {pr.PROTOCOL_VERSION + 1}, "
                                           f"this driver {pr.PROTOCOL_VERSION}: rebuild"):
-        Board(ScriptedLink(_identify_reply(old)), retries=0).identify()
-    same = pr.MAGIC.to_bytes(2, "little") + bytes([pr.PROTOCOL_VERSION]) + bytes(19)
-    with pytest.raises(BadReply, match="IDENTIFY has 22 payload bytes, expected "
-                                       f"{pr.nbytes(pr.IDENTITY_LAYOUT)}"):
-        Board(ScriptedLink(_identify_reply(same)), retries=0).identify()
-    nonsense = pr.MAGIC.to_bytes(2, "little") + bytes([pr.PROTOCOL_VERSION]) + bytes(
-        pr.nbytes(pr.IDENTITY_LAYOUT) - 3)
-    with pytest.raises(BadReply, match="IDENTIFY names an engine swattn cannot build: head_dim "
-                                       "= 0"):
-        Board(ScriptedLink(_identify_reply(nonsense)), retries=0).identify()
+        Board(ScriptedLink(_identify_reply(other)), retries=0).identify()
+    for bad, what in ((dict(good, head_dim=0), "head_dim = 0"),
+                      (dict(good, pair_max=3), "pair_max code 3"),
+                      (dict(good, columns_hi=1, columns_lo=1), "max_columns = 33")):
+        raw = pr.pack(pr.IDENTITY_LAYOUT, bad)
+        with pytest.raises(BadReply, match=f"IDENTIFY names an engine swattn cannot build: "
+                                           f"{what}"):
+            Board(ScriptedLink(_identify_reply(raw)), retries=0).identify()
     with pytest.raises(BadReply, match="magic 0x0000"):
-        Board(ScriptedLink(_identify_reply(bytes(30))), retries=0).identify()
+        Board(ScriptedLink(_identify_reply(bytes(pr.nbytes(pr.IDENTITY_LAYOUT)))),
+              retries=0).identify()
 
 
 def test_driver_errors_are_clear():

@@ -36,7 +36,7 @@ REPLY_SYNC = 0x5A
 #: identify magic ("SW" read as a little-endian u16)
 MAGIC = 0x5753
 #: bumped whenever a frame or a layout below changes incompatibly
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 3
 
 #: the frames' CRC, its one definition: CRC-16/CCITT-FALSE (the catalogue's CRC-16/IBM-3740),
 #: poly 0x1021, init 0xFFFF, no reflection, no final xor, sent low byte first. The host computes
@@ -91,6 +91,13 @@ STATUS_REPLY_LAYOUT = data.StructLayout({
 
 CYCLES_LAYOUT = data.StructLayout({"cycles": unsigned(32)})
 
+#: IDENTIFY's reply. The band, column, grid and pair_max fields sit in bits that the bytes of
+#: seq_width, dot_pipeline and pv_pipeline never use (seq_width <= 24, dot_pipeline <= 4,
+#: pv_pipeline <= 5), and 0 in each is what an engine without them has (one band, no column, no
+#: grid, pair_max None): so a board built before they existed, which sends those bits as 0,
+#: still identifies exactly, and an engine without them sends the same bytes as before.
+#: :func:`identity_params` reads them back; max_columns (0..32) is ``columns_lo`` plus 32 times
+#: ``columns_hi``.
 IDENTITY_LAYOUT = data.StructLayout({
     "magic": unsigned(16),
     "protocol": unsigned(8),
@@ -100,21 +107,17 @@ IDENTITY_LAYOUT = data.StructLayout({
     "max_radius": unsigned(16),
     "max_globals": unsigned(8),
     "max_dilation": unsigned(8),
-    "seq_width": unsigned(8),
-    "dot_pipeline": unsigned(8),
-    "pv_pipeline": unsigned(8),
+    "seq_width": unsigned(5), "grid": unsigned(1),
+    "pair_max": unsigned(2),  # EngineParams.pair_max: 0 None, 1 False, 2 True
+    "dot_pipeline": unsigned(3), "bands_beside": unsigned(4),  # max_bands - 1
+    "columns_hi": unsigned(1),
+    "pv_pipeline": unsigned(3), "columns_lo": unsigned(5),
     "buffer_rows": unsigned(16),  # rows each of the Q/K/V/O buffers holds
     "clock_hz": unsigned(32),
-    "max_bands": unsigned(8),  # the configuration's band and column fields (1 and 0: none)
-    "max_columns": unsigned(8),
-    "grid": unsigned(1),  # the grid's fields
-    "pair_max": unsigned(2),  # EngineParams.pair_max: 0 None, 1 False, 2 True
-    "pad": unsigned(5),
 })
 
-#: the identity reply's leading fields, the same in every protocol version (the driver reads the
-#: magic and the protocol of a board whose reply has another length)
-IDENTITY_HEAD = data.StructLayout({"magic": unsigned(16), "protocol": unsigned(8)})
+#: EngineParams.pair_max as IDENTIFY's pair_max field
+PAIR_MAX_CODE = {None: 0, False: 1, True: 2}
 
 
 def nbytes(layout) -> int:
@@ -187,6 +190,23 @@ def identity_fields(params, buffer_rows: int, clock_hz: int, version: str) -> di
                 max_globals=params.max_globals, max_dilation=params.max_dilation,
                 seq_width=params.seq_width, dot_pipeline=params.dot_pipeline,
                 pv_pipeline=params.pv_pipeline,
-                buffer_rows=buffer_rows, clock_hz=clock_hz, max_bands=params.max_bands,
-                max_columns=params.max_columns, grid=int(params.grid),
-                pair_max={None: 0, False: 1, True: 2}[params.pair_max])
+                buffer_rows=buffer_rows, clock_hz=clock_hz, bands_beside=params.max_bands - 1,
+                columns_lo=params.max_columns & 31, columns_hi=params.max_columns >> 5,
+                grid=int(params.grid), pair_max=PAIR_MAX_CODE[params.pair_max])
+
+
+def identity_params(f: dict):
+    """The EngineParams an IDENTIFY reply's fields (:func:`unpack` of :data:`IDENTITY_LAYOUT`)
+    name; a ValueError names a field out of range."""
+    from .engine_params import EngineParams
+
+    codes = {v: k for k, v in PAIR_MAX_CODE.items()}
+    if f["pair_max"] not in codes:
+        raise ValueError(f"pair_max code {f['pair_max']} is out of range: allowed 0 (None), "
+                         f"1 (False) or 2 (True)")
+    return EngineParams(head_dim=f["head_dim"], lanes=f["lanes"], max_radius=f["max_radius"],
+                        max_globals=f["max_globals"], max_dilation=f["max_dilation"],
+                        seq_width=f["seq_width"], dot_pipeline=f["dot_pipeline"],
+                        pv_pipeline=f["pv_pipeline"], max_bands=f["bands_beside"] + 1,
+                        max_columns=f["columns_lo"] + 32 * f["columns_hi"],
+                        grid=bool(f["grid"]), pair_max=codes[f["pair_max"]])
