@@ -112,7 +112,7 @@ BAD_LINES = [
     ("generate --pv-pipeline -1", "--pv-pipeline", ["-1", "0..5"]),
     ("generate --max-bands 0", "--max-bands", ["= 0", "1..16"]),
     ("generate --max-columns 33", "--max-columns", ["33", "0..32"]),
-    ("generate --lanes 4 --max-bands 2", "--max-bands", ["serial engine", "--max-bands 1"]),
+    ("generate --lanes 4 --max-columns 2", "--max-columns", ["serial engine", "--max-columns 0"]),
     # --- sim
     ("sim --lanes 4 --head-dim 32 --n 64 --radius 8", "--lanes", ["serial engine", "8..4096"]),
     ("sim --lanes 12", "--lanes", ["12", "8..4096"]),
