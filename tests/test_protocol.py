@@ -329,20 +329,26 @@ def test_build_list():
         assert name in r.stdout
 
 
-def test_config_store_keeps_what_the_serial_engine_reads():
-    """The iCE40 core's configuration store (kept low bits, a flag per field at its top bit):
-    every valid configuration reaches the engine unchanged, and a field with only high bits
-    set reaches it with its top bit set, so the engine's range tests still fail it."""
+@pytest.mark.parametrize("bands, sizes", [
+    (1, (70, 7, 177)),
+    # (the band fields, n_bands and a start and count of 16 bits, are kept whole)
+    (2, (110, 7, 217)),
+])
+def test_config_store_keeps_what_the_serial_engine_reads(bands, sizes):
+    """The iCE40 core's configuration store (kept low bits, a flag per field at its top bit),
+    for the board's engine and for it with a band beside the window: every valid configuration
+    reaches the engine unchanged, and a field with only high bits set reaches it with its top
+    bit set, so the engine's range tests still fail it."""
     import random
+    from dataclasses import replace
 
     from swattn.fpga.config_store import config_store_plan
     from swattn.sim.jobs import random_keys, random_pattern, random_softmax
 
-    P = BOARDS["icebreaker"].params
+    P = replace(BOARDS["icebreaker"].params, max_bands=bands)
     layout = regs.config_layout(P)
     n_kept, n_flags, src, view = config_store_plan(layout, regs.config_bits(P))
-    # (the band fields, n_bands and a start and count of 16 bits, are kept whole)
-    assert (n_kept, n_flags, layout.size) == (110, 7, 217)
+    assert (n_kept, n_flags, layout.size) == sizes
 
     def through_store(value):
         kept, flags = [0] * n_kept, [0] * n_flags

@@ -12,6 +12,7 @@ import os
 from swattn.fpga.boards import BOARDS
 from swattn.sim.jobs import busy_jobs, invalid_jobs, job_from_seed, regression_jobs
 from swattn.sim.runner import job_pattern, run_serial_jobs
+from swattn.sw.spec.engine_params import EngineParams
 
 PARAMS = BOARDS["icebreaker"].params
 COUNT = int(os.environ.get("SWATTN_SERIAL_JOBS", "40"))
@@ -58,14 +59,14 @@ def test_serial_engine_regression_jobs():
     assert sum(j.get("kind") == "reset_mid" for j in jobs) == 1
 
 
-def band_cases(jobs) -> dict[str, int]:
+def band_cases(jobs, params) -> dict[str, int]:
     """Of the valid jobs, how many have a band beside the window, one clipped at key 0, one
     clipped at key n - 1, and a global inside a band of a row that is not global."""
     out = dict(band=0, clip_low=0, clip_high=0, global_in_band=0)
     for job in jobs:
         if job.get("kind") == "invalid":
             continue
-        pat = job_pattern(job, PARAMS.limits())
+        pat = job_pattern(job, params.limits())
         bands = getattr(pat, "bands", ())
         if not bands:
             continue
@@ -79,24 +80,24 @@ def band_cases(jobs) -> dict[str, int]:
     return out
 
 
+#: a serial engine with three bands beside the window (the board's takes the window alone)
+BANDS = EngineParams(head_dim=32, lanes=4, max_radius=12, max_globals=2, max_dilation=2,
+                     seq_width=7, max_bands=4)
+BANDS_JOBS, BANDS_SEED0 = 30, 4000
+
+
 def test_serial_jobs_cover_the_bands():
-    """The regression's job list (simulated bit for bit above) has jobs with a band beside the
-    window, bands clipped at either end of the sequence and a global inside a band, where the
-    engine takes bands."""
-    if PARAMS.max_bands < 2:
-        return
-    cases = band_cases(regression_jobs(PARAMS, COUNT, SEED0))
+    """The job list the band engine below is simulated with has jobs with a band beside the
+    window, bands clipped at either end of the sequence and a global inside a band."""
+    cases = band_cases(regression_jobs(BANDS, BANDS_JOBS, BANDS_SEED0), BANDS)
     assert cases["band"] >= 10 and all(cases.values()), cases
 
 
 def test_serial_engine_with_several_bands():
-    """A serial engine with three bands beside the window (the board's has one): the regression's
-    job list bit for bit, cycles equal to the model, every band code."""
-    from swattn.sw.spec.engine_params import EngineParams
-
-    p = EngineParams(head_dim=32, lanes=4, max_radius=12, max_globals=2, max_dilation=2,
-                     seq_width=7, max_bands=4)
-    jobs = regression_jobs(p, 30, 4000)
+    """A serial engine with three bands beside the window: the regression's job list bit for
+    bit, cycles equal to the model, every band code."""
+    p = BANDS
+    jobs = regression_jobs(p, BANDS_JOBS, BANDS_SEED0)
     pats = [job_pattern(j, p.limits()) for j in jobs if j.get("kind") != "invalid"]
     assert sum(len(getattr(x, "bands", ())) >= 2 for x in pats) >= 5
     results = run_serial_jobs(p, jobs, name="pytest_serial_bands")

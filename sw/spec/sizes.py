@@ -87,7 +87,7 @@ SIZES = MappingProxyType({
     # --- the boards' engines (fpga/boards.py; their bitstreams and seeds depend on them) -----
     # iCEBreaker, iCE40UP5K: the serial engine; Q, K, V and O in one SPRAM block each
     "ice40": EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
-                          seq_width=10, max_bands=2),
+                          seq_width=10),
     # ULX3S, ECP5-85F: one unit of 32 + 32 lanes, registers between the block RAMs,
     # multipliers and adders
     "ulx3s": EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8, max_dilation=4,
