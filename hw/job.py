@@ -111,6 +111,22 @@ def token(job, pos, paired: bool):
     return pos - job.moff if paired else pos
 
 
+def band_tests(m: Module, cfg, b: int, left, right, rlim, prev_end):
+    """Band ``b``'s validator tests as expressions, the same on every engine: ``range`` (live,
+    and of count 0 or reaching over ``rlim`` = max_radius // dilation steps), ``order`` (live
+    and neither wholly below nor wholly above the window, or not above band ``b - 1``, whose
+    last step is ``prev_end``), ``end``, its last step (a signal, for band ``b + 1``), and
+    ``live`` (n_bands > b)."""
+    start, count = cfg.bands[b].start, cfg.bands[b].count
+    end = Signal(signed(18), name=f"band_end{b}")
+    m.d.comb += end.eq(start + count - 1)
+    live = cfg.n_bands > b
+    clear = (end + left < 0) | (start > right)  # wholly below or above the window
+    above_prev = Const(1) if prev_end is None else start > prev_end
+    return (live & ((count == 0) | (start + rlim < 0) | (end > rlim)),
+            live & ~(clear & above_prev), end, live)
+
+
 class JobControl(wiring.Component):
     """Start, configuration checks, status and completion of a job.
 
@@ -422,18 +438,12 @@ class JobControl(wiring.Component):
         chain = Const(0, 4)
         fails, lows, prev_end = [], [], None
         for b in range(NB - 1):
-            start, count = cfg.bands[b].start, cfg.bands[b].count
-            end = Signal(signed(18), name=f"band_end{b}")
-            m.d.comb += end.eq(start + count - 1)
-            live = nb > b
+            rng_t, order_t, end, live = band_tests(m, cfg, b, left, right, rlim, prev_end)
             rng, order = Signal(name=f"band_rng{b}"), Signal(name=f"band_ord{b}")
-            clear = (end + left < 0) | (start > right)  # wholly below or above the window
-            above_prev = Const(1) if prev_end is None else start > prev_end
-            m.d.sync += [rng.eq(live & ((count == 0) | (start + rlim < 0) | (end > rlim))),
-                         order.eq(live & ~(clear & above_prev))]
+            m.d.sync += [rng.eq(rng_t), order.eq(order_t)]
             prev_end = end
             fails.append((rng, order))
-            lows.append(live & (start < 0))
+            lows.append(live & (cfg.bands[b].start < 0))
         for rng, order in reversed(fails):
             chain = Mux(rng, regs.Error.BAND_RANGE, Mux(order, regs.Error.BAND_ORDER, chain))
         band_fail = Signal(4)

@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.spec import regs
 from ..sw.spec.engine_params import EngineParams
+from .job import band_tests
 
 #: bytes per buffer word (the iCE40UP's SPRAM is 16 bits wide)
 WORD_BYTES = 2
@@ -183,20 +184,15 @@ class SerialControl(wiring.Component):
         fails, prev_end = [], None
         for b in range(NBS):
             start, count = cfg.bands[b].start, cfg.bands[b].count
-            end = Signal(signed(18), name=f"band_end{b}")
-            m.d.comb += end.eq(start + count - 1)
-            live = nb > b
+            rng_t, order_t, end, _ = band_tests(m, cfg, b, left, right, rlim, prev_end)
             rng, order = Signal(name=f"band_rng{b}"), Signal(name=f"band_ord{b}")
-            clear = (end + left < 0) | (start > right)  # wholly below or above the window
-            above_prev = Const(1) if prev_end is None else start > prev_end
             reach = Signal(signed(RB + 2), name=f"band_reach{b}")
             span = Signal(RB + 1, name=f"band_span{b}")
             m.d.comb += [job.b_reach[b].eq(reach), job.b_span[b].eq(span)]
             with m.If(ci == 0):
                 # (once the checks pass the band is in range: its steps times the dilation fit)
                 a = start[:RB + 2].as_signed()
-                m.d.sync += [rng.eq(live & ((count == 0) | (start + rlim < 0) | (end > rlim))),
-                             order.eq(live & ~(clear & above_prev)),
+                m.d.sync += [rng.eq(rng_t), order.eq(order_t),
                              reach.eq(sum((Mux(dil[k], a << k, 0) for k in range(DB)),
                                           Const(0, 1))),
                              span.eq(count - 1)]
