@@ -16,7 +16,6 @@ from ..sw import golden
 from ..sw.spec import schedule
 from ..sw.spec.engine_params import EngineParams
 from ..sw.spec.numerics import SoftmaxConfig
-from ..sw.spec.pattern import HybridPattern
 from .runner import job_pattern
 
 
@@ -54,11 +53,7 @@ class Scoreboard:
         self.job = job
         self.pattern, self.cfg, (self.q, self.k, self.v) = job_inputs(job, params)
         self.order = schedule.output_order(self.pattern, params)
-        if isinstance(self.pattern, HybridPattern):
-            self.ref = golden.attention(self.q, self.k, self.v, self.pattern, self.cfg)
-        else:  # bands and columns: the golden model's key-set form
-            self.ref = golden.attention_keys(self.q, self.k, self.v, self.pattern.keyset(),
-                                             self.cfg)
+        self.ref = golden.attention_engine(self.q, self.k, self.v, self.pattern, self.cfg)
 
     @property
     def n(self) -> int:

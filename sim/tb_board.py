@@ -31,7 +31,6 @@ from ..sw import golden
 from ..sw.spec import protocol as pr, regs
 from ..sw.driver import Board, BoardError, DriverError, EngineRefused, NoReply
 from ..sw.spec.engine_params import EngineParams
-from ..sw.spec.keyset import EngineForm
 from ..sw.spec.numerics import SoftmaxConfig
 from ..sw.spec.pattern import HybridPattern
 from .runner import job_pattern
@@ -141,19 +140,12 @@ def _data(n, d, seed):
     return tuple(rs.integers(-128, 128, (n, d)).astype(np.int8) for _ in range(3))
 
 
-def _reference(q, k, v, pattern, cfg) -> np.ndarray:
-    """The golden model's rows: of the window and globals, or of an EngineForm's key sets."""
-    if isinstance(pattern, EngineForm):
-        return golden.attention_keys(q, k, v, pattern.keyset(), cfg)
-    return golden.attention(q, k, v, pattern, cfg)
-
-
 def run_job(board: Board, job: dict, params: EngineParams) -> dict:
     pattern = job_pattern(job, params.limits())
     cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
     q, k, v = _data(pattern.n, params.head_dim, job["seed"])
     out, cycles = board.attention(q, k, v, pattern, cfg, timeout=600)
-    ref = _reference(q, k, v, pattern, cfg)
+    ref = golden.attention_engine(q, k, v, pattern, cfg)
     mism = int(np.count_nonzero(out != ref))
     res = {"kind": "job", "seed": job["seed"], "n": pattern.n, "cycles": cycles,
            "mismatches": mism, "ok": mism == 0 and cycles > 0}
@@ -171,7 +163,7 @@ def run_busy_start(board: Board, job: dict, params: EngineParams) -> dict:
     pattern = job_pattern(job, params.limits())
     cfg = SoftmaxConfig(job["mult_mant"], job["mult_shift"], job["out_shift"])
     q, k, v = _data(pattern.n, params.head_dim, job["seed"])
-    ref = _reference(q, k, v, pattern, cfg)
+    ref = golden.attention_engine(q, k, v, pattern, cfg)
     alone, cycles_alone = board.attention(q, k, v, pattern, cfg, timeout=600)
     board.configure(pattern, cfg)
     board.load(q, k, v, pattern)

@@ -418,14 +418,10 @@ def _job_row(params, h, mp, result, inputs, ids, tok) -> dict:
     from . import golden
     from .cycles import predict_cycles
     from .mapper import keyset
-    from .spec.keyset import EngineForm
 
     qi, ki, vi, cfg = inputs
     pat = mp.pattern
-    if isinstance(pat, EngineForm):  # bands beside the window or columns
-        ref = golden.attention_keys(qi, ki, vi, pat.keyset(), cfg)
-    else:
-        ref = golden.attention(qi, ki, vi, pat, cfg)
+    ref = golden.attention_engine(qi, ki, vi, pat, cfg)
     got = np.asarray(result.get("output", []), dtype=np.int64)
     exact = bool(result.get("ok")) and got.shape == ref.shape and bool(np.array_equal(got, ref))
     ideal = 2 * params.head_dim * keyset(pat).pairs() / params.lanes

@@ -107,6 +107,16 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern: HybridPatter
     return out
 
 
+def attention_engine(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern,
+                     cfg: nx.SoftmaxConfig) -> np.ndarray:
+    """The engine's rows for a pattern as the engines take it: :func:`attention` for a
+    HybridPattern, :func:`attention_keys` of its key sets for an EngineForm (bands beside the
+    window, key-only columns, the grid)."""
+    if isinstance(pattern, HybridPattern):
+        return attention(q, k, v, pattern, cfg)
+    return attention_keys(q, k, v, pattern.keyset(), cfg)
+
+
 def attention_keys(q: np.ndarray, k: np.ndarray, v: np.ndarray, pattern,
                    cfg: nx.SoftmaxConfig, on_rows=None) -> np.ndarray:
     """:func:`attention` for any pattern that says which keys each query attends to through

@@ -85,10 +85,7 @@ def run(args) -> int:
     except PatternError as exc:  # the board's engine limits, known once it answered
         raise named(exc, {"n": "--n", "left": "--radius", "right": "--radius",
                           "dilation": "--dilation", "globals": "--n-globals"}) from None
-    if isinstance(pattern, HybridPattern):
-        ref = golden.attention(q, k, v, pattern, cfg)
-    else:
-        ref = golden.attention_keys(q, k, v, pattern.keyset(), cfg)
+    ref = golden.attention_engine(q, k, v, pattern, cfg)
     bad = int(np.count_nonzero(out != ref))
     more = "".join([f" bands={','.join(f'{s}:{c}' for s, c in pattern.bands)}"
                     if getattr(pattern, "bands", ()) else "",
