@@ -327,6 +327,7 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = 
         the build then passes when Fmax meets this clock, and the result keeps both.
     seed : nextpnr's placement seed; None: the board's (``Board.seed``).
     """
+    from . import pnr_cache
     from .top import BoardTop
 
     target_mhz = board.clock_hz / 1e6
@@ -381,6 +382,7 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = 
     if note:
         result["seed_note"] = note
     last_synth = 0  # the last step of --synth-only
+    cache = pnr_cache.cache_dir()
     if board.family == "ice40":
         # nextpnr's packer right after synthesis: its logic cells (a LUT4 and a flip-flop each)
         # are how the device fills, and a design with more than the device has stops here
@@ -397,7 +399,18 @@ def build(board: Board, out: Path, synth_only: bool = False, seed: int | None = 
                               failed_step="pack", error=_no_fit(platform.device, over))
                 progress.done()
                 return result
-        rc = run_tool(argv, bdir, env, progress, bdir / f"{Path(argv[0]).name}.log")
+        pnr = "nextpnr" in Path(argv[0]).name and "--pack-only" not in argv
+        kept = pnr_cache.lookup(cache, argv, bdir) if pnr else None
+        if kept is not None:
+            progress.show("nextpnr", f"seed {seed}: the place and route kept in {cache}",
+                          force=True)
+            result["pnr_kept"] = kept["key"]
+            rc = 0
+        else:
+            t_tool = time.monotonic()
+            rc = run_tool(argv, bdir, env, progress, bdir / f"{Path(argv[0]).name}.log")
+            if pnr and rc == 0:
+                pnr_cache.store(cache, argv, bdir, time.monotonic() - t_tool)
         if rc != 0:
             rows, _ = utilisation(board, bdir, name)
             result.update(utilisation=rows, seconds=round(time.monotonic() - t0, 1),
@@ -457,16 +470,22 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _seed_argv(argv: list[str], seed: int) -> list[str]:
-    """The place-and-route command for one seed of a sweep: its own seed, report and log, and
-    no bitstream configuration written (the sweep compares timing; `--seed` builds one)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ("--asc", "--textcfg", "--log", "--seed", "--report"):
-            skip = True
-        else:
-            out.append(a)
+    """The place-and-route command for one seed of a sweep: its own seed, report and routed
+    configuration (``<name>_seed<N>.config``, so that several seeds run side by side in one
+    folder; :mod:`.pnr_cache` keeps it for ``swattn build --seed N``), and no log."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--log", "--seed", "--report") and i + 1 < len(argv):
+            i += 2
+            continue
+        if a in ("--asc", "--textcfg") and i + 1 < len(argv):
+            stem, dot, ext = argv[i + 1].rpartition(".")
+            out += [a, f"{stem}_seed{seed}.{ext}" if dot else f"{argv[i + 1]}_seed{seed}"]
+            i += 2
+            continue
+        out.append(a)
+        i += 1
     return out + ["--seed", str(seed), "--report", f"report_seed{seed}.json"]
 
 
@@ -488,25 +507,39 @@ def place_seed(job: dict) -> dict:
 
     ``job``: ``seed``, ``argv`` (:func:`pnr_command`), ``build_dir``, ``clock_hz`` (the clock
     the verdict is against), ``netlist``, ``limit_s`` (stop nextpnr after that many seconds;
-    None: no limit) and ``family``.
+    None: no limit), ``family`` and ``pnr_cache`` (the place-and-route cache's folder,
+    :mod:`.pnr_cache`; None: none): a seed whose run is kept there is not placed again.
 
-    Returns the seed's row: ``seed``, ``seconds``, ``rc`` (``"stopped"`` past the limit),
-    ``netlist`` and, from the seed's report, ``fmax_mhz``, ``late_nets`` (nets arriving after
+    Returns the seed's row: ``seed``, ``seconds`` (of the run, also when kept), ``rc``
+    (``"stopped"`` past the limit), ``netlist``, ``cached`` (taken from the cache) and, from the seed's report, ``fmax_mhz``, ``late_nets`` (nets arriving after
     the clock period), ``meets`` and nextpnr's ``utilisation`` rows.
     """
     from .late import late_nets
 
+    from . import pnr_cache
+
     seed, bdir = job["seed"], Path(job["build_dir"])
+    argv = _seed_argv(job["argv"], seed)
+    cache = job.get("pnr_cache")
     t0 = time.monotonic()
-    with open(bdir / f"nextpnr_seed{seed}.log", "w") as pnr_log:
-        try:
-            rc = subprocess.run(_seed_argv(job["argv"], seed), cwd=bdir, env=tool_env(),
-                                stdout=pnr_log, stderr=subprocess.STDOUT,
-                                timeout=job.get("limit_s")).returncode
-        except subprocess.TimeoutExpired:
-            rc = "stopped"
-    row = {"seed": seed, "seconds": round(time.monotonic() - t0, 1), "rc": rc,
-           "netlist": job.get("netlist")}
+    kept = pnr_cache.lookup(cache, argv, bdir)
+    if kept is not None:
+        rc, seconds = 0, kept["seconds"]
+        (bdir / f"nextpnr_seed{seed}.log").write_text(
+            f"seed {seed}: the place and route kept in {cache} (key {kept['key']})\n")
+    else:
+        with open(bdir / f"nextpnr_seed{seed}.log", "w") as pnr_log:
+            try:
+                rc = subprocess.run(argv, cwd=bdir, env=tool_env(), stdout=pnr_log,
+                                    stderr=subprocess.STDOUT,
+                                    timeout=job.get("limit_s")).returncode
+            except subprocess.TimeoutExpired:
+                rc = "stopped"
+        seconds = time.monotonic() - t0
+        if rc == 0:
+            pnr_cache.store(cache, argv, bdir, seconds)
+    row = {"seed": seed, "seconds": round(seconds, 1), "rc": rc,
+           "netlist": job.get("netlist"), "cached": kept is not None}
     rpath = bdir / f"report_seed{seed}.json"
     if rc == 0 and rpath.exists():
         report = json.loads(rpath.read_text())
@@ -532,7 +565,8 @@ def seed_line(row: dict) -> str:
     else:
         what = ("no result (" + ("stopped after the time limit" if rc == "stopped"
                                  else f"exit {rc}") + ")")
-    return f"seed {row['seed']}: {what}, {row['seconds']:.0f} s"
+    kept = " (kept from an earlier run)" if row.get("cached") else ""
+    return f"seed {row['seed']}: {what}, {row['seconds']:.0f} s{kept}"
 
 
 def best_first(rows: list[dict]) -> list[dict]:
@@ -550,6 +584,7 @@ def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int | None,
     period, whether it meets the clock), best first. ``log(line)`` reports the progress
     (default: to stderr), a line per seed as it ends."""
     from ..sw.cluster import dask_client, map_jobs
+    from . import pnr_cache
 
     # (the cluster first: a --scheduler that does not answer is refused before the synthesis)
     with dask_client(scheduler, jobs) as client:
@@ -563,8 +598,10 @@ def build_seeds(board: Board, out: Path, seeds: list[int], jobs: int | None,
             f"{jobs or os.cpu_count() or 1} at a time"
         log(f"  place and route at seeds {', '.join(map(str, seeds))}, {where} "
             f"(logs: {bdir}/nextpnr_seed<N>.log)")
+        cache = pnr_cache.cache_dir()
         work = [{"seed": s, "argv": argv, "build_dir": str(bdir), "clock_hz": clocked.clock_hz,
-                 "netlist": base["netlist"], "limit_s": limit_s, "family": board.family}
+                 "netlist": base["netlist"], "limit_s": limit_s, "family": board.family,
+                 "pnr_cache": None if cache is None else str(cache)}
                 for s in seeds]
         rows = []
         for _, row in map_jobs(client, place_seed, work, label=lambda j: f"seed {j['seed']}",

@@ -122,6 +122,7 @@ def explore(board: Board, cands: list[Candidate], seeds: list[int] | None, out: 
     ``log(line)`` reports each job as it ends."""
     from ..sw.bench.boards import longformer_head
     from ..sw.cluster import dask_client, map_jobs
+    from . import pnr_cache
     from .build import best_first, place_seed, pnr_command, seed_line
 
     if model is None:
@@ -145,6 +146,7 @@ def explore(board: Board, cands: list[Candidate], seeds: list[int] | None, out: 
             log(f"  {job['name']}: " + (f"synthesised in {res.get('seconds', 0):.0f} s"
                                         if res["ok"] else f"not built: {res['error']}"))
         if not synth_only:
+            cache = pnr_cache.cache_dir()
             pnr = []
             for c in cands:
                 res = synth[c.name]
@@ -154,7 +156,8 @@ def explore(board: Board, cands: list[Candidate], seeds: list[int] | None, out: 
                 argv = pnr_command(bdir, c.board)
                 pnr += [{"candidate": c.name, "seed": s, "argv": argv, "build_dir": str(bdir),
                          "clock_hz": c.board.clock_hz, "netlist": res["netlist"],
-                         "limit_s": limit_s, "family": board.family} for s in seeds]
+                         "limit_s": limit_s, "family": board.family,
+                         "pnr_cache": None if cache is None else str(cache)} for s in seeds]
             for job, r in map_jobs(client, place_seed, pnr,
                                    label=lambda j: f"{j['candidate']} seed {j['seed']}",
                                    name=f"place-{board.name}"):

@@ -118,6 +118,13 @@ LONG_FIRST = ("test_engine_sim.py", "test_board_sim_engines.py", "test_formal.py
               "test_serial_sim.py", "test_cycle_model.py", "test_axi_example.py")
 
 
+@pytest.fixture(autouse=True)
+def _own_pnr_cache(tmp_path_factory, monkeypatch):
+    """Each test its own place-and-route cache (swattn.fpga.pnr_cache): no test takes a result
+    that another test, an earlier run or the user's own builds kept."""
+    monkeypatch.setenv("SWATTN_PNR_CACHE", str(tmp_path_factory.mktemp("pnr-cache")))
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONG_FIRST)}

