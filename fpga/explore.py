@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -217,3 +218,58 @@ def row(c: Candidate, synth: dict, seeds: list[dict], synth_only: bool, head, mo
                      clock=("the board's clock" if mhz == target else "Fmax")
                      + (" (no Fmax: synthesis only)" if r["fmax_mhz"] is None else ""))
     return r
+
+
+def winner(res: dict) -> dict | None:
+    """The table's winner: of the candidates that were placed and meet the board's clock, the
+    one with the highest useful rate on the board's head (None when none meets)."""
+    ok = [r for r in res["candidates"] if r["fits"] and r.get("meets") and r.get("rate")]
+    return max(ok, key=lambda r: r["rate"]["gmac_s"]) if ok else None
+
+
+def markdown(res: dict) -> str:
+    """The table as Markdown (the docs' generated block): a row per candidate, the winner
+    marked, and the reasons of those that do not fit."""
+    h = res["head"]
+    best = winner(res)
+    cmd = [f"swattn explore --board {res['board']}"]
+    for flag, key in (("--lanes", "lanes"), ("--dot-pipeline", "dot_pipeline"),
+                      ("--pv-pipeline", "pv_pipeline")):
+        vals = list(dict.fromkeys(r[key] for r in res["candidates"]))
+        cmd.append(f"{flag} {' '.join(map(str, vals))}")
+    cmd.append("--synth-only" if res["synth_only"] else
+               f"--seeds {','.join(map(str, res['seeds']))}")
+    if res.get("seed_minutes"):
+        cmd.append(f"--seed-minutes {res['seed_minutes']:g}")
+    lines = [f"`{' '.join(cmd)}` at commit {res['commit']} ({res['device']}, "
+             f"{res['target_mhz']:g} MHz; the rate on {h['name']}: n = {h['n']}, radius "
+             f"{h['radius']}, {h['globals']} globals, d {h['head_dim']}, cycles from the cycle "
+             f"model at the lower of Fmax and the board's clock):",
+             "", "| candidate | LUT4 | MULT18X18D / DSP | block RAM | Fmax MHz (seed) | late nets "
+             "| meets | GMAC/s | of lanes x clock |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for r in res["candidates"]:
+        cols = []
+        for key in ("LUT", "DSP", "BRAM"):
+            u = r["resources"].get(key)
+            cols.append(f"{u['used']:,} of {u['available']:,}" if u and u["available"]
+                        else (f"{u['used']:,}" if u else "-"))
+        name = f"**{r['candidate']}** (winner)" if r is best else r["candidate"]
+        if not r["fits"]:
+            why = "does not fit" if "does not fit" in (r["reason"] or "") else "not built"
+            lines.append(f"| {name} | " + " | ".join(cols) + f" | - | - | {why} | - | - |")
+            continue
+        f, rate = r["fmax_mhz"], r["rate"]
+        fmax = f"{f:.1f} ({r['best_seed']})" if f else "-"
+        late = "-" if r["late_nets"] is None else str(r["late_nets"])
+        meets = "-" if r["meets"] is None else ("yes" if r["meets"] else "no")
+        lines.append(f"| {name} | " + " | ".join(cols) + f" | {fmax} | {late} | {meets} | "
+                     f"{rate['gmac_s']:.2f} at {rate['mhz']:.1f} MHz | "
+                     f"{rate['fraction_of_peak']:.1%} |")
+    for r in res["candidates"]:
+        if not r["fits"]:
+            lines.append("")
+            # (without the log's folder: the docs name no machine's paths)
+            why = re.split(r"; logs: | \(see ", r["reason"] or "")[0]
+            lines.append(f"{r['candidate']}: {why}{')' if why.count('(') > why.count(')') else ''}.")
+    return "\n".join(lines)

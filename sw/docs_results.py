@@ -12,6 +12,7 @@ and :data:`BLOCKS` maps NAME to the function that renders it from ``docs/``'s JS
 
 * ``docs/results/bench.json``: ``make bench`` (``swattn bench --json``);
 * ``docs/results/<board>.json``: ``swattn build --board <board> --json``;
+* ``docs/results/explore-ulx3s-85f.json``: ``swattn explore --board ulx3s-85f --json``;
 * ``docs/results/regress.json``: ``make regress`` (``python -m swattn.sim.regress``'s summary);
 * ``docs/results/formal.json``: ``make formal`` (``python -m swattn.sim.formal --json``);
 * ``docs/eval.json``: ``swattn eval --json docs/eval.json``;
@@ -77,9 +78,10 @@ def boards_block(root: Path = ROOT) -> str:
     lines = []
     for name, what in (("icebreaker", "iCE40UP5K; the serial engine, 2 Q.K + 2 P.V multipliers "
                                       "on the SPRAM's 16-bit words"),
-                       ("ulx3s-85f", "ECP5-85F; the stream engine, 64 lanes")):
+                       ("ulx3s-85f", "ECP5-85F; the stream engine, {lanes} lanes")):
         res = _load(root / "docs" / "results" / f"{name}.json")
         text = board_line(res) if res else "no recorded build"
+        what = what.format(lanes=res["params"]["lanes"] if res else "?")
         lines.append(f"* `{name}` ({what}): {text}")
     return "\n".join(lines)
 
@@ -161,6 +163,13 @@ def keysets_block(root: Path = ROOT) -> str:
                    f"{100 * r['salo_utilisation']:.1f}% |")
     return (f"`make bench` at commit {_commit(res)} (`docs/results/bench.json`), cycle model:\n\n"
             + "\n".join(out))
+
+
+def explore_block(root: Path = ROOT) -> str:
+    """The ULX3S's design-space table (``swattn explore``), its winner marked."""
+    from ..fpga.explore import markdown
+    res = _load(root / "docs" / "results" / "explore-ulx3s-85f.json")
+    return markdown(res) if res else "No recorded `swattn explore` run."
 
 
 def regress_block(root: Path = ROOT) -> str:
@@ -267,9 +276,11 @@ def axi_key_registers_block(root: Path = ROOT) -> str:
     return axi_regs.markdown(_axi_keys_engine(), keys_only=True)
 
 
-BLOCKS = {"summary": summary_block, "boards": boards_block, "board-details": board_details_block, "utilisation": utilisation_block, "keysets": keysets_block, "regress": regress_block,
-          "formal": formal_block, "eval": eval_block, "axi-registers": axi_registers_block,
-          "axi-key-registers": axi_key_registers_block}
+BLOCKS = {"summary": summary_block, "boards": boards_block,
+          "board-details": board_details_block, "utilisation": utilisation_block,
+          "keysets": keysets_block, "explore-ulx3s-85f": explore_block,
+          "regress": regress_block, "formal": formal_block, "eval": eval_block,
+          "axi-registers": axi_registers_block, "axi-key-registers": axi_key_registers_block}
 
 _BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results: "
                     r"(?P=name) -->)", re.S)

@@ -218,6 +218,7 @@ BAD_LINES = [
     ("explore --board ulx3s-85f --pv-pipeline 2 6", "--pv-pipeline", ["= 6", "0..5"]),
     ("explore --board ulx3s-85f --seeds 0-2", "--seeds", ["'0-2'", "1..10000"]),
     ("explore --board ulx3s-85f --synth-only --seeds 1-2", "--seeds", ["--synth-only"]),
+    ("explore --board ulx3s-85f --synth-only --record", "--record", ["--synth-only"]),
     ("explore --board ulx3s-85f --seed-minutes 0", "--seed-minutes", ["= 0", "above 0 minutes"]),
     ("explore --board ulx3s-85f --jobs 0", "--jobs", ["= 0", "1 or more"]),
     ("explore --board ulx3s-85f --jobs 2 --scheduler tcp://127.0.0.1:1", "--jobs",

@@ -130,6 +130,21 @@ def test_explore_places_each_candidate_at_each_seed_on_a_local_cluster(tmp_path)
     # the table
     assert all(n in stdout for n in names) and "103.0 (2)" in stdout
     assert f"{names[1]}: the design does not fit" in stdout
+    # the docs' Markdown: the command, the winner (the one that meets) marked, the reason
+    from swattn.fpga.explore import markdown, winner
+    assert winner(res) is small
+    md = markdown(res).splitlines()
+    assert md[0].startswith(f"`swattn explore --board ulx3s-85f --lanes 64 256 --dot-pipeline "
+                            f"{p.dot_pipeline} --pv-pipeline {p.pv_pipeline} --seeds 1,2` at "
+                            f"commit {res['commit']}")
+    assert f"| **{names[0]}** (winner) | 21,002 of 83,640 | {m64} of 156 | 146 of 208 | " \
+           f"103.0 (2) | 0 | yes | {gmac:.2f} at 100.0 MHz | {gmac / peak:.1%} |" in md
+    assert any(line.startswith(f"| {names[1]} | ") and f"| {m256} of 156 |" in line
+               and line.endswith(" | - | - | does not fit | - | - |") for line in md)
+    assert md[-1] == f"{names[1]}: the design does not fit the LFE5U-85F: DSP (MULT18X18D) " \
+                     f"{m256} of 156."
+    small["meets"] = False  # no candidate meets: no winner
+    assert winner(res) is None and "(winner)" not in markdown(res)
 
 
 def test_explore_synth_only_rates_at_the_board_clock(tmp_path):
@@ -182,3 +197,50 @@ def test_candidates_with_and_without_paired_max_passes():
         text = rtlil.convert(Engine(p))
         return len(re.findall(r"^\s*cell \$add ", text, re.M))
     assert adders(by["l128-d4-p5-nopair"]) < adders(by["l128-d4-p5"])
+
+
+def test_record_takes_the_winner_only_when_it_is_the_board_engine(tmp_path, monkeypatch):
+    """``--record``: the winner (the highest rate among the candidates that meet) has its best
+    seed written as the board's, with the seeds swept and the netlist; a winner that is not the
+    board table's engine, or no candidate meeting, is an error naming why, and nothing is
+    written."""
+    import pytest
+
+    from swattn.fpga import boards
+    from swattn.sw.cli.explore import record_winner
+    from swattn.sw.spec.errors import UserError
+
+    seeds = tmp_path / "seeds.json"
+    seeds.write_text(json.dumps({"icebreaker": {"seed": 2}}))
+    monkeypatch.setattr(boards, "SEEDS_FILE", seeds)
+    board = BOARDS["ulx3s-85f"]
+    own, other = board.params, replace(board.params, lanes=2 * board.params.lanes)
+
+    def cand(name, params, fmax, gmac, seeds_rows):
+        return {"candidate": name, "params": params.as_dict(), "fits": True,
+                "meets": fmax >= 100, "fmax_mhz": fmax, "rate": {"gmac_s": gmac},
+                "seeds": seeds_rows}
+
+    rows = [{"seed": 3, "fmax_mhz": 104.26, "late_nets": 0, "meets": True, "netlist": "ab"},
+            {"seed": 1, "fmax_mhz": 97.0, "late_nets": 4, "meets": False, "netlist": "ab"}]
+    res = {"target_mhz": 100.0,
+           "candidates": [cand("own", own, 104.26, 6.0, rows),
+                          cand("big", other, 96.0, 11.0, []),  # faster, but misses
+                          cand("small", replace(own, lanes=own.lanes // 2), 120.0, 3.0, [])]}
+    record_winner(board, res)
+    table = json.loads(seeds.read_text())
+    assert table["icebreaker"] == {"seed": 2}
+    rec = table["ulx3s-85f"]
+    assert (rec["seed"], rec["fmax_mhz"], rec["late_nets"], rec["meets"], rec["netlist"],
+            rec["seeds_swept"], rec["clock_mhz"]) == (3, 104.26, 0, True, "ab", [1, 3], 100.0)
+
+    seeds.write_text("{}")
+    res["candidates"][1].update(meets=True, fmax_mhz=101.0)  # now the bigger one wins
+    with pytest.raises(UserError, match=rf"winner big \(lanes {other.lanes}, .*\) is not "
+                                        r"ulx3s-85f's engine in the board table"):
+        record_winner(board, res)
+    for c in res["candidates"]:
+        c["meets"] = False
+    with pytest.raises(UserError, match="no candidate meets ulx3s-85f's 100 MHz clock"):
+        record_winner(board, res)
+    assert seeds.read_text() == "{}"

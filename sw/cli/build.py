@@ -106,12 +106,31 @@ def run(args) -> int:
     return 0
 
 
+def seed_entry(best: dict, swept: list[int], clock_mhz: float) -> dict:
+    """The board table's record (``fpga/seeds.json``) of a sweep's best seed row ``best``
+    (:func:`swattn.fpga.build.place_seed`) among the seeds ``swept``."""
+    from ..report import checkout_commit
+    return {"seed": best["seed"], "fmax_mhz": round(best["fmax_mhz"], 2),
+            "late_nets": best["late_nets"], "meets": bool(best.get("meets")),
+            "clock_mhz": clock_mhz, "seeds_swept": sorted(swept),
+            "netlist": best["netlist"], "commit": checkout_commit()}
+
+
+def check_record_file() -> None:
+    """``--record``'s write test of the board table's record, before any place and route."""
+    from ...fpga.boards import SEEDS_FILE
+    try:
+        output_file("--record", SEEDS_FILE)
+    except UserError:
+        raise UserError(f"--record: cannot write the board table's record {SEEDS_FILE}: "
+                        f"allowed in a checkout whose fpga/seeds.json can be written") from None
+
+
 def run_seeds(board, args) -> int:
     """``swattn build --seeds``: the sweep's table, its JSON, and with ``--record`` the best
     seed written to the board table's record (``fpga/seeds.json``)."""
     from ...fpga.boards import SEEDS_FILE, record_seed
     from ...fpga.build import build_seeds, parse_seeds
-    from ...sw.report import checkout_commit
 
     if args.seed is not None or args.synth_only:
         raise UserError("--seeds builds at several seeds: leave out --seed and --synth-only")
@@ -119,11 +138,7 @@ def run_seeds(board, args) -> int:
         raise UserError(f"--record with --clock {args.clock:g}: the board table's seed is for "
                         f"its target clock ({board.clock_hz / 1e6:g} MHz); leave out --clock")
     if args.record:  # before the sweep's minutes of place and route: a real write test
-        try:
-            output_file("--record", SEEDS_FILE)
-        except UserError:
-            raise UserError(f"--record: cannot write the board table's record {SEEDS_FILE}: "
-                            f"allowed in a checkout whose fpga/seeds.json can be written") from None
+        check_record_file()
     try:
         seeds = parse_seeds(args.seeds)
     except ValueError as e:
@@ -155,11 +170,7 @@ def run_seeds(board, args) -> int:
               f"{board.seed} (fpga/seeds.json); `swattn build --board {board.name} "
               f"--seed {best['seed']}` writes its bitstream")
         if args.record:
-            record_seed(board.name, {
-                "seed": best["seed"], "fmax_mhz": round(best["fmax_mhz"], 2),
-                "late_nets": best["late_nets"], "meets": bool(best.get("meets")),
-                "clock_mhz": clock, "seeds_swept": sorted(r["seed"] for r in rows),
-                "netlist": best["netlist"], "commit": checkout_commit()})
+            record_seed(board.name, seed_entry(best, [r["seed"] for r in rows], clock))
             print(f"  recorded: seed {best['seed']} is {board.name}'s seed in {SEEDS_FILE}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")

@@ -58,6 +58,10 @@ def add_arguments(p):
                    help="local worker processes, each running one synthesis or place and route "
                         "at a time (default: the cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
+    p.add_argument("--record", action="store_true",
+                   help="record the winner's best seed as the board's (fpga/seeds.json); the "
+                        "winner (the highest rate that meets the clock) must be the board "
+                        "table's engine")
 
 
 def _candidates(board, args):
@@ -93,6 +97,11 @@ def run(args) -> int:
     if args.scheduler is not None and given(args, "--jobs"):
         raise UserError("--jobs sets the local worker processes; with --scheduler the "
                         "cluster's workers run the jobs: leave out --jobs")
+    if args.record:
+        if args.synth_only:
+            raise UserError("--record records a placed seed: leave out --synth-only")
+        from .build import check_record_file
+        check_record_file()  # (before the minutes of place and route)
     out = Path(args.out or Path("build") / "explore" / board.name)
     output_dir("--out", out)
     if args.json:
@@ -108,7 +117,34 @@ def run(args) -> int:
         from ..report import write_json
         write_json(args.json, res)
         print(f"  JSON: {args.json}")
+    if args.record:
+        record_winner(board, res)
     return 0 if any(r["fits"] for r in res["candidates"]) else 1
+
+
+def record_winner(board, res: dict) -> None:
+    """``--record``: the winner's best seed as ``board``'s record, when the winner is the
+    board table's engine; otherwise an error naming the winner (nothing is written)."""
+    from ...fpga.boards import SEEDS_FILE, record_seed
+    from ...fpga.explore import winner
+    from .build import seed_entry
+
+    best = winner(res)
+    if best is None:
+        raise UserError(f"--record: no candidate meets {board.name}'s {res['target_mhz']:g} MHz "
+                        f"clock; nothing recorded")
+    if best["params"] != board.params.as_dict():
+        diff = ", ".join(f"{k} {v}" for k, v in best["params"].items()
+                         if board.params.as_dict().get(k) != v)
+        raise UserError(f"--record: the winner {best['candidate']} ({diff}) is not "
+                        f"{board.name}'s engine in the board table; make it the board's engine "
+                        f"and run the same command again (its placements are kept, "
+                        f"`swattn.fpga.pnr_cache`); nothing recorded")
+    row = best["seeds"][0]
+    record_seed(board.name, seed_entry(row, [s["seed"] for s in best["seeds"]],
+                                       res["target_mhz"]))
+    print(f"  recorded: seed {row['seed']} of {best['candidate']} is {board.name}'s seed in "
+          f"{SEEDS_FILE}")
 
 
 def print_table(res: dict, file=sys.stdout) -> None:
