@@ -64,7 +64,8 @@ def test_board_figures_use_each_boards_engine_and_fmax():
 
     def board(name):
         return Board(name=name, platform="x:y", family="ecp5", params=params, clock_hz=100e6,
-                     baud=3_000_000, word_bytes=4, spram=False, flash_board="x", why="")
+                     baud=3_000_000, word_bytes=4, spram=False, flash_board="x", why="",
+                     resources={"LUT": 1000, "DSP": 10})
 
     table = {"built": board("built"), "unbuilt": board("unbuilt")}
     seen = []
@@ -73,7 +74,8 @@ def test_board_figures_use_each_boards_engine_and_fmax():
         seen.append((p, pattern.n, pattern.left, pattern.dilation, len(pattern.globals_)))
         return 5000
 
-    res = bench.board_figures({"built": {"fmax_mhz": 40.0, "file": "f.json"}}, fake_model, table)
+    res = bench.board_figures({"built": {"fmax_mhz": 40.0, "file": "f.json"}}, fake_model, table,
+                              lut4_per_product={"ecp5": 300})
     # heads at n = n_max = 63 on the board's own engine: radius 8 with 0 and 2 globals, and
     # radius 4 at dilation 2
     assert {x[1:] for x in seen} == {(63, 8, 1, 0), (63, 8, 1, 2), (63, 4, 2, 2)}
@@ -96,7 +98,18 @@ def test_board_figures_use_each_boards_engine_and_fmax():
     assert k["head"] == "longformer-g2-n63" and k["compute_s"] == pytest.approx(5000 / 40e6)
     assert k["link_s"] == pytest.approx((k["sent"] + k["received"]) * 10 / 3e6)
     assert k["end_to_end_s"] == pytest.approx(k["link_s"] + k["compute_s"])
+    # the device at its best at that clock: 10 MULT18X18D (one int8 product each) and
+    # 1000 // 300 = 3 multipliers of logic, so 13 MACs a cycle
+    c = b["chip"]
+    assert (c["dsp_products"], c["lut_products"], c["mhz"]) == (10, 3, 40.0)
+    assert c["peak_gmac_s"] == pytest.approx(13 * 40e6 / 1e9)
+    assert c["dsp_peak_gmac_s"] == pytest.approx(10 * 40e6 / 1e9)
+    g2 = next(x for x in b["heads"] if x["name"] == "longformer-g2-n63")
+    assert c["head"] == g2["name"] and c["gmac_s"] == g2["at_fmax"]["gmac_s"]
+    assert c["fraction_of_chip"] == pytest.approx(g2["at_fmax"]["gmac_s"] / (13 * 40e-3))
+    assert c["fraction_of_dsp"] == pytest.approx(g2["at_fmax"]["gmac_s"] / (10 * 40e-3))
     u = res["unbuilt"]
+    assert u["chip"]["mhz"] == 100.0 and u["chip"]["peak_gmac_s"] == pytest.approx(1.3)
     assert u["fmax_mhz"] is None and u["build_error"] == "no build"
     assert "at_fmax" not in u["heads"][0] and "at_target" in u["heads"][0]
     assert u["link"]["compute_s"] == pytest.approx(5000 / 100e6)  # the target clock
@@ -421,3 +434,27 @@ def test_keyset_heads_run_on_their_engine_and_salo_holds_their_keys():
     text = "\n".join(lines)
     assert "Bands, key-only columns and the 2D grid" in text and "vil-56x56-k15" in text
     assert "| 56x7 |" in text
+
+
+def test_an_int8_multiplier_of_logic_is_what_yosys_makes_of_it():
+    """The LUT4 cost of a logic int8 product is that of the synthesised multiplier: its LUT4s
+    (and two per ECP5 carry cell) and no hard multiplier; the iCE40's SB_MAC16 counts two
+    int8 products, the ECP5's MULT18X18D one; an unknown family is refused."""
+    from swattn.fpga import multipliers as mu
+    from swattn.fpga.boards import BOARDS
+
+    for fam, lut_cells in (("ecp5", {"LUT4": 1, "CCU2C": 2}), ("ice40", {"SB_LUT4": 1})):
+        cost = mu.lut_cost(fam)
+        cells = cost["cells"]
+        assert mu.DSP_CELL[fam] not in cells and "SB_MAC16" not in cells
+        assert cost["lut4"] == sum(n * cells.get(c, 0) for c, n in lut_cells.items())
+        assert 40 <= cost["lut4"] <= 1000, cost  # tens to hundreds: a multiplier, not a stub
+        flops = cells.get("TRELLIS_FF", 0) + cells.get("SB_DFF", 0)
+        assert flops == 16  # the registered 16-bit product
+    ice = mu.chip_peak(BOARDS["icebreaker"], 36.0, 100)
+    assert (ice["dsp_products"], ice["lut_products"]) == (16, 52)
+    ecp = mu.chip_peak(BOARDS["ulx3s-85f"], 100.0, 300)
+    assert (ecp["dsp_products"], ecp["lut_products"]) == (156, 278)
+    assert ecp["peak_gmac_s"] == pytest.approx((156 + 278) * 0.1)
+    with pytest.raises(ValueError, match="family 'xc7'"):
+        mu.lut_cost("xc7")

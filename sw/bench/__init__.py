@@ -169,6 +169,13 @@ def _log_summary(res: dict, rows: list[dict], out: Path, log, seconds: float) ->
             f"{r['peak_gmac_s']:.2f} multiplier-bound ({r['fraction_of_peak']:.1%}); one job "
             f"through the UART at {k['baud']:,} baud: {k['total']:,} bytes, "
             f"{k['link_s']:.3g} s, against {k['compute_s'] * 1e3:.3g} ms computing")
+        c = e.get("chip")
+        if c and "fraction_of_chip" in c:
+            log(f"  {b}, the device at {c['mhz']:g} MHz: {c['dsp_products']} int8 products on "
+                f"{c['dsp_blocks']} {c['dsp_cell']} + {c['lut_products']:,} of logic "
+                f"({c['lut4_per_product']} LUT4 each) = {c['peak_gmac_s']:.1f} GMAC/s; the "
+                f"engine uses {c['fraction_of_chip']:.1%} of it ({c['fraction_of_dsp']:.1%} of "
+                f"the hard blocks' {c['dsp_peak_gmac_s']:.1f})")
     log("  targets:")
     for t in res["targets"]:
         log(f"    {t['status'].upper():4s}  {t['target']}: {t.get('note', '')}")

@@ -104,14 +104,38 @@ def link_figures(board, params, w: Workload, mhz: float, cycles: int) -> dict:
             "compute_share": compute_s / (link_s + compute_s)}
 
 
-def board_figures(boards: dict, model, board_table=None) -> dict:
+def chip_figures(board, head: dict, mhz: float, lut4_per_product: dict | None) -> dict | None:
+    """``board``'s device at its best (:func:`swattn.fpga.multipliers.chip_peak`: hard blocks
+    plus logic multipliers) at ``mhz``, and the share of it that the rate of ``head`` (a row
+    of :func:`board_figures` with ``at_target`` / ``at_fmax``) uses; None for a board without
+    LUT and DSP counts."""
+    from ...fpga.multipliers import chip_peak
+
+    res = getattr(board, "resources", None) or {}
+    if "LUT" not in res or "DSP" not in res:
+        return None
+    cost = (lut4_per_product or {}).get(board.family)
+    peak = chip_peak(board, mhz, cost)
+    rate = next((r for r in (head.get("at_fmax"), head.get("at_target"))
+                 if r and r["mhz"] == mhz), None)
+    if rate is not None:
+        peak.update(head=head["name"], gmac_s=rate["gmac_s"],
+                    fraction_of_chip=rate["gmac_s"] / peak["peak_gmac_s"],
+                    fraction_of_dsp=rate["gmac_s"] / peak["dsp_peak_gmac_s"])
+    return peak
+
+
+def board_figures(boards: dict, model, board_table=None,
+                  lut4_per_product: dict | None = None) -> dict:
     """Per board of the board table: its engine, the target clock, the Fmax of its last build
     (``boards``, from :func:`read_boards`) and, for each of :func:`board_heads`, the engine's
     cycles (model), the time per head and the useful MAC rate at the achieved Fmax and at the
     target clock, each with the multiplier-bound rate at that clock (:func:`head_rate`); and
     ``link``: one job of the Longformer-like head (:func:`longformer_head`) through the UART
     host link at the clock the board runs (its target, or the Fmax where that is lower)
-    (:func:`link_figures`)."""
+    (:func:`link_figures`); and ``chip``: the device's most int8 MACs per second at that clock,
+    hard multipliers and logic multipliers, with the share of it that head's rate uses
+    (:func:`chip_figures`; ``lut4_per_product`` per family, None: measured with Yosys)."""
     if board_table is None:
         from ...fpga.boards import BOARDS as board_table
     out = {}
@@ -121,7 +145,7 @@ def board_figures(boards: dict, model, board_table=None) -> dict:
         target = b.clock_hz / 1e6
         entry = {"params": b.params.as_dict(), "target_mhz": target, "fmax_mhz": fmax,
                  "build": info.get("file"), "build_error": info.get("build_error")
-                 or (None if info else "no build"), "heads": [], "link": None}
+                 or (None if info else "no build"), "heads": [], "link": None, "chip": None}
         lf = longformer_head(b.params)
         for w in board_heads(b.params):
             pat = w.pattern()
@@ -138,6 +162,7 @@ def board_figures(boards: dict, model, board_table=None) -> dict:
                 if w.name == lf.name:
                     mhz = min(fmax, target) if fmax else target
                     entry["link"] = link_figures(b, b.params, w, mhz, h["cycles"])
+                    entry["chip"] = chip_figures(b, h, mhz, lut4_per_product)
             entry["heads"].append(h)
         out[name] = entry
     return out

@@ -160,6 +160,31 @@ def _boards(res: dict, add) -> None:
                         f"{k['received']:,}", f"{k['transactions']:,}", _t(k["link_s"]),
                         f"{_t(k['compute_s'])} ({k['mhz']:g})", _t(k["end_to_end_s"]),
                         _pct(k["compute_share"])] for b, k in links]) + "\n")
+    _chips(res, add)
+
+
+def _chips(res: dict, add) -> None:
+    """Each board's device at its best beside the rate its engine reaches."""
+    chips = [(b, e["chip"]) for b, e in res.get("board_figures", {}).items() if e.get("chip")]
+    if not chips:
+        return
+    add("The whole device at the clock the board runs: every hard multiplier block at the int8 "
+        "products per cycle the open tools can place (ECP5 MULT18X18D one, its 9 x 9 halves "
+        "unplaceable; iCE40 SB_MAC16 two, its 8 x 8 mode), plus as many int8 multipliers of "
+        "logic as the device's LUT4s hold, each as Yosys synthesises a registered 8 x 8 signed "
+        "product without DSP blocks (`swattn.fpga.multipliers`). The logic figure is an upper "
+        "bound: an engine also needs adders, control and routing.\n")
+    add(_md_table(["board", "head", "MHz", "hard blocks", "int8 products (hard)",
+                   "LUT4 per logic product", "logic products", "device peak",
+                   "engine's useful rate", "of device", "of hard blocks"],
+                  [[b, c.get("head", "-"), f"{c['mhz']:.1f}",
+                    f"{c['dsp_blocks']} {c['dsp_cell']}", f"{c['dsp_products']}",
+                    f"{c['lut4_per_product']}", f"{c['lut_products']:,}",
+                    _si(c["peak_gmac_s"] * 1e9, "MAC/s"),
+                    _si(c["gmac_s"] * 1e9, "MAC/s") if "gmac_s" in c else "n/a",
+                    _pct(c["fraction_of_chip"]) if "fraction_of_chip" in c else "n/a",
+                    _pct(c["fraction_of_dsp"]) if "fraction_of_dsp" in c else "n/a"]
+                   for b, c in chips]) + "\n")
 
 
 def _cpu_gpu(res: dict, add) -> None:
