@@ -130,15 +130,18 @@ class _Acc:
 
 def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table_budget: float,
              golden: bool = True, seed: int = 0, mapper_kw: dict | None = None,
-             progress=None, more_tokens: dict | None = None) -> dict:
+             progress=None, more_tokens: dict | None = None, jobs: int | None = 1,
+             scheduler: str | None = None) -> dict:
     """Run the evaluation; returns the results dict that ``--json`` writes.
 
     ``progress(description, advance)`` is called as work completes (optional).
     ``more_tokens``: {tokens: (ids_cal, ids_ev)} of other text lengths at which the mapped
     coverage and embedding cosine are measured too (``by_tokens``).
+    ``jobs``: 1 runs every predictor here, one after another; otherwise each predictor is a job
+    of a Dask cluster (:mod:`swattn.sw.cluster`: ``jobs`` local worker processes, None: one per
+    core, or the cluster at ``scheduler``), with the same results.
     """
     from . import minilm
-    from .predictors.base import LayerInput, make
 
     mapper_kw = mapper_kw or {}
     step = progress or (lambda desc, adv=0: None)
@@ -168,74 +171,42 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
         base = acc.means()
         step("int8 dense baseline", 1)
 
-    rows = []
-    fit_s = {}
-    map_masks = _MapCache(**mapper_kw)
-    for name in predictors:
-        pred = make(name, seed=seed)
-        tf = time.perf_counter()
-        pred.fit(cal)
-        fit_s[name] = time.perf_counter() - tf
-        step(f"fitted {name}", 1)
-        for budget in budgets:
-            raw, mapped, int8 = _Acc(), _Acc(), _Acc()
-            run_golden = golden and budget == table_budget
-            for d in dense:
-                n = d.trace.n
-                b = min(budget, n)
-                # layer by layer, on the dense model's inputs
-                for li in range(len(d.trace.layers)):
-                    x = LayerInput.from_trace(d.trace, li)
-                    mask = pred.predict(x, b)
-                    raw.add(_mask_metrics(d, li, mask))
-                    maps = map_masks(mask)
-                    pmask = np.stack([pattern_mask(m.pattern) for m in maps])
-                    mm = _mask_metrics(d, li, pmask)
-                    mm["coverage"] = [m.coverage for m in maps]
-                    mapped.add(mm)
-                    if run_golden:
-                        lt = d.trace.layers[li]
-                        o = np.stack([minilm.golden_head(lt.q[h], lt.k[h], lt.v[h],
-                                                         maps[h].pattern)
-                                      for h in range(len(maps))])
-                        int8.add({"out_rel_err": _rel_err(o, d.out[li]),
-                                  "sparsity": [m.sparsity for m in maps]})
-                # all six layers sparse, predictions from the sparse model's own Q and K
-                emb = model.forward(d.trace.ids, minilm.masked_attention(
-                    lambda layer, q, k, hidden: pred.predict(LayerInput(layer, q, k, hidden), b)),
-                    record=False).embedding
-                raw.add({"emb_cos": minilm.cosine(emb, d.embedding)})
-                patterns = {}
-
-                def mapped_fn(layer, q, k, v, hidden):
-                    m = pred.predict(LayerInput(layer, q, k, hidden), b)
-                    patterns[layer] = [mp.pattern for mp in map_masks(m)]
-                    pm = np.stack([pattern_mask(p) for p in patterns[layer]])
-                    return minilm.masked_softmax_attention(q, k, v, pm)
-
-                emb = model.forward(d.trace.ids, mapped_fn, record=False).embedding
-                mapped.add({"emb_cos": minilm.cosine(emb, d.embedding)})
-                if run_golden:
-                    # the same patterns, int8 numerics: the difference is quantisation's share
-                    emb = model.forward(d.trace.ids, minilm.golden_attention(
-                        lambda layer, q, k, hidden: patterns[layer]), record=False).embedding
-                    int8.add({"emb_cos": minilm.cosine(emb, d.embedding)})
-                step(f"{name} @ {budget:g}", 1)
-            for variant, acc in (("raw", raw), ("mapped", mapped), ("int8", int8)):
-                if acc.vals:
-                    rows.append({"predictor": name, "budget": budget, "variant": variant,
-                                 **acc.means()})
+    # a job per predictor: its fit, every budget on the texts and its cover and cosine at the
+    # other lengths; inline, or on the cluster's workers (jobs / scheduler)
+    work = [{"name": name, "budgets": budgets, "table_budget": table_budget,
+             "golden": golden, "seed": seed, "mapper_kw": mapper_kw, "ids_cal": ids_cal,
+             "ids_ev": ids_ev, "more": sorted((more_tokens or {}).items())}
+            for name in predictors]
     lengths = sorted({int(d.trace.n) for d in dense})
+    for tokens, _ in work[0]["more"] if work else []:
+        step(f"dense forward passes at {tokens} tokens", 1)  # (each predictor's part makes them)
+    done = {}
+    if jobs == 1 and scheduler is None:
+        map_masks = _MapCache(**mapper_kw)
+        for job in work:
+            done[job["name"]] = _predictor_part(job, model, cal, dense, map_masks, step)
+    else:
+        from .cluster import dask_client, map_jobs
+
+        per_job = (1 + len(budgets) * len(ids_ev)) + sum(
+            1 + len(budgets) * len(ev) for _, (_, ev) in work[0]["more"]) if work else 0
+        with dask_client(scheduler, jobs) as client:
+            for job, part in map_jobs(client, predictor_job, work, label=lambda j: j["name"],
+                                      name="eval"):
+                done[job["name"]] = part
+                step(f"{job['name']}: every budget", per_job)
+    rows = [r for name in predictors for r in done[name]["rows"]]
+    fit_s = {name: done[name]["fit_s"] for name in predictors}
     by_tokens = []
     if len(lengths) == 1:  # the main run at its one text length
         by_tokens = [{"tokens": lengths[0], "predictor": r["predictor"], "budget": r["budget"],
                       **{k: r[k] for k in BY_TOKENS_METRICS}}
                      for r in rows if r["variant"] == "mapped"]
-    for tokens, (cal_t, ev_t) in sorted((more_tokens or {}).items()):
+    for tokens, _ in sorted((more_tokens or {}).items()):
         if [tokens] == lengths:
             continue
-        by_tokens += _cover_and_cosine(model, tokens, predictors, budgets, cal_t, ev_t, seed,
-                                       map_masks, step)
+        by_tokens += [r for name in predictors for r in done[name]["more"]
+                      if r["tokens"] == tokens]
     return {
         "config": {"predictors": predictors, "budgets": budgets, "table_budget": table_budget,
                    "texts": len(ids_ev), "calibration_texts": len(ids_cal),
@@ -255,6 +226,95 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
 BY_TOKENS_METRICS = ("coverage", "emb_cos", "sparsity")
 
 
+def predictor_job(job: dict) -> dict:
+    """One predictor's part of :func:`evaluate` as a job of a cluster (a module-level function
+    of plain data: the predictor's name, the settings and the texts' token ids): the dense
+    passes of its texts, then :func:`_predictor_part` with one BLAS thread (the cluster's
+    workers share the cores)."""
+    from threadpoolctl import threadpool_limits
+
+    from . import minilm
+
+    with threadpool_limits(limits=1):
+        model = minilm.load()
+        cal = [model.forward(i) for i in job["ids_cal"]]
+        dense = [_Dense(model.forward(i)) for i in job["ids_ev"]]
+        return _predictor_part(job, model, cal, dense, _MapCache(**job["mapper_kw"]),
+                               lambda desc, adv=0: None)
+
+
+def _predictor_part(job: dict, model, cal, dense, map_masks, step) -> dict:
+    """Fit ``job["name"]`` on ``cal`` and measure it at every budget on ``dense`` (raw, mapped
+    and, at the table budget, int8), then its mapped cover and cosine at each of
+    ``job["more"]``'s other lengths: ``{"rows", "fit_s", "more"}``."""
+    from . import minilm
+    from .predictors.base import LayerInput, make
+
+    name, budgets, seed = job["name"], job["budgets"], job["seed"]
+    rows = []
+    pred = make(name, seed=seed)
+    tf = time.perf_counter()
+    pred.fit(cal)
+    fit_s = time.perf_counter() - tf
+    step(f"fitted {name}", 1)
+    for budget in budgets:
+        raw, mapped, int8 = _Acc(), _Acc(), _Acc()
+        run_golden = job["golden"] and budget == job["table_budget"]
+        for d in dense:
+            n = d.trace.n
+            b = min(budget, n)
+            # layer by layer, on the dense model's inputs
+            for li in range(len(d.trace.layers)):
+                x = LayerInput.from_trace(d.trace, li)
+                mask = pred.predict(x, b)
+                raw.add(_mask_metrics(d, li, mask))
+                maps = map_masks(mask)
+                pmask = np.stack([pattern_mask(m.pattern) for m in maps])
+                mm = _mask_metrics(d, li, pmask)
+                mm["coverage"] = [m.coverage for m in maps]
+                mapped.add(mm)
+                if run_golden:
+                    lt = d.trace.layers[li]
+                    o = np.stack([minilm.golden_head(lt.q[h], lt.k[h], lt.v[h],
+                                                     maps[h].pattern)
+                                  for h in range(len(maps))])
+                    int8.add({"out_rel_err": _rel_err(o, d.out[li]),
+                              "sparsity": [m.sparsity for m in maps]})
+            # all six layers sparse, predictions from the sparse model's own Q and K
+            emb = model.forward(d.trace.ids, minilm.masked_attention(
+                lambda layer, q, k, hidden: pred.predict(LayerInput(layer, q, k, hidden), b)),
+                record=False).embedding
+            raw.add({"emb_cos": minilm.cosine(emb, d.embedding)})
+            patterns = {}
+
+            def mapped_fn(layer, q, k, v, hidden):
+                m = pred.predict(LayerInput(layer, q, k, hidden), b)
+                patterns[layer] = [mp.pattern for mp in map_masks(m)]
+                pm = np.stack([pattern_mask(p) for p in patterns[layer]])
+                return minilm.masked_softmax_attention(q, k, v, pm)
+
+            emb = model.forward(d.trace.ids, mapped_fn, record=False).embedding
+            mapped.add({"emb_cos": minilm.cosine(emb, d.embedding)})
+            if run_golden:
+                # the same patterns, int8 numerics: the difference is quantisation's share
+                emb = model.forward(d.trace.ids, minilm.golden_attention(
+                    lambda layer, q, k, hidden: patterns[layer]), record=False).embedding
+                int8.add({"emb_cos": minilm.cosine(emb, d.embedding)})
+            step(f"{name} @ {budget:g}", 1)
+        for variant, acc in (("raw", raw), ("mapped", mapped), ("int8", int8)):
+            if acc.vals:
+                rows.append({"predictor": name, "budget": budget, "variant": variant,
+                             **acc.means()})
+    lengths = sorted({int(d.trace.n) for d in dense})
+    more = []
+    for tokens, (cal_t, ev_t) in job["more"]:
+        if [tokens] == lengths:
+            continue
+        more += _cover_and_cosine(model, tokens, [name], budgets, cal_t, ev_t, seed,
+                                  map_masks, step)
+    return {"rows": rows, "fit_s": fit_s, "more": more}
+
+
 def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed, map_masks,
                       step) -> list[dict]:
     """``by_tokens`` rows of one other text length (``tokens``, the length the texts were cut
@@ -267,7 +327,6 @@ def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed,
 
     cal = [model.forward(i) for i in ids_cal]
     dense = [model.forward(i) for i in ids_ev]
-    step(f"dense forward passes at {tokens} tokens", 1)
     out = []
     for name in predictors:
         pred = make(name, seed=seed).fit(cal)
@@ -391,3 +450,37 @@ def json_default(o):
     if isinstance(o, float) and math.isnan(o):
         return None
     raise TypeError(type(o).__name__)
+
+
+def compare_mappers(base: dict, other: dict) -> dict:
+    """Two ``swattn eval`` results of one set of texts and predictors, mapped with different
+    mapper settings (``config["mapper"]``): per predictor, budget and text length of both
+    ``by_tokens``, the mapped cover and embedding cosine of each, and the count of rows where
+    ``other`` is at least ``base`` (to 4 decimals, the table's precision), with the largest
+    drops. Raises ValueError when the two ran on different texts, lengths or seeds."""
+    for key in ("texts", "calibration_texts", "seed", "predictors", "budgets"):
+        if base["config"].get(key) != other["config"].get(key):
+            raise ValueError(f"the two evaluations differ in {key}: "
+                             f"{base['config'].get(key)!r} and {other['config'].get(key)!r}")
+    key = lambda r: (r["predictor"], r["budget"], r["tokens"])  # noqa: E731
+    theirs = {key(r): r for r in other["by_tokens"]}
+    rows = []
+    for r in base["by_tokens"]:
+        o = theirs.get(key(r))
+        if o is None:
+            continue
+        rows.append({"predictor": r["predictor"], "budget": r["budget"], "tokens": r["tokens"],
+                     "base_coverage": r["coverage"], "other_coverage": o["coverage"],
+                     "base_emb_cos": r["emb_cos"], "other_emb_cos": o["emb_cos"]})
+    if not rows:
+        raise ValueError("the two evaluations have no predictor, budget and length in common")
+    out = {"base_mapper": base["config"].get("mapper"), "other_mapper": other["config"].get(
+        "mapper"), "rows": rows, "commits": [base.get("commit"), other.get("commit")]}
+    for metric in ("coverage", "emb_cos"):
+        diffs = [(round(r[f"other_{metric}"], 4) - round(r[f"base_{metric}"], 4), r)
+                 for r in rows]
+        out[f"{metric}_not_below"] = sum(d >= 0 for d, _ in diffs)
+        worst = min(diffs, key=lambda x: x[0])
+        out[f"{metric}_worst"] = {"change": worst[0], "predictor": worst[1]["predictor"],
+                                  "budget": worst[1]["budget"], "tokens": worst[1]["tokens"]}
+    return out

@@ -343,6 +343,39 @@ def test_eval_other_lengths_measure_as_the_main_run():
     assert res["config"]["mapper"] == {"max_bands": 3, "max_columns": 4}
 
 
+def test_eval_on_worker_processes_measures_as_inline():
+    """``swattn eval --jobs 2``: each predictor a job of a local Dask cluster of two worker
+    processes gives the results of the inline run (every row of every variant and length, the
+    fit times aside), in the predictors' order; progress advances to its total either way."""
+    from swattn.sw import evaluate, minilm, texts
+
+    cal = [minilm.tokenize(t) for t in texts.calibration_texts(1, 128)]
+    ev = [minilm.tokenize(t) for t in texts.evaluation_texts(1, 128)]
+    more = {160: ([minilm.tokenize(t) for t in texts.calibration_texts(1, 160)],
+                  [minilm.tokenize(t) for t in texts.evaluation_texts(1, 160)])}
+    runs = {}
+    for jobs in (1, 2):
+        steps = []
+        runs[jobs] = evaluate.evaluate(["dsa", "longformer"], [16.0], cal, ev,
+                                       16.0, golden=True, more_tokens=more, jobs=jobs,
+                                       progress=lambda desc, adv=0: steps.append(adv))
+        # the CLI's total: the dense passes, the int8 baseline, per predictor its fit and a
+        # step per budget and text, and per other length its passes and the same again
+        assert sum(steps) == 1 + 1 + 2 * (1 + 1 * 1) + (1 + 2 * (1 + 1 * 1)), (jobs, steps)
+    one, two = runs[1], runs[2]
+    assert [(r["predictor"], r["budget"], r["variant"]) for r in two["results"]] == \
+        [(r["predictor"], r["budget"], r["variant"]) for r in one["results"]]
+    assert [(r["predictor"], r["variant"]) for r in one["results"]] == [
+        (p, v) for p in ("dsa", "longformer") for v in ("raw", "mapped", "int8")]
+    for a, b in zip(one["results"] + one["by_tokens"], two["results"] + two["by_tokens"]):
+        assert a.keys() == b.keys()
+        for k, v in a.items():
+            assert b[k] == (pytest.approx(v, rel=1e-5, abs=1e-7) if isinstance(v, float) else v), \
+                (a, b, k)
+    assert {r["tokens"] for r in two["by_tokens"]} == {ev[0].size, 160}
+    assert set(two["fit_seconds"]) == {"dsa", "longformer"}
+
+
 # --- swattn run ---------------------------------------------------------------------------------
 
 class _FakeBoard:

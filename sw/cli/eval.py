@@ -7,6 +7,7 @@ under ``--out``."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_TABLE_BUDGET,
@@ -19,6 +20,7 @@ from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_TABLE_BUDG
 DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS = 1, 0
 #: other text lengths at which the mapped cover and embedding cosine are measured by default
 DEFAULT_ALSO_TOKENS = (512,)
+from ..cluster import SCHEDULER_HELP
 from ..spec.errors import UserError
 from ..texts import MAX_POSITIONS, MIN_TOKENS
 from .args import (CREATES_FOLDERS, given, integer, number, output_dir, output_file, read_text,
@@ -75,6 +77,10 @@ def add_arguments(p):
     p.add_argument("--out", default="build", metavar="DIR",
                    help=f"folder for the PNG plots (default build; {CREATES_FOLDERS})")
     p.add_argument("--no-plots", action="store_true", help="do not write plots")
+    p.add_argument("--jobs", type=integer("--jobs", 1), default=os.cpu_count() or 1,
+                   help="local worker processes, each evaluating one predictor at a time "
+                        "(default: the cores; 1: every predictor in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help=SCHEDULER_HELP)
     p.add_argument("--seed", type=seed(), default=0,
                    help="seed of the random predictors, 0..2^32-1")
     p.add_argument("--list", action="store_true", help="list the predictors and exit")
@@ -266,6 +272,12 @@ def run(args) -> int:
         output_dir("--out", args.out)
     if args.json:
         output_file("--json", args.json)
+    if args.scheduler is not None and given(args, "--jobs"):
+        raise UserError("--jobs sets the local worker processes; with --scheduler the "
+                        "cluster's workers run the jobs: leave out --jobs")
+    if args.scheduler is not None:  # (before the texts' minutes of work, not after)
+        from ..cluster import check_scheduler
+        check_scheduler(args.scheduler)
     also = _parse_also_tokens(args)
     ids_cal, ids_ev = _load_texts(args)
     more = _load_more(args, also)
@@ -294,7 +306,8 @@ def run(args) -> int:
                                       "max_dilation": args.max_dilation,
                                       "max_bands": args.max_bands,
                                       "max_columns": args.max_columns},
-                           progress=progress, more_tokens=more)
+                           progress=progress, more_tokens=more,
+                           jobs=None if args.scheduler else args.jobs, scheduler=args.scheduler)
     render_table(results, console)
     console.print(f"evaluated in {results['runtime_s']:.0f} s")
     if args.json:
