@@ -227,11 +227,8 @@ def winner(res: dict) -> dict | None:
     return max(ok, key=lambda r: r["rate"]["gmac_s"]) if ok else None
 
 
-def markdown(res: dict) -> str:
-    """The table as Markdown (the docs' generated block): a row per candidate, the winner
-    marked, and the reasons of those that do not fit."""
-    h = res["head"]
-    best = winner(res)
+def command(res: dict) -> str:
+    """The ``swattn explore`` command line that made the table ``res``."""
     cmd = [f"swattn explore --board {res['board']}"]
     for flag, key in (("--lanes", "lanes"), ("--dot-pipeline", "dot_pipeline"),
                       ("--pv-pipeline", "pv_pipeline")):
@@ -241,35 +238,53 @@ def markdown(res: dict) -> str:
                f"--seeds {','.join(map(str, res['seeds']))}")
     if res.get("seed_minutes"):
         cmd.append(f"--seed-minutes {res['seed_minutes']:g}")
-    lines = [f"`{' '.join(cmd)}` at commit {res['commit']} ({res['device']}, "
-             f"{res['target_mhz']:g} MHz; the rate on {h['name']}: n = {h['n']}, radius "
-             f"{h['radius']}, {h['globals']} globals, d {h['head_dim']}, cycles from the cycle "
-             f"model at the lower of Fmax and the board's clock):",
-             "", "| candidate | LUT4 | MULT18X18D / DSP | block RAM | Fmax MHz (seed) | late nets "
-             "| meets | GMAC/s | of lanes x clock |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
-    for r in res["candidates"]:
-        cols = []
-        for key in ("LUT", "DSP", "BRAM"):
-            u = r["resources"].get(key)
-            cols.append(f"{u['used']:,} of {u['available']:,}" if u and u["available"]
-                        else (f"{u['used']:,}" if u else "-"))
-        name = f"**{r['candidate']}** (winner)" if r is best else r["candidate"]
-        if not r["fits"]:
-            why = "does not fit" if "does not fit" in (r["reason"] or "") else "not built"
-            lines.append(f"| {name} | " + " | ".join(cols) + f" | - | - | {why} | - | - |")
-            continue
-        f, rate = r["fmax_mhz"], r["rate"]
-        fmax = f"{f:.1f} ({r['best_seed']})" if f else "-"
-        late = "-" if r["late_nets"] is None else str(r["late_nets"])
-        meets = "-" if r["meets"] is None else ("yes" if r["meets"] else "no")
-        lines.append(f"| {name} | " + " | ".join(cols) + f" | {fmax} | {late} | {meets} | "
-                     f"{rate['gmac_s']:.2f} at {rate['mhz']:.1f} MHz | "
-                     f"{rate['fraction_of_peak']:.1%} |")
-    for r in res["candidates"]:
-        if not r["fits"]:
-            lines.append("")
-            # (without the log's folder: the docs name no machine's paths)
-            why = re.split(r"; logs: | \(see ", r["reason"] or "")[0]
-            lines.append(f"{r['candidate']}: {why}{')' if why.count('(') > why.count(')') else ''}.")
+    return " ".join(cmd)
+
+
+def markdown(runs) -> str:
+    """Tables of ``swattn explore`` (one result, or a list of them for one board) as Markdown
+    (the docs' generated block): a row per candidate, the winner over all of them marked, and
+    the reasons of those that do not fit. With several results the rows name their run."""
+    runs = [runs] if isinstance(runs, dict) else list(runs)
+    first, h = runs[0], runs[0]["head"]
+    best = winner({"candidates": [r for res in runs for r in res["candidates"]]})
+    about = (f"({first['device']}, {first['target_mhz']:g} MHz; the rate on {h['name']}: n = "
+             f"{h['n']}, radius {h['radius']}, {h['globals']} globals, d {h['head_dim']}, cycles "
+             f"from the cycle model at the lower of Fmax and the board's clock)")
+    many = len(runs) > 1
+    if many:
+        lines = [f"{len(runs)} runs {about}:", ""] + [
+            f"{i}. `{command(res)}` at commit {res['commit']}" for i, res in enumerate(runs, 1)]
+    else:
+        lines = [f"`{command(first)}` at commit {first['commit']} {about}:"]
+    lines += ["", ("| run " if many else "") + "| candidate | LUT4 | MULT18X18D / DSP | block RAM "
+              "| Fmax MHz (seed) | late nets | meets | GMAC/s | of lanes x clock |",
+              ("| ---: " if many else "") + "| --- | ---: | ---: | ---: | ---: | ---: | --- "
+              "| ---: | ---: |"]
+    for i, res in enumerate(runs, 1):
+        for r in res["candidates"]:
+            cols = [str(i)] if many else []
+            cols.append(f"**{r['candidate']}** (winner)" if r is best else r["candidate"])
+            for key in ("LUT", "DSP", "BRAM"):
+                u = r["resources"].get(key)
+                cols.append(f"{u['used']:,} of {u['available']:,}" if u and u["available"]
+                            else (f"{u['used']:,}" if u else "-"))
+            if not r["fits"]:
+                why = "does not fit" if "does not fit" in (r["reason"] or "") else "not built"
+                cols += ["-", "-", why, "-", "-"]
+            else:
+                f, rate = r["fmax_mhz"], r["rate"]
+                cols += [f"{f:.1f} ({r['best_seed']})" if f else "-",
+                         "-" if r["late_nets"] is None else str(r["late_nets"]),
+                         "-" if r["meets"] is None else ("yes" if r["meets"] else "no"),
+                         f"{rate['gmac_s']:.2f} at {rate['mhz']:.1f} MHz",
+                         f"{rate['fraction_of_peak']:.1%}"]
+            lines.append("| " + " | ".join(cols) + " |")
+    for i, res in enumerate(runs, 1):
+        for r in res["candidates"]:
+            if not r["fits"]:
+                # (without the log's folder: the docs name no machine's paths)
+                why = re.split(r"; logs: | \(see ", r["reason"] or "")[0]
+                why += ")" if why.count("(") > why.count(")") else ""
+                lines += ["", (f"Run {i}, " if many else "") + f"{r['candidate']}: {why}."]
     return "\n".join(lines)

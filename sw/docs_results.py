@@ -12,10 +12,12 @@ and :data:`BLOCKS` maps NAME to the function that renders it from ``docs/``'s JS
 
 * ``docs/results/bench.json``: ``make bench`` (``swattn bench --json``);
 * ``docs/results/<board>.json``: ``swattn build --board <board> --json``;
-* ``docs/results/explore-ulx3s-85f.json``: ``swattn explore --board ulx3s-85f --json``;
+* ``docs/results/explore-ulx3s-85f*.json``: ``swattn explore --board ulx3s-85f --json``;
 * ``docs/results/regress.json``: ``make regress`` (``python -m swattn.sim.regress``'s summary);
 * ``docs/results/formal.json``: ``make formal`` (``python -m swattn.sim.formal --json``);
 * ``docs/eval.json``: ``swattn eval --json docs/eval.json``;
+* ``docs/eval-window.json`` and ``docs/eval-keysets.json``: ``swattn eval`` with the mapper's
+  window and globals alone and with bands and columns, compared;
 
 and two blocks from code, not from a result: ``axi-registers``, the AXI top's register table
 (:func:`swattn.sw.spec.axi_regs.markdown`) for the demo's engine
@@ -166,10 +168,11 @@ def keysets_block(root: Path = ROOT) -> str:
 
 
 def explore_block(root: Path = ROOT) -> str:
-    """The ULX3S's design-space table (``swattn explore``), its winner marked."""
+    """The ULX3S's design-space table: every recorded ``swattn explore`` run of the board
+    (``docs/results/explore-ulx3s-85f*.json``, by name), the winner over all marked."""
     from ..fpga.explore import markdown
-    res = _load(root / "docs" / "results" / "explore-ulx3s-85f.json")
-    return markdown(res) if res else "No recorded `swattn explore` run."
+    runs = [_load(f) for f in sorted((root / "docs" / "results").glob("explore-ulx3s-85f*.json"))]
+    return markdown(runs) if runs else "No recorded `swattn explore` run."
 
 
 def regress_block(root: Path = ROOT) -> str:
@@ -207,6 +210,46 @@ def eval_block(root: Path = ROOT) -> str:
             f"{cfg['texts']} texts of {', '.join(map(str, sorted(set(cfg['tokens']))))} "
             f"tokens, {cfg['table_budget']:g} keys per query, "
             f"{res['runtime_s'] / 60:.1f} min.\n\n" + "\n".join(rows))
+
+
+def _eval_command(res: dict, path: str) -> str:
+    from .cli.eval import DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS
+    mapper = res["config"].get("mapper") or {}
+    flags = "".join(f" --{flag} {mapper[key]}" for key, flag, default in (
+        ("max_bands", "max-bands", DEFAULT_MAX_BANDS),
+        ("max_columns", "max-columns", DEFAULT_MAX_COLUMNS)) if mapper.get(key, default) != default)
+    return f"`swattn eval{flags} --json {path}` at commit {_commit(res)}"
+
+
+def eval_mapper_block(root: Path = ROOT) -> str:
+    """The mapper with bands and columns against the window and globals alone: the two recorded
+    ``swattn eval`` runs' mapped cover and embedding cosine (:func:`swattn.sw.evaluate.
+    compare_mappers`), the table budget's rows in full."""
+    from .evaluate import compare_mappers
+    base, other = (_load(root / "docs" / name) for name in ("eval-window.json",
+                                                             "eval-keysets.json"))
+    if not base or not other:
+        return "No recorded pair of `swattn eval` runs."
+    c = compare_mappers(base, other)
+    tb = base["config"]["table_budget"]
+    lengths = sorted({r["tokens"] for r in c["rows"]})
+    w = c["emb_cos_worst"]
+    lines = [f"{_eval_command(other, 'docs/eval-keysets.json')} against "
+             f"{_eval_command(base, 'docs/eval-window.json')}, {base['config']['texts']} texts "
+             f"at each of {' and '.join(map(str, lengths))} tokens: over {len(c['rows'])} rows "
+             f"(predictor x budget x length) the map cover is at or above in "
+             f"{c['coverage_not_below']} and the embedding cosine in {c['emb_cos_not_below']}; "
+             f"the largest cosine change down is {w['change']:+.4f} ({w['predictor']}, "
+             f"{w['budget']:g} keys, {w['tokens']} tokens). The rows at {tb:g} keys per query:",
+             "", "| predictor | tokens | cover, window | cover, bands + columns "
+             "| cosine, window | cosine, bands + columns |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in c["rows"]:
+        if r["budget"] == tb:
+            lines.append(f"| {r['predictor']} | {r['tokens']} | {r['base_coverage']:.3f} | "
+                         f"{r['other_coverage']:.3f} | {r['base_emb_cos']:.4f} | "
+                         f"{r['other_emb_cos']:.4f} |")
+    return "\n".join(lines)
 
 
 def summary_block(root: Path = ROOT) -> str:
@@ -285,6 +328,7 @@ BLOCKS = {"summary": summary_block, "boards": boards_block,
           "board-details": board_details_block, "utilisation": utilisation_block,
           "keysets": keysets_block, "explore-ulx3s-85f": explore_block,
           "regress": regress_block, "formal": formal_block, "eval": eval_block,
+          "eval-mapper": eval_mapper_block,
           "axi-registers": axi_registers_block, "axi-key-registers": axi_key_registers_block}
 
 _BLOCK = re.compile(r"(<!-- results: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end results: "
