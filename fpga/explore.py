@@ -282,6 +282,13 @@ def markdown(runs) -> str:
             lines.append("| " + " | ".join(cols) + " |")
     for i, res in enumerate(runs, 1):
         for r in res["candidates"]:
+            lost = [s for s in r.get("seeds") or [] if not s.get("fmax_mhz")]
+            if r["fits"] and lost:
+                how = ", ".join(f"seed {s['seed']} " + (
+                    "stopped after the time limit" if s["rc"] == "stopped" else
+                    f"exit {s['rc']}") for s in lost)
+                lines += ["", (f"Run {i}, " if many else "") + f"{r['candidate']}: no result at "
+                          f"{how}."]
             if not r["fits"]:
                 # (without the log's folder: the docs name no machine's paths)
                 why = re.split(r"; logs: | \(see ", r["reason"] or "")[0]

@@ -92,6 +92,27 @@ def test_the_recorded_board_builds_meet_their_clocks_at_the_table_seed():
         assert res["netlist"] == seeds[name]["netlist"]
 
 
+def test_the_ulx3s_engine_is_the_winner_of_its_recorded_explore_runs():
+    """The board table's ULX3S engine is the winner of the recorded ``swattn explore`` runs (the
+    highest rate that meets the clock), placed at the recorded seed with the recorded netlist
+    and Fmax; every larger candidate there either misses the clock or does not fit."""
+    from swattn.fpga.boards import BOARDS, recorded_seeds
+    from swattn.fpga.explore import winner
+
+    runs = [json.loads(f.read_text())
+            for f in sorted((ROOT / "docs/results").glob("explore-ulx3s-85f*.json"))]
+    cands = [r for res in runs for r in res["candidates"]]
+    best = winner({"candidates": cands})
+    board, rec = BOARDS["ulx3s-85f"], recorded_seeds()["ulx3s-85f"]
+    assert best is not None and best["params"] == board.params.as_dict()
+    assert (best["best_seed"], best["netlist"]) == (rec["seed"], rec["netlist"])
+    assert abs(best["fmax_mhz"] - rec["fmax_mhz"]) < 0.01
+    larger = [r for r in cands if r["lanes"] > best["lanes"]]
+    assert larger and all(not r["fits"] or r["meets"] is False or r["meets"] is None
+                          for r in larger)
+    assert any(r["meets"] is False for r in larger)  # a larger one placed, and missed
+
+
 def test_the_board_lines_state_each_boards_logic_multipliers_and_block_ram():
     """The README's line per board names the placed logic (iCE40 cells, ECP5 LUT4), the
     multipliers and the block RAM of its JSON."""

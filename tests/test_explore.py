@@ -244,3 +244,31 @@ def test_record_takes_the_winner_only_when_it_is_the_board_engine(tmp_path, monk
     with pytest.raises(UserError, match="no candidate meets ulx3s-85f's 100 MHz clock"):
         record_winner(board, res)
     assert seeds.read_text() == "{}"
+
+
+def test_the_markdown_names_each_run_and_the_seeds_without_a_result():
+    """Several runs in one table: a run column, the commands listed with their commits, the
+    winner over all runs marked once, and a seed that gave no result named with why."""
+    from swattn.fpga.explore import markdown
+
+    def run(commit, lanes, seeds, meets, fmax):
+        head = {"name": "h", "n": 63, "radius": 8, "globals": 2, "head_dim": 32}
+        rate = {"gmac_s": lanes / 10, "mhz": 100.0, "fraction_of_peak": 0.9}
+        cand = {"candidate": f"l{lanes}", "lanes": lanes, "dot_pipeline": 4, "pv_pipeline": 5,
+                "fits": True, "reason": None, "resources": {}, "seeds": seeds,
+                "best_seed": seeds[0]["seed"], "fmax_mhz": fmax, "late_nets": 0,
+                "meets": meets, "rate": rate}
+        return {"board": "ulx3s-85f", "device": "D", "target_mhz": 100.0, "commit": commit,
+                "synth_only": False, "seeds": [s["seed"] for s in seeds], "head": head,
+                "candidates": [cand]}
+
+    md = markdown([run("aaa", 64, [{"seed": 4, "fmax_mhz": 107.0, "rc": 0}], True, 107.0),
+                   run("bbb", 128, [{"seed": 1, "fmax_mhz": 60.0, "rc": 0},
+                                    {"seed": 2, "rc": "stopped"}], False, 60.0)]).splitlines()
+    assert md[2:4] == ["1. `swattn explore --board ulx3s-85f --lanes 64 --dot-pipeline 4 "
+                       "--pv-pipeline 5 --seeds 4` at commit aaa",
+                       "2. `swattn explore --board ulx3s-85f --lanes 128 --dot-pipeline 4 "
+                       "--pv-pipeline 5 --seeds 1,2` at commit bbb"]
+    assert "| 1 | **l64** (winner) | - | - | - | 107.0 (4) | 0 | yes |" in "\n".join(md)
+    assert "| 2 | l128 | - | - | - | 60.0 (1) | 0 | no |" in "\n".join(md)
+    assert md[-1] == "Run 2, l128: no result at seed 2 stopped after the time limit."
