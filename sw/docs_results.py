@@ -201,24 +201,24 @@ def eval_block(root: Path = ROOT) -> str:
             v = r.get(key)
             cells.append("-" if v is None else f"{v:.4f}" if key == "emb_cos" else f"{v:.3f}")
         rows.append(f"| {r['predictor']} | {r['variant']} | " + " | ".join(cells) + " |")
-    from .cli.eval import DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS
-    mapper = cfg.get("mapper") or {}
-    flags = "".join(f" --{flag} {mapper[key]}" for key, flag, default in (
-        ("max_bands", "max-bands", DEFAULT_MAX_BANDS),
-        ("max_columns", "max-columns", DEFAULT_MAX_COLUMNS)) if mapper.get(key, default) != default)
-    return (f"`swattn eval{flags} --json docs/eval.json --out docs` at commit {_commit(res)}: "
+    return (f"`swattn eval{_mapper_flags(res)} --json docs/eval.json --out docs` at commit "
+            f"{_commit(res)}: "
             f"{cfg['texts']} texts of {', '.join(map(str, sorted(set(cfg['tokens']))))} "
             f"tokens, {cfg['table_budget']:g} keys per query, "
             f"{res['runtime_s'] / 60:.1f} min.\n\n" + "\n".join(rows))
 
 
-def _eval_command(res: dict, path: str) -> str:
+def _mapper_flags(res: dict) -> str:
+    """The ``swattn eval`` mapper flags of a recorded run that differ from the defaults."""
     from .cli.eval import DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS
     mapper = res["config"].get("mapper") or {}
-    flags = "".join(f" --{flag} {mapper[key]}" for key, flag, default in (
+    return "".join(f" --{flag} {mapper[key]}" for key, flag, default in (
         ("max_bands", "max-bands", DEFAULT_MAX_BANDS),
         ("max_columns", "max-columns", DEFAULT_MAX_COLUMNS)) if mapper.get(key, default) != default)
-    return f"`swattn eval{flags} --json {path}` at commit {_commit(res)}"
+
+
+def _eval_command(res: dict, path: str) -> str:
+    return f"`swattn eval{_mapper_flags(res)} --json {path}` at commit {_commit(res)}"
 
 
 def eval_mapper_block(root: Path = ROOT) -> str:
