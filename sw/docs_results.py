@@ -16,8 +16,8 @@ and :data:`BLOCKS` maps NAME to the function that renders it from ``docs/``'s JS
 * ``docs/results/regress.json``: ``make regress`` (``python -m swattn.sim.regress``'s summary);
 * ``docs/results/formal.json``: ``make formal`` (``python -m swattn.sim.formal --json``);
 * ``docs/eval.json``: ``swattn eval --json docs/eval.json``;
-* ``docs/eval-window.json`` and ``docs/eval-keysets.json``: ``swattn eval`` with the mapper's
-  window and globals alone and with bands and columns, compared;
+* ``docs/eval-keysets.json``: ``swattn eval`` with the mapper's bands and columns, compared with
+  ``docs/eval.json``'s window and globals alone;
 
 and two blocks from code, not from a result: ``axi-registers``, the AXI top's register table
 (:func:`swattn.sw.spec.axi_regs.markdown`) for the demo's engine
@@ -222,12 +222,11 @@ def _eval_command(res: dict, path: str) -> str:
 
 
 def eval_mapper_block(root: Path = ROOT) -> str:
-    """The mapper with bands and columns against the window and globals alone: the two recorded
-    ``swattn eval`` runs' mapped cover and embedding cosine (:func:`swattn.sw.evaluate.
+    """The mapper with bands and columns (``docs/eval-keysets.json``) against the window and
+    globals alone (``docs/eval.json``): the two recorded runs' mapped cover and embedding cosine (:func:`swattn.sw.evaluate.
     compare_mappers`), the table budget's rows in full."""
     from .evaluate import compare_mappers
-    base, other = (_load(root / "docs" / name) for name in ("eval-window.json",
-                                                             "eval-keysets.json"))
+    base, other = (_load(root / "docs" / name) for name in ("eval.json", "eval-keysets.json"))
     if not base or not other:
         return "No recorded pair of `swattn eval` runs."
     c = compare_mappers(base, other)
@@ -235,7 +234,7 @@ def eval_mapper_block(root: Path = ROOT) -> str:
     lengths = sorted({r["tokens"] for r in c["rows"]})
     w = c["emb_cos_worst"]
     lines = [f"{_eval_command(other, 'docs/eval-keysets.json')} against "
-             f"{_eval_command(base, 'docs/eval-window.json')}, {base['config']['texts']} texts "
+             f"{_eval_command(base, 'docs/eval.json')}, {base['config']['texts']} texts "
              f"at each of {' and '.join(map(str, lengths))} tokens: over {len(c['rows'])} rows "
              f"(predictor x budget x length) the map cover is at or above in "
              f"{c['coverage_not_below']} and the embedding cosine in {c['emb_cos_not_below']}; "
