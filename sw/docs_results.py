@@ -201,11 +201,28 @@ def eval_block(root: Path = ROOT) -> str:
             v = r.get(key)
             cells.append("-" if v is None else f"{v:.4f}" if key == "emb_cos" else f"{v:.3f}")
         rows.append(f"| {r['predictor']} | {r['variant']} | " + " | ".join(cells) + " |")
-    return (f"`swattn eval{_mapper_flags(res)} --json docs/eval.json --out docs` at commit "
+    text = (f"`swattn eval{_mapper_flags(res)} --json docs/eval.json --out docs` at commit "
             f"{_commit(res)}: "
             f"{cfg['texts']} texts of {', '.join(map(str, sorted(set(cfg['tokens']))))} "
             f"tokens, {cfg['table_budget']:g} keys per query, "
             f"{res['runtime_s'] / 60:.1f} min.\n\n" + "\n".join(rows))
+    lengths = sorted({r["tokens"] for r in res.get("by_tokens", [])})
+    if len(lengths) > 1:
+        tb = cfg["table_budget"]
+        by = {(r["predictor"], r["tokens"]): r for r in res["by_tokens"] if r["budget"] == tb}
+        table = ["| predictor | " + " | ".join(f"cover, {n} tokens | cosine, {n} tokens"
+                                              for n in lengths) + " |",
+                 "| --- | " + " | ".join("---: | ---:" for _ in lengths) + " |"]
+        for name in cfg["predictors"]:
+            cells = []
+            for n in lengths:
+                r = by.get((name, n))
+                cells += [f"{r['coverage']:.3f}", f"{r['emb_cos']:.4f}"] if r else ["-", "-"]
+            table.append(f"| {name} | " + " | ".join(cells) + " |")
+        text += (f"\n\nThe mapped patterns at each text length ({tb:g} keys per query; at "
+                 f"{', '.join(map(str, lengths[1:]))} tokens on texts and calibration of that "
+                 f"length):\n\n" + "\n".join(table))
+    return text
 
 
 def _mapper_flags(res: dict) -> str:

@@ -130,3 +130,21 @@ def test_the_board_lines_state_each_boards_logic_multipliers_and_block_ram():
 def test_an_unknown_block_is_refused():
     with pytest.raises(ValueError, match="unknown generated block 'nosuch'"):
         dr.render("<!-- results: nosuch -->\nx\n<!-- end results: nosuch -->\n")
+
+
+def test_the_eval_block_shows_each_text_length(copy_root):
+    """With measures at a second text length the eval block adds their table at the table
+    budget, a row per predictor with the cover and cosine of each length."""
+    path = copy_root / "docs" / "eval.json"
+    res = json.loads(path.read_text())
+    tb = res["config"]["table_budget"]
+    res["by_tokens"] = [{"tokens": n, "predictor": p, "budget": b, "coverage": 0.5 + n / 1e4,
+                         "emb_cos": 0.8 - n / 1e5, "sparsity": 0.9}
+                        for n in (256, 512) for p in res["config"]["predictors"]
+                        for b in (tb, 2 * tb)]
+    path.write_text(json.dumps(res))
+    lines = dr.eval_block(copy_root).splitlines()
+    assert any("cover, 256 tokens | cosine, 256 tokens | cover, 512 tokens" in ln
+               for ln in lines)
+    for p in res["config"]["predictors"]:
+        assert f"| {p} | 0.526 | 0.7974 | 0.551 | 0.7949 |" in lines, p
