@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results"
 #: the files that hold generated blocks
-DOCS = ("README.md", "fpga/README.md", "docs/axi.md")
+DOCS = ("README.md", "fpga/README.md", "docs/axi.md", "docs/predictors.md")
 
 
 def _load(path: Path) -> dict | None:
