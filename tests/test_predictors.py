@@ -285,6 +285,29 @@ def test_sparsefinder_training_raises_entmax_recall(traces):
     assert recall(trained) > recall(untrained) + 0.05
 
 
+def test_sparsefinder_variants_share_one_projection_whichever_is_fitted_first(traces,
+                                                                              monkeypatch):
+    """The three variants' shared projection is the same whichever variant trains it: a
+    variant's results do not depend on which one a process (or a worker of a parallel
+    ``swattn eval``) fitted first; another seed trains another projection."""
+    cal, _ = traces
+    weights = {}
+    for cls in (sparsefinder.SparsefinderQuantization, sparsefinder.SparsefinderKMeans,
+                sparsefinder.SparsefinderDistance):
+        monkeypatch.setattr(sparsefinder, "_FITTED", {})  # a fresh process
+        pred = cls(steps=5, seed=3).fit(cal)
+        weights[cls.name] = [(p.wq.copy(), p.wk.copy(), p.bq.copy(), p.bk.copy())
+                             for p in (pred.proj[li] for li in range(6))]
+    ref = weights.pop("sf-distance")
+    for name, got in weights.items():
+        for a, b in zip(ref, got):
+            for x, y in zip(a, b):
+                assert np.array_equal(x, y), name
+    monkeypatch.setattr(sparsefinder, "_FITTED", {})
+    other = sparsefinder.SparsefinderQuantization(steps=5, seed=4).fit(cal)
+    assert not np.array_equal(other.proj[0].wq, ref[0][0])
+
+
 def test_sparsefinder_adds_window_and_cls(traces, fitted):
     _, ev = traces
     m = fitted["sf-quant"].predict(base.LayerInput.from_trace(ev, 2), 20)

@@ -179,14 +179,23 @@ class _Sparsefinder(Predictor):
             s = np.where((np.arange(n) < lengths[:, None])[:, None, None, :], s, -np.inf)
             gold = entmax15_support(s)
             h, d = q.shape[1], q.shape[3]
-            proj = TripletProjection(h, d, self.rank, self.rng("init", li))
-            proj.train(q, k, gold, lengths, self.rng("train", li), steps=self.steps, lr=self.lr)
+            proj = TripletProjection(h, d, self.rank, self._projection_rng("init", li))
+            proj.train(q, k, gold, lengths, self._projection_rng("train", li), steps=self.steps,
+                       lr=self.lr)
             self.proj[li] = proj
             a, b = proj.project(q, k)
             keep = [np.concatenate([a[i, :, :m], b[i, :, :m]], axis=1)
                     for i, m in enumerate(lengths)]
             self.calib_points[li] = np.concatenate(keep, axis=1)
         self.fitted = True
+
+    def _projection_rng(self, *key) -> np.random.Generator:
+        """The shared projection's draws: the same whichever variant trains it (as the distance
+        variant's), so that each variant's results do not depend on which one was fitted
+        first in a process, or on which worker process of a parallel ``swattn eval`` runs
+        it."""
+        tag = zlib.crc32(repr((SparsefinderDistance.name,) + key).encode())
+        return np.random.default_rng([self.seed, tag])
 
     def projected(self, x: LayerInput):
         if x.layer not in self.proj:
