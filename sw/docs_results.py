@@ -227,7 +227,7 @@ def eval_block(root: Path = ROOT) -> str:
 
 def _mapper_flags(res: dict) -> str:
     """The ``swattn eval`` mapper flags of a recorded run that differ from the defaults."""
-    from .cli.eval import DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS
+    from .evaluate import DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS
     mapper = res["config"].get("mapper") or {}
     return "".join(f" --{flag} {mapper[key]}" for key, flag, default in (
         ("max_bands", "max-bands", DEFAULT_MAX_BANDS),

@@ -10,14 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_TABLE_BUDGET,
-                        DEFAULT_TEXTS, DEFAULT_TOKENS)
-
-#: the mapper's bands (the window counting as one) and key-only columns by default: the window
-#: and globals alone. Bands and columns are asked for with --max-bands / --max-columns: the
-#: mapper fits them to the predicted mask's cover, which does not always raise the embedding
-#: cosine (docs/predictors.md)
-DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS = 1, 0
+from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_MAX_BANDS,
+                        DEFAULT_MAX_COLUMNS, DEFAULT_TABLE_BUDGET, DEFAULT_TEXTS, DEFAULT_TOKENS)
 #: other text lengths at which the mapped cover and embedding cosine are measured by default
 DEFAULT_ALSO_TOKENS = (512,)
 from ..cluster import SCHEDULER_HELP
