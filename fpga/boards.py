@@ -121,8 +121,8 @@ BOARDS: dict[str, Board] = {
         family="ice40",
         params=SIZES["ice40"],
         clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
-        why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words, one band "
-            "beside the window), 36 MHz, 3 Mbaud",
+        why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words, the window "
+            "and 2 globals), 36 MHz, 3 Mbaud",
         seed=recorded_seed("icebreaker"),
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
     ),
