@@ -212,6 +212,12 @@ class LinkReceiver(wiring.Component):
         m.submodules.crc = crc = pr.CRC_PARAMETERS.create()
         m.d.comb += crc.data.eq(byte)
         crc_lo_ok = Signal()  # a frame's CRC: its low byte matched
+        # the byte now registered (``byte``) against the running CRC's high byte, compared a
+        # cycle early from the incoming byte: in CRC1 the CRC holds still (it has since the
+        # cycle after the frame's last byte went in), so the state's decision reads a register
+        # instead of an 8-bit compare
+        crc_hi_ok = Signal()
+        m.d.sync += crc_hi_ok.eq(self.rx.payload == crc.crc[8:])
         crc_payload = Signal()  # the CRC compared is the payload's (else the header's)
         cnt = Signal(COUNT_BITS)
         skip = Signal(COUNT_BITS)  # the last byte index of a refused frame's rest
@@ -283,7 +289,7 @@ class LinkReceiver(wiring.Component):
             with m.State("CRC1"):
                 frame_timeout()
                 with m.If(got):
-                    with m.If(crc_lo_ok & (byte == crc.crc[8:])):
+                    with m.If(crc_lo_ok & crc_hi_ok):
                         with m.If(crc_payload):
                             m.next = "EXEC"
                         with m.Else():

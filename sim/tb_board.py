@@ -234,6 +234,14 @@ def run_scenario(board: Board, link: PinLink, sc: dict, params: EngineParams) ->
         bad = bytearray(good)
         bad[3] ^= 0x01
         return expect_error(board, bytes(bad), pr.LinkError.BAD_CRC, kind)
+    if kind == "corrupt_crc_high":  # only the payload CRC's high byte is wrong
+        bad = bytearray(good)
+        bad[-1] ^= 0x01
+        return expect_error(board, bytes(bad), pr.LinkError.BAD_CRC, kind)
+    if kind == "corrupt_header_crc_high":  # only the header CRC's high byte is wrong
+        bad = bytearray(good)
+        bad[1 + pr.HEADER_BYTES + 1] ^= 0x01
+        return expect_error(board, bytes(bad), pr.LinkError.BAD_CRC, kind)
     if kind == "truncated":
         return expect_error(board, good[:len(good) // 2], pr.LinkError.TIMEOUT, kind)
     if kind == "unknown":

@@ -21,15 +21,17 @@ from swattn.sim.board_runner import run_board
 def test_board_through_uart_pins_spram_layout():
     """iCE40 buffer layout (16-bit words): identify, every error reply, each followed by a job."""
     fixed = fixed_jobs()
-    rand = random_jobs(6, 300)
+    rand = random_jobs(8, 300)
     scen = [{"kind": "identify"}, {"kind": "no_config"}, fixed[0]]
-    for i, kind in enumerate(["corrupt_payload", "corrupt_header", "truncated", "unknown",
-                              "bad_addr", "bad_length", "refused", "silent"]):
+    errors = ["corrupt_payload", "corrupt_header", "corrupt_crc_high", "corrupt_header_crc_high",
+              "truncated", "unknown", "bad_addr", "bad_length", "refused", "silent"]
+    for i, kind in enumerate(errors):
         scen += [{"kind": kind}, (fixed[1:] + rand)[i]]
-    scen += rand[5:]
+    rest = rand[len(errors) - (len(fixed) - 1):]
+    scen += rest
     results = run_board(PARAMS, scen, word_bytes=2, name="pins_w2")
     jobs = check(results, scen)
-    assert len(jobs) == 1 + 8 + 1
+    assert len(jobs) == 1 + len(errors) + len(rest) == 13
     ident = results[0]["identity"]
     assert ident["head_dim"] == PARAMS.head_dim and ident["buffer_rows"] == 64
 

@@ -85,9 +85,10 @@ SIZES = MappingProxyType({
     "bench_minilm": EngineParams(head_dim=32, lanes=64),
 
     # --- the boards' engines (fpga/boards.py; their bitstreams and seeds depend on them) -----
-    # iCEBreaker, iCE40UP5K: the serial engine; Q, K, V and O in one SPRAM block each
+    # iCEBreaker, iCE40UP5K: the serial engine with a band beside the window; Q, K, V and O
+    # in one SPRAM block each
     "ice40": EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
-                          seq_width=10),
+                          seq_width=10, max_bands=2),
     # ULX3S, ECP5-85F: one unit of 32 + 32 lanes, registers between the block RAMs,
     # multipliers and adders
     "ulx3s": EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8, max_dilation=4,
