@@ -13,10 +13,11 @@ Why these sizes:
   two Q.K and two P.V multipliers, one row at a time, instead of the stream engine's feeders and
   lanes (which packed into twice the device). Head dim 32 as in all-MiniLM-L6-v2; Q, K, V and O
   take one SPRAM block each (1024 rows of 32 bytes), hence seq_width 10. Radius 16, dilation
-  up to 2, 2 globals; no band beside the window (the serial engine takes them, but with one
-  band, about 260 more cells, 18 placement seeds routed at 30.6-35.7 MHz against 36 MHz).
+  up to 2, 2 globals and one band beside the window (``max_bands`` 2: a band of keys at other
+  offsets, as SPION's diagonals; about 260 more cells than the window alone, routed at
+  35.1-37.6 MHz over seeds 1-8 once the link receiver's CRC compare was registered).
   36 MHz is the target: 12 MHz x 3 from the PLL and an exact 12 cycles per bit at 3 Mbaud (the
-  FT2232H's 3 Mbaud is exact). About 4.2k of 5,280 cells (fpga/README.md).
+  FT2232H's 3 Mbaud is exact). About 4.4k of 5,280 cells (fpga/README.md).
 * ``ulx3s-85f`` (ECP5-85F: 84k LUT4, 156 MULT18X18D, 208 EBR): 64 lanes (one unit of 32 + 32,
   one key per cycle), about 70 multipliers, buffers of 2048 rows x 32 bytes in block RAM (Q, K
   V and O each eight 32-bit memories of 4 DP16KD), radius 64 and 8 globals for
@@ -121,8 +122,8 @@ BOARDS: dict[str, Board] = {
         family="ice40",
         params=SIZES["ice40"],
         clock_hz=36e6, baud=3_000_000, word_bytes=2, spram=True, flash_board="ice40_generic",
-        why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words, the window "
-            "and 2 globals), 36 MHz, 3 Mbaud",
+        why="iCE40UP5K; serial engine (2 + 2 multipliers on 16-bit SPRAM words, the window, "
+            "a band and 2 globals), 36 MHz, 3 Mbaud",
         seed=recorded_seed("icebreaker"),
         resources={"LUT": 5280, "FF": 5280, "DSP": 8, "BRAM": 30, "SPRAM": 4},
     ),
