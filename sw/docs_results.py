@@ -227,11 +227,13 @@ def eval_block(root: Path = ROOT) -> str:
 
 def _mapper_flags(res: dict) -> str:
     """The ``swattn eval`` mapper flags of a recorded run that differ from the defaults."""
-    from .evaluate import DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS
-    mapper = res["config"].get("mapper") or {}
+    from .evaluate import DEFAULT_FORM_CHOICE, DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS
+    mapper = {**(res["config"].get("mapper") or {}),
+              "form_choice": res["config"].get("form_choice", DEFAULT_FORM_CHOICE)}
     return "".join(f" --{flag} {mapper[key]}" for key, flag, default in (
         ("max_bands", "max-bands", DEFAULT_MAX_BANDS),
-        ("max_columns", "max-columns", DEFAULT_MAX_COLUMNS)) if mapper.get(key, default) != default)
+        ("max_columns", "max-columns", DEFAULT_MAX_COLUMNS),
+        ("form_choice", "form-choice", DEFAULT_FORM_CHOICE)) if mapper.get(key, default) != default)
 
 
 def _eval_command(res: dict, path: str) -> str:

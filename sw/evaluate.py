@@ -7,7 +7,7 @@ For each predictor and budget (keys per query), over every layer and head of the
   (:func:`swattn.sw.mapper.map_masks`), what the engine would run: a
   :class:`~swattn.sw.spec.pattern.HybridPattern`, or with the mapper's ``max_bands`` /
   ``max_columns`` above one band / no column an :class:`~swattn.sw.spec.keyset.EngineForm` with
-  bands beside the window and key-only columns where they cover more;
+  bands beside the window and key-only columns where they cover more (``form_choice``, below);
 * ``int8``: the mapped patterns run through the int8 golden model (quantised Q, K, V), at the
   table budget only, to show the share of the error that quantisation adds.
 
@@ -26,6 +26,30 @@ Metrics (means over texts, layers and heads):
 at each text length: the main run's, and those of ``more_tokens`` (other lengths, with texts of
 their own, the predictors fitted again on calibration texts of that length), measured just as in
 the main run.
+
+How each head's form is chosen where the mapper may use bands and columns (``form_choice``,
+``swattn eval --form-choice``):
+
+* ``cover`` (the default): the form covering the most of the predicted mask, bands and columns
+  wherever they add cover. More cover of the prediction is not always a smaller attention error:
+  where the predictor's extra keys carry little of the attention, the budget they take from the
+  window costs accuracy;
+* ``calibrated``: per budget, layer and head, the form is chosen on the calibration texts (the
+  first :data:`CHOICE_TEXTS`). Each head's predicted mask is mapped with the window and globals
+  alone and with the bands and columns asked for, each mapping's attention output is compared
+  with dense attention (``out_rel_err``, summed over the texts), and the head takes bands and
+  columns only where their error is lower (:func:`choose_forms`). Heads that each come closer
+  to their own attention can still, together, move the sentence embedding further from the
+  dense one, so the choice is then checked as a whole: it is kept only where its embedding
+  cosine on those calibration texts is higher than with the window and globals in every head,
+  else every head keeps the window and globals (:func:`keep_if_closer`). Every mapped pattern of
+  that predictor and budget then takes its head's form: the mapped metrics, the embedding
+  cosine, the int8 run and the other text lengths (there chosen again on that length's
+  calibration texts). The chosen form covers at least what the window and globals cover, so the
+  map cover never falls below the window-and-globals mapper's. The mapped rows and
+  ``by_tokens`` rows then hold ``keyset_heads``, the heads (of ``heads``, layers x heads) mapped
+  with bands and columns, and ``keyset_heads_by_error``, those the attention error alone chose;
+  ``form_choice_seconds`` holds the time the choice took per predictor.
 
 Outputs (``swattn eval``): a table on the terminal, ``--json FILE``, and PNG plots of sparsity
 against recall with one point per budget (as Sparsefinder's Pareto plots, :func:`write_plots`)
@@ -54,6 +78,14 @@ DEFAULT_TOKENS = 256
 #: mapper fits them to the predicted mask's cover, which does not always raise the embedding
 #: cosine (docs/predictors.md)
 DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS = 1, 0
+#: how each head's mapped form is chosen where bands or columns are allowed (``form_choice``):
+#: the form covering the most of the prediction, or the one with the lower attention error on
+#: the calibration texts
+FORM_CHOICES = ("cover", "calibrated")
+DEFAULT_FORM_CHOICE = "cover"
+#: calibration texts (the first ones) on which the calibrated choice is made: each is mapped
+#: twice per head and run twice through the model per budget, so this bounds the choice's time
+CHOICE_TEXTS = 4
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -117,6 +149,156 @@ class _MapCache:
         return out
 
 
+def _keysets_asked(mapper_kw: dict) -> bool:
+    """Whether ``mapper_kw`` lets the mapper use bands beside the window or columns."""
+    return (mapper_kw.get("max_bands", DEFAULT_MAX_BANDS) or 1) > 1 \
+        or (mapper_kw.get("max_columns", DEFAULT_MAX_COLUMNS) or 0) > 0
+
+
+def check_form_choice(form_choice: str, mapper_kw: dict) -> None:
+    """ValueError unless ``form_choice`` is one of :data:`FORM_CHOICES` and, for
+    ``calibrated``, ``mapper_kw`` allows bands beside the window or columns (there is nothing to
+    choose between otherwise)."""
+    if form_choice not in FORM_CHOICES:
+        raise ValueError(f"form_choice = {form_choice!r}: allowed {', '.join(FORM_CHOICES)}")
+    if form_choice == "calibrated" and not _keysets_asked(mapper_kw):
+        raise ValueError(
+            f"form_choice 'calibrated' with max_bands "
+            f"{mapper_kw.get('max_bands', DEFAULT_MAX_BANDS)} and max_columns "
+            f"{mapper_kw.get('max_columns', DEFAULT_MAX_COLUMNS)}: the mapper gives the window "
+            "and globals alone, there is no form to choose; allowed with max_bands 2 or more or "
+            "max_columns 1 or more")
+
+
+class _Caches:
+    """The mapper's caches of one evaluation: ``asked`` with the limits asked for, and, for the
+    calibrated choice, ``plain`` with the window and globals alone (the same globals and
+    dilations); one cache per limits, so that each keeps its hits."""
+
+    def __init__(self, mapper_kw: dict, form_choice: str = DEFAULT_FORM_CHOICE):
+        check_form_choice(form_choice, mapper_kw)
+        self.form_choice = form_choice
+        self.asked = _MapCache(**mapper_kw)
+        self.plain = None
+        if form_choice == "calibrated":
+            self.plain = _MapCache(**{**mapper_kw, "max_bands": DEFAULT_MAX_BANDS,
+                                      "max_columns": DEFAULT_MAX_COLUMNS})
+
+    def forms(self, model, pred, cal, budget) -> "_HeadForms":
+        """The mapping of ``pred``'s masks at ``budget``: every head by the asked limits
+        (``cover``), or each head in the form chosen on the first :data:`CHOICE_TEXTS` of the
+        calibration traces ``cal`` (``calibrated``: :func:`choose_forms`, then
+        :func:`keep_if_closer` with the embedding cosine of ``model`` on those texts)."""
+        if self.plain is None:
+            return _HeadForms(self.asked)
+        t = time.perf_counter()
+        texts = cal[:CHOICE_TEXTS]
+        by_error = choose_forms(pred, texts, budget, self.asked, self.plain)
+        use = keep_if_closer(by_error, lambda u: _embedding_cosine(
+            model, pred, texts, budget, _HeadForms(self.asked, self.plain, u)))
+        return _HeadForms(self.asked, self.plain, use, time.perf_counter() - t, by_error)
+
+
+class _HeadForms:
+    """Maps one layer's head masks ``(li, masks (heads, n, n))`` to a list of
+    :class:`~swattn.sw.mapper.Mapping`: by ``asked`` for every head where ``use`` is None, else by
+    ``asked`` for the heads ``use[li]`` marks and by ``plain`` for the others."""
+
+    def __init__(self, asked, plain=None, use: np.ndarray | None = None, seconds: float = 0.0,
+                 by_error: np.ndarray | None = None):
+        self.asked, self.plain, self.use, self.seconds = asked, plain, use, seconds
+        self.by_error = use if by_error is None else by_error
+
+    def __call__(self, li: int, masks: np.ndarray) -> list:
+        if self.use is None:
+            return self.asked(masks)
+        use = self.use[li]
+        out = [None] * len(masks)
+        for idx, maps in ((np.flatnonzero(use), self.asked(masks[use])),
+                          (np.flatnonzero(~use), self.plain(masks[~use]))):
+            for h, m in zip(idx, maps):
+                out[h] = m
+        return out
+
+    def record(self) -> dict:
+        """What the mapped rows say of the choice: nothing for ``cover``, else the heads that
+        kept bands and columns (``keyset_heads``) of all layers' heads (``heads``), and those
+        whose attention error alone chose them (``keyset_heads_by_error``)."""
+        if self.use is None:
+            return {}
+        return {"keyset_heads": int(self.use.sum()), "heads": int(self.use.size),
+                "keyset_heads_by_error": int(self.by_error.sum())}
+
+
+def choose_forms(pred, traces, budget: float, asked, plain) -> np.ndarray:
+    """Per layer and head, whether the mapping with bands and columns (``asked``) beats the
+    window and globals alone (``plain``) on ``traces``.
+
+    ``pred``: a fitted predictor (``pred.predict(LayerInput, budget) -> (heads, n, n)`` bool);
+    ``traces``: dense forward passes (:class:`~swattn.sw.minilm.Trace`, with their layers'
+    ``q``, ``k``, ``v``), the calibration texts; ``budget``: keys per query (at most each text's
+    length); ``asked``, ``plain``: callables that map (heads, n, n) masks to a list of
+    :class:`~swattn.sw.mapper.Mapping`. Each head's predicted mask of each text is mapped both
+    ways and each mapping's attention output compared with dense attention (the relative error
+    of ``out_rel_err``, on the dense model's inputs to that layer); the errors are summed over
+    the texts. Returns a (layers, heads) bool array, True where ``asked``'s error is strictly
+    lower (a tie, such as both mappings giving the same pattern, keeps the window and globals).
+    """
+    from .minilm import masked_softmax_attention
+    from .predictors.base import LayerInput
+
+    err = None
+    for trace in traces:
+        b = min(budget, trace.n)
+        for li, lt in enumerate(trace.layers):
+            mask = pred.predict(LayerInput.from_trace(trace, li), b)
+            dense = masked_softmax_attention(lt.q, lt.k, lt.v, None)
+            if err is None:
+                err = np.zeros((2, len(trace.layers), mask.shape[0]))
+            for i, map_fn in enumerate((asked, plain)):
+                pmask = np.stack([pattern_mask(m.pattern) for m in map_fn(mask)])
+                o = masked_softmax_attention(lt.q, lt.k, lt.v, _with_diagonal(pmask))
+                err[i, li] += _rel_err(o, dense)
+    if err is None:
+        raise ValueError("choose_forms needs at least one calibration trace")
+    return err[0] < err[1]
+
+
+def keep_if_closer(use: np.ndarray, cosine) -> np.ndarray:
+    """``use`` (from :func:`choose_forms`) where the model with those heads' bands and columns
+    comes closer to the dense model than with the window and globals in every head, else no
+    head with bands and columns. ``cosine(use) -> float``: the embedding cosine against the
+    dense model with each head in the form ``use`` gives it, on the calibration texts. Heads
+    that each come closer to their own dense attention can together move the sentence
+    embedding further from the dense one (their errors add up through the layers after them);
+    this keeps the window and globals wherever the calibration texts show that."""
+    window = np.zeros_like(use)
+    if not use.any() or not cosine(use) > cosine(window):
+        return window
+    return use
+
+
+def _embedding_cosine(model, pred, traces, budget: float, forms: "_HeadForms") -> float:
+    """Mean over ``traces`` of the cosine between the dense embedding and the embedding with
+    ``pred``'s masks at ``budget``, mapped by ``forms``, in all six layers (predicted online),
+    as the mapped ``emb_cos``."""
+    from .minilm import cosine, masked_softmax_attention
+    from .predictors.base import LayerInput
+
+    out = []
+    for trace in traces:
+        b = min(budget, trace.n)
+
+        def mapped_fn(layer, q, k, v, hidden):
+            m = pred.predict(LayerInput(layer, q, k, hidden), b)
+            pm = np.stack([pattern_mask(mp.pattern) for mp in forms(layer, m)])
+            return masked_softmax_attention(q, k, v, pm)
+
+        emb = model.forward(trace.ids, mapped_fn, record=False).embedding
+        out.append(cosine(emb, trace.embedding))
+    return float(np.mean(out))
+
+
 class _Acc:
     """Accumulates per-head metric arrays and scalars; means on demand."""
 
@@ -136,7 +318,7 @@ class _Acc:
 def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table_budget: float,
              golden: bool = True, seed: int = 0, mapper_kw: dict | None = None,
              progress=None, more_tokens: dict | None = None, jobs: int | None = 1,
-             scheduler: str | None = None) -> dict:
+             scheduler: str | None = None, form_choice: str = DEFAULT_FORM_CHOICE) -> dict:
     """Run the evaluation; returns the results dict that ``--json`` writes.
 
     ``progress(description, advance)`` is called as work completes (optional).
@@ -145,10 +327,14 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
     ``jobs``: 1 runs every predictor here, one after another; otherwise each predictor is a job
     of a Dask cluster (:mod:`swattn.sw.cluster`: ``jobs`` local worker processes, None: one per
     core, or the cluster at ``scheduler``), with the same results.
+    ``form_choice``: how each head's mapped form is chosen, one of :data:`FORM_CHOICES` (the
+    module's docstring); ``calibrated`` needs ``mapper_kw`` with ``max_bands`` 2 or more or
+    ``max_columns`` 1 or more (ValueError otherwise, before any work).
     """
     from . import minilm
 
     mapper_kw = mapper_kw or {}
+    check_form_choice(form_choice, mapper_kw)
     step = progress or (lambda desc, adv=0: None)
     t0 = time.perf_counter()
     model = minilm.load()
@@ -179,7 +365,8 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
     # a job per predictor: its fit, every budget on the texts and its cover and cosine at the
     # other lengths; inline, or on the cluster's workers (jobs / scheduler)
     work = [{"name": name, "budgets": budgets, "table_budget": table_budget,
-             "golden": golden, "seed": seed, "mapper_kw": mapper_kw, "ids_cal": ids_cal,
+             "golden": golden, "seed": seed, "mapper_kw": mapper_kw,
+             "form_choice": form_choice, "ids_cal": ids_cal,
              "ids_ev": ids_ev, "more": sorted((more_tokens or {}).items())}
             for name in predictors]
     lengths = sorted({int(d.trace.n) for d in dense})
@@ -187,9 +374,9 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
         step(f"dense forward passes at {tokens} tokens", 1)  # (each predictor's part makes them)
     done = {}
     if jobs == 1 and scheduler is None:
-        map_masks = _MapCache(**mapper_kw)
+        caches = _Caches(mapper_kw, form_choice)
         for job in work:
-            done[job["name"]] = _predictor_part(job, model, cal, dense, map_masks, step)
+            done[job["name"]] = _predictor_part(job, model, cal, dense, caches, step)
     else:
         from .cluster import dask_client, map_jobs
 
@@ -205,30 +392,33 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
     by_tokens = []
     if len(lengths) == 1:  # the main run at its one text length
         by_tokens = [{"tokens": lengths[0], "predictor": r["predictor"], "budget": r["budget"],
-                      **{k: r[k] for k in BY_TOKENS_METRICS}}
+                      **{k: r[k] for k in BY_TOKENS_METRICS + CHOICE_FIELDS if k in r}}
                      for r in rows if r["variant"] == "mapped"]
     for tokens, _ in sorted((more_tokens or {}).items()):
         if [tokens] == lengths:
             continue
         by_tokens += [r for name in predictors for r in done[name]["more"]
                       if r["tokens"] == tokens]
-    return {
+    out = {
         "config": {"predictors": predictors, "budgets": budgets, "table_budget": table_budget,
                    "texts": len(ids_ev), "calibration_texts": len(ids_cal),
                    "tokens": [int(d.trace.n) for d in dense], "seed": seed,
-                   "golden": golden, "mapper": mapper_kw,
+                   "golden": golden, "mapper": mapper_kw, "form_choice": form_choice,
                    "more_tokens": sorted(more_tokens or {})},
         "int8_dense": base,
         "fit_seconds": fit_s,
         "results": rows,
         "by_tokens": by_tokens,
-        "runtime_s": time.perf_counter() - t0,
-        "commit": checkout_commit(),
     }
+    if form_choice != DEFAULT_FORM_CHOICE:
+        out["form_choice_seconds"] = {name: done[name]["choice_s"] for name in predictors}
+    return {**out, "runtime_s": time.perf_counter() - t0, "commit": checkout_commit()}
 
 
 #: the mapped metrics of ``by_tokens``
 BY_TOKENS_METRICS = ("coverage", "emb_cos", "sparsity")
+#: what the mapped and ``by_tokens`` rows say of a calibrated form choice (:class:`_HeadForms`)
+CHOICE_FIELDS = ("keyset_heads", "heads", "keyset_heads_by_error")
 
 
 def predictor_job(job: dict) -> dict:
@@ -244,14 +434,16 @@ def predictor_job(job: dict) -> dict:
         model = minilm.load()
         cal = [model.forward(i) for i in job["ids_cal"]]
         dense = [_Dense(model.forward(i)) for i in job["ids_ev"]]
-        return _predictor_part(job, model, cal, dense, _MapCache(**job["mapper_kw"]),
-                               lambda desc, adv=0: None)
+        caches = _Caches(job["mapper_kw"], job.get("form_choice", DEFAULT_FORM_CHOICE))
+        return _predictor_part(job, model, cal, dense, caches, lambda desc, adv=0: None)
 
 
-def _predictor_part(job: dict, model, cal, dense, map_masks, step) -> dict:
+def _predictor_part(job: dict, model, cal, dense, caches: _Caches, step) -> dict:
     """Fit ``job["name"]`` on ``cal`` and measure it at every budget on ``dense`` (raw, mapped
-    and, at the table budget, int8), then its mapped cover and cosine at each of
-    ``job["more"]``'s other lengths: ``{"rows", "fit_s", "more"}``."""
+    and, at the table budget, int8), each head mapped in the form ``caches`` chooses for it at
+    that budget, then its mapped cover and cosine at each of ``job["more"]``'s other lengths:
+    ``{"rows", "fit_s", "choice_s", "more"}`` (``choice_s``: seconds of the calibrated form
+    choice, every budget and length)."""
     from . import minilm
     from .predictors.base import LayerInput, make
 
@@ -262,7 +454,12 @@ def _predictor_part(job: dict, model, cal, dense, map_masks, step) -> dict:
     pred.fit(cal)
     fit_s = time.perf_counter() - tf
     step(f"fitted {name}", 1)
+    choice_s = 0.0
     for budget in budgets:
+        if caches.plain is not None:
+            step(f"{name} @ {budget:g}: each head's form on the calibration texts", 0)
+        forms = caches.forms(model, pred, cal, budget)
+        choice_s += forms.seconds
         raw, mapped, int8 = _Acc(), _Acc(), _Acc()
         run_golden = job["golden"] and budget == job["table_budget"]
         for d in dense:
@@ -273,7 +470,7 @@ def _predictor_part(job: dict, model, cal, dense, map_masks, step) -> dict:
                 x = LayerInput.from_trace(d.trace, li)
                 mask = pred.predict(x, b)
                 raw.add(_mask_metrics(d, li, mask))
-                maps = map_masks(mask)
+                maps = forms(li, mask)
                 pmask = np.stack([pattern_mask(m.pattern) for m in maps])
                 mm = _mask_metrics(d, li, pmask)
                 mm["coverage"] = [m.coverage for m in maps]
@@ -294,7 +491,7 @@ def _predictor_part(job: dict, model, cal, dense, map_masks, step) -> dict:
 
             def mapped_fn(layer, q, k, v, hidden):
                 m = pred.predict(LayerInput(layer, q, k, hidden), b)
-                patterns[layer] = [mp.pattern for mp in map_masks(m)]
+                patterns[layer] = [mp.pattern for mp in forms(layer, m)]
                 pm = np.stack([pattern_mask(p) for p in patterns[layer]])
                 return minilm.masked_softmax_attention(q, k, v, pm)
 
@@ -309,53 +506,59 @@ def _predictor_part(job: dict, model, cal, dense, map_masks, step) -> dict:
         for variant, acc in (("raw", raw), ("mapped", mapped), ("int8", int8)):
             if acc.vals:
                 rows.append({"predictor": name, "budget": budget, "variant": variant,
-                             **acc.means()})
+                             **acc.means(), **(forms.record() if variant == "mapped" else {})})
     lengths = sorted({int(d.trace.n) for d in dense})
     more = []
     for tokens, (cal_t, ev_t) in job["more"]:
         if [tokens] == lengths:
             continue
-        more += _cover_and_cosine(model, tokens, [name], budgets, cal_t, ev_t, seed,
-                                  map_masks, step)
-    return {"rows": rows, "fit_s": fit_s, "more": more}
+        rows_t, s = _cover_and_cosine(model, tokens, [name], budgets, cal_t, ev_t, seed,
+                                      caches, step)
+        more += rows_t
+        choice_s += s
+    return {"rows": rows, "fit_s": fit_s, "choice_s": choice_s, "more": more}
 
 
-def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed, map_masks,
-                      step) -> list[dict]:
+def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed,
+                      caches: _Caches, step) -> tuple[list[dict], float]:
     """``by_tokens`` rows of one other text length (``tokens``, the length the texts were cut
     to): each predictor fitted on ``ids_cal``, then
     per budget the mapped patterns' coverage and sparsity (layer by layer, from the dense
     model's inputs) and the embedding cosine with them in all six layers (predicted online), as
-    the main run measures them."""
+    the main run measures them, each head in the form ``caches`` chooses on ``ids_cal``; with
+    the seconds the choice took."""
     from . import minilm
     from .predictors.base import LayerInput, make
 
     cal = [model.forward(i) for i in ids_cal]
     dense = [model.forward(i) for i in ids_ev]
-    out = []
+    out, choice_s = [], 0.0
     for name in predictors:
         pred = make(name, seed=seed).fit(cal)
         step(f"fitted {name} at {tokens} tokens", 1)
         for budget in budgets:
+            forms = caches.forms(model, pred, cal, budget)
+            choice_s += forms.seconds
             acc = _Acc()
             for trace in dense:
                 b = min(budget, trace.n)
                 for li in range(len(trace.layers)):
-                    maps = map_masks(pred.predict(LayerInput.from_trace(trace, li), b))
+                    maps = forms(li, pred.predict(LayerInput.from_trace(trace, li), b))
                     pmask = np.stack([pattern_mask(m.pattern) for m in maps])
                     acc.add({"sparsity": 1.0 - pmask.mean(axis=(-1, -2)),
                              "coverage": [m.coverage for m in maps]})
 
                 def mapped_fn(layer, q, k, v, hidden):
                     m = pred.predict(LayerInput(layer, q, k, hidden), b)
-                    pm = np.stack([pattern_mask(mp.pattern) for mp in map_masks(m)])
+                    pm = np.stack([pattern_mask(mp.pattern) for mp in forms(layer, m)])
                     return minilm.masked_softmax_attention(q, k, v, pm)
 
                 emb = model.forward(trace.ids, mapped_fn, record=False).embedding
                 acc.add({"emb_cos": minilm.cosine(emb, trace.embedding)})
                 step(f"{name} @ {budget:g}, {tokens} tokens", 1)
-            out.append({"tokens": tokens, "predictor": name, "budget": budget, **acc.means()})
-    return out
+            out.append({"tokens": tokens, "predictor": name, "budget": budget, **acc.means(),
+                        **forms.record()})
+    return out, choice_s
 
 
 # --- functions for other tools (the demo) -------------------------------------------------------
@@ -459,10 +662,11 @@ def json_default(o):
 
 def compare_mappers(base: dict, other: dict) -> dict:
     """Two ``swattn eval`` results of one set of texts and predictors, mapped with different
-    mapper settings (``config["mapper"]``): per predictor, budget and text length of both
-    ``by_tokens``, the mapped cover and embedding cosine of each, and the count of rows where
-    ``other`` is at least ``base`` (to 4 decimals, the table's precision), with the largest
-    drops. Raises ValueError when the two ran on different texts, lengths or seeds."""
+    mapper settings (``config["mapper"]`` and ``config["form_choice"]``, both in the answer):
+    per predictor, budget and text length of both ``by_tokens``, the mapped cover and embedding
+    cosine of each, and the count of rows where ``other`` is at least ``base`` (to 4 decimals,
+    the table's precision), with the largest drops. Raises ValueError when the two ran on
+    different texts, lengths or seeds."""
     for key in ("texts", "calibration_texts", "seed", "predictors", "budgets"):
         if base["config"].get(key) != other["config"].get(key):
             raise ValueError(f"the two evaluations differ in {key}: "
@@ -480,7 +684,9 @@ def compare_mappers(base: dict, other: dict) -> dict:
     if not rows:
         raise ValueError("the two evaluations have no predictor, budget and length in common")
     out = {"base_mapper": base["config"].get("mapper"), "other_mapper": other["config"].get(
-        "mapper"), "rows": rows, "commits": [base.get("commit"), other.get("commit")]}
+        "mapper"), "base_form_choice": base["config"].get("form_choice", DEFAULT_FORM_CHOICE),
+        "other_form_choice": other["config"].get("form_choice", DEFAULT_FORM_CHOICE),
+        "rows": rows, "commits": [base.get("commit"), other.get("commit")]}
     for metric in ("coverage", "emb_cos"):
         diffs = [(round(r[f"other_{metric}"], 4) - round(r[f"base_{metric}"], 4), r)
                  for r in rows]

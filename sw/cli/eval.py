@@ -10,8 +10,9 @@ import json
 import os
 from pathlib import Path
 
-from ..evaluate import (DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_MAX_BANDS,
-                        DEFAULT_MAX_COLUMNS, DEFAULT_TABLE_BUDGET, DEFAULT_TEXTS, DEFAULT_TOKENS)
+from ..evaluate import (CHOICE_TEXTS, DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_FORM_CHOICE,
+                        DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS, DEFAULT_TABLE_BUDGET,
+                        DEFAULT_TEXTS, DEFAULT_TOKENS, FORM_CHOICES)
 #: other text lengths at which the mapped cover and embedding cosine are measured by default
 DEFAULT_ALSO_TOKENS = (512,)
 from ..cluster import SCHEDULER_HELP
@@ -59,6 +60,15 @@ def add_arguments(p):
                    default=DEFAULT_MAX_COLUMNS, metavar="C",
                    help=f"key-only columns the mapper may use, 0..32 (default "
                         f"{DEFAULT_MAX_COLUMNS})")
+    p.add_argument("--form-choice", choices=FORM_CHOICES, default=DEFAULT_FORM_CHOICE,
+                   help="how each head's mapped form is chosen where --max-bands or "
+                        "--max-columns allow bands and columns: 'cover', the form covering the "
+                        "most of the predicted mask; 'calibrated', per budget, layer and head, "
+                        "bands and columns only where they gave a lower attention-output error "
+                        "than the window and globals alone on the calibration texts (the first "
+                        f"{CHOICE_TEXTS}), and only where those heads together also raise the "
+                        "embedding cosine there; needs --max-bands 2 or more or --max-columns 1 "
+                        f"or more (default {DEFAULT_FORM_CHOICE})")
     p.add_argument("--also-tokens", default=",".join(map(str, DEFAULT_ALSO_TOKENS)),
                    metavar="LIST",
                    help="more text lengths in tokens, comma-separated, each 128..512, at which "
@@ -79,6 +89,16 @@ def add_arguments(p):
                    help="seed of the random predictors, 0..2^32-1")
     p.add_argument("--list", action="store_true", help="list the predictors and exit")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _check_form_choice(args) -> None:
+    """``--form-choice calibrated`` chooses between the window and globals and bands and
+    columns: refused where the mapper may use neither."""
+    if args.form_choice == "calibrated" and args.max_bands <= 1 and args.max_columns <= 0:
+        raise UserError(f"--form-choice calibrated with --max-bands {args.max_bands} and "
+                        f"--max-columns {args.max_columns}: the mapper gives the window and "
+                        "globals alone, there is no form to choose; allowed with --max-bands "
+                        "2..16 or --max-columns 1..32")
 
 
 def _parse_predictors(spec: str) -> list[str]:
@@ -212,7 +232,29 @@ def render_table(results: dict, console) -> None:
         t.add_row("dense", "int8", "0.000", "1.000", "1.000", f"{base['out_rel_err']:.3f}",
                   f"{base['emb_cos']:.4f}", "-")
     console.print(t)
+    render_form_choice(results, console)
     render_by_tokens(results, console)
+
+
+def render_form_choice(results: dict, console) -> None:
+    """With ``--form-choice calibrated``: per predictor, the heads that kept bands and columns
+    at the table budget, at each text length (nothing otherwise)."""
+    cfg = results["config"]
+    if cfg.get("form_choice", DEFAULT_FORM_CHOICE) == DEFAULT_FORM_CHOICE:
+        return
+    rows = [r for r in results.get("by_tokens", []) if r["budget"] == cfg["table_budget"]
+            and "keyset_heads" in r]
+    by = {}
+    for r in sorted(rows, key=lambda r: r["tokens"]):
+        by.setdefault(r["predictor"], []).append(
+            f"{r['keyset_heads']}/{r['heads']} at {r['tokens']} tokens"
+            + (f" ({r['keyset_heads_by_error']} by attention error)"
+               if r.get("keyset_heads_by_error", r["keyset_heads"]) != r["keyset_heads"] else ""))
+    secs = results.get("form_choice_seconds", {})
+    console.print(f"heads mapped with bands and columns (the rest: window and globals), chosen "
+                  f"on the calibration texts at {cfg['table_budget']:g} keys/query: " + "; ".join(
+                      f"{name} {', '.join(by.get(name, ['-']))}" for name in cfg["predictors"])
+                  + f" (choice: {sum(secs.values()):.1f} s)")
 
 
 def render_by_tokens(results: dict, console) -> None:
@@ -226,10 +268,13 @@ def render_by_tokens(results: dict, console) -> None:
     if len(lengths) < 2:
         return
     m = cfg.get("mapper") or {}
+    choice = cfg.get("form_choice", DEFAULT_FORM_CHOICE)
     t = Table(title=f"mapped to the engine at {cfg['table_budget']:g} keys/query: map cover and "
                     f"embedding cosine per text length (mapper: {m.get('max_bands', 1)} band(s) "
                     f"with the window, {m.get('max_columns', 0)} column(s), "
-                    f"{m.get('max_globals', '-')} global(s))", title_justify="left")
+                    f"{m.get('max_globals', '-')} global(s)"
+                    f"{'' if choice == DEFAULT_FORM_CHOICE else f', form by {choice} choice'})",
+              title_justify="left")
     t.add_column("predictor")
     for n in lengths:
         t.add_column(f"cover {n}", justify="right")
@@ -258,6 +303,7 @@ def run(args) -> int:
             console.print(f"{name:14s} {cls.paper}")
         return 0
     predictors = _parse_predictors(args.predictors)
+    _check_form_choice(args)
     if args.text_file and given(args, "--texts"):
         raise UserError(f"--texts {args.texts} counts the built-in texts, which --text-file "
                         "replaces: leave out --texts")
@@ -300,7 +346,7 @@ def run(args) -> int:
                                       "max_dilation": args.max_dilation,
                                       "max_bands": args.max_bands,
                                       "max_columns": args.max_columns},
-                           progress=progress, more_tokens=more,
+                           form_choice=args.form_choice, progress=progress, more_tokens=more,
                            jobs=None if args.scheduler else args.jobs, scheduler=args.scheduler)
     render_table(results, console)
     console.print(f"evaluated in {results['runtime_s']:.0f} s")
