@@ -18,6 +18,7 @@ device, or whose elaboration or place and route fails, is a row with the reason.
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import re
 from dataclasses import dataclass, replace
@@ -50,33 +51,41 @@ class Candidate:
 
 def candidate_name(params) -> str:
     """``l<lanes>-d<dot>-p<pv>``, with ``-pair`` / ``-nopair`` where the max passes' pairing is
-    not the default for the unit count (EngineParams.pair_max)."""
+    not the default for the unit count (EngineParams.pair_max), ``-b<max_bands>`` with bands
+    beside the window and ``-c<max_columns>`` with key-only columns."""
     name = f"l{params.lanes}-d{params.dot_pipeline}-p{params.pv_pipeline}"
     if params.pair_max is not None and params.pair_max != (params.units > 1):
         name += "-pair" if params.pair_max else "-nopair"
+    if params.max_bands > 1:
+        name += f"-b{params.max_bands}"
+    if params.max_columns:
+        name += f"-c{params.max_columns}"
     return name
 
 
 def candidates(board: Board, lanes=None, dot_pipeline=None, pv_pipeline=None,
-               pair_max=None) -> list[Candidate]:
-    """Every combination of ``lanes`` x ``dot_pipeline`` x ``pv_pipeline`` x ``pair_max``
-    (each None: the board's own) as the board's engine with those replaced, in that order,
-    repeats dropped. An engine the parameters refuse raises their ValueError (naming the
-    field)."""
+               pair_max=None, max_bands=None, max_columns=None) -> list[Candidate]:
+    """Every combination of ``lanes`` x ``dot_pipeline`` x ``pv_pipeline`` x ``pair_max`` x
+    ``max_bands`` x ``max_columns`` (each None: the board's own) as the board's engine with
+    those replaced, in that order, repeats dropped. An engine the parameters refuse raises
+    their ValueError (naming the field)."""
     p = board.params
     out, seen = [], set()
-    for la in lanes or [p.lanes]:
-        for dot in dot_pipeline if dot_pipeline is not None else [p.dot_pipeline]:
-            for pv in pv_pipeline if pv_pipeline is not None else [p.pv_pipeline]:
-                for pair in pair_max if pair_max is not None else [p.pair_max]:
-                    params = replace(p, lanes=la, dot_pipeline=dot, pv_pipeline=pv,
-                                     pair_max=pair)
-                    if params.pair_max is not None and params.pair_max == (params.units > 1):
-                        params = replace(params, pair_max=None)  # (the default: one build)
-                    name = candidate_name(params)
-                    if name not in seen:
-                        seen.add(name)
-                        out.append(Candidate(name, replace(board, params=params)))
+    for la, dot, pv, pair, nb, nc in itertools.product(
+            lanes or [p.lanes],
+            dot_pipeline if dot_pipeline is not None else [p.dot_pipeline],
+            pv_pipeline if pv_pipeline is not None else [p.pv_pipeline],
+            pair_max if pair_max is not None else [p.pair_max],
+            max_bands if max_bands is not None else [p.max_bands],
+            max_columns if max_columns is not None else [p.max_columns]):
+        params = replace(p, lanes=la, dot_pipeline=dot, pv_pipeline=pv, pair_max=pair,
+                         max_bands=nb, max_columns=nc)
+        if params.pair_max is not None and params.pair_max == (params.units > 1):
+            params = replace(params, pair_max=None)  # (the default: one build)
+        name = candidate_name(params)
+        if name not in seen:
+            seen.add(name)
+            out.append(Candidate(name, replace(board, params=params)))
     return out
 
 
@@ -231,8 +240,12 @@ def command(res: dict) -> str:
     """The ``swattn explore`` command line that made the table ``res``."""
     cmd = [f"swattn explore --board {res['board']}"]
     for flag, key in (("--lanes", "lanes"), ("--dot-pipeline", "dot_pipeline"),
-                      ("--pv-pipeline", "pv_pipeline")):
-        vals = list(dict.fromkeys(r[key] for r in res["candidates"]))
+                      ("--pv-pipeline", "pv_pipeline"), ("--max-bands", "max_bands"),
+                      ("--max-columns", "max_columns")):
+        vals = list(dict.fromkeys(r["params"].get(key, 1 if key == "max_bands" else 0)
+                                  for r in res["candidates"]))
+        if key in ("max_bands", "max_columns") and vals == [1 if key == "max_bands" else 0]:
+            continue  # (the window and globals alone: no flag, as before these existed)
         cmd.append(f"{flag} {' '.join(map(str, vals))}")
     cmd.append("--synth-only" if res["synth_only"] else
                f"--seeds {','.join(map(str, res['seeds']))}")

@@ -199,6 +199,33 @@ def test_candidates_with_and_without_paired_max_passes():
     assert adders(by["l128-d4-p5-nopair"]) < adders(by["l128-d4-p5"])
 
 
+def test_candidates_with_bands_and_columns(tmp_path):
+    """``--max-bands`` / ``--max-columns``: each combination a candidate named by its bands and
+    columns (none for the window and globals alone), its engine with those fields, their
+    configuration fields in the board top's RTLIL (the band and column registers the link
+    writes); the command line of a table names them only where a candidate has them; a count
+    the engine refuses is named by its option."""
+    from swattn.fpga.explore import candidates, command
+
+    board = BOARDS["ulx3s-85f"]
+    cands = candidates(board, [64], None, None, None, [1, 4], [0, 8])
+    assert [c.name for c in cands] == ["l64-d4-p5", "l64-d4-p5-c8", "l64-d4-p5-b4",
+                                       "l64-d4-p5-b4-c8"]
+    by = {c.name: c.params for c in cands}
+    assert (by["l64-d4-p5-b4-c8"].max_bands, by["l64-d4-p5-b4-c8"].max_columns) == (4, 8)
+    assert by["l64-d4-p5"] == board.params
+    rows = [{"params": p.as_dict(), "lanes": p.lanes, "dot_pipeline": p.dot_pipeline,
+             "pv_pipeline": p.pv_pipeline} for p in by.values()]
+    res = {"board": "ulx3s-85f", "candidates": rows, "synth_only": False, "seeds": [4]}
+    assert "--max-bands 1 4 --max-columns 0 8 --seeds 4" in command(res)
+    assert "--max-bands" not in command(dict(res, candidates=rows[:1]))
+    r = subprocess.run([SWATTN, "explore", "--board", "ulx3s-85f", "--max-bands", "17",
+                        "--synth-only", "--out", str(tmp_path / "e")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--max-bands = 17" in r.stderr and "1..16" in r.stderr, r.stderr
+
+
 def test_record_takes_the_winner_only_when_it_is_the_board_engine(tmp_path, monkeypatch):
     """``--record``: the winner (the highest rate among the candidates that meet) has its best
     seed written as the board's, with the seeds swept and the netlist; a winner that is not the

@@ -41,6 +41,12 @@ def add_arguments(p):
                    help="the global rows' max passes two groups at a time (on) or one per group "
                         "(off) to try (default: the engine's, on with more than one unit; off "
                         "spares the P.V multipliers' operand multiplexers and an adder tree)")
+    p.add_argument("--max-bands", type=integer("--max-bands", allowed="1..16"), nargs="+",
+                   metavar="B", help="bands of keys per job to try, the window counting as one, "
+                                     "1..16 (default: the board's)")
+    p.add_argument("--max-columns", type=integer("--max-columns", allowed="0..32"), nargs="+",
+                   metavar="C", help="key-only columns per job to try, 0..32 (default: the "
+                                     "board's)")
     p.add_argument("--seeds", metavar="LIST",
                    help="nextpnr placement seeds per candidate, e.g. 1-2 or 1,4 (default: the "
                         "board's seed); the best is the candidate's")
@@ -69,7 +75,8 @@ def _candidates(board, args):
 
     try:
         pair = None if args.pair_max is None else [x == "on" for x in args.pair_max]
-        return candidates(board, args.lanes, args.dot_pipeline, args.pv_pipeline, pair)
+        return candidates(board, args.lanes, args.dot_pipeline, args.pv_pipeline, pair,
+                          args.max_bands, args.max_columns)
     except ValueError as exc:  # EngineParams' check of a field: named by its option
         raise named(exc, ENGINE_FLAGS) from None
 
