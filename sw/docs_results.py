@@ -18,6 +18,8 @@ and :data:`BLOCKS` maps NAME to the function that renders it from ``docs/``'s JS
 * ``docs/eval.json``: ``swattn eval --json docs/eval.json``;
 * ``docs/eval-keysets.json``: ``swattn eval`` with the mapper's bands and columns, compared with
   ``docs/eval.json``'s window and globals alone;
+* ``docs/eval-calibrated.json`` (where recorded): the same with ``--form-choice calibrated``,
+  compared likewise;
 
 and two blocks from code, not from a result: ``axi-registers``, the AXI top's register table
 (:func:`swattn.sw.spec.axi_regs.markdown`) for the demo's engine
@@ -237,36 +239,71 @@ def _mapper_flags(res: dict) -> str:
 
 
 def _eval_command(res: dict, path: str) -> str:
-    return f"`swattn eval{_mapper_flags(res)} --json {path}` at commit {_commit(res)}"
+    from .evaluate import DEFAULT_ALSO_TOKENS
+    more = list(res["config"].get("more_tokens", DEFAULT_ALSO_TOKENS))
+    also = "" if more == list(DEFAULT_ALSO_TOKENS) else \
+        f" --also-tokens {','.join(map(str, more)) or 'none'}"
+    return f"`swattn eval{_mapper_flags(res)}{also} --json {path}` at commit {_commit(res)}"
 
 
 def eval_mapper_block(root: Path = ROOT) -> str:
-    """The mapper with bands and columns (``docs/eval-keysets.json``) against the window and
-    globals alone (``docs/eval.json``): the two recorded runs' mapped cover and embedding cosine (:func:`swattn.sw.evaluate.
-    compare_mappers`), the table budget's rows in full."""
+    """The mapper with bands and columns against the window and globals alone
+    (``docs/eval.json``): each head in the form covering the most of the prediction
+    (``docs/eval-keysets.json``) and, where recorded, in the form chosen on the calibration
+    texts (``docs/eval-calibrated.json``, ``--form-choice calibrated``): the recorded runs'
+    mapped cover and embedding cosine (:func:`swattn.sw.evaluate.compare_mappers`), the table
+    budget's rows in full."""
     from .evaluate import compare_mappers
     base, other = (_load(root / "docs" / name) for name in ("eval.json", "eval-keysets.json"))
     if not base or not other:
         return "No recorded pair of `swattn eval` runs."
+    cal = _load(root / "docs" / "eval-calibrated.json")
+
+    def summary(c, res, path):
+        lengths = sorted({r["tokens"] for r in c["rows"]})
+        w = c["emb_cos_worst"]
+        down = (f"the largest cosine change down is {w['change']:+.4f} ({w['predictor']}, "
+                f"{w['budget']:g} keys, {w['tokens']} tokens)" if w["change"] < 0 else
+                "no cosine is below")
+        return (f"{_eval_command(res, path)}, {res['config']['texts']} texts at "
+                f"{' and '.join(map(str, lengths))} tokens: over {len(c['rows'])} rows "
+                f"(predictor x budget x length) the map cover is at or above the window and "
+                f"globals' in {c['coverage_not_below']} and the embedding cosine in "
+                f"{c['emb_cos_not_below']}; {down}")
+
     c = compare_mappers(base, other)
     tb = base["config"]["table_budget"]
-    lengths = sorted({r["tokens"] for r in c["rows"]})
-    w = c["emb_cos_worst"]
-    lines = [f"{_eval_command(other, 'docs/eval-keysets.json')} against "
-             f"{_eval_command(base, 'docs/eval.json')}, {base['config']['texts']} texts "
-             f"at each of {' and '.join(map(str, lengths))} tokens: over {len(c['rows'])} rows "
-             f"(predictor x budget x length) the map cover is at or above in "
-             f"{c['coverage_not_below']} and the embedding cosine in {c['emb_cos_not_below']}; "
-             f"the largest cosine change down is {w['change']:+.4f} ({w['predictor']}, "
-             f"{w['budget']:g} keys, {w['tokens']} tokens). The rows at {tb:g} keys per query:",
-             "", "| predictor | tokens | cover, window | cover, bands + columns "
-             "| cosine, window | cosine, bands + columns |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [f"Against {_eval_command(base, 'docs/eval.json')}:", "",
+             f"* bands and columns wherever they cover more: "
+             f"{summary(c, other, 'docs/eval-keysets.json')};"]
+    by_cal = {}
+    if cal:
+        c2 = compare_mappers(base, cal)
+        heads = {(r["predictor"], r["budget"], r["tokens"]): r for r in cal["by_tokens"]}
+        kept = [r for r in heads.values() if r.get("heads")]
+        lines.append(f"* each head's form chosen on the calibration texts: "
+                     f"{summary(c2, cal, 'docs/eval-calibrated.json')}; "
+                     f"{sum(r['keyset_heads'] > 0 for r in kept)} of {len(kept)} rows keep "
+                     f"bands and columns in some heads.")
+        by_cal = {(r["predictor"], r["budget"], r["tokens"]): r for r in c2["rows"]}
+    else:
+        lines[-1] = lines[-1][:-1] + "."
+    lines += ["", f"The rows at {tb:g} keys per query:", "",
+              "| predictor | tokens | cover, window | cover, bands + columns "
+              + ("| cover, calibrated " if cal else "")
+              + "| cosine, window | cosine, bands + columns "
+              + ("| cosine, calibrated " if cal else "") + "|",
+              "| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if cal else "")]
     for r in c["rows"]:
-        if r["budget"] == tb:
-            lines.append(f"| {r['predictor']} | {r['tokens']} | {r['base_coverage']:.3f} | "
-                         f"{r['other_coverage']:.3f} | {r['base_emb_cos']:.4f} | "
-                         f"{r['other_emb_cos']:.4f} |")
+        if r["budget"] != tb:
+            continue
+        k = by_cal.get((r["predictor"], r["budget"], r["tokens"]))
+        cov = [f"{r['base_coverage']:.3f}", f"{r['other_coverage']:.3f}"]
+        cos = [f"{r['base_emb_cos']:.4f}", f"{r['other_emb_cos']:.4f}"]
+        if cal:
+            cov.append(f"{k['other_coverage']:.3f}" if k else "-")
+            cos.append(f"{k['other_emb_cos']:.4f}" if k else "-")
+        lines.append(f"| {r['predictor']} | {r['tokens']} | " + " | ".join(cov + cos) + " |")
     return "\n".join(lines)
 
 

@@ -73,6 +73,7 @@ DEFAULT_TABLE_BUDGET = 32  #: the budget shown in the table and run through the 
 DEFAULT_TEXTS = 3
 DEFAULT_CALIBRATION = 8
 DEFAULT_TOKENS = 256
+DEFAULT_ALSO_TOKENS = (512,)  #: the other text lengths measured by default (``more_tokens``)
 #: the mapper's bands (the window counting as one) and key-only columns by default: the window
 #: and globals alone. Bands and columns are asked for with --max-bands / --max-columns: the
 #: mapper fits them to the predicted mask's cover, which does not always raise the embedding

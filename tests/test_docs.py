@@ -148,3 +148,28 @@ def test_the_eval_block_shows_each_text_length(copy_root):
                for ln in lines)
     for p in res["config"]["predictors"]:
         assert f"| {p} | 0.526 | 0.7974 | 0.551 | 0.7949 |" in lines, p
+
+
+def test_the_mapper_block_adds_the_calibrated_run(copy_root):
+    """With a recorded ``--form-choice calibrated`` run the mapper block names its command and
+    counts, and its cover and cosine stand beside the two other runs' in the table; a row it
+    did not measure (another length) shows a dash. The run here is the recorded one with bands
+    and columns at 256 tokens only, one figure changed."""
+    keysets = json.loads((copy_root / "docs" / "eval-keysets.json").read_text())
+    cal = json.loads(json.dumps(keysets))
+    cal["config"].update(form_choice="calibrated", more_tokens=[])
+    cal["by_tokens"] = [dict(r, keyset_heads=0 if r["predictor"] == "bigbird" else 5, heads=72)
+                        for r in cal["by_tokens"] if r["tokens"] == 256]
+    row = next(r for r in cal["by_tokens"] if r["predictor"] == "dsa" and r["budget"] == 32)
+    row["emb_cos"] = 0.91234
+    (copy_root / "docs" / "eval-calibrated.json").write_text(json.dumps(cal))
+    text = dr.eval_mapper_block(copy_root)
+    assert ("`swattn eval --max-bands 4 --max-columns 8 --form-choice calibrated "
+            "--also-tokens none --json docs/eval-calibrated.json`") in text
+    n = len(cal["by_tokens"])
+    nb = sum(r["predictor"] == "bigbird" for r in cal["by_tokens"])
+    assert f"over {n} rows" in text and f"{n - nb} of {n} rows keep bands and columns" in text
+    lines = text.splitlines()
+    dsa = next(ln for ln in lines if ln.startswith("| dsa | 256 |"))
+    assert dsa.split(" | ")[-1] == "0.9123 |"
+    assert next(ln for ln in lines if ln.startswith("| dsa | 512 |")).endswith(" - |")

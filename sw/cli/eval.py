@@ -10,11 +10,9 @@ import json
 import os
 from pathlib import Path
 
-from ..evaluate import (CHOICE_TEXTS, DEFAULT_BUDGETS, DEFAULT_CALIBRATION, DEFAULT_FORM_CHOICE,
-                        DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS, DEFAULT_TABLE_BUDGET,
-                        DEFAULT_TEXTS, DEFAULT_TOKENS, FORM_CHOICES)
-#: other text lengths at which the mapped cover and embedding cosine are measured by default
-DEFAULT_ALSO_TOKENS = (512,)
+from ..evaluate import (CHOICE_TEXTS, DEFAULT_ALSO_TOKENS, DEFAULT_BUDGETS, DEFAULT_CALIBRATION,
+                        DEFAULT_FORM_CHOICE, DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS,
+                        DEFAULT_TABLE_BUDGET, DEFAULT_TEXTS, DEFAULT_TOKENS, FORM_CHOICES)
 from ..cluster import SCHEDULER_HELP
 from ..spec.errors import UserError
 from ..texts import MAX_POSITIONS, MIN_TOKENS
