@@ -86,7 +86,9 @@ FORM_CHOICES = ("cover", "calibrated")
 DEFAULT_FORM_CHOICE = "cover"
 #: calibration texts (the first ones) on which the calibrated choice is made: each is mapped
 #: twice per head and run twice through the model per budget, so this bounds the choice's time
-CHOICE_TEXTS = 4
+#: (all of the default calibration's: on four, the choice kept bands and columns for two
+#: predictor x budget rows whose cosine then fell on the evaluation texts)
+CHOICE_TEXTS = 8
 
 
 # --- helpers ------------------------------------------------------------------------------------
