@@ -240,13 +240,15 @@ def command(res: dict) -> str:
     """The ``swattn explore`` command line that made the table ``res``."""
     cmd = [f"swattn explore --board {res['board']}"]
     for flag, key in (("--lanes", "lanes"), ("--dot-pipeline", "dot_pipeline"),
-                      ("--pv-pipeline", "pv_pipeline"), ("--max-bands", "max_bands"),
-                      ("--max-columns", "max_columns")):
-        vals = list(dict.fromkeys(r["params"].get(key, 1 if key == "max_bands" else 0)
-                                  for r in res["candidates"]))
-        if key in ("max_bands", "max_columns") and vals == [1 if key == "max_bands" else 0]:
-            continue  # (the window and globals alone: no flag, as before these existed)
+                      ("--pv-pipeline", "pv_pipeline")):
+        vals = list(dict.fromkeys(r[key] for r in res["candidates"]))
         cmd.append(f"{flag} {' '.join(map(str, vals))}")
+    # (bands and columns from the engine's parameters, named only where a candidate has them)
+    for flag, key, none in (("--max-bands", "max_bands", 1), ("--max-columns", "max_columns", 0)):
+        vals = list(dict.fromkeys((r.get("params") or {}).get(key, none)
+                                  for r in res["candidates"]))
+        if vals != [none]:
+            cmd.append(f"{flag} {' '.join(map(str, vals))}")
     cmd.append("--synth-only" if res["synth_only"] else
                f"--seeds {','.join(map(str, res['seeds']))}")
     if res.get("seed_minutes"):
