@@ -275,19 +275,16 @@ def eval_mapper_block(root: Path = ROOT) -> str:
     tb = base["config"]["table_budget"]
     lines = [f"Against {_eval_command(base, 'docs/eval.json')}:", "",
              f"* bands and columns wherever they cover more: "
-             f"{summary(c, other, 'docs/eval-keysets.json')};"]
+             f"{summary(c, other, 'docs/eval-keysets.json')}" + (";" if cal else ".")]
     by_cal = {}
     if cal:
         c2 = compare_mappers(base, cal)
-        heads = {(r["predictor"], r["budget"], r["tokens"]): r for r in cal["by_tokens"]}
-        kept = [r for r in heads.values() if r.get("heads")]
+        kept = [r for r in cal["by_tokens"] if r.get("heads")]
         lines.append(f"* each head's form chosen on the calibration texts: "
                      f"{summary(c2, cal, 'docs/eval-calibrated.json')}; "
                      f"{sum(r['keyset_heads'] > 0 for r in kept)} of {len(kept)} rows keep "
                      f"bands and columns in some heads.")
         by_cal = {(r["predictor"], r["budget"], r["tokens"]): r for r in c2["rows"]}
-    else:
-        lines[-1] = lines[-1][:-1] + "."
     lines += ["", f"The rows at {tb:g} keys per query:", "",
               "| predictor | tokens | cover, window | cover, bands + columns "
               + ("| cover, calibrated " if cal else "")

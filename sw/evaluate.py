@@ -152,7 +152,7 @@ class _MapCache:
         return out
 
 
-def _keysets_asked(mapper_kw: dict) -> bool:
+def keysets_asked(mapper_kw: dict) -> bool:
     """Whether ``mapper_kw`` lets the mapper use bands beside the window or columns."""
     return (mapper_kw.get("max_bands", DEFAULT_MAX_BANDS) or 1) > 1 \
         or (mapper_kw.get("max_columns", DEFAULT_MAX_COLUMNS) or 0) > 0
@@ -164,7 +164,7 @@ def check_form_choice(form_choice: str, mapper_kw: dict) -> None:
     choose between otherwise)."""
     if form_choice not in FORM_CHOICES:
         raise ValueError(f"form_choice = {form_choice!r}: allowed {', '.join(FORM_CHOICES)}")
-    if form_choice == "calibrated" and not _keysets_asked(mapper_kw):
+    if form_choice == "calibrated" and not keysets_asked(mapper_kw):
         raise ValueError(
             f"form_choice 'calibrated' with max_bands "
             f"{mapper_kw.get('max_bands', DEFAULT_MAX_BANDS)} and max_columns "
@@ -530,7 +530,6 @@ def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed,
     model's inputs) and the embedding cosine with them in all six layers (predicted online), as
     the main run measures them, each head in the form ``caches`` chooses on ``ids_cal``; with
     the seconds the choice took."""
-    from . import minilm
     from .predictors.base import LayerInput, make
 
     cal = [model.forward(i) for i in ids_cal]
@@ -550,14 +549,7 @@ def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed,
                     pmask = np.stack([pattern_mask(m.pattern) for m in maps])
                     acc.add({"sparsity": 1.0 - pmask.mean(axis=(-1, -2)),
                              "coverage": [m.coverage for m in maps]})
-
-                def mapped_fn(layer, q, k, v, hidden):
-                    m = pred.predict(LayerInput(layer, q, k, hidden), b)
-                    pm = np.stack([pattern_mask(mp.pattern) for mp in forms(layer, m)])
-                    return minilm.masked_softmax_attention(q, k, v, pm)
-
-                emb = model.forward(trace.ids, mapped_fn, record=False).embedding
-                acc.add({"emb_cos": minilm.cosine(emb, trace.embedding)})
+                acc.add({"emb_cos": _embedding_cosine(model, pred, [trace], budget, forms)})
                 step(f"{name} @ {budget:g}, {tokens} tokens", 1)
             out.append({"tokens": tokens, "predictor": name, "budget": budget, **acc.means(),
                         **forms.record()})

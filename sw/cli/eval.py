@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..evaluate import (CHOICE_TEXTS, DEFAULT_ALSO_TOKENS, DEFAULT_BUDGETS, DEFAULT_CALIBRATION,
                         DEFAULT_FORM_CHOICE, DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS,
-                        DEFAULT_TABLE_BUDGET, DEFAULT_TEXTS, DEFAULT_TOKENS, FORM_CHOICES)
+                        DEFAULT_TABLE_BUDGET, DEFAULT_TEXTS, DEFAULT_TOKENS, FORM_CHOICES,
+                        keysets_asked)
 from ..cluster import SCHEDULER_HELP
 from ..spec.errors import UserError
 from ..texts import MAX_POSITIONS, MIN_TOKENS
@@ -92,7 +93,8 @@ def add_arguments(p):
 def _check_form_choice(args) -> None:
     """``--form-choice calibrated`` chooses between the window and globals and bands and
     columns: refused where the mapper may use neither."""
-    if args.form_choice == "calibrated" and args.max_bands <= 1 and args.max_columns <= 0:
+    if args.form_choice == "calibrated" and not keysets_asked(
+            {"max_bands": args.max_bands, "max_columns": args.max_columns}):
         raise UserError(f"--form-choice calibrated with --max-bands {args.max_bands} and "
                         f"--max-columns {args.max_columns}: the mapper gives the window and "
                         "globals alone, there is no form to choose; allowed with --max-bands "

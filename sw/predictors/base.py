@@ -76,10 +76,11 @@ class Predictor:
     def predict_layer(self, x: LayerInput, budget: float) -> np.ndarray:
         raise NotImplementedError
 
-    def rng(self, *key) -> np.random.Generator:
+    def rng(self, *key, name: str | None = None) -> np.random.Generator:
         """A generator seeded by the predictor's seed and ``key`` (layer, head, n, ...), so the
-        same call always draws the same numbers."""
-        tag = zlib.crc32(repr((self.name,) + key).encode())
+        same call always draws the same numbers; ``name`` draws as the predictor of that name
+        would (default: this one's)."""
+        tag = zlib.crc32(repr((name or self.name,) + key).encode())
         return np.random.default_rng([self.seed, tag])
 
     def __repr__(self):

@@ -194,8 +194,7 @@ class _Sparsefinder(Predictor):
         variant's), so that each variant's results do not depend on which one was fitted
         first in a process, or on which worker process of a parallel ``swattn eval`` runs
         it."""
-        tag = zlib.crc32(repr((SparsefinderDistance.name,) + key).encode())
-        return np.random.default_rng([self.seed, tag])
+        return self.rng(*key, name=SparsefinderDistance.name)
 
     def projected(self, x: LayerInput):
         if x.layer not in self.proj:
