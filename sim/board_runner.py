@@ -74,9 +74,10 @@ def run_board(params: EngineParams, scenarios: list[dict], *, word_bytes: int,
               reply_timeout: float = 200e-6, rows_per_frame: int = 16, name: str = "board",
               root: Path | str = "build/sim") -> list[dict]:
     """Run ``scenarios`` (dicts with ``kind``: job, identify, no_config, corrupt_payload,
-    corrupt_header, corrupt_crc_high, corrupt_header_crc_high, truncated, unknown, bad_addr, bad_length, refused, silent) through the driver
-    and the simulated board's UART pins. ``reply_timeout`` is in simulated seconds. The board core's engine follows
-    ``params`` (lanes 4: the serial engine)."""
+    corrupt_header, corrupt_crc_high, corrupt_header_crc_high, truncated, unknown, bad_addr,
+    bad_length, refused, silent) through the driver and the simulated board's UART pins.
+    ``reply_timeout`` is in simulated seconds. The board core's engine follows ``params`` (lanes
+    4: the serial engine)."""
     from cocotb_tools.runner import get_runner
 
     bdir = build_board(params, word_bytes, divisor, timeout_cycles, clock_hz, root)

@@ -204,6 +204,16 @@ def expect_error(board: Board, frame: bytes, code: pr.LinkError, kind: str,
     return {"kind": kind, "ok": ok, "reply_cmd": r.cmd, "reply": e}
 
 
+#: the corrupted-frame scenarios: a bit flipped (byte index, mask) in a good two-row WRITE_Q
+#: frame (sync, header, the header's CRC, payload, the payload's CRC), each answered BAD_CRC
+CORRUPTIONS = {
+    "corrupt_payload": (12, 0x10),
+    "corrupt_header": (3, 0x01),  # the board waits for silence, then answers once
+    "corrupt_crc_high": (-1, 0x01),  # only the payload CRC's high byte is wrong
+    "corrupt_header_crc_high": (1 + pr.HEADER_BYTES + 1, 0x01),  # only the header CRC's high byte
+}
+
+
 def run_scenario(board: Board, link: PinLink, sc: dict, params: EngineParams) -> dict:
     kind = sc["kind"]
     d = params.head_dim
@@ -226,21 +236,10 @@ def run_scenario(board: Board, link: PinLink, sc: dict, params: EngineParams) ->
         return {"kind": kind, "ok": False, "text": "START was accepted"}
     rows = np.zeros((2, d), dtype=np.int8).tobytes()
     good = pr.encode_frame(pr.Cmd.WRITE_Q, 0, 2, rows)
-    if kind == "corrupt_payload":
+    if kind in CORRUPTIONS:
+        at, mask = CORRUPTIONS[kind]
         bad = bytearray(good)
-        bad[12] ^= 0x10
-        return expect_error(board, bytes(bad), pr.LinkError.BAD_CRC, kind)
-    if kind == "corrupt_header":  # the board waits for silence, then answers once
-        bad = bytearray(good)
-        bad[3] ^= 0x01
-        return expect_error(board, bytes(bad), pr.LinkError.BAD_CRC, kind)
-    if kind == "corrupt_crc_high":  # only the payload CRC's high byte is wrong
-        bad = bytearray(good)
-        bad[-1] ^= 0x01
-        return expect_error(board, bytes(bad), pr.LinkError.BAD_CRC, kind)
-    if kind == "corrupt_header_crc_high":  # only the header CRC's high byte is wrong
-        bad = bytearray(good)
-        bad[1 + pr.HEADER_BYTES + 1] ^= 0x01
+        bad[at] ^= mask
         return expect_error(board, bytes(bad), pr.LinkError.BAD_CRC, kind)
     if kind == "truncated":
         return expect_error(board, good[:len(good) // 2], pr.LinkError.TIMEOUT, kind)

@@ -10,6 +10,11 @@ from swattn.sw.spec.engine_params import EngineParams
 from swattn.sw.spec.numerics import SoftmaxConfig
 from swattn.sw.spec.pattern import HybridPattern
 
+#: every link error scenario of sim/tb_board.py, in the order the board tests send them
+LINK_ERRORS = ("corrupt_payload", "corrupt_header", "corrupt_crc_high",
+               "corrupt_header_crc_high", "truncated", "unknown", "bad_addr", "bad_length",
+               "refused", "silent")
+
 PARAMS = EngineParams(head_dim=32, lanes=16, max_radius=8, max_globals=2, max_dilation=2,
                       seq_width=6)
 

@@ -14,7 +14,7 @@ through the pins by the serial engine's board.
 
 import pytest
 
-from board_scenarios import PARAMS, check, check_busy_start, fixed_jobs, random_jobs
+from board_scenarios import LINK_ERRORS, PARAMS, check, check_busy_start, fixed_jobs, random_jobs
 from swattn.sim.board_runner import run_board
 
 
@@ -23,8 +23,7 @@ def test_board_through_uart_pins_spram_layout():
     fixed = fixed_jobs()
     rand = random_jobs(8, 300)
     scen = [{"kind": "identify"}, {"kind": "no_config"}, fixed[0]]
-    errors = ["corrupt_payload", "corrupt_header", "corrupt_crc_high", "corrupt_header_crc_high",
-              "truncated", "unknown", "bad_addr", "bad_length", "refused", "silent"]
+    errors = LINK_ERRORS
     for i, kind in enumerate(errors):
         scen += [{"kind": kind}, (fixed[1:] + rand)[i]]
     rest = rand[len(errors) - (len(fixed) - 1):]

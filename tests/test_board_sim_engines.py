@@ -6,7 +6,7 @@ error replies followed by a job that still succeeds (a file of its own so that t
 
 import pytest
 
-from board_scenarios import PARAMS, check, check_busy_start, job, random_jobs
+from board_scenarios import LINK_ERRORS, PARAMS, check, check_busy_start, job, random_jobs
 from swattn.sim.board_runner import run_board
 from swattn.sw.spec.engine_params import EngineParams
 from swattn.sw.spec.numerics import SoftmaxConfig
@@ -53,8 +53,7 @@ def test_serial_engine_board_through_uart_pins():
              job(HybridPattern(1, 0, 0, 1, (), limits=L), 36, cfg)]  # one token
     rand = random_jobs(24, 1300, SERIAL)
     scen = [{"kind": "identify"}, {"kind": "no_config"}] + fixed
-    errors = ["corrupt_payload", "corrupt_header", "corrupt_crc_high", "corrupt_header_crc_high",
-              "truncated", "unknown", "bad_addr", "bad_length", "refused", "silent"]
+    errors = list(LINK_ERRORS)
     errors += invalid_jobs(SERIAL, 13) + high_bit_invalid_jobs(SERIAL, 13)
     for i, e in enumerate(errors):
         scen += [e if isinstance(e, dict) else {"kind": e}, rand[i % len(rand)]]
