@@ -40,15 +40,19 @@ How each head's form is chosen where the mapper may use bands and columns (``for
   with dense attention (``out_rel_err``, summed over the texts), and the head takes bands and
   columns only where their error is lower (:func:`choose_forms`). Heads that each come closer
   to their own attention can still, together, move the sentence embedding further from the
-  dense one, so the choice is then checked as a whole: it is kept only where its embedding
-  cosine on those calibration texts is higher than with the window and globals in every head,
-  else every head keeps the window and globals (:func:`keep_if_closer`). Every mapped pattern of
-  that predictor and budget then takes its head's form: the mapped metrics, the embedding
-  cosine, the int8 run and the other text lengths (there chosen again on that length's
-  calibration texts). The chosen form covers at least what the window and globals cover, so the
+  dense one, so the choice is then checked as a whole: it is kept only where it raises the
+  embedding cosine on those calibration texts, text by text, by more than chance explains (a
+  one-sided paired t-test of the per-text cosines against those with the window and globals in
+  every head, p below :data:`CHOICE_ALPHA`; a higher mean alone is not enough, as the texts'
+  cosines differ by several hundredths), else every head keeps the window and globals
+  (:func:`keep_if_closer`). Every mapped pattern of that predictor and budget then takes its
+  head's form: the mapped metrics, the embedding cosine, the int8 run and the other text
+  lengths (there chosen again on that length's calibration texts). The chosen form covers at least what the window and globals cover, so the
   map cover never falls below the window-and-globals mapper's. The mapped rows and
   ``by_tokens`` rows then hold ``keyset_heads``, the heads (of ``heads``, layers x heads) mapped
-  with bands and columns, and ``keyset_heads_by_error``, those the attention error alone chose;
+  with bands and columns, ``keyset_heads_by_error``, those the attention error alone chose,
+  and, where any did, ``keyset_cos_gain`` and ``keyset_p``, the mean cosine gain of their choice
+  on the calibration texts and the test's p-value;
   ``form_choice_seconds`` holds the time the choice took per predictor.
 
 Outputs (``swattn eval``): a table on the terminal, ``--json FILE``, and PNG plots of sparsity
@@ -89,6 +93,9 @@ DEFAULT_FORM_CHOICE = "cover"
 #: (all of the default calibration's: on four, the choice kept bands and columns for two
 #: predictor x budget rows whose cosine then fell on the evaluation texts)
 CHOICE_TEXTS = 8
+#: the calibrated choice keeps bands and columns only where the paired test of the calibration
+#: texts' embedding cosines gives a p-value below this (:func:`keep_if_closer`)
+CHOICE_ALPHA = 0.05
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -197,9 +204,10 @@ class _Caches:
         t = time.perf_counter()
         texts = cal[:CHOICE_TEXTS]
         by_error = choose_forms(pred, texts, budget, self.asked, self.plain)
-        use = keep_if_closer(by_error, lambda u: _embedding_cosine(
+        use, gain, p = keep_if_closer(by_error, lambda u: _embedding_cosines(
             model, pred, texts, budget, _HeadForms(self.asked, self.plain, u)))
-        return _HeadForms(self.asked, self.plain, use, time.perf_counter() - t, by_error)
+        return _HeadForms(self.asked, self.plain, use, time.perf_counter() - t, by_error,
+                          gain, p)
 
 
 class _HeadForms:
@@ -208,9 +216,11 @@ class _HeadForms:
     ``asked`` for the heads ``use[li]`` marks and by ``plain`` for the others."""
 
     def __init__(self, asked, plain=None, use: np.ndarray | None = None, seconds: float = 0.0,
-                 by_error: np.ndarray | None = None):
+                 by_error: np.ndarray | None = None, gain: float | None = None,
+                 p: float | None = None):
         self.asked, self.plain, self.use, self.seconds = asked, plain, use, seconds
         self.by_error = use if by_error is None else by_error
+        self.gain, self.p = gain, p
 
     def __call__(self, li: int, masks: np.ndarray) -> list:
         if self.use is None:
@@ -226,11 +236,16 @@ class _HeadForms:
     def record(self) -> dict:
         """What the mapped rows say of the choice: nothing for ``cover``, else the heads that
         kept bands and columns (``keyset_heads``) of all layers' heads (``heads``), and those
-        whose attention error alone chose them (``keyset_heads_by_error``)."""
+        whose attention error alone chose them (``keyset_heads_by_error``), and where any did,
+        that choice's mean cosine gain on the calibration texts and the test's p-value
+        (``keyset_cos_gain``, ``keyset_p``: :func:`keep_if_closer`)."""
         if self.use is None:
             return {}
-        return {"keyset_heads": int(self.use.sum()), "heads": int(self.use.size),
-                "keyset_heads_by_error": int(self.by_error.sum())}
+        out = {"keyset_heads": int(self.use.sum()), "heads": int(self.use.size),
+               "keyset_heads_by_error": int(self.by_error.sum())}
+        if self.gain is not None:
+            out.update(keyset_cos_gain=self.gain, keyset_p=self.p)
+        return out
 
 
 def choose_forms(pred, traces, budget: float, asked, plain) -> np.ndarray:
@@ -267,24 +282,41 @@ def choose_forms(pred, traces, budget: float, asked, plain) -> np.ndarray:
     return err[0] < err[1]
 
 
-def keep_if_closer(use: np.ndarray, cosine) -> np.ndarray:
+def keep_if_closer(use: np.ndarray, cosines, alpha: float = CHOICE_ALPHA):
     """``use`` (from :func:`choose_forms`) where the model with those heads' bands and columns
     comes closer to the dense model than with the window and globals in every head, else no
-    head with bands and columns. ``cosine(use) -> float``: the embedding cosine against the
-    dense model with each head in the form ``use`` gives it, on the calibration texts. Heads
-    that each come closer to their own dense attention can together move the sentence
-    embedding further from the dense one (their errors add up through the layers after them);
-    this keeps the window and globals wherever the calibration texts show that."""
+    head with bands and columns; with the mean cosine gain and the test's p-value (None, None
+    where no head was chosen). ``cosines(use) -> per-text array``: the embedding cosine against
+    the dense model on each calibration text with each head in the form ``use`` gives it.
+
+    Heads that each come closer to their own dense attention can together move the sentence
+    embedding further from the dense one (their errors add up through the layers after them).
+    The texts' cosines differ by several hundredths from one text to the next, so a choice whose
+    mean is higher on a few texts may still be lower on others: the choice is kept only where a
+    one-sided paired t-test (:func:`scipy.stats.ttest_rel`) of its per-text cosines against the
+    window and globals' gives p < ``alpha`` (a gain equal on every text passes, none or a loss
+    does not). One text cannot pass (no spread to test)."""
+    from scipy.stats import ttest_rel
+
     window = np.zeros_like(use)
-    if not use.any() or not cosine(use) > cosine(window):
-        return window
-    return use
+    if not use.any():
+        return window, None, None
+    chosen, plain = np.asarray(cosines(use), float), np.asarray(cosines(window), float)
+    diff = chosen - plain
+    gain = float(np.mean(diff))
+    if diff.size < 2:
+        p = float("nan")
+    elif np.ptp(diff) <= 1e-12:  # the same difference on every text: no spread to test
+        p = 0.0 if gain > 0 else 1.0
+    else:
+        p = float(ttest_rel(chosen, plain, alternative="greater").pvalue)
+    return (use if p < alpha else window), gain, p
 
 
-def _embedding_cosine(model, pred, traces, budget: float, forms: "_HeadForms") -> float:
-    """Mean over ``traces`` of the cosine between the dense embedding and the embedding with
-    ``pred``'s masks at ``budget``, mapped by ``forms``, in all six layers (predicted online),
-    as the mapped ``emb_cos``."""
+def _embedding_cosines(model, pred, traces, budget: float, forms: "_HeadForms") -> np.ndarray:
+    """Per trace of ``traces``, the cosine between the dense embedding and the embedding with
+    ``pred``'s masks at ``budget``, mapped by ``forms``, in all six layers (predicted online), as
+    the mapped ``emb_cos``."""
     from .minilm import cosine, masked_softmax_attention
     from .predictors.base import LayerInput
 
@@ -299,7 +331,7 @@ def _embedding_cosine(model, pred, traces, budget: float, forms: "_HeadForms") -
 
         emb = model.forward(trace.ids, mapped_fn, record=False).embedding
         out.append(cosine(emb, trace.embedding))
-    return float(np.mean(out))
+    return np.asarray(out, dtype=np.float64)
 
 
 class _Acc:
@@ -421,7 +453,8 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
 #: the mapped metrics of ``by_tokens``
 BY_TOKENS_METRICS = ("coverage", "emb_cos", "sparsity")
 #: what the mapped and ``by_tokens`` rows say of a calibrated form choice (:class:`_HeadForms`)
-CHOICE_FIELDS = ("keyset_heads", "heads", "keyset_heads_by_error")
+CHOICE_FIELDS = (
+    "keyset_heads", "heads", "keyset_heads_by_error", "keyset_cos_gain", "keyset_p")
 
 
 def predictor_job(job: dict) -> dict:
@@ -549,7 +582,7 @@ def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed,
                     pmask = np.stack([pattern_mask(m.pattern) for m in maps])
                     acc.add({"sparsity": 1.0 - pmask.mean(axis=(-1, -2)),
                              "coverage": [m.coverage for m in maps]})
-                acc.add({"emb_cos": _embedding_cosine(model, pred, [trace], budget, forms)})
+                acc.add({"emb_cos": float(_embedding_cosines(model, pred, [trace], budget, forms)[0])})
                 step(f"{name} @ {budget:g}, {tokens} tokens", 1)
             out.append({"tokens": tokens, "predictor": name, "budget": budget, **acc.means(),
                         **forms.record()})

@@ -2,8 +2,9 @@
 bands and columns. ``cover`` is the run without the option; ``calibrated`` gives a head bands
 and columns only where they gave a lower attention-output error on the calibration texts
 (:func:`swattn.sw.evaluate.choose_forms`) and keeps that choice only where it also raises the
-embedding cosine there (:func:`swattn.sw.evaluate.keep_if_closer`): the map cover never falls
-below the window and globals', nor, on the evaluation texts below, the embedding cosine. The CLI
+embedding cosine there, text by text beyond chance (:func:`swattn.sw.evaluate.keep_if_closer`):
+the map cover never falls below the window and globals', nor, on the evaluation texts below,
+the embedding cosine. The CLI
 refuses ``calibrated`` where there is nothing to choose between."""
 
 from __future__ import annotations
@@ -137,10 +138,11 @@ def test_each_head_is_mapped_in_its_chosen_form():
 
 
 class _Cosines:
-    """Embedding cosines by choice: ``chosen`` for the heads' choice, ``window`` for none."""
+    """Per-text embedding cosines by choice: ``chosen`` for the heads' choice, ``window`` for
+    none."""
 
-    def __init__(self, chosen: float, window: float):
-        self.chosen, self.window, self.asked = chosen, window, []
+    def __init__(self, chosen, window):
+        self.chosen, self.window, self.asked = np.asarray(chosen), np.asarray(window), []
 
     def __call__(self, use):
         self.asked.append(use.copy())
@@ -148,26 +150,61 @@ class _Cosines:
 
 
 USE = np.array([[True, False], [False, True]])
+#: calibration cosines of eight texts with the window and globals in every head
+WINDOW8 = np.array([0.84, 0.86, 0.82, 0.84, 0.83, 0.81, 0.84, 0.76])
 
 
-def test_the_choice_is_kept_where_it_raises_the_embedding_cosine():
-    cos = _Cosines(chosen=0.91, window=0.90)
-    assert evaluate.keep_if_closer(USE, cos).tolist() == USE.tolist()
+def test_the_choice_is_kept_where_it_raises_the_embedding_cosine_on_the_texts():
+    """A gain of about a hundredth on every text, with some spread: kept, with its mean gain
+    and a p-value below the threshold."""
+    gain = np.array([0.012, 0.008, 0.011, 0.009, 0.013, 0.007, 0.010, 0.010])
+    cos = _Cosines(chosen=WINDOW8 + gain, window=WINDOW8)
+    kept, mean_gain, p = evaluate.keep_if_closer(USE, cos)
+    assert kept.tolist() == USE.tolist()
+    assert mean_gain == pytest.approx(gain.mean(), abs=1e-12)
+    assert 0 <= p < evaluate.CHOICE_ALPHA
     assert sorted(int(u.sum()) for u in cos.asked) == [0, 2]  # the choice and no head
 
 
-@pytest.mark.parametrize("chosen, window", [(0.89, 0.90), (0.90, 0.90)])
-def test_the_choice_is_dropped_where_it_does_not_raise_the_embedding_cosine(chosen, window):
+@pytest.mark.parametrize("gain", [
+    np.full(8, -0.01),  # lower on every text
+    np.zeros(8),  # no higher
+    np.array([0.01, -0.01] * 4),  # as often lower as higher
+    # higher on average (+0.018) but lower on three of the eight texts: not beyond chance
+    np.array([-0.0106, -0.0534, 0.0346, -0.0134, 0.0693, 0.0569, 0.0188, 0.0394]),
+])
+def test_the_choice_is_dropped_where_it_does_not_raise_the_embedding_cosine(gain):
     """Heads whose own attention error is lower but whose embedding cosine together is lower,
-    or no higher: every head keeps the window and globals."""
-    kept = evaluate.keep_if_closer(USE, _Cosines(chosen, window))
+    no higher, or higher on some texts and lower on others: every head keeps the window and
+    globals."""
+    kept, mean_gain, p = evaluate.keep_if_closer(USE, _Cosines(WINDOW8 + gain, WINDOW8))
     assert kept.shape == USE.shape and not kept.any()
+    assert mean_gain == pytest.approx(gain.mean(), abs=1e-12)
+    assert not p < evaluate.CHOICE_ALPHA
+
+
+def test_the_same_gain_on_every_text_is_kept():
+    kept, mean_gain, p = evaluate.keep_if_closer(USE, _Cosines(WINDOW8 + 0.01, WINDOW8))
+    assert kept.tolist() == USE.tolist() and mean_gain == pytest.approx(0.01) and p == 0.0
+
+
+def test_one_text_cannot_show_the_gain():
+    kept, mean_gain, p = evaluate.keep_if_closer(USE, _Cosines([0.95], [0.80]))
+    assert not kept.any() and mean_gain == pytest.approx(0.15) and np.isnan(p)
 
 
 def test_no_head_to_check_costs_no_cosine():
-    cos = _Cosines(chosen=1.0, window=0.0)
-    assert not evaluate.keep_if_closer(np.zeros_like(USE), cos).any()
+    cos = _Cosines(chosen=[1.0, 1.0], window=[0.0, 0.0])
+    kept, mean_gain, p = evaluate.keep_if_closer(np.zeros_like(USE), cos)
+    assert not kept.any() and mean_gain is None and p is None
     assert cos.asked == []
+
+
+def test_the_test_is_recorded_with_the_choice():
+    use = np.array([[True, False, True], [False, False, True]])
+    forms = evaluate._HeadForms(KEYSET, PLAIN, use, gain=0.02, p=0.001)
+    assert forms.record() == {"keyset_heads": 3, "heads": 6, "keyset_heads_by_error": 3,
+                              "keyset_cos_gain": 0.02, "keyset_p": 0.001}
 
 
 def test_choice_needs_a_calibration_trace():
@@ -184,7 +221,7 @@ KEYSETS = {"max_bands": 4, "max_columns": 8}
 def texts128():
     from swattn.sw import minilm, texts
 
-    cal = [minilm.tokenize(t) for t in texts.calibration_texts(2, 128)]
+    cal = [minilm.tokenize(t) for t in texts.calibration_texts(4, 128)]
     ev = [minilm.tokenize(t) for t in texts.evaluation_texts(1, 128)]
     return cal, ev
 

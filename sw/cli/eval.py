@@ -10,10 +10,10 @@ import json
 import os
 from pathlib import Path
 
-from ..evaluate import (CHOICE_TEXTS, DEFAULT_ALSO_TOKENS, DEFAULT_BUDGETS, DEFAULT_CALIBRATION,
-                        DEFAULT_FORM_CHOICE, DEFAULT_MAX_BANDS, DEFAULT_MAX_COLUMNS,
-                        DEFAULT_TABLE_BUDGET, DEFAULT_TEXTS, DEFAULT_TOKENS, FORM_CHOICES,
-                        keysets_asked)
+from ..evaluate import (CHOICE_ALPHA, CHOICE_TEXTS, DEFAULT_ALSO_TOKENS, DEFAULT_BUDGETS,
+                        DEFAULT_CALIBRATION, DEFAULT_FORM_CHOICE, DEFAULT_MAX_BANDS,
+                        DEFAULT_MAX_COLUMNS, DEFAULT_TABLE_BUDGET, DEFAULT_TEXTS,
+                        DEFAULT_TOKENS, FORM_CHOICES, keysets_asked)
 from ..cluster import SCHEDULER_HELP
 from ..spec.errors import UserError
 from ..texts import MAX_POSITIONS, MIN_TOKENS
@@ -66,7 +66,8 @@ def add_arguments(p):
                         "bands and columns only where they gave a lower attention-output error "
                         "than the window and globals alone on the calibration texts (the first "
                         f"{CHOICE_TEXTS}), and only where those heads together also raise the "
-                        "embedding cosine there; needs --max-bands 2 or more or --max-columns 1 "
+                        "embedding cosine there, text by text beyond chance (paired t-test, "
+                        f"p < {CHOICE_ALPHA:g}); needs --max-bands 2 or more or --max-columns 1 "
                         f"or more (default {DEFAULT_FORM_CHOICE})")
     p.add_argument("--also-tokens", default=",".join(map(str, DEFAULT_ALSO_TOKENS)),
                    metavar="LIST",
