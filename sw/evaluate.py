@@ -372,6 +372,7 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
     check_form_choice(form_choice, mapper_kw)
     step = progress or (lambda desc, adv=0: None)
     t0 = time.perf_counter()
+    commit = checkout_commit()  # the code that runs (edits made during a long run are not)
     model = minilm.load()
     step("dense forward passes", 0)
     cal = [model.forward(i) for i in ids_cal]
@@ -447,7 +448,7 @@ def evaluate(predictors: list[str], budgets: list[float], ids_cal, ids_ev, table
     }
     if form_choice != DEFAULT_FORM_CHOICE:
         out["form_choice_seconds"] = {name: done[name]["choice_s"] for name in predictors}
-    return {**out, "runtime_s": time.perf_counter() - t0, "commit": checkout_commit()}
+    return {**out, "runtime_s": time.perf_counter() - t0, "commit": commit}
 
 
 #: the mapped metrics of ``by_tokens``
