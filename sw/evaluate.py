@@ -47,13 +47,14 @@ How each head's form is chosen where the mapper may use bands and columns (``for
   cosines differ by several hundredths), else every head keeps the window and globals
   (:func:`keep_if_closer`). Every mapped pattern of that predictor and budget then takes its
   head's form: the mapped metrics, the embedding cosine, the int8 run and the other text
-  lengths (there chosen again on that length's calibration texts). The chosen form covers at least what the window and globals cover, so the
-  map cover never falls below the window-and-globals mapper's. The mapped rows and
-  ``by_tokens`` rows then hold ``keyset_heads``, the heads (of ``heads``, layers x heads) mapped
-  with bands and columns, ``keyset_heads_by_error``, those the attention error alone chose,
-  and, where any did, ``keyset_cos_gain`` and ``keyset_p``, the mean cosine gain of their choice
-  on the calibration texts and the test's p-value;
-  ``form_choice_seconds`` holds the time the choice took per predictor.
+  lengths (there chosen again on that length's calibration texts). The chosen form covers at
+  least what the window and globals cover, so the map cover never falls below the
+  window-and-globals mapper's. The mapped rows and ``by_tokens`` rows then hold
+  ``keyset_heads``, the heads (of ``heads``, layers x heads) mapped with bands and columns,
+  ``keyset_heads_by_error``, those the attention error alone chose, and, where any did,
+  ``keyset_cos_gain`` and ``keyset_p``, the mean cosine gain of their choice on the calibration
+  texts and the test's p-value; ``form_choice_seconds`` holds the time the choice took per
+  predictor.
 
 Outputs (``swattn eval``): a table on the terminal, ``--json FILE``, and PNG plots of sparsity
 against recall with one point per budget (as Sparsefinder's Pareto plots, :func:`write_plots`)
@@ -583,7 +584,8 @@ def _cover_and_cosine(model, tokens, predictors, budgets, ids_cal, ids_ev, seed,
                     pmask = np.stack([pattern_mask(m.pattern) for m in maps])
                     acc.add({"sparsity": 1.0 - pmask.mean(axis=(-1, -2)),
                              "coverage": [m.coverage for m in maps]})
-                acc.add({"emb_cos": float(_embedding_cosines(model, pred, [trace], budget, forms)[0])})
+                (cos,) = _embedding_cosines(model, pred, [trace], budget, forms)
+                acc.add({"emb_cos": float(cos)})
                 step(f"{name} @ {budget:g}, {tokens} tokens", 1)
             out.append({"tokens": tokens, "predictor": name, "budget": budget, **acc.means(),
                         **forms.record()})

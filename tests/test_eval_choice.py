@@ -4,8 +4,8 @@ and columns only where they gave a lower attention-output error on the calibrati
 (:func:`swattn.sw.evaluate.choose_forms`) and keeps that choice only where it also raises the
 embedding cosine there, text by text beyond chance (:func:`swattn.sw.evaluate.keep_if_closer`):
 the map cover never falls below the window and globals', nor, on the evaluation texts below,
-the embedding cosine. The CLI
-refuses ``calibrated`` where there is nothing to choose between."""
+the embedding cosine. The CLI refuses ``calibrated`` where there is nothing to choose
+between."""
 
 from __future__ import annotations
 
