@@ -494,12 +494,16 @@ class EngineFeeders(wiring.Component):
         of the configuration (which holds still before a START): ``pre[i]`` is global i for
         i < n_globals, else column i - n_globals; and ``nk``, their count."""
         cfg, GM, CM = self.cfg, self.params.max_globals, self.params.max_columns
+        # (the selects from a copy of the global count beside the rows' registers: the store
+        # holds the configuration long before a START, so a cycle more is free)
+        ng_c = Signal.like(cfg.n_globals, name="kv_pre_ng")
+        m.d.sync += ng_c.eq(cfg.n_globals)
         ng, nc = cfg.n_globals, cfg.n_columns
         pre = [Signal(range(self._rows), name=f"kv_pre{i}") for i in range(slots)]
         nk = Signal(range(slots + 1), name="kv_pre_count")
         m.d.sync += nk.eq(Mux(ng > GM, GM, ng) + Mux(nc > CM, CM, nc))
         for i, r in enumerate(pre):
-            with m.Switch(ng):
+            with m.Switch(ng_c):
                 for g in range(GM + 1):
                     with m.Case(g):
                         if i < g:

@@ -111,15 +111,19 @@ def token(job, pos, paired: bool):
     return pos - job.moff if paired else pos
 
 
-def band_tests(m: Module, cfg, b: int, left, right, rlim, prev_end):
+def band_tests(m: Module, cfg, b: int, left, right, rlim, prev_end, end_register=False):
     """Band ``b``'s validator tests as expressions, the same on every engine: ``range`` (live,
     and of count 0 or reaching over ``rlim`` = max_radius // dilation steps), ``order`` (live
     and neither wholly below nor wholly above the window, or not above band ``b - 1``, whose
     last step is ``prev_end``), ``end``, its last step (a signal, for band ``b + 1``), and
-    ``live`` (n_bands > b)."""
+    ``live`` (n_bands > b). ``end_register``: ``end`` is a register of the configuration (the
+    tests then hold a cycle later than the configuration), not an adder in front of them."""
     start, count = cfg.bands[b].start, cfg.bands[b].count
     end = Signal(signed(18), name=f"band_end{b}")
-    m.d.comb += end.eq(start + count - 1)
+    if end_register:
+        m.d.sync += end.eq(start + count - 1)
+    else:
+        m.d.comb += end.eq(start + count - 1)
     live = cfg.n_bands > b
     clear = (end + left < 0) | (start > right)  # wholly below or above the window
     above_prev = Const(1) if prev_end is None else start > prev_end
@@ -261,8 +265,14 @@ class JobControl(wiring.Component):
             m.d.sync += bad_grid.eq((gw != 0) & ((gw > cfg.n) | (cfg.grid_radius >= gw)
                                                   | (dil != 1)))
             grid_done = self._grid_remainders(m, cfg, job, chk_i, checking)
+            grid_wait = Signal()  # past the last check step, the remainders not yet in
         # (a start while BUSY is refused above and changes nothing here: the checks, job_init and
         # the scheduler's start go on as if it had not come)
+        step_flags = ([band_step] if NB > 1 else []) + ([col_step] if C else []) + (
+            [grid_wait] if P.grid else [])
+        if step_flags:
+            with m.If(self.start & (state != regs.State.BUSY)):
+                m.d.sync += [f.eq(0) for f in step_flags]
         with m.If(checking):
             with m.If(chk_i == 0):
                 m.d.sync += [rlim.eq(rlim_tab[dil_s]), span.eq(left_s + right_s),
@@ -300,7 +310,7 @@ class JobControl(wiring.Component):
                 with m.Elif(col_step):
                     m.d.comb += fail.eq(col_fail)
             if P.grid:
-                with m.Elif(chk_i >= ng + 2 + int(NB > 1) + int(C > 0)):
+                with m.Elif(grid_wait):
                     pass  # past the last check, until the grid's remainders are in
             with m.Else():
                 with m.If(cur_rng):
@@ -331,10 +341,14 @@ class JobControl(wiring.Component):
                 last = last & grid_done
             m.d.sync += [chk_seen.eq(1), chk_fail.eq(fail), chk_last.eq(last),
                          chk_i.eq(chk_i + 1)]
+            # the band, column and grid steps' decodes a step ahead (registers: no adder and
+            # compare in front of the outcome's priority), all low at step 0
             if NB > 1:
-                m.d.comb += band_step.eq(chk_i == ng + 2)
+                m.d.sync += band_step.eq(chk_i == ng + 1)
             if C:
-                m.d.comb += col_step.eq(chk_i == ng + 2 + int(NB > 1))
+                m.d.sync += col_step.eq(chk_i == ng + 1 + int(NB > 1))
+            if P.grid:
+                m.d.sync += grid_wait.eq(chk_i >= ng + 1 + int(NB > 1) + int(C > 0))
             with m.If(chk_seen & (chk_fail != 0)):
                 m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
@@ -408,15 +422,24 @@ class JobControl(wiring.Component):
         m.d.comb += [job.cols[j].eq(cfg.columns[j]) for j in range(C)]
         chain = Const(0, 4)
         tests = []
+        # the range and order tests from copies of n and the columns of their own (registered
+        # beside them: they hold from the cycle after step 0, the column step is step 2 at the
+        # earliest), not from the configuration's registers, which the whole engine reads
+        n_c = Signal.like(cfg.n, name="col_n")
+        col_c = [Signal.like(cfg.columns[j], name=f"col_at{j}") for j in range(C)]
+        m.d.sync += [n_c.eq(cfg.n)] + [col_c[j].eq(cfg.columns[j]) for j in range(C)]
         for j in range(C):
             col = cfg.columns[j]
             live = nc > j
             rng, order, both = (Signal(name=f"col_rng{j}"), Signal(name=f"col_ord{j}"),
                                 Signal(name=f"col_glob{j}"))
-            m.d.sync += [rng.eq(live & (col >= cfg.n)),
-                         order.eq(live & ((col <= cfg.columns[j - 1]) if j else Const(0))),
-                         both.eq(live & Cat(*[gval[i] & (glob[i] == col)
-                                              for i in range(GM)]).any())]
+            # (the compares with the globals registered first, beside gval: both tests hold
+            # from the cycle after step 0, and the column step is step 3 at the earliest)
+            same = Signal(GM, name=f"col_same{j}")
+            m.d.sync += [rng.eq(live & (col_c[j] >= n_c)),
+                         order.eq(live & ((col_c[j] <= col_c[j - 1]) if j else Const(0))),
+                         same.eq(Cat(*[glob[i] == col for i in range(GM)])),
+                         both.eq(live & (gval & same).any())]
             tests.append((rng, order, both))
         for rng, order, both in reversed(tests):
             chain = Mux(rng, regs.Error.COLUMN_RANGE,
@@ -438,7 +461,10 @@ class JobControl(wiring.Component):
         chain = Const(0, 4)
         fails, lows, prev_end = [], [], None
         for b in range(NB - 1):
-            rng_t, order_t, end, live = band_tests(m, cfg, b, left, right, rlim, prev_end)
+            # (each band's last step a register: its tests hold from the cycle after step 0,
+            # as rlim does, and the band step is step 2 at the earliest)
+            rng_t, order_t, end, live = band_tests(m, cfg, b, left, right, rlim, prev_end,
+                                                   end_register=True)
             rng, order = Signal(name=f"band_rng{b}"), Signal(name=f"band_ord{b}")
             m.d.sync += [rng.eq(rng_t), order.eq(order_t)]
             prev_end = end

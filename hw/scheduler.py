@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.spec.engine_params import EngineParams
 from .blocks import int8_row
-from .job import JobSignature, check_widths, global_hits, key_hits, token
+from .job import JobSignature, check_widths, global_hits, key_hits, slot_layout, token
 
 
 def desc_layout(P: EngineParams) -> data.StructLayout:
@@ -405,7 +405,11 @@ class Scheduler(wiring.Component):
         r.slots = [Signal(SL, name=f"slot{k}") for k in range(NB)]
         r.nsl = Signal(range(NB + 1))
         r.low = Signal(PW + 1)
-        sk = Signal(range(NB + 3))  # the slot in step A; NB + 2: all done
+        # with EngineParams.band_switch_register, step S registers the slot and its first step
+        # for the group before step A (a step more)
+        BS = int(P.band_switch_register)
+        DONE = NB + 2 + int(P.grid) + BS  # (a step more with the grid, one with step S)
+        sk = Signal(range(DONE + 1))  # the slot in step A (S); DONE: all done
         slot = Array(job.slots)[sk[:max(1, (NB - 1).bit_length())]]
         # step A
         a_go, a_start, a_kmax, a_clip, a_span = (Signal(name="sa_go"), Signal(PW + 1, name="sa_start"),
@@ -413,12 +417,19 @@ class Scheduler(wiring.Component):
                                                  Signal(RB + 1, name="sa_clip"),
                                                  Signal(RB + 1, name="sa_span"))
         lo = Signal(signed(PW + 3))
-        m.d.comb += lo.eq(r.bq + slot.a)
+        s_live = (sk < NB) & slot.valid
+        if BS:
+            slot_s = Signal(slot_layout(P), name="ss_slot")
+            s_go = Signal(name="ss_go")
+            m.d.sync += [slot_s.eq(slot), s_go.eq(s_live), lo.eq(r.bq + slot.a)]
+            slot, s_live = slot_s, s_go
+        else:
+            m.d.comb += lo.eq(r.bq + slot.a)
         pos = Mux(lo >= 0, r.bc + slot.reach, r.cls)
         if P.grid:
             a_scol = Signal(P.seq_width + 1, name="sa_scol")
             m.d.sync += a_scol.eq(Mux(lo >= 0, grid_add(r.bq_col, slot.acol, job.gw), 0))
-        m.d.sync += [a_go.eq((sk < NB) & slot.valid),
+        m.d.sync += [a_go.eq(s_live),
                      a_start.eq(pos + moff if PA else pos),
                      a_kmax.eq(lo + slot.span + (U - 1) - Mux(lo >= 0, lo, 0)),
                      a_clip.eq(Mux(lo >= 0, 0, -lo)), a_span.eq(slot.span)]
@@ -447,7 +458,6 @@ class Scheduler(wiring.Component):
                     m.d.sync += [r.slots[k].eq(b), r.slots[k].hits2.eq(key_hits(job, b_tok2, P)),
                                  r.slots[k].nxt.eq(b.nxt & (b_pos2 < g_lim))]
             m.d.sync += r.nsl.eq(r.nsl + 1)
-        DONE = NB + 2 + int(P.grid)  # (a step more with the grid)
         with m.If(sk < DONE):
             m.d.sync += sk.eq(sk + 1)
         with m.If(self._band_restart):

@@ -226,8 +226,14 @@ class KeyIssue(wiring.Component):
             span_r = Signal(len(desc.span), name="span_r")
             more_left = Signal(range(NB), name="more_left")
             switch = Signal()
+            # registers of nxt_r and more_left, set wherever they are: sw_arm = ~nxt_r &
+            # (more_left != 0) (the window key now issued ends its band and another follows)
+            # and wend_r = ~nxt_r & (more_left == 0) (it ends the bands)
+            sw_arm, wend_r = Signal(name="sw_arm"), Signal(name="wend_r")
             with m.If(desc_take):
-                m.d.sync += [span_r.eq(desc.span), more_left.eq(desc.nmore)]
+                m.d.sync += [span_r.eq(desc.span), more_left.eq(desc.nmore),
+                             sw_arm.eq(~desc.nxt & (desc.nmore != 0)),
+                             wend_r.eq(~desc.nxt & (desc.nmore == 0))]
             nxt_slot = s1.more[0]
         have_key = Mux(s1_glob, gmore_r, win_r)
         # s1_pos < wpos as a register (av_r), from s1_pos's next value and wpos's: no carry
@@ -235,6 +241,7 @@ class KeyIssue(wiring.Component):
         av_r = Signal()
         adv1 = Signal()  # (below) s1_pos steps to s1_pnext
         if NB > 1:
+            # (with P.band_switch_register ``switch`` is the switch's own cycle, sw_pend)
             m.d.sync += av_r.eq(Mux(desc_take, desc.start < self.wpos,
                                     Mux(switch, nxt_slot.start < self.wpos,
                                         Mux(adv1, s1_pnext < self.wpos, s1_pos < self.wpos))))
@@ -244,14 +251,36 @@ class KeyIssue(wiring.Component):
         avail = s1_glob | av_r
         issue1 = Signal()
         m.d.comb += issue1.eq(s1_run & have_key & avail)
+
+        def load_band():
+            """The group's next band (s1.more[0]): its fields as the descriptor's at a take,
+            and the list shifted."""
+            sl = nxt_slot
+            m.d.comb += switch.eq(1)
+            m.d.sync += [
+                s1_k.eq(0), s1_pos.eq(sl.start), s1_pnext.eq(sl.start + s1.step),
+                win_r.eq(1), nxt_r.eq(sl.nxt), kc_r.eq(sl.clip),
+                kig_r.eq(sl.kig), hits_n.eq(sl.hits2),
+                s1_pnext2.eq(sl.start + (s1.step << 1)),
+                s1_kmax2.eq(sl.kmax - 2), span_r.eq(sl.span),
+                more_left.eq(more_left - 1),
+                sw_arm.eq(~sl.nxt & (more_left != 1)),
+                wend_r.eq(~sl.nxt & (more_left == 1)),
+            ] + set_ka(kpos_d, sl.start)
+            if P.grid:
+                m.d.sync += kcol.eq(sl.scol)
+            m.d.sync += [s1.more[k].eq(s1.more[k + 1]) for k in range(NB - 2)]
         # after the last chunk of a key: is there another key?
         last_key1 = Signal()
         if NB > 1:
-            m.d.comb += last_key1.eq(Mux(s1_glob, glast_r,
-                                         ~nxt_r & (more_left == 0) & (s1.nglob == 0)))
+            m.d.comb += last_key1.eq(Mux(s1_glob, glast_r, wend_r & (s1.nglob == 0)))
         else:
             m.d.comb += last_key1.eq(Mux(s1_glob, glast_r, ~nxt_r & (s1.nglob == 0)))
-        with m.If(s1_run & ~have_key):
+        # BS: with EngineParams.band_switch_register a band's last key only marks the switch
+        # (sw_pend) and the next band is loaded in the cycle after it, which issues nothing
+        BS = P.band_switch_register
+        sw_pend = Signal(name="sw_pend") if BS else None
+        with m.If(s1_run & ~have_key & ~sw_pend if BS else s1_run & ~have_key):
             # no keys at all (cannot happen for a valid group) -> finish
             m.d.sync += s1_run.eq(0)
         with m.If(issue1):
@@ -262,10 +291,10 @@ class KeyIssue(wiring.Component):
                                  glast_r.eq(s1_gi + 2 >= s1.nglob)] + set_ka(kgi_d, s1_gi + 1)
                 with m.Else():
                     m.d.comb += adv1.eq(1)
+                    nxt_n = (s1_k <= s1_kmax2) & (s1_pos < s1_lim2)
                     m.d.sync += [s1_k.eq(s1_k + 1), s1_pos.eq(s1_pnext),
                                  s1_pnext.eq(s1_pnext + s1.step),
-                                 win_r.eq(nxt_r),
-                                 nxt_r.eq((s1_k <= s1_kmax2) & (s1_pos < s1_lim2)),
+                                 win_r.eq(nxt_r), nxt_r.eq(nxt_n),
                                  kc_r.eq(kc_r + 1), kig_r.eq(hits_n.any()),
                                  hits_n.eq(key_hits(job, token(job, s1_pnext2, P.paired_max),
                                                     P)),
@@ -273,22 +302,14 @@ class KeyIssue(wiring.Component):
                     if P.grid:
                         m.d.sync += kcol.eq(grid_add(kcol, 1, job.gw))
                     if NB > 1:
-                        with m.If(~nxt_r & (more_left != 0)):
-                            # the next band: its fields as the descriptor's at a take
-                            sl = nxt_slot
-                            m.d.comb += switch.eq(1)
-                            m.d.sync += [
-                                s1_k.eq(0), s1_pos.eq(sl.start), s1_pnext.eq(sl.start + s1.step),
-                                win_r.eq(1), nxt_r.eq(sl.nxt), kc_r.eq(sl.clip),
-                                kig_r.eq(sl.kig), hits_n.eq(sl.hits2),
-                                s1_pnext2.eq(sl.start + (s1.step << 1)),
-                                s1_kmax2.eq(sl.kmax - 2), span_r.eq(sl.span),
-                                more_left.eq(more_left - 1),
-                            ] + set_ka(kpos_d, sl.start)
-                            if P.grid:
-                                m.d.sync += kcol.eq(sl.scol)
-                            m.d.sync += [s1.more[k].eq(s1.more[k + 1]) for k in range(NB - 2)]
-                        with m.Elif(~nxt_r):
+                        m.d.sync += [sw_arm.eq(~nxt_n & (more_left != 0)),
+                                     wend_r.eq(~nxt_n & (more_left == 0))]
+                        with m.If(sw_arm):
+                            if BS:
+                                m.d.sync += sw_pend.eq(1)
+                            else:
+                                load_band()
+                        with m.Elif(wend_r):
                             m.d.sync += s1_glob.eq(1)
                     else:
                         with m.If(~nxt_r):
@@ -299,6 +320,10 @@ class KeyIssue(wiring.Component):
                                  self.q_count.eq(s1_p + 1)]
             with m.Else():
                 m.d.sync += [s1_chunk.eq(s1_chunk + 1)] + set_ka(kchunk_d, s1_chunk + 1)
+        if BS:
+            with m.If(sw_pend):  # (no issue in this cycle: win_r is low since the band's end)
+                load_band()
+                m.d.sync += sw_pend.eq(0)
 
         # addresses for stage 1 reads (issued this cycle, data next cycle; with AD a cycle
         # later), per memory slice from the copies of s1_chunk, s1_pos and s1_gi
@@ -337,6 +362,8 @@ class KeyIssue(wiring.Component):
 
         with m.If(job.init):
             m.d.sync += [av_r.eq(0), s1_bank.eq(0), s1_run.eq(0)]
+            if BS:
+                m.d.sync += sw_pend.eq(0)
         return m
 
     def _unit_valid(self, m, s1, s1_glob, kig_r, kc_r, span_r, grid):

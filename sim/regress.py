@@ -41,9 +41,10 @@ ROOT = Path("build/regress")
 #: fixes each size's seeds: one unit with four chunks per key, two units at head_dim 64 (with
 #: dilation 4 and four globals), four units with one key per cycle, and the boards' engines at
 #: their exact parameters (fpga/boards.py takes them from the same table), then bands beside the
-#: window and key-only columns on one unit and on four
+#: window and key-only columns on one unit and on four, and on one unit with the band switch's own
+#: cycle (dot_pipeline 5)
 REGRESS = ("u1c4", "u2d64", "u4", "ulx3s", "ice40", "u1c4_keys", "u4g6_keys", "u1c4_pair",
-           "u2g4_nopair")
+           "u2g4_nopair", "u1c4_keys_p55")
 #: sizes run through the AXI top (``swattn generate --bus axi``, testbench ``swattn.sim.tb_axi``):
 #: its chunks are named ``axi.<size>``
 REGRESS_AXI = ("u1c4", "u2d64", "u1c4_keys")

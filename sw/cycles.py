@@ -184,6 +184,7 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
 
     start, kw, first_u, last_u, skips = main_group_keys(pattern, params)
     NB = params.max_bands
+    BSW = int(params.band_switch_register)
     segments = None
     if NB > 1:
         # the kept groups' keys band by band (main_group_keys enumerates the same groups)
@@ -226,13 +227,16 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         first = take1 + 1
         if segs is not None:  # bands: (first position, keys) each, one after the other
             nwin = sum(k for _, k in segs)
-        issue_end = first + (nwin + nglob) * CH  # one past the last issue
+        # with the band switch register, a cycle of its own before each band after the first
+        sw = BSW * (len(segs) - 1) if segs else 0
+        issue_end = first + (nwin + nglob) * CH + sw  # one past the last issue
         if segs is not None:
-            # each band's last key waits for the writer; the keys after it follow
+            # each band's last key waits for the writer; the keys (and switches) after it follow
             after = nwin + nglob
-            for p0, k in segs:
+            for b, (p0, k) in enumerate(segs):
                 after -= k
-                issue_end = max(issue_end, written(p0 + (k - 1) * step) + (1 + after) * CH)
+                issue_end = max(issue_end, written(p0 + (k - 1) * step) + (1 + after) * CH
+                                + BSW * (len(segs) - 1 - b))
         elif nwin:
             last_win = pos0 + (nwin - 1) * step
             issue_end = max(issue_end, written(last_win) + (1 + nglob) * CH)
@@ -282,7 +286,8 @@ def predict_cycles(params: EngineParams, pattern: HybridPattern) -> int:
         t_sched = max(t_grp, s1_free)
 
     # with bands, the scheduler's band slots (NB + 2 cycles) may outlast the query loads
-    load = max(U, NB + 2 + int(params.grid)) if NB > 1 else U
+    # (and with the band switch register, a step more: step S)
+    load = max(U, NB + 2 + int(params.grid) + BSW) if NB > 1 else U
     for g in range(start.size):
         ready = t_sched + 2 * int(skips[g]) + load + 4
         segs = None if segments is None else [(moff + p0, k) for p0, k in segments[g]]

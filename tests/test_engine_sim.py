@@ -31,16 +31,18 @@ from swattn.sw.spec.sizes import SIZES as SPEC_SIZES
 #: four chunks and, marked slow, on four units with the paired max passes; marked slow, one unit
 #: with the paired max passes and two units without them (EngineParams.pair_max)
 SIZE_NAMES = ("u1c4", "u4g6", "ulx3s", "u4g6_p45", "u1c4_p33", "u1c4_keys", "u4g6_keys",
-              "u1c4_pair", "u2g4_nopair")
+              "u1c4_pair", "u2g4_nopair", "u1c4_keys_p55")
 SIZES = {name: SPEC_SIZES[name] for name in SIZE_NAMES}
 #: sizes left to ``make test-slow``
 SLOW = {"u4g6_p45", "u4g6_keys", "u1c4_pair", "u2g4_nopair"}
 #: random jobs per size (ulx3s and u4g6_p45 repeat u1c4's and u4g6's control at another latency:
 #: fewer) and the first seed of each size
 JOB_SHARE = {"u1c4": 1.0, "u4g6": 1.0, "ulx3s": 0.4, "u4g6_p45": 0.4, "u1c4_p33": 0.3,
-             "u1c4_keys": 0.6, "u4g6_keys": 0.6, "u1c4_pair": 0.4, "u2g4_nopair": 0.4}
+             "u1c4_keys": 0.6, "u4g6_keys": 0.6, "u1c4_pair": 0.4, "u2g4_nopair": 0.4,
+             "u1c4_keys_p55": 0.4}
 SEED0 = {"u1c4": 1000, "u4g6": 5000, "ulx3s": 13000, "u4g6_p45": 9000, "u1c4_p33": 11000,
-         "u1c4_keys": 15000, "u4g6_keys": 17000, "u1c4_pair": 19000, "u2g4_nopair": 21000}
+         "u1c4_keys": 15000, "u4g6_keys": 17000, "u1c4_pair": 19000, "u2g4_nopair": 21000,
+         "u1c4_keys_p55": 23000}
 SIM = os.environ.get("SIM", "verilator")
 JOBS_PER_SIZE = int(os.environ.get("SWATTN_JOBS_PER_SIZE", "110"))
 

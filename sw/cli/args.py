@@ -258,7 +258,7 @@ _ENGINE_ALLOWED = {
     "--max-globals": "0..64",
     "--max-dilation": "1..64",
     "--seq-width": "2..24",
-    "--dot-pipeline": "0..4",
+    "--dot-pipeline": "0..5",
     "--pv-pipeline": "0..5",
     "--max-bands": "1..16 (the window counts as one)",
     "--max-columns": "0..32",
@@ -287,10 +287,11 @@ def add_engine_arguments(p) -> None:
     p.add_argument("--seq-width", type=_engine_int("--seq-width"), default=d.seq_width,
                    help="sequence counter width, 2..24: n up to 2^w - 1")
     p.add_argument("--dot-pipeline", type=_engine_int("--dot-pipeline"), default=d.dot_pipeline,
-                   help="extra register stages in the Q.K path, 0..4: the adder trees, the key "
+                   help="extra register stages in the Q.K path, 0..5: the adder trees, the key "
                         "rows beside their memories, the trees again, the key memories' "
                         "addresses (a cycle per group each; for FPGAs whose multipliers and "
-                        "memories lie far apart)")
+                        "memories lie far apart), then a cycle of its own for each switch "
+                        "from one band to the next")
     p.add_argument("--pv-pipeline", type=_engine_int("--pv-pipeline"), default=d.pv_pipeline,
                    help="extra register stages in the softmax and P.V path, 0..5: a copy of the "
                         "exponential per 8 multipliers, the products, the exponential table's "

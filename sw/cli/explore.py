@@ -32,8 +32,8 @@ def add_arguments(p):
     p.add_argument("--board", type=board_name(), help=f"one of: {', '.join(BOARDS)}")
     p.add_argument("--lanes", type=lanes_type, nargs="+", metavar="L",
                    help="lane counts to try, powers of two 8..4096 (default: the board's)")
-    p.add_argument("--dot-pipeline", type=integer("--dot-pipeline", allowed="0..4"), nargs="+",
-                   metavar="K", help="Q.K pipeline stages to try, 0..4 (default: the board's)")
+    p.add_argument("--dot-pipeline", type=integer("--dot-pipeline", allowed="0..5"), nargs="+",
+                   metavar="K", help="Q.K pipeline stages to try, 0..5 (default: the board's)")
     p.add_argument("--pv-pipeline", type=integer("--pv-pipeline", allowed="0..5"), nargs="+",
                    metavar="K", help="softmax and P.V pipeline stages to try, 0..5 (default: "
                                      "the board's)")

@@ -28,13 +28,15 @@ class EngineParams:
     max_globals : largest number of global tokens, 0..64.
     max_dilation : largest dilation, >= 1.
     seq_width : sequence-length counter width; n may be 1 .. 2^seq_width - 1.
-    dot_pipeline : extra register stages in the Q.K path, 0..4 (the stream engine): the first in
+    dot_pipeline : extra register stages in the Q.K path, 0..5 (the stream engine): the first in
         the dot products' adder trees, the second between the key memories and the multipliers
         (the key rows registered beside the memories, :attr:`key_register`), the third in the
         trees again, the fourth in front of the key memories (their read addresses a cycle
         behind stage 1, :attr:`key_addr_register`). Each adds a cycle to a group's hand-over
         from stage 1 to stage 2; for FPGA builds whose multipliers and memories lie far apart
-        (the ULX3S's).
+        (the ULX3S's). The fifth, on engines with bands beside the window, gives stage 1's
+        switch from one band to the next a cycle of its own (:attr:`band_switch_register`): an
+        idle issue cycle per band after a group's first, and no hand-over cycle.
     pv_pipeline : extra register stages in stage 2 (softmax and P.V), 0..5 (the stream engine),
         each a cycle more from a group's last issue to its accumulators, for the same FPGA
         builds: from 1, the exponential reaches the P.V multipliers through a register copy per
@@ -82,8 +84,8 @@ class EngineParams:
             bad("max_dilation", "1..64")
         if not 2 <= self.seq_width <= 24:
             bad("seq_width", "2..24")
-        if not 0 <= self.dot_pipeline <= 4:
-            bad("dot_pipeline", "0..4")
+        if not 0 <= self.dot_pipeline <= 5:
+            bad("dot_pipeline", "0..5")
         if not 0 <= self.pv_pipeline <= 5:
             bad("pv_pipeline", "0..5")
         if not 1 <= self.max_bands <= 16:
@@ -137,8 +139,9 @@ class EngineParams:
     def dot_latency(self) -> int:
         """Cycles of a unit's Q.K dot product from the key memories' read data: inputs
         registered, products, then the adder tree in one cycle up to eight lanes, in two above
-        (the tree would otherwise hold five or more adder levels), and ``dot_pipeline`` more."""
-        return (3 if self.lane_width <= 8 else 4) + self.dot_pipeline
+        (the tree would otherwise hold five or more adder levels), and ``dot_pipeline`` more
+        (up to four: the fifth is stage 1's band switch)."""
+        return (3 if self.lane_width <= 8 else 4) + min(self.dot_pipeline, 4)
 
     @property
     def key_addr_register(self) -> bool:
@@ -146,6 +149,14 @@ class EngineParams:
         (the fourth of ``dot_pipeline``'s stages): plain copies beside the memories, with no
         issue logic in front of them."""
         return self.dot_pipeline >= 4
+
+    @property
+    def band_switch_register(self) -> bool:
+        """Stage 1 loads a group's next band in a cycle of its own, after the last key of the
+        band before (the fifth of ``dot_pipeline``'s stages, on engines with bands beside the
+        window): the band's fields reach their registers from registers, not through the issue
+        decision of the same cycle."""
+        return self.dot_pipeline >= 5 and self.max_bands > 1
 
     @property
     def key_register(self) -> bool:

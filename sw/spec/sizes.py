@@ -59,6 +59,11 @@ SIZES = MappingProxyType({
     "u4g6_keys": EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6,
                               max_dilation=3, seq_width=10, max_bands=4, max_columns=4,
                               grid=True),
+    # the one-unit size with the ULX3S build's pipelining and the band switch's own cycle
+    # (dot_pipeline 5, pv_pipeline 5)
+    "u1c4_keys_p55": EngineParams(head_dim=32, lanes=16, max_radius=12, max_globals=3,
+                                  max_dilation=3, seq_width=10, max_bands=4, max_columns=4,
+                                  grid=True, dot_pipeline=5, pv_pipeline=5),
 
     # --- the formal proofs: small windows and sequences, so that the solver finishes ---------
     # (the properties are about control, which changes with units and max_globals, not with
