@@ -71,7 +71,7 @@ def test_waivers_are_narrow(tmp_path):
     (["--head-dim", "48"], "--head-dim = 48"),
     (["--lanes", "12"], "--lanes = 12"),
     (["--max-globals", "65"], "--max-globals = 65"),
-    (["--dot-pipeline", "5"], "--dot-pipeline = 5 is out of range: allowed 0..4"),
+    (["--dot-pipeline", "6"], "--dot-pipeline = 6 is out of range: allowed 0..5"),
     (["--pv-pipeline", "6"], "--pv-pipeline = 6 is out of range: allowed 0..5"),
     (["--pv-pipeline", "-1"], "--pv-pipeline = -1 is out of range: allowed 0..5"),
 ])

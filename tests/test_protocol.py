@@ -171,7 +171,7 @@ def _identify_reply(payload: bytes) -> bytes:
     EngineParams(head_dim=32, lanes=256, max_radius=12, max_globals=6, max_dilation=3,
                  seq_width=10, max_bands=3, max_columns=2, grid=True, pair_max=False),
     EngineParams(head_dim=128, lanes=4096, max_radius=4096, max_globals=64, max_dilation=64,
-                 seq_width=24, dot_pipeline=4, pv_pipeline=5, max_bands=16, max_columns=32,
+                 seq_width=24, dot_pipeline=5, pv_pipeline=5, max_bands=16, max_columns=32,
                  grid=True, pair_max=True),
     EngineParams(head_dim=64, lanes=64, max_columns=31, pair_max=True),
 ])

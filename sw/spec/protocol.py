@@ -92,7 +92,7 @@ STATUS_REPLY_LAYOUT = data.StructLayout({
 CYCLES_LAYOUT = data.StructLayout({"cycles": unsigned(32)})
 
 #: IDENTIFY's reply. The band, column, grid and pair_max fields sit in bits that the bytes of
-#: seq_width, dot_pipeline and pv_pipeline never use (seq_width <= 24, dot_pipeline <= 4,
+#: seq_width, dot_pipeline and pv_pipeline never use (seq_width <= 24, dot_pipeline <= 5,
 #: pv_pipeline <= 5), and 0 in each is what an engine without them has (one band, no column, no
 #: grid, pair_max None): so a board built before they existed, which sends those bits as 0,
 #: still identifies exactly, and an engine without them sends the same bytes as before.
