@@ -515,7 +515,7 @@ def _fsm_value(state: Signal, name: str) -> int:
 def board_free_engine(P: EngineParams, m: Module, word_bytes: int):
     """Add to ``m`` a :class:`~swattn.fpga.core.BoardCore` (buffers of ``word_bytes``-byte words)
     elaborated with its engine replaced by a block of the engine's ports whose outputs (status,
-    cycles, ``o``, ``q.ready``, ``kv.ready``) are free inputs of the harness, so that a proof
+    busy, cycles, ``o``, ``q.ready``, ``kv.ready``) are free inputs of the harness, so that a proof
     holds for any engine behaviour, the real one included; the link's ``rx`` and ``tx.ready``
     are free too. Returns (core, its fragment, engine stand-in, the harness's ports)."""
     from ..fpga import core as board_core
@@ -543,7 +543,8 @@ def board_free_engine(P: EngineParams, m: Module, word_bytes: int):
         board_core.Engine = real
     (eng,) = made
     free = []
-    for port in (eng.status, eng.cycles, eng.o.valid, eng.o.payload, eng.q.ready, eng.kv.ready):
+    for port in (eng.status, eng.busy, eng.cycles, eng.o.valid, eng.o.payload, eng.q.ready,
+                 eng.kv.ready):
         port = port.as_value() if hasattr(port, "as_value") else port
         sig = Signal(len(port))
         m.d.comb += port.eq(sig)
