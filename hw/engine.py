@@ -62,9 +62,9 @@ class Engine(wiring.Component):
     job is done), streams ``q``, ``kv`` in and ``o`` out.
 
     ``hold_config``: the engine's copy of ``cfg`` follows it while no job runs and holds from an
-    accepted start, so its source may change during a job. ``False`` leaves the copy out (about 180 flip-flops fewer) and reads ``cfg`` directly:
-    only for a source that holds it from the start until the job is done, such as the board
-    core, which refuses WRITE_CONFIG while a job runs.
+    accepted start, so its source may change during a job. ``False`` leaves the copy out (about 180
+    flip-flops fewer) and reads ``cfg`` directly: only for a source that holds it from the start
+    until the job is done, such as the board core, which refuses WRITE_CONFIG while a job runs.
     """
 
     def __init__(self, params: EngineParams, hold_config: bool = True):

@@ -136,12 +136,12 @@ class JobControl(wiring.Component):
 
     Per cycle: a ``start`` while BUSY sets error BUSY and changes nothing else; a start otherwise
     (with ``hold_config``, the copy of ``cfg``, which follows it while no job runs, holds from
-    here) enters BUSY, clears the error and the cycle counter, and begins the checks. The checks take one step per cycle: step 0 registers what they need,
-    step 1 the scalar checks, step 2 + i global i (range, then duplicate of an earlier one). A
-    failing step ends the job with its error code (state IDLE); after the last step ``init``
-    pulses and ``running`` rises. ``out_fire`` counts output rows; the job's n-th sets DONE and
-    lowers ``running``. ``cycles`` counts cycles in BUSY; ``busy`` is the state BUSY, from a
-    register of its own.
+    here) enters BUSY, clears the error and the cycle counter, and begins the checks. The checks
+    take one step per cycle: step 0 registers what they need, step 1 the scalar checks, step 2 + i
+    global i (range, then duplicate of an earlier one). A failing step ends the job with its error
+    code (state IDLE); after the last step ``init`` pulses and ``running`` rises. ``out_fire``
+    counts output rows; the job's n-th sets DONE and lowers ``running``. ``cycles`` counts cycles
+    in BUSY; ``busy`` is the state BUSY, from a register of its own.
     """
 
     def __init__(self, params: EngineParams, hold_config: bool = True):
@@ -166,27 +166,8 @@ class JobControl(wiring.Component):
         m = Module()
         job = self.job
 
-        cfg = Signal(regs.config_layout(P)) if self._hold_config else self.cfg
-        n = Signal(P.seq_width + 1)
-        left, right, dil = Signal(16), Signal(16), Signal(16)
-        ng = Signal(8)
-        reach_l = Signal(RB)
-        span = Signal(RB + 1)
-        ngg = Signal(8)  # global groups
-        total_pos = Signal(P.pos_width + 1)
-        # paired: the stream position where the main pass starts (n per pair of global groups)
-        moff = Signal(P.pos_width + 1, name="moff") if PA else Const(0, 1)
-        glob = [cfg.globals[i] for i in range(GM)]
-        gval = Signal(GM)  # (i < ng) per global, of the configuration (still during a job)
-        m.d.sync += gval.eq(Cat(*[ng > i for i in range(GM)]))
-        m.d.comb += [n.eq(cfg.n), left.eq(cfg.left), right.eq(cfg.right), dil.eq(cfg.dilation),
-                     ng.eq(cfg.n_globals)]
-        m.d.comb += [job.n.eq(n), job.left.eq(left), job.right.eq(right), job.dil.eq(dil),
-                     job.ng.eq(ng), job.gval.eq(gval), job.reach_l.eq(reach_l),
-                     job.span.eq(span), job.ngg.eq(ngg), job.total_pos.eq(total_pos),
-                     job.moff.eq(moff), job.mult_mant.eq(cfg.mult_mant),
-                     job.mult_shift.eq(cfg.mult_shift), job.out_shift.eq(cfg.out_shift)]
-        m.d.comb += [job.glob[i].eq(glob[i]) for i in range(GM)]
+        cfg, n, left, right, dil, ng, reach_l, span, ngg, total_pos, moff, glob, gval = \
+            self._job_view(m, job, RB)
         left_s, right_s, dil_s = job.left, job.right, job.dil
 
         state = Signal(2)
@@ -370,6 +351,36 @@ class JobControl(wiring.Component):
 
         self._completion(m, n, job_init, state, busy, running)
         return m
+
+    def _job_view(self, m, job, RB):
+        """The configuration the job reads (the copy with ``hold_config``) and the job's view of
+        it on ``job``, with the registers the checks set (reach_l, span, ngg, total_pos,
+        moff)."""
+        P = self._params
+        GM = max(1, P.max_globals)
+        PA = P.paired_max
+        cfg = Signal(regs.config_layout(P)) if self._hold_config else self.cfg
+        n = Signal(P.seq_width + 1)
+        left, right, dil = Signal(16), Signal(16), Signal(16)
+        ng = Signal(8)
+        reach_l = Signal(RB)
+        span = Signal(RB + 1)
+        ngg = Signal(8)  # global groups
+        total_pos = Signal(P.pos_width + 1)
+        # paired: the stream position where the main pass starts (n per pair of global groups)
+        moff = Signal(P.pos_width + 1, name="moff") if PA else Const(0, 1)
+        glob = [cfg.globals[i] for i in range(GM)]
+        gval = Signal(GM)  # (i < ng) per global, of the configuration (still during a job)
+        m.d.sync += gval.eq(Cat(*[ng > i for i in range(GM)]))
+        m.d.comb += [n.eq(cfg.n), left.eq(cfg.left), right.eq(cfg.right), dil.eq(cfg.dilation),
+                     ng.eq(cfg.n_globals)]
+        m.d.comb += [job.n.eq(n), job.left.eq(left), job.right.eq(right), job.dil.eq(dil),
+                     job.ng.eq(ng), job.gval.eq(gval), job.reach_l.eq(reach_l),
+                     job.span.eq(span), job.ngg.eq(ngg), job.total_pos.eq(total_pos),
+                     job.moff.eq(moff), job.mult_mant.eq(cfg.mult_mant),
+                     job.mult_shift.eq(cfg.mult_shift), job.out_shift.eq(cfg.out_shift)]
+        m.d.comb += [job.glob[i].eq(glob[i]) for i in range(GM)]
+        return cfg, n, left, right, dil, ng, reach_l, span, ngg, total_pos, moff, glob, gval
 
     def _completion(self, m, n, job_init, state, busy, running):
         """The job's n-th output row (``out_fire``) sets DONE and lowers ``running``."""

@@ -223,17 +223,7 @@ class KeyIssue(wiring.Component):
         # bands beside the window: the group's other bands, taken in turn where one ends
         span_r = job.span
         if NB > 1:
-            span_r = Signal(len(desc.span), name="span_r")
-            more_left = Signal(range(NB), name="more_left")
-            switch = Signal()
-            # registers of nxt_r and more_left, set wherever they are: sw_arm = ~nxt_r &
-            # (more_left != 0) (the window key now issued ends its band and another follows)
-            # and wend_r = ~nxt_r & (more_left == 0) (it ends the bands)
-            sw_arm, wend_r = Signal(name="sw_arm"), Signal(name="wend_r")
-            with m.If(desc_take):
-                m.d.sync += [span_r.eq(desc.span), more_left.eq(desc.nmore),
-                             sw_arm.eq(~desc.nxt & (desc.nmore != 0)),
-                             wend_r.eq(~desc.nxt & (desc.nmore == 0))]
+            span_r, more_left, switch, sw_arm, wend_r = self._band_registers(m, desc, desc_take)
             nxt_slot = s1.more[0]
         have_key = Mux(s1_glob, gmore_r, win_r)
         # s1_pos < wpos as a register (av_r), from s1_pos's next value and wpos's: no carry
@@ -338,6 +328,20 @@ class KeyIssue(wiring.Component):
         uvalid = self._unit_valid(m, s1, s1_glob, kig_r, kc_r, span_r,
                                   (kcol, glo, ghi) if P.grid else None)
 
+        self._issue_tag(m, s1, issue1, s1_glob, s1_chunk, s1_p, s1_bnk, uvalid, last_key1)
+        if NB > 1:
+            self._key_addr_memory(m, s1_pos, s1_glob, s1_gi, s1_p, s1_bnk, issue1, s1_chunk)
+
+        with m.If(job.init):
+            m.d.sync += [av_r.eq(0), s1_bank.eq(0), s1_run.eq(0)]
+            if BS:
+                m.d.sync += sw_pend.eq(0)
+        return m
+
+    def _issue_tag(self, m, s1, issue1, s1_glob, s1_chunk, s1_p, s1_bnk, uvalid, last_key1):
+        """The tag of this cycle's issue (``p1``, a register: valid, key and chunk flags, score
+        place and bank, the units it is for) into the tags' pipeline (:meth:`_pipeline`)."""
+        P, CH = self._params, self._params.chunks
         p1 = Signal(tag_layout(P))
         m.d.sync += [
             p1.valid.eq(issue1), p1.glob.eq(s1_glob), p1.first.eq(s1_chunk == 0),
@@ -349,22 +353,37 @@ class KeyIssue(wiring.Component):
             m.d.sync += [p1.pair.eq(s1.pair), p1.uvalid_b.eq(s1.active_b), p1.final.eq(s1.final),
                          p1.gmax.eq(s1.gmax), p1.gidx.eq(s1.gidx)]
         self._pipeline(m, p1)
-        if NB > 1:
-            # each issued key's place, for stage 2 (key_addr_layout)
-            KL = key_addr_layout(P)
-            m.submodules.key_addr = ka = memory.Memory(shape=KL, depth=2 * SD, init=[])
-            kw, kr = ka.write_port(), ka.read_port()
-            ka_w = Signal(KL)
-            m.d.comb += [ka_w.row.eq(s1_pos), ka_w.glob.eq(s1_glob), ka_w.gi.eq(s1_gi)]
-            m.d.sync += [kw.addr.eq(Cat(s1_p[:(SD - 1).bit_length()], s1_bnk)),
-                         kw.data.eq(ka_w), kw.en.eq(issue1 & (s1_chunk == 0))]
-            m.d.comb += [kr.addr.eq(self.ka_raddr), self.ka_rdata.eq(kr.data)]
 
-        with m.If(job.init):
-            m.d.sync += [av_r.eq(0), s1_bank.eq(0), s1_run.eq(0)]
-            if BS:
-                m.d.sync += sw_pend.eq(0)
-        return m
+    def _key_addr_memory(self, m, s1_pos, s1_glob, s1_gi, s1_p, s1_bnk, issue1, s1_chunk):
+        """With bands: each issued key's place (key_addr_layout), written at its first chunk
+        and read by stage 2 on ``ka_raddr``."""
+        P = self._params
+        SD = P.score_depth
+        KL = key_addr_layout(P)
+        m.submodules.key_addr = ka = memory.Memory(shape=KL, depth=2 * SD, init=[])
+        kw, kr = ka.write_port(), ka.read_port()
+        ka_w = Signal(KL)
+        m.d.comb += [ka_w.row.eq(s1_pos), ka_w.glob.eq(s1_glob), ka_w.gi.eq(s1_gi)]
+        m.d.sync += [kw.addr.eq(Cat(s1_p[:(SD - 1).bit_length()], s1_bnk)),
+                     kw.data.eq(ka_w), kw.en.eq(issue1 & (s1_chunk == 0))]
+        m.d.comb += [kr.addr.eq(self.ka_raddr), self.ka_rdata.eq(kr.data)]
+
+    def _band_registers(self, m, desc, desc_take):
+        """With bands: the current band's span, the bands left after it, the switch strobe, and
+        two registers of the band's end, all loaded from the descriptor at its take."""
+        NB = self._params.max_bands
+        span_r = Signal(len(desc.span), name="span_r")
+        more_left = Signal(range(NB), name="more_left")
+        switch = Signal()
+        # registers of nxt_r and more_left, set wherever they are: sw_arm = ~nxt_r &
+        # (more_left != 0) (the window key now issued ends its band and another follows)
+        # and wend_r = ~nxt_r & (more_left == 0) (it ends the bands)
+        sw_arm, wend_r = Signal(name="sw_arm"), Signal(name="wend_r")
+        with m.If(desc_take):
+            m.d.sync += [span_r.eq(desc.span), more_left.eq(desc.nmore),
+                         sw_arm.eq(~desc.nxt & (desc.nmore != 0)),
+                         wend_r.eq(~desc.nxt & (desc.nmore == 0))]
+        return span_r, more_left, switch, sw_arm, wend_r
 
     def _unit_valid(self, m, s1, s1_glob, kig_r, kc_r, span_r, grid):
         """Per unit, whether the key of this issue is in its row's pattern: a global or column

@@ -653,12 +653,13 @@ def validator_after_wrapper(P: EngineParams, planted: bool = False):
     """The validator-after-a-job proof's design: the engine with a start in the first cycle and
     none after, every other input free; outputs ``status`` and ``q.ready`` / ``kv.ready`` from
     the cycle after the start until the job runs (and to the end of the validator's window,
-    :func:`validator_window`, for a refused one). Assumed of the first cycle: the engine is IDLE or DONE, and the
-    pulses and flags of a job are low (``running``, ``checking``, ``job_init``, ``sched_go``,
-    the busy register ``busy_q``: what ``handshake_*`` proves of every state that is not BUSY). :func:`validator_after_script`
-    compares a copy from reset with a copy from any such state (every other register free: what
-    a finished or refused job may have left). ``planted``: an accepted start no longer clears
-    ``error`` (the last job's code, e.g. BUSY, would stay through the next job)."""
+    :func:`validator_window`, for a refused one). Assumed of the first cycle: the engine is IDLE or
+    DONE, and the pulses and flags of a job are low (``running``, ``checking``, ``job_init``,
+    ``sched_go``, the busy register ``busy_q``: what ``handshake_*`` proves of every state that is
+    not BUSY). :func:`validator_after_script` compares a copy from reset with a copy from any such
+    state (every other register free: what a finished or refused job may have left).
+    ``planted``: an accepted start no longer clears ``error`` (the last job's code, e.g. BUSY,
+    would stay through the next job)."""
     from ..hw.engine import Engine
 
     m = _module()
