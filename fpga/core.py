@@ -117,8 +117,7 @@ class BoardCore(wiring.Component):
                 m.submodules[f"buf_{name}{j}" if NS > 1 else f"buf_{name}"] = ram
                 wiring.connect(m, port, ram)
 
-        # (the stream engine's busy is a register of its own, for the buffers' owners)
-        m.d.comb += [self.busy.eq(eng.status.state == regs.State.BUSY if serial else eng.busy),
+        m.d.comb += [self.busy.eq(eng.status.state == regs.State.BUSY),
                      eng.cfg.eq(store.cfg), eng.start.eq(rx.start)]
         wiring.connect(m, wiring.flipped(self.rx), rx.rx)
         wiring.connect(m, tx.tx, wiring.flipped(self.tx))

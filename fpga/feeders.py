@@ -96,15 +96,11 @@ class RowFetcher(wiring.Component):
     against a free place (a credit for each place neither filled nor awaited), so nothing it
     drives waits on ``row.ready``: the RAMs read every cycle (``re`` is 1), their address is the
     index, and ``index.ready`` is a register. ``DEPTH`` 4 covers the round trip (issue, read,
-    register, offer, credit back), so a row moves every cycle while the sink takes one. A
-    FIFO row (no reset) loads the registered read data in the cycle its read lands, which is
-    known a cycle ahead (a read issued two cycles before lands, at the write pointer): each
-    ``SLICE`` bits of a row have their own copy of that landing flag, a register (``land*_dup``,
-    kept apart by the FPGA build and placed beside its slice), and-ed with the row's not-full
-    flag (so a full row provably never loads, also from states a proof by induction starts
-    in). No load enable is then logic behind the sink's ``ready``. ``row.payload`` is a
-    multiplexer on a copy of the read pointer per ``SLICE`` bits. ``clear`` (a new job) drops
-    every row held or in flight.
+    register, offer, credit back), so a row moves every cycle while the sink takes one. The
+    FIFO's rows load the registered read data in every cycle in which they are empty (no reset,
+    a load enable per ``SLICE`` bits as in :class:`RowBuffer`) and count once a landing read
+    marks them full; ``row.payload`` is a multiplexer on a copy of the read pointer per
+    ``SLICE`` bits. ``clear`` (a new job) drops every row held or in flight.
     """
 
     DEPTH = 4
@@ -137,17 +133,13 @@ class RowFetcher(wiring.Component):
         full = Signal(D)
         wptr, rptr = Signal(range(D), name="wptr"), Signal(range(D), name="rptr")
         set_, clr = Signal(D), Signal(D)
-        wptr_n = Signal.like(wptr, name="wptr_n")
-        m.d.comb += wptr_n.eq(Mux(self.clear, 0, wptr + v2))
         nrep = max(1, -(-width // self.SLICE))
         for k in range(D):
             for j in range(nrep):
-                # a copy of set_[k] a cycle early: the read issued last cycle lands next cycle
-                # at the next write pointer (none after a clear)
-                land = Signal(name=f"land{k}_{j}_dup")
-                m.d.sync += land.eq(v1 & ~self.clear & (wptr_n == k))
+                ld = Signal(name=f"empty{k}_{j}", init=1)  # a copy of ~full[k] (follows itself)
+                m.d.sync += ld.eq((ld & ~set_[k]) | clr[k] | self.clear)
                 lo, hi = j * self.SLICE, min(width, (j + 1) * self.SLICE)
-                with m.If(land & ~full[k]):
+                with m.If(ld & ~full[k]):
                     m.d.sync += rows[k][lo:hi].eq(rd_r[lo:hi])
         # ``valid``: full[rptr], kept as a register of its own (the sink's ready, and through
         # it the credits, follow it in the same cycle)
@@ -170,7 +162,7 @@ class RowFetcher(wiring.Component):
                          wptr.eq(0), rptr.eq(0), valid.eq(0), *[r.eq(0) for r in rsel]]
         with m.Else():
             m.d.sync += [credits.eq(credits - issue + take), has_credit.eq(more), v1.eq(issue),
-                         v2.eq(v1), full.eq(full_n), wptr.eq(wptr_n), rptr.eq(rptr_n),
+                         v2.eq(v1), full.eq(full_n), wptr.eq(wptr + v2), rptr.eq(rptr_n),
                          valid.eq(full_n.bit_select(rptr_n, 1)), *[r.eq(rptr_n) for r in rsel]]
         return m
 

@@ -57,14 +57,13 @@ class Engine(wiring.Component):
     """The attention engine. See the module docstring for the streams and the dataflow.
 
     Ports: ``cfg`` (the configuration register, :func:`swattn.sw.spec.regs.config_layout`),
-    ``start`` (one-cycle pulse), ``status`` (state and error code), ``busy`` (the state is BUSY,
-    from a register of its own), ``cycles`` (cycles since the last accepted start, frozen when the
-    job is done), streams ``q``, ``kv`` in and ``o`` out.
+    ``start`` (one-cycle pulse), ``status`` (state and error code), ``cycles`` (cycles since the
+    last accepted start, frozen when the job is done), streams ``q``, ``kv`` in and ``o`` out.
 
-    ``hold_config``: the engine's copy of ``cfg`` follows it while no job runs and holds from an
-    accepted start, so its source may change during a job. ``False`` leaves the copy out (about 180
-    flip-flops fewer) and reads ``cfg`` directly: only for a source that holds it from the start
-    until the job is done, such as the board core, which refuses WRITE_CONFIG while a job runs.
+    ``hold_config``: the engine copies ``cfg`` at the start, so its source may change during a
+    job. ``False`` leaves the copy out (about 180 flip-flops fewer) and reads ``cfg`` directly:
+    only for a source that holds it from the start until the job is done, such as the board
+    core, which refuses WRITE_CONFIG while a job runs.
     """
 
     def __init__(self, params: EngineParams, hold_config: bool = True):
@@ -78,7 +77,6 @@ class Engine(wiring.Component):
             "cfg": In(regs.config_layout(params)),
             "start": In(1),
             "status": Out(regs.STATUS_LAYOUT),
-            "busy": Out(1),
             "cycles": Out(32),
             "q": In(stream.Signature(int8_row(d))),
             "kv": In(stream.Signature(kv_layout(d))),
@@ -108,8 +106,7 @@ class Engine(wiring.Component):
         # job control: the ports, and the output rows that end the job
         m.d.comb += [ctrl.cfg.eq(self.cfg), ctrl.start.eq(self.start),
                      ctrl.out_fire.eq(self.o.valid & self.o.ready),
-                     self.status.eq(ctrl.status), self.busy.eq(ctrl.busy),
-                     self.cycles.eq(ctrl.cycles)]
+                     self.status.eq(ctrl.status), self.cycles.eq(ctrl.cycles)]
         # K/V in; K to stage 1, V to stage 2; stage 2 releases the rows below its groups
         wiring.connect(m, wiring.flipped(self.kv), kvr.kv)
         m.d.comb += [ki.wpos.eq(kvr.wpos), ki.k_data.eq(kvr.k_data), ki.gk_data.eq(kvr.gk_data),

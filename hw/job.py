@@ -135,13 +135,12 @@ class JobControl(wiring.Component):
     """Start, configuration checks, status and completion of a job.
 
     Per cycle: a ``start`` while BUSY sets error BUSY and changes nothing else; a start otherwise
-    (with ``hold_config``, the copy of ``cfg``, which follows it while no job runs, holds from
-    here) enters BUSY, clears the error and the cycle counter, and begins the checks. The checks
-    take one step per cycle: step 0 registers what they need, step 1 the scalar checks, step 2 + i
-    global i (range, then duplicate of an earlier one). A failing step ends the job with its error
-    code (state IDLE); after the last step ``init`` pulses and ``running`` rises. ``out_fire``
-    counts output rows; the job's n-th sets DONE and lowers ``running``. ``cycles`` counts cycles
-    in BUSY; ``busy`` is the state BUSY, from a register of its own.
+    (with ``hold_config``, copying ``cfg``) enters BUSY, clears the error and the cycle counter,
+    and begins the checks. The checks take one step per cycle: step 0 registers what they need,
+    step 1 the scalar checks, step 2 + i global i (range, then duplicate of an earlier one). A
+    failing step ends the job with its error code (state IDLE); after the last step ``init``
+    pulses and ``running`` rises. ``out_fire`` counts output rows; the job's n-th sets DONE and
+    lowers ``running``. ``cycles`` counts cycles in BUSY.
     """
 
     def __init__(self, params: EngineParams, hold_config: bool = True):
@@ -152,7 +151,6 @@ class JobControl(wiring.Component):
             "start": In(1),
             "out_fire": In(1),
             "status": Out(regs.STATUS_LAYOUT),
-            "busy": Out(1),
             "cycles": Out(32),
             "job": Out(JobSignature(params)),
         })
@@ -173,11 +171,6 @@ class JobControl(wiring.Component):
         state = Signal(2)
         error = Signal(4)
         m.d.comb += [self.status.state.eq(state), self.status.error.eq(error)]
-        # state == BUSY as a register of its own, set and cleared with the state: it enables the
-        # configuration copy and, on a board, reaches the buffers' owners (hundreds of
-        # flip-flops) straight from a flip-flop, with no decode of the state in front
-        busy = Signal(name="busy_q")
-        m.d.comb += self.busy.eq(busy)
         running = Signal()  # job validated and in progress
         checking = Signal()
         chk_i = Signal(8)
@@ -192,18 +185,16 @@ class JobControl(wiring.Component):
 
         cycles = Signal(32)
         m.d.comb += self.cycles.eq(cycles)
-        with m.If(busy):
+        with m.If(state == regs.State.BUSY):
             m.d.sync += cycles.eq(cycles + 1)
 
-        if self._hold_config:
-            # the copy follows the source while no job runs and holds from an accepted start
-            with m.If(~busy):
-                m.d.sync += cfg.eq(self.cfg)
         with m.If(self.start):
-            with m.If(busy):
+            with m.If(state == regs.State.BUSY):
                 m.d.sync += error.eq(regs.Error.BUSY)
             with m.Else():
-                m.d.sync += [state.eq(regs.State.BUSY), busy.eq(1), error.eq(0),
+                if self._hold_config:
+                    m.d.sync += cfg.eq(self.cfg)
+                m.d.sync += [state.eq(regs.State.BUSY), error.eq(0),
                              cycles.eq(0), checking.eq(1), chk_i.eq(0), running.eq(0),
                              chk_seen.eq(0), chk_fail.eq(0), chk_last.eq(0)]
         # Per global, both tests are registers of the configuration (g_rng, g_dup; it holds from
@@ -261,7 +252,7 @@ class JobControl(wiring.Component):
         step_flags = ([band_step] if NB > 1 else []) + ([col_step] if C else []) + (
             [grid_wait] if P.grid else [])
         if step_flags:
-            with m.If(self.start & ~busy):
+            with m.If(self.start & (state != regs.State.BUSY)):
                 m.d.sync += [f.eq(0) for f in step_flags]
         with m.If(checking):
             with m.If(chk_i == 0):
@@ -340,8 +331,7 @@ class JobControl(wiring.Component):
             if P.grid:
                 m.d.sync += grid_wait.eq(chk_i >= ng + 1 + int(NB > 1) + int(C > 0))
             with m.If(chk_seen & (chk_fail != 0)):
-                m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), busy.eq(0),
-                             checking.eq(0)]
+                m.d.sync += [error.eq(chk_fail), state.eq(regs.State.IDLE), checking.eq(0)]
             with m.Elif(chk_seen & chk_last):
                 m.d.sync += checking.eq(0)
                 m.d.comb += job_go.eq(1)
@@ -349,7 +339,7 @@ class JobControl(wiring.Component):
         with m.If(job_init):
             m.d.sync += running.eq(1)
 
-        self._completion(m, n, job_init, state, busy, running)
+        self._completion(m, n, job_init, state, running)
         return m
 
     def _job_view(self, m, job, RB):
@@ -382,7 +372,7 @@ class JobControl(wiring.Component):
         m.d.comb += [job.glob[i].eq(glob[i]) for i in range(GM)]
         return cfg, n, left, right, dil, ng, reach_l, span, ngg, total_pos, moff, glob, gval
 
-    def _completion(self, m, n, job_init, state, busy, running):
+    def _completion(self, m, n, job_init, state, running):
         """The job's n-th output row (``out_fire``) sets DONE and lowers ``running``."""
         out_left = Signal(self._params.seq_width + 9)
         out_one = Signal()  # out_left == 1 (a register, set with out_left)
@@ -391,7 +381,7 @@ class JobControl(wiring.Component):
         with m.Elif(self.out_fire):
             m.d.sync += [out_left.eq(out_left - 1), out_one.eq(out_left == 2)]
             with m.If(out_one):
-                m.d.sync += [state.eq(regs.State.DONE), busy.eq(0), running.eq(0)]
+                m.d.sync += [state.eq(regs.State.DONE), running.eq(0)]
 
     def _grid_remainders(self, m, cfg, job, chk_i, checking):
         """The grid's view (``gon``, ``gw``, ``gr``) and, by restoring division one bit a

@@ -306,7 +306,7 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     as the strengthening the induction needs (without it a state "DONE but running" would let a
     start drop a waiting row): ``running`` implies BUSY and not ``checking``, and ``checking``
     implies BUSY, and so do the pulses that begin a job, ``job_init`` (not checking) and
-    ``sched_go``; the busy register (``busy_q``) equals the state BUSY.
+    ``sched_go``.
     ``planted`` asserts the rule for a row the sink has just taken (``o.ready`` inverted), which
     the engine must break: the induction fails (the base case at this depth is too short to reach
     an output row, so sby reports UNKNOWN rather than FAIL).
@@ -318,8 +318,8 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     frag = Fragment.get(engine, None)
     m.submodules.dut = frag
     dut = engine
-    running, checking, state, job_init, sched_go, busy_q = design_signals(
-        frag, "running", "checking", "state", "job_init", "sched_go", "busy_q")
+    running, checking, state, job_init, sched_go = design_signals(
+        frag, "running", "checking", "state", "job_init", "sched_go")
     cfg_in = Signal(regs.config_layout(P))
     start_in, q_valid, kv_valid, o_ready = Signal(), Signal(), Signal(), Signal()
     q_payload = Signal(dut.q.payload.shape())
@@ -330,8 +330,7 @@ def handshake_harness(P: EngineParams, planted: bool = False):
     held = dut.o.ready if planted else ~dut.o.ready
     _assert_held(m, dut.o.valid & held, dut.o.valid, dut.o.payload.as_value())
     busy = state == regs.State.BUSY
-    m.d.comb += [Assert(~running | (busy & ~checking)), Assert(~checking | busy),
-                 Assert(busy_q == busy)]
+    m.d.comb += [Assert(~running | (busy & ~checking)), Assert(~checking | busy)]
     if not planted:  # (what validator_after_wrapper assumes of a state that is not BUSY; the
         # planted harness keeps the induction it is meant to break small)
         m.d.comb += [Assert(~job_init | (busy & ~checking)), Assert(~sched_go | busy)]
@@ -515,7 +514,7 @@ def _fsm_value(state: Signal, name: str) -> int:
 def board_free_engine(P: EngineParams, m: Module, word_bytes: int):
     """Add to ``m`` a :class:`~swattn.fpga.core.BoardCore` (buffers of ``word_bytes``-byte words)
     elaborated with its engine replaced by a block of the engine's ports whose outputs (status,
-    busy, cycles, ``o``, ``q.ready``, ``kv.ready``) are free inputs of the harness, so that a proof
+    cycles, ``o``, ``q.ready``, ``kv.ready``) are free inputs of the harness, so that a proof
     holds for any engine behaviour, the real one included; the link's ``rx`` and ``tx.ready``
     are free too. Returns (core, its fragment, engine stand-in, the harness's ports)."""
     from ..fpga import core as board_core
@@ -543,8 +542,7 @@ def board_free_engine(P: EngineParams, m: Module, word_bytes: int):
         board_core.Engine = real
     (eng,) = made
     free = []
-    for port in (eng.status, eng.busy, eng.cycles, eng.o.valid, eng.o.payload, eng.q.ready,
-                 eng.kv.ready):
+    for port in (eng.status, eng.cycles, eng.o.valid, eng.o.payload, eng.q.ready, eng.kv.ready):
         port = port.as_value() if hasattr(port, "as_value") else port
         sig = Signal(len(port))
         m.d.comb += port.eq(sig)
@@ -598,17 +596,17 @@ def _plant(frag: Fragment, bug: Module) -> None:
 
 def busy_start_wrapper(P: EngineParams, planted: bool = False, hold_config: bool = False):
     """The start-while-BUSY proof's design: the engine for ``P`` (the serial engine for lanes
-    4) with every input port free and its ``start`` gated by ``~BUSY`` (the stream engine's
-    ``busy`` register) while the input
+    4) with every input port free and its ``start`` gated by ``~BUSY`` while the input
     ``in_gate`` is high (the reference: that engine never sees a start while a job runs).
     Outputs: every output port but ``status.error`` (the one register a start while BUSY is
     meant to change). :func:`busy_start_script` makes two copies of it, ``in_gate`` tied high
     in one and low in the other.
 
-    ``hold_config``: the stream engine keeps its own copy of the configuration, which follows the
-    source while no job runs and holds from an accepted start (as on the ULX3S). ``planted`` puts
-    back the lost-job bug: a start in the cycle of ``job_init`` keeps ``running`` low (the stream
-    engine), a start during the checks holds the check step (the serial engine).
+    ``hold_config``: the stream engine keeps its own copy of the configuration, loaded by an
+    accepted start (as on the ULX3S). ``planted`` puts back the lost-job bug: a start in the
+    cycle of ``job_init`` keeps
+    ``running`` low (the stream engine), a start during the checks holds the check step (the
+    serial engine).
     """
     from ..hw.engine import Engine
     from ..hw.serial import SerialEngine
@@ -630,8 +628,7 @@ def busy_start_wrapper(P: EngineParams, planted: bool = False, hold_config: bool
     m.submodules.dut = frag
     gate = Signal(name="in_gate")
     ports = [m.clk, gate]
-    # (the stream engine's own busy register decides whether a start is taken)
-    busy = eng.status.state == regs.State.BUSY if P.serial else eng.busy
+    busy = eng.status.state == regs.State.BUSY
     for path, member, value in eng.signature.flatten(eng):
         name = "_".join(str(x) for x in path)
         value = value.as_value() if hasattr(value, "as_value") else value
@@ -653,20 +650,19 @@ def validator_after_wrapper(P: EngineParams, planted: bool = False):
     """The validator-after-a-job proof's design: the engine with a start in the first cycle and
     none after, every other input free; outputs ``status`` and ``q.ready`` / ``kv.ready`` from
     the cycle after the start until the job runs (and to the end of the validator's window,
-    :func:`validator_window`, for a refused one). Assumed of the first cycle: the engine is IDLE or
-    DONE, and the pulses and flags of a job are low (``running``, ``checking``, ``job_init``,
-    ``sched_go``, the busy register ``busy_q``: what ``handshake_*`` proves of every state that is
-    not BUSY). :func:`validator_after_script` compares a copy from reset with a copy from any such
-    state (every other register free: what a finished or refused job may have left).
-    ``planted``: an accepted start no longer clears ``error`` (the last job's code, e.g. BUSY,
-    would stay through the next job)."""
+    :func:`validator_window`, for a refused one). Assumed of the first cycle: the engine is IDLE or DONE, and the
+    pulses and flags of a job are low (``running``, ``checking``, ``job_init``, ``sched_go``:
+    what ``handshake_*`` proves of every state that is not BUSY). :func:`validator_after_script`
+    compares a copy from reset with a copy from any such state (every other register free: what
+    a finished or refused job may have left). ``planted``: an accepted start no longer clears
+    ``error`` (the last job's code, e.g. BUSY, would stay through the next job)."""
     from ..hw.engine import Engine
 
     m = _module()
     eng = Engine(P)
     frag = Fragment.get(eng, None)
-    state, error, running, checking, job_init, sched_go, busy_q = design_signals(
-        frag, "state", "error", "running", "checking", "job_init", "sched_go", "busy_q")
+    state, error, running, checking, job_init, sched_go = design_signals(
+        frag, "state", "error", "running", "checking", "job_init", "sched_go")
     if planted:
         bug = Module()
         with bug.If(eng.start & (state != regs.State.BUSY)):
@@ -684,7 +680,7 @@ def validator_after_wrapper(P: EngineParams, planted: bool = False):
                  eng.kv.payload.eq(kv_payload), eng.o.ready.eq(o_ready)]
     with m.If(first):
         m.d.comb += Assume(((state == regs.State.IDLE) | (state == regs.State.DONE))
-                           & ~running & ~checking & ~job_init & ~sched_go & ~busy_q)
+                           & ~running & ~checking & ~job_init & ~sched_go)
     window = validator_window(P)
     since = Signal(range(window + 2), name="since")
     with m.If(~first & (since <= window)):
