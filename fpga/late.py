@@ -5,7 +5,10 @@ every net, the arrival time (ns after the clock edge) at each of its endpoints. 
 misses its clock shows one critical path; this lists all the nets whose latest endpoint arrives
 after the clock period (or ``--margin`` ns before it), grouped by their driver's name with the
 numbers taken out (``acc0_1.chunk0_TRELLIS_FF_Q_478`` and ``acc0_0.chunk0_TRELLIS_FF_Q_3`` are
-one group), largest group first: the work list for the next timing step::
+one group), largest group first: the work list for the next timing step. An arrival counts the
+endpoint's setup time where the report's critical paths show it for that kind of endpoint (the
+same cell name pattern and port, e.g. a MULT18X18D's ``A`` inputs, whose setup is several ns;
+a flip-flop's is about 0), and the critical path of each clock is printed first::
 
     python -m swattn.fpga.late build/ulx3s-85f/report.json
     python -m swattn.fpga.late build/ulx3s-85f/report.json --margin 1 --top 40
@@ -36,20 +39,55 @@ def driver_pattern(driver: str) -> str:
     return re.sub(r"\d+", "#", name) or "?"
 
 
+def endpoint_setups(report: dict) -> dict[tuple[str, str], float]:
+    """The setup times the report's critical paths show, per kind of endpoint: (the cell's name
+    pattern, the port's with numbers taken out) -> ns (the largest seen)."""
+    out: dict[tuple[str, str], float] = {}
+    for path in report.get("critical_paths") or []:
+        for step in path.get("path") or []:
+            if step.get("type") == "setup" and step.get("delay"):
+                end = step.get("from") or {}
+                key = (driver_pattern(end.get("cell")), re.sub(r"\d+", "#", end.get("port", "")))
+                out[key] = max(out.get(key, 0.0), float(step["delay"]))
+    return out
+
+
+def critical_paths(report: dict) -> list[tuple[str, float, str, str]]:
+    """Each clock's critical path in ``report`` (launch and capture on one clock edge): (the
+    clock, its delay in ns with the endpoint's setup, source cell, endpoint cell.port)."""
+    out = []
+    for path in report.get("critical_paths") or []:
+        steps = path.get("path") or []
+        if not steps or path.get("from") != path.get("to") or "async" in str(path.get("from")):
+            continue
+        end = steps[-1].get("to") or {}
+        out.append((str(path["from"]).removeprefix("posedge "),
+                    sum(float(s.get("delay", 0)) for s in steps),
+                    (steps[0].get("from") or {}).get("cell", "?"),
+                    f"{end.get('cell', '?')}.{end.get('port', '?')}"))
+    return out
+
+
 def late_nets(report: dict, period_ns: float) -> list[Group]:
     """Groups of the nets in ``report`` (nextpnr's JSON report with detailed net timings) with
-    an endpoint arriving after ``period_ns``, largest group first."""
+    an endpoint arriving after ``period_ns`` (its setup time added where
+    :func:`endpoint_setups` knows it), largest group first."""
     nets = report.get("detailed_net_timings")
     if nets is None:
         raise ValueError("the report has no detailed net timings: it must come from nextpnr "
                          "--detailed-timing-report (swattn build asks for it)")
+    setups = endpoint_setups(report)
+
+    def arrival_of(e):
+        kind = (driver_pattern(e.get("cell")), re.sub(r"\d+", "#", e.get("port", "")))
+        return e["delay"][1] + setups.get(kind, 0.0)
     groups: dict[str, Group] = {}
     for net in nets:
         eps = net.get("endpoints") or []
         if not eps:
             continue
-        worst = max(eps, key=lambda e: e["delay"][1])
-        arrival = worst["delay"][1]
+        worst = max(eps, key=arrival_of)
+        arrival = arrival_of(worst)
         if arrival <= period_ns:
             continue
         g = groups.setdefault(driver_pattern(net.get("driver")),
@@ -89,6 +127,8 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as e:  # (json.JSONDecodeError is a ValueError)
         print(f"swattn.fpga.late: {args.report}: {e}", file=sys.stderr)
         return 2
+    for clock, delay, src, end in critical_paths(report):
+        print(f"critical path ({clock}): {delay:.2f} ns, {src} -> {end}")
     total = sum(len(g.nets) for g in groups)
     print(f"{total} nets arrive after {period - args.margin:.2f} ns "
           f"(period {period:.2f} ns, margin {args.margin:g}), in {len(groups)} groups")

@@ -70,3 +70,38 @@ def test_cli(tmp_path):
                          capture_output=True, text=True)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.startswith("swattn.fpga.late: ")
+
+
+def test_hard_block_inputs_count_their_setup_time():
+    """A net into a MULT18X18D's A inputs arrives 8.0 ns after the clock, but the critical path
+    shows that kind of input (the multipliers' cells, port A#) needs 3.5 ns of setup: the net is
+    late (11.5 ns) and listed with the other multipliers' A inputs, while a flip-flop's 9.9 ns
+    net is on time; the critical path is printed first."""
+    dsp = "board.core.engine.pv0.scale0.mul{}"
+    report = {
+        "fmax": {"clk": {"achieved": 80.0, "constraint": 100}},
+        "critical_paths": [
+            {"from": "posedge clk", "to": "posedge clk", "path": [
+                {"type": "clk-to-q", "delay": 0.5, "from": {"cell": "e_dup_FF", "port": "Q"},
+                 "to": {"cell": "e_dup_FF", "port": "Q"}},
+                {"type": "routing", "delay": 8.5, "from": {"cell": "e_dup_FF", "port": "Q"},
+                 "to": {"cell": dsp.format(6), "port": "A15"}},
+                {"type": "setup", "delay": 3.5, "from": {"cell": dsp.format(6), "port": "A15"},
+                 "to": {"cell": dsp.format(6), "port": "A15"}}]},
+            {"from": "<async>", "to": "posedge clk", "path": [
+                {"type": "routing", "delay": 20.0, "from": {"cell": "pin", "port": "O"},
+                 "to": {"cell": "sync", "port": "M"}}]}],
+        "detailed_net_timings": [
+            {"net": "e_a", "driver": "board.core.engine.pv0.e6_0_1_dup_TRELLIS_FF_Q_4",
+             "endpoints": [{"cell": dsp.format(17), "delay": [7.0, 8.0], "port": "A4"},
+                           {"cell": dsp.format(17), "delay": [6.0, 6.2], "port": "B4"}]},
+            _net("ff", "board.core.tword_LUT4_D_Z", 9.9),
+        ],
+    }
+    assert late.endpoint_setups(report) == {("board.core.engine.pv#.scale#.mul#", "A#"): 3.5}
+    groups = late.late_nets(report, 10.0)
+    assert [(g.pattern, len(g.nets)) for g in groups] == [
+        ("board.core.engine.pv#.e#_#_#_dup", 1)]
+    assert groups[0].worst == pytest.approx(11.5) and groups[0].nets[0][4] == dsp.format(17)
+    assert late.critical_paths(report) == [("clk", pytest.approx(12.5), "e_dup_FF",
+                                            dsp.format(6) + ".A15")]
