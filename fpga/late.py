@@ -39,6 +39,11 @@ def driver_pattern(driver: str) -> str:
     return re.sub(r"\d+", "#", name) or "?"
 
 
+def endpoint_kind(end: dict) -> tuple[str, str]:
+    """An endpoint's kind: its cell's name pattern and its port with numbers taken out."""
+    return driver_pattern(end.get("cell")), re.sub(r"\d+", "#", end.get("port", ""))
+
+
 def endpoint_setups(report: dict) -> dict[tuple[str, str], float]:
     """The setup times the report's critical paths show, per kind of endpoint: (the cell's name
     pattern, the port's with numbers taken out) -> ns (the largest seen)."""
@@ -46,8 +51,7 @@ def endpoint_setups(report: dict) -> dict[tuple[str, str], float]:
     for path in report.get("critical_paths") or []:
         for step in path.get("path") or []:
             if step.get("type") == "setup" and step.get("delay"):
-                end = step.get("from") or {}
-                key = (driver_pattern(end.get("cell")), re.sub(r"\d+", "#", end.get("port", "")))
+                key = endpoint_kind(step.get("from") or {})
                 out[key] = max(out.get(key, 0.0), float(step["delay"]))
     return out
 
@@ -79,8 +83,7 @@ def late_nets(report: dict, period_ns: float) -> list[Group]:
     setups = endpoint_setups(report)
 
     def arrival_of(e):
-        kind = (driver_pattern(e.get("cell")), re.sub(r"\d+", "#", e.get("port", "")))
-        return e["delay"][1] + setups.get(kind, 0.0)
+        return e["delay"][1] + setups.get(endpoint_kind(e), 0.0)
     groups: dict[str, Group] = {}
     for net in nets:
         eps = net.get("endpoints") or []
