@@ -229,10 +229,18 @@ def row(c: Candidate, synth: dict, seeds: list[dict], synth_only: bool, head, mo
     return r
 
 
-def winner(res: dict) -> dict | None:
-    """The table's winner: of the candidates that were placed and meet the board's clock, the
-    one with the highest useful rate on the board's head (None when none meets)."""
-    ok = [r for r in res["candidates"] if r["fits"] and r.get("meets") and r.get("rate")]
+def has_features(params: dict, requires: dict | None) -> bool:
+    """The engine parameters ``params`` have at least each of ``requires`` (e.g. the board's
+    ``{"max_bands": 4, "max_columns": 8}``: :attr:`swattn.fpga.boards.Board.requires`)."""
+    return all(params.get(k, 0) >= v for k, v in (requires or {}).items())
+
+
+def winner(res: dict, requires: dict | None = None) -> dict | None:
+    """The table's winner: of the candidates that were placed and meet the board's clock (and
+    have the engine features ``requires``), the one with the highest useful rate on the board's
+    head (None when none does)."""
+    ok = [r for r in res["candidates"] if r["fits"] and r.get("meets") and r.get("rate")
+          and has_features(r.get("params") or {}, requires)]
     return max(ok, key=lambda r: r["rate"]["gmac_s"]) if ok else None
 
 
@@ -256,13 +264,14 @@ def command(res: dict) -> str:
     return " ".join(cmd)
 
 
-def markdown(runs) -> str:
+def markdown(runs, requires: dict | None = None) -> str:
     """Tables of ``swattn explore`` (one result, or a list of them for one board) as Markdown
-    (the docs' generated block): a row per candidate, the winner over all of them marked, and
-    the reasons of those that do not fit. With several results the rows name their run."""
+    (the docs' generated block): a row per candidate, the winner over all of them (of those
+    with the features ``requires``, the board's) marked, and the reasons of those that do not
+    fit. With several results the rows name their run."""
     runs = [runs] if isinstance(runs, dict) else list(runs)
     first, h = runs[0], runs[0]["head"]
-    best = winner({"candidates": [r for res in runs for r in res["candidates"]]})
+    best = winner({"candidates": [r for res in runs for r in res["candidates"]]}, requires)
     about = (f"({first['device']}, {first['target_mhz']:g} MHz; the rate on {h['name']}: n = "
              f"{h['n']}, radius {h['radius']}, {h['globals']} globals, d {h['head_dim']}, cycles "
              f"from the cycle model at the lower of Fmax and the board's clock)")

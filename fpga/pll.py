@@ -76,11 +76,13 @@ class PLL(Elaboratable):
     """Creates the ``sync`` domain at ``setting.fout`` from the board clock pin ``clk_in``
     (an I/O port for the iCE40 pad PLL, the buffered clock for the ECP5), held until the PLL
     locks: by the PLL of the platform's family (:func:`swattn.hw.vendor.primitives`), which
-    must be the setting's."""
+    must be the setting's. ``constraint_hz``: the clock constraint place and route sees, when it
+    is to aim above ``setting.fout`` (:attr:`swattn.fpga.boards.Board.pnr_margin`)."""
 
-    def __init__(self, setting: PLLSetting, clk_in):
+    def __init__(self, setting: PLLSetting, clk_in, constraint_hz: float | None = None):
         self.setting = setting
         self.clk_in = clk_in
+        self.constraint_hz = constraint_hz
 
     def elaborate(self, platform):
         m = Module()
@@ -91,6 +93,7 @@ class PLL(Elaboratable):
                              f"{fam or getattr(platform, 'family', None)}")
         prims = vendor.primitives(platform)
         m.submodules.pll = pll = prims.PLL(s.divs, self.clk_in, s.fin, s.fout)
-        # nextpnr then reports Fmax of this net against the target
-        platform.add_clock_constraint(pll.domain.clk, s.fout)
+        # nextpnr then reports Fmax of this net against the target (or against
+        # ``constraint_hz``, where place and route aims past the clock the PLL makes)
+        platform.add_clock_constraint(pll.domain.clk, self.constraint_hz or s.fout)
         return m

@@ -63,7 +63,7 @@ class BoardTop(Elaboratable):
             clk_in = platform.request(platform.default_clk, dir="-").io
         else:
             clk_in = platform.request(platform.default_clk).i
-        m.submodules.pll = PLL(setting, clk_in)
+        m.submodules.pll = PLL(setting, clk_in, constraint_hz=setting.fout * (1 + b.pnr_margin))
         divisor = divisor_for(setting.fout, b.baud)
         m.submodules.board = ub = UartBoard(
             b.params, divisor=divisor, word_bytes=b.word_bytes, clock_hz=round(setting.fout),

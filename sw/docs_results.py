@@ -171,10 +171,13 @@ def keysets_block(root: Path = ROOT) -> str:
 
 def explore_block(root: Path = ROOT) -> str:
     """The ULX3S's design-space table: every recorded ``swattn explore`` run of the board
-    (``docs/results/explore-ulx3s-85f*.json``, by name), the winner over all marked."""
+    (``docs/results/explore-ulx3s-85f*.json``, by name), the winner over all (of those with the
+    board's required features) marked."""
+    from ..fpga.boards import BOARDS
     from ..fpga.explore import markdown
     runs = [_load(f) for f in sorted((root / "docs" / "results").glob("explore-ulx3s-85f*.json"))]
-    return markdown(runs) if runs else "No recorded `swattn explore` run."
+    return (markdown(runs, BOARDS["ulx3s-85f"].requires) if runs
+            else "No recorded `swattn explore` run.")
 
 
 def regress_block(root: Path = ROOT) -> str:

@@ -177,6 +177,47 @@ def test_the_ulx3s_clock_is_held_off_until_the_pll_locks(ulx3s_netlist):
     assert len(others) > 20000 and {pin(f, "CLK") for f in others} == {pin(dcc, "CLKO")}
 
 
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_place_and_route_aims_past_the_clock_by_the_boards_margin(monkeypatch):
+    """The top's PLL makes the board's clock and constrains place and route ``pnr_margin``
+    above it (the ULX3S's, for router2's timing-driven ripup), and the PLL hands that
+    constraint, not its own frequency, to the platform; a board without a margin is
+    constrained at its clock."""
+    from amaranth.hdl import Fragment, Signal
+
+    from swattn.fpga import top
+    from swattn.fpga.pll import PLL, ecp5_settings
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_pll(setting, clk_in, constraint_hz=None):
+        seen.append((setting.fout, constraint_hz))
+        raise Stop
+
+    monkeypatch.setattr(top, "PLL", fake_pll)
+    for name in ("ulx3s-85f", "icebreaker"):
+        with pytest.raises(Stop):
+            Fragment.get(top.BoardTop(BOARDS[name]), BOARDS[name].make_platform())
+    (f_ecp5, c_ecp5), (f_ice40, c_ice40) = seen
+    margin = BOARDS["ulx3s-85f"].pnr_margin
+    assert 0 < margin < 0.05 and abs(c_ecp5 - f_ecp5 * (1 + margin)) < 1
+    assert f_ecp5 == 100e6 and BOARDS["icebreaker"].pnr_margin == 0 and c_ice40 == f_ice40
+
+    class Recorder:
+        family = "ecp5"
+        constraints = []
+
+        def add_clock_constraint(self, clk, hz):
+            self.constraints.append(hz)
+
+    rec = Recorder()
+    Fragment.get(PLL(ecp5_settings(25e6, 100e6), Signal(), constraint_hz=101.5e6), rec)
+    Fragment.get(PLL(ecp5_settings(25e6, 100e6), Signal()), rec)
+    assert rec.constraints == [101.5e6, 100e6]
+
+
 def test_a_build_at_another_clock_than_the_target(tmp_path, monkeypatch):
     """``--clock``: the top gets the asked clock (PLL and UART divisor), the verdict is against it
     and names the board's target too; a clock the PLL or the UART cannot make is refused."""

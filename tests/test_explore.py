@@ -92,7 +92,8 @@ def test_explore_places_each_candidate_at_each_seed_on_a_local_cluster(tmp_path)
     res = json.loads(js.read_text())
     board = BOARDS["ulx3s-85f"]
     p = board.params
-    names = [f"l{la}-d{p.dot_pipeline}-p{p.pv_pipeline}" for la in (64, 256)]
+    names = [f"l{la}-d{p.dot_pipeline}-p{p.pv_pipeline}-b{p.max_bands}-c{p.max_columns}"
+             for la in (64, 256)]
     assert [r["candidate"] for r in res["candidates"]] == names
     from swattn.sw.report import checkout_commit
     assert res["commit"] == checkout_commit() and res["seeds"] == [1, 2]
@@ -135,7 +136,8 @@ def test_explore_places_each_candidate_at_each_seed_on_a_local_cluster(tmp_path)
     assert winner(res) is small
     md = markdown(res).splitlines()
     assert md[0].startswith(f"`swattn explore --board ulx3s-85f --lanes 64 256 --dot-pipeline "
-                            f"{p.dot_pipeline} --pv-pipeline {p.pv_pipeline} --seeds 1,2` at "
+                            f"{p.dot_pipeline} --pv-pipeline {p.pv_pipeline} --max-bands "
+                            f"{p.max_bands} --max-columns {p.max_columns} --seeds 1,2` at "
                             f"commit {res['commit']}")
     assert f"| **{names[0]}** (winner) | 21,002 of 83,640 | {m64} of 156 | 146 of 208 | " \
            f"103.0 (2) | 0 | yes | {gmac:.2f} at 100.0 MHz | {gmac / peak:.1%} |" in md
@@ -184,20 +186,24 @@ def test_candidates_with_and_without_paired_max_passes():
     from swattn.hw.engine import Engine
 
     board = BOARDS["ulx3s-85f"]
+    p = board.params
+    pipe, keys = f"d{p.dot_pipeline}-p{p.pv_pipeline}", f"-b{p.max_bands}-c{p.max_columns}"
     cands = candidates(board, [64, 128], None, None, [True, False])
     names = [c.name for c in cands]
-    assert names == ["l64-d4-p5-pair", "l64-d4-p5", "l128-d4-p5", "l128-d4-p5-nopair"]
-    by = {c.name: c.params for c in cands}
-    assert by["l64-d4-p5"].pair_max is None and not by["l64-d4-p5"].paired_max
-    assert by["l64-d4-p5-pair"].paired_max and by["l128-d4-p5"].paired_max
-    assert not by["l128-d4-p5-nopair"].paired_max
+    assert names == [f"l64-{pipe}-pair{keys}", f"l64-{pipe}{keys}", f"l128-{pipe}{keys}",
+                     f"l128-{pipe}-nopair{keys}"]
+    by = {c.name.removesuffix(keys): c.params for c in cands}
+    assert by[f"l64-{pipe}"].pair_max is None and not by[f"l64-{pipe}"].paired_max
+    assert by[f"l64-{pipe}-pair"].paired_max and by[f"l128-{pipe}"].paired_max
+    assert not by[f"l128-{pipe}-nopair"].paired_max
     # the same candidate asked for twice is built once
-    assert [c.name for c in candidates(board, [128], None, None, [True, True])] == ["l128-d4-p5"]
+    assert [c.name for c in candidates(board, [128], None, None, [True, True])] == \
+        [f"l128-{pipe}{keys}"]
 
     def adders(p):
         text = rtlil.convert(Engine(p))
         return len(re.findall(r"^\s*cell \$add ", text, re.M))
-    assert adders(by["l128-d4-p5-nopair"]) < adders(by["l128-d4-p5"])
+    assert adders(by[f"l128-{pipe}-nopair"]) < adders(by[f"l128-{pipe}"])
 
 
 def test_candidates_with_bands_and_columns(tmp_path):
@@ -209,12 +215,13 @@ def test_candidates_with_bands_and_columns(tmp_path):
     from swattn.fpga.explore import candidates, command
 
     board = BOARDS["ulx3s-85f"]
+    pipe = f"l64-d{board.params.dot_pipeline}-p{board.params.pv_pipeline}"
     cands = candidates(board, [64], None, None, None, [1, 4], [0, 8])
-    assert [c.name for c in cands] == ["l64-d4-p5", "l64-d4-p5-c8", "l64-d4-p5-b4",
-                                       "l64-d4-p5-b4-c8"]
+    assert [c.name for c in cands] == [pipe, f"{pipe}-c8", f"{pipe}-b4", f"{pipe}-b4-c8"]
     by = {c.name: c.params for c in cands}
-    assert (by["l64-d4-p5-b4-c8"].max_bands, by["l64-d4-p5-b4-c8"].max_columns) == (4, 8)
-    assert by["l64-d4-p5"] == board.params
+    assert (by[f"{pipe}-b4-c8"].max_bands, by[f"{pipe}-b4-c8"].max_columns) == (4, 8)
+    assert by[f"{pipe}-b4-c8"] == board.params
+    assert (by[pipe].max_bands, by[pipe].max_columns) == (1, 0)
     rows = [{"params": p.as_dict(), "lanes": p.lanes, "dot_pipeline": p.dot_pipeline,
              "pv_pipeline": p.pv_pipeline} for p in by.values()]
     res = {"board": "ulx3s-85f", "candidates": rows, "synth_only": False, "seeds": [4]}

@@ -194,7 +194,7 @@ EARLIER_IDENTITY = data.StructLayout({
     "pv_pipeline": unsigned(8), "buffer_rows": unsigned(16), "clock_hz": unsigned(32)})
 
 
-@pytest.mark.parametrize("name", ["ulx3s", "u2d64", "u4", "bench_minilm"])
+@pytest.mark.parametrize("name", ["u4g6_p45", "u2d64", "u4", "bench_minilm"])
 def test_identify_of_an_engine_without_the_new_fields_is_the_earlier_reply(name):
     """An engine with one band, no column, no grid and pair_max None sends the bytes a board
     sent before those fields existed (so its bitstream is unchanged), and such an earlier reply

@@ -95,7 +95,9 @@ SIZES = MappingProxyType({
     "ice40": EngineParams(head_dim=32, lanes=4, max_radius=16, max_globals=2, max_dilation=2,
                           seq_width=10, max_bands=2),
     # ULX3S, ECP5-85F: one unit of 32 + 32 lanes, registers between the block RAMs,
-    # multipliers and adders
+    # multipliers and adders; three bands beside the window and eight key-only columns (with
+    # the band switch's own cycle, dot_pipeline 5)
     "ulx3s": EngineParams(head_dim=32, lanes=64, max_radius=64, max_globals=8, max_dilation=4,
-                          seq_width=11, dot_pipeline=4, pv_pipeline=5),
+                          seq_width=11, dot_pipeline=5, pv_pipeline=5, max_bands=4,
+                          max_columns=8),
 })
