@@ -138,23 +138,13 @@ class PVIssue(wiring.Component):
         # (0..dil-1) and the next block's class 0 starts lower again: hold those rows until the
         # first unclipped group.
         head_release = Signal(PW + 1)
-
-        def first_key(d):
-            """A group's first key (with bands beside the window, a main group's lowest band
-            start, ``low``)."""
-            return Mux(d.main, d.low, d.start) if P.max_bands > 1 else d.start
-        hstart = first_key(head)
-        # "a main group clipped at the front" per queue entry, a register: an entry is set at
-        # stage 1's last issue and taken no sooner than its last score is written, cycles later,
-        # so no compare lies between the bank choice and the release position
-        front = [Signal(name=f"rel_front{b}") for b in range(2)]
-        for b in range(2):
-            d = self.q_desc[b]
-            # (the main pass starts at stream position moff on paired engines)
-            lim = job.moff + job.dil if P.paired_max else job.dil
-            m.d.sync += front[b].eq(d.main & (first_key(d) < lim))
-        m.d.comb += head_release.eq(Mux(Mux(s2_bank, front[1], front[0]),
-                                        job.moff if P.paired_max else 0, hstart))
+        # (with bands beside the window, a main group's lowest band start, ``low``)
+        hstart = Mux(head.main, head.low, head.start) if P.max_bands > 1 else head.start
+        if P.paired_max:  # the main pass starts at stream position moff
+            m.d.comb += head_release.eq(Mux(head.main & (hstart < job.moff + job.dil),
+                                            job.moff, hstart))
+        else:
+            m.d.comb += head_release.eq(Mux(head.main & (hstart < job.dil), 0, hstart))
         # Taking a group releases the rows below its first key (the K/V store delays it until
         # the previous group's last V reads are done)
         head_rel = Signal.like(head_release)  # (head stands still from decision to take)
