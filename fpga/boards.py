@@ -26,7 +26,7 @@ Why these sizes:
   ``dot_pipeline`` 5 and ``pv_pipeline`` 5 (registers between the block RAMs, multipliers and
   adders, which lie far apart on the die, and a cycle of its own for each switch from one band
   to the next). 100 MHz is the target (25 MHz x 4); the FT231X tops out at 3 Mbaud (33 cycles
-  per bit, 1% off). Place and route aims 1.5% above it (``pnr_margin``) with router2's
+  per bit, 1% off). Place and route aims 3% above it (``pnr_margin``) with router2's
   timing-driven ripup. Fmax moves by 10-20 MHz between nextpnr's placement seeds on one
   netlist, and with the ripup a seed either meets or stops, so the board's ``seed`` is the best
   of a seed sweep of this netlist (``swattn explore --board ulx3s-85f --seeds ... --record``,
@@ -146,7 +146,7 @@ BOARDS: dict[str, Board] = {
             "buffers in block RAM, 100 MHz, 3 Mbaud",
         seed=recorded_seed("ulx3s-85f"),
         resources={"LUT": 83640, "FF": 83640, "DSP": 156, "BRAM": 208, "SPRAM": 0},
-        pnr_margin=0.015, requires={"max_bands": 4, "max_columns": 8},
+        pnr_margin=0.03, requires={"max_bands": 4, "max_columns": 8},
     ),
 }
 
