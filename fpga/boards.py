@@ -67,7 +67,7 @@ class Board:
     pnr_margin : place and route is constrained this fraction above ``clock_hz`` (the PLL still
         makes ``clock_hz``, and the build still passes at Fmax >= ``clock_hz``). On the ECP5
         router2 rips up and reroutes arcs until none fails the constraint (``--tmg-ripup``),
-        and nextpnr's final timing analysis then finds up to about 1% less than router2's own
+        and nextpnr's final timing analysis then finds up to about 2% less than router2's own
         estimate: the margin keeps that below the constraint, not below the clock.
     requires : engine parameters the board's engine must have at least (e.g. ``max_bands``):
         ``swattn explore``'s winner for the board is the fastest candidate that has them.

@@ -235,7 +235,8 @@ def test_candidates_with_bands_and_columns(tmp_path):
 
 
 def test_record_takes_the_winner_only_when_it_is_the_board_engine(tmp_path, monkeypatch):
-    """``--record``: the winner (the highest rate among the candidates that meet) has its best
+    """``--record``: the winner (the highest rate among the candidates that meet and have the
+    board's required bands and columns) has its best
     seed written as the board's, with the seeds swept and the netlist; a winner that is not the
     board table's engine, or no candidate meeting, is an error naming why, and nothing is
     written."""
@@ -261,7 +262,11 @@ def test_record_takes_the_winner_only_when_it_is_the_board_engine(tmp_path, monk
     res = {"target_mhz": 100.0,
            "candidates": [cand("own", own, 104.26, 6.0, rows),
                           cand("big", other, 96.0, 11.0, []),  # faster, but misses
-                          cand("small", replace(own, lanes=own.lanes // 2), 120.0, 3.0, [])]}
+                          cand("small", replace(own, lanes=own.lanes // 2), 120.0, 3.0, []),
+                          # faster and meets, but without the bands and columns the board needs
+                          cand("plain", replace(own, max_bands=1, max_columns=0), 110.0, 9.0,
+                               [])]}
+    assert board.requires == {"max_bands": 4, "max_columns": 8}
     record_winner(board, res)
     table = json.loads(seeds.read_text())
     assert table["icebreaker"] == {"seed": 2}
@@ -276,7 +281,8 @@ def test_record_takes_the_winner_only_when_it_is_the_board_engine(tmp_path, monk
         record_winner(board, res)
     for c in res["candidates"]:
         c["meets"] = False
-    with pytest.raises(UserError, match="no candidate meets ulx3s-85f's 100 MHz clock"):
+    with pytest.raises(UserError, match="no candidate meets ulx3s-85f's 100 MHz clock with "
+                                        "max_bands >= 4, max_columns >= 8; nothing recorded"):
         record_winner(board, res)
     assert seeds.read_text() == "{}"
 

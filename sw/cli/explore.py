@@ -138,9 +138,9 @@ def record_winner(board, res: dict) -> None:
 
     best = winner(res, board.requires)
     if best is None:
-        need = "".join(f", {k} >= {v}" for k, v in board.requires.items())
+        need = ", ".join(f"{k} >= {v}" for k, v in board.requires.items())
         raise UserError(f"--record: no candidate meets {board.name}'s {res['target_mhz']:g} MHz "
-                        f"clock{' with ' + need[2:] if need else ''}; nothing recorded")
+                        f"clock{' with ' + need if need else ''}; nothing recorded")
     if best["params"] != board.params.as_dict():
         diff = ", ".join(f"{k} {v}" for k, v in best["params"].items()
                          if board.params.as_dict().get(k) != v)
